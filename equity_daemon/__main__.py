@@ -1,0 +1,5 @@
+import sys
+
+from equity_daemon.cli import main
+
+sys.exit(main())

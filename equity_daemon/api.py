@@ -1,0 +1,88 @@
+"""The strategy manager's view of equity: read the latest snapshot, never recompute it.
+
+In-process (the daemon runs inside the strategy's event loop):
+
+    async with anyio.create_task_group() as tg:
+        tracker = await EquityTracker.start(tg, load_settings(Path("equity.toml")))
+        tracker.add_callback(on_equity_event)
+        target = tracker.equity("basis") * leverage
+
+From another process, `client.EquityClient` reads the same document over HTTP.
+
+`equity()` raises `IncompleteEquity` rather than hand a strategy a number it must not size from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from equity_daemon.callbacks import EventCallback
+from equity_daemon.errors import EquityDaemonError
+from equity_daemon.history import History
+from equity_daemon.model import Snapshot
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+
+class IncompleteEquity(EquityDaemonError):
+    """Raised when a book has no snapshot yet, or its latest one is incomplete."""
+
+    def __init__(self, book: str, problems: str) -> None:
+        self.book = book
+        self.problems = problems
+        super().__init__(f"equity of {book} is not known: {problems}")
+
+
+class EquityTracker:
+    """Reads a running daemon's latest snapshots."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    @classmethod
+    async def start(cls, tg: TaskGroup, settings: Settings) -> EquityTracker:
+        """Start a daemon in `tg` (no signal handling: the host process owns its signals)."""
+        daemon = Daemon(settings)
+        history = await History.open(settings.history_path)
+        await tg.start(_run_then_close, daemon, history)
+        return cls(daemon)
+
+    def add_callback(self, callback: EventCallback) -> None:
+        """Call `callback(event)` for every threshold, incomplete and recovered event."""
+        self._daemon.callbacks.add(callback)
+
+    def latest(self, book: str | None = None) -> Snapshot | None:
+        """The latest snapshot (complete or not); `book` may be omitted with a single book."""
+        return self._daemon.latest(book)
+
+    def equity(self, book: str | None = None) -> Decimal:
+        return self._complete(book).equity
+
+    def by_venue(self, book: str | None = None) -> Mapping[str, Decimal]:
+        return self._complete(book).equity_by_venue
+
+    def by_asset(self, book: str | None = None) -> Mapping[str, Decimal]:
+        return self._complete(book).equity_by_asset
+
+    def _complete(self, book: str | None) -> Snapshot:
+        snap = self._daemon.latest(book)
+        name = book or self._daemon.books[0].name
+        if snap is None:
+            raise IncompleteEquity(name, "no snapshot yet")
+        if not snap.complete:
+            raise IncompleteEquity(
+                name, "; ".join(f"{p.subject}: {p.detail}" for p in snap.problems)
+            )
+        return snap
+
+
+async def _run_then_close(daemon: Daemon, history: History, *, task_status: object) -> None:
+    try:
+        await daemon.run(history, handle_signals=False, task_status=task_status)  # type: ignore[arg-type]
+    finally:
+        await history.aclose()

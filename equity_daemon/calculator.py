@@ -1,0 +1,242 @@
+"""The equity calculator: venue states + quotes + now -> `Snapshot`. Pure and O(positions).
+
+    equity = assets - debt, in the share-class currency
+
+* `asset` lines add their value; a negative `asset` amount is debt (spec-notes row 15).
+* `debt` lines subtract the absolute value of their amount.
+* `locked`, `in_transit` and `hedge` lines are reported in `excluded`, never in equity.
+* An unpriced line is never valued at zero: it is left out of the totals and the snapshot is
+  incomplete, naming the asset (row 4).
+* A venue keeps counting with its last good report. When that report is older than the venue's
+  max age the snapshot is incomplete: `failed_venue` when the latest fetch failed (with its reason),
+  `stale_venue` when fetches succeed but stopped arriving (row 5). A failure while the last good
+  report is still fresh shows in the venue's status (`failing`) without making the book incomplete:
+  a single timeout is not an outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation, localcontext
+
+from equity_daemon.model import (
+    EXCLUDED_KINDS,
+    ExcludedLine,
+    Position,
+    PositionKind,
+    PriceUsed,
+    Problem,
+    ProblemKind,
+    ShareClass,
+    Snapshot,
+    VenueState,
+    VenueSummary,
+)
+from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, resolve
+
+ZERO = Decimal(0)
+
+# (latest fetch succeeded, last good report within max age) -> the venue's status
+_STATUS = {
+    (True, True): "ok",
+    (True, False): "stale",
+    (False, True): "failing",
+    (False, False): "failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How old data may be, and how far sources may disagree, before a snapshot is incomplete."""
+
+    venue_max_age: timedelta = timedelta(minutes=5)
+    venue_max_ages: Mapping[str, timedelta] = field(default_factory=dict)
+    max_deviation_bps: Decimal = Decimal(50)
+
+    def max_age_of(self, venue: str) -> timedelta:
+        return self.venue_max_ages.get(venue, self.venue_max_age)
+
+
+def calculate(
+    *,
+    book: str,
+    share_class: ShareClass,
+    venues: Sequence[VenueState],
+    quotes: Iterable[Quote],
+    now: datetime,
+    sequence: int,
+    limits: Limits,
+) -> Snapshot:
+    """Value one book at `now`. Never raises on data: every gap becomes a named `Problem`."""
+    with localcontext() as ctx:
+        ctx.prec = PRICE_PRECISION
+        table = resolve(quotes, share_class.value, now, limits.max_deviation_bps)
+        summaries, problems, positions = _venue_positions(venues, now, limits)
+        totals = _Totals(table.prices)
+        for position in positions:
+            totals.add(position)
+        problems.extend(totals.unpriced_problems(share_class, table, now))
+        problems.extend(totals.suspect_problems(table))
+        equity = totals.assets - totals.debt
+
+    problems.sort(key=lambda p: (p.kind, p.subject))
+    return Snapshot(
+        book=book,
+        share_class=share_class,
+        at=now,
+        sequence=sequence,
+        total_assets=totals.assets,
+        total_debt=totals.debt,
+        equity=equity,
+        equity_by_venue=dict(sorted(totals.by_venue.items())),
+        equity_by_asset=dict(sorted(totals.by_asset.items())),
+        excluded=tuple(totals.excluded),
+        prices=tuple(price for _, price in sorted(totals.used_prices.items())),
+        venues=tuple(summaries),
+        problems=tuple(problems),
+    )
+
+
+def _venue_positions(
+    venues: Sequence[VenueState], now: datetime, limits: Limits
+) -> tuple[list[VenueSummary], list[Problem], list[Position]]:
+    summaries: list[VenueSummary] = []
+    problems: list[Problem] = []
+    positions: list[Position] = []
+    for state in sorted(venues, key=lambda s: s.venue):
+        latest, good = state.latest, state.last_good
+        age = None if good is None else now - good.fetched_at
+        fresh = age is not None and age <= limits.max_age_of(state.venue)
+        status = _STATUS[(latest.ok, fresh)]
+        if status == "stale":
+            detail = f"last report is {_age_text(age)} old"
+            problems.append(Problem(ProblemKind.STALE_VENUE, state.venue, detail, age))
+        elif status == "failed":
+            since = "never succeeded" if age is None else f"last good {_age_text(age)} ago"
+            detail = f"{latest.error} ({since})"
+            problems.append(Problem(ProblemKind.FAILED_VENUE, state.venue, detail, age))
+        summaries.append(
+            VenueSummary(
+                venue=state.venue,
+                status=status,
+                fetched_at=None if good is None else good.fetched_at,
+                age=age,
+                block_number=None if good is None else good.block_number,
+                error=latest.error,
+            )
+        )
+        if good is not None:
+            positions.extend(good.positions)
+    return summaries, problems, positions
+
+
+class _Totals:
+    """Accumulates one pass over the positions."""
+
+    def __init__(self, prices: Mapping[str, PriceUsed]) -> None:
+        self.prices = prices
+        self.assets = ZERO
+        self.debt = ZERO
+        self.by_venue: dict[str, Decimal] = {}
+        self.by_asset: dict[str, Decimal] = {}
+        self.excluded: list[ExcludedLine] = []
+        self.used_prices: dict[str, PriceUsed] = {}
+        self.unpriced: dict[str, set[str]] = {}
+        self.in_equity: set[str] = set()
+
+    def price_of(self, symbol: str) -> Decimal | None:
+        price = self.prices.get(symbol)
+        if price is None:
+            return None
+        self.used_prices[symbol] = price
+        return price.price
+
+    def add(self, position: Position) -> None:
+        if position.kind in EXCLUDED_KINDS:
+            self.excluded.append(self._excluded_line(position))
+            return
+        symbol, venue = position.asset.symbol, position.venue
+        price = self.price_of(symbol)
+        if price is None:
+            self.unpriced.setdefault(symbol, set()).add(venue)
+            return
+        self.in_equity.add(symbol)
+        amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
+        value = amount * price
+        if value >= 0:
+            self.assets += value
+        else:
+            self.debt -= value
+        self.by_venue[venue] = self.by_venue.get(venue, ZERO) + value
+        self.by_asset[symbol] = self.by_asset.get(symbol, ZERO) + value
+
+    def _excluded_line(self, position: Position) -> ExcludedLine:
+        price = self.price_of(position.asset.symbol)
+        value = None if price is None else abs(position.amount) * price
+        side = pnl = None
+        if position.kind is PositionKind.HEDGE:
+            side = "short" if position.amount < 0 else "long"
+            pnl = self._hedge_pnl(position)
+        return ExcludedLine(
+            venue=position.venue,
+            account=position.account,
+            asset=position.asset.symbol,
+            kind=position.kind,
+            amount=position.amount,
+            value=value,
+            side=side,
+            unrealized_pnl=pnl,
+        )
+
+    def _hedge_pnl(self, position: Position) -> Decimal | None:
+        """The unrealised PnL in the share class, when the venue gave it and it can be priced."""
+        raw = position.details.get("unrealized_pnl")
+        currency = position.details.get("pnl_currency")
+        if raw is None or not isinstance(currency, str):
+            return None
+        try:
+            pnl = Decimal(raw)
+        except InvalidOperation:
+            return None
+        price = self.price_of(currency)
+        return None if price is None else pnl * price
+
+    def unpriced_problems(
+        self, share_class: ShareClass, table: PriceTable, now: datetime
+    ) -> list[Problem]:
+        stale = ", ".join(
+            f"{q.edge} from {q.source} is {_age_text(now - q.at)} old" for q in table.stale
+        )
+        problems = []
+        for symbol, venues in sorted(self.unpriced.items()):
+            held = ", ".join(sorted(venues))
+            detail = f"no fresh price path to {share_class.value} (held on {held})"
+            if stale:
+                detail += f"; stale quotes: {stale}"
+            problems.append(Problem(ProblemKind.UNPRICED, symbol, detail))
+        return problems
+
+    def suspect_problems(self, table: PriceTable) -> list[Problem]:
+        """Only prices that feed equity can make it untrustworthy; a hedge's cannot."""
+        return [
+            Problem(
+                ProblemKind.SUSPECT_PRICE,
+                symbol,
+                "; ".join(found.describe() for found in table.disagreements_on(price)),
+            )
+            for symbol, price in sorted(self.used_prices.items())
+            if price.suspect and symbol in self.in_equity
+        ]
+
+
+def _age_text(age: timedelta | None) -> str:
+    if age is None:
+        return "unknown"
+    seconds = int(age.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"

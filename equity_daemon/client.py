@@ -1,0 +1,60 @@
+"""A small client for the daemon's HTTP API, for a strategy process that runs apart.
+
+    async with EquityClient("http://127.0.0.1:9731", token=os.environ["EQUITY_TOKEN"]) as client:
+        equity = await client.equity("basis")          # Decimal, or IncompleteEquity
+
+Money arrives as decimal strings and leaves as `Decimal`, never as float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from equity_daemon.api import IncompleteEquity
+
+
+class EquityClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 5.0) -> None:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+
+    async def __aenter__(self) -> EquityClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """Every book's latest snapshot document."""
+        response = await self._http.get("/snapshot")
+        response.raise_for_status()
+        books: list[dict[str, Any]] = response.json()["books"]
+        return books
+
+    async def snapshot(self, book: str) -> dict[str, Any]:
+        for snap in await self.snapshots():
+            if snap["book"] == book:
+                return snap
+        raise IncompleteEquity(book, "no snapshot yet")
+
+    async def equity(self, book: str) -> Decimal:
+        """The book's equity; raises `IncompleteEquity` when the daemon cannot vouch for it."""
+        snap = await self.snapshot(book)
+        if not snap["complete"]:
+            raise IncompleteEquity(book, "; ".join(p["detail"] for p in snap["problems"]))
+        return Decimal(snap["equity"])
+
+    async def events(self, since: str | None = None) -> list[dict[str, Any]]:
+        response = await self._http.get("/events", params={} if since is None else {"since": since})
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events

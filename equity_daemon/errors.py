@@ -1,0 +1,46 @@
+"""The exception hierarchy of equity-daemon.
+
+* `EquityDaemonError`
+  * `ConfigError` — the configuration cannot be used; the CLI prints its lines and exits 2.
+  * `VenueError` — a venue fetch went wrong (carries `venue`).
+    * `VenueUnavailable` — transient (network, timeout, rate limit): back off and retry.
+    * `VenueDataError` — the venue answered with something we cannot read.
+
+Messages never carry secrets: venue adapters describe failures by kind and host, not by URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EquityDaemonError(Exception):
+    """Base class of every error equity-daemon raises on purpose."""
+
+
+class ConfigError(EquityDaemonError):
+    """Raised when the configuration file or environment cannot be used.
+
+    `problems` holds one line per problem, each starting with the field path.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class VenueError(EquityDaemonError):
+    """Raised by a venue adapter when a fetch fails."""
+
+    def __init__(self, venue: str, reason: str) -> None:
+        self.venue = venue
+        self.reason = reason
+        super().__init__(f"{venue}: {reason}")
+
+
+class VenueUnavailable(VenueError):
+    """Raised when a venue cannot be reached right now; the poller backs off and retries."""
+
+
+class VenueDataError(VenueError):
+    """Raised when a venue's answer is malformed; the venue is marked failed with the reason."""

@@ -1,0 +1,208 @@
+"""Prometheus metrics: a custom collector over the latest snapshots, plus ordinary counters.
+
+Venues are polled in the background (exchange rate limits, multi-second RPC calls), not at scrape
+time; that departs from the exporter guideline on purpose, so every gauge below reads the *latest*
+snapshot, and `equity_daemon_snapshot_age_seconds` and `equity_daemon_venue_*` tell how old it is.
+
+Money gauges are in the book's share-class currency, named by the `currency` label. Labels are
+bounded: book, venue, asset, kind and source names come from configuration; no ids, no addresses.
+Floats appear here and nowhere else: a Prometheus sample is a float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from equity_daemon import __version__
+from equity_daemon.model import ProblemKind, Snapshot, VenueState
+
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BookView:
+    """What the collector reads of one book at scrape time."""
+
+    name: str
+    snapshot: Snapshot | None
+    venues: tuple[VenueState, ...]
+
+
+class DaemonMetrics:
+    """The daemon's registry: counters and histograms updated as things happen."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.fetch_duration = Histogram(
+            "equity_daemon_venue_fetch_duration_seconds",
+            "Time one successful venue fetch took.",
+            ["venue"],
+            buckets=FETCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.venue_errors = Counter(
+            "equity_daemon_venue_errors",
+            "Failed venue fetches, by reason kind (timeout, unavailable, malformed, unexpected).",
+            ["venue", "reason"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "equity_daemon_events",
+            "Events emitted by the threshold monitor, by kind.",
+            ["book", "kind"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "equity_daemon_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered, rejected, error).",
+            ["target", "outcome"],
+            registry=self.registry,
+        )
+        self.callback_failures = Counter(
+            "equity_daemon_callback_failures",
+            "In-process callbacks that raised or overran their timeout.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.cycles = Counter(
+            "equity_daemon_cycles",
+            "Calculator cycles run (one snapshot per book each).",
+            registry=self.registry,
+        )
+
+    def fetched(self, venue: str, seconds: float) -> None:
+        self.fetch_duration.labels(venue).observe(seconds)
+
+    def failed(self, venue: str, reason: str) -> None:
+        self.venue_errors.labels(venue, reason).inc()
+
+    def prepare(self, venues: Iterable[str]) -> None:
+        """Export zeros for every venue from the start, so rate() sees the first error."""
+        for venue in venues:
+            for reason in ("timeout", "unavailable", "malformed", "unexpected"):
+                self.venue_errors.labels(venue, reason)
+
+
+class EquityCollector(Collector):
+    """Renders the latest snapshot of every book at scrape time."""
+
+    def __init__(
+        self,
+        books: Callable[[], list[BookView]],
+        outbox_backlog: Callable[[], dict[str, int]],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._books = books
+        self._backlog = outbox_backlog
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        g = _Gauges()
+        g.build_info.add_metric([__version__], 1)
+        for book in self._books():
+            for state in book.venues:
+                g.venue(book.name, state)
+            if book.snapshot is not None:
+                g.snapshot(book.snapshot, now)
+        for target, backlog in sorted(self._backlog().items()):
+            g.outbox_backlog.add_metric([target], backlog)
+        yield from g.all()
+
+
+class _Gauges:
+    """The gauge families of one scrape."""
+
+    def __init__(self) -> None:
+        def gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"equity_daemon_{name}", doc, labels=labels)
+
+        money = ["book", "currency"]
+        self.build_info = gauge("build_info", "Build information (value is always 1).", ["version"])
+        self.equity = gauge("equity", "Equity (assets minus debt) of the latest snapshot.", money)
+        self.assets = gauge("assets", "Total assets of the latest snapshot.", money)
+        self.debt = gauge("debt", "Total debt of the latest snapshot.", money)
+        self.venue_equity = gauge("venue_equity", "Equity by venue.", ["book", "venue", "currency"])
+        self.asset_equity = gauge("asset_equity", "Equity by asset.", ["book", "asset", "currency"])
+        self.excluded = gauge(
+            "excluded_value",
+            "Value reported beside equity, not in it (locked, in_transit, hedge notional).",
+            ["book", "kind", "currency"],
+        )
+        self.complete = gauge(
+            "snapshot_complete", "1 when the latest snapshot has no problems, else 0.", ["book"]
+        )
+        self.sequence = gauge(
+            "snapshot_sequence", "Sequence number of the latest snapshot.", ["book"]
+        )
+        self.age = gauge(
+            "snapshot_age_seconds", "Seconds since the latest snapshot was computed.", ["book"]
+        )
+        self.problems = gauge(
+            "snapshot_problems", "Problems in the latest snapshot, by kind.", ["book", "kind"]
+        )
+        self.price = gauge(
+            "price", "Price used, in the share class.", ["book", "asset", "currency"]
+        )
+        self.price_age = gauge(
+            "price_age_seconds",
+            "Age of the oldest quote behind a price, with the first hop's source.",
+            ["book", "asset", "source"],
+        )
+        self.venue_up = gauge(
+            "venue_up", "1 when the venue's latest fetch succeeded, else 0.", ["book", "venue"]
+        )
+        self.venue_last_success = gauge(
+            "venue_last_success_timestamp_seconds",
+            "Unix time of the venue's last good report (polled in the background).",
+            ["book", "venue"],
+        )
+        self.outbox_backlog = gauge(
+            "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
+        )
+
+    def venue(self, book: str, state: VenueState) -> None:
+        self.venue_up.add_metric([book, state.venue], 1 if state.latest.ok else 0)
+        if state.last_good is not None:
+            stamp = state.last_good.fetched_at.timestamp()
+            self.venue_last_success.add_metric([book, state.venue], stamp)
+
+    def snapshot(self, snap: Snapshot, now: datetime) -> None:
+        book, currency = snap.book, snap.share_class.value
+        self.equity.add_metric([book, currency], float(snap.equity))
+        self.assets.add_metric([book, currency], float(snap.total_assets))
+        self.debt.add_metric([book, currency], float(snap.total_debt))
+        for venue, value in snap.equity_by_venue.items():
+            self.venue_equity.add_metric([book, venue, currency], float(value))
+        for asset, value in snap.equity_by_asset.items():
+            self.asset_equity.add_metric([book, asset, currency], float(value))
+        excluded: dict[str, Decimal] = {}
+        for line in snap.excluded:
+            if line.value is not None:
+                excluded[line.kind.value] = excluded.get(line.kind.value, Decimal(0)) + line.value
+        for kind, value in sorted(excluded.items()):
+            self.excluded.add_metric([book, kind, currency], float(value))
+        self.complete.add_metric([book], 1 if snap.complete else 0)
+        self.sequence.add_metric([book], snap.sequence)
+        self.age.add_metric([book], (now - snap.at).total_seconds())
+        kinds = dict.fromkeys(ProblemKind, 0)
+        for problem in snap.problems:
+            kinds[problem.kind] += 1
+        for kind, count in kinds.items():
+            self.problems.add_metric([book, kind.value], count)
+        for price in snap.prices:
+            self.price.add_metric([book, price.asset, currency], float(price.price))
+            source = price.sources[0] if price.sources else "share_class"
+            self.price_age.add_metric(
+                [book, price.asset, source], (now - price.as_of).total_seconds()
+            )
+
+    def all(self) -> Iterator[GaugeMetricFamily]:
+        yield from (value for value in vars(self).values() if isinstance(value, GaugeMetricFamily))

@@ -1,0 +1,282 @@
+"""Frozen value types shared by venues, the calculator, the monitor and history.
+
+Money is `Decimal` from the wire to the snapshot. On-chain amounts arrive as integers scaled by the
+token's `decimals`; `amount_from_units` is the only way they become `Decimal`.
+
+Every value in a `Snapshot` is in the book's share-class currency (USDT or ETH), never in USD.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+
+class ShareClass(enum.StrEnum):
+    """The currency a book's equity is measured in."""
+
+    USDT = "USDT"
+    ETH = "ETH"
+
+
+class PositionKind(enum.StrEnum):
+    """How a position enters (or stays out of) equity.
+
+    | kind         | in equity | example                                          |
+    |--------------|-----------|--------------------------------------------------|
+    | `asset`      | +value    | wstETH in a wallet, a futures margin balance     |
+    | `debt`       | -value    | Aave variableDebtWETH, a CEX margin loan         |
+    | `locked`     | excluded  | ETH waiting in an EtherFi withdrawal request     |
+    | `in_transit` | excluded  | a transfer between venues not yet credited       |
+    | `hedge`      | excluded  | a perpetual futures position (its notional)      |
+
+    An `asset` with a negative amount is debt (portfolio-margin balances go negative).
+    """
+
+    ASSET = "asset"
+    DEBT = "debt"
+    LOCKED = "locked"
+    IN_TRANSIT = "in_transit"
+    HEDGE = "hedge"
+
+
+EXCLUDED_KINDS = frozenset({PositionKind.LOCKED, PositionKind.IN_TRANSIT, PositionKind.HEDGE})
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An asset's identity. Prices are keyed by `symbol`: USDT on two chains is one asset."""
+
+    symbol: str
+    chain: str | None = None
+    contract: str | None = None
+
+    def __str__(self) -> str:
+        return self.symbol if self.chain is None else f"{self.symbol}@{self.chain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One balance line of one venue account.
+
+    `details` carries what a kind needs beyond the amount; a `hedge` uses the keys
+    `unrealized_pnl` and `pnl_currency` (and may add `entry_price`, `mark_price`).
+    """
+
+    venue: str
+    account: str
+    asset: Asset
+    amount: Decimal
+    kind: PositionKind = PositionKind.ASSET
+    details: Mapping[str, str | Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueReport:
+    """What one fetch of a venue returned: its positions, or the reason it failed."""
+
+    venue: str
+    fetched_at: datetime
+    positions: tuple[Position, ...] = ()
+    block_number: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failed(cls, venue: str, at: datetime, reason: str) -> VenueReport:
+        return cls(venue=venue, fetched_at=at, error=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueState:
+    """A venue's latest report and its last good one (the same object when the latest succeeded)."""
+
+    latest: VenueReport
+    last_good: VenueReport | None
+
+    @property
+    def venue(self) -> str:
+        return self.latest.venue
+
+    def updated(self, report: VenueReport) -> VenueState:
+        return VenueState(latest=report, last_good=report if report.ok else self.last_good)
+
+
+class ProblemKind(enum.StrEnum):
+    """Why a snapshot is incomplete."""
+
+    UNPRICED = "unpriced"
+    STALE_VENUE = "stale_venue"
+    FAILED_VENUE = "failed_venue"
+    SUSPECT_PRICE = "suspect_price"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One named reason a snapshot cannot be trusted; `subject` is an asset or a venue."""
+
+    kind: ProblemKind
+    subject: str
+    detail: str
+    age: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUsed:
+    """The share-class price of one asset and how it was reached.
+
+    `path` runs from the asset to the share class (`wstETH, stETH, ETH, USDT`), with one source
+    per hop; `as_of` is the time of the oldest quote on the path.
+    """
+
+    asset: str
+    price: Decimal
+    path: tuple[str, ...]
+    sources: tuple[str, ...]
+    as_of: datetime
+    suspect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExcludedLine:
+    """A position reported beside equity but not in it. Values are `None` when unpriced."""
+
+    venue: str
+    account: str
+    asset: str
+    kind: PositionKind
+    amount: Decimal
+    value: Decimal | None
+    side: str | None = None
+    unrealized_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSummary:
+    """How fresh a venue's numbers in a snapshot are."""
+
+    venue: str
+    status: str
+    fetched_at: datetime | None
+    age: timedelta | None
+    block_number: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A book's equity at one moment, and everything needed to judge it.
+
+    `complete` is false whenever `problems` is not empty; an incomplete snapshot still carries the
+    best-known figures (last good venue reports), but nothing acts on them.
+    """
+
+    book: str
+    share_class: ShareClass
+    at: datetime
+    sequence: int
+    total_assets: Decimal
+    total_debt: Decimal
+    equity: Decimal
+    equity_by_venue: Mapping[str, Decimal]
+    equity_by_asset: Mapping[str, Decimal]
+    excluded: tuple[ExcludedLine, ...]
+    prices: tuple[PriceUsed, ...]
+    venues: tuple[VenueSummary, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready document; every money value is a decimal string."""
+        return {
+            "book": self.book,
+            "share_class": self.share_class.value,
+            "at": self.at.isoformat(),
+            "sequence": self.sequence,
+            "complete": self.complete,
+            "total_assets": decimal_str(self.total_assets),
+            "total_debt": decimal_str(self.total_debt),
+            "equity": decimal_str(self.equity),
+            "equity_by_venue": {k: decimal_str(v) for k, v in self.equity_by_venue.items()},
+            "equity_by_asset": {k: decimal_str(v) for k, v in self.equity_by_asset.items()},
+            "excluded": [_excluded_json(line) for line in self.excluded],
+            "prices": [_price_json(price, self.at) for price in self.prices],
+            "venues": [_venue_json(venue) for venue in self.venues],
+            "problems": [_problem_json(problem) for problem in self.problems],
+        }
+
+
+def amount_from_units(raw: int, decimals: int) -> Decimal:
+    """Turn a token's integer amount into a `Decimal` (`1_500_000, 6` -> `1.5`), exactly."""
+    return Decimal(raw).scaleb(-decimals)
+
+
+def decimal_str(value: Decimal) -> str:
+    """Plain notation, no exponent, no trailing zeros: `Decimal("1.50E+3")` -> `"1500"`."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def decimal_str_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_str(value)
+
+
+def _seconds(age: timedelta | None) -> float | None:
+    return None if age is None else round(age.total_seconds(), 3)
+
+
+def _excluded_json(line: ExcludedLine) -> dict[str, Any]:
+    return {
+        "venue": line.venue,
+        "account": line.account,
+        "asset": line.asset,
+        "kind": line.kind.value,
+        "amount": decimal_str(line.amount),
+        "value": decimal_str_or_none(line.value),
+        "side": line.side,
+        "unrealized_pnl": decimal_str_or_none(line.unrealized_pnl),
+    }
+
+
+def _price_json(price: PriceUsed, now: datetime) -> dict[str, Any]:
+    return {
+        "asset": price.asset,
+        "price": decimal_str(price.price),
+        "path": list(price.path),
+        "sources": list(price.sources),
+        "as_of": price.as_of.isoformat(),
+        "age_seconds": _seconds(now - price.as_of),
+        "suspect": price.suspect,
+    }
+
+
+def _venue_json(venue: VenueSummary) -> dict[str, Any]:
+    return {
+        "venue": venue.venue,
+        "status": venue.status,
+        "fetched_at": None if venue.fetched_at is None else venue.fetched_at.isoformat(),
+        "age_seconds": _seconds(venue.age),
+        "block_number": venue.block_number,
+        "error": venue.error,
+    }
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "kind": problem.kind.value,
+        "subject": problem.subject,
+        "detail": problem.detail,
+        "age_seconds": _seconds(problem.age),
+    }

@@ -1,0 +1,150 @@
+"""The threshold monitor: which snapshots become events.
+
+Pure: `observe` takes the book's `Reference` and a snapshot and returns the next reference and the
+events to deliver. It compares with the last *notified* equity, not the previous snapshot, so a
+slow drift alerts once it adds up to the threshold (spec-notes row 2).
+
+| state change                     | event        | reference moves |
+|----------------------------------|--------------|-----------------|
+| first complete snapshot          | none         | set             |
+| complete, |change| >= threshold  | `threshold`  | yes             |
+| complete -> incomplete           | `incomplete` | no              |
+| incomplete -> complete           | `recovered`  | no (then the threshold rule runs) |
+| incomplete, again                | none         | no              |
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    """Fire when |change| >= `percent` % of |reference| and >= `floor` share-class units.
+
+    Taking `abs(reference)` keeps the rule meaningful for negative equity (row 3); with a zero
+    reference any non-zero change fires, unless the floor says otherwise.
+    """
+
+    percent: Decimal = Decimal("0.1")
+    floor: Decimal = Decimal(0)
+
+    def crossed(self, reference: Decimal, equity: Decimal) -> bool:
+        change = abs(equity - reference)
+        if change == 0:
+            return False
+        return change >= max(abs(reference) * self.percent / 100, self.floor)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What the monitor remembers of a book; persisted so a restart neither re-alerts nor forgets.
+
+    `equity` is the last notified equity (None before the first complete snapshot); `complete`
+    is the state of the last snapshot seen (None before any).
+    """
+
+    book: str
+    equity: Decimal | None = None
+    sequence: int | None = None
+    at: datetime | None = None
+    complete: bool | None = None
+
+
+class EventKind(enum.StrEnum):
+    THRESHOLD = "threshold"
+    INCOMPLETE = "incomplete"
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something operators and the strategy are told about. `id` is stable for de-duplication.
+
+    `change` and `relative_change` compare the snapshot's equity with the reference; they are
+    None for `incomplete` events (an incomplete figure is not a move) and before any reference.
+    """
+
+    id: str
+    book: str
+    kind: EventKind
+    at: datetime
+    reference: Decimal | None
+    equity: Decimal
+    change: Decimal | None
+    relative_change: Decimal | None
+    snapshot: Snapshot
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "book": self.book,
+            "kind": self.kind.value,
+            "at": self.at.isoformat(),
+            "reference": decimal_str_or_none(self.reference),
+            "equity": decimal_str(self.equity),
+            "change": decimal_str_or_none(self.change),
+            "relative_change": decimal_str_or_none(self.relative_change),
+            "snapshot": self.snapshot.to_json(),
+        }
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def observe(
+    reference: Reference,
+    snapshot: Snapshot,
+    rule: ThresholdRule,
+    new_id: Callable[[], str] = new_event_id,
+) -> tuple[Reference, list[Event]]:
+    """Advance a book's monitor by one snapshot.
+
+    Returns:
+        The next reference (persist it with the events, atomically) and the events, in order.
+    """
+
+    def event(kind: EventKind) -> Event:
+        change = relative = None
+        if kind is not EventKind.INCOMPLETE and reference.equity is not None:
+            change = snapshot.equity - reference.equity
+            if reference.equity != 0:
+                relative = change / abs(reference.equity)
+        return Event(
+            id=new_id(),
+            book=snapshot.book,
+            kind=kind,
+            at=snapshot.at,
+            reference=reference.equity,
+            equity=snapshot.equity,
+            change=change,
+            relative_change=relative,
+            snapshot=snapshot,
+        )
+
+    if not snapshot.complete:
+        events = [] if reference.complete is False else [event(EventKind.INCOMPLETE)]
+        return replace(reference, complete=False), events
+
+    events = [event(EventKind.RECOVERED)] if reference.complete is False else []
+    if reference.equity is not None and not rule.crossed(reference.equity, snapshot.equity):
+        return replace(reference, complete=True), events
+    if reference.equity is not None:
+        events.append(event(EventKind.THRESHOLD))
+    moved = Reference(
+        book=reference.book,
+        equity=snapshot.equity,
+        sequence=snapshot.sequence,
+        at=snapshot.at,
+        complete=True,
+    )
+    return moved, events

@@ -1,0 +1,146 @@
+"""Webhook delivery from the durable outbox: at least once, in order, nothing lost.
+
+Events reach the outbox in the same transaction that records them (`History.record_cycle`), one
+row per webhook target. A delivery loop per target then POSTs them oldest first:
+
+* body: the event's JSON exactly as stored, so every retry sends the same bytes;
+* headers: `X-Equity-Event-Id` (stable: receivers de-duplicate on it) and, when the target has a
+  secret, `X-Equity-Signature: sha256=<hex HMAC-SHA256 of the body>`;
+* a 2xx answer marks the row delivered; anything else (an error status, a refused connection, a
+  timeout) leaves it pending and retries it after an exponential, jittered backoff capped at
+  `max_backoff_seconds`. Later events wait behind it, so a receiver sees them in order.
+
+Rows survive restarts: a daemon that stops with a backlog resumes delivering it when it starts.
+Failures are logged by target name and status, never by URL (a URL may carry a token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import anyio
+import httpx
+import structlog
+
+from equity_daemon.history import History, PendingDelivery
+from equity_daemon.settings import WebhookSettings
+from equity_daemon.store import Trigger
+
+log = structlog.get_logger()
+
+SIGNATURE_HEADER = "X-Equity-Signature"
+EVENT_ID_HEADER = "X-Equity-Event-Id"
+FIRST_RETRY = 1.0
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value; receivers recompute it over the raw body and compare."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def retry_delay(attempts: int, cap: float, rng: random.Random) -> float:
+    """Seconds before attempt `attempts + 1`: doubling from 1 s, capped, jittered to 50-100 %."""
+    return min(cap, FIRST_RETRY * 2.0 ** min(attempts - 1, 30)) * rng.uniform(0.5, 1.0)
+
+
+class WebhookClient:
+    """POSTs one stored event to one target. Returns an outcome; never raises on HTTP trouble."""
+
+    def __init__(self, target: WebhookSettings, client: httpx.AsyncClient) -> None:
+        self.name = target.name
+        self._url = target.url.get_secret_value()
+        self._secret = None if target.secret is None else target.secret.get_secret_value()
+        self._timeout = target.timeout_seconds
+        self._client = client
+
+    async def post(self, delivery: PendingDelivery) -> tuple[str, str | None]:
+        """(`delivered` | `rejected` | `error`, the reason when not delivered)."""
+        headers = {"Content-Type": "application/json", EVENT_ID_HEADER: delivery.event_id}
+        if self._secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._secret, delivery.body)
+        try:
+            response = await self._client.post(
+                self._url, content=delivery.body, headers=headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            # the exception's text can hold the URL; its class says enough
+            return "error", type(exc).__name__
+        if response.is_success:
+            return "delivered", None
+        return "rejected", f"HTTP {response.status_code}"
+
+
+class Outbox:
+    """Runs the delivery loop of every webhook target."""
+
+    def __init__(
+        self,
+        history: History,
+        targets: list[WebhookSettings],
+        client: httpx.AsyncClient,
+        clock: Callable[[], datetime],
+        on_outcome: Callable[[str, str], None],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._history = history
+        self._targets = targets
+        self._client = client
+        self._clock = clock
+        self._on_outcome = on_outcome
+        self._rng = rng or random.Random()
+        self._wakeups = {target.name: Trigger() for target in targets}
+        self.backlog: dict[str, int] = dict.fromkeys(self._wakeups, 0)
+
+    def wake(self) -> None:
+        """New events are in the outbox: every target looks now instead of at its next retry."""
+        for trigger in self._wakeups.values():
+            trigger.pull()
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for target in self._targets:
+                tg.start_soon(self._deliver_forever, target)
+
+    async def _deliver_forever(self, target: WebhookSettings) -> None:
+        client = WebhookClient(target, self._client)
+        wakeup = self._wakeups[target.name]
+        while True:
+            delay = await self._deliver_due(client, target.max_backoff_seconds)
+            with anyio.move_on_after(delay):
+                await wakeup.wait()
+
+    async def _deliver_due(self, client: WebhookClient, cap: float) -> float:
+        """Deliver what is due, oldest first; returns how long to wait before looking again."""
+        while True:
+            now = self._clock()
+            self.backlog[client.name] = await self._history.outbox_backlog(client.name)
+            due = await self._history.due_deliveries(client.name, now, limit=1)
+            if not due:
+                following = await self._history.next_delivery_at(client.name)
+                return 60.0 if following is None else max(0.0, (following - now).total_seconds())
+            delivery = due[0]
+            outcome, reason = await client.post(delivery)
+            self._on_outcome(client.name, outcome)
+            if outcome == "delivered":
+                await self._history.mark_delivered(delivery.event_id, client.name, self._clock())
+                log.info("webhook_delivered", target=client.name, event_id=delivery.event_id)
+                continue
+            attempts = delivery.attempts + 1
+            delay = retry_delay(attempts, cap, self._rng)
+            retry_at = self._clock() + timedelta(seconds=delay)
+            await self._history.mark_attempt_failed(
+                delivery.event_id, client.name, attempts, retry_at, reason or outcome
+            )
+            log.warning(
+                "webhook_failed",
+                target=client.name,
+                event_id=delivery.event_id,
+                attempts=attempts,
+                reason=reason,
+                retry_in=round(delay, 1),
+            )
+            return delay

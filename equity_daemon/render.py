@@ -1,0 +1,48 @@
+"""Human-readable text for a snapshot, as `equity-daemon once` prints it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from equity_daemon.model import Snapshot, decimal_str
+
+
+def money(value: Decimal | None, places: int = 2) -> str:
+    """Grouped and rounded for reading only; JSON output keeps every digit."""
+    if value is None:
+        return "unpriced"
+    return f"{value:,.{places}f}"
+
+
+def snapshot_table(snap: Snapshot) -> str:
+    unit = snap.share_class.value
+    places = 2 if unit == "USDT" else 6
+    state = "complete" if snap.complete else "INCOMPLETE"
+    lines = [
+        f"book {snap.book}  #{snap.sequence}  {snap.at:%Y-%m-%d %H:%M:%S} UTC  {state}",
+        f"  equity        {money(snap.equity, places):>24} {unit}",
+        f"  assets        {money(snap.total_assets, places):>24} {unit}",
+        f"  debt          {money(snap.total_debt, places):>24} {unit}",
+        "  by venue",
+        *(f"    {k:<20}{money(v, places):>20}" for k, v in snap.equity_by_venue.items()),
+        "  by asset",
+        *(f"    {k:<20}{money(v, places):>20}" for k, v in snap.equity_by_asset.items()),
+    ]
+    if snap.excluded:
+        lines.append("  excluded from equity")
+        for line in snap.excluded:
+            side = f" {line.side}" if line.side else ""
+            lines.append(
+                f"    {line.kind.value:<11}{line.venue:<10}{line.asset:<8}"
+                f"{decimal_str(line.amount):>14}{side}  value {money(line.value, places)}"
+            )
+    lines.append("  prices")
+    for price in snap.prices:
+        age = (snap.at - price.as_of).total_seconds()
+        flag = "  SUSPECT" if price.suspect else ""
+        lines.append(
+            f"    {price.asset:<20}{decimal_str(price.price):>24} {unit}  "
+            f"via {' > '.join(price.sources) or '-'}  {age:.0f}s old{flag}"
+        )
+    lines.extend(f"  problem: {p.kind.value} {p.subject}: {p.detail}" for p in snap.problems)
+    return "\n".join(lines)

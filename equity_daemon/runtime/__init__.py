@@ -1,0 +1,1 @@
+"""The long-running part: supervisor, pollers and the calculator loop."""

@@ -1,0 +1,78 @@
+"""One book's state between cycles: its sequence number, monitor reference and latest snapshot.
+
+No I/O here. A cycle is `judge()` (calculate, then observe), then the caller persists the result
+(snapshot, reference and events in one transaction), then `commit()`. State advances only after
+the write succeeded, so a crash can cost a delivery attempt, never an event or a reference move;
+`restore()` takes the stored reference and sequence back after a restart, so a restart neither
+re-alerts nor forgets a drift that built up before it.
+
+Readers (the strategy, the HTTP API, metrics) use `latest`; nothing recomputes a snapshot on
+demand (spec-notes row 14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from equity_daemon.calculator import Limits, calculate
+from equity_daemon.model import ShareClass, Snapshot, VenueState
+from equity_daemon.monitor import Event, Reference, ThresholdRule, new_event_id, observe
+from equity_daemon.prices import Quote
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """What one cycle produced, to be persisted before it is committed."""
+
+    snapshot: Snapshot
+    reference: Reference
+    events: list[Event]
+
+
+class BookTracker:
+    """The per-book state the calculator loop advances."""
+
+    def __init__(
+        self,
+        *,
+        book: str,
+        share_class: ShareClass,
+        limits: Limits,
+        rule: ThresholdRule,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str] = new_event_id,
+    ) -> None:
+        self.book = book
+        self.share_class = share_class
+        self._limits = limits
+        self._rule = rule
+        self._clock = clock
+        self._new_id = new_id
+        self.reference = Reference(book)
+        self.sequence = 0
+        self.latest: Snapshot | None = None
+
+    def restore(self, reference: Reference, last_sequence: int) -> None:
+        self.reference = reference
+        self.sequence = last_sequence
+
+    def judge(self, venues: Sequence[VenueState], quotes: Iterable[Quote]) -> Cycle:
+        """The next snapshot and what the monitor makes of it; changes nothing yet."""
+        snap = calculate(
+            book=self.book,
+            share_class=self.share_class,
+            venues=venues,
+            quotes=quotes,
+            now=self._clock(),
+            sequence=self.sequence + 1,
+            limits=self._limits,
+        )
+        reference, events = observe(self.reference, snap, self._rule, self._new_id)
+        return Cycle(snap, reference, events)
+
+    def commit(self, cycle: Cycle) -> None:
+        self.sequence = cycle.snapshot.sequence
+        self.reference = cycle.reference
+        self.latest = cycle.snapshot

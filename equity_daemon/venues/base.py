@@ -1,0 +1,33 @@
+"""The boundary between venues and the core.
+
+A venue is anything with a `name` and an `async fetch()` that returns a `VenueReport` or raises a
+`VenueError` (`VenueUnavailable` when a retry may help, `VenueDataError` when the answer is
+malformed). A streaming venue also yields reports as they happen, so the calculator runs within
+a second of a change instead of at the next poll.
+
+Adapters translate their library's exceptions at this boundary: nothing above `venues/` knows
+what ccxt or web3 raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from equity_daemon.model import VenueReport
+
+
+class Venue(Protocol):
+    """**Protocol**: one venue account, fetched on demand."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def fetch(self) -> VenueReport: ...
+
+
+@runtime_checkable
+class StreamingVenue(Venue, Protocol):
+    """**Protocol**: a venue that also pushes a new report whenever its positions change."""
+
+    def updates(self) -> AsyncIterator[VenueReport]: ...

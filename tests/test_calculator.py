@@ -1,0 +1,213 @@
+"""The calculator: equity = assets - debt, in the share class, with every gap named."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+from equity_daemon.calculator import Limits
+from equity_daemon.model import PositionKind, ProblemKind
+from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
+
+DEBT = PositionKind.DEBT
+
+
+def test_equity_is_assets_minus_debt_with_breakdowns() -> None:
+    snap = snapshot(
+        ok(pos("aave", "ETH", "10"), pos("aave", "ETH", "4", DEBT)),
+        ok(pos("binance", "USDT", "5000")),
+    )
+    assert (snap.total_assets, snap.total_debt, snap.equity) == tuple(
+        map(Decimal, (35000, 12000, 23000))
+    )
+    assert snap.equity_by_venue == {"aave": Decimal(18000), "binance": Decimal(5000)}
+    assert snap.equity_by_asset == {"ETH": Decimal(18000), "USDT": Decimal(5000)}
+    assert snap.complete
+
+
+def test_a_debt_line_subtracts_its_size_whatever_sign_the_venue_used() -> None:
+    snap = snapshot(ok(pos("aave", "USDT", "100"), pos("aave", "USDT", "-40", DEBT)))
+    assert snap.equity == 60
+
+
+def test_negative_equity_is_reported_as_it_is() -> None:
+    snap = snapshot(ok(pos("aave", "USDT", "100"), pos("aave", "ETH", "1", DEBT)))
+    assert snap.equity == -2900
+    assert snap.complete
+
+
+def test_empty_book_is_complete_with_zero_equity() -> None:
+    snap = snapshot(ok(venue="binance"))
+    assert snap.equity == 0
+    assert snap.complete
+
+
+def test_excluded_lines_are_reported_but_not_counted() -> None:
+    snap = snapshot(
+        ok(
+            pos("etherfi", "ETH", "2", PositionKind.LOCKED),
+            pos("etherfi", "USDT", "700", PositionKind.IN_TRANSIT),
+            pos("etherfi", "USDT", "1"),
+        )
+    )
+    assert snap.equity == 1
+    assert [(x.kind, x.value) for x in snap.excluded] == [
+        (PositionKind.LOCKED, Decimal(6000)),
+        (PositionKind.IN_TRANSIT, Decimal(700)),
+    ]
+
+
+def test_hedge_exposure_has_side_size_notional_and_pnl_in_share_class() -> None:
+    snap = snapshot(
+        ok(
+            pos(
+                "okx",
+                "ETH",
+                "-5",
+                PositionKind.HEDGE,
+                unrealized_pnl="0.1",
+                pnl_currency="ETH",
+            ),
+        )
+    )
+    (hedge,) = snap.excluded
+    assert (hedge.side, hedge.amount, hedge.value, hedge.unrealized_pnl) == (
+        "short",
+        Decimal(-5),
+        Decimal(15000),
+        Decimal(300),
+    )
+    assert snap.equity == 0
+
+
+def test_hedge_without_usable_pnl_keeps_the_rest() -> None:
+    snap = snapshot(
+        ok(
+            pos("okx", "ETH", "1", PositionKind.HEDGE, unrealized_pnl="n/a", pnl_currency="ETH"),
+            pos("okx", "ETH", "1", PositionKind.HEDGE, unrealized_pnl="1", pnl_currency="XYZ"),
+            pos("okx", "ETH", "1", PositionKind.HEDGE),
+        )
+    )
+    assert [(h.side, h.unrealized_pnl) for h in snap.excluded] == [("long", None)] * 3
+    assert snap.complete
+
+
+def test_an_unpriced_excluded_line_has_no_value_and_does_not_block_equity() -> None:
+    snap = snapshot(
+        ok(pos("etherfi", "eETH", "3", PositionKind.LOCKED), pos("etherfi", "ETH", "1"))
+    )
+    assert snap.excluded[0].value is None
+    assert snap.complete
+    assert snap.equity == 3000
+
+
+def test_prices_used_are_listed_with_path_source_and_age() -> None:
+    snap = snapshot(ok(pos("lido", "ETH", "1")))
+    doc = snap.to_json()
+    assert doc["prices"] == [
+        {
+            "asset": "ETH",
+            "price": "3000",
+            "path": ["ETH", "USDT"],
+            "sources": ["binance"],
+            "as_of": NOW.isoformat(),
+            "age_seconds": 0.0,
+            "suspect": False,
+        }
+    ]
+
+
+def test_snapshot_json_has_every_money_value_as_a_decimal_string() -> None:
+    snap = snapshot(
+        ok(pos("aave", "ETH", "1.000000000000000001"), pos("aave", "USDT", "0.5", DEBT)),
+        failed(None, "okx", "timeout"),
+    )
+    doc = json.loads(json.dumps(snap.to_json()))
+    assert doc["equity"] == "2999.500000000000003"
+    assert doc["total_assets"] == "3000.000000000000003"
+    assert doc["equity_by_venue"] == {"aave": "2999.500000000000003"}
+    assert doc["complete"] is False
+    assert doc["problems"][0]["kind"] == "failed_venue"
+    assert doc["at"] == "2026-11-25T12:00:00+00:00"
+
+
+def test_a_failing_venue_within_its_max_age_keeps_the_book_complete() -> None:
+    good = ok(pos("binance", "USDT", "100"), age=timedelta(seconds=30))
+    snap = snapshot(failed(good, "binance", "RequestTimeout"))
+    assert snap.complete
+    assert snap.equity == 100
+    assert snap.venues[0].status == "failing"
+    assert snap.venues[0].error == "RequestTimeout"
+
+
+def test_a_failed_venue_past_its_max_age_is_named_with_reason_and_age() -> None:
+    good = ok(pos("binance", "USDT", "100"), age=timedelta(minutes=10))
+    snap = snapshot(failed(good, "binance", "AuthenticationError"))
+    assert not snap.complete
+    (problem,) = snap.problems
+    assert problem.kind is ProblemKind.FAILED_VENUE
+    assert problem.subject == "binance"
+    assert problem.detail == "AuthenticationError (last good 10m ago)"
+    assert problem.age == timedelta(minutes=10)
+    assert snap.equity == 100  # the last good report is still shown
+    assert snap.venues[0].age == timedelta(minutes=10)
+
+
+def test_a_venue_that_never_answered_is_failed() -> None:
+    snap = snapshot(failed(None, "okx", "connection refused"))
+    assert snap.problems[0].detail == "connection refused (never succeeded)"
+    assert snap.venues[0].fetched_at is None
+
+
+def test_a_venue_whose_reports_stopped_arriving_is_stale() -> None:
+    snap = snapshot(ok(pos("binance", "USDT", "1"), age=timedelta(hours=3)))
+    assert [(p.kind, p.detail) for p in snap.problems] == [
+        (ProblemKind.STALE_VENUE, "last report is 3h old")
+    ]
+
+
+def test_max_age_can_differ_per_venue() -> None:
+    limits = Limits(venue_max_age=timedelta(minutes=5), venue_max_ages={"aave": timedelta(hours=1)})
+    snap = snapshot(ok(pos("aave", "USDT", "1"), age=timedelta(minutes=30)), limits=limits)
+    assert snap.complete
+
+
+def test_an_unpriced_asset_names_itself_and_the_stale_quote() -> None:
+    old = quote("ETH", "USDT", "3000", age=timedelta(minutes=90))
+    snap = snapshot(ok(pos("lido", "ETH", "1"), pos("lido", "USDT", "5")), quotes=(old,))
+    (problem,) = snap.problems
+    assert problem.kind is ProblemKind.UNPRICED
+    assert problem.subject == "ETH"
+    assert problem.detail == (
+        "no fresh price path to USDT (held on lido); stale quotes: ETH/USDT from binance is 90m old"
+    )
+    assert snap.equity == 5
+
+
+def test_a_suspect_price_in_equity_makes_the_snapshot_incomplete() -> None:
+    quotes = (*ETH_3000, quote("ETH", "USDT", "3100", "okx", rank=1))
+    snap = snapshot(ok(pos("lido", "ETH", "1")), quotes=quotes)
+    assert [p.kind for p in snap.problems] == [ProblemKind.SUSPECT_PRICE]
+    assert "binance 3000 vs okx 3100" in snap.problems[0].detail
+
+
+def test_a_suspect_price_used_only_by_a_hedge_does_not_block_equity() -> None:
+    quotes = (*ETH_3000, quote("ETH", "USDT", "3300", "okx", rank=1))
+    hedge = pos("okx", "ETH", "-1", PositionKind.HEDGE)
+    snap = snapshot(ok(hedge, pos("okx", "USDT", "9")), quotes=quotes)
+    assert snap.complete
+
+
+def test_problems_are_listed_in_a_stable_order() -> None:
+    snap = snapshot(
+        failed(None, "okx", "down"),
+        failed(None, "bybit", "down"),
+        ok(pos("lido", "ZZZ", "1"), pos("lido", "AAA", "1")),
+    )
+    assert [(p.kind.value, p.subject) for p in snap.problems] == [
+        ("failed_venue", "bybit"),
+        ("failed_venue", "okx"),
+        ("unpriced", "AAA"),
+        ("unpriced", "ZZZ"),
+    ]

@@ -1,0 +1,142 @@
+"""The threshold monitor: compare with the last notified equity; incompleteness is a signal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from itertools import count
+
+import pytest
+
+from equity_daemon.model import Snapshot
+from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
+from tests.reports import book_at
+
+RULE = ThresholdRule()
+
+
+def run(
+    *snapshots: Snapshot, rule: ThresholdRule = RULE, reference: Reference | None = None
+) -> tuple[Reference, list[tuple[EventKind, Decimal | None]]]:
+    ref = reference or Reference("basis")
+    seen: list[tuple[EventKind, Decimal | None]] = []
+    for snap in snapshots:
+        ref, events = observe(ref, snap, rule)
+        seen.extend((e.kind, e.change) for e in events)
+    return ref, seen
+
+
+def test_the_first_complete_snapshot_sets_the_reference_silently() -> None:
+    ref, events = run(book_at("1000"))
+    assert events == []
+    assert (ref.equity, ref.sequence, ref.complete) == (Decimal(1000), 1, True)
+
+
+def test_a_move_of_exactly_the_threshold_fires_and_moves_the_reference() -> None:
+    ref, events = run(book_at("1000", sequence=1), book_at("1001", sequence=2))
+    assert events == [(EventKind.THRESHOLD, Decimal(1))]
+    assert (ref.equity, ref.sequence) == (Decimal(1001), 2)
+
+
+def test_a_move_below_the_threshold_does_not_fire_nor_move_the_reference() -> None:
+    ref, events = run(book_at("1000"), book_at("1000.99"))
+    assert events == []
+    assert ref.equity == 1000
+
+
+def test_event_carries_reference_equity_changes_and_snapshot() -> None:
+    ids = iter(["e1", "e2"])
+    ref, _ = observe(Reference("basis"), book_at("2000"), RULE)
+    _, (event,) = observe(ref, book_at("1990", sequence=2), RULE, new_id=lambda: next(ids))
+    doc = event.to_json()
+    assert doc["id"] == "e1"
+    assert (doc["kind"], doc["reference"], doc["equity"]) == ("threshold", "2000", "1990")
+    assert (doc["change"], doc["relative_change"]) == ("-10", "-0.005")
+    assert doc["snapshot"]["sequence"] == 2
+
+
+def test_event_ids_are_unique() -> None:
+    snaps = [book_at(str(1000 + 10 * i), sequence=i) for i in range(1, 50)]
+    ref = Reference("basis")
+    ids = []
+    for snap in snaps:
+        ref, events = observe(ref, snap, RULE)
+        ids += [e.id for e in events]
+    assert len(ids) == len(set(ids)) == 48
+
+
+def test_the_absolute_floor_silences_small_books() -> None:
+    rule = ThresholdRule(percent=Decimal("0.1"), floor=Decimal(50))
+    _, events = run(book_at("1000"), book_at("1040"), book_at("1050"), rule=rule)
+    assert events == [(EventKind.THRESHOLD, Decimal(50))]
+
+
+def test_becoming_incomplete_fires_once_and_recovery_fires_once() -> None:
+    ref, events = run(
+        book_at("1000", sequence=1),
+        book_at("900", complete=False, sequence=2),
+        book_at("800", complete=False, sequence=3),
+        book_at("1000.5", sequence=4),
+        book_at("1000.5", sequence=5),
+    )
+    assert events == [(EventKind.INCOMPLETE, None), (EventKind.RECOVERED, Decimal("0.5"))]
+    assert ref.equity == 1000
+
+
+def test_a_drift_during_an_outage_alerts_on_recovery() -> None:
+    _, events = run(book_at("1000"), book_at("1000", complete=False), book_at("1100"))
+    assert events == [
+        (EventKind.INCOMPLETE, None),
+        (EventKind.RECOVERED, Decimal(100)),
+        (EventKind.THRESHOLD, Decimal(100)),
+    ]
+
+
+def test_a_book_that_starts_incomplete_says_so_then_recovers_without_a_threshold_event() -> None:
+    ref, events = run(book_at("1", complete=False), book_at("1000"))
+    assert events == [(EventKind.INCOMPLETE, None), (EventKind.RECOVERED, None)]
+    assert ref.equity == 1000
+
+
+def test_a_restored_reference_neither_realerts_nor_forgets() -> None:
+    restored = Reference("basis", equity=Decimal(1000), sequence=7, complete=True)
+    assert run(book_at("1000.5"), reference=restored)[1] == []
+    assert run(book_at("1002"), reference=restored)[1] == [(EventKind.THRESHOLD, Decimal(2))]
+
+
+def test_a_restored_incomplete_state_does_not_repeat_the_incomplete_event() -> None:
+    restored = Reference("basis", equity=Decimal(1000), complete=False)
+    assert run(book_at("5", complete=False), reference=restored)[1] == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "equity", "fires"),
+    [
+        ("0", "0", False),
+        ("0", "0.0001", True),
+        ("-1000", "-1000.5", False),
+        ("-1000", "-1001", True),
+        ("-1000", "-999", True),
+        ("-1000", "-999.5", False),
+    ],
+)
+def test_zero_and_negative_references_are_defined(reference: str, equity: str, fires: bool) -> None:
+    assert RULE.crossed(Decimal(reference), Decimal(equity)) is fires
+
+
+def test_relative_change_is_none_from_a_zero_reference() -> None:
+    ref = Reference("basis", equity=Decimal(0), complete=True)
+    _, (event,) = observe(ref, book_at("5"), RULE)
+    assert (event.change, event.relative_change) == (Decimal(5), None)
+
+
+def test_relative_change_is_measured_on_the_size_of_a_negative_reference() -> None:
+    ref = Reference("basis", equity=Decimal(-1000), complete=True)
+    _, (event,) = observe(ref, book_at("-990"), RULE)
+    assert event.relative_change == Decimal("0.01")
+
+
+def test_each_snapshot_is_compared_with_the_reference_not_the_previous_one() -> None:
+    steps = count(1)
+    snaps = [book_at(str(1000 + Decimal("0.5") * i), sequence=next(steps)) for i in range(5)]
+    _, events = run(*snaps)
+    assert events == [(EventKind.THRESHOLD, Decimal(1))]

@@ -1,0 +1,108 @@
+"""Properties of the arithmetic and the monitor, over generated books and paths."""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from equity_daemon.model import PositionKind
+from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
+from equity_daemon.prices import PRICE_PRECISION
+from tests.reports import book_at, ok, pos, quote, snapshot
+
+QUOTES = (quote("ETH", "USDT", "3000.5"), quote("stETH", "ETH", "0.9991"))
+PRICES = {"USDT": Decimal(1), "ETH": Decimal("3000.5"), "stETH": Decimal("2997.799550")}
+
+amounts = st.decimals(min_value=-(10**9), max_value=10**9, places=18, allow_nan=False)
+lines = st.lists(
+    st.tuples(
+        st.sampled_from(["binance", "aave", "lido"]),
+        st.sampled_from(sorted(PRICES)),
+        amounts,
+        st.sampled_from([PositionKind.ASSET, PositionKind.DEBT]),
+    ),
+    max_size=30,
+)
+
+
+def value(
+    lines: list[tuple[str, str, Decimal, PositionKind]], scale: Decimal = Decimal(1)
+) -> Decimal:
+    states = [ok(pos(v, a, amount * scale, kind), venue=v) for v, a, amount, kind in lines]
+    return snapshot(*states, quotes=QUOTES).equity if states else Decimal(0)
+
+
+@given(lines)
+def test_equity_is_the_sum_of_assets_minus_the_sum_of_debts(
+    book: list[tuple[str, str, Decimal, PositionKind]],
+) -> None:
+    states = [ok(pos(v, a, amount, kind), venue=v) for v, a, amount, kind in book]
+    snap = snapshot(*states, quotes=QUOTES)
+    with localcontext(prec=PRICE_PRECISION):  # exact, as the calculator is
+        signed = [
+            (-abs(amount) if kind is PositionKind.DEBT else amount) * PRICES[a]
+            for _, a, amount, kind in book
+        ]
+        assert snap.total_assets == sum(v for v in signed if v > 0)
+        assert snap.total_debt == -sum(v for v in signed if v < 0)
+        assert snap.equity == snap.total_assets - snap.total_debt
+        assert snap.equity == sum(snap.equity_by_venue.values(), Decimal(0))
+        assert snap.equity == sum(snap.equity_by_asset.values(), Decimal(0))
+
+
+@given(lines, st.randoms())
+def test_the_order_of_positions_changes_nothing(
+    book: list[tuple[str, str, Decimal, PositionKind]], rng: object
+) -> None:
+    shuffled = list(book)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert value(shuffled) == value(book)
+
+
+@given(lines, st.decimals(min_value=Decimal("0.001"), max_value=1000, places=3))
+def test_scaling_every_amount_scales_equity(
+    book: list[tuple[str, str, Decimal, PositionKind]], k: Decimal
+) -> None:
+    with localcontext(prec=PRICE_PRECISION):
+        assert value(book, k) == value(book) * k
+
+
+steps = st.lists(st.decimals(min_value=-5, max_value=5, places=4), min_size=1, max_size=60)
+
+
+@given(steps)
+def test_a_drift_fires_exactly_once_per_crossing_whatever_the_step_sizes(
+    moves: list[Decimal],
+) -> None:
+    rule = ThresholdRule(percent=Decimal("0.1"))
+    ref, _ = observe(Reference("basis"), book_at("10000"), rule)
+    equity = Decimal(10000)
+    expected = fired = 0
+    notified = Decimal(10000)
+    for i, move in enumerate(moves, start=2):
+        equity += move
+        # an oracle for the rule: a crossing is a move of >= 0.1 % away from the last notice
+        if equity != notified and abs(equity - notified) >= abs(notified) / 1000:
+            expected += 1
+            notified = equity
+        ref, events = observe(ref, book_at(str(equity), sequence=i), rule)
+        fired += sum(e.kind is EventKind.THRESHOLD for e in events)
+        assert ref.equity == notified
+    assert fired == expected
+
+
+@given(st.lists(st.tuples(amounts, st.booleans()), min_size=1, max_size=30))
+def test_an_incomplete_snapshot_never_fires_a_change_event(
+    path: list[tuple[Decimal, bool]],
+) -> None:
+    ref = Reference("basis")
+    for i, (equity, complete) in enumerate(path, start=1):
+        before = ref.equity
+        ref, events = observe(
+            ref, book_at(str(equity), complete=complete, sequence=i), ThresholdRule()
+        )
+        if not complete:
+            assert [e.kind for e in events] in ([], [EventKind.INCOMPLETE])
+            assert ref.equity == before
