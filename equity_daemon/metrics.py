@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -39,6 +39,8 @@ class DaemonMetrics:
     """The daemon's registry: counters and histograms updated as things happen."""
 
     def __init__(self) -> None:
+        # `_created` series double the exposition and no dashboard of ours reads them
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self.fetch_duration = Histogram(
             "equity_daemon_venue_fetch_duration_seconds",
