@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import anyio
+
 from equity_daemon.callbacks import EventCallback
 from equity_daemon.errors import EquityDaemonError
 from equity_daemon.history import History
@@ -26,7 +28,7 @@ from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
+    from anyio.abc import TaskGroup, TaskStatus
 
 
 class IncompleteEquity(EquityDaemonError):
@@ -41,16 +43,20 @@ class IncompleteEquity(EquityDaemonError):
 class EquityTracker:
     """Reads a running daemon's latest snapshots."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, port: int) -> None:
         self._daemon = daemon
+        self.port = port
 
     @classmethod
     async def start(cls, tg: TaskGroup, settings: Settings) -> EquityTracker:
-        """Start a daemon in `tg` (no signal handling: the host process owns its signals)."""
+        """Start a daemon in `tg` and return once its first cycle is done.
+
+        The daemon handles no signals here: the host process owns its signals.
+        """
         daemon = Daemon(settings)
         history = await History.open(settings.history_path)
-        await tg.start(_run_then_close, daemon, history)
-        return cls(daemon)
+        port: int = await tg.start(_run_then_close, daemon, history)
+        return cls(daemon, port)
 
     def add_callback(self, callback: EventCallback) -> None:
         """Call `callback(event)` for every threshold, incomplete and recovered event."""
@@ -81,8 +87,11 @@ class EquityTracker:
         return snap
 
 
-async def _run_then_close(daemon: Daemon, history: History, *, task_status: object) -> None:
+async def _run_then_close(
+    daemon: Daemon, history: History, *, task_status: TaskStatus[int]
+) -> None:
     try:
-        await daemon.run(history, handle_signals=False, task_status=task_status)  # type: ignore[arg-type]
+        await daemon.run(history, handle_signals=False, task_status=task_status)
     finally:
-        await history.aclose()
+        with anyio.CancelScope(shield=True):
+            await history.aclose()

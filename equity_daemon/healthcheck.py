@@ -20,5 +20,9 @@ def check(port: int, timeout: float = 4.0) -> bool:
         return False
 
 
+def main() -> int:
+    return 0 if check(int(os.environ.get("EQUITY_DAEMON_HTTP__PORT", DEFAULT_PORT))) else 1
+
+
 if __name__ == "__main__":
-    sys.exit(0 if check(int(os.environ.get("EQUITY_DAEMON_HTTP__PORT", DEFAULT_PORT))) else 1)
+    sys.exit(main())

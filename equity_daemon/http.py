@@ -161,7 +161,8 @@ async def serve(
             with contextlib.suppress(*gone):
                 await _answer(api, stream)
 
-    await listener.serve(handle)
+    async with listener:
+        await listener.serve(handle)
 
 
 async def _answer(api: Api, stream: SocketStream) -> None:

@@ -246,7 +246,7 @@ class Daemon:
         handle_signals: bool = True,
         task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run until cancelled or signalled. Reports the HTTP port once listening.
+        """Run until cancelled or signalled. Reports the HTTP port after the first cycle.
 
         Args:
             history: the open history database (snapshots, references, outbox).
@@ -275,6 +275,8 @@ class Daemon:
                     tg.start_soon(self._poll_after_first, venue, policy)
             tg.start_soon(self.outbox.run)
             tg.start_soon(self._prune_forever, history)
+            await self.cycle(history)
+            systemd.notify("READY=1")
             tg.start_soon(self._calculate_forever, history)
             task_status.started(port)
 
@@ -283,8 +285,6 @@ class Daemon:
         await poll_forever(venue, self.store, policy, self.clock, self.instruments)
 
     async def _calculate_forever(self, history: History) -> None:
-        await self.cycle(history)
-        systemd.notify("READY=1")
         while True:
             with anyio.move_on_after(self.settings.interval_seconds):
                 await self.store.changed.wait()

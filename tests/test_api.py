@@ -1,0 +1,90 @@
+"""The strategy's two ways in: `EquityTracker` in-process and `EquityClient` over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.api import EquityTracker, IncompleteEquity
+from equity_daemon.client import EquityClient
+from equity_daemon.monitor import Event
+from equity_daemon.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+DEMO_PRICES = [
+    {"base": "ETH", "quote": "USDT", "sources": ["demo"]},
+    {"base": "wstETH", "quote": "stETH", "sources": ["demo"]},
+    {"base": "stETH", "quote": "ETH", "sources": ["demo"]},
+]
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        books={
+            "basis": {
+                "share_class": "USDT",
+                "venues": [{"kind": "demo", "name": "demo", "interval_seconds": 60, "seed": 1}],
+                "prices": DEMO_PRICES,
+            },
+            "ops": {
+                "share_class": "USDT",
+                "venues": [
+                    {"kind": "manual", "name": "ops", "path": str(tmp_path / "missing.toml")}
+                ],
+                "venue_max_age_seconds": 0.001,
+            },
+        },
+        http={"port": 0, "bearer_token": "t0ken"},
+        history_path=tmp_path / "history.sqlite3",
+    )
+
+
+async def test_the_tracker_reads_the_latest_snapshot_and_the_client_the_same_over_http(
+    tmp_path: Path,
+) -> None:
+    events: list[Event] = []
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            tracker = await EquityTracker.start(tg, settings(tmp_path))
+            tracker.add_callback(events.append)
+            equity = tracker.equity("basis")
+            assert equity == Decimal("512500.5")
+            assert tracker.by_venue("basis") == {"demo": equity}
+            assert set(tracker.by_asset("basis")) == {"USDT", "wstETH"}
+            latest = tracker.latest("basis")
+            assert latest is not None
+            assert latest.sequence == 1
+
+            with pytest.raises(IncompleteEquity, match="equity of ops is not known: ops: "):
+                tracker.equity("ops")
+            with pytest.raises(LookupError, match="several books"):
+                tracker.latest()
+            with pytest.raises(LookupError, match="no book named 'nope'"):
+                tracker.latest("nope")
+
+            port = tracker.port
+            async with EquityClient(f"http://127.0.0.1:{port}", token="t0ken") as client:
+                assert await client.equity("basis") == equity
+                with pytest.raises(IncompleteEquity):
+                    await client.equity("ops")
+                with pytest.raises(IncompleteEquity, match="no snapshot yet"):
+                    await client.equity("elsewhere")
+                kinds = [e["kind"] for e in await client.events()]
+                assert kinds == ["incomplete"]
+                assert await client.events(since="2999-01-01T00:00:00+00:00") == []
+            tg.cancel_scope.cancel()
+
+
+async def test_a_single_book_needs_no_name(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    single = config.model_copy(update={"books": {"basis": config.books["basis"]}})
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            tracker = await EquityTracker.start(tg, single)
+            assert tracker.equity() == Decimal("512500.5")
+            tg.cancel_scope.cancel()

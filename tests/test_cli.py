@@ -1,0 +1,116 @@
+"""The command line: once, history, --version, and the exit codes README documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
+from equity_daemon.history import History
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import load_settings
+
+DEMO = Path(__file__).parents[1] / "config" / "demo.toml"
+
+
+def manual_config(tmp_path: Path, positions: str) -> Path:
+    (tmp_path / "ops.toml").write_text(positions)
+    config = tmp_path / "equity.toml"
+    config.write_text(
+        f"""
+history_path = "{tmp_path / "history.sqlite3"}"
+[books.ops]
+share_class = "ETH"
+[[books.ops.venues]]
+kind = "manual"
+name = "ops"
+path = "{tmp_path / "ops.toml"}"
+"""
+    )
+    return config
+
+
+def test_once_prints_a_readable_table_of_the_demo_book(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["once", "--config", str(DEMO)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "book demo  #1" in out
+    assert "complete" in out
+    assert "equity                      512,500.50 USDT" in out
+    assert "hedge      demo      ETH               -120 short" in out
+
+
+def test_once_json_is_the_snapshot_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["once", "--format", "json", "--config", str(DEMO)]) == EXIT_OK
+    (book,) = json.loads(capsys.readouterr().out)["books"]
+    assert (book["book"], book["equity"], book["complete"]) == ("demo", "512500.5", True)
+
+
+def test_once_exits_3_and_names_the_problem_when_incomplete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = manual_config(tmp_path, '[[positions]]\nasset = "PEPE"\namount = "1e9"\n')
+    assert main(["once", "--config", str(config)]) == EXIT_INCOMPLETE
+    out = capsys.readouterr().out
+    assert "INCOMPLETE" in out
+    assert "problem: unpriced PEPE: no fresh price path to ETH (held on ops)" in out
+
+
+def test_once_records_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "2"\n')
+    assert main(["once", "--config", str(config)]) == EXIT_OK
+    assert not (tmp_path / "history.sqlite3").exists()
+
+
+def test_the_config_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EQUITY_DAEMON_CONFIG", str(DEMO))
+    assert main(["check-config"]) == EXIT_OK
+    assert capsys.readouterr().out == "config ok: 1 book(s), 1 venue(s)\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("equity-daemon 0.")
+
+
+def test_history_needs_times_with_an_offset(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["history", "--config", str(DEMO), "--since", "2026-11-25T00:00"])
+    assert stop.value.code == EXIT_USAGE
+    assert "needs a UTC offset" in capsys.readouterr().err
+
+
+def test_history_exports_csv_and_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "2.5"\n')
+    settings = load_settings(config)
+
+    async def three_cycles() -> None:
+        daemon = Daemon(settings)
+        history = await History.open(settings.history_path)
+        await daemon.fetch_all_once()
+        for _ in range(3):
+            await daemon.cycle(history)
+        await history.aclose()
+
+    with capture_logs():
+        anyio.run(three_cycles)
+    assert main(["history", "--config", str(config)]) == EXIT_OK
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "book,sequence,at,share_class,equity,total_assets,total_debt,complete"
+    assert [row.split(",")[1] for row in rows[1:]] == ["1", "2", "3"]
+    assert rows[1].split(",")[4] == "2.5"
+
+    args = ["history", "--config", str(config), "--format", "jsonl", "--since", "2000-01-01T00:00Z"]
+    assert main([*args, "--book", "ops", "--until", "2999-01-01T00:00+00:00"]) == EXIT_OK
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [doc["sequence"] for doc in docs] == [1, 2, 3]
+    assert docs[0]["equity"] == "2.5"
