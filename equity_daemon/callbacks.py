@@ -32,11 +32,15 @@ class Callbacks:
 
     Args:
         timeout: seconds one callback may take for one event.
+        on_failure: told `"error"` or `"timeout"` for each failure (the daemon counts them).
     """
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(
+        self, timeout: float = 5.0, on_failure: Callable[[str], None] = lambda reason: None
+    ) -> None:
         self._callbacks: list[EventCallback] = []
         self._timeout = timeout
+        self._on_failure = on_failure
         self.failures: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
 
@@ -61,7 +65,9 @@ class Callbacks:
                         await result
         except TimeoutError:
             self.timeouts[name] += 1
+            self._on_failure("timeout")
             log.warning("callback_timeout", callback=name, event_id=event.id, timeout=self._timeout)
         except Exception:  # a callback is user code: count it, log it, never let it stop us
             self.failures[name] += 1
+            self._on_failure("error")
             log.exception("callback_failed", callback=name, event_id=event.id)

@@ -72,7 +72,8 @@ async def test_slow_callbacks_are_cut_off_at_their_timeout() -> None:
     async def fine(event: Event) -> None:
         got.append("fine")
 
-    callbacks = Callbacks(timeout=0.2)
+    reasons: list[str] = []
+    callbacks = Callbacks(timeout=0.2, on_failure=reasons.append)
     for cb in (blocking, sleepy, fine):
         callbacks.add(cb)
     started = time.monotonic()
@@ -82,6 +83,7 @@ async def test_slow_callbacks_are_cut_off_at_their_timeout() -> None:
     assert time.monotonic() - started < 2
     assert got == ["fine"]
     assert sum(callbacks.timeouts.values()) == 2
+    assert reasons == ["timeout", "timeout"]
     assert {entry["event"] for entry in logs} == {"callback_timeout"}
 
 

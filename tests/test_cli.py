@@ -114,3 +114,16 @@ def test_history_exports_csv_and_json_lines(
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [doc["sequence"] for doc in docs] == [1, 2, 3]
     assert docs[0]["equity"] == "2.5"
+
+
+def test_the_example_config_is_valid_with_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("webhook_url", "webhook_secret", "http_token"):
+        (tmp_path / name).write_text(
+            "https://hooks.example/x\n" if name == "webhook_url" else "s\n"
+        )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    example = DEMO.with_name("example.toml")
+    assert main(["check-config", "--config", str(example)]) == EXIT_OK
+    assert capsys.readouterr().out == "config ok: 1 book(s), 2 venue(s)\n"

@@ -85,7 +85,10 @@ class Daemon:
         self.history: History | None = None  # set by run(); preview() needs none
         self.clock = clock
         self.instruments = DaemonMetrics()
-        self.callbacks = Callbacks(settings.callback_timeout_seconds)
+        self.callbacks = Callbacks(
+            settings.callback_timeout_seconds,
+            on_failure=lambda reason: self.instruments.callback_failures.labels(reason).inc(),
+        )
         self.books = [self._book(name, book) for name, book in settings.books.items()]
         self.store = PositionStore(self._all_venue_names(), clock())
         self.instruments.prepare(self._all_venue_names())
