@@ -40,7 +40,7 @@ class DaemonMetrics:
 
     def __init__(self) -> None:
         # `_created` series double the exposition and no dashboard of ours reads them
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in 0.26
         self.registry = CollectorRegistry(auto_describe=True)
         self.fetch_duration = Histogram(
             "equity_daemon_venue_fetch_duration_seconds",

@@ -24,23 +24,22 @@ DEMO_PRICES = [
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        books={
-            "basis": {
-                "share_class": "USDT",
-                "venues": [{"kind": "demo", "name": "demo", "interval_seconds": 60, "seed": 1}],
-                "prices": DEMO_PRICES,
-            },
-            "ops": {
-                "share_class": "USDT",
-                "venues": [
-                    {"kind": "manual", "name": "ops", "path": str(tmp_path / "missing.toml")}
-                ],
-                "venue_max_age_seconds": 0.001,
-            },
-        },
-        http={"port": 0, "bearer_token": "t0ken"},
-        history_path=tmp_path / "history.sqlite3",
+    basis = {
+        "share_class": "USDT",
+        "venues": [{"kind": "demo", "name": "demo", "interval_seconds": 60, "seed": 1}],
+        "prices": DEMO_PRICES,
+    }
+    ops = {
+        "share_class": "USDT",
+        "venues": [{"kind": "manual", "name": "ops", "path": str(tmp_path / "missing.toml")}],
+        "venue_max_age_seconds": 0.001,
+    }
+    return Settings.model_validate(
+        {
+            "books": {"basis": basis, "ops": ops},
+            "http": {"port": 0, "bearer_token": "t0ken"},
+            "history_path": tmp_path / "history.sqlite3",
+        }
     )
 
 

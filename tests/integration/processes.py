@@ -52,9 +52,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), body, hashlib.sha256
-                ).hexdigest()
+                expected = (
+                    "sha256=" + hmac.new(receiver.secret.encode(), body, hashlib.sha256).hexdigest()
+                )
                 if not hmac.compare_digest(self.headers.get("X-Equity-Signature", ""), expected):
                     receiver.bad_signatures += 1
                     self.send_response(401)
@@ -66,7 +66,7 @@ class Receiver:
                 self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

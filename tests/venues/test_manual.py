@@ -112,7 +112,7 @@ async def test_a_malformed_file_names_the_problem(tmp_path: Path, text: str, rea
 
 
 async def test_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
-    with pytest.raises(VenueDataError, match="cannot read gone.toml"):
+    with pytest.raises(VenueDataError, match=r"cannot read gone\.toml"):
         await venue(tmp_path / "gone.toml").fetch()
 
 
