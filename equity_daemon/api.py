@@ -3,8 +3,7 @@
 In-process (the daemon runs inside the strategy's event loop):
 
     async with anyio.create_task_group() as tg:
-        tracker = await EquityTracker.start(tg, load_settings(Path("equity.toml")))
-        tracker.add_callback(on_equity_event)
+        tracker = await EquityTracker.start(tg, load_settings(Path("equity.toml")), [on_event])
         target = tracker.equity("basis") * leverage
 
 From another process, `client.EquityClient` reads the same document over HTTP.
@@ -14,7 +13,7 @@ From another process, `client.EquityClient` reads the same document over HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -48,12 +47,17 @@ class EquityTracker:
         self.port = port
 
     @classmethod
-    async def start(cls, tg: TaskGroup, settings: Settings) -> EquityTracker:
+    async def start(
+        cls, tg: TaskGroup, settings: Settings, callbacks: Sequence[EventCallback] = ()
+    ) -> EquityTracker:
         """Start a daemon in `tg` and return once its first cycle is done.
 
-        The daemon handles no signals here: the host process owns its signals.
+        `callbacks` are registered before that first cycle, so they see its events too. The
+        daemon handles no signals here: the host process owns its signals.
         """
         daemon = Daemon(settings)
+        for callback in callbacks:
+            daemon.callbacks.add(callback)
         history = await History.open(settings.history_path)
         port: int = await tg.start(_run_then_close, daemon, history)
         return cls(daemon, port)

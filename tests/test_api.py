@@ -49,8 +49,12 @@ async def test_the_tracker_reads_the_latest_snapshot_and_the_client_the_same_ove
     events: list[Event] = []
     with capture_logs():
         async with anyio.create_task_group() as tg:
-            tracker = await EquityTracker.start(tg, settings(tmp_path))
-            tracker.add_callback(events.append)
+            tracker = await EquityTracker.start(tg, settings(tmp_path), [events.append])
+            tracker.add_callback(events.append)  # later additions work too
+            with anyio.fail_after(5):
+                while not events:
+                    await anyio.sleep(0.01)
+            assert [(e.book, e.kind) for e in events] == [("ops", "incomplete")]
             equity = tracker.equity("basis")
             assert equity == Decimal("512500.5")
             assert tracker.by_venue("basis") == {"demo": equity}

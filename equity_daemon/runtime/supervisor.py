@@ -4,7 +4,8 @@
     ├── http.serve                 /metrics /healthz /readyz /snapshot /events
     ├── poll_forever × venue       -> PositionStore (pulls `changed` when equity could move)
     ├── calculate_forever          every interval, or `debounce` after a change:
-    │                              per book: oracle -> calculator -> monitor -> history -> callbacks
+    │                              per book: oracle -> calculator -> monitor -> history
+    ├── deliver_callbacks          events -> in-process callbacks, off the calculator's path
     ├── Outbox.run                 webhook delivery from the durable outbox
     ├── prune_forever              history retention, hourly
     └── stop_on_signal             SIGTERM/SIGINT -> cancel everything, exit 0
@@ -25,6 +26,7 @@ import anyio
 import httpx
 import structlog
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from equity_daemon import systemd
@@ -48,6 +50,7 @@ log = structlog.get_logger()
 
 SHUTDOWN_GRACE = 4.0
 PRUNE_EVERY = 3600.0
+CALLBACK_QUEUE = 10_000
 
 
 def utc_now() -> datetime:
@@ -95,6 +98,8 @@ class Daemon:
         self.last_cycle_at: datetime | None = None
         self._webhooks = [hook for book in settings.books.values() for hook in book.webhooks]
         self.outbox: Outbox | None = None
+        # run() opens it: the calculator hands events over and goes on
+        self._to_callbacks: MemoryObjectSendStream[Event] | None = None
         self.instruments.registry.register(
             EquityCollector(self._book_views, self._outbox_backlog, clock)
         )
@@ -226,8 +231,21 @@ class Daemon:
         if raised and self.outbox is not None:
             self.outbox.wake()
         for event in raised:
-            await self.callbacks.deliver(event)
+            self._hand_to_callbacks(event)
         return raised
+
+    def _hand_to_callbacks(self, event: Event) -> None:
+        if self._to_callbacks is None:
+            return
+        try:
+            self._to_callbacks.send_nowait(event)
+        except anyio.WouldBlock:
+            self.instruments.callback_failures.labels("dropped").inc()
+            log.error("callback_queue_full", event_id=event.id)
+
+    async def _deliver_callbacks(self, events: MemoryObjectReceiveStream[Event]) -> None:
+        async for event in events:
+            await self.callbacks.deliver(event)
 
     async def fetch_all_once(self) -> None:
         """Fetch every venue once, concurrently (for `once` and for a prompt first cycle)."""
@@ -261,7 +279,11 @@ class Daemon:
             book.tracker.restore(
                 await history.load_reference(book.name), await history.last_sequence(book.name)
             )
+        to_callbacks, for_callbacks = anyio.create_memory_object_stream[Event](CALLBACK_QUEUE)
+        self._to_callbacks = to_callbacks
         async with (
+            to_callbacks,
+            for_callbacks,
             httpx.AsyncClient() as client,
             anyio.create_task_group() as tg,
         ):
@@ -278,6 +300,7 @@ class Daemon:
                     tg.start_soon(self._poll_after_first, venue, policy)
             tg.start_soon(self.outbox.run)
             tg.start_soon(self._prune_forever, history)
+            tg.start_soon(self._deliver_callbacks, for_callbacks)
             await self.cycle(history)
             systemd.notify("READY=1")
             tg.start_soon(self._calculate_forever, history)
