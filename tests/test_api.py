@@ -47,13 +47,18 @@ async def test_the_tracker_reads_the_latest_snapshot_and_the_client_the_same_ove
     tmp_path: Path,
 ) -> None:
     events: list[Event] = []
+    first_event = anyio.Event()
+
+    async def on_event(event: Event) -> None:
+        events.append(event)
+        first_event.set()
+
     with capture_logs():
         async with anyio.create_task_group() as tg:
-            tracker = await EquityTracker.start(tg, settings(tmp_path), [events.append])
+            tracker = await EquityTracker.start(tg, settings(tmp_path), [on_event])
             tracker.add_callback(events.append)  # later additions work too
             with anyio.fail_after(5):
-                while not events:
-                    await anyio.sleep(0.01)
+                await first_event.wait()
             assert [(e.book, e.kind) for e in events] == [("ops", "incomplete")]
             equity = tracker.equity("basis")
             assert equity == Decimal("512500.5")
