@@ -88,8 +88,8 @@ class DaemonProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {**os.environ, "EQUITY_DAEMON_HTTP__PORT": str(self.port)}
+    def start(self, **extra_env: str) -> None:
+        env = {**os.environ, "EQUITY_DAEMON_HTTP__PORT": str(self.port), **extra_env}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "equity_daemon", "run", "--config", str(self.config)],

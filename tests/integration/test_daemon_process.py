@@ -7,6 +7,7 @@ both built-in venue kinds run in the same process.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,23 @@ def test_readyz_flips_when_a_venue_goes_stale_and_back(
     wait_for(lambda: any(e["kind"] == "recovered" for e in receiver.received), 10, "recovery")
     assert [e["kind"] for e in receiver.received] == ["incomplete", "recovered"]
     assert daemon.terminate()[0] == 0
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(
+    world: tuple[DaemonProcess, Receiver, Path], tmp_path: Path
+) -> None:
+    daemon, _, book = world
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(address))
+        systemd.settimeout(10)
+        daemon.start(NOTIFY_SOCKET=str(address))
+        assert systemd.recv(64) == b"READY=1"
+        edit(book, positions("100001"))  # a change makes a cycle at once
+        assert systemd.recv(64) == b"WATCHDOG=1"
+        code, _ = daemon.terminate()
+        assert code == 0
+        messages = []
+        while (message := systemd.recv(64)) != b"STOPPING=1":
+            messages.append(message)
+        assert set(messages) <= {b"WATCHDOG=1"}
