@@ -60,27 +60,12 @@ max_backoff_seconds = 1
 
 [books.demo]
 share_class = "USDT"
-
-[[books.demo.venues]]
-kind = "demo"
-name = "demo"
-interval_seconds = 0.5
-seed = 1
-
-[[books.demo.prices]]
-base = "ETH"
-quote = "USDT"
-sources = ["demo"]
-
-[[books.demo.prices]]
-base = "wstETH"
-quote = "stETH"
-sources = ["demo"]
-
-[[books.demo.prices]]
-base = "stETH"
-quote = "ETH"
-sources = ["demo"]
+venues = [{kind = "demo", name = "demo", interval_seconds = 0.5, seed = 1}]
+prices = [
+    {base = "ETH", quote = "USDT", sources = ["demo"]},
+    {base = "wstETH", quote = "stETH", sources = ["demo"]},
+    {base = "stETH", quote = "ETH", sources = ["demo"]},
+]
 """
     )
     daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
