@@ -16,6 +16,16 @@ import pytest
 from tests.integration.processes import DaemonProcess, Receiver, free_port, wait_for
 
 SECRET = "webhook-signing-secret"
+DEMO_BOOK = """
+[books.demo]
+share_class = "USDT"
+venues = [{kind = "demo", name = "demo", interval_seconds = 0.5, seed = 1}]
+prices = [
+    {base = "ETH", quote = "USDT", sources = ["demo"]},
+    {base = "wstETH", quote = "stETH", sources = ["demo"]},
+    {base = "stETH", quote = "ETH", sources = ["demo"]},
+]
+"""
 
 
 def positions(usdt: str) -> str:
@@ -58,15 +68,8 @@ url = "http://127.0.0.1:{receiver.port}/hook"
 secret = "{SECRET}"
 max_backoff_seconds = 1
 
-[books.demo]
-share_class = "USDT"
-venues = [{kind = "demo", name = "demo", interval_seconds = 0.5, seed = 1}]
-prices = [
-    {base = "ETH", quote = "USDT", sources = ["demo"]},
-    {base = "wstETH", quote = "stETH", sources = ["demo"]},
-    {base = "stETH", quote = "ETH", sources = ["demo"]},
-]
 """
+        + DEMO_BOOK
     )
     daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
     try:
