@@ -109,6 +109,7 @@ class HistoryDB:
         self._db.execute("PRAGMA foreign_keys=ON")
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
+            self._db.close()
             raise RuntimeError(f"{path} was written by a newer equity-daemon (schema {version})")
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
