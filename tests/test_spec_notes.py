@@ -12,16 +12,21 @@ import importlib
 import pkgutil
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import pytest
 from structlog.testing import capture_logs
 
 import equity_daemon
+from equity_daemon.api import EquityTracker
 from equity_daemon.callbacks import Callbacks
-from equity_daemon.model import PositionKind, ProblemKind, ShareClass
+from equity_daemon.history import History
+from equity_daemon.model import PositionKind, ProblemKind, ShareClass, VenueReport
 from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
 from equity_daemon.oracle import Edge, ManualRates, PriceOracle
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings
 from tests.reports import NOW, book_at, failed, ok, pos, quote, snapshot
 from tests.test_oracle import Broken, Clock
 
@@ -195,14 +200,42 @@ def test_row13_a_flash_loan_is_a_debt_kind_that_is_zero_between_blocks() -> None
     assert (snap.equity, snap.total_debt) == (Decimal(100), Decimal(0))
 
 
-def test_row14_the_strategy_reads_the_snapshot_it_is_given_without_recomputing() -> None:
-    snap = snapshot(ok(pos("lido", "ETH", "1")))
-    doc = snap.to_json()
-    assert (doc["equity"], doc["equity_by_venue"], doc["equity_by_asset"]) == (
-        "3000",
-        {"lido": "3000"},
-        {"ETH": "3000"},
+@pytest.mark.anyio
+async def test_row14_the_strategy_reads_the_latest_snapshot_without_recomputing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "USDT"\namount = "250"\n')
+    settings = Settings.model_validate(
+        {
+            "books": {
+                "ops": {
+                    "share_class": "USDT",
+                    "venues": [{"kind": "manual", "name": "ops", "path": tmp_path / "ops.toml"}],
+                }
+            }
+        }
     )
+    daemon = Daemon(settings)
+    fetches = 0
+    venue = daemon.books[0].venues[0]
+    real_fetch = venue.fetch
+
+    async def counted() -> VenueReport:
+        nonlocal fetches
+        fetches += 1
+        return await real_fetch()
+
+    venue.fetch = counted  # type: ignore[method-assign]
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    await history.aclose()
+    tracker = EquityTracker(daemon, port=0)
+    readings = [tracker.equity(), tracker.by_venue(), tracker.by_asset(), tracker.equity()]
+    assert readings == [Decimal(250), {"ops": Decimal(250)}, {"USDT": Decimal(250)}, Decimal(250)]
+    assert fetches == 1  # four readings, no venue asked again
+    assert tracker.latest() is daemon.books[0].tracker.latest
 
 
 def test_row15_negative_balances_are_debt() -> None:

@@ -224,6 +224,8 @@ class Daemon:
             book.tracker.commit(cycle)
             _log_cycle(cycle)
             for event in cycle.events:
+                _log_event(event)
+            for event in cycle.events:
                 self.instruments.events.labels(book.name, event.kind.value).inc()
             raised += cycle.events
         self.instruments.cycles.inc()
@@ -350,6 +352,20 @@ def _log_cycle(cycle: Cycle) -> None:
         complete=snap.complete,
         problems=[f"{p.kind.value}:{p.subject}" for p in snap.problems],
         events=[e.kind.value for e in cycle.events],
+    )
+
+
+def _log_event(event: Event) -> None:
+    """Every event is a log line too, whatever other targets say."""
+    log.warning(
+        "equity_event",
+        event_id=event.id,
+        book=event.book,
+        kind=event.kind.value,
+        reference=None if event.reference is None else str(event.reference),
+        equity=str(event.equity),
+        change=None if event.change is None else str(event.change),
+        problems=[f"{p.kind.value} {p.subject}: {p.detail}" for p in event.snapshot.problems],
     )
 
 
