@@ -55,6 +55,12 @@ class DaemonMetrics:
             ["venue", "reason"],
             registry=self.registry,
         )
+        self.quote_errors = Counter(
+            "equity_daemon_quote_errors",
+            "Price sources that failed to answer, by source.",
+            ["source"],
+            registry=self.registry,
+        )
         self.events = Counter(
             "equity_daemon_events",
             "Events emitted by the threshold monitor, by kind.",

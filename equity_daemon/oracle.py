@@ -106,6 +106,7 @@ class PriceOracle:
         clock: the wall clock (UTC); injected so tests control time.
         cache_ttl: how long a source's answer is reused.
         timeout: how long one source may take before it is skipped this cycle.
+        on_failure: told the source's name for each failed answer (the daemon counts them).
     """
 
     def __init__(
@@ -114,12 +115,14 @@ class PriceOracle:
         clock: Callable[[], datetime],
         cache_ttl: timedelta = timedelta(seconds=30),
         timeout: float = 10.0,
+        on_failure: Callable[[str], None] = lambda source: None,
     ) -> None:
         self._edges = tuple(edges)
         self._clock = clock
         self._cache_ttl = cache_ttl
         self._timeout = timeout
         self._cache: dict[tuple[str, str, str], tuple[datetime, Observation]] = {}
+        self._on_failure = on_failure
         self.failures = 0
 
     async def quotes(self) -> list[Quote]:
@@ -144,6 +147,7 @@ class PriceOracle:
                     observation = await source.observe(edge.base, edge.quote)
             except Exception as exc:  # a source is an adapter boundary: skip it, keep the rest
                 self.failures += 1
+                self._on_failure(source.name)
                 log.warning(
                     "quote_failed",
                     edge=f"{edge.base}/{edge.quote}",

@@ -247,9 +247,12 @@ def test_row15_negative_balances_are_debt() -> None:
 
 @pytest.mark.anyio
 async def test_row17_source_failures_are_logged_with_structure_and_counted() -> None:
-    oracle = PriceOracle([Edge("ETH", "USDT", (Broken(),), timedelta(minutes=1))], Clock())
+    counted: list[str] = []
+    edges = [Edge("ETH", "USDT", (Broken(),), timedelta(minutes=1))]
+    oracle = PriceOracle(edges, Clock(), on_failure=counted.append)
     with capture_logs() as logs:
         await oracle.quotes()
         await oracle.quotes()
     assert oracle.failures == 2
+    assert counted == ["broken", "broken"]
     assert {(entry["event"], entry["source"]) for entry in logs} == {("quote_failed", "broken")}

@@ -125,7 +125,12 @@ class Daemon:
             rule=ThresholdRule(book.threshold_percent, book.threshold_floor),
             clock=self.clock,
         )
-        return Book(name, book, venues, PriceOracle(self._edges(book, venues), self.clock), tracker)
+        oracle = PriceOracle(
+            self._edges(book, venues),
+            self.clock,
+            on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
+        )
+        return Book(name, book, venues, oracle, tracker)
 
     def _edges(self, book: BookSettings, venues: Iterable[Venue]) -> list[Edge]:
         by_name = {venue.name: venue for venue in venues}
