@@ -69,6 +69,7 @@ STATUS_TEXT = {
     405: "Method Not Allowed",
     408: "Request Timeout",
     413: "Content Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -175,7 +176,11 @@ async def _answer(api: Api, stream: SocketStream) -> None:
     elif len(request) > MAX_REQUEST_BYTES:
         response = Response(413, b"request too large\n")
     else:
-        response = await _dispatch(api, request)
+        try:
+            response = await _dispatch(api, request)
+        except Exception:  # one request's failure must not take the server (or daemon) down
+            log.exception("http_request_failed")
+            response = Response(500, b"internal error\n")
     await stream.send(_encode(response))
 
 
