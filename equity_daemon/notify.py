@@ -66,7 +66,7 @@ class WebhookClient:
             response = await self._client.post(
                 self._url, content=delivery.body, headers=headers, timeout=self._timeout
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             # the exception's text can hold the URL; its class says enough
             return "error", type(exc).__name__
         if response.is_success:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -44,7 +45,8 @@ DOCKER_SECRETS = Path("/run/secrets")
 class Section(BaseModel):
     """Every section rejects unknown keys (a typo must not silently fall back to a default)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a ValidationError's text must never carry a secret's value
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,8 +134,12 @@ class WebhookSettings(Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: SecretStr) -> SecretStr:
-        if not url.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+        try:
+            parsed = httpx.URL(url.get_secret_value())
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("must be an http:// or https:// URL")  # never echo it: it is secret
         return url
 
 
@@ -166,6 +172,7 @@ class Settings(BaseSettings, Section):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        hide_input_in_errors=True,
     )
 
     books: dict[Name, BookSettings] = Field(min_length=1)
