@@ -198,16 +198,21 @@ class Settings(BaseSettings, Section):
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
-    def _venues_belong_to_one_book(self) -> Settings:
-        owners: dict[str, str] = {}
-        for book_name, book in self.books.items():
-            for venue in book.venues:
-                if venue.name in owners:
+    def _names_are_unique_and_known(self) -> Settings:
+        """Venue and webhook names identify them in metrics, logs and the outbox."""
+        for kind, named in (
+            ("venue", [(b, v.name) for b, book in self.books.items() for v in book.venues]),
+            ("webhook", [(b, w.name) for b, book in self.books.items() for w in book.webhooks]),
+        ):
+            owners: dict[str, str] = {}
+            for book_name, name in named:
+                if name in owners:
                     raise ValueError(
-                        f"venue {venue.name!r} appears in books {owners[venue.name]!r} and "
-                        f"{book_name!r}; a venue account belongs to one book"
+                        f"{kind} {name!r} appears twice (books {owners[name]!r} and "
+                        f"{book_name!r}); {kind} names must be unique"
                     )
-                owners[venue.name] = book_name
+                owners[name] = book_name
+        for book_name, book in self.books.items():
             names = {venue.name for venue in book.venues}
             for edge in book.prices:
                 unknown = [s for s in edge.sources if s not in names]
