@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         venues = sum(len(book.venues) for book in settings.books.values())
         sys.stdout.write(f"config ok: {len(settings.books)} book(s), {venues} venue(s)\n")
         return EXIT_OK
-    logs.configure(settings.log_level, settings.log_format)
+    # `once` and `history` print their result on stdout: their log lines go to stderr
+    logs.configure(settings.log_level, settings.log_format, to_stderr=args.command != "run")
     if args.command == "run":
         anyio.run(run_daemon, settings)
         return EXIT_OK

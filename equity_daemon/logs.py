@@ -20,8 +20,15 @@ LEVELS = {
 }
 
 
-def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> None:
-    """Configure structlog for the process. `cache=False` lets tests reconfigure it."""
+def configure(
+    level: str = "info", fmt: str = "auto", *, to_stderr: bool = False, cache: bool = True
+) -> None:
+    """Configure structlog for the process.
+
+    Args:
+        to_stderr: for commands whose stdout is their output (`once`, `history`).
+        cache: `False` lets tests reconfigure it.
+    """
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
@@ -35,6 +42,6 @@ def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr if to_stderr else sys.stdout),
         cache_logger_on_first_use=cache,
     )

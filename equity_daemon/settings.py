@@ -19,8 +19,8 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -135,10 +135,11 @@ class WebhookSettings(Section):
     @classmethod
     def _http_url(cls, url: SecretStr) -> SecretStr:
         try:
-            parsed = httpx.URL(url.get_secret_value())
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            parsed = urlsplit(url.get_secret_value())
+            host = parsed.hostname
+        except ValueError:
+            host = None
+        if host is None or parsed.scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")  # never echo it: it is secret
         return url
 
