@@ -71,7 +71,7 @@ async def test_no_log_line_metric_or_http_answer_carries_a_secret(
         # the incomplete `ops` book raised an event; its delivery fails on a closed port
         logged = ""
         with anyio.fail_after(10):
-            while "webhook_failed" not in logged:  # noqa: ASYNC110 (polling captured output)
+            while "webhook_failed" not in logged:
                 await anyio.sleep(0.05)
                 logged += capsys.readouterr().out
         async with httpx.AsyncClient(base_url=base) as client:
