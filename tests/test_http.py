@@ -1,0 +1,150 @@
+"""The HTTP API: routes, the bearer token, and requests that are not what they should be."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon import http
+from equity_daemon.http import Api, serve
+
+pytestmark = pytest.mark.anyio
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.is_healthy = True
+        self.is_ready = True
+        self.since: list[datetime | None] = []
+
+    def metrics(self) -> tuple[bytes, str]:
+        return b"equity_daemon_up 1\n", "text/plain; version=0.0.4; charset=utf-8"
+
+    def healthy(self) -> tuple[bool, str]:
+        return self.is_healthy, "ok" if self.is_healthy else "calculator loop silent for 200s"
+
+    def ready(self) -> tuple[bool, list[str]]:
+        return self.is_ready, [] if self.is_ready else ["basis: no snapshot yet"]
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return [{"book": "basis", "equity": "1.5"}]
+
+    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
+        self.since.append(since)
+        return [{"id": "e1"}]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Backend, httpx.AsyncClient, int]]:
+    backend = Backend()
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(backend, "s3cret"), "127.0.0.1", 0)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                yield backend, client, port
+            tg.cancel_scope.cancel()
+
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+async def test_the_open_endpoints(server: tuple[Backend, httpx.AsyncClient, int]) -> None:
+    backend, client, _ = server
+    landing = await client.get("/")
+    assert landing.status_code == 200
+    assert 'href="/metrics"' in landing.text
+    metrics = await client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert metrics.text == "equity_daemon_up 1\n"
+    assert (await client.get("/healthz")).text == "ok\n"
+    assert (await client.get("/readyz")).json() == {"ready": True, "reasons": []}
+    backend.is_healthy = backend.is_ready = False
+    assert (await client.get("/healthz")).status_code == 503
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["reasons"] == ["basis: no snapshot yet"]
+
+
+async def test_snapshot_and_events_need_the_token(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = server
+    for path in ("/snapshot", "/events"):
+        denied = await client.get(path)
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"] == "Bearer"
+        wrong = await client.get(path, headers={"Authorization": "Bearer guess"})
+        assert wrong.status_code == 401
+    snapshot = await client.get("/snapshot", headers=AUTH)
+    assert snapshot.json() == {"books": [{"book": "basis", "equity": "1.5"}]}
+
+
+async def test_events_since_must_be_an_aware_time(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    backend, client, _ = server
+    ok = await client.get("/events", params={"since": "2026-11-25T12:00:00+00:00"}, headers=AUTH)
+    assert ok.json() == {"events": [{"id": "e1"}]}
+    assert backend.since == [datetime.fromisoformat("2026-11-25T12:00:00+00:00")]
+    for bad in ("yesterday", "2026-11-25T12:00:00"):
+        answer = await client.get("/events", params={"since": bad}, headers=AUTH)
+        assert answer.status_code == 400
+
+
+async def test_unknown_paths_other_methods_and_head(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = server
+    assert (await client.get("/admin")).status_code == 404
+    post = await client.post("/snapshot", headers=AUTH)
+    assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+    head = await client.head("/metrics")
+    assert (head.status_code, head.content) == (200, b"")
+
+
+async def raw(port: int, data: bytes) -> bytes:
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(data)
+        answer = b""
+        try:
+            while True:
+                answer += await stream.receive()
+        except anyio.EndOfStream:
+            return answer
+
+
+async def test_malformed_oversized_and_silent_requests(
+    server: tuple[Backend, httpx.AsyncClient, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, port = server
+    assert (await raw(port, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+    huge = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * (http.MAX_REQUEST_BYTES + 10)
+    assert (await raw(port, huge)).startswith(b"HTTP/1.1 413 ")
+    monkeypatch.setattr(http, "READ_TIMEOUT", 0.2)
+    with anyio.fail_after(5):
+        assert (await raw(port, b"GET / HT")).startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_client_that_hangs_up_does_not_hurt_the_server(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    _, client, port = server
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    await stream.aclose()
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_without_a_token_everything_is_open() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(Backend(), None), "127.0.0.1", 0)
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{port}/snapshot")
+            assert answer.status_code == 200
+            tg.cancel_scope.cancel()
