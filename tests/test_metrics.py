@@ -1,0 +1,121 @@
+"""Metrics: what a scrape shows for the latest snapshots, and that promtool accepts it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from prometheus_client import generate_latest
+
+from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
+from equity_daemon.model import PositionKind, VenueReport, VenueState
+from tests.reports import NOW, failed, ok, pos, quote, snapshot
+
+
+def scrape_registry(books: list[BookView], backlog: dict[str, int]) -> DaemonMetrics:
+    metrics = DaemonMetrics()
+    later = NOW + timedelta(seconds=42)
+    metrics.registry.register(EquityCollector(lambda: books, lambda: backlog, lambda: later))
+    return metrics
+
+
+def basis_view() -> BookView:
+    lido = ok(pos("lido", "ETH", "10"), pos("lido", "USDT", "-500"))
+    okx = ok(
+        pos("okx", "USDT", "1000"),
+        pos("okx", "ETH", "-2", PositionKind.HEDGE, unrealized_pnl="5", pnl_currency="USDT"),
+        pos("okx", "ETH", "1", PositionKind.LOCKED),
+    )
+    quotes = (quote("ETH", "USDT", "3000", age=timedelta(seconds=8)),)
+    return BookView("basis", snapshot(lido, okx, quotes=quotes), (lido, okx))
+
+
+def incomplete_view() -> BookView:
+    down = failed(None, "bybit", "down")
+    return BookView("other", replace(snapshot(down), book="other"), (down,))
+
+
+def test_a_scrape_shows_the_latest_snapshot() -> None:
+    metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 3})
+    value = metrics.registry.get_sample_value
+    money = {"book": "basis", "currency": "USDT"}
+    assert value("equity_daemon_equity", money) == 30500
+    assert value("equity_daemon_assets", money) == 31000
+    assert value("equity_daemon_debt", money) == 500
+    assert value("equity_daemon_venue_equity", {**money, "venue": "lido"}) == 29500
+    assert value("equity_daemon_asset_equity", {**money, "asset": "ETH"}) == 30000
+    assert value("equity_daemon_excluded_value", {**money, "kind": "hedge"}) == 6000
+    assert value("equity_daemon_excluded_value", {**money, "kind": "locked"}) == 3000
+    assert value("equity_daemon_snapshot_complete", {"book": "basis"}) == 1
+    assert value("equity_daemon_snapshot_complete", {"book": "other"}) == 0
+    assert value("equity_daemon_snapshot_age_seconds", {"book": "basis"}) == 42
+    assert value("equity_daemon_snapshot_sequence", {"book": "basis"}) == 1
+    problems = {"book": "other", "kind": "failed_venue"}
+    assert value("equity_daemon_snapshot_problems", problems) == 1
+    assert value("equity_daemon_snapshot_problems", {**problems, "kind": "unpriced"}) == 0
+    eth = {"book": "basis", "asset": "ETH"}
+    assert value("equity_daemon_price", {**eth, "currency": "USDT"}) == 3000
+    assert value("equity_daemon_price_age_seconds", {**eth, "source": "binance"}) == 50
+    assert value("equity_daemon_venue_up", {"book": "basis", "venue": "okx"}) == 1
+    assert value("equity_daemon_venue_up", {"book": "other", "venue": "bybit"}) == 0
+    stamp = value(
+        "equity_daemon_venue_last_success_timestamp_seconds", {"book": "basis", "venue": "okx"}
+    )
+    assert stamp == NOW.timestamp()
+    assert value("equity_daemon_outbox_backlog", {"target": "pager"}) == 3
+    assert value("equity_daemon_build_info", {"version": "0.1.0"}) == 1
+
+
+def test_counters_and_the_fetch_histogram() -> None:
+    metrics = scrape_registry([], {})
+    metrics.prepare(["okx"])
+    value = metrics.registry.get_sample_value
+    assert value("equity_daemon_venue_errors_total", {"venue": "okx", "reason": "timeout"}) == 0
+    metrics.failed("okx", "timeout")
+    metrics.fetched("okx", 0.3)
+    metrics.events.labels("basis", "threshold").inc()
+    assert value("equity_daemon_venue_errors_total", {"venue": "okx", "reason": "timeout"}) == 1
+    bucket = {"venue": "okx", "le": "0.5"}
+    assert value("equity_daemon_venue_fetch_duration_seconds_bucket", bucket) == 1
+    assert value("equity_daemon_events_total", {"book": "basis", "kind": "threshold"}) == 1
+
+
+def test_an_unpriced_excluded_line_is_left_out_not_zeroed() -> None:
+    view = BookView("x", snapshot(ok(pos("etherfi", "eETH", "1", PositionKind.LOCKED))), ())
+    metrics = scrape_registry([view], {})
+    labels = {"book": "x", "kind": "locked", "currency": "USDT"}
+    assert metrics.registry.get_sample_value("equity_daemon_excluded_value", labels) is None
+
+
+def test_no_label_carries_an_address_or_an_id() -> None:
+    venue = VenueReport("wallet", NOW, (pos("wallet", "USDT", "1", account="0xdeadbeef"),))
+    view = BookView("basis", snapshot(VenueState(venue, venue)), (VenueState(venue, venue),))
+    text = generate_latest(scrape_registry([view], {}).registry).decode()
+    assert "0xdeadbeef" not in text
+
+
+def test_promtool_accepts_the_exposition() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing; .ci/run installs it (Debian package prometheus)")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 0})
+    metrics.prepare(["lido", "okx", "bybit"])
+    metrics.failed("okx", "timeout")
+    metrics.fetched("okx", 0.3)
+    metrics.events.labels("basis", "threshold").inc()
+    metrics.webhook_deliveries.labels("pager", "delivered").inc()
+    metrics.callback_failures.labels("timeout").inc()
+    metrics.quote_errors.labels("okx").inc()
+    metrics.cycles.inc()
+    exposition = generate_latest(metrics.registry)
+    assert exposition.count(b"# HELP") > 20
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
+    )
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
