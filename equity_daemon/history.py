@@ -268,11 +268,13 @@ class HistoryDB:
         ]
 
     def next_delivery_at(self, target: str) -> datetime | None:
-        (epoch,) = self._db.execute(
-            "SELECT MIN(next_attempt) FROM outbox WHERE target = ? AND delivered IS NULL",
+        """When the oldest pending event for `target` may be tried again (the rest wait for it)."""
+        row = self._db.execute(
+            "SELECT o.next_attempt FROM outbox o JOIN events e ON e.id = o.event_id"
+            " WHERE o.target = ? AND o.delivered IS NULL ORDER BY e.epoch, e.rowid LIMIT 1",
             (target,),
         ).fetchone()
-        return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+        return None if row is None else datetime.fromtimestamp(row[0], UTC)
 
     def outbox_backlog(self, target: str) -> int:
         (count,) = self._db.execute(
