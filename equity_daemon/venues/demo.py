@@ -2,8 +2,8 @@
 
 wstETH in a wallet, the same ETH shorted as a perpetual, USDT margin earning funding, and ETH in
 an EtherFi withdrawal. The ETH price takes a seeded random walk; the book stays delta-neutral, so
-its USDT equity moves only with the funding it earns (about 0.1 % every hundred steps) — enough
-for the demo to show a threshold alert within minutes.
+its USDT equity moves only with the funding it earns (0.1 % about every twenty steps) — enough
+for the demo to show a threshold alert within two minutes.
 
 It streams: every `interval` it steps the market and pushes a report. It also quotes the edges
 its book needs (ETH/USDT, wstETH/stETH, stETH/ETH), so it can serve as a price source.
@@ -24,7 +24,7 @@ from equity_daemon.model import VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 
-FUNDING_PER_STEP = Decimal(5)
+FUNDING_PER_STEP = Decimal(25)
 STAKING_GROWTH_PER_STEP = Decimal("1.000000002")
 
 
