@@ -21,6 +21,16 @@ from equity_daemon.prices import Quote
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
+class Clock:
+    """A wall clock the test moves by hand: `clock.now += timedelta(...)`."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def pos(
     venue: str,
     symbol: str,

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import random
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,11 +18,12 @@ from equity_daemon.history import History, PendingDelivery
 from equity_daemon.monitor import Reference, ThresholdRule, observe
 from equity_daemon.notify import Outbox, WebhookClient, retry_delay, sign
 from equity_daemon.settings import WebhookSettings
-from tests.reports import NOW, book_at
+from tests.reports import NOW, Clock, book_at
 
 pytestmark = pytest.mark.anyio
 
 URL = "http://127.0.0.1:8999/hook/tok3n"
+LATER = NOW + timedelta(hours=1)  # every recorded event is due by then
 DELIVERY = PendingDelivery("e1", b'{"id":"e1","kind":"threshold"}', 0)
 
 
@@ -68,14 +69,6 @@ def test_retry_delays_double_up_to_the_cap_with_jitter() -> None:
         assert ceiling / 2 <= delay <= ceiling
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW + timedelta(hours=1)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def history(tmp_path: Path) -> AsyncIterator[History]:
     opened = await History.open(tmp_path / "h.sqlite3")
@@ -94,7 +87,7 @@ async def test_the_outbox_retries_in_order_until_the_receiver_accepts(history: H
         side_effect=[httpx.Response(503), httpx.Response(503), *[httpx.Response(204)] * 2]
     )
     outcomes: list[tuple[str, str]] = []
-    clock = Clock()
+    clock = Clock(LATER)
     first, second = (e["id"] for e in await history.events())
     async with httpx.AsyncClient() as http:
         outbox = Outbox(
@@ -124,7 +117,7 @@ async def test_the_backlog_is_known_before_anything_is_sent(history: History) ->
     with respx.mock:
         respx.post(URL).mock(return_value=httpx.Response(500))
         async with httpx.AsyncClient() as http:
-            outbox = Outbox(history, [target()], http, Clock(), lambda t, o: None)
+            outbox = Outbox(history, [target()], http, Clock(LATER), lambda t, o: None)
             with capture_logs():
                 await outbox._deliver_due(WebhookClient(target(), http), 1)
     assert outbox.backlog == {"ops": 2}

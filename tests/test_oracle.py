@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import anyio
@@ -11,17 +11,9 @@ from structlog.testing import capture_logs
 
 from equity_daemon.oracle import Edge, ManualRates, Observation, PriceOracle, peg
 from equity_daemon.prices import SourceKind, resolve
-from tests.reports import NOW
+from tests.reports import NOW, Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Counting(ManualRates):

@@ -27,8 +27,8 @@ from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
 from equity_daemon.oracle import Edge, ManualRates, PriceOracle
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
-from tests.reports import NOW, book_at, failed, ok, pos, quote, snapshot
-from tests.test_oracle import Broken, Clock
+from tests.reports import NOW, Clock, book_at, failed, ok, pos, quote, snapshot
+from tests.test_oracle import Broken
 
 
 def test_row01_values_are_in_the_share_class_not_usd() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,17 +11,9 @@ from structlog.testing import capture_logs
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
-from tests.reports import NOW
+from tests.reports import NOW, Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def daemon_for(tmp_path: Path, clock: Clock) -> Daemon:
