@@ -154,6 +154,7 @@ class BookSettings(Section):
     threshold_floor: Decimal = Field(default=Decimal(0), ge=0)
     venue_max_age_seconds: Seconds = 300.0
     max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0)
+    quote_cache_seconds: float = Field(default=30.0, ge=0)
     webhooks: tuple[WebhookSettings, ...] = ()
 
 

@@ -128,6 +128,7 @@ class Daemon:
         oracle = PriceOracle(
             self._edges(book, venues),
             self.clock,
+            cache_ttl=timedelta(seconds=book.quote_cache_seconds),
             on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
         )
         return Book(name, book, venues, oracle, tracker)

@@ -26,6 +26,7 @@ from equity_daemon.prices import SourceKind
 
 FUNDING_PER_STEP = Decimal(25)
 STAKING_GROWTH_PER_STEP = Decimal("1.000000002")
+WEI = Decimal("1e-18")  # on-chain rates have 18 decimals
 
 
 class DemoVenue:
@@ -54,7 +55,7 @@ class DemoVenue:
         self.market = replace(
             m,
             eth_usdt=(m.eth_usdt * (1 + shock)).quantize(Decimal("0.01")),
-            steth_per_wsteth=m.steth_per_wsteth * STAKING_GROWTH_PER_STEP,
+            steth_per_wsteth=(m.steth_per_wsteth * STAKING_GROWTH_PER_STEP).quantize(WEI),
             funding_earned=m.funding_earned + FUNDING_PER_STEP,
         )
 
