@@ -1,0 +1,64 @@
+"""The systemd unit passes systemd's own checks (the Dockerfile needs an engine: see README)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).parents[1] / "deploy" / "equity-daemon.service"
+
+
+def systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze is missing; .ci/run installs it (Debian package systemd)")
+        pytest.skip("systemd-analyze not installed")
+    return found
+
+
+def local_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this interpreter, so `verify` can find the binary."""
+    text = re.sub(
+        r"^ExecStart=\S+",
+        f"ExecStart={sys.executable} -m equity_daemon",
+        UNIT.read_text(),
+        flags=re.M,
+    )
+    copy = tmp_path / UNIT.name
+    copy.write_text(text)
+    return copy
+
+
+def test_the_unit_verifies(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [systemd_analyze(), "verify", str(local_copy(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_unit_is_hardened(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [systemd_analyze(), "security", "--offline=yes", str(local_copy(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    exposure = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+    assert exposure is not None, done.stdout + done.stderr
+    assert float(exposure.group(1)) <= 2.5
+
+
+def test_the_unit_is_a_notify_service_with_a_watchdog() -> None:
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "LoadCredential="):
+        assert line in text
