@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.tools import require_tool
 
 UNIT = Path(__file__).parents[1] / "deploy" / "equity-daemon.service"
 
 
 def systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is missing; .ci/run installs it (Debian package systemd)")
-        pytest.skip("systemd-analyze not installed")
-    return found
+    return require_tool("systemd-analyze", "systemd")
 
 
 def local_copy(tmp_path: Path) -> Path:

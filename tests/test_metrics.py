@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from prometheus_client import generate_latest
 
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
 from equity_daemon.model import PositionKind, VenueReport, VenueState
 from tests.reports import NOW, failed, ok, pos, quote, snapshot
+from tests.tools import require_tool
 
 
 def scrape_registry(books: list[BookView], backlog: dict[str, int]) -> DaemonMetrics:
@@ -99,11 +97,7 @@ def test_no_label_carries_an_address_or_an_id() -> None:
 
 
 def test_promtool_accepts_the_exposition() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing; .ci/run installs it (Debian package prometheus)")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+    promtool = require_tool("promtool", "prometheus")
     metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 0})
     metrics.prepare(["lido", "okx", "bybit"])
     metrics.failed("okx", "timeout")
