@@ -7,7 +7,8 @@ ETH waiting in an EtherFi withdrawal. Its equity barely moves with the ETH price
 `leveraged_staking_book` is the ETH share-class loop: wstETH supplied to Aave, WETH borrowed against
 it. Its equity moves with the staking rate, not with the ETH price.
 
-`equity-daemon once` values the basis book; the tests use both to check the arithmetic end to end.
+The `demo` venue holds the basis book and walks its market; the tests value both books to check
+the arithmetic end to end.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ a fallback is already at hand when the preferred one fails or goes stale. An ans
 `cache_ttl` (30 s, as the specification asks) so a 1 s calculator loop does not hammer a venue.
 
 A source that raises is logged and skipped: the edge falls back to its other sources, and an
-asset left with no fresh path is *unpriced* in the snapshot, never valued at zero.
+asset left with no fresh path is *unpriced* in the snapshot, never valued at zero. The exception's
+text is logged, so a source must never put a secret (an RPC URL with a key) into it.
 """
 
 from __future__ import annotations
