@@ -236,13 +236,18 @@ class HistoryDB:
         return select + where, params
 
     def prune(self, now: datetime, keep_all_for: timedelta) -> int:
-        """Thin snapshots older than `keep_all_for` to the first of each book's UTC hour."""
+        """Thin snapshots older than `keep_all_for` to the first of each book's UTC hour.
+
+        A book's latest snapshot always stays, so its sequence numbers continue after a restart
+        even when the daemon was down longer than `keep_all_for`.
+        """
         cutoff = (_utc(now) - keep_all_for).timestamp()
         with self._db:
             cursor = self._db.execute(
-                "DELETE FROM snapshots WHERE epoch < ? AND rowid NOT IN ("
-                " SELECT MIN(rowid) FROM snapshots WHERE epoch < ?"
-                " GROUP BY book, CAST(epoch / 3600 AS INTEGER))",
+                "DELETE FROM snapshots WHERE epoch < ?"
+                " AND rowid NOT IN (SELECT MIN(rowid) FROM snapshots WHERE epoch < ?"
+                "  GROUP BY book, CAST(epoch / 3600 AS INTEGER))"
+                " AND rowid NOT IN (SELECT MAX(rowid) FROM snapshots GROUP BY book)",
                 (cutoff, cutoff),
             )
         return cursor.rowcount

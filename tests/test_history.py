@@ -195,3 +195,12 @@ def test_kill_9_loses_at_most_the_cycle_in_flight(tmp_path: Path) -> None:
         assert Decimal(last_event["equity"]) == reference.equity  # ...and with its event
         assert last_event["snapshot"]["sequence"] == last
         db.close()
+
+
+def test_retention_never_removes_a_books_latest_snapshot(db: HistoryDB) -> None:
+    ref = Reference("basis")
+    for sequence in range(1, 4):  # three snapshots in one hour, long ago
+        ref = record(db, ref, "1000", sequence)
+    db.prune(NOW + timedelta(days=30), keep_all_for=timedelta(days=7))
+    assert [doc["sequence"] for doc in db.snapshots()] == [1, 3]
+    assert db.last_sequence("basis") == 3
