@@ -8,8 +8,9 @@
 
 The configuration file can also come from `$EQUITY_DAEMON_CONFIG`.
 
-Exit codes: 0 success (for `once`: every snapshot complete), 1 an unexpected failure, 2 bad usage
-or configuration, 3 `once` produced at least one incomplete snapshot.
+Exit codes: 0 success (for `once`: every snapshot complete), 1 cannot start (port taken, history
+unwritable) or an unexpected failure, 2 bad usage or configuration, 3 `once` produced at least one
+incomplete snapshot.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from pathlib import Path
 import anyio
 
 from equity_daemon import __version__, logs
-from equity_daemon.errors import ConfigError
+from equity_daemon.errors import ConfigError, StartupError
 from equity_daemon.history import History
 from equity_daemon.render import snapshot_table
 from equity_daemon.runtime.supervisor import Daemon, run_daemon
 from equity_daemon.settings import Settings, load_settings
 
 EXIT_OK = 0
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 
@@ -84,12 +86,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     # `once` and `history` print their result on stdout: their log lines go to stderr
     logs.configure(settings.log_level, settings.log_format, to_stderr=args.command != "run")
-    if args.command == "run":
-        anyio.run(run_daemon, settings)
-        return EXIT_OK
-    if args.command == "once":
-        return anyio.run(_once, settings, args.format)
-    return anyio.run(_history, settings, args)
+    try:
+        if args.command == "run":
+            anyio.run(run_daemon, settings)
+            return EXIT_OK
+        if args.command == "once":
+            return anyio.run(_once, settings, args.format)
+        return anyio.run(_history, settings, args)
+    except (StartupError, BaseExceptionGroup) as exc:
+        failures = _startup_errors(exc)
+        if not failures:
+            raise
+        for failure in failures:
+            sys.stderr.write(f"cannot start: {failure}\n")
+        return EXIT_FAILURE
+
+
+def _startup_errors(exc: BaseException) -> list[StartupError]:
+    """The startup errors `exc` consists of, or none if it holds anything else (a bug)."""
+    if isinstance(exc, StartupError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_startup_errors(inner) for inner in exc.exceptions]
+        return [e for group in found for e in group] if all(found) else []
+    return []
 
 
 async def _once(settings: Settings, output_format: str) -> int:

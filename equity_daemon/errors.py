@@ -2,6 +2,7 @@
 
 * `EquityDaemonError`
   * `ConfigError` — the configuration cannot be used; the CLI prints its lines and exits 2.
+  * `StartupError` — the daemon cannot start here (port taken, history unwritable); exit 1.
   * `VenueError` — a venue fetch went wrong (carries `venue`).
     * `VenueUnavailable` — transient (network, timeout, rate limit): back off and retry.
     * `VenueDataError` — the venue answered with something we cannot read.
@@ -27,6 +28,10 @@ class ConfigError(EquityDaemonError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
+
+
+class StartupError(EquityDaemonError):
+    """Raised when the daemon cannot acquire what it needs to run: its port, its database."""
 
 
 class VenueError(EquityDaemonError):

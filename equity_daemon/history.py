@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
+from equity_daemon.errors import StartupError
 from equity_daemon.model import Snapshot
 from equity_daemon.monitor import Event, Reference
 
@@ -319,7 +320,11 @@ class History:
 
     @classmethod
     async def open(cls, path: Path) -> History:
-        return cls(await anyio.to_thread.run_sync(HistoryDB, path))
+        """Open (or create) the database; `StartupError` when it cannot be used."""
+        try:
+            return cls(await anyio.to_thread.run_sync(HistoryDB, path))
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"cannot open history {path}: {exc}") from None
 
     async def _run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await anyio.to_thread.run_sync(partial(call, *args, **kwargs), limiter=self._limiter)

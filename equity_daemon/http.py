@@ -28,6 +28,8 @@ import anyio
 import structlog
 from anyio.abc import SocketStream, TaskStatus
 
+from equity_daemon.errors import StartupError
+
 log = structlog.get_logger()
 
 MAX_REQUEST_BYTES = 16 * 1024
@@ -150,7 +152,10 @@ async def serve(
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen and answer until cancelled; reports the bound port once listening."""
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    try:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
     log.info("http_listening", host=host, port=bound)
     task_status.started(bound)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import anyio
@@ -127,3 +128,27 @@ def test_the_example_config_is_valid_with_its_credentials(
     example = DEMO.with_name("example.toml")
     assert main(["check-config", "--config", str(example)]) == EXIT_OK
     assert capsys.readouterr().out == "config ok: 1 book(s), 2 venue(s)\n"
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("EQUITY_DAEMON_HTTP__PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("EQUITY_DAEMON_HISTORY_PATH", str(tmp_path / "h.sqlite3"))
+        assert main(["run", "--config", str(DEMO)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cannot start: cannot listen on 127.0.0.1:")
+    assert "Address already in use" in err
+    assert "Traceback" not in err
+
+
+def test_an_unusable_history_is_one_clear_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("EQUITY_DAEMON_HISTORY_PATH", str(tmp_path / "file" / "h.sqlite3"))
+    assert main(["history", "--config", str(DEMO)]) == 1
+    assert capsys.readouterr().err.startswith(f"cannot start: cannot open history {tmp_path}")
