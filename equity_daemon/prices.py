@@ -158,7 +158,8 @@ def _choose_per_edge(
     chosen: dict[str, Quote] = {}
     disagreements: dict[str, Disagreement] = {}
     for key, candidates in by_edge.items():
-        candidates.sort(key=lambda q: (q.rank, -q.at.timestamp(), q.source))
+        # a total order: the same quotes in any order give the same choice
+        candidates.sort(key=lambda q: (q.rank, -q.at.timestamp(), q.source, _oriented_rate(q, key)))
         used = candidates[0]
         chosen[key] = used
         used_rate = _oriented_rate(used, key)

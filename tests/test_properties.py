@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal, localcontext
 
 from hypothesis import given
@@ -9,8 +10,8 @@ from hypothesis import strategies as st
 
 from equity_daemon.model import PositionKind
 from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
-from equity_daemon.prices import PRICE_PRECISION
-from tests.reports import book_at, ok, pos, quote, snapshot
+from equity_daemon.prices import PRICE_PRECISION, resolve
+from tests.reports import NOW, book_at, ok, pos, quote, snapshot
 
 QUOTES = (quote("ETH", "USDT", "3000.5"), quote("stETH", "ETH", "0.9991"))
 PRICES = {"USDT": Decimal(1), "ETH": Decimal("3000.5"), "stETH": Decimal("2997.799550")}
@@ -106,3 +107,35 @@ def test_an_incomplete_snapshot_never_fires_a_change_event(
         if not complete:
             assert [e.kind for e in events] in ([], [EventKind.INCOMPLETE])
             assert ref.equity == before
+
+
+symbols = st.sampled_from(["USDT", "ETH", "stETH", "wstETH", "weETH", "eETH", "A", "B"])
+quote_lists = st.lists(
+    st.tuples(
+        symbols,
+        symbols,
+        st.decimals(min_value=Decimal("0.001"), max_value=10_000, places=3),
+        st.integers(min_value=0, max_value=600),
+        st.sampled_from(["binance", "okx", "chainlink"]),
+    ).filter(lambda q: q[0] != q[1]),
+    max_size=15,
+)
+
+
+@given(quote_lists, st.randoms())
+def test_the_same_quotes_in_any_order_give_the_same_prices(
+    raw: list[tuple[str, str, Decimal, int, str]], rng: object
+) -> None:
+    quotes = [
+        quote(base, q, rate, source, age=timedelta(seconds=age))
+        for base, q, rate, age, source in raw
+    ]
+    shuffled = list(quotes)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    first = resolve(quotes, "USDT", NOW, Decimal(50))
+    second = resolve(shuffled, "USDT", NOW, Decimal(50))
+    assert first.prices == second.prices
+    for price in first.prices.values():
+        assert price.path[-1] == "USDT"
+        assert len(price.path) == len(price.sources) + 1
+        assert price.price > 0
