@@ -112,11 +112,11 @@ class DaemonProcess:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url(path), timeout=5)
 
-    def terminate(self) -> tuple[int, float]:
-        """SIGTERM; returns the exit code and how long the exit took."""
+    def terminate(self, signum: int = signal.SIGTERM) -> tuple[int, float]:
+        """Signal it to stop; returns the exit code and how long the exit took."""
         assert self.process is not None
         started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signum)
         code = self.process.wait(timeout=10)
         return code, time.monotonic() - started
 
