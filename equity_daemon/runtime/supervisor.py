@@ -35,7 +35,7 @@ from equity_daemon.callbacks import Callbacks
 from equity_daemon.history import History
 from equity_daemon.http import Api, serve
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
-from equity_daemon.model import Snapshot
+from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
 from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
@@ -353,7 +353,7 @@ def _log_cycle(cycle: Cycle) -> None:
         "cycle",
         book=snap.book,
         sequence=snap.sequence,
-        equity=str(snap.equity),
+        equity=decimal_str(snap.equity),
         share_class=snap.share_class.value,
         complete=snap.complete,
         problems=[f"{p.kind.value}:{p.subject}" for p in snap.problems],
@@ -368,9 +368,9 @@ def _log_event(event: Event) -> None:
         event_id=event.id,
         book=event.book,
         kind=event.kind.value,
-        reference=None if event.reference is None else str(event.reference),
-        equity=str(event.equity),
-        change=None if event.change is None else str(event.change),
+        reference=decimal_str_or_none(event.reference),
+        equity=decimal_str(event.equity),
+        change=decimal_str_or_none(event.change),
         problems=[f"{p.kind.value} {p.subject}: {p.detail}" for p in event.snapshot.problems],
     )
 
