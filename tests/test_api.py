@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from blockbuster import blockbuster_ctx
 from structlog.testing import capture_logs
 
 from equity_daemon.api import EquityTracker, IncompleteEquity
@@ -95,4 +96,19 @@ async def test_a_single_book_needs_no_name(tmp_path: Path) -> None:
         async with anyio.create_task_group() as tg:
             tracker = await EquityTracker.start(tg, single)
             assert tracker.equity() == Decimal("512500.5")
+            tg.cancel_scope.cancel()
+
+
+async def test_the_running_daemon_never_blocks_its_event_loop(tmp_path: Path) -> None:
+    """SQLite, files and sockets all go through threads or anyio: blockbuster would say."""
+    config = settings(tmp_path)
+    (tmp_path / "missing.toml").write_text('[[positions]]\nasset = "USDT"\namount = "5"\n')
+    ops = config.books["ops"].model_copy(update={"venue_max_age_seconds": 60.0})
+    config = config.model_copy(update={"books": {**config.books, "ops": ops}})
+    with capture_logs(), blockbuster_ctx():
+        async with anyio.create_task_group() as tg:
+            tracker = await EquityTracker.start(tg, config)
+            async with EquityClient(f"http://127.0.0.1:{tracker.port}", token="t0ken") as client:
+                assert await client.equity("ops") == 5
+                assert await client.events() == []
             tg.cancel_scope.cancel()
