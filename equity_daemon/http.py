@@ -135,13 +135,23 @@ class Api:
     async def _events(self, query: dict[str, list[str]]) -> Response:
         since = None
         if "since" in query:
-            try:
-                since = datetime.fromisoformat(query["since"][0])
-            except ValueError:
-                return Response(400, b"since must be an ISO 8601 time with a UTC offset\n")
-            if since.tzinfo is None:
+            since = _aware_time(query["since"][0])
+            if since is None:
                 return Response(400, b"since must be an ISO 8601 time with a UTC offset\n")
         return Response.json(200, {"events": await self._backend.events(since)})
+
+
+def _aware_time(text: str) -> datetime | None:
+    """An offset-aware time, or None. `curl '...?since=...T12:00+00:00'` sends the `+` unencoded,
+    and query decoding turns it into a space: such a text is read again with the `+` put back."""
+    for candidate in (text, text.replace(" ", "+")):
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        if parsed.tzinfo is not None:
+            return parsed
+    return None
 
 
 async def serve(
@@ -201,8 +211,9 @@ async def _dispatch(api: Api, request: bytes) -> Response:
         headers[name.strip().lower()] = value.strip()
     method, target = parts[0], parts[1]
     response = await api.handle(method, target, headers)
-    if method == "HEAD":
-        return Response(response.status, b"", response.content_type, response.headers)
+    if method == "HEAD":  # no body, but the length a GET would send (RFC 9110 section 8.6)
+        length = {"Content-Length": str(len(response.body))}
+        return Response(response.status, b"", response.content_type, response.headers | length)
     return response
 
 
@@ -210,8 +221,8 @@ def _encode(response: Response) -> bytes:
     head = [
         f"HTTP/1.1 {response.status} {STATUS_TEXT.get(response.status, '')}",
         f"Content-Type: {response.content_type}",
-        f"Content-Length: {len(response.body)}",
+        f"Content-Length: {response.headers.get('Content-Length', len(response.body))}",
         "Connection: close",
-        *(f"{k}: {v}" for k, v in response.headers.items()),
+        *(f"{k}: {v}" for k, v in response.headers.items() if k != "Content-Length"),
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + response.body

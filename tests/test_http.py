@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon import http
+from equity_daemon.errors import StartupError
 from equity_daemon.http import Api, serve
 
 pytestmark = pytest.mark.anyio
@@ -83,6 +84,8 @@ async def test_snapshot_and_events_need_the_token(
         assert wrong.status_code == 401
     snapshot = await client.get("/snapshot", headers=AUTH)
     assert snapshot.json() == {"books": [{"book": "basis", "equity": "1.5"}]}
+    events = await client.get("/events", headers=AUTH)
+    assert (events.status_code, events.json()) == (200, {"events": [{"id": "e1"}]})
 
 
 async def test_events_since_must_be_an_aware_time(
@@ -91,10 +94,15 @@ async def test_events_since_must_be_an_aware_time(
     backend, client, _ = server
     ok = await client.get("/events", params={"since": "2026-11-25T12:00:00+00:00"}, headers=AUTH)
     assert ok.json() == {"events": [{"id": "e1"}]}
-    assert backend.since == [datetime.fromisoformat("2026-11-25T12:00:00+00:00")]
+    await client.get("/events", params={"since": "2026-11-25T14:00:00+02:00"}, headers=AUTH)
+    await client.get("/events", headers=AUTH)
+    noon = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assert backend.since == [noon, noon, None]
+    assert all(since is None or since.tzinfo is not None for since in backend.since)
     for bad in ("yesterday", "2026-11-25T12:00:00"):
         answer = await client.get("/events", params={"since": bad}, headers=AUTH)
         assert answer.status_code == 400
+    assert len(backend.since) == 3  # a refused `since` never reaches the backend
 
 
 async def test_unknown_paths_other_methods_and_head(
@@ -106,6 +114,8 @@ async def test_unknown_paths_other_methods_and_head(
     assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
     head = await client.head("/metrics")
     assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(b"equity_daemon_up 1\n"))
+    assert (await client.head("/snapshot")).status_code == 401
 
 
 async def raw(port: int, data: bytes) -> bytes:
@@ -124,6 +134,10 @@ async def test_malformed_oversized_and_silent_requests(
 ) -> None:
     _, _, port = server
     assert (await raw(port, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+    assert (await raw(port, b"GET / SMTP/1\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+    head = await raw(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert head.endswith(b"\r\n\r\n")  # no body
     huge = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * (http.MAX_REQUEST_BYTES + 10)
     assert (await raw(port, huge)).startswith(b"HTTP/1.1 413 ")
     monkeypatch.setattr(http, "READ_TIMEOUT", 0.2)
@@ -144,7 +158,45 @@ async def test_without_a_token_everything_is_open() -> None:
     with capture_logs():
         async with anyio.create_task_group() as tg:
             port = await tg.start(serve, Api(Backend(), None), "127.0.0.1", 0)
-            async with httpx.AsyncClient() as client:
-                answer = await client.get(f"http://127.0.0.1:{port}/snapshot")
-            assert answer.status_code == 200
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                snapshot = await client.get("/snapshot")
+                events = await client.get("/events")
+            assert (snapshot.status_code, events.status_code) == (200, 200)
             tg.cancel_scope.cancel()
+
+
+class BrokenBackend(Backend):
+    def snapshots(self) -> list[dict[str, Any]]:
+        raise RuntimeError("a bug behind one endpoint")
+
+
+async def test_a_failing_endpoint_answers_500_and_the_server_keeps_serving() -> None:
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(BrokenBackend(), None), "127.0.0.1", 0)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/snapshot")).status_code == 500
+                assert (await client.get("/healthz")).status_code == 200
+            tg.cancel_scope.cancel()
+    assert [entry["event"] for entry in logs].count("http_request_failed") == 1
+
+
+async def test_a_taken_port_is_a_startup_error() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(Backend(), None), "127.0.0.1", 0)
+            with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
+                await serve(Api(Backend(), None), "127.0.0.1", port)
+            tg.cancel_scope.cancel()
+
+
+async def test_an_unencoded_plus_in_since_still_means_an_offset(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    backend, _, port = server
+    request = (
+        b"GET /events?since=2026-11-25T12:00:00+02:00 HTTP/1.1\r\n"
+        b"Authorization: Bearer s3cret\r\n\r\n"
+    )
+    assert (await raw(port, request)).startswith(b"HTTP/1.1 200 ")
+    assert backend.since[-1] == datetime.fromisoformat("2026-11-25T12:00:00+02:00")

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from prometheus_client import generate_latest
 
+from equity_daemon import __version__
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
-from equity_daemon.model import PositionKind, VenueReport, VenueState
+from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
 from tests.reports import NOW, failed, ok, pos, quote, snapshot
 from tests.tools import require_tool
 
@@ -52,9 +53,10 @@ def test_a_scrape_shows_the_latest_snapshot() -> None:
     assert value("equity_daemon_snapshot_complete", {"book": "other"}) == 0
     assert value("equity_daemon_snapshot_age_seconds", {"book": "basis"}) == 42
     assert value("equity_daemon_snapshot_sequence", {"book": "basis"}) == 1
-    problems = {"book": "other", "kind": "failed_venue"}
-    assert value("equity_daemon_snapshot_problems", problems) == 1
-    assert value("equity_daemon_snapshot_problems", {**problems, "kind": "unpriced"}) == 0
+    for book, kinds in [("basis", {}), ("other", {ProblemKind.FAILED_VENUE: 1})]:
+        for kind in ProblemKind:  # absent kinds are zeros, not missing series
+            labels = {"book": book, "kind": kind.value}
+            assert value("equity_daemon_snapshot_problems", labels) == kinds.get(kind, 0)
     eth = {"book": "basis", "asset": "ETH"}
     assert value("equity_daemon_price", {**eth, "currency": "USDT"}) == 3000
     assert value("equity_daemon_price_age_seconds", {**eth, "source": "binance"}) == 50
@@ -65,7 +67,7 @@ def test_a_scrape_shows_the_latest_snapshot() -> None:
     )
     assert stamp == NOW.timestamp()
     assert value("equity_daemon_outbox_backlog", {"target": "pager"}) == 3
-    assert value("equity_daemon_build_info", {"version": "0.1.0"}) == 1
+    assert value("equity_daemon_build_info", {"version": __version__}) == 1
 
 
 def test_counters_and_the_fetch_histogram() -> None:
@@ -113,3 +115,14 @@ def test_promtool_accepts_the_exposition() -> None:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
     )
     assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
+
+
+def test_a_book_without_a_snapshot_yet_shows_only_its_venues() -> None:
+    down = failed(None, "bybit", "down")
+    metrics = scrape_registry([BookView("fresh", None, (down,))], {})
+    value = metrics.registry.get_sample_value
+    assert value("equity_daemon_venue_up", {"book": "fresh", "venue": "bybit"}) == 0
+    labels = {"book": "fresh", "venue": "bybit"}
+    assert value("equity_daemon_venue_last_success_timestamp_seconds", labels) is None
+    assert value("equity_daemon_equity", {"book": "fresh", "currency": "USDT"}) is None
+    assert value("equity_daemon_snapshot_complete", {"book": "fresh"}) is None

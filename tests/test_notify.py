@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -60,6 +61,8 @@ async def test_refusals_and_errors_are_outcomes_that_never_name_the_url() -> Non
         assert await client.post(DELIVERY) == ("rejected", "HTTP 500")
         outcome, reason = await client.post(DELIVERY)
     assert (outcome, reason) == ("error", "ConnectError")
+    assert "tok3n" not in str(reason)
+    assert "127.0.0.1" not in str(reason)
 
 
 def test_retry_delays_double_up_to_the_cap_with_jitter() -> None:
@@ -97,6 +100,8 @@ async def test_the_outbox_retries_in_order_until_the_receiver_accepts(history: H
         with capture_logs() as logs:
             delay = await outbox._deliver_due(client, 300)
             assert 0.5 <= delay <= 1
+            assert await history.next_delivery_at("ops") == LATER + timedelta(seconds=delay)
+            assert await history.due_deliveries("ops", LATER, limit=1) == []
             assert await outbox._deliver_due(client, 300) > 0  # not due yet: nothing sent
             clock.now += timedelta(seconds=delay)
             delay = await outbox._deliver_due(client, 300)
@@ -105,6 +110,11 @@ async def test_the_outbox_retries_in_order_until_the_receiver_accepts(history: H
             assert await outbox._deliver_due(client, 300) == 60  # nothing left: check hourly-ish
     sent = [call.request.headers["X-Equity-Event-Id"] for call in route.calls]
     assert sent == [first, first, first, second]  # the second waited behind the first
+    bodies = {
+        call.request.headers["X-Equity-Event-Id"]: call.request.content for call in route.calls
+    }
+    assert [json.loads(bodies[first])["id"], json.loads(bodies[second])["id"]] == [first, second]
+    assert len({call.request.content for call in route.calls[:3]}) == 1  # retries: same bytes
     assert outcomes == [("ops", "rejected")] * 2 + [("ops", "delivered")] * 2
     assert outbox.backlog == {"ops": 0}
     assert await history.outbox_backlog("ops") == 0

@@ -73,24 +73,3 @@ def test_the_health_check_command_fails_when_nothing_answers(
         port = probe.getsockname()[1]
     monkeypatch.setenv("EQUITY_DAEMON_HTTP__PORT", str(port))
     assert healthcheck.main() == 1
-
-
-class Broken(Healthy):
-    async def events(self, since: object) -> list[dict[str, object]]:
-        raise OSError("disk on fire")
-
-
-@pytest.mark.anyio
-async def test_a_failing_request_gets_a_500_and_the_server_keeps_serving() -> None:
-    import httpx
-
-    with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(serve, Api(Broken(), None), "127.0.0.1", 0)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                assert (await client.get("/events")).status_code == 500
-                assert (await client.get("/healthz")).status_code == 200
-            tg.cancel_scope.cancel()
-    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
-        "http_request_failed"
-    ]
