@@ -166,9 +166,6 @@ async def serve(
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     except OSError as exc:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    log.info("http_listening", host=host, port=bound)
-    task_status.started(bound)
 
     async def handle(stream: SocketStream) -> None:
         # a client that goes away mid-request gets no answer; nothing else to do
@@ -177,7 +174,10 @@ async def serve(
             with contextlib.suppress(*gone):
                 await _answer(api, stream)
 
-    async with listener:
+    async with listener:  # closed whatever happens from here on
+        bound = listener.extra(anyio.abc.SocketAttribute.local_port)
+        log.info("http_listening", host=host, port=bound)
+        task_status.started(bound)
         await listener.serve(handle)
 
 

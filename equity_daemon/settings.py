@@ -30,7 +30,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from equity_daemon.errors import ConfigError
 from equity_daemon.model import ShareClass
@@ -57,6 +62,8 @@ class Section(BaseModel):
         for name, info in cls.model_fields.items():
             key = f"{name}_file"
             if key in data and "SecretStr" in repr(info.annotation):
+                if name in data:  # silently preferring one would hide a mistake
+                    raise ValueError(f"give {name} or {key}, not both")
                 data[name] = read_secret_file(key, data.pop(key))
         return data
 
@@ -76,6 +83,8 @@ def read_secret_file(field: str, where: object) -> str:
             return candidate.read_text().strip()
         except OSError:
             continue
+        except UnicodeDecodeError:  # its message quotes a byte of the secret
+            raise ValueError(f"{field}: secret {where!r} is not UTF-8 text") from None
     looked = ", ".join(str(c) for c in candidates)
     raise ValueError(f"{field}: cannot read secret {where!r} (looked in {looked})")
 
@@ -148,7 +157,7 @@ class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
     share_class: ShareClass
-    venues: tuple[VenueSettings, ...] = Field(min_length=1)
+    venues: tuple[VenueSettings, ...]
     prices: tuple[EdgeSettings, ...] = ()
     threshold_percent: Decimal = Field(default=Decimal("0.1"), gt=0)
     threshold_floor: Decimal = Field(default=Decimal(0), ge=0)
@@ -156,6 +165,15 @@ class BookSettings(Section):
     max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0)
     quote_cache_seconds: float = Field(default=30.0, ge=0)
     webhooks: tuple[WebhookSettings, ...] = ()
+
+    @field_validator("venues")
+    @classmethod
+    def _some_venue(cls, venues: tuple[VenueSettings, ...]) -> tuple[VenueSettings, ...]:
+        # not Field(min_length=1): on a tuple, pydantic then reports one invalid venue twice,
+        # the second time as "at least 1 item after validation, not 0"
+        if not venues:
+            raise ValueError("a book needs at least one venue")
+        return venues
 
 
 class HttpSettings(Section):
@@ -202,26 +220,26 @@ class Settings(BaseSettings, Section):
     @model_validator(mode="after")
     def _names_are_unique_and_known(self) -> Settings:
         """Venue and webhook names identify them in metrics, logs and the outbox."""
-        for kind, named in (
-            ("venue", [(b, v.name) for b, book in self.books.items() for v in book.venues]),
-            ("webhook", [(b, w.name) for b, book in self.books.items() for w in book.webhooks]),
-        ):
+        # these problems span fields, so their messages carry the field path themselves
+        for kind, section in (("venue", "venues"), ("webhook", "webhooks")):
             owners: dict[str, str] = {}
-            for book_name, name in named:
-                if name in owners:
-                    raise ValueError(
-                        f"{kind} {name!r} appears twice (books {owners[name]!r} and "
-                        f"{book_name!r}); {kind} names must be unique"
-                    )
-                owners[name] = book_name
+            for book_name, book in self.books.items():
+                for index, item in enumerate(getattr(book, section)):
+                    if item.name in owners:
+                        raise ValueError(
+                            f"books.{book_name}.{section}[{index}].name: {kind} {item.name!r} "
+                            f"is already used in book {owners[item.name]!r}; "
+                            f"{kind} names must be unique"
+                        )
+                    owners[item.name] = book_name
         for book_name, book in self.books.items():
             names = {venue.name for venue in book.venues}
-            for edge in book.prices:
+            for index, edge in enumerate(book.prices):
                 unknown = [s for s in edge.sources if s not in names]
                 if unknown:
                     raise ValueError(
-                        f"books.{book_name}.prices {edge.base}/{edge.quote}: "
-                        f"unknown source venue(s) {', '.join(unknown)}"
+                        f"books.{book_name}.prices[{index}].sources: {edge.base}/{edge.quote} "
+                        f"names unknown source venue(s) {', '.join(unknown)}"
                     )
         return self
 
@@ -247,3 +265,5 @@ def load_settings(path: Path | None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc)) from None
+    except SettingsError as exc:  # an EQUITY_DAEMON_* variable holding malformed JSON
+        raise ConfigError([f"environment: {exc}"]) from None

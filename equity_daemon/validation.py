@@ -13,5 +13,6 @@ def describe_errors(exc: ValidationError, root: str = "") -> list[str]:
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{path or 'config'}: {message}")
+        # a model-level check (empty loc) names its own field path in its message
+        lines.append(f"{path}: {message}" if path else message)
     return lines

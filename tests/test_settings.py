@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from equity_daemon import settings as settings_module
 from equity_daemon.cli import EXIT_OK, EXIT_USAGE, main
 from equity_daemon.settings import load_settings
 
@@ -20,8 +22,8 @@ share_class = "USDT"
 threshold_percent = 0.1
 venues = [{kind = "demo", name = "demo"}]
 """
-MANUAL = "{kind = 'manual', name = 'ops'}"
-UNKNOWN_KIND = "{kind = 'ftx', name = 'gone'}"
+WEBHOOK = BOOK + "[[books.basis.webhooks]]\nname = 'pager'\nurl = 'http://127.0.0.1/h'\n"
+EDGE = BOOK + "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\n"
 
 
 def with_venue(extra: str) -> str:
@@ -30,184 +32,358 @@ def with_venue(extra: str) -> str:
     )
 
 
-def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No stray `EQUITY_DAEMON_*` variable, credentials directory or Docker secret leaks in."""
+    for name in list(os.environ):
+        if name.startswith("EQUITY_DAEMON_") or name == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(name)
+    docker = tmp_path / "run-secrets"
+    docker.mkdir()
+    monkeypatch.setattr(settings_module, "DOCKER_SECRETS", docker)
+    return docker
+
+
+def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "equity.toml"
     path.write_text(text)
-    code = main(["check-config", "--config", str(path)])
-    return code, capsys.readouterr().err
+    return path
 
 
+def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`check-config` on `text`: the exit code and stderr; stdout must stay empty on errors."""
+    code = main(["check-config", "--config", str(write(tmp_path, text))])
+    captured = capsys.readouterr()
+    if code != EXIT_OK:
+        assert captured.out == ""
+    return code, captured.err
+
+
+# Each case holds exactly one problem: the whole of stderr is one line, starting with its path.
 @pytest.mark.parametrize(
-    ("text", "problem"),
+    ("text", "line"),
     [
-        ("[books.basis\n", "invalid TOML: "),
-        (BOOK + "colour = 'red'\n", "books.basis.colour: Extra inputs are not permitted"),
-        ("colour = 1\n" + BOOK, "colour: Extra inputs are not permitted"),
-        (BOOK + "[http]\nport = 'eighty'\n", "http.port: Input should be a valid integer"),
-        (BOOK.replace('"USDT"', '"BTC"'), "books.basis.share_class: Input should be 'USDT' or"),
-        (
-            with_venue(MANUAL),
+        pytest.param(
+            "[books.basis\n", "invalid TOML: Expected ']' at the end of a table", id="bad-toml"
+        ),
+        pytest.param(
+            "colour = 1\n" + BOOK, "colour: Extra inputs are not permitted", id="unknown-top"
+        ),
+        pytest.param(
+            BOOK + "colour = 'red'\n",
+            "books.basis.colour: Extra inputs are not permitted",
+            id="unknown-in-book",
+        ),
+        pytest.param(
+            BOOK.replace('name = "demo"}', 'name = "demo", colour = "red"}'),
+            "books.basis.venues[0].demo.colour: Extra inputs are not permitted",
+            id="unknown-in-venue",
+        ),
+        pytest.param(
+            BOOK + "[http]\nport = 'eighty'\n",
+            "http.port: Input should be a valid integer, unable to parse string as an integer",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "interval_seconds = -1\n" + BOOK,
+            "interval_seconds: Input should be greater than 0",
+            id="out-of-range",
+        ),
+        pytest.param(
+            BOOK.replace('"USDT"', '"BTC"'),
+            "books.basis.share_class: Input should be 'USDT' or",
+            id="unknown-share-class",
+        ),
+        pytest.param(
+            with_venue("{kind = 'manual', name = 'ops'}"),
             "books.basis.venues[1].manual.path: Field required",
+            id="missing-manual-path",
         ),
-        (
-            with_venue(UNKNOWN_KIND),
-            "books.basis.venues[1]: Input tag 'ftx' found using 'kind' does not match",
-        ),
-        (
-            "[books.basis]\nshare_class = 'USDT'\nvenues = []\n",
-            "books.basis.venues: Tuple should have at least 1 item",
-        ),
-        ("interval_seconds = 60\n", "books: Field required"),
-        (
-            BOOK + "[[books.basis.webhooks]]\nname = 'pager'\nurl_file = 'nope'\n",
-            "books.basis.webhooks[0]: url_file: cannot read secret 'nope'",
-        ),
-        (
-            BOOK + "[[books.basis.webhooks]]\nname = 'pager'\n",
+        pytest.param(
+            WEBHOOK.replace("url = 'http://127.0.0.1/h'\n", ""),
             "books.basis.webhooks[0].url: Field required",
+            id="missing-webhook-url",
         ),
-        (
-            BOOK + "[books.other]\nshare_class = 'ETH'\n[[books.other.venues]]\nkind = 'demo'\n"
-            "name = 'demo'\n",
-            "venue 'demo' appears twice (books 'basis' and 'other')",
+        pytest.param("interval_seconds = 60\n", "books: Field required", id="missing-books"),
+        pytest.param(
+            with_venue("{kind = 'ftx', name = 'gone'}"),
+            "books.basis.venues[1]: Input tag 'ftx' found using 'kind' does not match",
+            id="unknown-venue-kind",
         ),
-        (
-            BOOK + "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\nsources = ['binance']\n",
-            "books.basis.prices ETH/USDT: unknown source venue(s) binance",
+        pytest.param(
+            "[books.basis]\nshare_class = 'USDT'\nvenues = []\n",
+            "books.basis.venues: a book needs at least one venue",
+            id="no-venues",
         ),
-        (
-            BOOK + "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\nsources = ['demo']\n"
-            "fixed = 3000\n",
-            "books.basis.prices[0]: give either sources (venue names) or fixed",
-        ),
-        (
+        pytest.param(
             BOOK.replace('name = "demo"', 'name = "Demo Venue"'),
             "books.basis.venues[0].demo.name: String should match pattern",
+            id="bad-name",
+        ),
+        pytest.param(
+            WEBHOOK + "secret_file = 'nope'\n",
+            "books.basis.webhooks[0]: secret_file: cannot read secret 'nope' (looked in ",
+            id="missing-secret-file",
+        ),
+        pytest.param(
+            WEBHOOK + "secret_file = ''\n",
+            "books.basis.webhooks[0]: secret_file must be a file path or a credential name",
+            id="empty-secret-file",
+        ),
+        pytest.param(
+            BOOK + "[books.other]\nshare_class = 'ETH'\n[[books.other.venues]]\nkind = 'demo'\n"
+            "name = 'demo'\n",
+            "books.other.venues[0].name: venue 'demo' is already used in book 'basis'; "
+            "venue names must be unique",
+            id="venue-in-two-books",
+        ),
+        pytest.param(
+            WEBHOOK + "[[books.basis.webhooks]]\nname = 'pager'\nurl = 'https://example.org/'\n",
+            "books.basis.webhooks[1].name: webhook 'pager' is already used in book 'basis'; "
+            "webhook names must be unique",
+            id="webhook-twice",
+        ),
+        pytest.param(
+            EDGE + "sources = ['binance']\n",
+            "books.basis.prices[0].sources: ETH/USDT names unknown source venue(s) binance",
+            id="unknown-source-venue",
+        ),
+        pytest.param(
+            EDGE + "sources = ['demo']\nfixed = 3000\n",
+            "books.basis.prices[0]: give either sources (venue names) or fixed (a rate), not both",
+            id="sources-and-fixed",
+        ),
+        pytest.param(
+            EDGE,
+            "books.basis.prices[0]: give either sources (venue names) or fixed (a rate), not both",
+            id="neither-sources-nor-fixed",
+        ),
+        pytest.param(
+            WEBHOOK.replace("http://127.0.0.1/h", "gopher://127.0.0.1/h"),
+            "books.basis.webhooks[0].url: must be an http:// or https:// URL",
+            id="webhook-not-http",
         ),
     ],
 )
 def test_each_problem_is_one_line_naming_its_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: str
 ) -> None:
     code, err = check(tmp_path, text, capsys)
     assert code == EXIT_USAGE
-    lines = err.splitlines()
-    assert any(line.startswith("config error: ") and problem in line for line in lines), err
-    assert "Traceback" not in err
+    (only,) = err.splitlines()
+    path_prefix = f"{tmp_path / 'equity.toml'}: " if "TOML" in line else ""
+    assert only.startswith(f"config error: {path_prefix}{line}"), only
 
 
 def test_several_problems_give_several_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = check(tmp_path, BOOK + "a = 1\nb = 2\n", capsys)
+    text = BOOK + "a = 1\n[http]\nport = 'x'\n"
+    code, err = check(tmp_path, text, capsys)
     assert code == EXIT_USAGE
     assert err.splitlines() == [
         "config error: books.basis.a: Extra inputs are not permitted",
-        "config error: books.basis.b: Extra inputs are not permitted",
+        "config error: http.port: Input should be a valid integer, "
+        "unable to parse string as an integer",
     ]
 
 
 def test_a_missing_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", "--config", str(tmp_path / "nope.toml")]) == EXIT_USAGE
-    assert capsys.readouterr().err == f"config error: {tmp_path / 'nope.toml'}: no such file\n"
+    missing = tmp_path / "nope.toml"
+    assert main(["check-config", "--config", str(missing)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"config error: {missing}: no such file\n"
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
 def test_an_unreadable_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", "--config", str(tmp_path)]) == EXIT_USAGE  # a directory
-    assert "cannot read" in capsys.readouterr().err
+    path = write(tmp_path, BOOK)
+    path.chmod(0)
+    try:
+        assert main(["check-config", "--config", str(path)]) == EXIT_USAGE
+    finally:
+        path.chmod(0o600)
+    assert capsys.readouterr().err == f"config error: {path}: cannot read (Permission denied)\n"
+
+
+def test_a_directory_is_not_a_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--config", str(tmp_path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"config error: {tmp_path}: cannot read (Is a directory)\n"
+
+
+def test_a_bad_environment_value_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EQUITY_DAEMON_INTERVAL_SECONDS", "soon")
+    code, err = check(tmp_path, BOOK, capsys)
+    assert code == EXIT_USAGE
+    assert err == (
+        "config error: interval_seconds: Input should be a valid number, "
+        "unable to parse string as a number\n"
+    )
+
+
+def test_malformed_json_in_the_environment_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pydantic-settings raises its own SettingsError here, not a ValidationError
+    monkeypatch.setenv("EQUITY_DAEMON_HTTP", '{"port": 1,')
+    code, err = check(tmp_path, BOOK, capsys)
+    assert code == EXIT_USAGE
+    assert err == (
+        'config error: environment: error parsing value for field "http" '
+        'from source "EnvSettingsSource"\n'
+    )
 
 
 @pytest.mark.parametrize(
-    "text", ["[books.basis\n", BOOK + "[[books.basis.webhooks]]\nname = 'x'\nurl = 'gopher://x'\n"]
+    ("text", "env"),
+    [
+        pytest.param("[books.basis\n", {}, id="bad-toml"),
+        pytest.param(WEBHOOK + "secret_file = 'nope'\n", {}, id="missing-secret"),
+        pytest.param(BOOK, {"EQUITY_DAEMON_BOOKS": "{"}, id="bad-env-json"),
+    ],
 )
-def test_a_real_process_exits_2_without_a_traceback(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "equity.toml"
-    path.write_text(text)
-    for command in ("check-config", "run", "once"):
+def test_a_real_process_exits_2_without_a_traceback(
+    tmp_path: Path, text: str, env: dict[str, str]
+) -> None:
+    path = write(tmp_path, text)
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EQUITY_DAEMON_") and k != "CREDENTIALS_DIRECTORY"
+    }
+    environment |= env
+    for command in ("check-config", "run"):
         done = subprocess.run(
             [sys.executable, "-m", "equity_daemon", command, "--config", str(path)],
             capture_output=True,
             text=True,
             timeout=30,
+            env=environment,
+            check=False,
         )
-        assert done.returncode == EXIT_USAGE
-        assert done.stderr.startswith("config error: ")
+        assert done.returncode == EXIT_USAGE, done.stderr
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("config error: ")
         assert "Traceback" not in done.stderr
         assert done.stdout == ""
 
 
 def test_the_demo_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(DEMO)]) == EXIT_OK
-    assert capsys.readouterr().out.startswith("config ok")
+    captured = capsys.readouterr()
+    assert captured.out == "config ok: 1 book(s), 1 venue(s)\n"
+    assert captured.err == ""
 
 
-def test_toml_numbers_are_exact_decimals(tmp_path: Path) -> None:
-    path = tmp_path / "equity.toml"
-    path.write_text(BOOK + "threshold_floor = 0.3\n")
-    book = load_settings(path).books["basis"]
+def test_toml_floats_are_exact_decimals(tmp_path: Path) -> None:
+    text = with_venue("{kind = 'demo', name = 'walk', volatility = 0.0003}")
+    text += "threshold_floor = 0.3\n"
+    text += "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\nfixed = 3000.1\n"
+    book = load_settings(write(tmp_path, text)).books["basis"]
+    # a float detour would give Decimal(0.1) == 0.1000000000000000055511151231257827...
     assert book.threshold_percent == Decimal("0.1")
     assert book.threshold_floor == Decimal("0.3")
+    assert book.prices[0].fixed == Decimal("3000.1")
+    assert book.venues[1].volatility == Decimal("0.0003")  # type: ignore[union-attr]
 
 
 def test_the_environment_overrides_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "equity.toml"
-    path.write_text(BOOK)
+    path = write(tmp_path, BOOK + "[http]\nport = 8000\nhost = '127.0.0.2'\n")
     monkeypatch.setenv("EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT", "0.5")
     monkeypatch.setenv("EQUITY_DAEMON_HTTP__PORT", "9999")
     settings = load_settings(path)
     assert settings.books["basis"].threshold_percent == Decimal("0.5")
-    assert settings.books["basis"].venues[0].name == "demo"  # the rest of the book stays
     assert settings.http.port == 9999
+    # the rest of each section still comes from the file
+    assert settings.books["basis"].share_class.value == "USDT"
+    assert settings.books["basis"].venues[0].name == "demo"
+    assert settings.http.host == "127.0.0.2"
 
 
-def test_a_bad_environment_value_is_named_too(
+def test_the_config_path_can_come_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("EQUITY_DAEMON_INTERVAL_SECONDS", "soon")
-    code, err = check(tmp_path, BOOK, capsys)
-    assert code == EXIT_USAGE
-    assert "config error: interval_seconds: Input should be a valid number" in err
+    from_env = write(tmp_path, with_venue("{kind = 'demo', name = 'second'}"))
+    monkeypatch.setenv("EQUITY_DAEMON_CONFIG", str(from_env))
+    assert main(["check-config"]) == EXIT_OK
+    assert capsys.readouterr().out == "config ok: 1 book(s), 2 venue(s)\n"
+    # --config wins over the variable
+    assert main(["check-config", "--config", str(DEMO)]) == EXIT_OK
+    assert capsys.readouterr().out == "config ok: 1 book(s), 1 venue(s)\n"
+    monkeypatch.setenv("EQUITY_DAEMON_CONFIG", str(tmp_path / "gone.toml"))
+    assert main(["check-config"]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"config error: {tmp_path / 'gone.toml'}: no such file\n"
 
 
-WEBHOOK = BOOK + "[[books.basis.webhooks]]\nname = 'pager'\nurl = 'http://127.0.0.1/h'\n"
-
-
-def test_secrets_come_from_systemd_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_secrets_come_from_systemd_credentials_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
-    (tmp_path / "hook_secret").write_text("from-systemd\n")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    path = tmp_path / "equity.toml"
-    path.write_text(WEBHOOK + "secret_file = 'hook_secret'\n")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "hook_secret").write_text("from-systemd\n")
+    (clean_environment / "hook_secret").write_text("from-docker\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    path = write(tmp_path, WEBHOOK + "secret_file = 'hook_secret'\n")
     (hook,) = load_settings(path).books["basis"].webhooks
     assert hook.secret is not None
     assert hook.secret.get_secret_value() == "from-systemd"
 
 
 def test_secrets_come_from_docker_secrets_and_absolute_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clean_environment: Path
 ) -> None:
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    secrets = tmp_path / "run-secrets"
-    secrets.mkdir()
-    (secrets / "http_token").write_text("from-docker")
+    (clean_environment / "http_token").write_text("from-docker\n")
     (tmp_path / "hook").write_text("from-a-path")
-    monkeypatch.setattr("equity_daemon.settings.DOCKER_SECRETS", secrets)
-    path = tmp_path / "equity.toml"
-    path.write_text(
+    path = write(
+        tmp_path,
         WEBHOOK
         + f"secret_file = '{tmp_path / 'hook'}'\n"
-        + "[http]\nbearer_token_file = 'http_token'\n"
+        + "[http]\nbearer_token_file = 'http_token'\n",
     )
     settings = load_settings(path)
     assert settings.http.bearer_token is not None
     assert settings.http.bearer_token.get_secret_value() == "from-docker"
-    assert settings.books["basis"].webhooks[0].secret.get_secret_value() == "from-a-path"  # type: ignore[union-attr]
+    secret = settings.books["basis"].webhooks[0].secret
+    assert secret is not None
+    assert secret.get_secret_value() == "from-a-path"
 
 
-def test_a_secret_file_must_be_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = check(tmp_path, WEBHOOK + "secret_file = ''\n", capsys)
+def test_a_secret_file_can_be_named_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    (clean_environment / "http_token").write_text("from-docker")
+    monkeypatch.setenv("EQUITY_DAEMON_HTTP__BEARER_TOKEN_FILE", "http_token")
+    token = load_settings(write(tmp_path, BOOK)).http.bearer_token
+    assert token is not None
+    assert token.get_secret_value() == "from-docker"
+
+
+def test_a_webhook_url_that_is_not_http_is_rejected_unechoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = WEBHOOK.replace("http://127.0.0.1/h", "ftp://ops:hunter2@files.example.org/drop")
+    code, err = check(tmp_path, text, capsys)
     assert code == EXIT_USAGE
-    assert "secret_file must be a file path or a credential name" in err
+    assert err == "config error: books.basis.webhooks[0].url: must be an http:// or https:// URL\n"
+    assert "hunter2" not in err
+    assert "example.org" not in err
+
+
+def test_a_secret_given_twice_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "hook_url").write_text("http://127.0.0.1/from-file\n")
+    path = tmp_path / "equity.toml"
+    path.write_text(
+        '[books.basis]\nshare_class = "USDT"\nvenues = [{kind = "demo", name = "demo"}]\n'
+        "[[books.basis.webhooks]]\nname = 'pager'\nurl = 'http://127.0.0.1/inline'\n"
+        f"url_file = '{tmp_path / 'hook_url'}'\n"
+    )
+    assert main(["check-config", "--config", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == "config error: books.basis.webhooks[0]: give url or url_file, not both\n"
