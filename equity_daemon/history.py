@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from equity_daemon.errors import StartupError
-from equity_daemon.model import Snapshot
+from equity_daemon.model import Snapshot, decimal_str
 from equity_daemon.monitor import Event, Reference
 
 SCHEMA_VERSION = 1
@@ -98,29 +98,38 @@ def _unpack(blob: bytes) -> dict[str, Any]:
 
 
 class HistoryDB:
-    """The blocking implementation; one connection, used by one thread at a time."""
+    """The blocking implementation; one connection, used by one thread at a time.
+
+    Raises:
+        StartupError: the file holds a schema newer than this code knows.
+        sqlite3.Error: the file is not a usable database.
+        OSError: its folder cannot be created.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # calls arrive from worker threads, one at a time (History's limiter)
+        # calls arrive from worker threads, one at a time (History's limiter); autocommit mode
+        # (isolation_level=None) so that record_cycle's BEGIN/COMMIT are the only transactions
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            self._migrate(path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self, path: Path) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA foreign_keys=ON")
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
-            self._db.close()
-            raise RuntimeError(f"{path} was written by a newer equity-daemon (schema {version})")
+            raise StartupError(f"{path} was written by a newer equity-daemon (schema {version})")
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
-
-    def journal_mode(self) -> str:
-        (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
-        return str(mode)
 
     def record_cycle(
         self,
@@ -129,8 +138,18 @@ class HistoryDB:
         events: Sequence[Event],
         targets: Sequence[str] = (),
     ) -> None:
-        """Write one cycle atomically: snapshot, reference, events and their outbox rows."""
+        """Write one cycle atomically: snapshot, reference, events and their outbox rows.
+
+        An event already stored (same id) is kept as it is, and so are its outbox rows.
+
+        Raises:
+            ValueError: a naive time, or a reference or event of another book.
+            sqlite3.IntegrityError: the book already has a snapshot with this sequence.
+        """
         at = _utc(snapshot.at)
+        strays = {reference.book, *(event.book for event in events)} - {snapshot.book}
+        if strays:
+            raise ValueError(f"a cycle of {snapshot.book!r} cannot write for {sorted(strays)}")
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -142,7 +161,7 @@ class HistoryDB:
                     snapshot.sequence,
                     at.isoformat(),
                     at.timestamp(),
-                    str(snapshot.equity),
+                    decimal_str(snapshot.equity),
                     int(snapshot.complete),
                     _pack(snapshot.to_json()),
                 ),
@@ -152,6 +171,7 @@ class HistoryDB:
                 " VALUES (?, ?, ?, ?, ?)",
                 (
                     reference.book,
+                    # str, not decimal_str: the reference must come back exactly as it was
                     None if reference.equity is None else str(reference.equity),
                     reference.sequence,
                     None if reference.at is None else _utc(reference.at).isoformat(),
@@ -179,10 +199,14 @@ class HistoryDB:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (disk full, I/O); a second ROLLBACK
+            # would then raise and hide the real error
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def load_reference(self, book: str) -> Reference:
+        """The book's stored monitor reference, or a fresh one when none was stored."""
         row = self._db.execute(
             "SELECT equity, sequence, at, complete FROM monitor_references WHERE book = ?",
             (book,),
@@ -199,6 +223,7 @@ class HistoryDB:
         )
 
     def last_sequence(self, book: str) -> int:
+        """The book's highest stored sequence (0 before any), where a restart continues."""
         (last,) = self._db.execute(
             "SELECT COALESCE(MAX(sequence), 0) FROM snapshots WHERE book = ?", (book,)
         ).fetchone()
@@ -207,13 +232,15 @@ class HistoryDB:
     def snapshots(
         self, book: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
+        """`Snapshot.to_json()` documents, oldest first; `since` and `until` are inclusive."""
         query, params = self._range("SELECT doc FROM snapshots", book, since, until)
-        rows = self._db.execute(query + " ORDER BY epoch, sequence", params).fetchall()
+        rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         return [_unpack(doc) for (doc,) in rows]
 
     def events(
         self, since: datetime | None = None, book: str | None = None
     ) -> list[dict[str, Any]]:
+        """`Event.to_json()` documents at or after `since`, oldest first."""
         query, params = self._range("SELECT doc FROM events", book, since, None)
         rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         return [_unpack(doc) for (doc,) in rows]
@@ -239,18 +266,25 @@ class HistoryDB:
     def prune(self, now: datetime, keep_all_for: timedelta) -> int:
         """Thin snapshots older than `keep_all_for` to the first of each book's UTC hour.
 
-        A book's latest snapshot always stays, so its sequence numbers continue after a restart
-        even when the daemon was down longer than `keep_all_for`.
+        "First" is by time, not by insertion order. A book's latest snapshot always stays, so its
+        sequence numbers continue after a restart even when the daemon was down longer than
+        `keep_all_for`. Events and references are never pruned.
+
+        Returns:
+            How many snapshots were deleted.
         """
         cutoff = (_utc(now) - keep_all_for).timestamp()
-        with self._db:
-            cursor = self._db.execute(
-                "DELETE FROM snapshots WHERE epoch < ?"
-                " AND rowid NOT IN (SELECT MIN(rowid) FROM snapshots WHERE epoch < ?"
-                "  GROUP BY book, CAST(epoch / 3600 AS INTEGER))"
-                " AND rowid NOT IN (SELECT MAX(rowid) FROM snapshots GROUP BY book)",
-                (cutoff, cutoff),
-            )
+        # one statement, so it is atomic without an explicit transaction
+        cursor = self._db.execute(
+            "DELETE FROM snapshots WHERE rowid IN ("
+            " SELECT rowid FROM ("
+            "  SELECT rowid, book, sequence, ROW_NUMBER() OVER ("
+            "   PARTITION BY book, CAST(epoch / 3600 AS INTEGER) ORDER BY epoch, sequence"
+            "  ) AS nth FROM snapshots WHERE epoch < ?"
+            " ) AS old WHERE nth > 1"
+            " AND sequence < (SELECT MAX(sequence) FROM snapshots AS s WHERE s.book = old.book))",
+            (cutoff,),
+        )
         return cursor.rowcount
 
     # --- the outbox ---------------------------------------------------------------------
@@ -320,7 +354,11 @@ class History:
 
     @classmethod
     async def open(cls, path: Path) -> History:
-        """Open (or create) the database; `StartupError` when it cannot be used."""
+        """Open (or create) the database at `path`, creating its folder.
+
+        Raises:
+            StartupError: the file or its folder cannot be used, or holds a newer schema.
+        """
         try:
             return cls(await anyio.to_thread.run_sync(HistoryDB, path))
         except (OSError, sqlite3.Error) as exc:

@@ -1,4 +1,8 @@
-"""Small builders for venue reports and quotes, shared by the calculator tests."""
+"""Small builders shared by the tests.
+
+`book_at` and `snapshot` run the calculator; `make_snapshot` builds a `Snapshot` by hand, so
+tests of what consumes snapshots (history) stay independent of pricing rules.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ from equity_daemon.model import (
     Asset,
     Position,
     PositionKind,
+    Problem,
+    ProblemKind,
     ShareClass,
     Snapshot,
     VenueReport,
     VenueState,
+    VenueSummary,
 )
 from equity_daemon.prices import Quote
 
@@ -92,3 +99,44 @@ def book_at(equity: str | Decimal, *, complete: bool = True, sequence: int = 1) 
         venues.append(failed(None, "okx", "down"))
     snap = snapshot(*venues)
     return replace(snap, sequence=sequence, at=NOW + timedelta(minutes=sequence))
+
+
+def make_snapshot(
+    book: str = "basis",
+    sequence: int = 1,
+    equity: Decimal | str = Decimal(1000),
+    at: datetime | None = None,
+    complete: bool = True,
+) -> Snapshot:
+    """A USDT book holding `equity` on one venue, `binance`.
+
+    Args:
+        book: the book's name.
+        sequence: the snapshot's sequence number.
+        equity: assets minus debt; a negative value is all debt.
+        at: when it was taken; `sequence` minutes after `tests.reports.NOW` by default.
+        complete: when false, the snapshot carries a failed venue `okx` (`complete` is derived
+            from `problems`, so there is no other way to make one incomplete).
+    """
+    value = Decimal(equity)
+    when = NOW + timedelta(minutes=sequence) if at is None else at
+    venues = [VenueSummary("binance", "ok", when, timedelta(0), None, None)]
+    problems: tuple[Problem, ...] = ()
+    if not complete:
+        venues.append(VenueSummary("okx", "failed", None, None, None, "down"))
+        problems = (Problem(ProblemKind.FAILED_VENUE, "okx", "down (never succeeded)"),)
+    return Snapshot(
+        book=book,
+        share_class=ShareClass.USDT,
+        at=when,
+        sequence=sequence,
+        total_assets=max(value, Decimal(0)),
+        total_debt=max(-value, Decimal(0)),
+        equity=value,
+        equity_by_venue={"binance": value},
+        equity_by_asset={"USDT": value},
+        excluded=(),
+        prices=(),
+        venues=tuple(venues),
+        problems=problems,
+    )

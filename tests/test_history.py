@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import count
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from equity_daemon.history import History, HistoryDB
-from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
-from tests.reports import NOW, book_at
+from equity_daemon.errors import StartupError
+from equity_daemon.history import SCHEMA_VERSION, History, HistoryDB
+from equity_daemon.model import Snapshot
+from equity_daemon.monitor import Event, EventKind, Reference, ThresholdRule, observe
+from tests.reports import NOW, make_snapshot
 
 RULE = ThresholdRule()
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -29,15 +37,32 @@ def db(tmp_path: Path) -> Iterator[HistoryDB]:
     opened.close()
 
 
-def record(db: HistoryDB, reference: Reference, equity: str, sequence: int) -> Reference:
-    snap = replace(book_at(equity, sequence=sequence), at=NOW + timedelta(minutes=sequence))
+def record(
+    db: HistoryDB, reference: Reference, equity: str, sequence: int, at: datetime | None = None
+) -> Reference:
+    """Observe and store one cycle of `reference.book`; the next reference."""
+    snap = make_snapshot(reference.book, sequence, equity, at)
     reference, events = observe(reference, snap, RULE)
     db.record_cycle(snap, reference, events, targets=["pager"])
     return reference
 
 
+def pragma(path: Path, name: str) -> object:
+    """A PRAGMA read through a connection of its own, as any other SQLite client sees the file."""
+    raw = sqlite3.connect(path)
+    try:
+        (value,) = raw.execute(f"PRAGMA {name}").fetchone()
+    finally:
+        raw.close()
+    return value
+
+
+def sequences(docs: Sequence[dict[str, object]]) -> list[object]:
+    return [doc["sequence"] for doc in docs]
+
+
 def test_a_restart_finds_the_reference_the_sequence_and_the_events(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "history.sqlite3"
+    path = tmp_path / "state" / "history.sqlite3"  # the folder does not exist yet
     db = HistoryDB(path)
     assert db.load_reference("basis") == Reference("basis")
     assert db.last_sequence("basis") == 0
@@ -55,63 +80,165 @@ def test_a_restart_finds_the_reference_the_sequence_and_the_events(tmp_path: Pat
     assert reopened.last_sequence("basis") == 3
     (event,) = reopened.events()
     assert (event["kind"], event["reference"], event["equity"]) == ("threshold", "1000", "1010")
-    assert reopened.journal_mode() == "wal"
     reopened.close()
 
 
+def test_the_file_is_in_wal_mode_with_a_schema_version(db: HistoryDB, tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    assert pragma(path, "journal_mode") == "wal"  # stored in the file, not only the connection
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        Reference("basis"),
+        Reference("basis", complete=False),
+        Reference("basis", Decimal("1000.50"), 7, NOW, True),
+        Reference("basis", Decimal("-1.2E+3"), 8, NOW, False),
+        Reference("basis", Decimal("0E-18"), 9, NOW, True),
+        Reference("basis", Decimal(5), 10, NOW.astimezone(timezone(timedelta(hours=2))), True),
+    ],
+    ids=repr,
+)
+def test_a_reference_round_trips_exactly(db: HistoryDB, reference: Reference) -> None:
+    db.record_cycle(make_snapshot(), reference, [])
+    restored = db.load_reference("basis")
+    assert restored == reference
+    assert str(restored.equity) == str(reference.equity)  # not only equal: the same digits
+    assert restored.at is None or restored.at.tzinfo == UTC
+
+
+def test_any_decimal_reference_comes_back_with_the_same_digits(db: HistoryDB) -> None:
+    sequence = count(1)
+
+    @settings(deadline=None, max_examples=50)  # every example is an fsync'ed commit
+    @given(st.decimals(allow_nan=False, allow_infinity=False))
+    def check(equity: Decimal) -> None:
+        snap = make_snapshot(sequence=next(sequence))
+        db.record_cycle(snap, Reference("basis", equity, snap.sequence, snap.at, True), [])
+        assert str(db.load_reference("basis").equity) == str(equity)
+
+    check()
+
+
 def test_an_incomplete_state_and_an_empty_reference_round_trip(db: HistoryDB) -> None:
-    snap = book_at("5", complete=False)
+    snap = make_snapshot(equity="5", complete=False)
     reference, events = observe(Reference("basis"), snap, RULE)
     db.record_cycle(snap, reference, events)
     assert db.load_reference("basis") == Reference("basis", complete=False)
     assert [e["kind"] for e in db.events(book="basis")] == ["incomplete"]
+    (stored,) = db.snapshots()
+    assert stored == snap.to_json()
 
 
-def test_recording_an_event_twice_keeps_one(db: HistoryDB) -> None:
-    ref, _ = observe(Reference("basis"), book_at("100"), RULE)
-    snap = book_at("200", sequence=2)
-    moved, events = observe(ref, snap, RULE)
+def test_events_come_back_with_their_ids_and_an_id_is_stored_once(db: HistoryDB) -> None:
+    ref = record(db, Reference("basis"), "100", 1)
+    snap = make_snapshot(sequence=2, equity="200")
+    moved, events = observe(ref, snap, RULE, new_id=lambda: "e-1")
     db.record_cycle(snap, moved, events, ["pager"])
-    db.record_cycle(replace(snap, sequence=3), moved, events, ["pager"])
-    assert len(db.events()) == 1
+    db.record_cycle(replace(snap, sequence=3), moved, events, ["pager"])  # a retried cycle
+    (event,) = db.events()
+    assert event == events[0].to_json()
+    assert event["id"] == "e-1"
     assert db.outbox_backlog("pager") == 1
+
+
+def test_events_since_a_time_and_by_book(db: HistoryDB) -> None:
+    basis = record(db, Reference("basis"), "100", 1)
+    carry = record(db, Reference("carry"), "100", 2)
+    record(db, basis, "200", 3)
+    record(db, carry, "300", 4)
+    assert [(e["book"], e["equity"]) for e in db.events()] == [("basis", "200"), ("carry", "300")]
+    assert [e["book"] for e in db.events(since=NOW + timedelta(minutes=4))] == ["carry"]
+    assert [e["book"] for e in db.events(book="basis")] == ["basis"]
 
 
 def test_a_failed_write_leaves_nothing_behind(db: HistoryDB) -> None:
     ref = record(db, Reference("basis"), "1000", 1)
-    snap = book_at("2000", sequence=1)  # the same sequence again: the insert fails
+    snap = make_snapshot(sequence=1, equity="2000")  # the same sequence again: the insert fails
     moved, events = observe(ref, snap, RULE)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         db.record_cycle(snap, moved, events, ["pager"])
     assert db.load_reference("basis") == ref
     assert db.events() == []
 
 
-def test_snapshots_by_book_and_time_range(db: HistoryDB) -> None:
-    ref = Reference("basis")
-    for sequence in range(1, 6):
-        ref = record(db, ref, "1000", sequence)
-    picked = db.snapshots("basis", NOW + timedelta(minutes=2), NOW + timedelta(minutes=4))
-    assert [doc["sequence"] for doc in picked] == [2, 3, 4]
-    assert db.snapshots("other") == []
+def test_naive_times_are_refused_and_nothing_is_written(db: HistoryDB) -> None:
+    naive = NOW.replace(tzinfo=None)
     with pytest.raises(ValueError, match="timezone-aware"):
-        db.snapshots(since=NOW.replace(tzinfo=None))
+        db.record_cycle(make_snapshot(at=naive), Reference("basis"), [])
+    # the reference is written after the snapshot: its failure must take the snapshot back
+    with pytest.raises(ValueError, match="timezone-aware"):
+        db.record_cycle(make_snapshot(), Reference("basis", Decimal(1), 1, naive, True), [])
+    assert db.last_sequence("basis") == 0
+    assert db.load_reference("basis") == Reference("basis")
+    for call in (
+        lambda: db.snapshots(since=naive),
+        lambda: db.snapshots(until=naive),
+        lambda: db.events(since=naive),
+        lambda: db.prune(naive, timedelta(days=1)),
+    ):
+        with pytest.raises(ValueError, match="timezone-aware"):
+            call()
+
+
+def test_a_cycle_writes_only_its_own_books_reference(db: HistoryDB) -> None:
+    with pytest.raises(ValueError, match="cannot write for \\['carry'\\]"):
+        db.record_cycle(make_snapshot("basis"), Reference("carry"), [])
+    assert db.load_reference("carry") == Reference("carry")
+
+
+def test_snapshots_by_book_and_time_range(db: HistoryDB) -> None:
+    refs = {"basis": Reference("basis"), "carry": Reference("carry")}
+    for sequence in range(1, 6):
+        for book in refs:
+            refs[book] = record(db, refs[book], "1000", sequence)
+    since, until = NOW + timedelta(minutes=2), NOW + timedelta(minutes=4)
+    assert sequences(db.snapshots("basis", since, until)) == [2, 3, 4]  # both ends included
+    assert [(d["book"], d["sequence"]) for d in db.snapshots(None, until=since)] == [
+        ("basis", 1),
+        ("carry", 1),
+        ("basis", 2),
+        ("carry", 2),
+    ]
+    assert db.snapshots("other") == []
 
 
 def test_retention_keeps_recent_snapshots_and_one_per_hour_before(db: HistoryDB) -> None:
     ref = Reference("basis")
-    for sequence in range(1, 181):  # three hours, one snapshot a minute
+    for sequence in range(1, 181):  # three hours, one snapshot a minute, an event every one
         ref = record(db, ref, str(1000 + 10 * sequence), sequence)
-    events_before = len(db.events())
-    now = NOW + timedelta(minutes=181)
+    events_before = db.events()
+    now = NOW + timedelta(minutes=180)
     removed = db.prune(now, keep_all_for=timedelta(minutes=60))
-    kept = [doc["sequence"] for doc in db.snapshots()]
-    recent = [s for s in kept if s > 120]
-    assert recent == list(range(121, 181))  # the last hour, untouched
-    assert len(kept) - len(recent) <= 3  # the two hours before: one each (plus an edge hour)
-    assert removed == 180 - len(kept)
-    assert len(db.events()) == events_before
+    # NOW is 12:00; the snapshots at 12:01..14:59 are thinned to the first of 12:xx and 13:xx
+    assert sequences(db.snapshots()) == [1, 60, *range(120, 181)]
+    assert removed == 180 - 63
+    assert db.events() == events_before
     assert db.load_reference("basis") == ref
+    assert db.prune(now, keep_all_for=timedelta(minutes=60)) == 0  # already thin
+
+
+def test_retention_keeps_the_earliest_of_each_hour_for_each_book(db: HistoryDB) -> None:
+    ten = NOW.replace(hour=10)
+    # the clock stepped back between sequences 1 and 2: the first of the hour is sequence 2
+    for book in ("basis", "carry"):
+        ref = Reference(book)
+        for sequence, minute in [(1, 30), (2, 10), (3, 50), (4, 70), (5, 80), (6, 300)]:
+            ref = record(db, ref, "1000", sequence, ten + timedelta(minutes=minute))
+    assert db.prune(ten + timedelta(hours=5), timedelta(hours=1)) == 6
+    for book in ("basis", "carry"):
+        assert sequences(db.snapshots(book)) == [2, 4, 6]
+
+
+def test_retention_never_removes_a_books_latest_snapshot(db: HistoryDB) -> None:
+    ref = Reference("basis")
+    for sequence in range(1, 4):  # three snapshots in one hour, long ago
+        ref = record(db, ref, "1000", sequence)
+    db.prune(NOW + timedelta(days=30), keep_all_for=timedelta(days=7))
+    assert sequences(db.snapshots()) == [1, 3]
+    assert db.last_sequence("basis") == 3
 
 
 def test_the_outbox_orders_retries_and_forgets_delivered_events(db: HistoryDB) -> None:
@@ -140,67 +267,100 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA user_version=99")
     raw.close()
-    with pytest.raises(RuntimeError, match="newer equity-daemon"):
+    with pytest.raises(StartupError, match="newer equity-daemon \\(schema 99\\)"):
         HistoryDB(path)
 
 
 @pytest.mark.anyio
+async def test_an_unusable_file_is_a_startup_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"not a database, " * 100)
+    with pytest.raises(StartupError, match="cannot open history"):
+        await History.open(path)
+
+
+@pytest.mark.anyio
 async def test_the_async_face_runs_sqlite_off_the_event_loop_thread(tmp_path: Path) -> None:
-    threads: list[int] = []
+    threads: set[int] = set()
 
     class Watched(HistoryDB):
+        def record_cycle(
+            self,
+            snapshot: Snapshot,
+            reference: Reference,
+            events: Sequence[Event],
+            targets: Sequence[str] = (),
+        ) -> None:
+            threads.add(threading.get_ident())
+            super().record_cycle(snapshot, reference, events, targets)
+
         def last_sequence(self, book: str) -> int:
-            threads.append(threading.get_ident())
+            threads.add(threading.get_ident())
             return super().last_sequence(book)
 
     history = History(Watched(tmp_path / "h.sqlite3"))
-    snap = book_at("100")
+    snap = make_snapshot(equity="100")
     reference, events = observe(Reference("basis"), snap, RULE)
     await history.record_cycle(snap, reference, events)
     assert await history.last_sequence("basis") == 1
     assert threads
-    assert threads[0] != threading.get_ident()
+    assert threading.get_ident() not in threads
     assert await history.load_reference("basis") == reference
-    assert [doc["sequence"] for doc in await history.snapshots()] == [1]
+    assert sequences(await history.snapshots()) == [1]
     assert await history.events() == []
     assert await history.prune(NOW, timedelta(days=7)) == 0
     await history.aclose()
 
+    reopened = await History.open(tmp_path / "h.sqlite3")
+    assert await reopened.load_reference("basis") == reference
+    await reopened.aclose()
 
-def test_kill_9_loses_at_most_the_cycle_in_flight(tmp_path: Path) -> None:
-    path = tmp_path / "h.sqlite3"
-    root = Path(__file__).parents[1]
-    for round_ in range(5):
-        writer = subprocess.Popen(
-            [sys.executable, "-m", "tests.history_writer", str(path)],
-            stdout=subprocess.PIPE,
-            cwd=root,
-        )
-        assert writer.stdout is not None
-        committed = 0
-        while committed < 20 + 7 * round_:  # stop at a different point each round
-            committed = int(writer.stdout.readline().split()[1])
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-        writer.stdout.close()
 
-        db = HistoryDB(path)
-        assert db._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+def check_after_kill(path: Path, committed: list[int]) -> int:
+    """What a kill -9 may leave: at most the cycle in flight missing, nothing half-written."""
+    assert pragma(path, "integrity_check") == "ok"
+    db = HistoryDB(path)
+    try:
         last = db.last_sequence("basis")
-        assert last >= committed  # every cycle reported as committed is there
+        assert sequences(db.snapshots("basis")) == list(range(1, last + 1))
+        assert set(committed) <= set(range(1, last + 1))  # every reported commit is there
         reference = db.load_reference("basis")
         assert reference.sequence == last  # the reference moved with the last snapshot...
-        last_event = db.events()[-1]
-        assert last_event["kind"] == EventKind.THRESHOLD
-        assert Decimal(last_event["equity"]) == reference.equity  # ...and with its event
-        assert last_event["snapshot"]["sequence"] == last
+        events = db.events()
+        # ...and every move but the first (which only sets the reference) has its event
+        assert len(events) == last - 1
+        assert all(e["kind"] == EventKind.THRESHOLD for e in events)
+        assert events[-1]["snapshot"]["sequence"] == last
+        assert Decimal(events[-1]["equity"]) == reference.equity
+        return last
+    finally:
         db.close()
 
 
-def test_retention_never_removes_a_books_latest_snapshot(db: HistoryDB) -> None:
-    ref = Reference("basis")
-    for sequence in range(1, 4):  # three snapshots in one hour, long ago
-        ref = record(db, ref, "1000", sequence)
-    db.prune(NOW + timedelta(days=30), keep_all_for=timedelta(days=7))
-    assert [doc["sequence"] for doc in db.snapshots()] == [1, 3]
-    assert db.last_sequence("basis") == 3
+def test_kill_9_loses_at_most_the_cycle_in_flight(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    chance = random.Random(9)  # "random" kill moments that replay when a run fails
+    committed: list[int] = []
+    last = 0
+    for _ in range(5):
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "tests.history_writer", str(path)],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            assert writer.stdout is not None
+            for _ in range(chance.randint(5, 40)):
+                word, sequence = writer.stdout.readline().split()
+                assert word == b"committed"
+                committed.append(int(sequence))
+            time.sleep(chance.uniform(0, 0.005))  # land anywhere in a cycle
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+            assert writer.stdout is not None
+            writer.stdout.close()
+        assert writer.returncode == -signal.SIGKILL
+        assert committed[0] == last + 1  # the writer continued where the last one stopped
+        last = check_after_kill(path, committed)
+        committed = []
