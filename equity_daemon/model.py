@@ -1,7 +1,6 @@
 """Frozen value types shared by venues, the calculator, the monitor and history.
 
-Money is `Decimal` from the wire to the snapshot. On-chain amounts arrive as integers scaled by the
-token's `decimals`; `amount_from_units` is the only way they become `Decimal`.
+Money is `Decimal` from the wire to the snapshot.
 
 Every value in a `Snapshot` is in the book's share-class currency (USDT or ETH), never in USD.
 """
@@ -214,11 +213,6 @@ class Snapshot:
             "venues": [_venue_json(venue) for venue in self.venues],
             "problems": [_problem_json(problem) for problem in self.problems],
         }
-
-
-def amount_from_units(raw: int, decimals: int) -> Decimal:
-    """Turn a token's integer amount into a `Decimal` (`1_500_000, 6` -> `1.5`), exactly."""
-    return Decimal(raw).scaleb(-decimals)
 
 
 def decimal_str(value: Decimal) -> str:

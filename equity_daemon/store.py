@@ -39,14 +39,12 @@ class PositionStore:
             name: VenueState(VenueReport.failed(name, started_at, NO_REPORT_YET), None)
             for name in venues
         }
-        self._reported: set[str] = set()
         self.changed = Trigger()
 
     def update(self, report: VenueReport) -> bool:
         """Record a report; returns (and signals) whether equity could see a difference."""
         previous = self._states[report.venue]
         self._states[report.venue] = previous.updated(report)
-        self._reported.add(report.venue)
         changed = previous.latest.ok != report.ok or (
             report.ok and previous.latest.positions != report.positions
         )
@@ -59,7 +57,3 @@ class PositionStore:
 
     def state(self, venue: str) -> VenueState:
         return self._states[venue]
-
-    def all_reported(self, venues: Iterable[str]) -> bool:
-        """True once every venue named has answered (or failed) at least once."""
-        return all(name in self._reported for name in venues)

@@ -17,7 +17,7 @@ calculator loop is not caught: the process exits non-zero and systemd or Docker 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,8 +93,9 @@ class Daemon:
             on_failure=lambda reason: self.instruments.callback_failures.labels(reason).inc(),
         )
         self.books = [self._book(name, book) for name, book in settings.books.items()]
-        self.store = PositionStore(self._all_venue_names(), clock())
-        self.instruments.prepare(self._all_venue_names())
+        venue_names = [name for book in self.books for name in book.venue_names]
+        self.store = PositionStore(venue_names, clock())
+        self.instruments.prepare(venue_names)
         self.last_cycle_at: datetime | None = None
         self._webhooks = [hook for book in settings.books.values() for hook in book.webhooks]
         self.outbox: Outbox | None = None
@@ -103,9 +104,6 @@ class Daemon:
         self.instruments.registry.register(
             EquityCollector(self._book_views, self._outbox_backlog, clock)
         )
-
-    def _all_venue_names(self) -> list[str]:
-        return [name for book in self.books for name in book.venue_names]
 
     def _book(self, name: str, book: BookSettings) -> Book:
         venues = [make_venue(config, self.clock) for config in book.venues]
@@ -258,10 +256,14 @@ class Daemon:
     async def fetch_all_once(self) -> None:
         """Fetch every venue once, concurrently (for `once` and for a prompt first cycle)."""
         async with anyio.create_task_group() as tg:
-            for book in self.books:
-                for venue, config in zip(book.venues, book.settings.venues, strict=True):
-                    policy = PollPolicy(config.interval_seconds, config.timeout_seconds)
-                    tg.start_soon(self._fetch_into_store, venue, policy)
+            for venue, policy in self._polled():
+                tg.start_soon(self._fetch_into_store, venue, policy)
+
+    def _polled(self) -> Iterator[tuple[Venue, PollPolicy]]:
+        """Every venue with the interval and timeout its configuration gives it."""
+        for book in self.books:
+            for venue, config in zip(book.venues, book.settings.venues, strict=True):
+                yield venue, PollPolicy(config.interval_seconds, config.timeout_seconds)
 
     async def _fetch_into_store(self, venue: Venue, policy: PollPolicy) -> None:
         self.store.update(await fetch_once(venue, policy, self.clock, self.instruments))
@@ -302,10 +304,8 @@ class Daemon:
             if handle_signals:
                 tg.start_soon(self._stop_on_signal, tg.cancel_scope)
             await self.fetch_all_once()
-            for book in self.books:
-                for venue, config in zip(book.venues, book.settings.venues, strict=True):
-                    policy = PollPolicy(config.interval_seconds, config.timeout_seconds)
-                    tg.start_soon(self._poll_after_first, venue, policy)
+            for venue, policy in self._polled():
+                tg.start_soon(self._poll_after_first, venue, policy)
             tg.start_soon(self.outbox.run)
             tg.start_soon(self._prune_forever, history)
             tg.start_soon(self._deliver_callbacks, for_callbacks)
