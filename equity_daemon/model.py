@@ -64,6 +64,10 @@ class Position:
 
     `details` carries what a kind needs beyond the amount; a `hedge` uses the keys
     `unrealized_pnl` and `pnl_currency` (and may add `entry_price`, `mark_price`).
+
+    `line_id` keeps apart lines a venue says are separate although they share account, asset
+    and kind (two isolated-margin positions, two withdrawal requests); without one, two such
+    lines in one report are a malformed report.
     """
 
     venue: str
@@ -72,21 +76,32 @@ class Position:
     amount: Decimal
     kind: PositionKind = PositionKind.ASSET
     details: Mapping[str, str | Decimal] = field(default_factory=dict)
+    line_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VenueReport:
-    """What one fetch of a venue returned: its positions, or the reason it failed."""
+    """What one fetch of a venue returned: its positions, or the reason it failed.
+
+    `fetched_at` is our clock when the answer arrived; `as_of` is the venue's own time for the
+    data (an exchange's event time, a block's timestamp) where it gives one. The age of the data
+    is measured from `data_time`.
+    """
 
     venue: str
     fetched_at: datetime
     positions: tuple[Position, ...] = ()
     block_number: int | None = None
     error: str | None = None
+    as_of: datetime | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def data_time(self) -> datetime:
+        return self.fetched_at if self.as_of is None else self.as_of
 
     @classmethod
     def failed(cls, venue: str, at: datetime, reason: str) -> VenueReport:

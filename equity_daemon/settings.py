@@ -97,8 +97,10 @@ class DemoVenue(Section):
     interval_seconds: Seconds = 5.0
     timeout_seconds: Seconds = 5.0
     max_age_seconds: Seconds | None = None
+    keepalive_seconds: Seconds | None = None
     seed: int | None = None
     volatility: Decimal = Field(default=Decimal("0.0005"), ge=0, le=Decimal("0.1"))
+    funding_per_step: Decimal = Field(default=Decimal(25), ge=0, le=Decimal(1_000_000))
 
 
 class ManualVenue(Section):
@@ -163,7 +165,9 @@ class BookSettings(Section):
     threshold_floor: Decimal = Field(default=Decimal(0), ge=0)
     venue_max_age_seconds: Seconds = 300.0
     max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0)
-    quote_cache_seconds: float = Field(default=30.0, ge=0)
+    quote_cache_seconds: float | None = Field(default=None, ge=0)
+    record_interval_seconds: Seconds | None = None
+    ignore_assets: tuple[str, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
 
     @field_validator("venues")
@@ -202,6 +206,7 @@ class Settings(BaseSettings, Section):
     history_path: Path = Path("equity-daemon.sqlite3")
     keep_all_days: Seconds = 7.0
     callback_timeout_seconds: Seconds = 5.0
+    stale_after_seconds: Seconds | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 

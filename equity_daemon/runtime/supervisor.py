@@ -126,7 +126,9 @@ class Daemon:
         oracle = PriceOracle(
             self._edges(book, venues),
             self.clock,
-            cache_ttl=timedelta(seconds=book.quote_cache_seconds),
+            cache_ttl=timedelta(
+                seconds=30 if book.quote_cache_seconds is None else book.quote_cache_seconds
+            ),
             on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
         )
         return Book(name, book, venues, oracle, tracker)
