@@ -8,7 +8,10 @@ In-process (the daemon runs inside the strategy's event loop):
 
 From another process, `client.EquityClient` reads the same document over HTTP.
 
-`equity()` raises `IncompleteEquity` rather than hand a strategy a number it must not size from.
+`equity()`, `by_venue()` and `by_asset()` raise rather than hand a strategy a number it must not
+size from: `IncompleteEquity` when the latest snapshot is incomplete (or there is none yet),
+`StaleEquity` when it is older than the daemon's `stale_after_seconds` (2 × interval by default:
+the calculator loop has stopped ticking).
 """
 
 from __future__ import annotations
@@ -37,6 +40,16 @@ class IncompleteEquity(EquityDaemonError):
         self.book = book
         self.problems = problems
         super().__init__(f"equity of {book} is not known: {problems}")
+
+
+class StaleEquity(EquityDaemonError):
+    """Raised when a book's latest snapshot is too old to act on."""
+
+    def __init__(self, book: str, age: float, limit: float) -> None:
+        self.book = book
+        self.age = age
+        self.limit = limit
+        super().__init__(f"equity of {book} is {age:.0f}s old (limit {limit:.0f}s)")
 
 
 class EquityTracker:
@@ -81,13 +94,16 @@ class EquityTracker:
 
     def _complete(self, book: str | None) -> Snapshot:
         snap = self._daemon.latest(book)
+        age = self._daemon.snapshot_age(book)
         name = book or self._daemon.books[0].name
-        if snap is None:
+        if snap is None or age is None:
             raise IncompleteEquity(name, "no snapshot yet")
         if not snap.complete:
             raise IncompleteEquity(
                 name, "; ".join(f"{p.subject}: {p.detail}" for p in snap.problems)
             )
+        if age > self._daemon.stale_after:
+            raise StaleEquity(name, age, self._daemon.stale_after)
         return snap
 
 

@@ -107,7 +107,7 @@ def _venue_positions(
     positions: list[Position] = []
     for state in sorted(venues, key=lambda s: s.venue):
         latest, good = state.latest, state.last_good
-        age = None if good is None else now - good.fetched_at
+        age = None if good is None else now - good.data_time
         fresh = age is not None and age <= limits.max_age_of(state.venue)
         status = _STATUS[(latest.ok, fresh)]
         if status == "stale":
@@ -125,6 +125,7 @@ def _venue_positions(
                 age=age,
                 block_number=None if good is None else good.block_number,
                 error=latest.error,
+                note=state.note,
             )
         )
         if good is not None:

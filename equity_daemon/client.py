@@ -1,7 +1,7 @@
 """A small client for the daemon's HTTP API, for a strategy process that runs apart.
 
     async with EquityClient("http://127.0.0.1:9731", token=os.environ["EQUITY_TOKEN"]) as client:
-        equity = await client.equity("basis")          # Decimal, or IncompleteEquity
+        equity = await client.equity("basis")  # Decimal, or IncompleteEquity / StaleEquity
 
 Money arrives as decimal strings and leaves as `Decimal`, never as float.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from equity_daemon.api import IncompleteEquity
+from equity_daemon.api import IncompleteEquity, StaleEquity
 
 
 class EquityClient:
@@ -47,11 +47,25 @@ class EquityClient:
         raise IncompleteEquity(book, "no snapshot yet")
 
     async def equity(self, book: str) -> Decimal:
-        """The book's equity; raises `IncompleteEquity` when the daemon cannot vouch for it."""
+        """The book's equity; raises `IncompleteEquity` or `StaleEquity` when the daemon cannot
+        vouch for it."""
+        return Decimal((await self._usable(book))["equity"])
+
+    async def by_venue(self, book: str) -> dict[str, Decimal]:
+        snap = await self._usable(book)
+        return {venue: Decimal(value) for venue, value in snap["equity_by_venue"].items()}
+
+    async def by_asset(self, book: str) -> dict[str, Decimal]:
+        snap = await self._usable(book)
+        return {asset: Decimal(value) for asset, value in snap["equity_by_asset"].items()}
+
+    async def _usable(self, book: str) -> dict[str, Any]:
         snap = await self.snapshot(book)
         if not snap["complete"]:
             raise IncompleteEquity(book, "; ".join(p["detail"] for p in snap["problems"]))
-        return Decimal(snap["equity"])
+        if snap["stale"]:
+            raise StaleEquity(book, snap["age_seconds"], snap["stale_after_seconds"])
+        return snap
 
     async def events(self, since: str | None = None) -> list[dict[str, Any]]:
         response = await self._http.get("/events", params={} if since is None else {"since": since})

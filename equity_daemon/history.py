@@ -133,7 +133,7 @@ class HistoryDB:
 
     def record_cycle(
         self,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         reference: Reference,
         events: Sequence[Event],
         targets: Sequence[str] = (),
@@ -146,26 +146,28 @@ class HistoryDB:
             ValueError: a naive time, or a reference or event of another book.
             sqlite3.IntegrityError: the book already has a snapshot with this sequence.
         """
-        at = _utc(snapshot.at)
-        strays = {reference.book, *(event.book for event in events)} - {snapshot.book}
+        book = reference.book if snapshot is None else snapshot.book
+        strays = {reference.book, *(event.book for event in events)} - {book}
         if strays:
-            raise ValueError(f"a cycle of {snapshot.book!r} cannot write for {sorted(strays)}")
+            raise ValueError(f"a cycle of {book!r} cannot write for {sorted(strays)}")
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "INSERT INTO snapshots (book, sequence, at, epoch, equity, complete, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    snapshot.book,
-                    snapshot.sequence,
-                    at.isoformat(),
-                    at.timestamp(),
-                    decimal_str(snapshot.equity),
-                    int(snapshot.complete),
-                    _pack(snapshot.to_json()),
-                ),
-            )
+            if snapshot is not None:
+                at = _utc(snapshot.at)
+                db.execute(
+                    "INSERT INTO snapshots (book, sequence, at, epoch, equity, complete, doc)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        snapshot.book,
+                        snapshot.sequence,
+                        at.isoformat(),
+                        at.timestamp(),
+                        decimal_str(snapshot.equity),
+                        int(snapshot.complete),
+                        _pack(snapshot.to_json()),
+                    ),
+                )
             db.execute(
                 "INSERT OR REPLACE INTO monitor_references (book, equity, sequence, at, complete)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -369,7 +371,7 @@ class History:
 
     async def record_cycle(
         self,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         reference: Reference,
         events: Sequence[Event],
         targets: Sequence[str] = (),

@@ -33,6 +33,8 @@ class BookView:
     name: str
     snapshot: Snapshot | None
     venues: tuple[VenueState, ...]
+    age: float | None = None  # seconds since the snapshot, on the monotonic clock
+    unwritten_events: int = 0
 
 
 class DaemonMetrics:
@@ -84,12 +86,33 @@ class DaemonMetrics:
             "Calculator cycles run (one snapshot per book each).",
             registry=self.registry,
         )
+        self.cycle_errors = Counter(
+            "equity_daemon_cycle_errors",
+            "Cycles that raised, by book and stage (calculate, monitor, history, cycle).",
+            ["book", "stage"],
+            registry=self.registry,
+        )
+        self.unwritten_dropped = Counter(
+            "equity_daemon_history_unwritten_dropped",
+            "Times the in-memory queue of events history could not write overflowed.",
+            ["book"],
+            registry=self.registry,
+        )
+        self.unconfirmed_reports = Counter(
+            "equity_daemon_venue_reports_unconfirmed",
+            "Reports that lost (nearly) everything and were not confirmed by a fresh fetch.",
+            ["venue"],
+            registry=self.registry,
+        )
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)
 
     def failed(self, venue: str, reason: str) -> None:
         self.venue_errors.labels(venue, reason).inc()
+
+    def unconfirmed(self, venue: str) -> None:
+        self.unconfirmed_reports.labels(venue).inc()
 
     def prepare(self, venues: Iterable[str]) -> None:
         """Export zeros for every venue from the start, so rate() sees the first error."""
@@ -120,6 +143,9 @@ class EquityCollector(Collector):
                 g.venue(book.name, state)
             if book.snapshot is not None:
                 g.snapshot(book.snapshot, now)
+                if book.age is not None:
+                    g.age.add_metric([book.name], book.age)
+            g.unwritten.add_metric([book.name], book.unwritten_events)
         for target, backlog in sorted(self._backlog().items()):
             g.outbox_backlog.add_metric([target], backlog)
         yield from g.all()
@@ -172,6 +198,11 @@ class _Gauges:
             "Unix time of the venue's last good report (polled in the background).",
             ["book", "venue"],
         )
+        self.unwritten = gauge(
+            "history_unwritten_events",
+            "Events kept in memory because the history database refused to write them.",
+            ["book"],
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -199,7 +230,6 @@ class _Gauges:
             self.excluded.add_metric([book, kind, currency], float(value))
         self.complete.add_metric([book], 1 if snap.complete else 0)
         self.sequence.add_metric([book], snap.sequence)
-        self.age.add_metric([book], (now - snap.at).total_seconds())
         kinds = dict.fromkeys(ProblemKind, 0)
         for problem in snap.problems:
             kinds[problem.kind] += 1

@@ -85,7 +85,8 @@ class VenueReport:
 
     `fetched_at` is our clock when the answer arrived; `as_of` is the venue's own time for the
     data (an exchange's event time, a block's timestamp) where it gives one. The age of the data
-    is measured from `data_time`.
+    is measured from `data_time`. `revision` is an opaque token that changes whenever anything the
+    venue serves changed, positions or quotes; the store wakes the calculator when it changes.
     """
 
     venue: str
@@ -94,6 +95,7 @@ class VenueReport:
     block_number: int | None = None
     error: str | None = None
     as_of: datetime | None = None
+    revision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,17 +112,19 @@ class VenueReport:
 
 @dataclass(frozen=True, slots=True)
 class VenueState:
-    """A venue's latest report and its last good one (the same object when the latest succeeded)."""
+    """A venue's latest report and its last good one (the same object when the latest succeeded).
+
+    `note` says how the runtime follows the venue when that is worth knowing
+    (`stream silent for 40s; polling`).
+    """
 
     latest: VenueReport
     last_good: VenueReport | None
+    note: str | None = None
 
     @property
     def venue(self) -> str:
         return self.latest.venue
-
-    def updated(self, report: VenueReport) -> VenueState:
-        return VenueState(latest=report, last_good=report if report.ok else self.last_good)
 
 
 class ProblemKind(enum.StrEnum):
@@ -130,6 +134,7 @@ class ProblemKind(enum.StrEnum):
     STALE_VENUE = "stale_venue"
     FAILED_VENUE = "failed_venue"
     SUSPECT_PRICE = "suspect_price"
+    CYCLE_FAILED = "cycle_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,7 @@ class VenueSummary:
     age: timedelta | None
     block_number: int | None
     error: str | None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +285,7 @@ def _venue_json(venue: VenueSummary) -> dict[str, Any]:
         "age_seconds": _seconds(venue.age),
         "block_number": venue.block_number,
         "error": venue.error,
+        "note": venue.note,
     }
 
 

@@ -62,6 +62,15 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteFailure:
+    """A source that gave no usable quote for an edge this cycle, and why."""
+
+    edge: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Disagreement:
     """Two fresh sources for one edge that differ by more than the allowed deviation."""
 

@@ -13,11 +13,11 @@ demand (spec-notes row 14).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from equity_daemon.calculator import Limits, calculate
-from equity_daemon.model import ShareClass, Snapshot, VenueState
+from equity_daemon.model import Problem, ProblemKind, ShareClass, Snapshot, VenueState
 from equity_daemon.monitor import Event, Reference, ThresholdRule, new_event_id, observe
 from equity_daemon.prices import Quote
 
@@ -68,6 +68,23 @@ class BookTracker:
             now=self._clock(),
             sequence=self.sequence + 1,
             limits=self._limits,
+        )
+        reference, events = observe(self.reference, snap, self._rule, self._new_id)
+        return Cycle(snap, reference, events)
+
+    def failed(self, detail: str) -> Cycle | None:
+        """A cycle whose calculation raised: the last figures, incomplete, naming why.
+
+        None before any snapshot: there is no figure to show, and readiness says why.
+        """
+        if self.latest is None:
+            return None
+        problem = Problem(ProblemKind.CYCLE_FAILED, self.book, detail)
+        snap = replace(
+            self.latest,
+            at=self._clock(),
+            sequence=self.sequence + 1,
+            problems=(*self.latest.problems, problem),
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
         return Cycle(snap, reference, events)

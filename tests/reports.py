@@ -29,13 +29,33 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class Clock:
-    """A wall clock the test moves by hand: `clock.now += timedelta(...)`."""
+    """Clocks the test moves by hand.
+
+    `clock.now += timedelta(...)` is time passing: the wall and the monotonic clock move
+    together. `clock.step(timedelta(...))` moves the wall clock alone, as NTP or an operator may.
+    """
 
     def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
+        self._now = now
+        self._monotonic = 1000.0
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._monotonic += (value - self._now).total_seconds()
+        self._now = value
+
+    def step(self, delta: timedelta) -> None:
+        self._now += delta
 
     def __call__(self) -> datetime:
-        return self.now
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
 
 
 def pos(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -14,6 +15,7 @@ from equity_daemon.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import load_settings
+from tests.reports import Clock
 
 DEMO = Path(__file__).parents[1] / "config" / "demo.toml"
 
@@ -95,11 +97,13 @@ def test_history_exports_csv_and_json_lines(
     settings = load_settings(config)
 
     async def three_cycles() -> None:
-        daemon = Daemon(settings)
+        clock = Clock()
+        daemon = Daemon(settings, clock)
         history = await History.open(settings.history_path)
         await daemon.fetch_all_once()
         for _ in range(3):
             await daemon.cycle(history)
+            clock.now += timedelta(minutes=1)  # one recorded snapshot per interval
         await history.aclose()
 
     with capture_logs():

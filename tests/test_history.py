@@ -286,7 +286,7 @@ async def test_the_async_face_runs_sqlite_off_the_event_loop_thread(tmp_path: Pa
     class Watched(HistoryDB):
         def record_cycle(
             self,
-            snapshot: Snapshot,
+            snapshot: Snapshot | None,
             reference: Reference,
             events: Sequence[Event],
             targets: Sequence[str] = (),

@@ -30,7 +30,7 @@ def basis_view() -> BookView:
         pos("okx", "ETH", "1", PositionKind.LOCKED),
     )
     quotes = (quote("ETH", "USDT", "3000", age=timedelta(seconds=8)),)
-    return BookView("basis", snapshot(lido, okx, quotes=quotes), (lido, okx))
+    return BookView("basis", snapshot(lido, okx, quotes=quotes), (lido, okx), age=42.0)
 
 
 def incomplete_view() -> BookView:

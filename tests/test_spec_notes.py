@@ -88,7 +88,7 @@ async def test_row06_per_edge_fallback_with_source_age_and_cross_check() -> None
     bybit.set("ETH", "USDT", Decimal(3600), NOW)
     edge = Edge("ETH", "USDT", (Broken(), okx, bybit), timedelta(minutes=1))
     with capture_logs() as logs:
-        quotes = await PriceOracle([edge], clock).quotes()
+        quotes = (await PriceOracle([edge], clock).quotes()).quotes
     snap = snapshot(ok(pos("lido", "ETH", "1")), quotes=tuple(quotes))
     (price,) = snap.prices
     assert (price.sources, price.price, price.suspect) == (("okx",), Decimal(3000), True)

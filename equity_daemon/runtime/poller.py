@@ -1,32 +1,46 @@
-"""One poll loop per venue account: fetch, time-limit, record, back off on failure.
+"""One poll loop per venue account: fetch, check, confirm, record, back off on failure.
 
-Whatever a venue does — time out, refuse, answer garbage, raise something unexpected — the poller
-turns it into a failed `VenueReport` with a reason and goes on; one venue never stops another.
-Failures back off exponentially with jitter (so venues that failed together do not retry
-together), up to `max_backoff`; the first success resets the interval.
+Whatever a venue does — time out, block in a thread, refuse, answer garbage, raise something
+unexpected — the poller turns it into a failed `VenueReport` with a reason and goes on; one venue
+never stops another. Every report passes `sanity.check_report` before the store sees it, and a
+report that suddenly holds nothing (or almost nothing) of what the last good one held is fetched
+once more before it is believed (`sanity.sudden_loss`): an HTTP 200 with an empty body, or a file
+caught half-written, must not read as a crash of the book.
 
-A streaming venue is fetched once, then followed through `updates()` until that stream ends or
-fails, and then fetched again.
+Remote venues back off exponentially with jitter after failures (so venues that failed together do
+not retry together), up to `max_backoff`; a local venue (a file) is re-read at its interval.
+
+A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
+or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from decimal import Decimal
+from functools import partial
 from typing import Protocol
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
+from equity_daemon.clock import Clock
 from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport
+from equity_daemon.runtime.detached import Detached
+from equity_daemon.sanity import BadData, check_report, sudden_loss
 from equity_daemon.store import PositionStore
 from equity_daemon.venues.base import StreamingVenue, Venue
 
 log = structlog.get_logger()
+
+# How long to wait before fetching again to confirm a report that lost (nearly) everything: long
+# enough for a non-atomic file save or a venue's hiccup to pass, short enough not to matter.
+CONFIRM_DELAY = 1.0
 
 
 class PollMetrics(Protocol):
@@ -36,27 +50,49 @@ class PollMetrics(Protocol):
 
     def failed(self, venue: str, reason: str) -> None: ...
 
+    def unconfirmed(self, venue: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
+    """How a venue is polled: `backoff` is off for local venues, which fail only until fixed."""
+
     interval: float
     timeout: float
     max_backoff: float = 300.0
+    backoff: bool = True
 
 
 def backoff(policy: PollPolicy, failures: int, rng: random.Random) -> float:
     """Exponential in the number of consecutive failures, capped, with jitter in [50 %, 100 %]."""
+    if not policy.backoff:
+        return policy.interval
     ceiling = min(policy.max_backoff, policy.interval * 2.0 ** min(failures, 30))
     return ceiling * rng.uniform(0.5, 1.0)
 
 
 async def fetch_once(
-    venue: Venue, policy: PollPolicy, clock: Callable[[], datetime], metrics: PollMetrics
+    venue: Venue,
+    policy: PollPolicy,
+    clock: Clock,
+    metrics: PollMetrics,
+    tg: TaskGroup | None = None,
+    detached: Detached[VenueReport] | None = None,
 ) -> VenueReport:
+    """One fetch, time-limited and checked; a failed report (with the reason) on any failure.
+
+    With a task group `tg`, the fetch runs there and a venue blocked in a thread cannot hold
+    the caller past `policy.timeout`; `detached` keeps such a straggler from being started twice.
+    """
     started = time.perf_counter()
     try:
-        with anyio.fail_after(policy.timeout):
-            report = await venue.fetch()
+        if tg is None:
+            with anyio.fail_after(policy.timeout):
+                report = await venue.fetch()
+        else:
+            call = partial(_bounded_fetch, venue, policy.timeout)
+            report = await (detached or Detached())(tg, policy.timeout, call)
+        report = check_report(report, venue.name, clock())
     except TimeoutError:
         return _failed(venue, clock, metrics, "timeout", f"no answer within {policy.timeout:g}s")
     except Exception as exc:  # the adapter boundary: a bug in one venue must not stop the rest
@@ -65,56 +101,145 @@ async def fetch_once(
     return report
 
 
+async def _bounded_fetch(venue: Venue, seconds: float) -> VenueReport:
+    with anyio.fail_after(seconds):
+        return await venue.fetch()
+
+
 def _classify(venue: Venue, exc: Exception) -> tuple[str, str]:
     """A bounded reason kind (a metric label) and a readable reason (no secrets: no URLs)."""
     if isinstance(exc, VenueUnavailable):
         return "unavailable", exc.reason
     if isinstance(exc, VenueDataError):
         return "malformed", exc.reason
+    if isinstance(exc, BadData):
+        return "malformed", str(exc)
     log.exception("venue_crashed", venue=venue.name)
     return "unexpected", f"unexpected {type(exc).__name__}"
 
 
 def _failed(
-    venue: Venue, clock: Callable[[], datetime], metrics: PollMetrics, kind: str, reason: str
+    venue: Venue, clock: Clock, metrics: PollMetrics, kind: str, reason: str
 ) -> VenueReport:
     metrics.failed(venue.name, kind)
     log.warning("poll_failed", venue=venue.name, reason_kind=kind, reason=reason)
     return VenueReport.failed(venue.name, clock(), reason)
 
 
-async def poll_forever(
-    venue: Venue,
-    store: PositionStore,
-    policy: PollPolicy,
-    clock: Callable[[], datetime],
-    metrics: PollMetrics,
-    rng: random.Random | None = None,
-) -> None:
-    rng = rng or random.Random()
-    failures = 0
-    structlog.contextvars.bind_contextvars(venue=venue.name)
-    while True:
-        report = await fetch_once(venue, policy, clock, metrics)
-        store.update(report)
-        if report.ok and isinstance(venue, StreamingVenue):
-            report = await _follow(venue, store, clock, metrics)
-        failures = 0 if report.ok else failures + 1
-        await anyio.sleep(policy.interval if report.ok else backoff(policy, failures, rng))
+class Poller:
+    """Keeps one venue's state in the store current.
 
+    Args:
+        prices: the book's latest prices by symbol, to judge how much of its value a report lost.
+        confirm_delay: seconds before the fetch that confirms a sudden loss.
+    """
 
-async def _follow(
-    venue: StreamingVenue,
-    store: PositionStore,
-    clock: Callable[[], datetime],
-    metrics: PollMetrics,
-) -> VenueReport:
-    """Record every pushed report; return a failed report when the stream breaks."""
-    try:
-        async for report in venue.updates():
-            store.update(report)
-    except Exception as exc:  # the adapter boundary, as in fetch_once
-        report = _failed(venue, clock, metrics, *_classify(venue, exc))
-        store.update(report)
+    def __init__(
+        self,
+        venue: Venue,
+        store: PositionStore,
+        policy: PollPolicy,
+        clock: Clock,
+        metrics: PollMetrics,
+        prices: Callable[[], Mapping[str, Decimal]] = dict,
+        rng: random.Random | None = None,
+        confirm_delay: float = CONFIRM_DELAY,
+    ) -> None:
+        self.venue = venue
+        self._store = store
+        self.policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._prices = prices
+        self._rng = rng or random.Random()
+        self._confirm_delay = min(confirm_delay, policy.interval)
+        self._detached: Detached[VenueReport] = Detached()
+        self._last_push = clock.monotonic()
+
+    async def fetch(self, tg: TaskGroup) -> VenueReport:
+        """One fetch into the store, confirmed by a second one when it lost (nearly) everything."""
+        report = await self._fetch(tg)
+        if self._suspicious(report):
+            log.warning("report_unconfirmed", venue=self.venue.name, lines=len(report.positions))
+            await anyio.sleep(self._confirm_delay)
+            report = await self._confirmed(tg, report)
+        self._store.update(report)
         return report
-    return store.state(venue.name).latest
+
+    async def run(self, tg: TaskGroup) -> None:
+        """Poll (or follow the stream) forever; the first fetch is assumed done by the caller."""
+        structlog.contextvars.bind_contextvars(venue=self.venue.name)
+        if isinstance(self.venue, StreamingVenue):
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(self._follow_forever, self.venue, tg)
+                await self._cover_silences(self.venue, tg)
+        else:
+            await self._poll_forever(tg, failures=0)
+
+    async def _fetch(self, tg: TaskGroup) -> VenueReport:
+        return await fetch_once(
+            self.venue, self.policy, self._clock, self._metrics, tg, self._detached
+        )
+
+    def _suspicious(self, report: VenueReport) -> bool:
+        last_good = self._store.state(self.venue.name).last_good
+        return report.ok and sudden_loss(last_good, report, self._prices())
+
+    async def _confirmed(self, tg: TaskGroup, report: VenueReport) -> VenueReport:
+        """A fresh fetch decides: the same loss again is believed; anything else replaces it."""
+        second = await self._fetch(tg)
+        if self._suspicious(second):
+            log.warning("report_loss_confirmed", venue=self.venue.name)
+        else:
+            self._metrics.unconfirmed(self.venue.name)
+            log.warning("report_loss_not_confirmed", venue=self.venue.name, now_ok=second.ok)
+        return second
+
+    async def _poll_forever(self, tg: TaskGroup, failures: int) -> None:
+        while True:
+            failures = 0 if (await self.fetch(tg)).ok else failures + 1
+            await anyio.sleep(self._pause(failures))
+
+    def _pause(self, failures: int) -> float:
+        return self.policy.interval if not failures else backoff(self.policy, failures, self._rng)
+
+    async def _follow_forever(self, venue: StreamingVenue, tg: TaskGroup) -> None:
+        """Record every push; when the stream breaks, note it and reconnect after a backoff."""
+        failures = 0
+        while True:
+            try:
+                async for pushed in venue.updates():
+                    self._last_push = self._clock.monotonic()
+                    failures = 0
+                    await self._record_push(pushed, tg)
+                reason = "stream ended"
+            except Exception as exc:  # the adapter boundary, as in fetch_once
+                reason = _classify(venue, exc)[1]
+            failures += 1
+            self._store.note(venue.name, f"stream down ({reason}); polling")
+            log.warning("stream_down", venue=venue.name, reason=reason)
+            await self.fetch(tg)  # what changed while it was down; REST covers from here on
+            await anyio.sleep(backoff(self.policy, failures, self._rng))
+
+    async def _record_push(self, pushed: VenueReport, tg: TaskGroup) -> None:
+        try:
+            report = check_report(pushed, self.venue.name, self._clock())
+        except BadData as exc:
+            report = _failed(self.venue, self._clock, self._metrics, "malformed", str(exc))
+        if self._suspicious(report):
+            log.warning("push_unconfirmed", venue=self.venue.name)
+            report = await self._confirmed(tg, report)
+        self._store.note(self.venue.name, None)
+        self._store.update(report)
+
+    async def _cover_silences(self, venue: StreamingVenue, tg: TaskGroup) -> None:
+        """REST fetches at the venue's interval while the stream says nothing."""
+        failures = 0
+        while True:
+            silent = self._clock.monotonic() - self._last_push
+            if silent < venue.keepalive:
+                await anyio.sleep(venue.keepalive - silent)
+                continue
+            self._store.note(venue.name, f"stream silent for {silent:.0f}s; polling")
+            failures = 0 if (await self.fetch(tg)).ok else failures + 1
+            await anyio.sleep(self._pause(failures))

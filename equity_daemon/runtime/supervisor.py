@@ -2,36 +2,44 @@
 
     supervisor task group
     ├── http.serve                 /metrics /healthz /readyz /snapshot /events
-    ├── poll_forever × venue       -> PositionStore (pulls `changed` when equity could move)
+    ├── Poller.run × venue         -> PositionStore (pulls `changed` when equity could move)
     ├── calculate_forever          every interval, or `debounce` after a change:
     │                              per book: oracle -> calculator -> monitor -> history
+    ├── stragglers                 venue fetches and quotes still blocked past their timeout
     ├── deliver_callbacks          events -> in-process callbacks, off the calculator's path
     ├── Outbox.run                 webhook delivery from the durable outbox
     ├── prune_forever              history retention, hourly
     └── stop_on_signal             SIGTERM/SIGINT -> cancel everything, exit 0
 
-A venue failing never stops the daemon (the poller turns it into a failed report). A bug in the
-calculator loop is not caught: the process exits non-zero and systemd or Docker restarts it.
+A venue failing never stops the daemon (the poller turns it into a failed report). Nothing a
+cycle raises ends the daemon either, nor the host's task group when embedded: a calculation that
+fails makes its book's snapshot incomplete with a named problem (logged with its traceback once
+per distinct error, counted in `equity_daemon_cycle_errors_total`), and a history that refuses
+writes is reported by `/readyz` while the events wait in memory for it.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import anyio
 import httpx
 import structlog
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from equity_daemon import systemd
 from equity_daemon.calculator import Limits
 from equity_daemon.callbacks import Callbacks
+from equity_daemon.clock import Clock, SystemClock
+from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.http import Api, serve
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
@@ -39,7 +47,7 @@ from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
 from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
-from equity_daemon.runtime.poller import PollPolicy, fetch_once, poll_forever
+from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import BookSettings, DemoVenue, ManualVenue, Settings
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
@@ -51,42 +59,56 @@ log = structlog.get_logger()
 SHUTDOWN_GRACE = 4.0
 PRUNE_EVERY = 3600.0
 CALLBACK_QUEUE = 10_000
+# Events of cycles the history could not write, kept per book until it can: an outage of hours
+# at a few events an hour fits many times over; past it the oldest go (counted and logged).
+UNWRITTEN_EVENTS_KEPT = 10_000
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def make_venue(config: DemoVenue | ManualVenue, clock: Callable[[], datetime]) -> Venue:
+def make_venue(config: DemoVenue | ManualVenue, clock: Clock) -> Venue:
     if isinstance(config, DemoVenue):
         return demo.DemoVenue(
-            config.name, clock, config.interval_seconds, config.seed, config.volatility
+            config.name,
+            clock,
+            config.interval_seconds,
+            config.seed,
+            config.volatility,
+            config.funding_per_step,
+            config.keepalive_seconds,
         )
     return manual.ManualVenue(config.name, config.path, clock)
 
 
 @dataclass
 class Book:
-    """One book's running parts."""
+    """One book's running parts, and what the runtime remembers of its recent cycles."""
 
     name: str
     settings: BookSettings
     venues: list[Venue]
     oracle: PriceOracle
     tracker: BookTracker
+    unwritten: deque[Event] = field(default_factory=lambda: deque(maxlen=UNWRITTEN_EVENTS_KEPT))
+    judged_at: float | None = None  # monotonic time of the latest snapshot
+    recorded_at: float | None = None  # monotonic time of the latest recorded snapshot
+    recorded_complete: bool | None = None
+    failing: str | None = None  # why no snapshot could be made, while that lasts
 
     @property
     def venue_names(self) -> list[str]:
         return [venue.name for venue in self.venues]
 
+    def latest_prices(self) -> dict[str, Decimal]:
+        latest = self.tracker.latest
+        return {} if latest is None else {p.asset: p.price for p in latest.prices}
+
 
 class Daemon:
     """Everything one running daemon holds. Readers (HTTP, metrics, `EquityTracker`) use it."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.history: History | None = None  # set by run(); preview() needs none
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
         self.instruments = DaemonMetrics()
         self.callbacks = Callbacks(
             settings.callback_timeout_seconds,
@@ -94,15 +116,18 @@ class Daemon:
         )
         self.books = [self._book(name, book) for name, book in settings.books.items()]
         venue_names = [name for book in self.books for name in book.venue_names]
-        self.store = PositionStore(venue_names, clock())
+        self.store = PositionStore(venue_names, self.clock)
+        self.pollers = list(self._pollers())
         self.instruments.prepare(venue_names)
-        self.last_cycle_at: datetime | None = None
+        self.history_problem: str | None = None
+        self._last_cycle_at: float | None = None  # monotonic
+        self._errors_seen: set[tuple[str, str, str]] = set()
         self._webhooks = [hook for book in settings.books.values() for hook in book.webhooks]
         self.outbox: Outbox | None = None
         # run() opens it: the calculator hands events over and goes on
         self._to_callbacks: MemoryObjectSendStream[Event] | None = None
         self.instruments.registry.register(
-            EquityCollector(self._book_views, self._outbox_backlog, clock)
+            EquityCollector(self._book_views, self._outbox_backlog, self.clock)
         )
 
     def _book(self, name: str, book: BookSettings) -> Book:
@@ -126,9 +151,7 @@ class Daemon:
         oracle = PriceOracle(
             self._edges(book, venues),
             self.clock,
-            cache_ttl=timedelta(
-                seconds=30 if book.quote_cache_seconds is None else book.quote_cache_seconds
-            ),
+            cache_cap=book.quote_cache_seconds,
             on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
         )
         return Book(name, book, venues, oracle, tracker)
@@ -147,11 +170,31 @@ class Daemon:
             )
         return edges
 
+    def _pollers(self) -> Iterator[Poller]:
+        """Every venue with the interval and timeout its configuration gives it."""
+        for book in self.books:
+            for venue, config in zip(book.venues, book.settings.venues, strict=True):
+                policy = PollPolicy(
+                    config.interval_seconds,
+                    config.timeout_seconds,
+                    # a file fails until someone fixes it: look again at the usual pace
+                    backoff=not isinstance(config, ManualVenue),
+                )
+                yield Poller(
+                    venue, self.store, policy, self.clock, self.instruments, book.latest_prices
+                )
+
     # --- what readers see -------------------------------------------------------------
 
     def _book_views(self) -> list[BookView]:
         return [
-            BookView(b.name, b.tracker.latest, tuple(self.store.states(b.venue_names)))
+            BookView(
+                b.name,
+                b.tracker.latest,
+                tuple(self.store.states(b.venue_names)),
+                self.snapshot_age(b.name),
+                len(b.unwritten),
+            )
             for b in self.books
         ]
 
@@ -162,33 +205,54 @@ class Daemon:
         return generate_latest(self.instruments.registry), CONTENT_TYPE_LATEST
 
     def healthy(self) -> tuple[bool, str]:
-        if self.last_cycle_at is None:
+        if self._last_cycle_at is None:
             return True, "starting"
-        silent = self.clock() - self.last_cycle_at
-        limit = timedelta(seconds=3 * self.settings.interval_seconds + 30)
-        if silent > limit:
-            return False, f"calculator loop silent for {silent.total_seconds():.0f}s"
+        silent = self.clock.monotonic() - self._last_cycle_at
+        if silent > 3 * self.settings.interval_seconds + 30:
+            return False, f"calculator loop silent for {silent:.0f}s"
         return True, "ok"
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which the latest snapshot is too old to act on."""
+        configured = self.settings.stale_after_seconds
+        return 2 * self.settings.interval_seconds if configured is None else configured
+
+    def snapshot_age(self, book: str | None = None) -> float | None:
+        """Seconds since the book's latest snapshot, on the monotonic clock."""
+        judged_at = self._named(book).judged_at
+        return None if judged_at is None else self.clock.monotonic() - judged_at
 
     def ready(self) -> tuple[bool, list[str]]:
         reasons = []
-        now = self.clock()
-        limit = timedelta(seconds=2 * self.settings.interval_seconds)
+        if self.history_problem is not None:
+            reasons.append(f"history unavailable: {self.history_problem}")
         for book in self.books:
-            snap = book.tracker.latest
-            if snap is None:
+            snap, age = book.tracker.latest, self.snapshot_age(book.name)
+            if book.failing is not None:
+                reasons.append(f"{book.name}: cycle failing ({book.failing})")
+            if snap is None or age is None:
                 reasons.append(f"{book.name}: no snapshot yet")
             elif not snap.complete:
                 names = ", ".join(f"{p.kind.value} {p.subject}" for p in snap.problems)
                 reasons.append(f"{book.name}: incomplete ({names})")
-            elif now - snap.at > limit:
-                reasons.append(
-                    f"{book.name}: snapshot is {(now - snap.at).total_seconds():.0f}s old"
-                )
+            elif age > 2 * self.settings.interval_seconds:
+                reasons.append(f"{book.name}: snapshot is {age:.0f}s old")
         return not reasons, reasons
 
     def snapshots(self) -> list[dict[str, Any]]:
-        return [b.tracker.latest.to_json() for b in self.books if b.tracker.latest is not None]
+        """Every book's latest snapshot document, with how old it is and whether it is stale."""
+        documents = []
+        for book in self.books:
+            snap, age = book.tracker.latest, self.snapshot_age(book.name)
+            if snap is not None and age is not None:
+                freshness = {
+                    "age_seconds": round(age, 3),
+                    "stale_after_seconds": self.stale_after,
+                    "stale": age > self.stale_after,
+                }
+                documents.append(snap.to_json() | freshness)
+        return documents
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         return [] if self.history is None else await self.history.events(since=since)
@@ -210,37 +274,110 @@ class Daemon:
 
     async def preview(self) -> list[Snapshot]:
         """Fetch every venue once and value every book, recording and notifying nothing."""
-        await self.fetch_all_once()
-        snapshots = []
-        for book in self.books:
-            quotes = await book.oracle.quotes()
-            snapshots.append(
-                book.tracker.judge(self.store.states(book.venue_names), quotes).snapshot
-            )
+        async with anyio.create_task_group() as tg:
+            await self.fetch_all_once(tg)
+            snapshots = []
+            for book in self.books:
+                cycle = await self._judge(book, tg)
+                if cycle is not None:
+                    snapshots.append(cycle.snapshot)
+            tg.cancel_scope.cancel()  # stragglers (a venue stuck in a thread) are not waited for
         return snapshots
 
-    async def cycle(self, history: History) -> list[Event]:
-        """One snapshot per book: judge, persist (with the outbox rows), commit, deliver."""
+    async def cycle(self, history: History, tg: TaskGroup | None = None) -> list[Event]:
+        """One snapshot per book: judge, persist (with the outbox rows), commit, deliver.
+
+        Never raises for a book's sake: a calculation that fails gives that book an incomplete
+        snapshot naming the failure, a history that refuses writes keeps the events in memory
+        until it accepts them again, and the other books go on.
+        """
         raised: list[Event] = []
         for book in self.books:
-            quotes = await book.oracle.quotes()
-            cycle = book.tracker.judge(self.store.states(book.venue_names), quotes)
-            targets = [hook.name for hook in book.settings.webhooks]
-            await history.record_cycle(cycle.snapshot, cycle.reference, cycle.events, targets)
+            cycle = await self._judge(book, tg)
+            if cycle is None:
+                continue
+            await self._record(book, cycle, history)
             book.tracker.commit(cycle)
+            book.judged_at = self.clock.monotonic()
             _log_cycle(cycle)
             for event in cycle.events:
                 _log_event(event)
-            for event in cycle.events:
                 self.instruments.events.labels(book.name, event.kind.value).inc()
             raised += cycle.events
         self.instruments.cycles.inc()
-        self.last_cycle_at = self.clock()
+        self._last_cycle_at = self.clock.monotonic()
         if raised and self.outbox is not None:
             self.outbox.wake()
         for event in raised:
             self._hand_to_callbacks(event)
         return raised
+
+    async def _judge(self, book: Book, tg: TaskGroup | None) -> Cycle | None:
+        try:
+            quotes = await book.oracle.quotes(tg)
+            cycle = book.tracker.judge(self.store.states(book.venue_names), quotes.quotes)
+        except Exception as exc:  # a bug must cost this book's cycle, not the daemon
+            book.failing = self._cycle_error(book.name, "calculate", exc)
+            return self._failed_cycle(book)
+        book.failing = None
+        return cycle
+
+    def _failed_cycle(self, book: Book) -> Cycle | None:
+        try:
+            return book.tracker.failed(f"calculation failed: {book.failing}")
+        except Exception as exc:
+            self._cycle_error(book.name, "monitor", exc)
+            return None
+
+    async def _record(self, book: Book, cycle: Cycle, history: History) -> None:
+        """Write the cycle, or keep its events for a later write when history refuses it.
+
+        A snapshot is recorded at most once per `record_interval_seconds`, unless an event
+        fires or completeness changes; events and the reference are written every time.
+        """
+        if len(book.unwritten) + len(cycle.events) > UNWRITTEN_EVENTS_KEPT:
+            self.instruments.unwritten_dropped.labels(book.name).inc()
+            log.error("unwritten_events_dropped", book=book.name)
+        book.unwritten.extend(cycle.events)
+        snap = cycle.snapshot if self._record_due(book, cycle) else None
+        targets = [hook.name for hook in book.settings.webhooks]
+        try:
+            await history.record_cycle(snap, cycle.reference, list(book.unwritten), targets)
+        except HistoryUnavailable as exc:
+            self._history_refused(exc.reason)
+            return
+        except Exception as exc:  # keep computing and serving; the reason shows in readiness
+            self._history_refused(self._cycle_error(book.name, "history", exc))
+            return
+        if self.history_problem is not None:
+            log.warning("history_available", written_events=len(book.unwritten))
+            self.history_problem = None
+        book.unwritten.clear()
+        if snap is not None:
+            book.recorded_at, book.recorded_complete = self.clock.monotonic(), snap.complete
+
+    def _record_due(self, book: Book, cycle: Cycle) -> bool:
+        if cycle.events or book.recorded_at is None:
+            return True
+        if cycle.snapshot.complete != book.recorded_complete:
+            return True
+        every = book.settings.record_interval_seconds or self.settings.interval_seconds
+        return self.clock.monotonic() - book.recorded_at >= every
+
+    def _history_refused(self, reason: str) -> None:
+        if self.history_problem != reason:
+            log.error("history_unavailable", reason=reason)
+        self.history_problem = reason
+
+    def _cycle_error(self, book: str, stage: str, exc: Exception) -> str:
+        """Count it, log it (with its traceback the first time it is seen), and describe it."""
+        self.instruments.cycle_errors.labels(book, stage).inc()
+        reason = f"{type(exc).__name__}: {exc}"
+        key = (book, stage, reason)
+        if key not in self._errors_seen:
+            self._errors_seen.add(key)
+            log.error("cycle_failed", book=book, stage=stage, reason=reason, exc_info=exc)
+        return reason
 
     def _hand_to_callbacks(self, event: Event) -> None:
         if self._to_callbacks is None:
@@ -255,20 +392,11 @@ class Daemon:
         async for event in events:
             await self.callbacks.deliver(event)
 
-    async def fetch_all_once(self) -> None:
+    async def fetch_all_once(self, tg: TaskGroup | None = None) -> None:
         """Fetch every venue once, concurrently (for `once` and for a prompt first cycle)."""
-        async with anyio.create_task_group() as tg:
-            for venue, policy in self._polled():
-                tg.start_soon(self._fetch_into_store, venue, policy)
-
-    def _polled(self) -> Iterator[tuple[Venue, PollPolicy]]:
-        """Every venue with the interval and timeout its configuration gives it."""
-        for book in self.books:
-            for venue, config in zip(book.venues, book.settings.venues, strict=True):
-                yield venue, PollPolicy(config.interval_seconds, config.timeout_seconds)
-
-    async def _fetch_into_store(self, venue: Venue, policy: PollPolicy) -> None:
-        self.store.update(await fetch_once(venue, policy, self.clock, self.instruments))
+        async with anyio.create_task_group() as local:
+            for poller in self.pollers:
+                local.start_soon(poller.fetch, tg or local)
 
     # --- running ------------------------------------------------------------------------
 
@@ -305,35 +433,46 @@ class Daemon:
             port = await tg.start(serve, api, self.settings.http.host, self.settings.http.port)
             if handle_signals:
                 tg.start_soon(self._stop_on_signal, tg.cancel_scope)
-            await self.fetch_all_once()
-            for venue, policy in self._polled():
-                tg.start_soon(self._poll_after_first, venue, policy)
+            await self.fetch_all_once(tg)
+            for poller in self.pollers:
+                tg.start_soon(self._poll_after_first, poller, tg)
             tg.start_soon(self.outbox.run)
             tg.start_soon(self._prune_forever, history)
             tg.start_soon(self._deliver_callbacks, for_callbacks)
-            await self.cycle(history)
+            await self._cycle_guarded(history, tg)
             systemd.notify("READY=1")
-            tg.start_soon(self._calculate_forever, history)
+            tg.start_soon(self._calculate_forever, history, tg)
             task_status.started(port)
 
-    async def _poll_after_first(self, venue: Venue, policy: PollPolicy) -> None:
-        await anyio.sleep(policy.interval)
-        await poll_forever(venue, self.store, policy, self.clock, self.instruments)
+    async def _poll_after_first(self, poller: Poller, tg: TaskGroup) -> None:
+        await anyio.sleep(poller.policy.interval)
+        await poller.run(tg)
 
-    async def _calculate_forever(self, history: History) -> None:
+    async def _calculate_forever(self, history: History, tg: TaskGroup) -> None:
         while True:
             with anyio.move_on_after(self.settings.interval_seconds):
                 await self.store.changed.wait()
                 await anyio.sleep(self.settings.debounce_seconds)  # let a burst of pushes settle
-            await self.cycle(history)
+            await self._cycle_guarded(history, tg)
             systemd.notify("WATCHDOG=1")
+
+    async def _cycle_guarded(self, history: History, tg: TaskGroup) -> None:
+        """The last line of defence: whatever a cycle raises, the loop (and the host) go on."""
+        try:
+            await self.cycle(history, tg)
+        except Exception as exc:
+            self._cycle_error("*", "cycle", exc)
 
     async def _prune_forever(self, history: History) -> None:
         keep = timedelta(days=self.settings.keep_all_days)
         while True:
-            removed = await history.prune(self.clock(), keep)
-            if removed:
-                log.info("history_pruned", removed=removed)
+            try:
+                removed = await history.prune(self.clock(), keep)
+            except HistoryUnavailable as exc:
+                self._history_refused(exc.reason)
+            else:
+                if removed:
+                    log.info("history_pruned", removed=removed)
             await anyio.sleep(PRUNE_EVERY)
 
     async def _stop_on_signal(self, scope: anyio.CancelScope) -> None:

@@ -28,6 +28,13 @@ class Venue(Protocol):
 
 @runtime_checkable
 class StreamingVenue(Venue, Protocol):
-    """**Protocol**: a venue that also pushes a new report whenever its positions change."""
+    """**Protocol**: a venue that also pushes a new report whenever its positions change.
+
+    `keepalive` is how many seconds the stream may stay silent before it counts as down (a
+    half-dead socket says nothing rather than failing); REST fetches cover until it delivers.
+    """
+
+    @property
+    def keepalive(self) -> float: ...
 
     def updates(self) -> AsyncIterator[VenueReport]: ...

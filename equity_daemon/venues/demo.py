@@ -3,7 +3,9 @@
 wstETH in a wallet, the same ETH shorted as a perpetual, USDT margin earning funding, and ETH in
 an EtherFi withdrawal. The ETH price takes a seeded random walk; the book stays delta-neutral, so
 its USDT equity moves only with the funding it earns (0.1 % about every twenty steps) — enough
-for the demo to show a threshold alert within two minutes.
+for the demo to show a threshold alert within two minutes. With `funding_per_step = 0` its
+equity does not move at all, however the price walks: a check that prices and positions are
+valued at the same moment.
 
 It streams: every `interval` it steps the market and pushes a report. It also quotes the edges
 its book needs (ETH/USDT, wstETH/stETH, stETH/ETH), so it can serve as a price source.
@@ -33,6 +35,7 @@ class DemoVenue:
     """The simulated book. `step()` moves the market one tick."""
 
     kind = SourceKind.EXCHANGE_TICKER
+    cache_seconds = 0.0  # quotes from memory, at the moment of the positions
 
     def __init__(
         self,
@@ -41,13 +44,17 @@ class DemoVenue:
         interval: float,
         seed: int | None = None,
         volatility: Decimal = Decimal("0.0005"),
+        funding_per_step: Decimal = FUNDING_PER_STEP,
+        keepalive: float | None = None,
     ) -> None:
         self.name = name
         self.market = Market()
+        self.keepalive = 3 * interval if keepalive is None else keepalive
         self._clock = clock
         self._interval = interval
         self._rng = random.Random(seed)
         self._volatility = volatility
+        self._funding = funding_per_step
 
     def step(self) -> None:
         shock = Decimal(self._rng.randint(-1000, 1000)) / 1000 * self._volatility
@@ -56,7 +63,7 @@ class DemoVenue:
             m,
             eth_usdt=(m.eth_usdt * (1 + shock)).quantize(Decimal("0.01")),
             steth_per_wsteth=(m.steth_per_wsteth * STAKING_GROWTH_PER_STEP).quantize(WEI),
-            funding_earned=m.funding_earned + FUNDING_PER_STEP,
+            funding_earned=m.funding_earned + self._funding,
         )
 
     async def fetch(self) -> VenueReport:

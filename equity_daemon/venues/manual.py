@@ -67,6 +67,7 @@ class ManualVenue:
     """A venue whose positions are whatever the file says."""
 
     kind = SourceKind.FIXED
+    cache_seconds = 0.0  # answers from the file it has read
 
     def __init__(self, name: str, path: Path, clock: Callable[[], datetime]) -> None:
         self.name = name

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import anyio
@@ -12,9 +14,9 @@ from structlog.testing import capture_logs
 
 from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import Asset, Position, VenueReport
-from equity_daemon.runtime.poller import PollPolicy, backoff, fetch_once, poll_forever
+from equity_daemon.runtime.poller import Poller, PollPolicy, backoff, fetch_once
 from equity_daemon.store import NO_REPORT_YET, PositionStore
-from tests.reports import NOW
+from tests.reports import NOW, Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -25,12 +27,16 @@ class Recorder:
     def __init__(self) -> None:
         self.fetches: list[str] = []
         self.failures: list[tuple[str, str]] = []
+        self.unconfirmed_reports: list[str] = []
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetches.append(venue)
 
     def failed(self, venue: str, reason: str) -> None:
         self.failures.append((venue, reason))
+
+    def unconfirmed(self, venue: str) -> None:
+        self.unconfirmed_reports.append(venue)
 
 
 def report(amount: str = "1") -> VenueReport:
@@ -75,7 +81,7 @@ async def test_a_failure_becomes_a_failed_report_with_its_reason(
 ) -> None:
     metrics = Recorder()
     with capture_logs() as logs:
-        got = await fetch_once(Scripted(error), POLICY, lambda: NOW, metrics)
+        got = await fetch_once(Scripted(error), POLICY, Clock(), metrics)
     assert (got.ok, got.error) == (False, reason)
     assert metrics.failures == [("cex", kind)]
     assert "secret-looking detail" not in str(got.error)
@@ -85,14 +91,14 @@ async def test_a_failure_becomes_a_failed_report_with_its_reason(
 async def test_a_slow_venue_times_out() -> None:
     metrics = Recorder()
     with anyio.fail_after(5), capture_logs():
-        got = await fetch_once(Slow(), POLICY, lambda: NOW, metrics)
+        got = await fetch_once(Slow(), POLICY, Clock(), metrics)
     assert got.error == "no answer within 0.2s"
     assert metrics.failures == [("cex", "timeout")]
 
 
 async def test_a_success_is_timed() -> None:
     metrics = Recorder()
-    assert (await fetch_once(Scripted(report()), POLICY, lambda: NOW, metrics)).ok
+    assert (await fetch_once(Scripted(report()), POLICY, Clock(), metrics)).ok
     assert metrics.fetches == ["cex"]
 
 
@@ -106,12 +112,12 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 
 async def test_the_poller_keeps_going_and_the_store_keeps_the_last_good_report() -> None:
     venue = Scripted(report("5"), VenueUnavailable("cex", "down"), report("6"))
-    store = PositionStore(["cex"], NOW)
+    store = PositionStore(["cex"], Clock())
     assert store.state("cex").latest.error == NO_REPORT_YET
     seen: list[str | None] = []
     with capture_logs(), anyio.move_on_after(1):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(poll_forever, venue, store, POLICY, lambda: NOW, Recorder())
+            tg.start_soon(Poller(venue, store, POLICY, Clock(), Recorder()).run, tg)
             while len(seen) < 3:
                 await store.changed.wait()
                 state = store.state("cex")
@@ -128,6 +134,7 @@ class Streaming:
     """Pushes two reports, then its stream breaks."""
 
     name = "cex"
+    keepalive = 60.0
 
     def __init__(self) -> None:
         self.streams = 0
@@ -144,11 +151,14 @@ class Streaming:
 
 class RecordingStore(PositionStore):
     def __init__(self) -> None:
-        super().__init__(["cex"], NOW)
+        super().__init__(["cex"], Clock())
         self.seen: list[object] = []
 
     def update(self, report: VenueReport) -> bool:
-        self.seen.append(report.positions[0].amount if report.ok else report.error)
+        if not report.ok:
+            self.seen.append(report.error)
+        else:
+            self.seen.append(report.positions[0].amount if report.positions else "empty")
         return super().update(report)
 
 
@@ -157,17 +167,148 @@ async def test_a_streaming_venue_is_followed_and_refetched_when_its_stream_break
     store = RecordingStore()
     with capture_logs(), anyio.move_on_after(2):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(poll_forever, venue, store, POLICY, lambda: NOW, Recorder())
+            tg.start_soon(Poller(venue, store, POLICY, Clock(), Recorder()).run, tg)
             while venue.streams < 2:
                 await store.changed.wait()
             tg.cancel_scope.cancel()
-    assert store.seen[:5] == [1, 2, 3, "websocket closed", 1]
+    assert store.seen[:4] == [2, 3, 1, 2]
 
 
 async def test_only_changes_pull_the_trigger() -> None:
-    store = PositionStore(["cex"], NOW)
+    store = PositionStore(["cex"], Clock())
     assert store.update(report("1"))
     assert not store.update(report("1"))
     assert store.update(report("2"))
     assert store.update(VenueReport.failed("cex", NOW, "down"))
     assert not store.update(VenueReport.failed("cex", NOW, "down again"))
+
+
+class Quiet:
+    """Pushes one report, then says nothing until told to; REST answers meanwhile."""
+
+    name = "cex"
+    keepalive = 0.1
+
+    def __init__(self) -> None:
+        self.rest_fetches = 0
+        self.speak = anyio.Event()
+
+    async def fetch(self) -> VenueReport:
+        self.rest_fetches += 1
+        return report("7")
+
+    async def updates(self) -> AsyncIterator[VenueReport]:
+        yield report("1")
+        await self.speak.wait()
+        while True:
+            yield report("2")
+            await anyio.sleep(0.01)
+
+
+async def test_a_stream_silent_past_its_keepalive_falls_back_to_rest_until_it_delivers_again() -> (
+    None
+):
+    venue = Quiet()
+    store = RecordingStore()
+    clock = Clock()
+    with capture_logs(), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Poller(venue, store, POLICY, clock, Recorder()).run, tg)
+            while venue.rest_fetches < 3:  # the stream is silent: REST covers at the interval
+                clock.now += timedelta(seconds=0.05)
+                await anyio.sleep(0.01)
+            assert store.state("cex").note is not None
+            assert "stream silent" in str(store.state("cex").note)
+            assert 7 in store.seen
+            venue.speak.set()
+            while store.seen[-1] != 2:
+                await store.changed.wait()
+            await anyio.sleep(0.03)  # a REST fetch already under way when it spoke may finish
+            fetches = venue.rest_fetches
+            await anyio.sleep(0.05)  # keepalive not yet passed on the monotonic clock
+            tg.cancel_scope.cancel()
+    assert venue.rest_fetches == fetches  # delivering again: no more REST polling
+    assert store.state("cex").note is None
+
+
+class Emptied:
+    """Holds USDT, then answers one empty report (an empty 200), then holds it again."""
+
+    name = "cex"
+
+    def __init__(self, *amounts: str | None) -> None:
+        self.amounts = list(amounts)
+
+    async def fetch(self) -> VenueReport:
+        amount = self.amounts.pop(0) if len(self.amounts) > 1 else self.amounts[0]
+        return VenueReport("cex", NOW, ()) if amount is None else report(amount)
+
+
+async def test_a_report_that_suddenly_holds_nothing_is_confirmed_before_it_counts() -> None:
+    store = RecordingStore()
+    metrics = Recorder()
+    poller = Poller(Emptied("100", None, "100"), store, POLICY, Clock(), metrics)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                await poller.fetch(tg)
+    assert store.seen == [100, 100]  # the empty report never reached the store
+    assert metrics.unconfirmed_reports == ["cex"]
+    assert [e["event"] for e in logs if "report" in e["event"]] == [
+        "report_unconfirmed",
+        "report_loss_not_confirmed",
+    ]
+
+
+async def test_a_report_that_stays_empty_on_a_fresh_fetch_is_believed() -> None:
+    store = RecordingStore()
+    poller = Poller(Emptied("100", None), store, POLICY, Clock(), Recorder())
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            await poller.fetch(tg)
+            await poller.fetch(tg)
+    assert store.seen == [100, "empty"]
+
+
+async def test_a_report_that_keeps_most_of_its_value_is_not_questioned() -> None:
+    store = RecordingStore()
+    metrics = Recorder()
+    poller = Poller(Emptied("100", "20"), store, POLICY, Clock(), metrics)
+    async with anyio.create_task_group() as tg:
+        await poller.fetch(tg)
+        await poller.fetch(tg)
+    assert store.seen == [100, 20]
+    assert metrics.unconfirmed_reports == []
+
+
+class Stuck:
+    """A synchronous library call that ignores cancellation, in a worker thread."""
+
+    name = "cex"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    async def fetch(self) -> VenueReport:
+        await anyio.to_thread.run_sync(self.release.wait)
+        return report()
+
+
+async def test_a_venue_blocked_in_a_thread_cannot_hold_the_caller_past_its_timeout() -> None:
+    venue = Stuck()
+    store = RecordingStore()
+    metrics = Recorder()
+    poller = Poller(venue, store, POLICY, Clock(), metrics)
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            with anyio.fail_after(2):
+                first = await poller.fetch(tg)
+                second = await poller.fetch(tg)  # waits for the same straggler, starts no other
+            venue.release.set()
+    assert (first.error, second.error) == ("no answer within 0.2s", "no answer within 0.2s")
+    assert metrics.failures == [("cex", "timeout"), ("cex", "timeout")]
+
+
+def test_a_failed_file_venue_is_reread_at_its_interval_not_after_backoff() -> None:
+    local = PollPolicy(interval=2, timeout=1, backoff=False)
+    assert [backoff(local, n, random.Random(0)) for n in (1, 5, 20)] == [2, 2, 2]
