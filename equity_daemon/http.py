@@ -111,8 +111,11 @@ class Api:
     def _authorized(self, headers: dict[str, str]) -> bool:
         if self._token is None:
             return True
-        given = headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode())
+        # `Bearer <token>`: the scheme in any case (RFC 9110 section 11.1), then one or more
+        # spaces; the token itself is compared exactly and in constant time
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token_matches = hmac.compare_digest(token.lstrip(" ").encode(), self._token.encode())
+        return scheme.lower() == "bearer" and token_matches
 
     async def _landing(self, query: dict[str, list[str]]) -> Response:
         return Response(200, LANDING, "text/html; charset=utf-8")

@@ -85,8 +85,11 @@ class VenueReport:
 
     `fetched_at` is our clock when the answer arrived; `as_of` is the venue's own time for the
     data (an exchange's event time, a block's timestamp) where it gives one. The age of the data
-    is measured from `data_time`. `revision` is an opaque token that changes whenever anything the
-    venue serves changed, positions or quotes; the store wakes the calculator when it changes.
+    is measured from `data_time`.
+
+    `revision` is an opaque token that changes whenever anything the venue serves changed,
+    positions or quotes; the store wakes the calculator when it changes. None: the venue keeps
+    no such token.
     """
 
     venue: str

@@ -8,6 +8,11 @@ directory (`$CREDENTIALS_DIRECTORY`) and then in `/run/secrets` (Docker).
 
 TOML floats are read as `Decimal`, so `threshold_percent = 0.1` is exactly one tenth.
 
+Every number is finite and bounded above, so no accepted value can overflow at runtime (a
+`timedelta`, a sleep): intervals at most a day, timeouts at most an hour, max ages at most a week,
+`keep_all_days` at most ten years. Settings that depend on each other are checked together: a
+quote cache or a poll interval at or above the max age it feeds would make fresh data look stale.
+
 `load_settings` turns every problem into one readable line naming the field path
 (`books.basis.venues[2].demo.seed: Input should be a valid integer`) and never echoes a value.
 """
@@ -15,6 +20,7 @@ TOML floats are read as `Decimal`, so `threshold_percent = 0.1` is exactly one t
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -39,11 +45,20 @@ from pydantic_settings import (
 
 from equity_daemon.errors import ConfigError
 from equity_daemon.model import ShareClass
-from equity_daemon.validation import describe_errors
+from equity_daemon.validation import Amount, Rate, describe_errors
 
 # Names end up in metric labels and log fields: keep them short and tame.
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
-Seconds = Annotated[float, Field(gt=0)]
+# An asset symbol as venues report it (`USDT`, `wstETH`, `aEthUSDT`).
+Symbol = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+
+MINUTE, HOUR, DAY, WEEK = 60, 3600, 86_400, 7 * 86_400
+# Durations must be finite and bounded: `inf` or `1e15` once passed and then overflowed
+# `timedelta` at runtime, which made /healthz and /readyz answer 500 forever.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Interval = Annotated[Seconds, Field(le=DAY)]  # how often something runs or is retried
+Timeout = Annotated[Seconds, Field(le=HOUR)]  # how long one attempt may take
+MaxAge = Annotated[Seconds, Field(le=WEEK)]  # how old data may be and still count
 DOCKER_SECRETS = Path("/run/secrets")
 
 
@@ -94,11 +109,11 @@ class DemoVenue(Section):
 
     kind: Literal["demo"]
     name: Name
-    interval_seconds: Seconds = 5.0
-    timeout_seconds: Seconds = 5.0
-    max_age_seconds: Seconds | None = None
-    keepalive_seconds: Seconds | None = None
-    seed: int | None = None
+    interval_seconds: Interval = 5.0
+    timeout_seconds: Timeout = 5.0
+    max_age_seconds: MaxAge | None = None
+    keepalive_seconds: Interval | None = None
+    seed: int | None = None  # an identifier, not a quantity: any integer will do
     volatility: Decimal = Field(default=Decimal("0.0005"), ge=0, le=Decimal("0.1"))
     funding_per_step: Decimal = Field(default=Decimal(25), ge=0, le=Decimal(1_000_000))
 
@@ -109,9 +124,9 @@ class ManualVenue(Section):
     kind: Literal["manual"]
     name: Name
     path: Path
-    interval_seconds: Seconds = 2.0
-    timeout_seconds: Seconds = 5.0
-    max_age_seconds: Seconds | None = None
+    interval_seconds: Interval = 2.0
+    timeout_seconds: Timeout = 5.0
+    max_age_seconds: MaxAge | None = None
 
 
 VenueSettings = Annotated[DemoVenue | ManualVenue, Field(discriminator="kind")]
@@ -120,11 +135,11 @@ VenueSettings = Annotated[DemoVenue | ManualVenue, Field(discriminator="kind")]
 class EdgeSettings(Section):
     """One conversion-graph edge: 1 `base` = rate `quote`, from `sources` in order, or `fixed`."""
 
-    base: str
-    quote: str
+    base: Symbol
+    quote: Symbol
     sources: tuple[Name, ...] = ()
-    fixed: Decimal | None = Field(default=None, gt=0)
-    max_age_seconds: Seconds = 300.0
+    fixed: Rate | None = None
+    max_age_seconds: MaxAge = 300.0
 
     @model_validator(mode="after")
     def _one_kind_of_source(self) -> EdgeSettings:
@@ -139,8 +154,8 @@ class WebhookSettings(Section):
     name: Name
     url: SecretStr
     secret: SecretStr | None = None
-    timeout_seconds: Seconds = 10.0
-    max_backoff_seconds: Seconds = 300.0
+    timeout_seconds: Timeout = 10.0
+    max_backoff_seconds: Interval = 300.0
 
     @field_validator("url")
     @classmethod
@@ -161,13 +176,14 @@ class BookSettings(Section):
     share_class: ShareClass
     venues: tuple[VenueSettings, ...]
     prices: tuple[EdgeSettings, ...] = ()
-    threshold_percent: Decimal = Field(default=Decimal("0.1"), gt=0)
-    threshold_floor: Decimal = Field(default=Decimal(0), ge=0)
-    venue_max_age_seconds: Seconds = 300.0
-    max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0)
-    quote_cache_seconds: float | None = Field(default=None, ge=0)
-    record_interval_seconds: Seconds | None = None
-    ignore_assets: tuple[str, ...] = ()
+    threshold_percent: Decimal = Field(default=Decimal("0.1"), gt=0, le=100)
+    threshold_floor: Annotated[Amount, Field(ge=0)] = Decimal(0)
+    venue_max_age_seconds: MaxAge = 300.0
+    max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0, le=10_000)
+    # None: each source's own default; 0: ask every cycle
+    quote_cache_seconds: float | None = Field(default=None, ge=0, le=DAY, allow_inf_nan=False)
+    record_interval_seconds: Interval | None = None
+    ignore_assets: tuple[Symbol, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
 
     @field_validator("venues")
@@ -179,6 +195,14 @@ class BookSettings(Section):
             raise ValueError("a book needs at least one venue")
         return venues
 
+    @field_validator("ignore_assets")
+    @classmethod
+    def _each_asset_once(cls, assets: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({asset for asset in assets if assets.count(asset) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} more than once")
+        return assets
+
 
 class HttpSettings(Section):
     """The HTTP API. Binds loopback unless told otherwise."""
@@ -186,6 +210,17 @@ class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9731, ge=0, le=65535)
     bearer_token: SecretStr | None = None
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _usable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        # a token a client cannot send in an `Authorization` header would lock everyone out;
+        # never echo it: it is secret
+        if token is not None and not re.fullmatch(r"[!-~]+", token.get_secret_value()):
+            raise ValueError(
+                "must be one or more visible ASCII characters, no spaces (omit it for no token)"
+            )
+        return token
 
 
 class Settings(BaseSettings, Section):
@@ -201,12 +236,12 @@ class Settings(BaseSettings, Section):
 
     books: dict[Name, BookSettings] = Field(min_length=1)
     http: HttpSettings = HttpSettings()
-    interval_seconds: Seconds = 60.0
-    debounce_seconds: Seconds = 0.25
+    interval_seconds: Interval = 60.0
+    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
     history_path: Path = Path("equity-daemon.sqlite3")
-    keep_all_days: Seconds = 7.0
-    callback_timeout_seconds: Seconds = 5.0
-    stale_after_seconds: Seconds | None = None
+    keep_all_days: float = Field(default=7.0, gt=0, le=3650, allow_inf_nan=False)
+    callback_timeout_seconds: Timeout = 5.0
+    stale_after_seconds: MaxAge | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -248,6 +283,36 @@ class Settings(BaseSettings, Section):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _fresh_data_can_stay_fresh(self) -> Settings:
+        """A quote cached, or a venue polled, no more often than its data may age would make the
+        data stale between two refreshes: the snapshot would flap to incomplete."""
+        for book_name, book in self.books.items():
+            at = f"books.{book_name}"
+            if book.quote_cache_seconds is not None:
+                for index, edge in enumerate(book.prices):
+                    if edge.sources:  # a fixed rate is never cached
+                        _below(
+                            (f"{at}.quote_cache_seconds", book.quote_cache_seconds),
+                            (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
+                        )
+            for index, venue in enumerate(book.venues):
+                max_age = (f"{at}.venue_max_age_seconds", book.venue_max_age_seconds)
+                if venue.max_age_seconds is not None:
+                    max_age = (f"{at}.venues[{index}].max_age_seconds", venue.max_age_seconds)
+                _below((f"{at}.venues[{index}].interval_seconds", venue.interval_seconds), max_age)
+        return self
+
+
+def _below(field: tuple[str, float], limit: tuple[str, float]) -> None:
+    """Raises a cross-field error naming `field` unless its value is below `limit`'s."""
+    (name, value), (limit_name, limit_value) = field, limit
+    if value >= limit_value:
+        raise ValueError(
+            f"{name}: {value:g} must be below {limit_name} ({limit_value:g}), "
+            "or the data goes stale between two refreshes"
+        )
+
 
 def load_settings(path: Path | None) -> Settings:
     """Read the TOML file (if any) and the environment.
@@ -266,6 +331,8 @@ def load_settings(path: Path | None) -> Settings:
             raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+        except UnicodeDecodeError:  # tomllib decodes before parsing; UTF-16 from Windows editors
+            raise ConfigError([f"{path}: not UTF-8 text (save it as UTF-8)"]) from None
     try:
         return Settings(**data)
     except ValidationError as exc:

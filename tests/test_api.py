@@ -33,7 +33,6 @@ def settings(tmp_path: Path) -> Settings:
     ops = {
         "share_class": "USDT",
         "venues": [{"kind": "manual", "name": "ops", "path": str(tmp_path / "missing.toml")}],
-        "venue_max_age_seconds": 0.001,
     }
     return Settings.model_validate(
         {

@@ -88,6 +88,19 @@ async def test_snapshot_and_events_need_the_token(
     assert (events.status_code, events.json()) == (200, {"events": [{"id": "e1"}]})
 
 
+async def test_bearer_scheme_is_case_insensitive(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = server
+    for accepted in ("bearer s3cret", "BEARER s3cret", "bEaReR s3cret", "Bearer   s3cret"):
+        answer = await client.get("/snapshot", headers={"Authorization": accepted})
+        assert answer.status_code == 200, accepted
+    # only the scheme: the token stays exact, and another scheme is no bearer token
+    for refused in ("bearer S3CRET", "Bearer s3cre", "Bearer s3crett", "Basic s3cret", "s3cret"):
+        answer = await client.get("/snapshot", headers={"Authorization": refused})
+        assert answer.status_code == 401, refused
+
+
 async def test_events_since_must_be_an_aware_time(
     server: tuple[Backend, httpx.AsyncClient, int],
 ) -> None:

@@ -243,6 +243,8 @@ def test_malformed_json_in_the_environment_is_a_config_error(
         pytest.param("[books.basis\n", {}, id="bad-toml"),
         pytest.param(WEBHOOK + "secret_file = 'nope'\n", {}, id="missing-secret"),
         pytest.param(BOOK, {"EQUITY_DAEMON_BOOKS": "{"}, id="bad-env-json"),
+        pytest.param("interval_seconds = inf\n" + BOOK, {}, id="infinite-interval"),
+        pytest.param("keep_all_days = 1e9\n" + BOOK, {}, id="keep-all-days-overflow"),
     ],
 )
 def test_a_real_process_exits_2_without_a_traceback(
@@ -387,3 +389,289 @@ def test_a_secret_given_twice_is_refused(
     assert main(["check-config", "--config", str(path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err == "config error: books.basis.webhooks[0]: give url or url_file, not both\n"
+
+
+FIXED_EDGE = "[[books.basis.prices]]\nbase = 'X'\nquote = 'USDT'\nfixed = 1\n"
+
+
+def expect_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: str
+) -> None:
+    """`text` fails `check-config` with exit 2 and exactly the one error `line`."""
+    code, err = check(tmp_path, text, capsys)
+    assert (code, err) == (EXIT_USAGE, f"config error: {line}\n")
+
+
+def test_config_file_in_utf16_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "equity.toml"
+    path.write_text(BOOK, encoding="utf-16")  # what a Windows editor may save
+    assert main(["check-config", "--config", str(path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"config error: {path}: not UTF-8 text (save it as UTF-8)\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("inf", "Input should be a finite number"),
+        ("nan", "Input should be a finite number"),
+        ("1e15", "Input should be less than or equal to 86400"),
+    ],
+)
+def test_interval_seconds_that_would_overflow_a_timedelta_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    # accepted before, then /healthz and /readyz answered 500 forever
+    text = f"interval_seconds = {value}\n" + BOOK
+    expect_one_error(tmp_path, capsys, text, f"interval_seconds: {message}")
+
+
+def test_keep_all_days_beyond_ten_years_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # accepted by check-config before, then `run` died with a traceback
+    text = "keep_all_days = 1e9\n" + BOOK
+    expect_one_error(
+        tmp_path, capsys, text, "keep_all_days: Input should be less than or equal to 3650"
+    )
+
+
+@pytest.mark.parametrize("field", ["base = 'X'", "quote = 'USDT'"])
+def test_an_empty_price_symbol_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    side = field.split(" = ")[0]
+    text = BOOK + FIXED_EDGE.replace(field, f"{side} = ''")
+    line = f"books.basis.prices[0].{side}: String should have at least 1 character"
+    expect_one_error(tmp_path, capsys, text, line)
+
+
+TOKEN_ERROR = (
+    "http.bearer_token: must be one or more visible ASCII characters, no spaces "
+    "(omit it for no token)"
+)
+
+
+@pytest.mark.parametrize(
+    "http",
+    [
+        pytest.param("bearer_token = ''", id="empty"),
+        pytest.param("bearer_token = 'two words'", id="a-space"),
+        pytest.param("bearer_token = 'jeton-\u00e9t\u00e9'", id="not-ascii"),
+        pytest.param("bearer_token_file = '{blank}'", id="blank-file"),
+    ],
+)
+def test_an_empty_or_unsendable_bearer_token_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], http: str
+) -> None:
+    # accepted before, and then nobody could authenticate
+    blank = tmp_path / "blank"
+    blank.write_text("\n")
+    text = BOOK + "[http]\n" + http.format(blank=blank) + "\n"
+    expect_one_error(tmp_path, capsys, text, TOKEN_ERROR)  # exactly: the token is not echoed
+
+
+def in_top(line: str) -> str:
+    return line + "\n" + BOOK
+
+
+def in_book(line: str) -> str:
+    return BOOK.replace("threshold_percent = 0.1\n", "") + line + "\n"
+
+
+def in_venue(field: str) -> str:
+    return BOOK.replace('name = "demo"}', f'name = "demo", {field}}}')
+
+
+def in_edge(line: str) -> str:
+    return BOOK + FIXED_EDGE + line + "\n"
+
+
+def in_webhook(line: str) -> str:
+    return WEBHOOK + line + "\n"
+
+
+LE = "Input should be less than or equal to"
+VENUE = "books.basis.venues[0].demo"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (in_top("interval_seconds = 86401"), f"interval_seconds: {LE} 86400"),
+        (in_top("debounce_seconds = 61"), f"debounce_seconds: {LE} 60"),
+        (in_top("keep_all_days = 3651"), f"keep_all_days: {LE} 3650"),
+        (in_top("callback_timeout_seconds = 3601"), f"callback_timeout_seconds: {LE} 3600"),
+        (in_top("stale_after_seconds = 604801"), f"stale_after_seconds: {LE} 604800"),
+        (in_book("threshold_percent = 100.1"), f"books.basis.threshold_percent: {LE} 100"),
+        (
+            in_book("threshold_floor = 1e30"),
+            "books.basis.threshold_floor: Input should be less than 1E+30",
+        ),
+        (
+            in_book("venue_max_age_seconds = 604801"),
+            f"books.basis.venue_max_age_seconds: {LE} 604800",
+        ),
+        (in_book("max_deviation_bps = 10001"), f"books.basis.max_deviation_bps: {LE} 10000"),
+        (in_book("quote_cache_seconds = 86401"), f"books.basis.quote_cache_seconds: {LE} 86400"),
+        (
+            in_book("record_interval_seconds = 86401"),
+            f"books.basis.record_interval_seconds: {LE} 86400",
+        ),
+        (in_venue("interval_seconds = 86401"), f"{VENUE}.interval_seconds: {LE} 86400"),
+        (in_venue("timeout_seconds = 3601"), f"{VENUE}.timeout_seconds: {LE} 3600"),
+        (in_venue("max_age_seconds = 604801"), f"{VENUE}.max_age_seconds: {LE} 604800"),
+        (in_venue("keepalive_seconds = 86401"), f"{VENUE}.keepalive_seconds: {LE} 86400"),
+        (
+            in_edge("max_age_seconds = 604801"),
+            f"books.basis.prices[0].max_age_seconds: {LE} 604800",
+        ),
+        (
+            in_edge("fixed = 1e30").replace("fixed = 1\n", ""),
+            "books.basis.prices[0].fixed: Input should be less than 1E+30",
+        ),
+        (
+            in_webhook("timeout_seconds = 3601"),
+            f"books.basis.webhooks[0].timeout_seconds: {LE} 3600",
+        ),
+        (
+            in_webhook("max_backoff_seconds = 86401"),
+            f"books.basis.webhooks[0].max_backoff_seconds: {LE} 86400",
+        ),
+    ],
+)
+def test_every_number_has_an_upper_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: str
+) -> None:
+    expect_one_error(tmp_path, capsys, text, line)
+
+
+def test_every_upper_bound_itself_is_accepted(tmp_path: Path) -> None:
+    text = in_top(
+        "interval_seconds = 86400\ndebounce_seconds = 60\nkeep_all_days = 3650\n"
+        "callback_timeout_seconds = 3600\nstale_after_seconds = 604800"
+    )
+    text = text.replace(
+        '{kind = "demo", name = "demo"}',
+        "{kind = 'demo', name = 'demo', interval_seconds = 86400, timeout_seconds = 3600, "
+        "max_age_seconds = 604800, keepalive_seconds = 86400}",
+    )
+    text = text.replace("threshold_percent = 0.1\n", "") + (
+        "threshold_percent = 100\nthreshold_floor = 999999999999999999999999999999.99\n"
+        "venue_max_age_seconds = 604800\nmax_deviation_bps = 10000\n"
+        "quote_cache_seconds = 86400\nrecord_interval_seconds = 86400\n"
+        "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\nsources = ['demo']\n"
+        "max_age_seconds = 604800\n"
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert settings.keep_all_days == 3650
+    book = settings.books["basis"]
+    assert book.threshold_floor == Decimal("999999999999999999999999999999.99")
+    assert book.venues[0].interval_seconds == 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (in_top("debounce_seconds = nan"), "debounce_seconds"),
+        (in_top("keep_all_days = inf"), "keep_all_days"),
+        (in_book("threshold_percent = nan"), "books.basis.threshold_percent"),
+        (in_book("threshold_floor = inf"), "books.basis.threshold_floor"),
+        (in_book("quote_cache_seconds = inf"), "books.basis.quote_cache_seconds"),
+        (in_venue("keepalive_seconds = inf"), f"{VENUE}.keepalive_seconds"),
+        (in_edge("max_age_seconds = -inf"), "books.basis.prices[0].max_age_seconds"),
+    ],
+)
+def test_non_finite_numbers_are_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: str
+) -> None:
+    expect_one_error(tmp_path, capsys, text, f"{line}: Input should be a finite number")
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        (-1, "books.basis.quote_cache_seconds: Input should be greater than or equal to 0"),
+        (86401, f"books.basis.quote_cache_seconds: {LE} 86400"),
+    ],
+)
+def test_quote_cache_seconds_is_unset_or_between_zero_and_a_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: int, line: str
+) -> None:
+    assert load_settings(write(tmp_path, BOOK)).books["basis"].quote_cache_seconds is None
+    zero = load_settings(write(tmp_path, in_book("quote_cache_seconds = 0")))
+    assert zero.books["basis"].quote_cache_seconds == 0
+    expect_one_error(tmp_path, capsys, in_book(f"quote_cache_seconds = {value}"), line)
+
+
+@pytest.mark.parametrize(
+    ("assets", "line"),
+    [
+        ("['']", "books.basis.ignore_assets[0]: String should have at least 1 character"),
+        ("['PEPE', ' ']", "books.basis.ignore_assets[1]: String should match pattern '^\\S+$'"),
+        ("['PEPE', 'SHIB', 'PEPE']", "books.basis.ignore_assets: lists PEPE more than once"),
+    ],
+)
+def test_ignore_assets_must_be_non_empty_unique_symbols(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], assets: str, line: str
+) -> None:
+    good = load_settings(write(tmp_path, in_book("ignore_assets = ['PEPE', 'SHIB']")))
+    assert good.books["basis"].ignore_assets == ("PEPE", "SHIB")
+    expect_one_error(tmp_path, capsys, in_book(f"ignore_assets = {assets}"), line)
+
+
+STALE = "or the data goes stale between two refreshes"
+
+
+def test_a_quote_cache_at_or_above_an_edge_max_age_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edge = "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\nsources = ['demo']\n"
+    below = in_book("quote_cache_seconds = 29.5") + edge + "max_age_seconds = 30\n"
+    assert load_settings(write(tmp_path, below)).books["basis"].quote_cache_seconds == 29.5
+    text = in_book("quote_cache_seconds = 30") + FIXED_EDGE + edge + "max_age_seconds = 30\n"
+    expect_one_error(
+        tmp_path,
+        capsys,
+        text,
+        "books.basis.quote_cache_seconds: 30 must be below "
+        f"books.basis.prices[1].max_age_seconds (30), {STALE}",
+    )
+
+
+def test_a_fixed_rate_edge_is_not_held_to_the_quote_cache(tmp_path: Path) -> None:
+    text = in_book("quote_cache_seconds = 600") + FIXED_EDGE + "max_age_seconds = 60\n"
+    assert load_settings(write(tmp_path, text)).books["basis"].prices[0].max_age_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(
+            in_book("venue_max_age_seconds = 5"),  # the demo venue polls every 5 s by default
+            "books.basis.venues[0].interval_seconds: 5 must be below "
+            f"books.basis.venue_max_age_seconds (5), {STALE}",
+            id="the-book's-max-age",
+        ),
+        pytest.param(
+            with_venue(
+                "{kind = 'manual', name = 'ops', path = 'ops.toml', interval_seconds = 90,"
+                " max_age_seconds = 60}"
+            ),
+            "books.basis.venues[1].interval_seconds: 90 must be below "
+            f"books.basis.venues[1].max_age_seconds (60), {STALE}",
+            id="the-venue's-own-max-age",
+        ),
+    ],
+)
+def test_a_venue_interval_at_or_above_its_max_age_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: str
+) -> None:
+    expect_one_error(tmp_path, capsys, text, line)
+
+
+def test_a_venue_max_age_overrides_the_book_s_for_the_interval_check(tmp_path: Path) -> None:
+    venue = "{kind = 'manual', name = 'ops', path = 'ops.toml', interval_seconds = 600, "
+    text = with_venue(venue + "max_age_seconds = 3600}") + "venue_max_age_seconds = 300\n"
+    assert load_settings(write(tmp_path, text)).books["basis"].venues[1].interval_seconds == 600

@@ -11,13 +11,20 @@
     quote = "USDT"
     rate = "0.998"
 
-The file is parsed again only when its size or modification time changes. A file that cannot be
-read or parsed raises `VenueDataError` naming the line at fault; the poller then marks the venue
-failed and the last good report stays in use.
+Amounts and rates are finite, below 1e30 in magnitude and have at most 36 decimal places (rates
+are also positive). A file without a `positions` key (empty, or only comments) is not believed: a
+venue that holds nothing says `positions = []` (in JSON `{"positions": []}`).
+
+The file is read at every fetch and parsed again only when its content changes (its hash: an edit
+can keep both size and modification time). The hash is the report's `revision`, so an edit of
+the quotes alone wakes the calculator too. A file that cannot be read or parsed raises
+`VenueDataError` naming the line at fault; the poller then marks the venue failed and the last
+good report stays in use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from collections.abc import Callable
@@ -32,7 +39,7 @@ from equity_daemon.errors import VenueDataError
 from equity_daemon.model import Asset, Position, PositionKind, VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
-from equity_daemon.validation import describe_errors
+from equity_daemon.validation import Amount, Rate, describe_errors
 
 
 class _Line(BaseModel):
@@ -42,9 +49,9 @@ class _Line(BaseModel):
     asset: str = Field(min_length=1)
     chain: str | None = None
     contract: str | None = None
-    amount: Decimal = Field(allow_inf_nan=False)
+    amount: Amount
     kind: PositionKind = PositionKind.ASSET
-    unrealized_pnl: Decimal | None = Field(default=None, allow_inf_nan=False)
+    unrealized_pnl: Amount | None = None
     pnl_currency: str | None = None
 
 
@@ -53,13 +60,13 @@ class _Rate(BaseModel):
 
     base: str
     quote: str
-    rate: Decimal = Field(gt=0, allow_inf_nan=False)
+    rate: Rate
 
 
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    positions: tuple[_Line, ...] = ()
+    positions: tuple[_Line, ...]  # required: see `_parse`
     quotes: tuple[_Rate, ...] = ()
 
 
@@ -73,24 +80,25 @@ class ManualVenue:
         self.name = name
         self._path = path
         self._clock = clock
-        self._seen: tuple[int, int] | None = None
+        self._revision: str | None = None  # the hash of the content last parsed
         self._positions: tuple[Position, ...] = ()
         self._rates: dict[tuple[str, str], Decimal] = {}
 
     async def fetch(self) -> VenueReport:
         now = self._clock()
         try:
-            stat = await anyio.Path(self._path).stat()
-            signature = (stat.st_mtime_ns, stat.st_size)
-            if signature != self._seen:
-                raw = await anyio.Path(self._path).read_bytes()
-                self._positions, self._rates = self._parse(raw)
-                self._seen = signature
+            raw = await anyio.Path(self._path).read_bytes()
         except OSError as exc:
             raise VenueDataError(
                 self.name, f"cannot read {self._path.name}: {exc.strerror}"
             ) from None
-        return VenueReport(self.name, now, self._positions)
+        # size and mtime can both survive an edit (same length within the clock's granularity,
+        # a copy that keeps the old mtime): only the content tells
+        revision = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if revision != self._revision:
+            self._positions, self._rates = self._parse(raw)
+            self._revision = revision
+        return VenueReport(self.name, now, self._positions, revision=revision)
 
     async def observe(self, base: str, quote: str) -> Observation:
         try:
@@ -99,21 +107,39 @@ class ManualVenue:
             raise LookupError(f"{self._path.name} has no rate for {base}/{quote}") from None
 
     def _parse(self, raw: bytes) -> tuple[tuple[Position, ...], dict[tuple[str, str], Decimal]]:
+        data = self._decode(raw)
+        if isinstance(data, dict) and "positions" not in data:
+            # an editor's half-saved or truncated-to-nothing file must not read as "holds nothing"
+            say_so = '{"positions": []}' if self._is_json else "positions = []"
+            raise self._invalid(
+                f"no positions (an empty file is not believed; write `{say_so}` to say the venue "
+                "holds nothing)"
+            )
         try:
-            if self._path.suffix == ".json":
-                data = json.loads(raw, parse_float=Decimal)
-            else:
-                data = tomllib.loads(raw.decode(), parse_float=Decimal)
             parsed = _File.model_validate(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            if isinstance(exc, ValidationError):
-                reason = "; ".join(describe_errors(exc))
-            else:
-                reason = f"not valid {self._path.suffix.lstrip('.') or 'toml'}: {exc}"
-            raise VenueDataError(self.name, f"{self._path.name}: {reason}") from None
+        except ValidationError as exc:
+            raise self._invalid("; ".join(describe_errors(exc))) from None
         positions = tuple(self._position(line) for line in parsed.positions)
         rates = {(r.base, r.quote): r.rate for r in parsed.quotes}
         return positions, rates
+
+    @property
+    def _is_json(self) -> bool:
+        return self._path.suffix == ".json"
+
+    def _decode(self, raw: bytes) -> object:
+        """The file's document; a blank JSON file reads as `{}`, like a blank TOML file."""
+        try:
+            if self._is_json:
+                return json.loads(raw, parse_float=Decimal) if raw.strip() else {}
+            return tomllib.loads(raw.decode(), parse_float=Decimal)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
+            raise self._invalid(
+                f"not valid {self._path.suffix.lstrip('.') or 'toml'}: {exc}"
+            ) from None
+
+    def _invalid(self, reason: str) -> VenueDataError:
+        return VenueDataError(self.name, f"{self._path.name}: {reason}")
 
     def _position(self, line: _Line) -> Position:
         details: dict[str, str | Decimal] = {}
