@@ -79,12 +79,10 @@ class BookTracker:
         """
         if self.latest is None:
             return None
+        kept = [p for p in self.latest.problems if p.kind is not ProblemKind.CYCLE_FAILED]
         problem = Problem(ProblemKind.CYCLE_FAILED, self.book, detail)
         snap = replace(
-            self.latest,
-            at=self._clock(),
-            sequence=self.sequence + 1,
-            problems=(*self.latest.problems, problem),
+            self.latest, at=self._clock(), sequence=self.sequence + 1, problems=(*kept, problem)
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
         return Cycle(snap, reference, events)

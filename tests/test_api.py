@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,10 +11,14 @@ import pytest
 from blockbuster import blockbuster_ctx
 from structlog.testing import capture_logs
 
-from equity_daemon.api import EquityTracker, IncompleteEquity
+from equity_daemon.api import EquityTracker, IncompleteEquity, StaleEquity
 from equity_daemon.client import EquityClient
+from equity_daemon.history import History
+from equity_daemon.http import Api, serve
 from equity_daemon.monitor import Event
+from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
+from tests.reports import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +116,56 @@ async def test_the_running_daemon_never_blocks_its_event_loop(tmp_path: Path) ->
                 assert await client.equity("ops") == 5
                 assert await client.events() == []
             tg.cancel_scope.cancel()
+
+
+async def test_a_snapshot_older_than_its_max_age_is_stale_equity_in_process_and_over_http(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    config = settings(tmp_path)
+    single = config.model_copy(update={"books": {"basis": config.books["basis"]}})
+    daemon = Daemon(single, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    tracker = EquityTracker(daemon, port=0)
+    assert tracker.equity() == Decimal("512500.5")
+    clock.now += timedelta(seconds=120)  # 2 × interval: still usable
+    assert tracker.by_venue() == {"demo": Decimal("512500.5")}
+    clock.now += timedelta(days=1)  # the calculator loop stopped a day ago
+    for read in (tracker.equity, tracker.by_venue, tracker.by_asset):
+        with pytest.raises(StaleEquity, match="equity of basis is 86520s old"):
+            read()
+
+    api = Api(daemon, None)
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, api, "127.0.0.1", 0)
+            async with EquityClient(f"http://127.0.0.1:{port}") as client:
+                (doc,) = await client.snapshots()
+                assert (doc["stale"], doc["age_seconds"]) == (True, 86520.0)
+                for call in (client.equity, client.by_venue, client.by_asset):
+                    with pytest.raises(StaleEquity, match="limit 120s"):
+                        await call("basis")
+            tg.cancel_scope.cancel()
+    await history.aclose()
+
+
+async def test_an_embedded_daemon_whose_cycles_fail_never_ends_the_hosts_task_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Daemon, *args: object) -> None:
+        raise RuntimeError("bug in a cycle")
+
+    config = settings(tmp_path)
+    config = config.model_copy(update={"interval_seconds": 0.05})
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tracker = await EquityTracker.start(tg, config)
+            monkeypatch.setattr(Daemon, "cycle", broken)
+            await anyio.sleep(0.3)  # several failing cycles
+            assert tracker.latest("basis") is not None
+            tg.cancel_scope.cancel()
+    failures = [entry for entry in logs if entry["event"] == "cycle_failed"]
+    assert len(failures) == 1

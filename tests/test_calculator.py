@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from equity_daemon.calculator import Limits
-from equity_daemon.model import PositionKind, ProblemKind
+from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
 from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
 
 DEBT = PositionKind.DEBT
@@ -211,3 +211,12 @@ def test_problems_are_listed_in_a_stable_order() -> None:
         ("unpriced", "AAA"),
         ("unpriced", "ZZZ"),
     ]
+
+
+def test_the_age_of_a_venues_data_is_its_own_timestamp_where_it_gives_one() -> None:
+    block_time = NOW - timedelta(minutes=6)  # fetched just now, but the block is old
+    report = VenueReport("chain", NOW, (pos("chain", "USDT", "5"),), as_of=block_time)
+    snap = snapshot(VenueState(report, report))
+    (venue,) = snap.venues
+    assert venue.age == timedelta(minutes=6)
+    assert [(p.kind.value, p.subject) for p in snap.problems] == [("stale_venue", "chain")]

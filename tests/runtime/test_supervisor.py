@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
+from equity_daemon.venues.demo import DemoVenue
 from tests.reports import NOW, Clock
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +94,215 @@ async def test_preview_values_without_history(tmp_path: Path) -> None:
     assert await daemon.events(None) == []
     with pytest.raises(LookupError):
         daemon.latest("nope")
+
+
+def two_books(tmp_path: Path, clock: Clock, **ops: object) -> Daemon:
+    for name in ("ops", "carry"):
+        (tmp_path / f"{name}.toml").write_text('[[positions]]\nasset = "USDT"\namount = "1000"\n')
+    book = {"share_class": "USDT", "webhooks": [{"name": "pager", "url": "http://127.0.0.1:9/h"}]}
+    settings = Settings.model_validate(
+        {
+            "interval_seconds": 60,
+            "books": {
+                name: {
+                    **book,
+                    "webhooks": [{"name": f"{name}-pager", "url": "http://127.0.0.1:9/h"}],
+                    "venues": [{"kind": "manual", "name": name, "path": tmp_path / f"{name}.toml"}],
+                    **(ops if name == "ops" else {}),
+                }
+                for name in ("ops", "carry")
+            },
+        }
+    )
+    return Daemon(settings, clock)
+
+
+def set_amount(tmp_path: Path, name: str, amount: str) -> None:
+    (tmp_path / f"{name}.toml").write_text(f'[[positions]]\nasset = "USDT"\namount = "{amount}"\n')
+
+
+async def test_a_cycle_that_raises_makes_its_book_incomplete_and_the_other_books_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    ops = daemon.books[0]
+
+    def broken(*args: object) -> None:
+        raise ArithmeticError("a bug in the arithmetic")
+
+    monkeypatch.setattr(ops.tracker, "judge", broken)
+    with capture_logs() as logs:
+        events = await daemon.cycle(history)
+        await daemon.cycle(history)
+    assert [(e.book, e.kind.value) for e in events] == [("ops", "incomplete")]
+    snap = daemon.latest("ops")
+    assert snap is not None
+    assert snap.equity == 1000  # the last figures, never a drop
+    (problem,) = snap.problems
+    assert (problem.kind.value, problem.subject) == ("cycle_failed", "ops")
+    assert "ArithmeticError: a bug in the arithmetic" in problem.detail
+    carry = daemon.latest("carry")
+    assert carry is not None
+    assert (carry.complete, carry.sequence) == (True, 3)
+    failures = [entry for entry in logs if entry["event"] == "cycle_failed"]
+    assert len(failures) == 1  # with its traceback once, not once per cycle
+    assert "exc_info" in failures[0]
+    errors = daemon.instruments.registry.get_sample_value
+    assert errors("equity_daemon_cycle_errors_total", {"book": "ops", "stage": "calculate"}) == 2
+    assert "ops: cycle failing (ArithmeticError: a bug in the arithmetic)" in daemon.ready()[1]
+    await history.aclose()
+
+
+class RefusingHistory(History):
+    """A history whose writes fail while `refusing` (a backup holds the lock, the disk is full)."""
+
+    refusing = False
+
+    async def record_cycle(self, *args: Any, **kwargs: Any) -> None:
+        if self.refusing:
+            raise HistoryUnavailable("database is locked")
+        await super().record_cycle(*args, **kwargs)
+
+
+async def test_history_unavailable_keeps_computing_and_writes_the_events_in_order_later(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    history = RefusingHistory((await History.open(tmp_path / "h.sqlite3"))._db)
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+
+    history.refusing = True
+    raised = []
+    with capture_logs() as logs:
+        for amount in ("1100", "1200"):
+            set_amount(tmp_path, "ops", amount)
+            await daemon.fetch_all_once()
+            raised += await daemon.cycle(history)
+    assert [e.kind.value for e in raised] == ["threshold", "threshold"]
+    assert daemon.latest("ops").equity == 1200  # type: ignore[union-attr]  # still computing
+    assert daemon.ready() == (False, ["history unavailable: database is locked"])
+    assert [e["event"] for e in logs].count("history_unavailable") == 1
+    assert daemon._book_views()[0].unwritten_events == 2
+    assert await history.outbox_backlog("ops-pager") == 0
+
+    history.refusing = False
+    with capture_logs():
+        await daemon.cycle(history)  # nothing new happens: the kept events are written now
+    stored = await history.events()
+    assert [e["id"] for e in stored] == [e.id for e in raised]  # same ids, same order
+    assert await history.outbox_backlog("ops-pager") == 2
+    assert daemon.ready() == (True, [])
+    assert (await history.load_reference("ops")).equity == 1200
+    await history.aclose()
+
+
+async def test_snapshots_are_recorded_once_per_record_interval_unless_something_happens(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    daemon = two_books(tmp_path, clock, record_interval_seconds=30)
+    history = await History.open(tmp_path / "h.sqlite3")
+    with capture_logs():
+        for step in range(12):  # a change every 5 s, each below the threshold
+            set_amount(tmp_path, "ops", f"1000.{step:02d}")
+            await daemon.fetch_all_once()
+            await daemon.cycle(history)
+            clock.now += timedelta(seconds=5)
+        assert daemon.latest("ops").equity == Decimal("1000.11")  # type: ignore[union-attr]
+        recorded = [s["sequence"] for s in await history.snapshots("ops")]
+        assert recorded == [1, 7]
+        set_amount(tmp_path, "ops", "2000")  # an event is always recorded with its snapshot
+        await daemon.fetch_all_once()
+        await daemon.cycle(history)
+        (tmp_path / "ops.toml").unlink()  # so is a change of completeness
+        clock.now += timedelta(minutes=10)
+        await daemon.fetch_all_once()
+        await daemon.cycle(history)
+    recorded = [s["sequence"] for s in await history.snapshots("ops")]
+    assert recorded == [1, 7, 13, 14]
+    await history.aclose()
+
+
+@pytest.mark.parametrize("step", [timedelta(hours=1), -timedelta(hours=1)])
+async def test_a_wall_clock_step_neither_marks_venues_stale_nor_fires_incomplete(
+    tmp_path: Path, step: timedelta
+) -> None:
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+        clock.now += timedelta(seconds=10)
+        clock.step(step)
+        events = await daemon.cycle(history)
+    assert events == []
+    snap = daemon.latest("ops")
+    assert snap is not None
+    assert snap.complete
+    assert snap.venues[0].age == timedelta(seconds=10)
+    assert daemon.ready() == (True, [])
+    assert daemon.healthy() == (True, "ok")
+    await history.aclose()
+
+
+async def test_a_quote_only_change_in_a_file_venue_wakes_the_calculator(tmp_path: Path) -> None:
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    text = '[[positions]]\nasset = "USDT"\namount = "1"\n[[quotes]]\nbase = "GHO"\nquote = "USDT"\n'
+    (tmp_path / "ops.toml").write_text(text + 'rate = "1"\n')
+    await daemon.fetch_all_once()
+    assert daemon.store.changed._event.is_set()
+    await daemon.store.changed.wait()
+    (tmp_path / "ops.toml").write_text(text + 'rate = "0.9"\n')
+    await daemon.fetch_all_once()
+    assert daemon.store.changed._event.is_set()
+
+
+async def test_the_demo_book_under_default_settings_fires_no_threshold_in_an_hour_without_funding(
+    tmp_path: Path,
+) -> None:
+    """A delta-neutral book: a price older than the positions it values would be a false alert."""
+    clock = Clock()
+    settings = Settings.model_validate(
+        {
+            "books": {
+                "demo": {
+                    "share_class": "USDT",
+                    "venues": [{"kind": "demo", "name": "demo", "seed": 7, "funding_per_step": 0}],
+                    "prices": [
+                        {"base": "ETH", "quote": "USDT", "sources": ["demo"]},
+                        {"base": "wstETH", "quote": "stETH", "sources": ["demo"]},
+                        {"base": "stETH", "quote": "ETH", "sources": ["demo"]},
+                    ],
+                }
+            },
+            "history_path": tmp_path / "h.sqlite3",
+        }
+    )
+    daemon = Daemon(settings, clock)
+    (venue,) = daemon.books[0].venues
+    assert isinstance(venue, DemoVenue)
+    history = await History.open(settings.history_path)
+    events = []
+    with capture_logs():
+        await daemon.fetch_all_once()
+        await daemon.cycle(history)
+        for step in range(720):  # an hour of 5 s steps; the calculator runs on each push
+            venue.step()
+            daemon.store.update(await venue.fetch())
+            clock.now += timedelta(seconds=5)
+            if step % 3 == 0:  # and on its own tick, whenever that falls
+                clock.now += timedelta(seconds=1)
+            events += await daemon.cycle(history)
+    assert venue.market.eth_usdt != Decimal(3000)
+    assert [e.kind.value for e in events] == []
+    await history.aclose()
