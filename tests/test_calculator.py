@@ -114,6 +114,8 @@ def test_prices_used_are_listed_with_path_source_and_age() -> None:
             "as_of": NOW.isoformat(),
             "age_seconds": 0.0,
             "suspect": False,
+            "fallback": False,
+            "stale": False,
         }
     ]
 
