@@ -94,9 +94,10 @@ def calculate(
 ) -> Snapshot:
     """Value one book at `now`. Never raises on data: every gap becomes a named `Problem`.
 
-    The last three arguments carry state from the caller's previous snapshots (`BookTracker`
-    keeps it): the sources that failed this cycle, the last good price of every asset, and the
-    edges that were suspect (see `prices.resolve`).
+    `quote_failures` are the sources that gave no quote this cycle (named, never a problem by
+    themselves). `last_good_prices` (the last fresh, clean price of each asset) and
+    `previously_suspect` (the edges suspect last time, for the hysteresis of `prices.resolve`)
+    carry state from the caller's earlier snapshots; `BookTracker` keeps it.
     """
     with localcontext() as ctx:
         ctx.prec = PRICE_PRECISION

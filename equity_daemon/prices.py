@@ -153,8 +153,9 @@ def resolve(
         share_class: the currency to value in (its own price is 1).
         now: the snapshot time; quotes older than their `max_age` at `now` are dropped.
         max_deviation_bps: how far two sources for one edge may differ before it is suspect.
-        previously_suspect: the edge keys suspect in the previous snapshot (`disagreements` of
-            the previous table); they stay suspect down to `SUSPECT_EXIT_RATIO` of the limit.
+        previously_suspect: the edge keys suspect in the previous snapshot (its `suspect_edges`,
+            the previous table's `disagreements`); they stay suspect until their deviation falls
+            below `SUSPECT_EXIT_RATIO` of the limit.
         quote_failures: the sources that gave no quote this cycle, to be named in the table.
     """
     with localcontext() as ctx:
@@ -180,9 +181,9 @@ def _split_fresh(
     stale: list[Quote] = []
     refused: list[QuoteFailure] = []
     for quote in quotes:
-        # is_finite first: comparing a NaN Decimal raises
+        # is_finite first: comparing a NaN Decimal raises; an infinite rate is no rate either
         if not quote.rate.is_finite() or quote.rate <= 0:
-            reason = "rate <= 0" if quote.rate.is_finite() else "rate is not a number"
+            reason = "rate <= 0" if quote.rate.is_finite() else "rate is not finite"
             refused.append(QuoteFailure(quote.edge, quote.source, reason))
             continue
         (stale if now - quote.at > quote.max_age else fresh).append(quote)

@@ -363,3 +363,9 @@ def test_the_snapshot_names_its_suspect_edges() -> None:
     snap = snapshot(ok(pos("okx", "USDT", "1")), quotes=quotes)
     assert snap.suspect_edges == ("ETH/USDT",)
     assert snap.complete  # the edge prices nothing the book holds in equity
+
+
+def test_a_value_too_large_to_round_to_the_quantum_is_kept_not_raised() -> None:
+    snap = snapshot(ok(pos("binance", "USDT", "1e40"), pos("binance", "USDT", "0.5")))
+    assert snap.equity == Decimal("10000000000000000000000000000000000000000.5")
+    assert snap.complete

@@ -183,7 +183,7 @@ def test_quote_failures_are_named_in_the_table_and_a_non_positive_rate_is_one() 
 def test_a_nan_rate_is_refused_as_a_failure_not_raised() -> None:
     table = resolve([q("ETH", "USDT", "NaN")], "USDT", NOW, Decimal(50))
     assert "ETH" not in table.prices
-    assert table.failures == (QuoteFailure("ETH/USDT", "binance", "rate is not a number"),)
+    assert table.failures == (QuoteFailure("ETH/USDT", "binance", "rate is not finite"),)
 
 
 def test_a_price_through_a_fallback_source_is_marked_fallback() -> None:
