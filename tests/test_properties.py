@@ -8,7 +8,7 @@ from decimal import Decimal, localcontext
 from hypothesis import given
 from hypothesis import strategies as st
 
-from equity_daemon.calculator import VALUE_QUANTUM
+from equity_daemon.calculator import VALUE_QUANTUM, Limits
 from equity_daemon.model import PositionKind
 from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
 from equity_daemon.prices import resolve
@@ -176,3 +176,37 @@ def test_the_same_quotes_in_any_order_give_the_same_prices(
         assert price.path[-1] == "USDT"
         assert len(price.path) == len(price.sources) + 1
         assert price.price > 0
+
+
+noise = st.lists(
+    st.tuples(
+        st.sampled_from(["binance", "aave", "lido"]),
+        st.sampled_from(["PEPE", "DUST", "ETH"]),
+        st.sampled_from([PositionKind.ASSET, PositionKind.DEBT]),
+        amounts,
+    ),
+    max_size=20,
+)
+
+
+@given(lines, noise)
+def test_zero_lines_and_ignored_assets_change_neither_equity_nor_completeness(
+    book: list[tuple[str, str, Decimal, PositionKind]],
+    extra: list[tuple[str, str, PositionKind, Decimal]],
+) -> None:
+    """Zero lines of any asset, priced or not, and lines of an ignored asset (`DUST`)."""
+    base = [pos(v, a, amount, kind) for v, a, amount, kind in book]
+    added = [
+        pos(v, a, amount if a == "DUST" else Decimal(0), kind, account="extra")
+        for v, a, kind, amount in extra
+    ]
+    limits = Limits(ignore_assets=("DUST",))
+    plain = snapshot(ok(*base, venue="all"), quotes=QUOTES, limits=limits)
+    noisy = snapshot(ok(*base, *added, venue="all"), quotes=QUOTES, limits=limits)
+    assert (noisy.equity, noisy.equity_by_venue, noisy.equity_by_asset, noisy.problems) == (
+        plain.equity,
+        plain.equity_by_venue,
+        plain.equity_by_asset,
+        plain.problems,
+    )
+    assert len(noisy.ignored) == sum(a == "DUST" for _, a, _, _ in extra)
