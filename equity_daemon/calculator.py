@@ -5,8 +5,17 @@
 * `asset` lines add their value; a negative `asset` amount is debt (spec-notes row 15).
 * `debt` lines subtract the absolute value of their amount.
 * `locked`, `in_transit` and `hedge` lines are reported in `excluded`, never in equity.
-* An unpriced line is never valued at zero: it is left out of the totals and the snapshot is
-  incomplete, naming the asset (row 4).
+* Lines of an asset the book ignores (`Limits.ignore_assets`: dust, airdrops) are listed in
+  `ignored` with their amounts, and nowhere else.
+* A zero line holds nothing: it needs no price and never makes a book incomplete (exchanges list
+  hundreds of zero coins), so it is skipped.
+* A line without a fresh price is valued at the asset's last good price (the last clean price an
+  earlier snapshot used, which the caller remembers), marked `stale`; the snapshot is incomplete
+  with a `stale_price` problem giving that price's age. Only an asset never priced is
+  `unpriced`: its lines are left out of the totals, never valued at zero (row 4), and listed in
+  `unvalued`, so readers know the equity is partial rather than low.
+* Every line value is rounded to `VALUE_QUANTUM` before it is summed: the totals, the venue
+  breakdown and the asset breakdown then add up exactly.
 * A venue keeps counting with its last good report. When that report is older than the venue's
   max age the snapshot is incomplete: `failed_venue` when the latest fetch failed (with its reason),
   `stale_venue` when fetches succeed but stopped arriving (row 5). A failure while the last good
@@ -16,16 +25,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
+from types import MappingProxyType
 
 from equity_daemon.model import (
     EXCLUDED_KINDS,
     ExcludedLine,
     Position,
     PositionKind,
+    PositionLine,
     PriceUsed,
     Problem,
     ProblemKind,
@@ -33,10 +44,17 @@ from equity_daemon.model import (
     Snapshot,
     VenueState,
     VenueSummary,
+    decimal_str,
 )
-from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, resolve
+from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, QuoteFailure, resolve
 
 ZERO = Decimal(0)
+# One wei in an ETH share class, far below a cent in USDT: rounding each line value to it keeps
+# every sum of line values exact at PRICE_PRECISION for values below 10^32 units.
+VALUE_PLACES = 18
+VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_PLACES)
+_QUANTIZABLE_BELOW = PRICE_PRECISION - VALUE_PLACES  # adjusted exponent of the largest value
+_NO_PRICES: Mapping[str, PriceUsed] = MappingProxyType({})
 
 # (latest fetch succeeded, last good report within max age) -> the venue's status
 _STATUS = {
@@ -49,11 +67,13 @@ _STATUS = {
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """How old data may be, and how far sources may disagree, before a snapshot is incomplete."""
+    """How old data may be, and how far sources may disagree, before a snapshot is incomplete;
+    and which assets the book ignores (symbols, as prices are keyed)."""
 
     venue_max_age: timedelta = timedelta(minutes=5)
     venue_max_ages: Mapping[str, timedelta] = field(default_factory=dict)
     max_deviation_bps: Decimal = Decimal(50)
+    ignore_assets: Collection[str] = ()
 
     def max_age_of(self, venue: str) -> timedelta:
         return self.venue_max_ages.get(venue, self.venue_max_age)
@@ -68,16 +88,33 @@ def calculate(
     now: datetime,
     sequence: int,
     limits: Limits,
+    quote_failures: Sequence[QuoteFailure] = (),
+    last_good_prices: Mapping[str, PriceUsed] = _NO_PRICES,
+    previously_suspect: Collection[str] = frozenset(),
 ) -> Snapshot:
-    """Value one book at `now`. Never raises on data: every gap becomes a named `Problem`."""
+    """Value one book at `now`. Never raises on data: every gap becomes a named `Problem`.
+
+    `quote_failures` are the sources that gave no quote this cycle (named, never a problem by
+    themselves). `last_good_prices` (the last fresh, clean price of each asset) and
+    `previously_suspect` (the edges suspect last time, for the hysteresis of `prices.resolve`)
+    carry state from the caller's earlier snapshots; `BookTracker` keeps it.
+    """
     with localcontext() as ctx:
         ctx.prec = PRICE_PRECISION
-        table = resolve(quotes, share_class.value, now, limits.max_deviation_bps)
+        table = resolve(
+            quotes,
+            share_class.value,
+            now,
+            limits.max_deviation_bps,
+            previously_suspect=previously_suspect,
+            quote_failures=quote_failures,
+        )
         summaries, problems, positions = _venue_positions(venues, now, limits)
-        totals = _Totals(table.prices)
+        totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
         for position in positions:
             totals.add(position)
         problems.extend(totals.unpriced_problems(share_class, table, now))
+        problems.extend(totals.stale_problems(share_class, now))
         problems.extend(totals.suspect_problems(table))
         equity = totals.assets - totals.debt
 
@@ -96,6 +133,10 @@ def calculate(
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
         venues=tuple(summaries),
         problems=tuple(problems),
+        unvalued=tuple(totals.unvalued),
+        ignored=tuple(totals.ignored),
+        quote_failures=table.failures,
+        suspect_edges=tuple(sorted(table.disagreements)),
     )
 
 
@@ -136,36 +177,61 @@ def _venue_positions(
 class _Totals:
     """Accumulates one pass over the positions."""
 
-    def __init__(self, prices: Mapping[str, PriceUsed]) -> None:
+    def __init__(
+        self,
+        prices: Mapping[str, PriceUsed],
+        last_good: Mapping[str, PriceUsed],
+        ignore: frozenset[str],
+    ) -> None:
         self.prices = prices
+        self.last_good = last_good
+        self.ignore = ignore
         self.assets = ZERO
         self.debt = ZERO
         self.by_venue: dict[str, Decimal] = {}
         self.by_asset: dict[str, Decimal] = {}
         self.excluded: list[ExcludedLine] = []
+        self.ignored: list[PositionLine] = []
+        self.unvalued: list[PositionLine] = []
         self.used_prices: dict[str, PriceUsed] = {}
         self.unpriced: dict[str, set[str]] = {}
         self.in_equity: set[str] = set()
 
-    def price_of(self, symbol: str) -> Decimal | None:
+    def price_of(self, symbol: str, *, stale_ok: bool = False) -> Decimal | None:
+        """The fresh price, or with `stale_ok` the last good one marked stale; None if neither.
+
+        Only equity lines take a stale price: an excluded line or a hedge's PnL is not worth an
+        incomplete book, and stays unvalued instead.
+        """
+        used = self.used_prices.get(symbol)
+        if used is not None and (stale_ok or not used.stale):
+            return used.price
         price = self.prices.get(symbol)
+        if price is None and stale_ok and symbol in self.last_good:
+            price = replace(self.last_good[symbol], stale=True)
         if price is None:
             return None
         self.used_prices[symbol] = price
         return price.price
 
     def add(self, position: Position) -> None:
+        symbol, venue = position.asset.symbol, position.venue
+        if symbol in self.ignore:
+            self.ignored.append(PositionLine.of(position))
+            return
         if position.kind in EXCLUDED_KINDS:
             self.excluded.append(self._excluded_line(position))
             return
-        symbol, venue = position.asset.symbol, position.venue
-        price = self.price_of(symbol)
+        if position.amount == 0:
+            return
+        price = self.price_of(symbol, stale_ok=True)
         if price is None:
             self.unpriced.setdefault(symbol, set()).add(venue)
+            self.unvalued.append(PositionLine.of(position))
             return
         self.in_equity.add(symbol)
         amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
-        value = amount * price
+        value = _value(amount, price)
         if value >= 0:
             self.assets += value
         else:
@@ -175,7 +241,7 @@ class _Totals:
 
     def _excluded_line(self, position: Position) -> ExcludedLine:
         price = self.price_of(position.asset.symbol)
-        value = None if price is None else abs(position.amount) * price
+        value = None if price is None else _value(abs(position.amount), price)
         side = pnl = None
         if position.kind is PositionKind.HEDGE:
             side = "short" if position.amount < 0 else "long"
@@ -202,7 +268,7 @@ class _Totals:
         except InvalidOperation:
             return None
         price = self.price_of(currency)
-        return None if price is None else pnl * price
+        return None if price is None else _value(pnl, price)
 
     def unpriced_problems(
         self, share_class: ShareClass, table: PriceTable, now: datetime
@@ -213,10 +279,27 @@ class _Totals:
         problems = []
         for symbol, venues in sorted(self.unpriced.items()):
             held = ", ".join(sorted(venues))
-            detail = f"no fresh price path to {share_class.value} (held on {held})"
+            detail = (
+                f"no fresh price path to {share_class.value} (held on {held}); no last good price"
+            )
             if stale:
                 detail += f"; stale quotes: {stale}"
             problems.append(Problem(ProblemKind.UNPRICED, symbol, detail))
+        return problems
+
+    def stale_problems(self, share_class: ShareClass, now: datetime) -> list[Problem]:
+        """Every asset valued at its last good price, with that price, its path and its age."""
+        problems = []
+        for symbol, price in sorted(self.used_prices.items()):
+            if not price.stale:
+                continue
+            age = now - price.as_of
+            detail = (
+                f"no fresh price path to {share_class.value}; valued at its last good price "
+                f"{decimal_str(price.price)} via {' > '.join(price.path)} "
+                f"({', '.join(price.sources)}), {_age_text(age)} old"
+            )
+            problems.append(Problem(ProblemKind.STALE_PRICE, symbol, detail, age))
         return problems
 
     def suspect_problems(self, table: PriceTable) -> list[Problem]:
@@ -230,6 +313,14 @@ class _Totals:
             for symbol, price in sorted(self.used_prices.items())
             if price.suspect and symbol in self.in_equity
         ]
+
+
+def _value(amount: Decimal, price: Decimal) -> Decimal:
+    """`amount` × `price`, rounded to `VALUE_QUANTUM` so that sums of values are exact."""
+    value = amount * price
+    if value.is_finite() and value.adjusted() < _QUANTIZABLE_BELOW:
+        return value.quantize(VALUE_QUANTUM)
+    return value  # 10^32 units or more cannot be quantized at this precision; never raise on data
 
 
 def _age_text(age: timedelta | None) -> str:

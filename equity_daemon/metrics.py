@@ -7,14 +7,22 @@ snapshot, and `equity_daemon_snapshot_age_seconds` and `equity_daemon_venue_*` t
 Money gauges are in the book's share-class currency, named by the `currency` label. Labels are
 bounded: book, venue, asset, kind and source names come from configuration; no ids, no addresses.
 Floats appear here and nowhere else: a Prometheus sample is a float.
+
+When a snapshot's equity is partial (a line in equity has no price at all), its equity, assets and
+debt, and the venue and asset breakdowns the unvalued lines belong to, are exported as NaN rather
+than as the sum of what could be valued: NaN compares false in every PromQL rule, so a missing
+price never looks like a loss, and a sum over venues or assets is NaN too. Breakdowns the unvalued
+lines do not touch stay exact. `equity_daemon_unvalued_positions` counts the unvalued lines; a book
+valued at stale prices is a best estimate and exports it (its `stale_price` problems say so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from math import nan
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -173,6 +181,11 @@ class _Gauges:
         self.complete = gauge(
             "snapshot_complete", "1 when the latest snapshot has no problems, else 0.", ["book"]
         )
+        self.unvalued = gauge(
+            "unvalued_positions",
+            "Lines in equity with no price at all; while above 0 the equity gauges are NaN.",
+            ["book"],
+        )
         self.sequence = gauge(
             "snapshot_sequence", "Sequence number of the latest snapshot.", ["book"]
         )
@@ -215,13 +228,17 @@ class _Gauges:
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value
-        self.equity.add_metric([book, currency], float(snap.equity))
-        self.assets.add_metric([book, currency], float(snap.total_assets))
-        self.debt.add_metric([book, currency], float(snap.total_debt))
-        for venue, value in snap.equity_by_venue.items():
-            self.venue_equity.add_metric([book, venue, currency], float(value))
-        for asset, value in snap.equity_by_asset.items():
-            self.asset_equity.add_metric([book, asset, currency], float(value))
+        partial = snap.equity_is_partial
+        self.equity.add_metric([book, currency], _money(snap.equity, partial))
+        self.assets.add_metric([book, currency], _money(snap.total_assets, partial))
+        self.debt.add_metric([book, currency], _money(snap.total_debt, partial))
+        partial_venues = {line.venue for line in snap.unvalued}
+        for venue, sample in _with_partial(snap.equity_by_venue, partial_venues):
+            self.venue_equity.add_metric([book, venue, currency], sample)
+        partial_assets = {line.asset for line in snap.unvalued}
+        for asset, sample in _with_partial(snap.equity_by_asset, partial_assets):
+            self.asset_equity.add_metric([book, asset, currency], sample)
+        self.unvalued.add_metric([book], len(snap.unvalued))
         excluded: dict[str, Decimal] = {}
         for line in snap.excluded:
             if line.value is not None:
@@ -244,3 +261,15 @@ class _Gauges:
 
     def all(self) -> Iterator[GaugeMetricFamily]:
         yield from (value for value in vars(self).values() if isinstance(value, GaugeMetricFamily))
+
+
+def _money(value: Decimal, partial: bool) -> float:
+    return nan if partial else float(value)
+
+
+def _with_partial(values: Mapping[str, Decimal], partial: set[str]) -> list[tuple[str, float]]:
+    """Every breakdown key with its value, NaN where unvalued lines belong (and may be alone)."""
+    return [
+        (key, _money(values.get(key, Decimal(0)), key in partial))
+        for key in sorted(values.keys() | partial)
+    ]

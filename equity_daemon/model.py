@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # prices imports this module; a snapshot only carries its failures
+    from equity_daemon.prices import QuoteFailure
 
 
 class ShareClass(enum.StrEnum):
@@ -131,9 +135,15 @@ class VenueState:
 
 
 class ProblemKind(enum.StrEnum):
-    """Why a snapshot is incomplete."""
+    """Why a snapshot is incomplete.
+
+    `unpriced`: an asset in equity has no price at all, now or remembered; its lines are left out
+    of equity (`Snapshot.unvalued`). `stale_price`: it has no fresh price and is valued at the
+    last good one, whose age the problem gives.
+    """
 
     UNPRICED = "unpriced"
+    STALE_PRICE = "stale_price"
     STALE_VENUE = "stale_venue"
     FAILED_VENUE = "failed_venue"
     SUSPECT_PRICE = "suspect_price"
@@ -156,6 +166,10 @@ class PriceUsed:
 
     `path` runs from the asset to the share class (`wstETH, stETH, ETH, USDT`), with one source
     per hop; `as_of` is the time of the oldest quote on the path.
+
+    `suspect`: two sources of an edge on the path disagree. `fallback`: an edge on the path was
+    quoted by a fallback source, the preferred one having no fresh quote. `stale`: no fresh path
+    existed, and this is the last good price of an earlier snapshot (its `as_of` tells how old).
     """
 
     asset: str
@@ -164,6 +178,8 @@ class PriceUsed:
     sources: tuple[str, ...]
     as_of: datetime
     suspect: bool = False
+    fallback: bool = False
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +194,23 @@ class ExcludedLine:
     value: Decimal | None
     side: str | None = None
     unrealized_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLine:
+    """A position a snapshot names without valuing it: an ignored asset, or an unvalued line."""
+
+    venue: str
+    account: str
+    asset: str
+    kind: PositionKind
+    amount: Decimal
+
+    @classmethod
+    def of(cls, position: Position) -> PositionLine:
+        return cls(
+            position.venue, position.account, position.asset.symbol, position.kind, position.amount
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +231,18 @@ class Snapshot:
     """A book's equity at one moment, and everything needed to judge it.
 
     `complete` is false whenever `problems` is not empty; an incomplete snapshot still carries the
-    best-known figures (last good venue reports), but nothing acts on them.
+    best estimate (last good venue reports, last good prices marked `stale`), but nothing acts on
+    it.
+
+    `equity_is_partial` is true when some line that belongs in equity has no price at all: the
+    totals then sum only what could be valued, and `unvalued` lists the lines left out. Every line
+    value is rounded to `calculator.VALUE_QUANTUM` before it is summed, so `equity_by_venue` and
+    `equity_by_asset` each add up to `equity` exactly.
+
+    `ignored` lists the lines of assets the book is configured to ignore (dust, airdrops): never
+    in equity, never a problem. `quote_failures` names the sources that gave no usable quote
+    (a fallback may have covered them; they make nothing incomplete by themselves).
+    `suspect_edges` are the edges whose sources disagree (the next cycle needs them).
     """
 
     book: str
@@ -214,10 +258,19 @@ class Snapshot:
     prices: tuple[PriceUsed, ...]
     venues: tuple[VenueSummary, ...]
     problems: tuple[Problem, ...]
+    unvalued: tuple[PositionLine, ...] = ()
+    ignored: tuple[PositionLine, ...] = ()
+    quote_failures: tuple[QuoteFailure, ...] = ()
+    suspect_edges: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
         return not self.problems
+
+    @property
+    def equity_is_partial(self) -> bool:
+        """True when `equity` leaves out lines that have no price at all (see `unvalued`)."""
+        return bool(self.unvalued)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready document; every money value is a decimal string."""
@@ -227,13 +280,21 @@ class Snapshot:
             "at": self.at.isoformat(),
             "sequence": self.sequence,
             "complete": self.complete,
+            "equity_is_partial": self.equity_is_partial,
             "total_assets": decimal_str(self.total_assets),
             "total_debt": decimal_str(self.total_debt),
             "equity": decimal_str(self.equity),
             "equity_by_venue": {k: decimal_str(v) for k, v in self.equity_by_venue.items()},
             "equity_by_asset": {k: decimal_str(v) for k, v in self.equity_by_asset.items()},
+            "unvalued": [_line_json(line) for line in self.unvalued],
+            "ignored": [_line_json(line) for line in self.ignored],
             "excluded": [_excluded_json(line) for line in self.excluded],
             "prices": [_price_json(price, self.at) for price in self.prices],
+            "suspect_edges": list(self.suspect_edges),
+            "quote_failures": [
+                {"edge": f.edge, "source": f.source, "reason": f.reason}
+                for f in self.quote_failures
+            ],
             "venues": [_venue_json(venue) for venue in self.venues],
             "problems": [_problem_json(problem) for problem in self.problems],
         }
@@ -255,13 +316,19 @@ def _seconds(age: timedelta | None) -> float | None:
     return None if age is None else round(age.total_seconds(), 3)
 
 
-def _excluded_json(line: ExcludedLine) -> dict[str, Any]:
+def _line_json(line: PositionLine | ExcludedLine) -> dict[str, Any]:
     return {
         "venue": line.venue,
         "account": line.account,
         "asset": line.asset,
         "kind": line.kind.value,
         "amount": decimal_str(line.amount),
+    }
+
+
+def _excluded_json(line: ExcludedLine) -> dict[str, Any]:
+    return {
+        **_line_json(line),
         "value": decimal_str_or_none(line.value),
         "side": line.side,
         "unrealized_pnl": decimal_str_or_none(line.unrealized_pnl),
@@ -277,6 +344,8 @@ def _price_json(price: PriceUsed, now: datetime) -> dict[str, Any]:
         "as_of": price.as_of.isoformat(),
         "age_seconds": _seconds(now - price.as_of),
         "suspect": price.suspect,
+        "fallback": price.fallback,
+        "stale": price.stale,
     }
 
 

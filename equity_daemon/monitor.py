@@ -20,10 +20,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
+from equity_daemon.prices import PRICE_PRECISION
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,11 @@ class ThresholdRule:
     floor: Decimal = Decimal(0)
 
     def crossed(self, reference: Decimal, equity: Decimal) -> bool:
-        change = abs(equity - reference)
-        if change == 0:
-            return False
-        return change >= max(abs(reference) * self.percent / 100, self.floor)
+        with localcontext(prec=PRICE_PRECISION):  # the calculator's precision, not 28 digits
+            change = abs(equity - reference)
+            if change == 0:
+                return False
+            return change >= max(abs(reference) * self.percent / 100, self.floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,9 @@ class EventKind(enum.StrEnum):
 class Event:
     """Something operators and the strategy are told about. `id` is stable for de-duplication.
 
-    `change` and `relative_change` compare the snapshot's equity with the reference; they are
-    None for `incomplete` events (an incomplete figure is not a move) and before any reference.
+    `change` and `relative_change` compare the snapshot's equity with the reference, at the
+    calculator's precision (`prices.PRICE_PRECISION`); they are None for `incomplete` events (an
+    incomplete figure is not a move) and before any reference.
     """
 
     id: str
@@ -116,9 +119,10 @@ def observe(
     def event(kind: EventKind) -> Event:
         change = relative = None
         if kind is not EventKind.INCOMPLETE and reference.equity is not None:
-            change = snapshot.equity - reference.equity
-            if reference.equity != 0:
-                relative = change / abs(reference.equity)
+            with localcontext(prec=PRICE_PRECISION):
+                change = snapshot.equity - reference.equity
+                if reference.equity != 0:
+                    relative = change / abs(reference.equity)
         return Event(
             id=new_id(),
             book=snapshot.book,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from equity_daemon.model import Snapshot, decimal_str
+from equity_daemon.model import PositionLine, PriceUsed, Snapshot, decimal_str
 
 
 def money(value: Decimal | None, places: int = 2) -> str:
@@ -18,6 +18,8 @@ def snapshot_table(snap: Snapshot) -> str:
     unit = snap.share_class.value
     places = 2 if unit == "USDT" else 6
     state = "complete" if snap.complete else "INCOMPLETE"
+    if snap.equity_is_partial:
+        state += f", EQUITY PARTIAL ({len(snap.unvalued)} unvalued)"
     lines = [
         f"book {snap.book}  #{snap.sequence}  {snap.at:%Y-%m-%d %H:%M:%S} UTC  {state}",
         f"  equity        {money(snap.equity, places):>24} {unit}",
@@ -36,13 +38,35 @@ def snapshot_table(snap: Snapshot) -> str:
                 f"    {line.kind.value:<11}{line.venue:<10}{line.asset:<8}"
                 f"{decimal_str(line.amount):>14}{side}  value {money(line.value, places)}"
             )
+    lines.extend(_held("unvalued (no price, not in equity)", snap.unvalued))
+    lines.extend(_held("ignored (configured, not in equity)", snap.ignored))
     lines.append("  prices")
     for price in snap.prices:
         age = (snap.at - price.as_of).total_seconds()
-        flag = "  SUSPECT" if price.suspect else ""
         lines.append(
             f"    {price.asset:<20}{decimal_str(price.price):>24} {unit}  "
-            f"via {' > '.join(price.sources) or '-'}  {age:.0f}s old{flag}"
+            f"via {' > '.join(price.sources) or '-'}  {age:.0f}s old{_flags(price)}"
         )
+    lines.extend(
+        f"  quote failed: {f.edge} from {f.source}: {f.reason}" for f in snap.quote_failures
+    )
     lines.extend(f"  problem: {p.kind.value} {p.subject}: {p.detail}" for p in snap.problems)
     return "\n".join(lines)
+
+
+def _held(title: str, held: tuple[PositionLine, ...]) -> list[str]:
+    if not held:
+        return []
+    return [
+        f"  {title}",
+        *(
+            f"    {line.kind.value:<11}{line.venue:<10}{line.asset:<8}"
+            f"{decimal_str(line.amount):>14}"
+            for line in held
+        ),
+    ]
+
+
+def _flags(price: PriceUsed) -> str:
+    names = [("SUSPECT", price.suspect), ("FALLBACK", price.fallback), ("STALE", price.stale)]
+    return "".join(f"  {name}" for name, on in names if on)

@@ -8,6 +8,11 @@ re-alerts nor forgets a drift that built up before it.
 
 Readers (the strategy, the HTTP API, metrics) use `latest`; nothing recomputes a snapshot on
 demand (spec-notes row 14).
+
+Between cycles the tracker also carries what the pure calculator needs from earlier snapshots:
+the last good (fresh and clean) price of every asset, to value an asset whose quotes vanished,
+and the edges that were suspect, for the hysteresis of `prices.resolve`. Both advance on
+`commit()` only, like the reference, and start empty after a restart.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from equity_daemon.calculator import Limits, calculate
-from equity_daemon.model import Problem, ProblemKind, ShareClass, Snapshot, VenueState
+from equity_daemon.model import PriceUsed, Problem, ProblemKind, ShareClass, Snapshot, VenueState
 from equity_daemon.monitor import Event, Reference, ThresholdRule, new_event_id, observe
-from equity_daemon.prices import Quote
+from equity_daemon.prices import Quote, QuoteFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +58,19 @@ class BookTracker:
         self.reference = Reference(book)
         self.sequence = 0
         self.latest: Snapshot | None = None
+        self._last_good_prices: dict[str, PriceUsed] = {}
+        self._suspect_edges: frozenset[str] = frozenset()
 
     def restore(self, reference: Reference, last_sequence: int) -> None:
         self.reference = reference
         self.sequence = last_sequence
 
-    def judge(self, venues: Sequence[VenueState], quotes: Iterable[Quote]) -> Cycle:
+    def judge(
+        self,
+        venues: Sequence[VenueState],
+        quotes: Iterable[Quote],
+        quote_failures: Sequence[QuoteFailure] = (),
+    ) -> Cycle:
         """The next snapshot and what the monitor makes of it; changes nothing yet."""
         snap = calculate(
             book=self.book,
@@ -68,6 +80,9 @@ class BookTracker:
             now=self._clock(),
             sequence=self.sequence + 1,
             limits=self._limits,
+            quote_failures=quote_failures,
+            last_good_prices=self._last_good_prices,
+            previously_suspect=self._suspect_edges,
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
         return Cycle(snap, reference, events)
@@ -88,6 +103,12 @@ class BookTracker:
         return Cycle(snap, reference, events)
 
     def commit(self, cycle: Cycle) -> None:
-        self.sequence = cycle.snapshot.sequence
+        snap = cycle.snapshot
+        self.sequence = snap.sequence
         self.reference = cycle.reference
-        self.latest = cycle.snapshot
+        self.latest = snap
+        # a stale price is not remembered again (its age would reset); a suspect one is not good
+        self._last_good_prices.update(
+            (price.asset, price) for price in snap.prices if not (price.stale or price.suspect)
+        )
+        self._suspect_edges = frozenset(snap.suspect_edges)

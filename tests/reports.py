@@ -6,6 +6,7 @@ tests of what consumes snapshots (history) stay independent of pricing rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from equity_daemon.model import (
     Asset,
     Position,
     PositionKind,
+    PriceUsed,
     Problem,
     ProblemKind,
     ShareClass,
@@ -23,7 +25,7 @@ from equity_daemon.model import (
     VenueState,
     VenueSummary,
 )
-from equity_daemon.prices import Quote
+from equity_daemon.prices import Quote, QuoteFailure
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -100,6 +102,8 @@ def snapshot(
     share_class: ShareClass = ShareClass.USDT,
     limits: Limits | None = None,
     now: datetime = NOW,
+    quote_failures: Sequence[QuoteFailure] = (),
+    last_good_prices: Mapping[str, PriceUsed] | None = None,
 ) -> Snapshot:
     return calculate(
         book="basis",
@@ -109,6 +113,8 @@ def snapshot(
         now=now,
         sequence=1,
         limits=limits or Limits(),
+        quote_failures=quote_failures,
+        last_good_prices=last_good_prices or {},
     )
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from equity_daemon.calculator import Limits
-from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
+from equity_daemon.model import PositionKind, PriceUsed, ProblemKind, VenueReport, VenueState
+from equity_daemon.prices import QuoteFailure
 from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
 
 DEBT = PositionKind.DEBT
@@ -114,6 +115,8 @@ def test_prices_used_are_listed_with_path_source_and_age() -> None:
             "as_of": NOW.isoformat(),
             "age_seconds": 0.0,
             "suspect": False,
+            "fallback": False,
+            "stale": False,
         }
     ]
 
@@ -180,7 +183,8 @@ def test_an_unpriced_asset_names_itself_and_the_stale_quote() -> None:
     assert problem.kind is ProblemKind.UNPRICED
     assert problem.subject == "ETH"
     assert problem.detail == (
-        "no fresh price path to USDT (held on lido); stale quotes: ETH/USDT from binance is 90m old"
+        "no fresh price path to USDT (held on lido); no last good price; "
+        "stale quotes: ETH/USDT from binance is 90m old"
     )
     assert snap.equity == 5
 
@@ -220,3 +224,157 @@ def test_the_age_of_a_venues_data_is_its_own_timestamp_where_it_gives_one() -> N
     (venue,) = snap.venues
     assert venue.age == timedelta(minutes=6)
     assert [(p.kind.value, p.subject) for p in snap.problems] == [("stale_venue", "chain")]
+
+
+def last_good(symbol: str, price: str, age: timedelta, *path: str) -> dict[str, PriceUsed]:
+    """A tracker's memory: `symbol` was last valued at `price` over `path`, `age` ago."""
+    return {symbol: PriceUsed(symbol, Decimal(price), path, ("binance",), NOW - age)}
+
+
+def test_unpriced_asset_is_valued_at_last_good_price_and_named_stale() -> None:
+    book = ok(pos("binance", "ETH", "100"), pos("binance", "USDT", "500000"))
+    remembered = last_good("ETH", "5000", timedelta(minutes=12), "ETH", "USDT")
+    snap = snapshot(book, quotes=(), last_good_prices=remembered)  # the ETH quote disappeared
+    assert (snap.equity, snap.total_assets) == (Decimal(1_000_000), Decimal(1_000_000))
+    assert snap.equity_by_asset["ETH"] == Decimal(500_000)
+    assert not snap.complete
+    assert not snap.equity_is_partial
+    (problem,) = snap.problems
+    assert (problem.kind, problem.subject, problem.age) == (
+        ProblemKind.STALE_PRICE,
+        "ETH",
+        timedelta(minutes=12),
+    )
+    assert problem.detail == (
+        "no fresh price path to USDT; valued at its last good price 5000 via ETH > USDT "
+        "(binance), 12m old"
+    )
+    eth = next(p for p in snap.to_json()["prices"] if p["asset"] == "ETH")
+    assert (eth["stale"], eth["age_seconds"], eth["price"]) == (True, 720.0, "5000")
+
+
+def test_a_fresh_price_wins_over_the_last_good_one() -> None:
+    snap = snapshot(ok(pos("lido", "ETH", "1")))
+    last = last_good("ETH", "5000", timedelta(minutes=1), "ETH", "USDT")
+    remembered = snapshot(ok(pos("lido", "ETH", "1")), last_good_prices=last)
+    assert remembered == snap
+
+
+def test_an_excluded_line_is_not_valued_at_a_stale_price() -> None:
+    last = last_good("ETH", "5000", timedelta(minutes=1), "ETH", "USDT")
+    snap = snapshot(
+        ok(pos("etherfi", "ETH", "2", PositionKind.LOCKED)), quotes=(), last_good_prices=last
+    )
+    assert snap.excluded[0].value is None
+    assert snap.complete
+
+
+def test_an_asset_never_priced_leaves_equity_partial_and_lists_the_unvalued_lines() -> None:
+    snap = snapshot(
+        ok(pos("aave", "GHO", "500000", account="pool"), pos("aave", "USDT", "500000")),
+        ok(pos("okx", "GHO", "-3")),
+    )
+    assert snap.equity_is_partial
+    assert not snap.complete
+    doc = snap.to_json()
+    assert (doc["equity_is_partial"], doc["equity"], doc["total_assets"], doc["total_debt"]) == (
+        True,
+        "500000",
+        "500000",
+        "0",
+    )
+    assert doc["unvalued"] == [
+        {"venue": "aave", "account": "pool", "asset": "GHO", "kind": "asset", "amount": "500000"},
+        {"venue": "okx", "account": "main", "asset": "GHO", "kind": "asset", "amount": "-3"},
+    ]
+    assert [(p.kind, p.subject) for p in snap.problems] == [(ProblemKind.UNPRICED, "GHO")]
+    assert snap.problems[0].detail.endswith("(held on aave, okx); no last good price")
+
+
+def test_a_fully_valued_snapshot_says_its_equity_is_not_partial() -> None:
+    doc = snapshot(ok(pos("lido", "ETH", "1"))).to_json()
+    assert (doc["equity_is_partial"], doc["unvalued"], doc["ignored"]) == (False, [], [])
+    assert (doc["quote_failures"], doc["suspect_edges"]) == ([], [])
+
+
+def test_a_zero_line_without_a_price_is_skipped_and_never_a_problem() -> None:
+    zeros = [pos("binance", symbol, "0") for symbol in ("PEPE", "DOGE", "SHIB")]
+    snap = snapshot(ok(*zeros, pos("binance", "GHO", "0", DEBT), pos("binance", "USDT", "7")))
+    assert snap.complete
+    assert not snap.equity_is_partial
+    assert snap.equity == 7
+    assert [p.asset for p in snap.prices] == ["USDT"]
+    assert "PEPE" not in json.dumps(snap.to_json())
+
+
+def test_a_zero_line_with_a_suspect_or_stale_price_never_makes_the_book_incomplete() -> None:
+    disagreeing = (*ETH_3000, quote("ETH", "USDT", "3300", "okx", rank=1))
+    assert snapshot(
+        ok(pos("okx", "ETH", "0"), pos("okx", "USDT", "1")), quotes=disagreeing
+    ).complete
+    last = last_good("WBTC", "90000", timedelta(hours=5), "WBTC", "USDT")
+    remembered = snapshot(
+        ok(pos("okx", "WBTC", "0"), pos("okx", "USDT", "1")), last_good_prices=last
+    )
+    assert remembered.complete
+
+
+def test_ignored_assets_are_listed_with_amounts_never_in_equity_nor_a_problem() -> None:
+    limits = Limits(ignore_assets=("AIRDROP", "ETH"))
+    snap = snapshot(
+        ok(
+            pos("binance", "AIRDROP", "1000000"),  # no price: not a problem when ignored
+            pos("binance", "ETH", "0.0001", account="spot"),  # priced dust: not in equity either
+            pos("binance", "ETH", "1", PositionKind.LOCKED, account="earn"),
+            pos("binance", "USDT", "10"),
+        ),
+        limits=limits,
+    )
+    assert snap.complete
+    assert (snap.equity, snap.equity_by_asset, snap.excluded) == (
+        Decimal(10),
+        {"USDT": Decimal(10)},
+        (),
+    )
+    assert snap.to_json()["ignored"] == [
+        {"venue": "binance", "account": "main", "asset": "AIRDROP", "kind": "asset",
+         "amount": "1000000"},
+        {"venue": "binance", "account": "spot", "asset": "ETH", "kind": "asset",
+         "amount": "0.0001"},
+        {"venue": "binance", "account": "earn", "asset": "ETH", "kind": "locked", "amount": "1"},
+    ]  # fmt: skip
+
+
+def test_quote_failures_are_named_in_the_snapshot_without_making_it_incomplete() -> None:
+    failures = [QuoteFailure("ETH/USDT", "okx", "timeout")]
+    quotes = (quote("ETH", "USDT", "-1", "bybit", rank=1), *ETH_3000)
+    snap = snapshot(ok(pos("lido", "ETH", "1")), quotes=quotes, quote_failures=failures)
+    assert snap.complete
+    assert snap.to_json()["quote_failures"] == [
+        {"edge": "ETH/USDT", "source": "bybit", "reason": "rate <= 0"},
+        {"edge": "ETH/USDT", "source": "okx", "reason": "timeout"},
+    ]
+
+
+def test_a_price_reached_through_a_fallback_is_flagged_in_the_snapshot() -> None:
+    quotes = (
+        quote("ETH", "USDT", "3000", "binance", age=timedelta(minutes=9), rank=0),
+        quote("ETH", "USDT", "3001", "bybit", rank=1),
+    )
+    snap = snapshot(ok(pos("lido", "ETH", "1")), quotes=quotes)
+    assert snap.complete
+    (price,) = snap.to_json()["prices"]
+    assert (price["sources"], price["fallback"]) == (["bybit"], True)
+
+
+def test_the_snapshot_names_its_suspect_edges() -> None:
+    quotes = (*ETH_3000, quote("USDT", "ETH", "0.0003", "okx", rank=1))
+    snap = snapshot(ok(pos("okx", "USDT", "1")), quotes=quotes)
+    assert snap.suspect_edges == ("ETH/USDT",)
+    assert snap.complete  # the edge prices nothing the book holds in equity
+
+
+def test_a_value_too_large_to_round_to_the_quantum_is_kept_not_raised() -> None:
+    snap = snapshot(ok(pos("binance", "USDT", "1e40"), pos("binance", "USDT", "0.5")))
+    assert snap.equity == Decimal("10000000000000000000000000000000000000000.5")
+    assert snap.complete

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 from prometheus_client import generate_latest
 
 from equity_daemon import __version__
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
-from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
+from equity_daemon.model import PositionKind, PriceUsed, ProblemKind, VenueReport, VenueState
 from tests.reports import NOW, failed, ok, pos, quote, snapshot
 from tests.tools import require_tool
 
@@ -126,3 +128,33 @@ def test_a_book_without_a_snapshot_yet_shows_only_its_venues() -> None:
     assert value("equity_daemon_venue_last_success_timestamp_seconds", labels) is None
     assert value("equity_daemon_equity", {"book": "fresh", "currency": "USDT"}) is None
     assert value("equity_daemon_snapshot_complete", {"book": "fresh"}) is None
+
+
+def test_a_partial_equity_is_exported_as_nan_not_as_a_drop() -> None:
+    held = ok(pos("aave", "GHO", "500000"), pos("aave", "USDT", "250000"))
+    other = ok(pos("binance", "USDT", "250000"))
+    view = BookView("basis", snapshot(held, other), (held, other))
+    value = scrape_registry([view], {}).registry.get_sample_value
+
+    def nan(name: str, labels: dict[str, str]) -> bool:
+        return math.isnan(value(name, labels) or 0)
+
+    money = {"book": "basis", "currency": "USDT"}
+    for name in ("equity", "assets", "debt"):
+        assert nan(f"equity_daemon_{name}", money)
+    assert nan("equity_daemon_venue_equity", {**money, "venue": "aave"})
+    assert value("equity_daemon_venue_equity", {**money, "venue": "binance"}) == 250000
+    assert nan("equity_daemon_asset_equity", {**money, "asset": "GHO"})
+    assert value("equity_daemon_asset_equity", {**money, "asset": "USDT"}) == 500000
+    assert value("equity_daemon_unvalued_positions", {"book": "basis"}) == 1
+
+
+def test_a_book_valued_at_a_stale_price_exports_its_best_estimate() -> None:
+    last = {"ETH": PriceUsed("ETH", Decimal(5000), ("ETH", "USDT"), ("binance",), NOW)}
+    held = ok(pos("binance", "ETH", "100"), pos("binance", "USDT", "500000"))
+    snap = snapshot(held, quotes=(), last_good_prices=last)
+    value = scrape_registry([BookView("basis", snap, (held,))], {}).registry.get_sample_value
+    assert value("equity_daemon_equity", {"book": "basis", "currency": "USDT"}) == 1_000_000
+    assert value("equity_daemon_unvalued_positions", {"book": "basis"}) == 0
+    stale = {"book": "basis", "kind": "stale_price"}
+    assert value("equity_daemon_snapshot_problems", stale) == 1

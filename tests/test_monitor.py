@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import count
 
 import pytest
 
 from equity_daemon.model import Snapshot
 from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
+from equity_daemon.prices import PRICE_PRECISION
 from tests.reports import book_at
 
 RULE = ThresholdRule()
@@ -140,3 +141,15 @@ def test_each_snapshot_is_compared_with_the_reference_not_the_previous_one() -> 
     snaps = [book_at(str(1000 + Decimal("0.5") * i), sequence=next(steps)) for i in range(5)]
     _, events = run(*snaps)
     assert events == [(EventKind.THRESHOLD, Decimal(1))]
+
+
+def test_change_and_relative_change_are_computed_at_the_calculators_precision() -> None:
+    reference = Reference("basis", equity=Decimal(3), complete=True)
+    equity = "12345678901.123456789012345678"  # 29 digits: more than the default context keeps
+    _, (event,) = observe(reference, book_at(equity), RULE)
+    assert event.change == Decimal("12345678898.123456789012345678")
+    relative = event.relative_change
+    assert relative is not None
+    assert len(relative.as_tuple().digits) == PRICE_PRECISION
+    with localcontext(prec=PRICE_PRECISION):
+        assert relative == Decimal("12345678898.123456789012345678") / 3

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from equity_daemon.prices import resolve
+from equity_daemon.prices import QuoteFailure, resolve
 from tests.reports import NOW, quote
 
 q = quote
@@ -116,3 +116,87 @@ def test_the_oldest_quote_on_the_path_dates_the_price() -> None:
 
 def test_an_unconnected_asset_has_no_price() -> None:
     assert "PEPE" not in resolve([q("PEPE", "DOGE", "1")], "USDT", NOW, Decimal(50)).prices
+
+
+def test_a_clean_path_is_preferred_over_a_suspect_one_of_equal_length() -> None:
+    quotes = [
+        q("X", "A", "2"),
+        q("A", "USDT", "10", rank=0),
+        q("A", "USDT", "11", "okx", rank=1),  # A/USDT is suspect, and its path is the fresher
+        q("X", "B", "5", age=timedelta(minutes=1)),
+        q("B", "USDT", "4", age=timedelta(minutes=1)),
+    ]
+    x = resolve(quotes, "USDT", NOW, Decimal(50)).prices["X"]
+    assert (x.path, x.price, x.suspect) == (("X", "B", "USDT"), Decimal(20), False)
+
+
+def test_fewer_hops_still_win_over_a_clean_longer_path() -> None:
+    quotes = [
+        q("X", "USDT", "20", rank=0),
+        q("X", "USDT", "30", "okx", rank=1),
+        q("X", "B", "5"),
+        q("B", "USDT", "4"),
+    ]
+    x = resolve(quotes, "USDT", NOW, Decimal(50)).prices["X"]
+    assert (x.path, x.suspect) == (("X", "USDT"), True)
+
+
+def eth_at(bps: int, previously_suspect: frozenset[str] = frozenset()) -> bool:
+    """Whether ETH is suspect when a second source quotes `bps` basis points above the first."""
+    other = Decimal(3000) * (1 + Decimal(bps) / 10_000)
+    quotes = [q("ETH", "USDT", "3000", rank=0), q("ETH", "USDT", other, "okx", rank=1)]
+    table = resolve(quotes, "USDT", NOW, Decimal(50), previously_suspect=previously_suspect)
+    assert set(table.disagreements) <= {"ETH/USDT"}
+    return table.prices["ETH"].suspect
+
+
+@pytest.mark.parametrize(
+    ("bps", "was_suspect", "suspect"),
+    [
+        (45, False, False),
+        (50, False, False),
+        (55, False, True),
+        (55, True, True),
+        (45, True, True),  # still above the exit level, 80 % of the limit
+        (40, True, True),
+        (39, True, False),
+    ],
+)
+def test_a_suspect_edge_stays_suspect_until_its_deviation_falls_below_the_exit_level(
+    bps: int, was_suspect: bool, suspect: bool
+) -> None:
+    before = frozenset({"ETH/USDT"}) if was_suspect else frozenset()
+    assert eth_at(bps, before) is suspect
+
+
+def test_quote_failures_are_named_in_the_table_and_a_non_positive_rate_is_one() -> None:
+    given = [QuoteFailure("ETH/USDT", "binance", "timeout")]
+    quotes = [q("ETH", "USDT", "0", "okx", rank=1), q("ETH", "USDT", "3000", "bybit", rank=2)]
+    table = resolve(quotes, "USDT", NOW, Decimal(50), quote_failures=given)
+    assert table.failures == (
+        QuoteFailure("ETH/USDT", "binance", "timeout"),
+        QuoteFailure("ETH/USDT", "okx", "rate <= 0"),
+    )
+    assert table.prices["ETH"].price == 3000  # a fallback covers the failures
+
+
+def test_a_nan_rate_is_refused_as_a_failure_not_raised() -> None:
+    table = resolve([q("ETH", "USDT", "NaN")], "USDT", NOW, Decimal(50))
+    assert "ETH" not in table.prices
+    assert table.failures == (QuoteFailure("ETH/USDT", "binance", "rate is not finite"),)
+
+
+def test_a_price_through_a_fallback_source_is_marked_fallback() -> None:
+    quotes = [
+        q("ETH", "USDT", "3000", "binance", age=timedelta(minutes=6), rank=0),
+        q("ETH", "USDT", "3001", "bybit", rank=1),
+        q("stETH", "ETH", "1", "chainlink"),
+    ]
+    prices = resolve(quotes, "USDT", NOW, Decimal(50)).prices
+    assert (prices["ETH"].fallback, prices["stETH"].fallback, prices["USDT"].fallback) == (
+        True,
+        True,
+        False,
+    )
+    preferred = resolve([q("ETH", "USDT", "3000", rank=0)], "USDT", NOW, Decimal(50))
+    assert not preferred.prices["ETH"].fallback

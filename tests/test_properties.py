@@ -8,13 +8,16 @@ from decimal import Decimal, localcontext
 from hypothesis import given
 from hypothesis import strategies as st
 
+from equity_daemon.calculator import VALUE_QUANTUM, Limits
 from equity_daemon.model import PositionKind
 from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
-from equity_daemon.prices import PRICE_PRECISION, resolve
+from equity_daemon.prices import resolve
 from tests.reports import NOW, book_at, ok, pos, quote, snapshot
 
 QUOTES = (quote("ETH", "USDT", "3000.5"), quote("stETH", "ETH", "0.9991"))
 PRICES = {"USDT": Decimal(1), "ETH": Decimal("3000.5"), "stETH": Decimal("2997.799550")}
+# Far more digits than any sum below needs: arithmetic in it is exact.
+EXACT = 200
 
 amounts = st.decimals(min_value=-(10**9), max_value=10**9, places=18, allow_nan=False)
 lines = st.lists(
@@ -41,10 +44,13 @@ def test_equity_is_the_sum_of_assets_minus_the_sum_of_debts(
 ) -> None:
     states = [ok(pos(v, a, amount, kind), venue=v) for v, a, amount, kind in book]
     snap = snapshot(*states, quotes=QUOTES)
-    with localcontext(prec=PRICE_PRECISION):  # exact, as the calculator is
+    with localcontext(prec=EXACT):
         signed = [
-            (-abs(amount) if kind is PositionKind.DEBT else amount) * PRICES[a]
+            ((-abs(amount) if kind is PositionKind.DEBT else amount) * PRICES[a]).quantize(
+                VALUE_QUANTUM
+            )
             for _, a, amount, kind in book
+            if amount != 0
         ]
         assert snap.total_assets == sum(v for v in signed if v > 0)
         assert snap.total_debt == -sum(v for v in signed if v < 0)
@@ -66,8 +72,39 @@ def test_the_order_of_positions_changes_nothing(
 def test_scaling_every_amount_scales_equity(
     book: list[tuple[str, str, Decimal, PositionKind]], k: Decimal
 ) -> None:
-    with localcontext(prec=PRICE_PRECISION):
-        assert value(book, k) == value(book) * k
+    # each line value is rounded to half a quantum at most, before and after scaling
+    with localcontext(prec=EXACT):
+        rounding = len(book) * VALUE_QUANTUM / 2 * (1 + k)
+        assert abs(value(book, k) - value(book) * k) <= rounding
+
+
+# rates quoted from USDT to the asset: walking them backwards inverts them, so prices carry all
+# fifty digits and line values of different sizes round when added
+inverted_rates = st.decimals(min_value=Decimal("0.0001"), max_value=10_000, places=4).filter(
+    lambda rate: rate > 0
+)
+random_books = st.lists(
+    st.tuples(
+        st.sampled_from(["binance", "aave", "lido"]),
+        st.sampled_from(["A", "B", "C"]),
+        amounts,
+        st.sampled_from([PositionKind.ASSET, PositionKind.DEBT]),
+    ),
+    max_size=30,
+)
+
+
+@given(random_books, st.tuples(inverted_rates, inverted_rates, inverted_rates))
+def test_equity_by_venue_and_by_asset_sum_exactly_to_equity(
+    book: list[tuple[str, str, Decimal, PositionKind]], rates: tuple[Decimal, Decimal, Decimal]
+) -> None:
+    quotes = tuple(quote("USDT", asset, rate) for asset, rate in zip("ABC", rates, strict=True))
+    states = [ok(pos(v, a, amount, kind), venue=v) for v, a, amount, kind in book]
+    snap = snapshot(*states, quotes=quotes)
+    with localcontext(prec=EXACT):
+        assert sum(snap.equity_by_venue.values(), Decimal(0)) == snap.equity
+        assert sum(snap.equity_by_asset.values(), Decimal(0)) == snap.equity
+        assert snap.total_assets - snap.total_debt == snap.equity
 
 
 steps = st.lists(st.decimals(min_value=-5, max_value=5, places=4), min_size=1, max_size=60)
@@ -139,3 +176,37 @@ def test_the_same_quotes_in_any_order_give_the_same_prices(
         assert price.path[-1] == "USDT"
         assert len(price.path) == len(price.sources) + 1
         assert price.price > 0
+
+
+noise = st.lists(
+    st.tuples(
+        st.sampled_from(["binance", "aave", "lido"]),
+        st.sampled_from(["PEPE", "DUST", "ETH"]),
+        st.sampled_from([PositionKind.ASSET, PositionKind.DEBT]),
+        amounts,
+    ),
+    max_size=20,
+)
+
+
+@given(lines, noise)
+def test_zero_lines_and_ignored_assets_change_neither_equity_nor_completeness(
+    book: list[tuple[str, str, Decimal, PositionKind]],
+    extra: list[tuple[str, str, PositionKind, Decimal]],
+) -> None:
+    """Zero lines of any asset, priced or not, and lines of an ignored asset (`DUST`)."""
+    base = [pos(v, a, amount, kind) for v, a, amount, kind in book]
+    added = [
+        pos(v, a, amount if a == "DUST" else Decimal(0), kind, account="extra")
+        for v, a, kind, amount in extra
+    ]
+    limits = Limits(ignore_assets=("DUST",))
+    plain = snapshot(ok(*base, venue="all"), quotes=QUOTES, limits=limits)
+    noisy = snapshot(ok(*base, *added, venue="all"), quotes=QUOTES, limits=limits)
+    assert (noisy.equity, noisy.equity_by_venue, noisy.equity_by_asset, noisy.problems) == (
+        plain.equity,
+        plain.equity_by_venue,
+        plain.equity_by_asset,
+        plain.problems,
+    )
+    assert len(noisy.ignored) == sum(a == "DUST" for _, a, _, _ in extra)

@@ -140,6 +140,7 @@ class Daemon:
                 if v.max_age_seconds is not None
             },
             max_deviation_bps=book.max_deviation_bps,
+            ignore_assets=book.ignore_assets,
         )
         tracker = BookTracker(
             book=name,
@@ -315,7 +316,8 @@ class Daemon:
     async def _judge(self, book: Book, tg: TaskGroup | None) -> Cycle | None:
         try:
             quotes = await book.oracle.quotes(tg)
-            cycle = book.tracker.judge(self.store.states(book.venue_names), quotes.quotes)
+            states = self.store.states(book.venue_names)
+            cycle = book.tracker.judge(states, quotes.quotes, quotes.failures)
         except Exception as exc:  # a bug must cost this book's cycle, not the daemon
             book.failing = self._cycle_error(book.name, "calculate", exc)
             return self._failed_cycle(book)

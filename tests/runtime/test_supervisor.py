@@ -306,3 +306,21 @@ async def test_the_demo_book_under_default_settings_fires_no_threshold_in_an_hou
     assert venue.market.eth_usdt != Decimal(3000)
     assert [e.kind.value for e in events] == []
     await history.aclose()
+
+
+async def test_a_failing_quote_is_named_in_the_snapshot(tmp_path: Path) -> None:
+    clock = Clock()
+    daemon = two_books(
+        tmp_path, clock, prices=[{"base": "GHO", "quote": "USDT", "sources": ["ops"]}]
+    )
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    snap = daemon.latest("ops")
+    assert snap is not None
+    assert [(f.edge, f.source, f.reason) for f in snap.quote_failures] == [
+        ("GHO/USDT", "ops", "LookupError: ops.toml has no rate for GHO/USDT")
+    ]
+    assert snap.complete  # nothing held in GHO: a failed source alone is no gap
+    await history.aclose()
