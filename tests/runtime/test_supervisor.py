@@ -117,6 +117,17 @@ def two_books(tmp_path: Path, clock: Clock, **ops: object) -> Daemon:
     return Daemon(settings, clock)
 
 
+async def running(tmp_path: Path, **ops: object) -> tuple[Clock, Daemon, History]:
+    """Two books after their first cycle."""
+    clock = Clock()
+    daemon = two_books(tmp_path, clock, **ops)
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    return clock, daemon, history
+
+
 def set_amount(tmp_path: Path, name: str, amount: str) -> None:
     (tmp_path / f"{name}.toml").write_text(f'[[positions]]\nasset = "USDT"\namount = "{amount}"\n')
 
@@ -124,12 +135,7 @@ def set_amount(tmp_path: Path, name: str, amount: str) -> None:
 async def test_a_cycle_that_raises_makes_its_book_incomplete_and_the_other_books_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
-    daemon = two_books(tmp_path, clock)
-    history = await History.open(tmp_path / "h.sqlite3")
-    await daemon.fetch_all_once()
-    with capture_logs():
-        await daemon.cycle(history)
+    _, daemon, history = await running(tmp_path)
     ops = daemon.books[0]
 
     def broken(*args: object) -> None:
@@ -235,12 +241,8 @@ async def test_snapshots_are_recorded_once_per_record_interval_unless_something_
 async def test_a_wall_clock_step_neither_marks_venues_stale_nor_fires_incomplete(
     tmp_path: Path, step: timedelta
 ) -> None:
-    clock = Clock()
-    daemon = two_books(tmp_path, clock)
-    history = await History.open(tmp_path / "h.sqlite3")
-    await daemon.fetch_all_once()
+    clock, daemon, history = await running(tmp_path)
     with capture_logs():
-        await daemon.cycle(history)
         clock.now += timedelta(seconds=10)
         clock.step(step)
         events = await daemon.cycle(history)
@@ -309,14 +311,9 @@ async def test_the_demo_book_under_default_settings_fires_no_threshold_in_an_hou
 
 
 async def test_a_failing_quote_is_named_in_the_snapshot(tmp_path: Path) -> None:
-    clock = Clock()
-    daemon = two_books(
-        tmp_path, clock, prices=[{"base": "GHO", "quote": "USDT", "sources": ["ops"]}]
+    _, daemon, history = await running(
+        tmp_path, prices=[{"base": "GHO", "quote": "USDT", "sources": ["ops"]}]
     )
-    history = await History.open(tmp_path / "h.sqlite3")
-    await daemon.fetch_all_once()
-    with capture_logs():
-        await daemon.cycle(history)
     snap = daemon.latest("ops")
     assert snap is not None
     assert [(f.edge, f.source, f.reason) for f in snap.quote_failures] == [
