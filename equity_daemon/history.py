@@ -5,6 +5,12 @@ events and one outbox row per event and webhook target. A crash (kill -9 include
 loses at most the cycle being written — never an event without its reference move, nor a
 reference move without its event, nor an event that no one will deliver.
 
+The outbox delivers each target's events in the order they were committed (`events.seq`), never
+by their wall-clock dates: a clock stepped back must not let a later event jump the queue.
+
+A file keeps its schema version in `user_version`; opening an older file migrates it in one
+transaction (version 1 → 2: the events' commit sequence, dead letters), a newer one is refused.
+
 `synchronous=FULL` makes every commit durable, not only against a killed process but against a
 power cut; at one cycle a minute the cost is nothing.
 
@@ -31,9 +37,24 @@ from equity_daemon.errors import StartupError
 from equity_daemon.model import Snapshot, decimal_str
 from equity_daemon.monitor import Event, Reference
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
+SCHEMA_VERSION = 2
+# `seq` is the order events were committed in (writers take turns: BEGIN IMMEDIATE), and the
+# order the outbox delivers them in; `epoch` is only the wall clock, which can step back.
+# AUTOINCREMENT: a number is never handed out twice, even if the newest event were deleted.
+EVENTS_TABLE = """
+CREATE TABLE {name} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    book TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    epoch REAL NOT NULL,
+    doc BLOB NOT NULL
+)"""
+EVENTS_INDEX = "CREATE INDEX events_by_time ON events (epoch)"
+SCHEMA = (
+    """
+CREATE TABLE snapshots (
     book TEXT NOT NULL,
     sequence INTEGER NOT NULL,
     at TEXT NOT NULL,
@@ -42,35 +63,54 @@ CREATE TABLE IF NOT EXISTS snapshots (
     complete INTEGER NOT NULL,
     doc BLOB NOT NULL,
     PRIMARY KEY (book, sequence)
-);
-CREATE INDEX IF NOT EXISTS snapshots_by_time ON snapshots (epoch);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    book TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL,
-    epoch REAL NOT NULL,
-    doc BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (epoch);
-CREATE TABLE IF NOT EXISTS monitor_references (
+)""",
+    "CREATE INDEX snapshots_by_time ON snapshots (epoch)",
+    EVENTS_TABLE.format(name="events"),
+    EVENTS_INDEX,
+    """
+CREATE TABLE monitor_references (
     book TEXT PRIMARY KEY,
     equity TEXT,
     sequence INTEGER,
     at TEXT,
     complete INTEGER
-);
-CREATE TABLE IF NOT EXISTS outbox (
+)""",
+    """
+CREATE TABLE outbox (
     event_id TEXT NOT NULL REFERENCES events (id),
     target TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL,
     delivered REAL,
     last_error TEXT,
+    refusals INTEGER NOT NULL DEFAULT 0,
+    dead REAL,
     PRIMARY KEY (event_id, target)
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (target, delivered, next_attempt);
-"""
+)""",
+    "CREATE INDEX outbox_pending ON outbox (target, delivered, next_attempt)",
+)
+# from each version to the next; foreign keys are off while they run (events is rebuilt)
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        # version 1 ordered the outbox by event time; rowid is the order events were written in
+        EVENTS_TABLE.format(name="events_v2"),
+        "INSERT INTO events_v2 (id, book, kind, at, epoch, doc)"
+        " SELECT id, book, kind, at, epoch, doc FROM events ORDER BY rowid",
+        "DROP TABLE events",
+        "ALTER TABLE events_v2 RENAME TO events",
+        EVENTS_INDEX,
+        "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN dead REAL",
+    ),
+}
+# a new outbox row, and a dead letter sent again, are due at once, whatever the clock says
+DUE_AT_ONCE = 0.0
+# one target's pending rows, in the order their events were committed
+_PENDING_IN_ORDER = (
+    " FROM outbox o JOIN events e ON e.id = o.event_id"
+    " WHERE o.target = ? AND o.delivered IS NULL AND o.dead IS NULL ORDER BY e.seq"
+)
+BUSY_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +120,15 @@ class PendingDelivery:
     event_id: str
     body: bytes
     attempts: int
+
+
+def _upgrade(version: int) -> tuple[str, ...]:
+    """The statements that bring a file of schema `version` to `SCHEMA_VERSION`."""
+    if version == 0:  # a new file
+        return SCHEMA
+    return tuple(
+        statement for step in range(version, SCHEMA_VERSION) for statement in MIGRATIONS[step]
+    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -106,11 +155,14 @@ class HistoryDB:
         OSError: its folder cannot be created.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # calls arrive from worker threads, one at a time (History's limiter); autocommit mode
-        # (isolation_level=None) so that record_cycle's BEGIN/COMMIT are the only transactions
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # (isolation_level=None) so that our own BEGIN/COMMIT are the only transactions, and a
+        # read sees what other connections (the CLI, another reader) committed before it
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
+        )
         try:
             self._migrate(path)
         except BaseException:
@@ -118,15 +170,34 @@ class HistoryDB:
             raise
 
     def _migrate(self, path: Path) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        """Bring the file to `SCHEMA_VERSION`, in one transaction, unless it is there already."""
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        if self._version(path) < SCHEMA_VERSION:
+            # foreign_keys cannot change inside a transaction; off, a migration can rebuild events
+            db.execute("PRAGMA foreign_keys=OFF")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # read again under the write lock: another process may have migrated meanwhile
+                version = self._version(path)
+                for statement in _upgrade(version):
+                    db.execute(statement)
+                if db.execute("PRAGMA foreign_key_check").fetchall():
+                    raise sqlite3.DatabaseError("the outbox names events that do not exist")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        db.execute("PRAGMA foreign_keys=ON")
+
+    def _version(self, path: Path) -> int:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StartupError(f"{path} was written by a newer equity-daemon (schema {version})")
-        self._db.executescript(SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return int(version)
 
     def close(self) -> None:
         self._db.close()
@@ -195,7 +266,7 @@ class HistoryDB:
                 db.executemany(
                     "INSERT OR IGNORE INTO outbox (event_id, target, next_attempt)"
                     " VALUES (?, ?, ?)",
-                    [(event.id, target, event_at.timestamp()) for target in targets],
+                    [(event.id, target, DUE_AT_ONCE) for target in targets],
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -290,14 +361,12 @@ class HistoryDB:
     # --- the outbox ---------------------------------------------------------------------
 
     def due_deliveries(self, target: str, now: datetime, limit: int) -> list[PendingDelivery]:
-        """The oldest undelivered events for `target`, if the first of them is due.
+        """The first undelivered events for `target` in commit order, if the first of them is due.
 
-        Order is kept: when the oldest pending event waits for its retry, the later ones wait too.
+        Order is kept: when the first pending event waits for its retry, the later ones wait too.
         """
         rows = self._db.execute(
-            "SELECT o.event_id, e.doc, o.attempts, o.next_attempt FROM outbox o"
-            " JOIN events e ON e.id = o.event_id"
-            " WHERE o.target = ? AND o.delivered IS NULL ORDER BY e.epoch, e.rowid LIMIT ?",
+            "SELECT o.event_id, e.doc, o.attempts, o.next_attempt" + _PENDING_IN_ORDER + " LIMIT ?",
             (target, limit),
         ).fetchall()
         if not rows or rows[0][3] > _utc(now).timestamp():
@@ -308,11 +377,9 @@ class HistoryDB:
         ]
 
     def next_delivery_at(self, target: str) -> datetime | None:
-        """When the oldest pending event for `target` may be tried again (the rest wait for it)."""
+        """When the first pending event for `target` may be tried again (the rest wait for it)."""
         row = self._db.execute(
-            "SELECT o.next_attempt FROM outbox o JOIN events e ON e.id = o.event_id"
-            " WHERE o.target = ? AND o.delivered IS NULL ORDER BY e.epoch, e.rowid LIMIT 1",
-            (target,),
+            "SELECT o.next_attempt" + _PENDING_IN_ORDER + " LIMIT 1", (target,)
         ).fetchone()
         return None if row is None else datetime.fromtimestamp(row[0], UTC)
 

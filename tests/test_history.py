@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -259,6 +261,91 @@ def test_the_outbox_orders_retries_and_forgets_delivered_events(db: HistoryDB) -
     db.mark_delivered(second, "pager", retry_at)
     assert db.outbox_backlog("pager") == 0
     assert db.next_delivery_at("pager") is None
+
+
+def test_outbox_order_is_commit_order_not_wall_clock(db: HistoryDB) -> None:
+    ref = record(db, Reference("basis"), "100", 1)
+    # the clock ran an hour ahead, then was stepped back: B is committed after A, dated before it
+    ref = record(db, ref, "200", 2, at=NOW + timedelta(hours=1))
+    record(db, ref, "300", 3, at=NOW + timedelta(minutes=10))
+    a, b = (e["id"] for e in sorted(db.events(), key=lambda e: str(e["equity"])))
+    now = NOW + timedelta(minutes=20)  # before A's date: A is due anyway, as soon as committed
+    assert [d.event_id for d in db.due_deliveries("pager", now, limit=5)] == [a, b]
+    db.mark_attempt_failed(a, "pager", 1, now + timedelta(seconds=30), "HTTP 503")
+    assert db.next_delivery_at("pager") == now + timedelta(seconds=30)  # B still waits behind A
+
+
+# the schema equity-daemon 0.x wrote as version 1, verbatim
+SCHEMA_V1 = """
+CREATE TABLE snapshots (book TEXT NOT NULL, sequence INTEGER NOT NULL, at TEXT NOT NULL,
+    epoch REAL NOT NULL, equity TEXT NOT NULL, complete INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (book, sequence));
+CREATE INDEX snapshots_by_time ON snapshots (epoch);
+CREATE TABLE events (id TEXT PRIMARY KEY, book TEXT NOT NULL, kind TEXT NOT NULL,
+    at TEXT NOT NULL, epoch REAL NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX events_by_time ON events (epoch);
+CREATE TABLE monitor_references (book TEXT PRIMARY KEY, equity TEXT, sequence INTEGER, at TEXT,
+    complete INTEGER);
+CREATE TABLE outbox (event_id TEXT NOT NULL REFERENCES events (id), target TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, delivered REAL,
+    last_error TEXT, PRIMARY KEY (event_id, target));
+CREATE INDEX outbox_pending ON outbox (target, delivered, next_attempt);
+PRAGMA user_version=1;
+"""
+
+
+def write_version_1_file(path: Path) -> None:
+    """A v1 file: three events written in the order e-1, e-2, e-3, the clock stepping back."""
+    raw = sqlite3.connect(path)
+    raw.executescript(SCHEMA_V1)
+    with raw:
+        for name, minutes in [("e-1", 30), ("e-2", 10), ("e-3", 20)]:
+            at = NOW + timedelta(minutes=minutes)
+            doc = zlib.compress(json.dumps({"id": name}, separators=(",", ":")).encode())
+            raw.execute(
+                "INSERT INTO events VALUES (?, 'basis', 'threshold', ?, ?, ?)",
+                (name, at.isoformat(), at.timestamp(), doc),
+            )
+        raw.executemany(
+            "INSERT INTO outbox (event_id, target, attempts, next_attempt, delivered, last_error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("e-1", "pager", 0, NOW.timestamp(), NOW.timestamp(), None),
+                ("e-2", "pager", 3, NOW.timestamp(), None, "HTTP 503"),
+                ("e-3", "pager", 0, NOW.timestamp(), None, None),
+            ],
+        )
+        raw.execute("INSERT INTO monitor_references VALUES ('basis', '1000', 7, NULL, 1)")
+    raw.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    write_version_1_file(path)
+    db = HistoryDB(path)
+    try:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+        assert db.outbox_backlog("pager") == 2  # e-1 was delivered, and stays so
+        due = db.due_deliveries("pager", NOW, limit=5)
+        # in the order they were written, no longer by their (stepped back) dates
+        assert [(d.event_id, d.attempts) for d in due] == [("e-2", 3), ("e-3", 0)]
+        assert due[0].body == b'{"id":"e-2"}'
+        assert [e["id"] for e in db.events()] == ["e-2", "e-3", "e-1"]  # by time, as before
+        assert db.load_reference("basis").equity == Decimal(1000)
+        # a new event is delivered after everything the old file held
+        snap = make_snapshot(sequence=8, equity="2000", at=NOW - timedelta(days=1))
+        moved, events = observe(db.load_reference("basis"), snap, RULE, new_id=lambda: "e-4")
+        db.record_cycle(snap, moved, events, ["pager"])
+        assert [d.event_id for d in db.due_deliveries("pager", NOW, limit=5)] == [
+            "e-2",
+            "e-3",
+            "e-4",
+        ]
+    finally:
+        db.close()
+    HistoryDB(path).close()  # opening a migrated file again changes nothing
+    assert pragma(path, "user_version") == 2
+    assert pragma(path, "integrity_check") == "ok"
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
