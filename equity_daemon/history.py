@@ -115,11 +115,16 @@ BUSY_TIMEOUT_MS = 5000
 
 @dataclass(frozen=True, slots=True)
 class PendingDelivery:
-    """An event waiting for one webhook target; `body` is the exact JSON to send."""
+    """An event waiting for one webhook target; `body` is the exact JSON to send.
+
+    `attempts` counts every failed try; `refusals` the permanent refusals in a row (reset by any
+    other failure), which decide when the event is dead-lettered.
+    """
 
     event_id: str
     body: bytes
     attempts: int
+    refusals: int = 0
 
 
 def _upgrade(version: int) -> tuple[str, ...]:
@@ -366,14 +371,16 @@ class HistoryDB:
         Order is kept: when the first pending event waits for its retry, the later ones wait too.
         """
         rows = self._db.execute(
-            "SELECT o.event_id, e.doc, o.attempts, o.next_attempt" + _PENDING_IN_ORDER + " LIMIT ?",
+            "SELECT o.next_attempt, o.event_id, e.doc, o.attempts, o.refusals"
+            + _PENDING_IN_ORDER
+            + " LIMIT ?",
             (target, limit),
         ).fetchall()
-        if not rows or rows[0][3] > _utc(now).timestamp():
+        if not rows or rows[0][0] > _utc(now).timestamp():
             return []
         return [
-            PendingDelivery(event_id, zlib.decompress(doc), attempts)
-            for event_id, doc, attempts, _ in rows
+            PendingDelivery(event_id, zlib.decompress(doc), attempts, refusals)
+            for _, event_id, doc, attempts, refusals in rows
         ]
 
     def next_delivery_at(self, target: str) -> datetime | None:
@@ -384,8 +391,10 @@ class HistoryDB:
         return None if row is None else datetime.fromtimestamp(row[0], UTC)
 
     def outbox_backlog(self, target: str) -> int:
+        """How many events wait for `target`; dead letters do not count, they wait for no one."""
         (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM outbox WHERE target = ? AND delivered IS NULL", (target,)
+            "SELECT COUNT(*) FROM outbox WHERE target = ? AND delivered IS NULL AND dead IS NULL",
+            (target,),
         ).fetchone()
         return int(count)
 
@@ -398,13 +407,31 @@ class HistoryDB:
             )
 
     def mark_attempt_failed(
-        self, event_id: str, target: str, attempts: int, retry_at: datetime, error: str
+        self,
+        event_id: str,
+        target: str,
+        attempts: int,
+        retry_at: datetime,
+        error: str,
+        refusals: int = 0,
     ) -> None:
+        """Count a failed try; the row stays pending until `retry_at`."""
         with self._db:
             self._db.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ?"
+                "UPDATE outbox SET attempts = ?, refusals = ?, next_attempt = ?, last_error = ?"
                 " WHERE event_id = ? AND target = ?",
-                (attempts, _utc(retry_at).timestamp(), error, event_id, target),
+                (attempts, refusals, _utc(retry_at).timestamp(), error, event_id, target),
+            )
+
+    def mark_dead(
+        self, event_id: str, target: str, attempts: int, at: datetime, error: str
+    ) -> None:
+        """Dead-letter the row: kept with its last error, no longer tried, no longer in the way."""
+        with self._db:
+            self._db.execute(
+                "UPDATE outbox SET attempts = ?, dead = ?, last_error = ?"
+                " WHERE event_id = ? AND target = ?",
+                (attempts, _utc(at).timestamp(), error, event_id, target),
             )
 
 
@@ -475,9 +502,22 @@ class History:
         await self._run(self._db.mark_delivered, event_id, target, at)
 
     async def mark_attempt_failed(
-        self, event_id: str, target: str, attempts: int, retry_at: datetime, error: str
+        self,
+        event_id: str,
+        target: str,
+        attempts: int,
+        retry_at: datetime,
+        error: str,
+        refusals: int = 0,
     ) -> None:
-        await self._run(self._db.mark_attempt_failed, event_id, target, attempts, retry_at, error)
+        await self._run(
+            self._db.mark_attempt_failed, event_id, target, attempts, retry_at, error, refusals
+        )
+
+    async def mark_dead(
+        self, event_id: str, target: str, attempts: int, at: datetime, error: str
+    ) -> None:
+        await self._run(self._db.mark_dead, event_id, target, attempts, at, error)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)

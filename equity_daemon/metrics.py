@@ -84,6 +84,12 @@ class DaemonMetrics:
             "Calculator cycles run (one snapshot per book each).",
             registry=self.registry,
         )
+        self.webhook_dead_letters = Counter(
+            "equity_daemon_webhook_dead_letters",
+            "Events a webhook refused for good and that are no longer tried (`outbox list`).",
+            ["target"],
+            registry=self.registry,
+        )
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)

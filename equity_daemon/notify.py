@@ -8,7 +8,13 @@ row per webhook target. A delivery loop per target then POSTs them oldest first:
   secret, `X-Equity-Signature: sha256=<hex HMAC-SHA256 of the body>`;
 * a 2xx answer marks the row delivered; anything else (an error status, a refused connection, a
   timeout) leaves it pending and retries it after an exponential, jittered backoff capped at
-  `max_backoff_seconds`. Later events wait behind it, so a receiver sees them in order.
+  `max_backoff_seconds`. Later events wait behind it, so a receiver sees them in order;
+* a permanent refusal (a 4xx other than 408 Request Timeout and 429 Too Many Requests: the
+  receiver will not take these bytes, and they never change) is retried too, but after
+  `DEAD_LETTER_AFTER` of them in a row the event is dead-lettered: its row is kept with its last
+  error, counted in `equity_daemon_webhook_dead_letters_total`, logged (`webhook_dead_lettered`),
+  and the target moves on to the next event. `equity-daemon outbox retry` sends it again.
+  Transient failures (no answer, 5xx, 408, 429) are retried for as long as they last.
 
 Rows survive restarts: a daemon that stops with a backlog resumes delivering it when it starts.
 Failures are logged by target name and status, never by URL (a URL may carry a token).
@@ -21,6 +27,7 @@ import hmac
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import anyio
 import httpx
@@ -35,6 +42,11 @@ log = structlog.get_logger()
 SIGNATURE_HEADER = "X-Equity-Signature"
 EVENT_ID_HEADER = "X-Equity-Event-Id"
 FIRST_RETRY = 1.0
+# permanent refusals in a row before an event is dead-lettered (about 15 s of backoff): enough to
+# ride out a receiver's bad deploy, few enough that one poison event does not hold up the rest
+DEAD_LETTER_AFTER = 5
+# statuses in 4xx that say "not now" rather than "never"
+TRANSIENT_4XX = frozenset({408, 429})
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -47,6 +59,22 @@ def retry_delay(attempts: int, cap: float, rng: random.Random) -> float:
     return min(cap, FIRST_RETRY * 2.0 ** min(attempts - 1, 30)) * rng.uniform(0.5, 1.0)
 
 
+class Outcome(NamedTuple):
+    """What one POST came to: `delivered`, `rejected` (an error status) or `error` (no answer).
+
+    `permanent` marks a refusal that sending the same bytes again will not change.
+    """
+
+    result: str
+    reason: str | None = None
+    permanent: bool = False
+
+
+def refused_for_good(status: int) -> bool:
+    """Whether an error status is a permanent refusal: a 4xx other than 408 and 429."""
+    return 400 <= status < 500 and status not in TRANSIENT_4XX
+
+
 class WebhookClient:
     """POSTs one stored event to one target. Returns an outcome; never raises on HTTP trouble."""
 
@@ -57,8 +85,8 @@ class WebhookClient:
         self._timeout = target.timeout_seconds
         self._client = client
 
-    async def post(self, delivery: PendingDelivery) -> tuple[str, str | None]:
-        """(`delivered` | `rejected` | `error`, the reason when not delivered)."""
+    async def post(self, delivery: PendingDelivery) -> Outcome:
+        """POST the event once."""
         headers = {"Content-Type": "application/json", EVENT_ID_HEADER: delivery.event_id}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, delivery.body)
@@ -68,10 +96,11 @@ class WebhookClient:
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             # the exception's text can hold the URL; its class says enough
-            return "error", type(exc).__name__
+            return Outcome("error", type(exc).__name__)
         if response.is_success:
-            return "delivered", None
-        return "rejected", f"HTTP {response.status_code}"
+            return Outcome("delivered")
+        status = response.status_code
+        return Outcome("rejected", f"HTTP {status}", refused_for_good(status))
 
 
 class Outbox:
@@ -85,12 +114,17 @@ class Outbox:
         clock: Callable[[], datetime],
         on_outcome: Callable[[str, str], None],
         rng: random.Random | None = None,
+        *,
+        on_dead_letter: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_outcome(target, result)` hears every attempt, `on_dead_letter(target)` each dead
+        letter (the daemon counts both in its metrics)."""
         self._history = history
         self._targets = targets
         self._client = client
         self._clock = clock
         self._on_outcome = on_outcome
+        self._on_dead_letter = on_dead_letter or (lambda target: None)
         self._rng = rng or random.Random()
         self._wakeups = {target.name: Trigger() for target in targets}
         self.backlog: dict[str, int] = dict.fromkeys(self._wakeups, 0)
@@ -123,17 +157,32 @@ class Outbox:
                 following = await self._history.next_delivery_at(client.name)
                 return 60.0 if following is None else max(0.0, (following - now).total_seconds())
             delivery = due[0]
-            outcome, reason = await client.post(delivery)
-            self._on_outcome(client.name, outcome)
-            if outcome == "delivered":
+            outcome = await client.post(delivery)
+            self._on_outcome(client.name, outcome.result)
+            if outcome.result == "delivered":
                 await self._history.mark_delivered(delivery.event_id, client.name, self._clock())
                 log.info("webhook_delivered", target=client.name, event_id=delivery.event_id)
                 continue
             attempts = delivery.attempts + 1
+            reason = outcome.reason or outcome.result
+            refusals = delivery.refusals + 1 if outcome.permanent else 0
+            if refusals >= DEAD_LETTER_AFTER:
+                await self._history.mark_dead(
+                    delivery.event_id, client.name, attempts, self._clock(), reason
+                )
+                self._on_dead_letter(client.name)
+                log.error(
+                    "webhook_dead_lettered",
+                    target=client.name,
+                    event_id=delivery.event_id,
+                    attempts=attempts,
+                    reason=reason,
+                )
+                continue
             delay = retry_delay(attempts, cap, self._rng)
             retry_at = self._clock() + timedelta(seconds=delay)
             await self._history.mark_attempt_failed(
-                delivery.event_id, client.name, attempts, retry_at, reason or outcome
+                delivery.event_id, client.name, attempts, retry_at, reason, refusals
             )
             log.warning(
                 "webhook_failed",

@@ -8,8 +8,10 @@ import json
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -17,8 +19,16 @@ from structlog.testing import capture_logs
 
 from equity_daemon.history import History, PendingDelivery
 from equity_daemon.monitor import Reference, ThresholdRule, observe
-from equity_daemon.notify import Outbox, WebhookClient, retry_delay, sign
-from equity_daemon.settings import WebhookSettings
+from equity_daemon.notify import (
+    DEAD_LETTER_AFTER,
+    Outbox,
+    Outcome,
+    WebhookClient,
+    retry_delay,
+    sign,
+)
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings, WebhookSettings
 from tests.reports import NOW, Clock, book_at
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +46,7 @@ def target(secret: str | None = "s3") -> WebhookSettings:
 async def test_the_body_is_sent_as_stored_and_signed() -> None:
     route = respx.post(URL).mock(return_value=httpx.Response(204))
     async with httpx.AsyncClient() as http:
-        assert await WebhookClient(target(), http).post(DELIVERY) == ("delivered", None)
+        assert await WebhookClient(target(), http).post(DELIVERY) == Outcome("delivered")
     request = route.calls.last.request
     assert request.content == DELIVERY.body
     assert request.headers["X-Equity-Event-Id"] == "e1"
@@ -58,9 +68,9 @@ async def test_refusals_and_errors_are_outcomes_that_never_name_the_url() -> Non
     respx.post(URL).mock(side_effect=[httpx.Response(500), httpx.ConnectError(f"to {URL}")])
     async with httpx.AsyncClient() as http:
         client = WebhookClient(target(), http)
-        assert await client.post(DELIVERY) == ("rejected", "HTTP 500")
-        outcome, reason = await client.post(DELIVERY)
-    assert (outcome, reason) == ("error", "ConnectError")
+        assert await client.post(DELIVERY) == Outcome("rejected", "HTTP 500")
+        outcome, reason, permanent = await client.post(DELIVERY)
+    assert (outcome, reason, permanent) == ("error", "ConnectError", False)
     assert "tok3n" not in str(reason)
     assert "127.0.0.1" not in str(reason)
 
@@ -72,16 +82,35 @@ def test_retry_delays_double_up_to_the_cap_with_jitter() -> None:
         assert ceiling / 2 <= delay <= ceiling
 
 
+async def record_events(history: History, count: int, targets: list[str]) -> list[str]:
+    """Record `count` threshold events for `targets`; their ids, oldest first."""
+    reference = Reference("basis")
+    ids: list[str] = []
+    for sequence in range(1, count + 2):  # the first cycle only sets the reference
+        snap = book_at(str(100 * sequence), sequence=sequence)
+        reference, events = observe(reference, snap, ThresholdRule())
+        await history.record_cycle(snap, reference, events, targets)
+        ids += [event.id for event in events]
+    return ids
+
+
 @pytest.fixture
 async def history(tmp_path: Path) -> AsyncIterator[History]:
     opened = await History.open(tmp_path / "h.sqlite3")
-    reference = Reference("basis")
-    for sequence, equity in enumerate(["100", "200", "300"], start=1):
-        snap = book_at(equity, sequence=sequence)
-        reference, events = observe(reference, snap, ThresholdRule())
-        await opened.record_cycle(snap, reference, events, ["ops"])
+    await record_events(opened, 2, ["ops"])
     yield opened
     await opened.aclose()
+
+
+def sent_ids(route: respx.Route) -> list[str]:
+    return [call.request.headers["X-Equity-Event-Id"] for call in route.calls]
+
+
+async def deliver_for_a_while(outbox: Outbox, clock: Clock, looks: int = 50) -> None:
+    """Let the delivery loop look `looks` times, the clock moving on to each next retry."""
+    client = WebhookClient(target(), outbox._client)
+    for _ in range(looks):
+        clock.now += timedelta(seconds=await outbox._deliver_due(client, 300))
 
 
 @respx.mock
@@ -131,3 +160,98 @@ async def test_the_backlog_is_known_before_anything_is_sent(history: History) ->
             with capture_logs():
                 await outbox._deliver_due(WebhookClient(target(), http), 1)
     assert outbox.backlog == {"ops": 2}
+
+
+@respx.mock
+async def test_a_permanently_refused_event_is_dead_lettered_and_the_target_moves_on(
+    tmp_path: Path,
+) -> None:
+    history = await History.open(tmp_path / "h.sqlite3")
+    poison, *newer = await record_events(history, 4, ["ops"])
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        refused = request.headers["X-Equity-Event-Id"] == poison
+        return httpx.Response(422 if refused else 204)
+
+    route = respx.post(URL).mock(side_effect=receiver)
+    clock = Clock(LATER)
+    dead: list[str] = []
+    async with httpx.AsyncClient() as http:
+        outbox = Outbox(
+            history, [target()], http, clock, lambda t, o: None, on_dead_letter=dead.append
+        )
+        with capture_logs() as logs:
+            await deliver_for_a_while(outbox, clock)  # long enough for 50 tries of one event
+    assert DEAD_LETTER_AFTER == 5
+    assert sent_ids(route) == [poison] * 5 + newer  # then the three newer ones, in order
+    assert dead == ["ops"]
+    (entry,) = [entry for entry in logs if entry["event"] == "webhook_dead_lettered"]
+    assert (entry["target"], entry["event_id"], entry["reason"]) == ("ops", poison, "HTTP 422")
+    assert entry["log_level"] == "error"
+    assert all("tok3n" not in str(entry) for entry in logs)
+    assert outbox.backlog == {"ops": 0}  # a dead letter waits for no one
+    assert len(await history.events()) == 4  # kept in history
+    await history.aclose()
+
+
+@respx.mock
+async def test_transient_failures_are_retried_for_as_long_as_they_last(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite3")
+    (event,) = await record_events(history, 1, ["ops"])
+    refused: list[httpx.Response | Exception] = [httpx.Response(404)] * (DEAD_LETTER_AFTER - 1)
+    transient: list[httpx.Response | Exception] = [
+        httpx.Response(503),
+        httpx.Response(408),
+        httpx.Response(429),
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+    ]
+    # refusals count only in a row: a transient failure between them starts the count again
+    answers = [*transient * 4, *refused, httpx.Response(502), *refused, httpx.Response(204)]
+    route = respx.post(URL).mock(side_effect=answers)
+    clock = Clock(LATER)
+    dead: list[str] = []
+    async with httpx.AsyncClient() as http:
+        outbox = Outbox(
+            history, [target()], http, clock, lambda t, o: None, on_dead_letter=dead.append
+        )
+        with capture_logs():
+            await deliver_for_a_while(outbox, clock)
+    assert sent_ids(route) == [event] * len(answers)
+    assert dead == []
+    assert await history.outbox_backlog("ops") == 0
+    assert await history.due_deliveries("ops", clock.now, limit=1) == []
+    await history.aclose()
+
+
+async def test_dead_letters_are_counted_by_target_in_the_daemons_metrics(tmp_path: Path) -> None:
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "USDT"\namount = "1000"\n')
+    hook = {"name": "pager", "url": URL, "max_backoff_seconds": 0.001}
+    venue = {"kind": "manual", "name": "ops", "path": tmp_path / "ops.toml"}
+    settings = Settings.model_validate(
+        {
+            "books": {"ops": {"share_class": "USDT", "venues": [venue], "webhooks": [hook]}},
+            "http": {"port": 0},
+            "history_path": tmp_path / "h.sqlite3",
+        }
+    )
+    history = await History.open(settings.history_path)
+    await record_events(history, 1, ["pager"])  # left by an earlier run
+    daemon = Daemon(settings)
+
+    def dead_letters() -> list[str]:
+        lines = daemon.metrics()[0].decode().splitlines()
+        return [line for line in lines if line.startswith("equity_daemon_webhook_dead")]
+
+    with respx.mock, capture_logs():
+        respx.post(URL).mock(return_value=httpx.Response(410))
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, history, handle_signals=False))
+            for _ in range(1000):  # the first dead letter creates the series
+                if dead_letters():
+                    break
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert dead_letters() == ['equity_daemon_webhook_dead_letters_total{target="pager"} 1.0']
+    assert 'equity_daemon_outbox_backlog{target="pager"} 0.0' in daemon.metrics()[0].decode()
+    await history.aclose()

@@ -299,7 +299,15 @@ class Daemon:
             httpx.AsyncClient() as client,
             anyio.create_task_group() as tg,
         ):
-            self.outbox = Outbox(history, self._webhooks, client, self.clock, self._count_delivery)
+            dead_letters = self.instruments.webhook_dead_letters
+            self.outbox = Outbox(
+                history,
+                self._webhooks,
+                client,
+                self.clock,
+                self._count_delivery,
+                on_dead_letter=lambda target: dead_letters.labels(target).inc(),
+            )
             token = self.settings.http.bearer_token
             api = Api(self, None if token is None else token.get_secret_value())
             port = await tg.start(serve, api, self.settings.http.host, self.settings.http.port)
