@@ -3,6 +3,7 @@
 * `EquityDaemonError`
   * `ConfigError` — the configuration cannot be used; the CLI prints its lines and exits 2.
   * `StartupError` — the daemon cannot start here (port taken, history unwritable); exit 1.
+  * `HistoryUnavailable` — the history database refuses a write right now; try again later.
   * `VenueError` — a venue fetch went wrong (carries `venue`).
     * `VenueUnavailable` — transient (network, timeout, rate limit): back off and retry.
     * `VenueDataError` — the venue answered with something we cannot read.
@@ -32,6 +33,18 @@ class ConfigError(EquityDaemonError):
 
 class StartupError(EquityDaemonError):
     """Raised when the daemon cannot acquire what it needs to run: its port, its database."""
+
+
+class HistoryUnavailable(EquityDaemonError):
+    """Raised when the history database refuses a write right now: locked past the busy timeout,
+    disk full, read-only, I/O error; the caller keeps the data and tries again later.
+
+    `reason` is short and readable (SQLite's own words, e.g. "database is locked"), without paths.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"history unavailable: {reason}")
 
 
 class VenueError(EquityDaemonError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -125,6 +125,23 @@ class PendingDelivery:
     body: bytes
     attempts: int
     refusals: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An undelivered outbox row: one event for one webhook target, pending or dead."""
+
+    target: str
+    event_id: str
+    dead: bool
+    attempts: int
+    last_error: str | None
+
+    def state(self, configured: Collection[str]) -> str:
+        """`dead`, `pending`, or `orphaned`: pending for a target no longer configured."""
+        if self.dead:
+            return "dead"
+        return "pending" if self.target in configured else "orphaned"
 
 
 def _upgrade(version: int) -> tuple[str, ...]:
@@ -434,6 +451,50 @@ class HistoryDB:
                 (attempts, _utc(at).timestamp(), error, event_id, target),
             )
 
+    def undelivered(self) -> list[OutboxRow]:
+        """Every row not delivered yet, pending or dead, by target and then in commit order."""
+        rows = self._db.execute(
+            "SELECT o.target, o.event_id, o.dead IS NOT NULL, o.attempts, o.last_error"
+            " FROM outbox o JOIN events e ON e.id = o.event_id"
+            " WHERE o.delivered IS NULL ORDER BY o.target, e.seq"
+        ).fetchall()
+        return [
+            OutboxRow(target, event_id, bool(dead), attempts, error)
+            for target, event_id, dead, attempts, error in rows
+        ]
+
+    def retry_dead(self, targets: Sequence[str], event_id: str | None = None) -> int:
+        """Make the dead letters of `targets` (only `event_id`'s, if given) pending again.
+
+        They are due at once, with their tries counted from zero; a running daemon's delivery loop
+        finds them the next time it looks. Returns how many rows came back.
+        """
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE outbox SET dead = NULL, attempts = 0, refusals = 0, next_attempt = :due"
+                " WHERE dead IS NOT NULL AND delivered IS NULL"
+                " AND target IN (SELECT value FROM json_each(:targets))"
+                " AND (:event IS NULL OR event_id = :event)",
+                {"due": DUE_AT_ONCE, "targets": json.dumps(list(targets)), "event": event_id},
+            )
+        return cursor.rowcount
+
+    def drop_undelivered(
+        self, target: str, event_id: str | None = None, dead_only: bool = False
+    ) -> int:
+        """Delete `target`'s undelivered rows (only `event_id`'s, only dead ones, if asked).
+
+        The events themselves stay in history. Returns how many rows were deleted.
+        """
+        with self._db:
+            cursor = self._db.execute(
+                "DELETE FROM outbox WHERE target = :target AND delivered IS NULL"
+                " AND (:event IS NULL OR event_id = :event)"
+                " AND (NOT :dead_only OR dead IS NOT NULL)",
+                {"target": target, "event": event_id, "dead_only": dead_only},
+            )
+        return cursor.rowcount
+
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -518,6 +579,17 @@ class History:
         self, event_id: str, target: str, attempts: int, at: datetime, error: str
     ) -> None:
         await self._run(self._db.mark_dead, event_id, target, attempts, at, error)
+
+    async def undelivered(self) -> list[OutboxRow]:
+        return await self._run(self._db.undelivered)
+
+    async def retry_dead(self, targets: Sequence[str], event_id: str | None = None) -> int:
+        return await self._run(self._db.retry_dead, targets, event_id)
+
+    async def drop_undelivered(
+        self, target: str, event_id: str | None = None, dead_only: bool = False
+    ) -> int:
+        return await self._run(self._db.drop_undelivered, target, event_id, dead_only)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)

@@ -6,6 +6,7 @@ row per webhook target. A delivery loop per target then POSTs them oldest first:
 * body: the event's JSON exactly as stored, so every retry sends the same bytes;
 * headers: `X-Equity-Event-Id` (stable: receivers de-duplicate on it) and, when the target has a
   secret, `X-Equity-Signature: sha256=<hex HMAC-SHA256 of the body>`;
+* a target's events are sent in the order they were committed, one at a time;
 * a 2xx answer marks the row delivered; anything else (an error status, a refused connection, a
   timeout) leaves it pending and retries it after an exponential, jittered backoff capped at
   `max_backoff_seconds`. Later events wait behind it, so a receiver sees them in order;
@@ -17,6 +18,9 @@ row per webhook target. A delivery loop per target then POSTs them oldest first:
   Transient failures (no answer, 5xx, 408, 429) are retried for as long as they last.
 
 Rows survive restarts: a daemon that stops with a backlog resumes delivering it when it starts.
+Rows of a target no longer configured are "orphaned": reported at start (`outbox_orphaned`, one
+line per target) and left for `equity-daemon outbox list|drop`. Each loop reads the database
+every time it looks, so rows the CLI changes meanwhile are seen at the loop's next wake-up.
 Failures are logged by target name and status, never by URL (a URL may carry a token).
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -135,9 +140,23 @@ class Outbox:
             trigger.pull()
 
     async def run(self) -> None:
+        """Report orphaned rows, then deliver to every target until cancelled."""
+        await self.report_orphans()
         async with anyio.create_task_group() as tg:
             for target in self._targets:
                 tg.start_soon(self._deliver_forever, target)
+
+    async def report_orphans(self) -> None:
+        """One warning per target no longer configured that still has events waiting for it.
+
+        Nothing delivers them any more: `equity-daemon outbox list` shows them, `outbox drop`
+        forgets them (or the target comes back in the configuration).
+        """
+        configured = {target.name for target in self._targets}
+        rows = await self._history.undelivered()
+        orphaned = Counter(row.target for row in rows if row.state(configured) == "orphaned")
+        for target, pending in sorted(orphaned.items()):
+            log.warning("outbox_orphaned", target=target, pending=pending)
 
     async def _deliver_forever(self, target: WebhookSettings) -> None:
         client = WebhookClient(target, self._client)

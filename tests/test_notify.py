@@ -17,8 +17,8 @@ import pytest
 import respx
 from structlog.testing import capture_logs
 
+from equity_daemon.cli import main
 from equity_daemon.history import History, PendingDelivery
-from equity_daemon.monitor import Reference, ThresholdRule, observe
 from equity_daemon.notify import (
     DEAD_LETTER_AFTER,
     Outbox,
@@ -29,7 +29,8 @@ from equity_daemon.notify import (
 )
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings, WebhookSettings
-from tests.reports import NOW, Clock, book_at
+from tests.events import threshold_cycles
+from tests.reports import NOW, Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -84,11 +85,8 @@ def test_retry_delays_double_up_to_the_cap_with_jitter() -> None:
 
 async def record_events(history: History, count: int, targets: list[str]) -> list[str]:
     """Record `count` threshold events for `targets`; their ids, oldest first."""
-    reference = Reference("basis")
     ids: list[str] = []
-    for sequence in range(1, count + 2):  # the first cycle only sets the reference
-        snap = book_at(str(100 * sequence), sequence=sequence)
-        reference, events = observe(reference, snap, ThresholdRule())
+    for snap, reference, events in threshold_cycles(count):
         await history.record_cycle(snap, reference, events, targets)
         ids += [event.id for event in events]
     return ids
@@ -254,4 +252,54 @@ async def test_dead_letters_are_counted_by_target_in_the_daemons_metrics(tmp_pat
             tg.cancel_scope.cancel()
     assert dead_letters() == ['equity_daemon_webhook_dead_letters_total{target="pager"} 1.0']
     assert 'equity_daemon_outbox_backlog{target="pager"} 0.0' in daemon.metrics()[0].decode()
+    await history.aclose()
+
+
+@respx.mock
+async def test_outbox_orphaned_rows_are_reported_at_start(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite3")
+    await record_events(history, 2, ["ops", "old", "older"])  # `old` and `older` were removed
+    await history.mark_dead("e-1", "older", 5, NOW, "HTTP 404")
+    respx.post(URL).mock(return_value=httpx.Response(204))
+    async with httpx.AsyncClient() as http:
+        outbox = Outbox(history, [target()], http, Clock(LATER), lambda t, o: None)
+        with capture_logs() as logs, anyio.move_on_after(0.2):
+            await outbox.run()
+    orphaned = [entry for entry in logs if entry["event"] == "outbox_orphaned"]
+    assert [(e["target"], e["pending"], e["log_level"]) for e in orphaned] == [
+        ("old", 2, "warning"),
+        ("older", 1, "warning"),  # its dead letter is not waiting for anything
+    ]
+    await history.aclose()
+
+
+@respx.mock
+async def test_outbox_retry_while_the_daemon_runs_is_sent_at_its_next_look(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "equity.toml"
+    config.write_text(
+        f"""
+history_path = "{tmp_path / "h.sqlite3"}"
+[books.ops]
+share_class = "USDT"
+venues = [{{kind = "manual", name = "ops", path = "{tmp_path / "ops.toml"}"}}]
+webhooks = [{{name = "ops", url = "{URL}"}}]
+"""
+    )
+    history = await History.open(tmp_path / "h.sqlite3")  # the running daemon's, open throughout
+    (event,) = await record_events(history, 1, ["ops"])
+    route = respx.post(URL).mock(side_effect=[*[httpx.Response(400)] * 5, httpx.Response(204)])
+    clock = Clock(LATER)
+    async with httpx.AsyncClient() as http:
+        outbox = Outbox(history, [target()], http, clock, lambda t, o: None)
+        with capture_logs():
+            await deliver_for_a_while(outbox, clock, looks=10)
+            assert await history.outbox_backlog("ops") == 0  # dead-lettered: nothing waits
+            retry = ["outbox", "retry", "--config", str(config)]
+            assert await anyio.to_thread.run_sync(main, retry) == 0  # another process, in effect
+            # the loop's next look reads the database again: it finds the row and sends it
+            assert await outbox._deliver_due(WebhookClient(target(), http), 300) == 60
+    assert sent_ids(route) == [event] * 6
+    assert await history.outbox_backlog("ops") == 0
     await history.aclose()
