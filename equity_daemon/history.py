@@ -20,10 +20,13 @@ runs on a worker thread, one at a time, so SQLite never blocks the loop.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Collection, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -168,28 +171,63 @@ def _unpack(blob: bytes) -> dict[str, Any]:
     return document
 
 
+def _hold_lock(path: Path) -> int:
+    """Lock `<path>.lock` for this process and write its pid there; returns the descriptor.
+
+    A non-blocking `flock`: the kernel lets go when the descriptor is closed or the process dies,
+    kill -9 included, so a stale lock file never keeps a daemon from starting.
+
+    Raises:
+        StartupError: another process (or another open in this one) holds it.
+    """
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(f"{path} is in use by another equity-daemon (pid {holder})") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 class HistoryDB:
     """The blocking implementation; one connection, used by one thread at a time.
 
     Raises:
-        StartupError: the file holds a schema newer than this code knows.
+        StartupError: the file holds a schema newer than this code knows, or (`exclusive`)
+            another daemon holds it.
         sqlite3.Error: the file is not a usable database.
         OSError: its folder cannot be created.
     """
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self, path: Path, *, exclusive: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
+        """Open (or create) the database at `path`, creating its folder.
+
+        Args:
+            exclusive: hold `<path>.lock` until `close()`, for the one daemon that writes here.
+            busy_timeout_ms: how long a write waits for another connection's before giving up.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        # calls arrive from worker threads, one at a time (History's limiter); autocommit mode
-        # (isolation_level=None) so that our own BEGIN/COMMIT are the only transactions, and a
-        # read sees what other connections (the CLI, another reader) committed before it
-        self._db = sqlite3.connect(
-            path, timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
-        )
-        try:
+        with ExitStack() as opened:
+            if exclusive:
+                # before the database is touched: a second daemon must not even migrate it
+                opened.callback(os.close, _hold_lock(path))
+            # calls arrive from worker threads, one at a time (History's limiter); autocommit
+            # mode (isolation_level=None) so that our own BEGIN/COMMIT are the only transactions,
+            # and a read sees what other connections (the CLI, another reader) have committed
+            self._db = sqlite3.connect(
+                path, timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
+            )
+            opened.callback(self._db.close)
             self._migrate(path)
-        except BaseException:
-            self._db.close()
-            raise
+            self._opened = opened.pop_all()
 
     def _migrate(self, path: Path) -> None:
         """Bring the file to `SCHEMA_VERSION`, in one transaction, unless it is there already."""
@@ -222,7 +260,8 @@ class HistoryDB:
         return int(version)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database, then let go of the lock (if held)."""
+        self._opened.close()
 
     def record_cycle(
         self,
@@ -508,14 +547,20 @@ class History:
         self._limiter = anyio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, path: Path) -> History:
+    async def open(
+        cls, path: Path, *, exclusive: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> History:
         """Open (or create) the database at `path`, creating its folder.
 
+        Only a daemon opens it `exclusive`ly (see `HistoryDB`); readers and the CLI need not.
+
         Raises:
-            StartupError: the file or its folder cannot be used, or holds a newer schema.
+            StartupError: the file or its folder cannot be used, holds a newer schema, or
+                another daemon holds it.
         """
+        opening = partial(HistoryDB, path, exclusive=exclusive, busy_timeout_ms=busy_timeout_ms)
         try:
-            return cls(await anyio.to_thread.run_sync(HistoryDB, path))
+            return cls(await anyio.to_thread.run_sync(opening))
         except (OSError, sqlite3.Error) as exc:
             raise StartupError(f"cannot open history {path}: {exc}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -356,6 +357,26 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(StartupError, match="newer equity-daemon \\(schema 99\\)"):
         HistoryDB(path)
+
+
+@pytest.mark.anyio
+async def test_a_second_daemon_on_the_same_file_is_refused_with_the_holders_pid(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    first = await History.open(path, exclusive=True)
+    # flock locks belong to an open file, so a second open in this process conflicts too
+    message = f"{path} is in use by another equity-daemon \\(pid {os.getpid()}\\)$"
+    with pytest.raises(StartupError, match=message):
+        await History.open(path, exclusive=True)
+    with pytest.raises(StartupError, match=message):
+        HistoryDB(path, exclusive=True)
+    reader = await History.open(path)  # `history` export and `outbox list` need no lock
+    assert await reader.last_sequence("basis") == 0
+    await reader.aclose()
+    await first.aclose()
+    second = await History.open(path, exclusive=True)  # closing let go of it
+    await second.aclose()
 
 
 @pytest.mark.anyio

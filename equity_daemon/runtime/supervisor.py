@@ -394,7 +394,7 @@ def _as_source(venue: Venue) -> QuoteSource:
 async def run_daemon(settings: Settings) -> None:
     """Open history, run the daemon until a signal, then close history (shielded)."""
     daemon = Daemon(settings)
-    history = await History.open(settings.history_path)
+    history = await History.open(settings.history_path, exclusive=True)
     try:
         await daemon.run(history)
     finally:
