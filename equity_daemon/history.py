@@ -14,6 +14,10 @@ transaction (version 1 → 2: the events' commit sequence, dead letters), a newe
 `synchronous=FULL` makes every commit durable, not only against a killed process but against a
 power cut; at one cycle a minute the cost is nothing.
 
+Every write, and every read the webhook delivery loop makes, raises `HistoryUnavailable` when
+SQLite says "not now" (locked past the busy timeout, disk full, read-only, I/O error): the caller
+keeps what it had and tries again later. Other errors (a duplicate snapshot) are bugs and stay.
+
 `HistoryDB` is the blocking implementation. `History` is its face for the event loop: each call
 runs on a worker thread, one at a time, so SQLite never blocks the loop.
 """
@@ -30,13 +34,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
 
-from equity_daemon.errors import StartupError
+from equity_daemon.errors import HistoryUnavailable, StartupError
 from equity_daemon.model import Snapshot, decimal_str
 from equity_daemon.monitor import Event, Reference
 
@@ -171,6 +175,29 @@ def _unpack(blob: bytes) -> dict[str, Any]:
     return document
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+# SQLite's "not now": locked past the busy timeout, disk full, read-only, I/O error. Exactly these
+# classes: their subclasses (IntegrityError, ProgrammingError, ...) are bugs and stay as they are.
+NOT_NOW = (sqlite3.OperationalError, sqlite3.DatabaseError)
+
+
+def _not_now_is_unavailable(method: Callable[P, T]) -> Callable[P, T]:
+    """Marks a method whose "not now" errors the caller handles: they become HistoryUnavailable."""
+
+    @wraps(method)
+    def translated(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) not in NOT_NOW:
+                raise
+            # SQLite's own words ("database is locked"): short, and they name no path
+            raise HistoryUnavailable(str(exc)) from exc
+
+    return translated
+
+
 def _hold_lock(path: Path) -> int:
     """Lock `<path>.lock` for this process and write its pid there; returns the descriptor.
 
@@ -263,41 +290,33 @@ class HistoryDB:
         """Close the database, then let go of the lock (if held)."""
         self._opened.close()
 
+    @_not_now_is_unavailable
     def record_cycle(
         self,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         reference: Reference,
         events: Sequence[Event],
         targets: Sequence[str] = (),
     ) -> None:
         """Write one cycle atomically: snapshot, reference, events and their outbox rows.
 
+        Without a snapshot (recorded less often than events), the rest is written all the same.
         An event already stored (same id) is kept as it is, and so are its outbox rows.
 
         Raises:
             ValueError: a naive time, or a reference or event of another book.
             sqlite3.IntegrityError: the book already has a snapshot with this sequence.
+            HistoryUnavailable: the database refuses the write now; nothing was written.
         """
-        at = _utc(snapshot.at)
-        strays = {reference.book, *(event.book for event in events)} - {snapshot.book}
+        book = reference.book if snapshot is None else snapshot.book
+        strays = {reference.book, *(event.book for event in events)} - {book}
         if strays:
-            raise ValueError(f"a cycle of {snapshot.book!r} cannot write for {sorted(strays)}")
+            raise ValueError(f"a cycle of {book!r} cannot write for {sorted(strays)}")
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "INSERT INTO snapshots (book, sequence, at, epoch, equity, complete, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    snapshot.book,
-                    snapshot.sequence,
-                    at.isoformat(),
-                    at.timestamp(),
-                    decimal_str(snapshot.equity),
-                    int(snapshot.complete),
-                    _pack(snapshot.to_json()),
-                ),
-            )
+            if snapshot is not None:
+                self._insert_snapshot(snapshot)
             db.execute(
                 "INSERT OR REPLACE INTO monitor_references (book, equity, sequence, at, complete)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -336,6 +355,22 @@ class HistoryDB:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+    def _insert_snapshot(self, snapshot: Snapshot) -> None:
+        at = _utc(snapshot.at)
+        self._db.execute(
+            "INSERT INTO snapshots (book, sequence, at, epoch, equity, complete, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                snapshot.book,
+                snapshot.sequence,
+                at.isoformat(),
+                at.timestamp(),
+                decimal_str(snapshot.equity),
+                int(snapshot.complete),
+                _pack(snapshot.to_json()),
+            ),
+        )
 
     def load_reference(self, book: str) -> Reference:
         """The book's stored monitor reference, or a fresh one when none was stored."""
@@ -395,6 +430,7 @@ class HistoryDB:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return select + where, params
 
+    @_not_now_is_unavailable
     def prune(self, now: datetime, keep_all_for: timedelta) -> int:
         """Thin snapshots older than `keep_all_for` to the first of each book's UTC hour.
 
@@ -421,6 +457,7 @@ class HistoryDB:
 
     # --- the outbox ---------------------------------------------------------------------
 
+    @_not_now_is_unavailable
     def due_deliveries(self, target: str, now: datetime, limit: int) -> list[PendingDelivery]:
         """The first undelivered events for `target` in commit order, if the first of them is due.
 
@@ -439,6 +476,7 @@ class HistoryDB:
             for _, event_id, doc, attempts, refusals in rows
         ]
 
+    @_not_now_is_unavailable
     def next_delivery_at(self, target: str) -> datetime | None:
         """When the first pending event for `target` may be tried again (the rest wait for it)."""
         row = self._db.execute(
@@ -446,6 +484,7 @@ class HistoryDB:
         ).fetchone()
         return None if row is None else datetime.fromtimestamp(row[0], UTC)
 
+    @_not_now_is_unavailable
     def outbox_backlog(self, target: str) -> int:
         """How many events wait for `target`; dead letters do not count, they wait for no one."""
         (count,) = self._db.execute(
@@ -454,6 +493,7 @@ class HistoryDB:
         ).fetchone()
         return int(count)
 
+    @_not_now_is_unavailable
     def mark_delivered(self, event_id: str, target: str, at: datetime) -> None:
         with self._db:
             self._db.execute(
@@ -462,6 +502,7 @@ class HistoryDB:
                 (_utc(at).timestamp(), event_id, target),
             )
 
+    @_not_now_is_unavailable
     def mark_attempt_failed(
         self,
         event_id: str,
@@ -479,6 +520,7 @@ class HistoryDB:
                 (attempts, refusals, _utc(retry_at).timestamp(), error, event_id, target),
             )
 
+    @_not_now_is_unavailable
     def mark_dead(
         self, event_id: str, target: str, attempts: int, at: datetime, error: str
     ) -> None:
@@ -490,6 +532,7 @@ class HistoryDB:
                 (attempts, _utc(at).timestamp(), error, event_id, target),
             )
 
+    @_not_now_is_unavailable
     def undelivered(self) -> list[OutboxRow]:
         """Every row not delivered yet, pending or dead, by target and then in commit order."""
         rows = self._db.execute(
@@ -502,6 +545,7 @@ class HistoryDB:
             for target, event_id, dead, attempts, error in rows
         ]
 
+    @_not_now_is_unavailable
     def retry_dead(self, targets: Sequence[str], event_id: str | None = None) -> int:
         """Make the dead letters of `targets` (only `event_id`'s, if given) pending again.
 
@@ -518,6 +562,7 @@ class HistoryDB:
             )
         return cursor.rowcount
 
+    @_not_now_is_unavailable
     def drop_undelivered(
         self, target: str, event_id: str | None = None, dead_only: bool = False
     ) -> int:
@@ -533,10 +578,6 @@ class HistoryDB:
                 {"target": target, "event": event_id, "dead_only": dead_only},
             )
         return cursor.rowcount
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class History:
@@ -569,7 +610,7 @@ class History:
 
     async def record_cycle(
         self,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         reference: Reference,
         events: Sequence[Event],
         targets: Sequence[str] = (),

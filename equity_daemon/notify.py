@@ -17,6 +17,9 @@ row per webhook target. A delivery loop per target then POSTs them oldest first:
   and the target moves on to the next event. `equity-daemon outbox retry` sends it again.
   Transient failures (no answer, 5xx, 408, 429) are retried for as long as they last.
 
+A history that refuses a read or a write for a while (locked, disk full) never ends a loop: it
+logs the reason once (`outbox_history_unavailable`), waits with the same backoff, and tries again.
+
 Rows survive restarts: a daemon that stops with a backlog resumes delivering it when it starts.
 Rows of a target no longer configured are "orphaned": reported at start (`outbox_orphaned`, one
 line per target) and left for `equity-daemon outbox list|drop`. Each loop reads the database
@@ -38,6 +41,7 @@ import anyio
 import httpx
 import structlog
 
+from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History, PendingDelivery
 from equity_daemon.settings import WebhookSettings
 from equity_daemon.store import Trigger
@@ -141,7 +145,10 @@ class Outbox:
 
     async def run(self) -> None:
         """Report orphaned rows, then deliver to every target until cancelled."""
-        await self.report_orphans()
+        try:
+            await self.report_orphans()
+        except HistoryUnavailable as exc:  # only a report: delivery matters more
+            log.warning("outbox_orphans_unknown", reason=exc.reason)
         async with anyio.create_task_group() as tg:
             for target in self._targets:
                 tg.start_soon(self._deliver_forever, target)
@@ -161,8 +168,22 @@ class Outbox:
     async def _deliver_forever(self, target: WebhookSettings) -> None:
         client = WebhookClient(target, self._client)
         wakeup = self._wakeups[target.name]
+        trouble: str | None = None  # what the history last said, logged once, not every try
+        tries = 0
         while True:
-            delay = await self._deliver_due(client, target.max_backoff_seconds)
+            try:
+                delay = await self._deliver_due(client, target.max_backoff_seconds)
+            except HistoryUnavailable as exc:
+                # the rows wait in the database; a sent event whose delivery could not be
+                # written down is sent again (receivers de-duplicate on the event id)
+                if exc.reason != trouble:
+                    log.warning("outbox_history_unavailable", target=target.name, reason=exc.reason)
+                trouble, tries = exc.reason, tries + 1
+                delay = retry_delay(tries, target.max_backoff_seconds, self._rng)
+            else:
+                if trouble is not None:
+                    log.info("outbox_history_available", target=target.name)
+                trouble, tries = None, 0
             with anyio.move_on_after(delay):
                 await wakeup.wait()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,10 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from equity_daemon.errors import StartupError
+from equity_daemon.errors import HistoryUnavailable, StartupError
 from equity_daemon.history import SCHEMA_VERSION, History, HistoryDB
 from equity_daemon.model import Snapshot
 from equity_daemon.monitor import Event, EventKind, Reference, ThresholdRule, observe
+from tests.events import threshold_cycles
 from tests.reports import NOW, make_snapshot
 
 RULE = ThresholdRule()
@@ -349,6 +351,93 @@ def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path)
     assert pragma(path, "integrity_check") == "ok"
 
 
+def test_record_cycle_without_a_snapshot_writes_the_reference_and_the_events(
+    db: HistoryDB,
+) -> None:
+    ref = record(db, Reference("basis"), "100", 1)
+    snap = make_snapshot(sequence=2, equity="200")
+    moved, events = observe(ref, snap, RULE)
+    db.record_cycle(None, moved, events, ["pager"])  # snapshots are kept at a lower rate
+    assert sequences(db.snapshots()) == [1]
+    assert db.last_sequence("basis") == 1
+    assert db.load_reference("basis") == moved
+    assert [e["id"] for e in db.events()] == [events[0].id]
+    assert db.outbox_backlog("pager") == 1
+    carry = observe(Reference("carry"), make_snapshot("carry", 3, "1"), RULE)[0]
+    with pytest.raises(ValueError, match="a cycle of 'basis' cannot write for \\['carry'\\]"):
+        db.record_cycle(None, moved, [replace(events[0], book="carry")])
+    with pytest.raises(ValueError, match="a cycle of 'carry' cannot write for \\['basis'\\]"):
+        db.record_cycle(None, carry, events)
+
+
+def every_write(db: HistoryDB, sequence: int) -> dict[str, Callable[[], object]]:
+    """One call of each write, each of which has something to change in the file."""
+    ref = db.load_reference("basis")
+    snap = make_snapshot(sequence=sequence, equity=str(ref.equity * 2 if ref.equity else 1))
+    moved, events = observe(ref, snap, RULE)
+    later = NOW + timedelta(days=30)
+    return {
+        "record_cycle": lambda: db.record_cycle(snap, moved, events, ["pager"]),
+        "record_cycle without snapshot": lambda: db.record_cycle(None, moved, events, ["pager"]),
+        "mark_delivered": lambda: db.mark_delivered("e-2", "pager", NOW),
+        "mark_attempt_failed": lambda: db.mark_attempt_failed("e-2", "pager", 1, NOW, "HTTP 503"),
+        "mark_dead": lambda: db.mark_dead("e-2", "pager", 5, NOW, "HTTP 400"),
+        "retry_dead": lambda: db.retry_dead(["pager"]),
+        "drop_undelivered": lambda: db.drop_undelivered("pager"),
+        "prune": lambda: db.prune(later, timedelta(days=7)),
+    }
+
+
+@pytest.fixture
+def busy_db(tmp_path: Path) -> Iterator[HistoryDB]:
+    """A history with snapshots to prune, a dead letter and a pending row; a 50 ms busy timeout."""
+    opened = HistoryDB(tmp_path / "h.sqlite3", busy_timeout_ms=50)
+    for cycle in threshold_cycles(2):
+        opened.record_cycle(*cycle, targets=["pager"])
+    opened.mark_dead("e-1", "pager", 5, NOW, "HTTP 422")
+    yield opened
+    opened.close()
+
+
+def test_writes_raise_history_unavailable_while_another_connection_holds_the_lock(
+    busy_db: HistoryDB, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        for name, write in every_write(busy_db, 10).items():
+            with pytest.raises(HistoryUnavailable) as refused:
+                write()
+            assert refused.value.reason == "database is locked", name
+        assert busy_db.outbox_backlog("pager") == 1  # reads go on (WAL)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert sequences(busy_db.snapshots()) == [1, 2, 3]  # nothing was half-written
+    for write in every_write(busy_db, 10).values():
+        write()  # and once the lock is gone, every write goes through
+    assert busy_db.last_sequence("basis") == 10
+
+
+def test_a_file_made_read_only_raises_history_unavailable(
+    busy_db: HistoryDB, tmp_path: Path
+) -> None:
+    # chmod does not stop root, and tests may run as root: the immutable attribute stops anyone
+    chattr = shutil.which("chattr")
+    files = [str(tmp_path / "h.sqlite3"), str(tmp_path / "h.sqlite3-wal")]
+    if chattr is None or subprocess.run([chattr, "+i", *files], check=False).returncode:
+        pytest.skip("cannot make a file immutable here (chattr +i needs root and ext4 or alike)")
+    try:
+        for name, write in every_write(busy_db, 10).items():
+            with pytest.raises(HistoryUnavailable) as refused:
+                write()
+            assert refused.value.reason == "disk I/O error", name  # the write(2) failed
+    finally:
+        subprocess.run([chattr, "-i", *files], check=True)
+    every_write(busy_db, 10)["record_cycle"]()  # writable again: the same connection goes on
+    assert busy_db.last_sequence("basis") == 10
+
+
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     HistoryDB(path).close()
@@ -394,7 +483,7 @@ async def test_the_async_face_runs_sqlite_off_the_event_loop_thread(tmp_path: Pa
     class Watched(HistoryDB):
         def record_cycle(
             self,
-            snapshot: Snapshot,
+            snapshot: Snapshot | None,
             reference: Reference,
             events: Sequence[Event],
             targets: Sequence[str] = (),

@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from equity_daemon.notify import (
     retry_delay,
     sign,
 )
-from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.runtime.supervisor import Daemon, utc_now
 from equity_daemon.settings import Settings, WebhookSettings
 from tests.events import threshold_cycles
 from tests.reports import NOW, Clock
@@ -98,6 +99,15 @@ async def history(tmp_path: Path) -> AsyncIterator[History]:
     await record_events(opened, 2, ["ops"])
     yield opened
     await opened.aclose()
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait up to five seconds for `condition`, looking every 10 ms."""
+    for _ in range(500):
+        if condition():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sent_ids(route: respx.Route) -> list[str]:
@@ -237,21 +247,27 @@ async def test_dead_letters_are_counted_by_target_in_the_daemons_metrics(tmp_pat
     await record_events(history, 1, ["pager"])  # left by an earlier run
     daemon = Daemon(settings)
 
-    def dead_letters() -> list[str]:
+    def scraped(prefix: str) -> list[str]:
         lines = daemon.metrics()[0].decode().splitlines()
-        return [line for line in lines if line.startswith("equity_daemon_webhook_dead")]
+        return [line for line in lines if line.startswith(prefix)]
 
     with respx.mock, capture_logs():
         respx.post(URL).mock(return_value=httpx.Response(410))
         async with anyio.create_task_group() as tg:
             await tg.start(partial(daemon.run, history, handle_signals=False))
-            for _ in range(1000):  # the first dead letter creates the series
-                if dead_letters():
-                    break
-                await anyio.sleep(0.01)
+            # the first dead letter creates the series; the next look updates the backlog
+            await eventually(
+                lambda: (
+                    bool(scraped("equity_daemon_webhook_dead"))
+                    and scraped("equity_daemon_outbox_backlog{")
+                    == ['equity_daemon_outbox_backlog{target="pager"} 0.0']
+                ),
+                "a dead letter, out of the backlog",
+            )
             tg.cancel_scope.cancel()
-    assert dead_letters() == ['equity_daemon_webhook_dead_letters_total{target="pager"} 1.0']
-    assert 'equity_daemon_outbox_backlog{target="pager"} 0.0' in daemon.metrics()[0].decode()
+    assert scraped("equity_daemon_webhook_dead") == [
+        'equity_daemon_webhook_dead_letters_total{target="pager"} 1.0'
+    ]
     await history.aclose()
 
 
@@ -301,5 +317,34 @@ webhooks = [{{name = "ops", url = "{URL}"}}]
             # the loop's next look reads the database again: it finds the row and sends it
             assert await outbox._deliver_due(WebhookClient(target(), http), 300) == 60
     assert sent_ids(route) == [event] * 6
+    assert await history.outbox_backlog("ops") == 0
+    await history.aclose()
+
+
+@respx.mock
+async def test_the_delivery_loop_survives_an_unavailable_history(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    history = await History.open(path, busy_timeout_ms=50)
+    (event,) = await record_events(history, 1, ["ops"])
+    route = respx.post(URL).mock(return_value=httpx.Response(204))
+    hook = WebhookSettings.model_validate({"name": "ops", "url": URL, "max_backoff_seconds": 0.05})
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # e.g. an operator's sqlite3 shell, left open
+    async with httpx.AsyncClient() as http, anyio.create_task_group() as tg:
+        outbox = Outbox(history, [hook], http, utc_now, lambda t, o: None)
+        with capture_logs() as logs:
+            tg.start_soon(outbox.run)
+            # sent, but "delivered" cannot be written down: sent again, and again
+            await eventually(lambda: len(route.calls) >= 3, "three tries")
+            other.execute("ROLLBACK")
+            await eventually(lambda: outbox.backlog == {"ops": 0}, "the delivery to be recorded")
+            tg.cancel_scope.cancel()
+    other.close()
+    assert set(sent_ids(route)) == {event}
+    trouble = [entry for entry in logs if entry["event"].startswith("outbox_history")]
+    assert [(e["event"], e["target"], e.get("reason")) for e in trouble] == [
+        ("outbox_history_unavailable", "ops", "database is locked"),  # once, not every try
+        ("outbox_history_available", "ops", None),
+    ]
     assert await history.outbox_backlog("ops") == 0
     await history.aclose()
