@@ -182,8 +182,8 @@ T = TypeVar("T")
 NOT_NOW = (sqlite3.OperationalError, sqlite3.DatabaseError)
 
 
-def _not_now_is_unavailable(method: Callable[P, T]) -> Callable[P, T]:
-    """Marks a method whose "not now" errors the caller handles: they become HistoryUnavailable."""
+def _may_be_unavailable(method: Callable[P, T]) -> Callable[P, T]:
+    """Marks a method whose callers handle SQLite's "not now": it raises `HistoryUnavailable`."""
 
     @wraps(method)
     def translated(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -290,7 +290,7 @@ class HistoryDB:
         """Close the database, then let go of the lock (if held)."""
         self._opened.close()
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def record_cycle(
         self,
         snapshot: Snapshot | None,
@@ -430,7 +430,7 @@ class HistoryDB:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return select + where, params
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def prune(self, now: datetime, keep_all_for: timedelta) -> int:
         """Thin snapshots older than `keep_all_for` to the first of each book's UTC hour.
 
@@ -457,7 +457,7 @@ class HistoryDB:
 
     # --- the outbox ---------------------------------------------------------------------
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def due_deliveries(self, target: str, now: datetime, limit: int) -> list[PendingDelivery]:
         """The first undelivered events for `target` in commit order, if the first of them is due.
 
@@ -476,7 +476,7 @@ class HistoryDB:
             for _, event_id, doc, attempts, refusals in rows
         ]
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def next_delivery_at(self, target: str) -> datetime | None:
         """When the first pending event for `target` may be tried again (the rest wait for it)."""
         row = self._db.execute(
@@ -484,7 +484,7 @@ class HistoryDB:
         ).fetchone()
         return None if row is None else datetime.fromtimestamp(row[0], UTC)
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def outbox_backlog(self, target: str) -> int:
         """How many events wait for `target`; dead letters do not count, they wait for no one."""
         (count,) = self._db.execute(
@@ -493,7 +493,7 @@ class HistoryDB:
         ).fetchone()
         return int(count)
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def mark_delivered(self, event_id: str, target: str, at: datetime) -> None:
         with self._db:
             self._db.execute(
@@ -502,7 +502,7 @@ class HistoryDB:
                 (_utc(at).timestamp(), event_id, target),
             )
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def mark_attempt_failed(
         self,
         event_id: str,
@@ -520,7 +520,7 @@ class HistoryDB:
                 (attempts, refusals, _utc(retry_at).timestamp(), error, event_id, target),
             )
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def mark_dead(
         self, event_id: str, target: str, attempts: int, at: datetime, error: str
     ) -> None:
@@ -532,7 +532,7 @@ class HistoryDB:
                 (attempts, _utc(at).timestamp(), error, event_id, target),
             )
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def undelivered(self) -> list[OutboxRow]:
         """Every row not delivered yet, pending or dead, by target and then in commit order."""
         rows = self._db.execute(
@@ -545,7 +545,7 @@ class HistoryDB:
             for target, event_id, dead, attempts, error in rows
         ]
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def retry_dead(self, targets: Sequence[str], event_id: str | None = None) -> int:
         """Make the dead letters of `targets` (only `event_id`'s, if given) pending again.
 
@@ -562,7 +562,7 @@ class HistoryDB:
             )
         return cursor.rowcount
 
-    @_not_now_is_unavailable
+    @_may_be_unavailable
     def drop_undelivered(
         self, target: str, event_id: str | None = None, dead_only: bool = False
     ) -> int:

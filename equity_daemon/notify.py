@@ -51,8 +51,9 @@ log = structlog.get_logger()
 SIGNATURE_HEADER = "X-Equity-Signature"
 EVENT_ID_HEADER = "X-Equity-Event-Id"
 FIRST_RETRY = 1.0
-# permanent refusals in a row before an event is dead-lettered (about 15 s of backoff): enough to
-# ride out a receiver's bad deploy, few enough that one poison event does not hold up the rest
+# permanent refusals in a row before an event is dead-lettered (some 15 s of backoff for a new
+# event): enough to ride out a receiver's bad deploy, few enough that one poison event does not
+# hold up the rest for long
 DEAD_LETTER_AFTER = 5
 # statuses in 4xx that say "not now" rather than "never"
 TRANSIENT_4XX = frozenset({408, 429})

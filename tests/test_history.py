@@ -351,6 +351,25 @@ def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path)
     assert pragma(path, "integrity_check") == "ok"
 
 
+def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    write_version_1_file(path)
+    raw = sqlite3.connect(path)  # foreign keys are off here: a row naming no event gets in
+    with raw:
+        raw.execute("INSERT INTO outbox (event_id, target, next_attempt) VALUES ('e-9', 'x', 0)")
+    raw.close()
+    with pytest.raises(sqlite3.DatabaseError, match="the outbox names events that do not exist"):
+        HistoryDB(path)
+    assert pragma(path, "user_version") == 1  # the migration was rolled back, whole
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT id FROM events ORDER BY rowid").fetchall() == [
+        ("e-1",),
+        ("e-2",),
+        ("e-3",),
+    ]
+    raw.close()
+
+
 def test_record_cycle_without_a_snapshot_writes_the_reference_and_the_events(
     db: HistoryDB,
 ) -> None:
