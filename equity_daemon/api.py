@@ -71,7 +71,7 @@ class EquityTracker:
         daemon = Daemon(settings)
         for callback in callbacks:
             daemon.callbacks.add(callback)
-        history = await History.open(settings.history_path)
+        history = await History.open(settings.history_path, exclusive=True)
         port: int = await tg.start(_run_then_close, daemon, history)
         return cls(daemon, port)
 

@@ -3,7 +3,7 @@
 * `EquityDaemonError`
   * `ConfigError` — the configuration cannot be used; the CLI prints its lines and exits 2.
   * `StartupError` — the daemon cannot start here (port taken, history unwritable); exit 1.
-  * `HistoryUnavailable` — the history database refuses writes right now; keep and retry.
+  * `HistoryUnavailable` — the history database refuses a write right now; try again later.
   * `VenueError` — a venue fetch went wrong (carries `venue`).
     * `VenueUnavailable` — transient (network, timeout, rate limit): back off and retry.
     * `VenueDataError` — the venue answered with something we cannot read.
@@ -37,11 +37,14 @@ class StartupError(EquityDaemonError):
 
 class HistoryUnavailable(EquityDaemonError):
     """Raised when the history database refuses a write right now: locked past the busy timeout,
-    disk full, read-only, I/O error. The caller keeps the data and tries again later."""
+    disk full, read-only, I/O error; the caller keeps the data and tries again later.
+
+    `reason` is short and readable (SQLite's own words, e.g. "database is locked"), without paths.
+    """
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(reason)
+        super().__init__(f"history unavailable: {reason}")
 
 
 class VenueError(EquityDaemonError):

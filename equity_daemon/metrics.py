@@ -112,6 +112,12 @@ class DaemonMetrics:
             ["venue"],
             registry=self.registry,
         )
+        self.webhook_dead_letters = Counter(
+            "equity_daemon_webhook_dead_letters",
+            "Events a webhook refused for good and that are no longer tried (`outbox list`).",
+            ["target"],
+            registry=self.registry,
+        )
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)

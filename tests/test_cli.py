@@ -12,10 +12,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
-from equity_daemon.history import History
+from equity_daemon.history import History, HistoryDB
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import load_settings
-from tests.reports import Clock
+from tests.events import threshold_cycles
+from tests.reports import NOW, Clock
 
 DEMO = Path(__file__).parents[1] / "config" / "demo.toml"
 
@@ -156,3 +157,122 @@ def test_an_unusable_history_is_one_clear_line_and_exit_1(
     monkeypatch.setenv("EQUITY_DAEMON_HISTORY_PATH", str(tmp_path / "file" / "h.sqlite3"))
     assert main(["history", "--config", str(DEMO)]) == 1
     assert capsys.readouterr().err.startswith(f"cannot start: cannot open history {tmp_path}")
+
+
+def outbox_world(tmp_path: Path) -> tuple[Path, HistoryDB]:
+    """Webhook `pager` is configured, `old` was: three events went to both. For `pager`, e-1 is a
+    dead letter, e-2 was delivered and e-3 is pending; e-2 is a dead letter of `old` too."""
+    config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "1"\n')
+    with config.open("a") as text:
+        text.write('[[books.ops.webhooks]]\nname = "pager"\nurl = "http://127.0.0.1:9/hook"\n')
+    db = HistoryDB(tmp_path / "history.sqlite3")
+    for cycle in threshold_cycles(3):
+        db.record_cycle(*cycle, targets=["pager", "old"])
+    db.mark_dead("e-1", "pager", 5, NOW, "HTTP 422")
+    db.mark_delivered("e-2", "pager", NOW)
+    db.mark_dead("e-2", "old", 5, NOW, "HTTP 404")
+    return config, db
+
+
+def outbox(config: Path, *args: str) -> list[str]:
+    return ["outbox", args[0], "--config", str(config), *args[1:]]
+
+
+def test_outbox_list_shows_pending_dead_and_orphaned_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = outbox_world(tmp_path)
+    db.close()
+    assert main(outbox(config, "list")) == EXIT_OK
+    assert capsys.readouterr().out == (
+        "TARGET  STATE     EVENTS\n"
+        "old     dead      1\n"
+        "old     orphaned  2\n"
+        "pager   dead      1\n"
+        "pager   pending   1\n"
+        "\n"
+        "TARGET  STATE     EVENT  ATTEMPTS  LAST ERROR\n"
+        "old     orphaned  e-1    0         -\n"
+        "old     dead      e-2    5         HTTP 404\n"
+        "old     orphaned  e-3    0         -\n"
+        "pager   dead      e-1    5         HTTP 422\n"
+        "pager   pending   e-3    0         -\n"
+    )
+    assert main(outbox(config, "list", "--target", "pager", "--format", "jsonl")) == EXIT_OK
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [
+        {"target": "pager", "state": "dead", "event_id": "e-1", "attempts": 5,
+         "last_error": "HTTP 422"},
+        {"target": "pager", "state": "pending", "event_id": "e-3", "attempts": 0,
+         "last_error": None},
+    ]  # fmt: skip
+
+
+def test_outbox_retry_sends_dead_letters_again_but_not_to_an_unconfigured_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = outbox_world(tmp_path)
+    assert main(outbox(config, "retry", "--target", "old")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == (
+        "outbox: 'old' is no longer a configured webhook: there is no URL to send its events to;"
+        " configure it again, or drop them (outbox drop --target old)\n"
+    )
+    assert main(outbox(config, "retry", "--event", "e-2")) == EXIT_USAGE  # dead only for `old`
+    assert capsys.readouterr().err == "outbox: no dead letter 'e-2' for a configured webhook\n"
+    assert main(outbox(config, "retry", "--target", "nobody")) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        "outbox: no webhook target named 'nobody' (known: old, pager)\n"
+    )
+
+    assert main(outbox(config, "retry")) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out == "1 dead letter(s) pending again\n"
+    assert err == (
+        "outbox: 1 dead letter(s) of 'old' left as they are: it is no longer a configured"
+        " webhook, so they cannot be sent\n"
+    )
+    # e-1 is first in line again, due at once, its tries counted from zero
+    due = db.due_deliveries("pager", NOW - timedelta(days=365), limit=5)
+    assert [(d.event_id, d.attempts) for d in due] == [("e-1", 0), ("e-3", 0)]
+    assert db.outbox_backlog("pager") == 2
+    db.close()
+
+
+def test_outbox_drop_deletes_rows_never_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = outbox_world(tmp_path)
+    assert main(outbox(config, "drop", "--target", "old", "--dead-only")) == EXIT_OK
+    assert capsys.readouterr().out == "1 row(s) of 'old' dropped; the events stay in history\n"
+    assert main(outbox(config, "drop", "--target", "old", "--event", "e-2")) == EXIT_USAGE
+    assert capsys.readouterr().err == "outbox: no undelivered event 'e-2' for 'old'\n"
+    assert main(outbox(config, "drop", "--target", "old", "--event", "e-3")) == EXIT_OK
+    assert main(outbox(config, "drop", "--target", "pager", "--dead-only")) == EXIT_OK
+    capsys.readouterr()
+    assert [(row.target, row.event_id) for row in db.undelivered()] == [
+        ("old", "e-1"),
+        ("pager", "e-3"),
+    ]
+    assert main(outbox(config, "drop", "--target", "old")) == EXIT_OK
+    assert main(outbox(config, "drop", "--target", "pager")) == EXIT_OK
+    capsys.readouterr()
+    assert main(outbox(config, "list")) == EXIT_OK
+    assert capsys.readouterr().out == "nothing undelivered\n"
+    assert [event["id"] for event in db.events()] == ["e-1", "e-2", "e-3"]
+    db.close()
+    with pytest.raises(SystemExit) as stop:
+        main(outbox(config, "drop"))  # which target's rows, it must be told
+    assert stop.value.code == EXIT_USAGE
+
+
+def test_outbox_commands_exit_1_when_history_cannot_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("EQUITY_DAEMON_HISTORY_PATH", str(tmp_path / "file" / "h.sqlite3"))
+    for action in ("list", "retry"):
+        assert main(["outbox", action, "--config", str(DEMO)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"cannot start: cannot open history {tmp_path}")
+        assert len(err.splitlines()) == 1

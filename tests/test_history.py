@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,10 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from equity_daemon.errors import StartupError
+from equity_daemon.errors import HistoryUnavailable, StartupError
 from equity_daemon.history import SCHEMA_VERSION, History, HistoryDB
 from equity_daemon.model import Snapshot
 from equity_daemon.monitor import Event, EventKind, Reference, ThresholdRule, observe
+from tests.events import threshold_cycles
 from tests.reports import NOW, make_snapshot
 
 RULE = ThresholdRule()
@@ -261,6 +266,197 @@ def test_the_outbox_orders_retries_and_forgets_delivered_events(db: HistoryDB) -
     assert db.next_delivery_at("pager") is None
 
 
+def test_outbox_order_is_commit_order_not_wall_clock(db: HistoryDB) -> None:
+    ref = record(db, Reference("basis"), "100", 1)
+    # the clock ran an hour ahead, then was stepped back: B is committed after A, dated before it
+    ref = record(db, ref, "200", 2, at=NOW + timedelta(hours=1))
+    record(db, ref, "300", 3, at=NOW + timedelta(minutes=10))
+    a, b = (e["id"] for e in sorted(db.events(), key=lambda e: str(e["equity"])))
+    now = NOW + timedelta(minutes=20)  # before A's date: A is due anyway, as soon as committed
+    assert [d.event_id for d in db.due_deliveries("pager", now, limit=5)] == [a, b]
+    db.mark_attempt_failed(a, "pager", 1, now + timedelta(seconds=30), "HTTP 503")
+    assert db.next_delivery_at("pager") == now + timedelta(seconds=30)  # B still waits behind A
+
+
+# the schema equity-daemon 0.x wrote as version 1, verbatim
+SCHEMA_V1 = """
+CREATE TABLE snapshots (book TEXT NOT NULL, sequence INTEGER NOT NULL, at TEXT NOT NULL,
+    epoch REAL NOT NULL, equity TEXT NOT NULL, complete INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (book, sequence));
+CREATE INDEX snapshots_by_time ON snapshots (epoch);
+CREATE TABLE events (id TEXT PRIMARY KEY, book TEXT NOT NULL, kind TEXT NOT NULL,
+    at TEXT NOT NULL, epoch REAL NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX events_by_time ON events (epoch);
+CREATE TABLE monitor_references (book TEXT PRIMARY KEY, equity TEXT, sequence INTEGER, at TEXT,
+    complete INTEGER);
+CREATE TABLE outbox (event_id TEXT NOT NULL REFERENCES events (id), target TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, delivered REAL,
+    last_error TEXT, PRIMARY KEY (event_id, target));
+CREATE INDEX outbox_pending ON outbox (target, delivered, next_attempt);
+PRAGMA user_version=1;
+"""
+
+
+def write_version_1_file(path: Path) -> None:
+    """A v1 file: three events written in the order e-1, e-2, e-3, the clock stepping back."""
+    raw = sqlite3.connect(path)
+    raw.executescript(SCHEMA_V1)
+    with raw:
+        for name, minutes in [("e-1", 30), ("e-2", 10), ("e-3", 20)]:
+            at = NOW + timedelta(minutes=minutes)
+            doc = zlib.compress(json.dumps({"id": name}, separators=(",", ":")).encode())
+            raw.execute(
+                "INSERT INTO events VALUES (?, 'basis', 'threshold', ?, ?, ?)",
+                (name, at.isoformat(), at.timestamp(), doc),
+            )
+        raw.executemany(
+            "INSERT INTO outbox (event_id, target, attempts, next_attempt, delivered, last_error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("e-1", "pager", 0, NOW.timestamp(), NOW.timestamp(), None),
+                ("e-2", "pager", 3, NOW.timestamp(), None, "HTTP 503"),
+                ("e-3", "pager", 0, NOW.timestamp(), None, None),
+            ],
+        )
+        raw.execute("INSERT INTO monitor_references VALUES ('basis', '1000', 7, NULL, 1)")
+    raw.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    write_version_1_file(path)
+    db = HistoryDB(path)
+    try:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+        assert db.outbox_backlog("pager") == 2  # e-1 was delivered, and stays so
+        due = db.due_deliveries("pager", NOW, limit=5)
+        # in the order they were written, no longer by their (stepped back) dates
+        assert [(d.event_id, d.attempts) for d in due] == [("e-2", 3), ("e-3", 0)]
+        assert due[0].body == b'{"id":"e-2"}'
+        assert [e["id"] for e in db.events()] == ["e-2", "e-3", "e-1"]  # by time, as before
+        assert db.load_reference("basis").equity == Decimal(1000)
+        # a new event is delivered after everything the old file held
+        snap = make_snapshot(sequence=8, equity="2000", at=NOW - timedelta(days=1))
+        moved, events = observe(db.load_reference("basis"), snap, RULE, new_id=lambda: "e-4")
+        db.record_cycle(snap, moved, events, ["pager"])
+        assert [d.event_id for d in db.due_deliveries("pager", NOW, limit=5)] == [
+            "e-2",
+            "e-3",
+            "e-4",
+        ]
+    finally:
+        db.close()
+    HistoryDB(path).close()  # opening a migrated file again changes nothing
+    assert pragma(path, "user_version") == 2
+    assert pragma(path, "integrity_check") == "ok"
+
+
+def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    write_version_1_file(path)
+    raw = sqlite3.connect(path)  # foreign keys are off here: a row naming no event gets in
+    with raw:
+        raw.execute("INSERT INTO outbox (event_id, target, next_attempt) VALUES ('e-9', 'x', 0)")
+    raw.close()
+    with pytest.raises(sqlite3.DatabaseError, match="the outbox names events that do not exist"):
+        HistoryDB(path)
+    assert pragma(path, "user_version") == 1  # the migration was rolled back, whole
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT id FROM events ORDER BY rowid").fetchall() == [
+        ("e-1",),
+        ("e-2",),
+        ("e-3",),
+    ]
+    raw.close()
+
+
+def test_record_cycle_without_a_snapshot_writes_the_reference_and_the_events(
+    db: HistoryDB,
+) -> None:
+    ref = record(db, Reference("basis"), "100", 1)
+    snap = make_snapshot(sequence=2, equity="200")
+    moved, events = observe(ref, snap, RULE)
+    db.record_cycle(None, moved, events, ["pager"])  # snapshots are kept at a lower rate
+    assert sequences(db.snapshots()) == [1]
+    assert db.last_sequence("basis") == 1
+    assert db.load_reference("basis") == moved
+    assert [e["id"] for e in db.events()] == [events[0].id]
+    assert db.outbox_backlog("pager") == 1
+    carry = observe(Reference("carry"), make_snapshot("carry", 3, "1"), RULE)[0]
+    with pytest.raises(ValueError, match="a cycle of 'basis' cannot write for \\['carry'\\]"):
+        db.record_cycle(None, moved, [replace(events[0], book="carry")])
+    with pytest.raises(ValueError, match="a cycle of 'carry' cannot write for \\['basis'\\]"):
+        db.record_cycle(None, carry, events)
+
+
+def every_write(db: HistoryDB, sequence: int) -> dict[str, Callable[[], object]]:
+    """One call of each write, each of which has something to change in the file."""
+    ref = db.load_reference("basis")
+    snap = make_snapshot(sequence=sequence, equity=str(ref.equity * 2 if ref.equity else 1))
+    moved, events = observe(ref, snap, RULE)
+    later = NOW + timedelta(days=30)
+    return {
+        "record_cycle": lambda: db.record_cycle(snap, moved, events, ["pager"]),
+        "record_cycle without snapshot": lambda: db.record_cycle(None, moved, events, ["pager"]),
+        "mark_delivered": lambda: db.mark_delivered("e-2", "pager", NOW),
+        "mark_attempt_failed": lambda: db.mark_attempt_failed("e-2", "pager", 1, NOW, "HTTP 503"),
+        "mark_dead": lambda: db.mark_dead("e-2", "pager", 5, NOW, "HTTP 400"),
+        "retry_dead": lambda: db.retry_dead(["pager"]),
+        "drop_undelivered": lambda: db.drop_undelivered("pager"),
+        "prune": lambda: db.prune(later, timedelta(days=7)),
+    }
+
+
+@pytest.fixture
+def busy_db(tmp_path: Path) -> Iterator[HistoryDB]:
+    """A history with snapshots to prune, a dead letter and a pending row; a 50 ms busy timeout."""
+    opened = HistoryDB(tmp_path / "h.sqlite3", busy_timeout_ms=50)
+    for cycle in threshold_cycles(2):
+        opened.record_cycle(*cycle, targets=["pager"])
+    opened.mark_dead("e-1", "pager", 5, NOW, "HTTP 422")
+    yield opened
+    opened.close()
+
+
+def test_writes_raise_history_unavailable_while_another_connection_holds_the_lock(
+    busy_db: HistoryDB, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        for name, write in every_write(busy_db, 10).items():
+            with pytest.raises(HistoryUnavailable) as refused:
+                write()
+            assert refused.value.reason == "database is locked", name
+        assert busy_db.outbox_backlog("pager") == 1  # reads go on (WAL)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert sequences(busy_db.snapshots()) == [1, 2, 3]  # nothing was half-written
+    for write in every_write(busy_db, 10).values():
+        write()  # and once the lock is gone, every write goes through
+    assert busy_db.last_sequence("basis") == 10
+
+
+def test_a_file_made_read_only_raises_history_unavailable(
+    busy_db: HistoryDB, tmp_path: Path
+) -> None:
+    # chmod does not stop root, and tests may run as root: the immutable attribute stops anyone
+    chattr = shutil.which("chattr")
+    files = [str(tmp_path / "h.sqlite3"), str(tmp_path / "h.sqlite3-wal")]
+    if chattr is None or subprocess.run([chattr, "+i", *files], check=False).returncode:
+        pytest.skip("cannot make a file immutable here (chattr +i needs root and ext4 or alike)")
+    try:
+        for name, write in every_write(busy_db, 10).items():
+            with pytest.raises(HistoryUnavailable) as refused:
+                write()
+            assert refused.value.reason == "disk I/O error", name  # the write(2) failed
+    finally:
+        subprocess.run([chattr, "-i", *files], check=True)
+    every_write(busy_db, 10)["record_cycle"]()  # writable again: the same connection goes on
+    assert busy_db.last_sequence("basis") == 10
+
+
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     HistoryDB(path).close()
@@ -269,6 +465,26 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(StartupError, match="newer equity-daemon \\(schema 99\\)"):
         HistoryDB(path)
+
+
+@pytest.mark.anyio
+async def test_a_second_daemon_on_the_same_file_is_refused_with_the_holders_pid(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    first = await History.open(path, exclusive=True)
+    # flock locks belong to an open file, so a second open in this process conflicts too
+    message = f"{path} is in use by another equity-daemon \\(pid {os.getpid()}\\)$"
+    with pytest.raises(StartupError, match=message):
+        await History.open(path, exclusive=True)
+    with pytest.raises(StartupError, match=message):
+        HistoryDB(path, exclusive=True)
+    reader = await History.open(path)  # `history` export and `outbox list` need no lock
+    assert await reader.last_sequence("basis") == 0
+    await reader.aclose()
+    await first.aclose()
+    second = await History.open(path, exclusive=True)  # closing let go of it
+    await second.aclose()
 
 
 @pytest.mark.anyio

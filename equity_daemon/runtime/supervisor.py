@@ -429,7 +429,15 @@ class Daemon:
             httpx.AsyncClient() as client,
             anyio.create_task_group() as tg,
         ):
-            self.outbox = Outbox(history, self._webhooks, client, self.clock, self._count_delivery)
+            dead_letters = self.instruments.webhook_dead_letters
+            self.outbox = Outbox(
+                history,
+                self._webhooks,
+                client,
+                self.clock,
+                self._count_delivery,
+                on_dead_letter=lambda target: dead_letters.labels(target).inc(),
+            )
             token = self.settings.http.bearer_token
             api = Api(self, None if token is None else token.get_secret_value())
             port = await tg.start(serve, api, self.settings.http.host, self.settings.http.port)
@@ -472,6 +480,8 @@ class Daemon:
                 removed = await history.prune(self.clock(), keep)
             except HistoryUnavailable as exc:
                 self._history_refused(exc.reason)
+            except Exception as exc:  # retention is housekeeping: it never ends the daemon
+                self._cycle_error("*", "prune", exc)
             else:
                 if removed:
                     log.info("history_pruned", removed=removed)
@@ -527,7 +537,7 @@ def _as_source(venue: Venue) -> QuoteSource:
 async def run_daemon(settings: Settings) -> None:
     """Open history, run the daemon until a signal, then close history (shielded)."""
     daemon = Daemon(settings)
-    history = await History.open(settings.history_path)
+    history = await History.open(settings.history_path, exclusive=True)
     try:
         await daemon.run(history)
     finally:
