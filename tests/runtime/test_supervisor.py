@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -320,4 +321,32 @@ async def test_a_failing_quote_is_named_in_the_snapshot(tmp_path: Path) -> None:
         ("GHO/USDT", "ops", "LookupError: ops.toml has no rate for GHO/USDT")
     ]
     assert snap.complete  # nothing held in GHO: a failed source alone is no gap
+    await history.aclose()
+
+
+async def test_a_history_locked_by_another_connection_is_reported_and_caught_up(
+    tmp_path: Path,
+) -> None:
+    """A backup or an operator's `sqlite3` shell holds the lock past the busy timeout."""
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    path = tmp_path / "h.sqlite3"
+    history = await History.open(path, busy_timeout_ms=50)
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+    shell = sqlite3.connect(path, isolation_level=None)
+    shell.execute("BEGIN EXCLUSIVE")
+    set_amount(tmp_path, "ops", "1500")
+    await daemon.fetch_all_once()
+    with capture_logs():
+        (event,) = await daemon.cycle(history)
+    assert daemon.ready() == (False, ["history unavailable: database is locked"])
+    assert daemon.latest("ops").equity == 1500  # type: ignore[union-attr]
+    shell.execute("ROLLBACK")
+    shell.close()
+    with capture_logs():
+        assert await daemon.cycle(history) == []
+    assert [e["id"] for e in await history.events()] == [event.id]
+    assert daemon.ready() == (True, [])
     await history.aclose()
