@@ -350,3 +350,12 @@ async def test_a_history_locked_by_another_connection_is_reported_and_caught_up(
     assert [e["id"] for e in await history.events()] == [event.id]
     assert daemon.ready() == (True, [])
     await history.aclose()
+
+
+def test_a_file_venue_is_polled_without_backoff_and_a_remote_one_with(tmp_path: Path) -> None:
+    daemon = two_books(tmp_path, Clock())
+    assert [poller.policy.backoff for poller in daemon.pollers] == [False, False]
+    demo = Settings.model_validate(
+        {"books": {"d": {"share_class": "USDT", "venues": [{"kind": "demo", "name": "d"}]}}}
+    )
+    assert [poller.policy.backoff for poller in Daemon(demo, Clock()).pollers] == [True]
