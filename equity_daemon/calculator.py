@@ -40,6 +40,8 @@ from equity_daemon.model import (
     PriceUsed,
     Problem,
     ProblemKind,
+    Reconciliation,
+    ReportedTotal,
     ShareClass,
     Snapshot,
     VenueState,
@@ -109,10 +111,11 @@ def calculate(
             previously_suspect=previously_suspect,
             quote_failures=quote_failures,
         )
-        summaries, problems, positions = _venue_positions(venues, now, limits)
+        summaries, problems, positions, reported = _venue_positions(venues, now, limits)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
         for position in positions:
             totals.add(position)
+        reconciliations = tuple(totals.reconcile(venue, total) for venue, total in reported)
         problems.extend(totals.unpriced_problems(share_class, table, now))
         problems.extend(totals.stale_problems(share_class, now))
         problems.extend(totals.suspect_problems(table))
@@ -137,15 +140,17 @@ def calculate(
         ignored=tuple(totals.ignored),
         quote_failures=table.failures,
         suspect_edges=tuple(sorted(table.disagreements)),
+        reconciliations=reconciliations,
     )
 
 
 def _venue_positions(
     venues: Sequence[VenueState], now: datetime, limits: Limits
-) -> tuple[list[VenueSummary], list[Problem], list[Position]]:
+) -> tuple[list[VenueSummary], list[Problem], list[Position], list[tuple[str, ReportedTotal]]]:
     summaries: list[VenueSummary] = []
     problems: list[Problem] = []
     positions: list[Position] = []
+    reported: list[tuple[str, ReportedTotal]] = []
     for state in sorted(venues, key=lambda s: s.venue):
         latest, good = state.latest, state.last_good
         age = None if good is None else now - good.data_time
@@ -171,7 +176,8 @@ def _venue_positions(
         )
         if good is not None:
             positions.extend(good.positions)
-    return summaries, problems, positions
+            reported.extend((state.venue, total) for total in good.reported)
+    return summaries, problems, positions, reported
 
 
 class _Totals:
@@ -190,6 +196,7 @@ class _Totals:
         self.debt = ZERO
         self.by_venue: dict[str, Decimal] = {}
         self.by_asset: dict[str, Decimal] = {}
+        self.by_account: dict[tuple[str, str], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
@@ -238,6 +245,25 @@ class _Totals:
             self.debt -= value
         self.by_venue[venue] = self.by_venue.get(venue, ZERO) + value
         self.by_asset[symbol] = self.by_asset.get(symbol, ZERO) + value
+        account = (venue, position.account)
+        self.by_account[account] = self.by_account.get(account, ZERO) + value
+
+    def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
+        """The account's equity lines as valued here, beside what the venue says they are worth.
+
+        The venue's figure is converted at this snapshot's fresh price of its currency (USD needs
+        an edge like any asset); without one it stays unconverted, never compared with a guess.
+        """
+        price = self.price_of(total.currency)
+        return Reconciliation(
+            venue=venue,
+            account=total.account,
+            label=total.label,
+            computed=self.by_account.get((venue, total.account), ZERO),
+            reported=None if price is None else _value(total.amount, price),
+            reported_amount=total.amount,
+            reported_currency=total.currency,
+        )
 
     def _excluded_line(self, position: Position) -> ExcludedLine:
         price = self.price_of(position.asset.symbol)

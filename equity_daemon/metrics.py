@@ -222,6 +222,12 @@ class _Gauges:
             "Events kept in memory because the history database refused to write them.",
             ["book"],
         )
+        self.reconciliation = gauge(
+            "reconciliation_difference_ratio",
+            "(computed - venue-reported) / |reported| equity of an account, where the venue "
+            "reports its own total.",
+            ["book", "venue", "account"],
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -258,6 +264,9 @@ class _Gauges:
             kinds[problem.kind] += 1
         for kind, count in kinds.items():
             self.problems.add_metric([book, kind.value], count)
+        for item in snap.reconciliations:
+            if item.ratio is not None:
+                self.reconciliation.add_metric([book, item.venue, item.account], float(item.ratio))
         for price in snap.prices:
             self.price.add_metric([book, price.asset, currency], float(price.price))
             source = price.sources[0] if price.sources else "share_class"

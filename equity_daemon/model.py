@@ -84,6 +84,22 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedTotal:
+    """What a venue itself says one account is worth, in the currency it says it in.
+
+    Bybit `totalEquity` (USD), OKX `totalEq` (USD), Binance futures `totalMarginBalance`, Binance
+    margin `totalNetAssetOfBtc` (BTC), Aave `totalCollateralBase - totalDebtBase` (USD): the
+    calculator values the account's own lines and compares (`Reconciliation`). `label` names the
+    venue's field, for the operator.
+    """
+
+    account: str
+    amount: Decimal
+    currency: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class VenueReport:
     """What one fetch of a venue returned: its positions, or the reason it failed.
 
@@ -103,6 +119,7 @@ class VenueReport:
     error: str | None = None
     as_of: datetime | None = None
     revision: str | None = None
+    reported: tuple[ReportedTotal, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -227,6 +244,37 @@ class VenueSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """One account's equity as we compute it, beside the total the venue reports for it.
+
+    Both in the share class. `reported` is None when the venue's currency has no price; then so
+    are `difference` (computed - reported) and `ratio` (difference / |reported|).
+    """
+
+    venue: str
+    account: str
+    label: str
+    computed: Decimal
+    reported: Decimal | None
+    reported_amount: Decimal
+    reported_currency: str
+
+    @property
+    def difference(self) -> Decimal | None:
+        return None if self.reported is None else self.computed - self.reported
+
+    @property
+    def ratio(self) -> Decimal | None:
+        if self.reported is None or self.reported == 0:
+            return None
+        return (self.computed - self.reported) / abs(self.reported)
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}/{self.account}"
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """A book's equity at one moment, and everything needed to judge it.
 
@@ -243,6 +291,7 @@ class Snapshot:
     in equity, never a problem. `quote_failures` names the sources that gave no usable quote
     (a fallback may have covered them; they make nothing incomplete by themselves).
     `suspect_edges` are the edges whose sources disagree (the next cycle needs them).
+    `reconciliations` compare accounts with the totals their venues report.
     """
 
     book: str
@@ -262,6 +311,7 @@ class Snapshot:
     ignored: tuple[PositionLine, ...] = ()
     quote_failures: tuple[QuoteFailure, ...] = ()
     suspect_edges: tuple[str, ...] = ()
+    reconciliations: tuple[Reconciliation, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -297,6 +347,7 @@ class Snapshot:
             ],
             "venues": [_venue_json(venue) for venue in self.venues],
             "problems": [_problem_json(problem) for problem in self.problems],
+            "reconciliations": [_reconciliation_json(r) for r in self.reconciliations],
         }
 
 
@@ -367,4 +418,18 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
         "subject": problem.subject,
         "detail": problem.detail,
         "age_seconds": _seconds(problem.age),
+    }
+
+
+def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
+    return {
+        "venue": item.venue,
+        "account": item.account,
+        "label": item.label,
+        "computed": decimal_str(item.computed),
+        "reported": decimal_str_or_none(item.reported),
+        "reported_amount": decimal_str(item.reported_amount),
+        "reported_currency": item.reported_currency,
+        "difference": decimal_str_or_none(item.difference),
+        "ratio": decimal_str_or_none(item.ratio),
     }

@@ -65,6 +65,7 @@ class EventKind(enum.StrEnum):
     THRESHOLD = "threshold"
     INCOMPLETE = "incomplete"
     RECOVERED = "recovered"
+    RECONCILIATION = "reconciliation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,8 @@ class Event:
 
     `change` and `relative_change` compare the snapshot's equity with the reference, at the
     calculator's precision (`prices.PRICE_PRECISION`); they are None for `incomplete` events (an
-    incomplete figure is not a move) and before any reference.
+    incomplete figure is not a move) and before any reference. `detail` says what a
+    `reconciliation` warning is about.
     """
 
     id: str
@@ -85,6 +87,7 @@ class Event:
     change: Decimal | None
     relative_change: Decimal | None
     snapshot: Snapshot
+    detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class Event:
             "equity": decimal_str(self.equity),
             "change": decimal_str_or_none(self.change),
             "relative_change": decimal_str_or_none(self.relative_change),
+            "detail": self.detail,
             "snapshot": self.snapshot.to_json(),
         }
 
@@ -152,3 +156,55 @@ def observe(
         complete=True,
     )
     return moved, events
+
+
+# An account that drifted stays drifting until it is back within this share of the tolerance,
+# so a difference hovering around the tolerance warns once, not every other cycle.
+DRIFT_EXIT_RATIO = Decimal("0.8")
+
+
+def drifting(previous: frozenset[str], snapshot: Snapshot, tolerance: Decimal) -> frozenset[str]:
+    """The accounts (`venue/account`) whose computed equity is too far from the venue's own total.
+
+    An account enters past `tolerance` (a ratio: 0.005 is 0.5 %) and leaves below
+    `tolerance * DRIFT_EXIT_RATIO`; one whose total cannot be compared keeps its state.
+    """
+    found = set()
+    for item in snapshot.reconciliations:
+        ratio = item.ratio
+        if ratio is None:
+            if item.key in previous:
+                found.add(item.key)
+            continue
+        limit = tolerance * DRIFT_EXIT_RATIO if item.key in previous else tolerance
+        if abs(ratio) > limit:
+            found.add(item.key)
+    return frozenset(found)
+
+
+def drift_events(
+    previous: frozenset[str],
+    now_drifting: frozenset[str],
+    snapshot: Snapshot,
+    new_id: Callable[[], str] = new_event_id,
+) -> list[Event]:
+    """One `reconciliation` warning per account that started drifting with this snapshot."""
+    return [
+        Event(
+            id=new_id(),
+            book=snapshot.book,
+            kind=EventKind.RECONCILIATION,
+            at=snapshot.at,
+            reference=item.reported,
+            equity=item.computed,
+            change=item.difference,
+            relative_change=item.ratio,
+            snapshot=snapshot,
+            detail=(
+                f"{item.key}: computed {decimal_str(item.computed)} vs {item.label} "
+                f"{decimal_str(item.reported_amount)} {item.reported_currency}"
+            ),
+        )
+        for item in snapshot.reconciliations
+        if item.key in now_drifting - previous
+    ]

@@ -184,6 +184,8 @@ class BookSettings(Section):
     quote_cache_seconds: float | None = Field(default=None, ge=0, le=DAY, allow_inf_nan=False)
     record_interval_seconds: Interval | None = None
     ignore_assets: tuple[Symbol, ...] = ()
+    # how far (a ratio) an account may be from the total its venue reports before a warning
+    reconciliation_tolerance: Decimal = Field(default=Decimal("0.005"), gt=0, le=1)
     webhooks: tuple[WebhookSettings, ...] = ()
 
     @field_validator("venues")

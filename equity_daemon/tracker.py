@@ -20,10 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from equity_daemon.calculator import Limits, calculate
 from equity_daemon.model import PriceUsed, Problem, ProblemKind, ShareClass, Snapshot, VenueState
-from equity_daemon.monitor import Event, Reference, ThresholdRule, new_event_id, observe
+from equity_daemon.monitor import (
+    Event,
+    Reference,
+    ThresholdRule,
+    drift_events,
+    drifting,
+    new_event_id,
+    observe,
+)
 from equity_daemon.prices import Quote, QuoteFailure
 
 
@@ -34,6 +43,7 @@ class Cycle:
     snapshot: Snapshot
     reference: Reference
     events: list[Event]
+    drifting: frozenset[str] = frozenset()  # accounts too far from their venue's own total
 
 
 class BookTracker:
@@ -48,6 +58,7 @@ class BookTracker:
         rule: ThresholdRule,
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = new_event_id,
+        reconciliation_tolerance: Decimal = Decimal("0.005"),
     ) -> None:
         self.book = book
         self.share_class = share_class
@@ -60,6 +71,8 @@ class BookTracker:
         self.latest: Snapshot | None = None
         self._last_good_prices: dict[str, PriceUsed] = {}
         self._suspect_edges: frozenset[str] = frozenset()
+        self._tolerance = reconciliation_tolerance
+        self._drifting: frozenset[str] = frozenset()
 
     def restore(self, reference: Reference, last_sequence: int) -> None:
         self.reference = reference
@@ -85,7 +98,9 @@ class BookTracker:
             previously_suspect=self._suspect_edges,
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
-        return Cycle(snap, reference, events)
+        drifting_now = drifting(self._drifting, snap, self._tolerance)
+        events += drift_events(self._drifting, drifting_now, snap, self._new_id)
+        return Cycle(snap, reference, events, drifting_now)
 
     def failed(self, detail: str) -> Cycle | None:
         """A cycle whose calculation raised: the last figures, incomplete, naming why.
@@ -100,7 +115,7 @@ class BookTracker:
             self.latest, at=self._clock(), sequence=self.sequence + 1, problems=(*kept, problem)
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
-        return Cycle(snap, reference, events)
+        return Cycle(snap, reference, events, self._drifting)
 
     def commit(self, cycle: Cycle) -> None:
         snap = cycle.snapshot
@@ -112,3 +127,4 @@ class BookTracker:
             (price.asset, price) for price in snap.prices if not (price.stale or price.suspect)
         )
         self._suspect_edges = frozenset(snap.suspect_edges)
+        self._drifting = cycle.drifting

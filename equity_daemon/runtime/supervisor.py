@@ -148,6 +148,7 @@ class Daemon:
             limits=limits,
             rule=ThresholdRule(book.threshold_percent, book.threshold_floor),
             clock=self.clock,
+            reconciliation_tolerance=book.reconciliation_tolerance,
         )
         oracle = PriceOracle(
             self._edges(book, venues),

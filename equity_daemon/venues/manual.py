@@ -11,6 +11,12 @@
     quote = "USDT"
     rate = "0.998"
 
+    [[reported]]                # optional: what a statement says an account is worth,
+    account = "cold-wallet"     # reconciled with the account's lines every cycle
+    amount = "125000"
+    currency = "USD"
+    label = "custodian statement"
+
 Amounts and rates are finite, below 1e30 in magnitude and have at most 36 decimal places (rates
 are also positive). A file without a `positions` key (empty, or only comments) is not believed: a
 venue that holds nothing says `positions = []` (in JSON `{"positions": []}`).
@@ -36,7 +42,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from equity_daemon.errors import VenueDataError
-from equity_daemon.model import Asset, Position, PositionKind, VenueReport
+from equity_daemon.model import Asset, Position, PositionKind, ReportedTotal, VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.validation import Amount, Rate, describe_errors
@@ -63,11 +69,21 @@ class _Rate(BaseModel):
     rate: Rate
 
 
+class _Reported(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account: str = "main"
+    amount: Amount
+    currency: str = Field(min_length=1)
+    label: str = "reported"
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     positions: tuple[_Line, ...]  # required: see `_parse`
     quotes: tuple[_Rate, ...] = ()
+    reported: tuple[_Reported, ...] = ()
 
 
 class ManualVenue:
@@ -83,6 +99,7 @@ class ManualVenue:
         self._revision: str | None = None  # the hash of the content last parsed
         self._positions: tuple[Position, ...] = ()
         self._rates: dict[tuple[str, str], Decimal] = {}
+        self._reported: tuple[ReportedTotal, ...] = ()
 
     async def fetch(self) -> VenueReport:
         now = self._clock()
@@ -96,9 +113,16 @@ class ManualVenue:
         # a copy that keeps the old mtime): only the content tells
         revision = hashlib.blake2b(raw, digest_size=16).hexdigest()
         if revision != self._revision:
-            self._positions, self._rates = self._parse(raw)
+            parsed = self._parse(raw)
+            self._positions = tuple(self._position(line) for line in parsed.positions)
+            self._rates = {(r.base, r.quote): r.rate for r in parsed.quotes}
+            self._reported = tuple(
+                ReportedTotal(r.account, r.amount, r.currency, r.label) for r in parsed.reported
+            )
             self._revision = revision
-        return VenueReport(self.name, now, self._positions, revision=revision)
+        return VenueReport(
+            self.name, now, self._positions, revision=revision, reported=self._reported
+        )
 
     async def observe(self, base: str, quote: str) -> Observation:
         try:
@@ -106,7 +130,7 @@ class ManualVenue:
         except KeyError:
             raise LookupError(f"{self._path.name} has no rate for {base}/{quote}") from None
 
-    def _parse(self, raw: bytes) -> tuple[tuple[Position, ...], dict[tuple[str, str], Decimal]]:
+    def _parse(self, raw: bytes) -> _File:
         data = self._decode(raw)
         if isinstance(data, dict) and "positions" not in data:
             # an editor's half-saved or truncated-to-nothing file must not read as "holds nothing"
@@ -116,12 +140,9 @@ class ManualVenue:
                 "holds nothing)"
             )
         try:
-            parsed = _File.model_validate(data)
+            return _File.model_validate(data)
         except ValidationError as exc:
             raise self._invalid("; ".join(describe_errors(exc))) from None
-        positions = tuple(self._position(line) for line in parsed.positions)
-        rates = {(r.base, r.quote): r.rate for r in parsed.quotes}
-        return positions, rates
 
     @property
     def _is_json(self) -> bool:
