@@ -188,17 +188,22 @@ def drift_events(
     snapshot: Snapshot,
     new_id: Callable[[], str] = new_event_id,
 ) -> list[Event]:
-    """One `reconciliation` warning per account that started drifting with this snapshot."""
+    """One `reconciliation` warning per account that started drifting with this snapshot.
+
+    It carries the book's equity; the account's figures are in `detail` and in the snapshot.
+    """
     return [
         Event(
             id=new_id(),
             book=snapshot.book,
             kind=EventKind.RECONCILIATION,
             at=snapshot.at,
-            reference=item.reported,
-            equity=item.computed,
-            change=item.difference,
-            relative_change=item.ratio,
+            # the book's figures stay what they are; the account's are in `detail` and the
+            # snapshot's `reconciliations`
+            reference=None,
+            equity=snapshot.equity,
+            change=None,
+            relative_change=None,
             snapshot=snapshot,
             detail=(
                 f"{item.key}: computed {decimal_str(item.computed)} vs {item.label} "
