@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from prometheus_client import generate_latest
 
@@ -164,3 +165,61 @@ def test_alert_expressions_become_zero_one_series() -> None:
     assert deploy.as_bool('up{job="x"} == 0') == 'up{job="x"} == bool 0'
     assert deploy.as_bool("time() - a > 900") == "time() - a > bool 900"
     assert deploy.as_bool('a{kind!="x"} < 1.1') == 'a{kind!="x"} < bool 1.1'
+
+
+# --- Alertmanager -------------------------------------------------------------------------------
+
+
+def amtool(*args: str) -> str:
+    tool = require_tool("amtool", "prometheus-alertmanager")
+    done = subprocess.run(
+        [tool, *args], cwd=deploy.ALERTMANAGER.parent, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_alertmanager_config_passes_amtool() -> None:
+    assert "SUCCESS" in amtool("check-config", deploy.ALERTMANAGER.name)
+
+
+def test_pages_and_tickets_reach_their_own_receivers() -> None:
+    for labels, receiver in [
+        (["severity=page", "alertname=EquityLargeMove"], "page"),
+        (["severity=ticket", "alertname=EquityVenueStale"], "ticket"),
+        (["alertname=Unlabelled"], "ticket"),
+    ]:
+        routed = amtool(
+            "config", "routes", "test", f"--config.file={deploy.ALERTMANAGER.name}", *labels
+        )
+        assert routed.split() == [receiver], labels
+
+
+def test_daemon_down_inhibits_only_its_own_staleness_alerts() -> None:
+    config = deploy.load_yaml(deploy.ALERTMANAGER)
+    (down,) = [
+        rule
+        for rule in config["inhibit_rules"]
+        if rule["source_matchers"] == ['alertname="EquityDaemonDown"']
+    ]
+    assert {"job", "instance"} <= set(down["equal"])
+    (target,) = down["target_matchers"]
+    matched = re.fullmatch(r'alertname=~"(.*)"', target)
+    assert matched is not None
+    inhibited = set(matched.group(1).split("|"))
+    alerts = {rule["alert"]: rule for rule in deploy.rules() if "alert" in rule}
+    assert inhibited <= set(alerts)
+    assert {"EquitySnapshotStale", "EquityVenueStale", "EquityPriceStale"} <= inhibited
+    assert alerts["EquityDaemonDown"]["labels"]["severity"] == "page"
+    for name in inhibited:  # no aggregation: the daemon's job and instance labels stay on
+        assert not re.search(
+            r"\b(sum|avg|min|max|count|group|topk|bottomk)\b", alerts[name]["expr"]
+        )
+
+
+def test_the_receivers_are_loopback_placeholders() -> None:
+    config = deploy.load_yaml(deploy.ALERTMANAGER)
+    urls = [hook["url"] for receiver in config["receivers"] for hook in receiver["webhook_configs"]]
+    assert {receiver["name"] for receiver in config["receivers"]} == {"page", "ticket"}
+    assert urls
+    assert {urlsplit(url).hostname for url in urls} == {"127.0.0.1"}
