@@ -7,14 +7,19 @@ refer to exists and agrees. tests/integration/test_prometheus.py runs the querie
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import generate_latest
 
+from equity_daemon import healthcheck
+from equity_daemon.settings import HttpSettings
 from tests import deploy
 from tests.test_metrics import basis_view, incomplete_view, scrape_registry
 from tests.tools import require_tool
@@ -223,3 +228,187 @@ def test_the_receivers_are_loopback_placeholders() -> None:
     assert {receiver["name"] for receiver in config["receivers"]} == {"page", "ticket"}
     assert urls
     assert {urlsplit(url).hostname for url in urls} == {"127.0.0.1"}
+
+
+# --- Grafana ------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_well_formed() -> None:
+    board = deploy.dashboard()
+    uid = deploy.load_yaml(deploy.DATASOURCES)["datasources"][0]["uid"]
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    assert board["uid"] == "equity-daemon"
+    (variable,) = board["templating"]["list"]
+    assert (variable["name"], variable["datasource"]["uid"]) == ("book", uid)
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        covered = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not covered & cells, f"{panel['title']} overlaps another panel"
+        cells |= covered
+    for panel in deploy.panels():
+        assert panel["datasource"]["uid"] == uid
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs, panel["title"]
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid
+            assert set(re.findall(r"\$\w+", target["expr"])) <= set(deploy.GRAFANA_VARIABLES)
+            assert target["legendFormat"], f"{panel['title']}: the legend names its labels"
+
+
+def test_the_dashboard_shows_what_the_fund_needs() -> None:
+    used = {name for q in deploy.dashboard_queries() for name in deploy.metric_names(q.expr)}
+    for metric in [
+        "equity_daemon_equity",
+        "equity_daemon_venue_equity",
+        "equity_daemon_asset_equity",
+        "equity_daemon_debt",
+        "equity_daemon_excluded_value",
+        "equity_daemon_aave_health_factor",
+        "equity_daemon_depeg_basis_points",
+        "book_venue:equity_daemon_venue_data_age:seconds",
+        "equity_daemon_events_total",
+    ]:
+        assert metric in used
+
+
+# --- docker compose -----------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = deploy.load_yaml(deploy.COMPOSE)
+    return loaded
+
+
+def host_path(text: str) -> Path:
+    """A compose path: `${VAR:-default}` taken at its default, relative to the compose file."""
+    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+    assert "$" not in text, f"{text}: give every variable a default"
+    return (deploy.COMPOSE.parent / text).resolve()
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (or named volume) of a service's volumes."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        found[target] = source
+    return found
+
+
+def in_container(service: dict[str, Any], path: str) -> Path:
+    """The repository file a service sees at `path`, through its bind mounts."""
+    for target, source in sorted(mounts(service).items(), key=lambda item: -len(item[0])):
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            assert source.startswith("."), f"{path} is in the named volume {source}"
+            return host_path(source) / Path(path).relative_to(target)
+    raise AssertionError(f"nothing is mounted at {path}")
+
+
+def flag(service: dict[str, Any], name: str) -> str:
+    args: list[str] = service["command"]
+    (value,) = [arg.split("=", 1)[1] for arg in args if arg.startswith(f"{name}=")]
+    return value
+
+
+def listen_port(service: dict[str, Any]) -> int:
+    return int(flag(service, "--web.listen-address").rsplit(":", 1)[1])
+
+
+def test_every_path_in_compose_exists() -> None:
+    spec = compose()
+    services = spec["services"]
+    assert set(services) == {"equity-daemon", "prometheus", "alertmanager", "grafana"}
+    assert (host_path(services["equity-daemon"]["build"]) / "Dockerfile").is_file()
+    for name, service in services.items():
+        for source in mounts(service).values():
+            if source.startswith("."):
+                assert host_path(source).exists(), f"{name}: {source}"
+            else:
+                assert source in spec["volumes"], f"{name}: volume {source}"
+        for secret in service.get("secrets", []):
+            assert secret in spec["secrets"], f"{name}: secret {secret}"
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for dependency in service.get("depends_on", []):
+            assert dependency in services
+    for secret in spec["secrets"].values():
+        assert host_path(secret["file"]).is_file()
+
+
+def test_compose_ports_and_targets_agree() -> None:
+    services = compose()["services"]
+    daemon, prometheus = services["equity-daemon"], services["prometheus"]
+    alertmanager, grafana = services["alertmanager"], services["grafana"]
+
+    # the daemon: its configuration, port, history volume, token secret and healthcheck
+    option, config_path = daemon["command"]
+    assert option == "--config"
+    config = tomllib.loads(in_container(daemon, config_path).read_text())
+    port = config.get("http", {}).get("port", HttpSettings.model_fields["port"].default)
+    assert f"127.0.0.1:{port}:{port}" in daemon["ports"]
+    assert not mounts(daemon)[str(Path(config["history_path"]).parent)].startswith(".")
+    assert config["http"]["bearer_token_file"] in daemon["secrets"]
+    env = daemon.get("environment", {})
+    assert int(env.get("EQUITY_DAEMON_HTTP__PORT", healthcheck.DEFAULT_PORT)) == port
+
+    # Prometheus: scrapes the daemon's port, alerts the Alertmanager's, loads its rule files
+    prometheus_config_path = in_container(prometheus, flag(prometheus, "--config.file"))
+    assert prometheus_config_path == deploy.PROMETHEUS / "prometheus.yml"
+    prometheus_config = deploy.load_yaml(prometheus_config_path)
+    (job,) = [j for j in prometheus_config["scrape_configs"] if j["job_name"] == "equity-daemon"]
+    assert job["static_configs"] == [{"targets": [f"equity-daemon:{port}"]}]
+    (alerting,) = prometheus_config["alerting"]["alertmanagers"]
+    assert alerting["static_configs"] == [
+        {"targets": [f"alertmanager:{listen_port(alertmanager)}"]}
+    ]
+    config_dir = Path(flag(prometheus, "--config.file")).parent
+    for rule_file in prometheus_config["rule_files"]:
+        assert in_container(prometheus, str(config_dir / rule_file)) in deploy.RULE_FILES
+    prometheus_port = listen_port(prometheus)
+    assert f"127.0.0.1:{prometheus_port}:{prometheus_port}" in prometheus["ports"]
+    am_port = listen_port(alertmanager)
+    assert f"127.0.0.1:{am_port}:{am_port}" in alertmanager["ports"]
+    assert in_container(alertmanager, flag(alertmanager, "--config.file")) == deploy.ALERTMANAGER
+
+    # Grafana: provisioned datasource on Prometheus's port, dashboards where the provider looks
+    provisioning = "/etc/grafana/provisioning"
+    datasources = in_container(grafana, f"{provisioning}/datasources/prometheus.yml")
+    assert datasources == deploy.DATASOURCES
+    (datasource,) = deploy.load_yaml(datasources)["datasources"]
+    assert datasource["url"] == f"http://prometheus:{prometheus_port}"
+    providers = in_container(grafana, f"{provisioning}/dashboards/equity-daemon.yml")
+    (provider,) = deploy.load_yaml(providers)["providers"]
+    assert deploy.DASHBOARD.parent == in_container(grafana, provider["options"]["path"])
+    grafana_env = grafana["environment"]
+    home = in_container(grafana, grafana_env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert home == deploy.DASHBOARD
+    password = Path(grafana_env["GF_SECURITY_ADMIN_PASSWORD__FILE"])
+    assert password.parent == Path("/run/secrets")
+    assert password.name in grafana["secrets"]
+
+
+def test_the_compose_daemon_config_is_valid(tmp_path: Path) -> None:
+    """`check-config` on it, with the compose secrets where the daemon looks for them."""
+    spec = compose()
+    daemon = spec["services"]["equity-daemon"]
+    for name in daemon["secrets"]:
+        (tmp_path / name).write_bytes(host_path(spec["secrets"][name]["file"]).read_bytes())
+    config = in_container(daemon, daemon["command"][1])
+    done = subprocess.run(
+        [sys.executable, "-m", "equity_daemon", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CREDENTIALS_DIRECTORY": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: 1 book(s), 1 venue(s)" in done.stdout
