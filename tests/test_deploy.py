@@ -155,7 +155,8 @@ def test_the_rules_and_the_dashboard_only_use_metrics_that_exist() -> None:
     }
     assert "equity_daemon_equity" in used
     allowed = exported | deploy.recorded_names() | deploy.PROMETHEUS_OWN
-    assert used - allowed == set(deploy.NOT_EXPORTED_YET)  # each exception is still needed
+    assert used - allowed <= set(deploy.NOT_EXPORTED_YET)
+    assert set(deploy.NOT_EXPORTED_YET) <= used  # no exception outlives its use
 
 
 def test_the_metric_name_lexer() -> None:
