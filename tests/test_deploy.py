@@ -1,15 +1,27 @@
-"""The systemd unit passes systemd's own checks (the Dockerfile needs an engine: see README)."""
+"""deploy/: the systemd unit, the Prometheus rules, Alertmanager, Grafana and compose files.
+
+Each passes its own tool's checks where Debian has the tool (systemd-analyze, promtool, amtool);
+Grafana and Docker are not in Debian, so their files are checked as data: every path and port they
+refer to exists and agrees. tests/integration/test_prometheus.py runs the queries for real.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import generate_latest
 
-from tests.test_metrics import basis_view, scrape_registry
+from equity_daemon import healthcheck
+from equity_daemon.settings import HttpSettings
+from tests import deploy
+from tests.test_metrics import basis_view, incomplete_view, scrape_registry
 from tests.tools import require_tool
 
 UNIT = Path(__file__).parents[1] / "deploy" / "equity-daemon.service"
@@ -60,20 +72,344 @@ def test_the_unit_is_a_notify_service_with_a_watchdog() -> None:
         assert line in text
 
 
-RULES = UNIT.parent / "prometheus"
+# --- Prometheus ---------------------------------------------------------------------------------
 
 
-def test_the_alerting_rules_pass_their_promtool_tests() -> None:
-    promtool = require_tool("promtool", "prometheus")
-    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
-        done = subprocess.run(
-            [promtool, *args], cwd=RULES, capture_output=True, text=True, timeout=60
+def promtool(*args: str) -> str:
+    tool = require_tool("promtool", "prometheus")
+    done = subprocess.run(
+        [tool, *args], cwd=deploy.PROMETHEUS, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_rules_pass_promtool_checks_and_their_unit_tests() -> None:
+    promtool("check", "rules", "rules.yml", "alerts.yml")
+    assert "SUCCESS" in promtool("test", "rules", "alerts_test.yml")
+
+
+def test_the_prometheus_config_passes_promtool_with_its_rule_files() -> None:
+    checked = promtool("check", "config", "prometheus.yml")
+    assert "2 rule files found" in checked
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    cases: dict[str, set[bool]] = {}
+    for test in deploy.load_yaml(deploy.PROMETHEUS / "alerts_test.yml")["tests"]:
+        for case in test.get("alert_rule_test", []):
+            cases.setdefault(case["alertname"], set()).add(bool(case["exp_alerts"]))
+    alerts = {rule["alert"] for rule in deploy.rules() if "alert" in rule}
+    assert {name: cases.get(name) for name in alerts} == {name: {True, False} for name in alerts}
+
+
+def test_severities_page_on_equity_and_ticket_the_rest() -> None:
+    severity: dict[str, set[str]] = {}
+    for rule in deploy.rules():
+        if "alert" in rule:
+            severity.setdefault(rule["labels"]["severity"], set()).add(rule["alert"])
+    assert severity == {
+        "page": {
+            "EquityDaemonDown",
+            "EquityUnknown",
+            "EquitySnapshotStale",
+            "EquityLargeMove",
+            "EquityAaveHealthFactorLow",
+            "EquityDepeg",  # above 2 %
+        },
+        "ticket": {
+            "EquitySnapshotIncomplete",
+            "EquityVenueDown",
+            "EquityVenueStale",
+            "EquityPriceStale",
+            "EquityDepeg",  # above 0.5 %, inhibited by the page
+            "EquityWebhookBacklog",
+            "EquityWebhookDeadLetters",
+            "EquityHistoryUnwritten",
+            "EquityReconciliationDrift",
+        },
+    }
+
+
+def full_exposition() -> str:
+    """A scrape with every family the daemon has, counters included."""
+    metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 1})
+    metrics.prepare(["lido", "okx", "bybit"])
+    metrics.failed("okx", "timeout")
+    metrics.fetched("okx", 0.3)
+    metrics.events.labels("basis", "threshold").inc()
+    metrics.webhook_deliveries.labels("pager", "delivered").inc()
+    metrics.quote_errors.labels("okx").inc()
+    metrics.cycles.inc()
+    return generate_latest(metrics.registry).decode()
+
+
+def test_the_rules_and_the_dashboard_only_use_metrics_that_exist() -> None:
+    exported = deploy.exposed_names(full_exposition())
+    used = {
+        name
+        for query in deploy.recording_queries()
+        + deploy.alert_queries()
+        + deploy.dashboard_queries()
+        for name in deploy.metric_names(query.expr)
+    }
+    assert "equity_daemon_equity" in used
+    allowed = exported | deploy.recorded_names() | deploy.PROMETHEUS_OWN
+    assert used - allowed <= set(deploy.NOT_EXPORTED_YET)
+    assert set(deploy.NOT_EXPORTED_YET) <= used  # no exception outlives its use
+
+
+def test_the_metric_name_lexer() -> None:
+    names = deploy.metric_names(
+        'histogram_quantile(0.95, sum by (venue, le) (rate(a_bucket{venue=~"x|y"}[5m])))'
+        " / on (book) group_left(currency) b:c:d offset 1h > bool 1e3 or up unless Inf"
+    )
+    assert names == {"a_bucket", "b:c:d", "up"}
+
+
+def test_alert_expressions_become_zero_one_series() -> None:
+    assert deploy.as_bool('up{job="x"} == 0') == 'up{job="x"} == bool 0'
+    assert deploy.as_bool("time() - a > 900") == "time() - a > bool 900"
+    assert deploy.as_bool('a{kind!="x"} < 1.1') == 'a{kind!="x"} < bool 1.1'
+
+
+# --- Alertmanager -------------------------------------------------------------------------------
+
+
+def amtool(*args: str) -> str:
+    tool = require_tool("amtool", "prometheus-alertmanager")
+    done = subprocess.run(
+        [tool, *args], cwd=deploy.ALERTMANAGER.parent, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_alertmanager_config_passes_amtool() -> None:
+    assert "SUCCESS" in amtool("check-config", deploy.ALERTMANAGER.name)
+
+
+def test_pages_and_tickets_reach_their_own_receivers() -> None:
+    for labels, receiver in [
+        (["severity=page", "alertname=EquityLargeMove"], "page"),
+        (["severity=ticket", "alertname=EquityVenueStale"], "ticket"),
+        (["alertname=Unlabelled"], "ticket"),
+    ]:
+        routed = amtool(
+            "config", "routes", "test", f"--config.file={deploy.ALERTMANAGER.name}", *labels
         )
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert routed.split() == [receiver], labels
 
 
-def test_the_rules_only_use_metrics_the_daemon_exports() -> None:
-    exposition = generate_latest(scrape_registry([basis_view()], {"pager": 1}).registry).decode()
-    used = set(re.findall(r"equity_daemon_[a-z_]+", (RULES / "alerts.yml").read_text()))
-    assert used
-    assert {name for name in used if f"\n{name}{{" not in exposition} == set()
+def test_daemon_down_inhibits_only_its_own_staleness_alerts() -> None:
+    config = deploy.load_yaml(deploy.ALERTMANAGER)
+    (down,) = [
+        rule
+        for rule in config["inhibit_rules"]
+        if rule["source_matchers"] == ['alertname="EquityDaemonDown"']
+    ]
+    assert {"job", "instance"} <= set(down["equal"])
+    (target,) = down["target_matchers"]
+    matched = re.fullmatch(r'alertname=~"(.*)"', target)
+    assert matched is not None
+    inhibited = set(matched.group(1).split("|"))
+    alerts = {rule["alert"]: rule for rule in deploy.rules() if "alert" in rule}
+    assert inhibited <= set(alerts)
+    assert {"EquitySnapshotStale", "EquityVenueStale", "EquityPriceStale"} <= inhibited
+    assert alerts["EquityDaemonDown"]["labels"]["severity"] == "page"
+    for name in inhibited:  # no aggregation: the daemon's job and instance labels stay on
+        assert not re.search(
+            r"\b(sum|avg|min|max|count|group|topk|bottomk)\b", alerts[name]["expr"]
+        )
+
+
+def test_the_receivers_are_loopback_placeholders() -> None:
+    config = deploy.load_yaml(deploy.ALERTMANAGER)
+    urls = [hook["url"] for receiver in config["receivers"] for hook in receiver["webhook_configs"]]
+    assert {receiver["name"] for receiver in config["receivers"]} == {"page", "ticket"}
+    assert urls
+    assert {urlsplit(url).hostname for url in urls} == {"127.0.0.1"}
+
+
+# --- Grafana ------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_well_formed() -> None:
+    board = deploy.dashboard()
+    uid = deploy.load_yaml(deploy.DATASOURCES)["datasources"][0]["uid"]
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    assert board["uid"] == "equity-daemon"
+    (variable,) = board["templating"]["list"]
+    assert (variable["name"], variable["datasource"]["uid"]) == ("book", uid)
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        covered = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not covered & cells, f"{panel['title']} overlaps another panel"
+        cells |= covered
+    for panel in deploy.panels():
+        assert panel["datasource"]["uid"] == uid
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs, panel["title"]
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid
+            assert set(re.findall(r"\$\w+", target["expr"])) <= set(deploy.GRAFANA_VARIABLES)
+            assert target["legendFormat"], f"{panel['title']}: the legend names its labels"
+
+
+def test_the_dashboard_shows_what_the_fund_needs() -> None:
+    used = {name for q in deploy.dashboard_queries() for name in deploy.metric_names(q.expr)}
+    for metric in [
+        "equity_daemon_equity",
+        "equity_daemon_venue_equity",
+        "equity_daemon_asset_equity",
+        "equity_daemon_debt",
+        "equity_daemon_excluded_value",
+        "equity_daemon_aave_health_factor",
+        "equity_daemon_depeg_basis_points",
+        "book_venue:equity_daemon_venue_data_age:seconds",
+        "equity_daemon_events_total",
+    ]:
+        assert metric in used
+
+
+# --- docker compose -----------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = deploy.load_yaml(deploy.COMPOSE)
+    return loaded
+
+
+def host_path(text: str) -> Path:
+    """A compose path: `${VAR:-default}` taken at its default, relative to the compose file."""
+    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+    assert "$" not in text, f"{text}: give every variable a default"
+    return (deploy.COMPOSE.parent / text).resolve()
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (or named volume) of a service's volumes."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        found[target] = source
+    return found
+
+
+def in_container(service: dict[str, Any], path: str) -> Path:
+    """The repository file a service sees at `path`, through its bind mounts."""
+    for target, source in sorted(mounts(service).items(), key=lambda item: -len(item[0])):
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            assert source.startswith("."), f"{path} is in the named volume {source}"
+            return host_path(source) / Path(path).relative_to(target)
+    raise AssertionError(f"nothing is mounted at {path}")
+
+
+def flag(service: dict[str, Any], name: str) -> str:
+    args: list[str] = service["command"]
+    (value,) = [arg.split("=", 1)[1] for arg in args if arg.startswith(f"{name}=")]
+    return value
+
+
+def listen_port(service: dict[str, Any]) -> int:
+    return int(flag(service, "--web.listen-address").rsplit(":", 1)[1])
+
+
+def test_every_path_in_compose_exists() -> None:
+    spec = compose()
+    services = spec["services"]
+    assert set(services) == {"equity-daemon", "prometheus", "alertmanager", "grafana"}
+    assert (host_path(services["equity-daemon"]["build"]) / "Dockerfile").is_file()
+    for name, service in services.items():
+        for source in mounts(service).values():
+            if source.startswith("."):
+                assert host_path(source).exists(), f"{name}: {source}"
+            else:
+                assert source in spec["volumes"], f"{name}: volume {source}"
+        for secret in service.get("secrets", []):
+            assert secret in spec["secrets"], f"{name}: secret {secret}"
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for dependency in service.get("depends_on", []):
+            assert dependency in services
+    for secret in spec["secrets"].values():
+        assert host_path(secret["file"]).is_file()
+
+
+def test_compose_ports_and_targets_agree() -> None:
+    services = compose()["services"]
+    daemon, prometheus = services["equity-daemon"], services["prometheus"]
+    alertmanager, grafana = services["alertmanager"], services["grafana"]
+
+    # the daemon: its configuration, port, history volume, token secret and healthcheck
+    option, config_path = daemon["command"]
+    assert option == "--config"
+    config = tomllib.loads(in_container(daemon, config_path).read_text())
+    port = config.get("http", {}).get("port", HttpSettings.model_fields["port"].default)
+    assert f"127.0.0.1:{port}:{port}" in daemon["ports"]
+    assert not mounts(daemon)[str(Path(config["history_path"]).parent)].startswith(".")
+    assert config["http"]["bearer_token_file"] in daemon["secrets"]
+    env = daemon.get("environment", {})
+    assert int(env.get("EQUITY_DAEMON_HTTP__PORT", healthcheck.DEFAULT_PORT)) == port
+
+    # Prometheus: scrapes the daemon's port, alerts the Alertmanager's, loads its rule files
+    prometheus_config_path = in_container(prometheus, flag(prometheus, "--config.file"))
+    assert prometheus_config_path == deploy.PROMETHEUS / "prometheus.yml"
+    prometheus_config = deploy.load_yaml(prometheus_config_path)
+    (job,) = [j for j in prometheus_config["scrape_configs"] if j["job_name"] == "equity-daemon"]
+    assert job["static_configs"] == [{"targets": [f"equity-daemon:{port}"]}]
+    (alerting,) = prometheus_config["alerting"]["alertmanagers"]
+    assert alerting["static_configs"] == [
+        {"targets": [f"alertmanager:{listen_port(alertmanager)}"]}
+    ]
+    config_dir = Path(flag(prometheus, "--config.file")).parent
+    for rule_file in prometheus_config["rule_files"]:
+        assert in_container(prometheus, str(config_dir / rule_file)) in deploy.RULE_FILES
+    prometheus_port = listen_port(prometheus)
+    assert f"127.0.0.1:{prometheus_port}:{prometheus_port}" in prometheus["ports"]
+    am_port = listen_port(alertmanager)
+    assert f"127.0.0.1:{am_port}:{am_port}" in alertmanager["ports"]
+    assert in_container(alertmanager, flag(alertmanager, "--config.file")) == deploy.ALERTMANAGER
+
+    # Grafana: provisioned datasource on Prometheus's port, dashboards where the provider looks
+    provisioning = "/etc/grafana/provisioning"
+    datasources = in_container(grafana, f"{provisioning}/datasources/prometheus.yml")
+    assert datasources == deploy.DATASOURCES
+    (datasource,) = deploy.load_yaml(datasources)["datasources"]
+    assert datasource["url"] == f"http://prometheus:{prometheus_port}"
+    providers = in_container(grafana, f"{provisioning}/dashboards/equity-daemon.yml")
+    (provider,) = deploy.load_yaml(providers)["providers"]
+    assert deploy.DASHBOARD.parent == in_container(grafana, provider["options"]["path"])
+    grafana_env = grafana["environment"]
+    home = in_container(grafana, grafana_env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert home == deploy.DASHBOARD
+    password = Path(grafana_env["GF_SECURITY_ADMIN_PASSWORD__FILE"])
+    assert password.parent == Path("/run/secrets")
+    assert password.name in grafana["secrets"]
+
+
+def test_the_compose_daemon_config_is_valid(tmp_path: Path) -> None:
+    """`check-config` on it, with the compose secrets where the daemon looks for them."""
+    spec = compose()
+    daemon = spec["services"]["equity-daemon"]
+    for name in daemon["secrets"]:
+        (tmp_path / name).write_bytes(host_path(spec["secrets"][name]["file"]).read_bytes())
+    config = in_container(daemon, daemon["command"][1])
+    done = subprocess.run(
+        [sys.executable, "-m", "equity_daemon", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CREDENTIALS_DIRECTORY": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: 1 book(s), 1 venue(s)" in done.stdout
