@@ -128,11 +128,14 @@ class DaemonMetrics:
     def unconfirmed(self, venue: str) -> None:
         self.unconfirmed_reports.labels(venue).inc()
 
-    def prepare(self, venues: Iterable[str]) -> None:
-        """Export zeros for every venue from the start, so rate() sees the first error."""
+    def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
+        """Export zeros for every venue and webhook from the start, so rate() and increase()
+        see the first error."""
         for venue in venues:
             for reason in ("timeout", "unavailable", "malformed", "unexpected"):
                 self.venue_errors.labels(venue, reason)
+        for target in webhooks:
+            self.webhook_dead_letters.labels(target)
 
 
 class EquityCollector(Collector):

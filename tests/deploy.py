@@ -23,10 +23,8 @@ CHAIN_VENUES = "produced by exchange/chain venues (issues 8/9)"
 # Metrics the rules and the dashboard use that the daemon cannot export yet, and why. The
 # integration test queries them for real as soon as they are there.
 NOT_EXPORTED_YET = {
-    "equity_daemon_reconciliation_difference_ratio": CHAIN_VENUES,
     "equity_daemon_aave_health_factor": CHAIN_VENUES,
     "equity_daemon_depeg_basis_points": CHAIN_VENUES,
-    "equity_daemon_webhook_dead_letters_total": "appears after the first dead letter",
 }
 # Series Prometheus makes itself, not the daemon.
 PROMETHEUS_OWN = {"up"}

@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 from prometheus_client import generate_latest
 
 from equity_daemon import healthcheck
+from equity_daemon.model import Reconciliation
 from equity_daemon.settings import HttpSettings
 from tests import deploy
 from tests.test_metrics import basis_view, incomplete_view, scrape_registry
@@ -133,8 +136,14 @@ def test_severities_page_on_equity_and_ticket_the_rest() -> None:
 
 def full_exposition() -> str:
     """A scrape with every family the daemon has, counters included."""
-    metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 1})
-    metrics.prepare(["lido", "okx", "bybit"])
+    basis = basis_view()
+    assert basis.snapshot is not None
+    drift = Reconciliation(
+        "okx", "main", "totalEq", Decimal(100), Decimal(101), Decimal(101), "USD"
+    )
+    basis = replace(basis, snapshot=replace(basis.snapshot, reconciliations=(drift,)))
+    metrics = scrape_registry([basis, incomplete_view()], {"pager": 1})
+    metrics.prepare(["lido", "okx", "bybit"], ["pager"])
     metrics.failed("okx", "timeout")
     metrics.fetched("okx", 0.3)
     metrics.events.labels("basis", "threshold").inc()

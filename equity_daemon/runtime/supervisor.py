@@ -118,7 +118,9 @@ class Daemon:
         venue_names = [name for book in self.books for name in book.venue_names]
         self.store = PositionStore(venue_names, self.clock)
         self.pollers = list(self._pollers())
-        self.instruments.prepare(venue_names)
+        self.instruments.prepare(
+            venue_names, [hook.name for book in settings.books.values() for hook in book.webhooks]
+        )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
         self._errors_seen: set[tuple[str, str, str]] = set()

@@ -61,6 +61,12 @@ rate = "0.998"
 base = "ETH"
 quote = "USDT"
 rate = "3000"
+
+[[reported]]
+account = "cold"
+amount = "{usdt}"
+currency = "USDT"
+label = "custodian statement"
 """
 
 
