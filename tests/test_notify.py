@@ -256,10 +256,11 @@ async def test_dead_letters_are_counted_by_target_in_the_daemons_metrics(tmp_pat
         respx.post(URL).mock(return_value=httpx.Response(410))
         async with anyio.create_task_group() as tg:
             await tg.start(partial(daemon.run, history, handle_signals=False))
-            # the first dead letter creates the series; the next look updates the backlog
+            # the series is there from the start (at 0); the next look updates the backlog
             await eventually(
                 lambda: (
-                    bool(scraped("equity_daemon_webhook_dead"))
+                    scraped("equity_daemon_webhook_dead")
+                    == ['equity_daemon_webhook_dead_letters_total{target="pager"} 1.0']
                     and scraped("equity_daemon_outbox_backlog{")
                     == ['equity_daemon_outbox_backlog{target="pager"} 0.0']
                 ),
