@@ -1,4 +1,4 @@
-"""The systemd unit passes systemd's own checks (the Dockerfile needs an engine: see README)."""
+"""The systemd unit passes systemd's own checks (the Docker image: integration/test_image.py)."""
 
 from __future__ import annotations
 
