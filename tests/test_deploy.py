@@ -2,7 +2,8 @@
 
 Each passes its own tool's checks where Debian has the tool (systemd-analyze, promtool, amtool);
 Grafana and Docker are not in Debian, so their files are checked as data: every path and port they
-refer to exists and agrees. tests/integration/test_prometheus.py runs the queries for real.
+refer to exists and agrees. tests/integration/test_prometheus.py runs the queries for real;
+tests/integration/test_image.py builds and runs the Docker image.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from tests import deploy
 from tests.test_metrics import basis_view, incomplete_view, scrape_registry
 from tests.tools import require_tool
 
-UNIT = Path(__file__).parents[1] / "deploy" / "equity-daemon.service"
+ROOT = Path(__file__).parents[1]
+UNIT = ROOT / "deploy" / "equity-daemon.service"
 
 
 def systemd_analyze() -> str:
@@ -323,6 +325,12 @@ def in_container(service: dict[str, Any], path: str) -> Path:
     raise AssertionError(f"nothing is mounted at {path}")
 
 
+def image_config_path() -> str:
+    """Where the image reads its configuration: the Dockerfile's `EQUITY_DAEMON_CONFIG`."""
+    (path,) = re.findall(r"EQUITY_DAEMON_CONFIG=(\S+)", (ROOT / "Dockerfile").read_text())
+    return str(path)
+
+
 def flag(service: dict[str, Any], name: str) -> str:
     args: list[str] = service["command"]
     (value,) = [arg.split("=", 1)[1] for arg in args if arg.startswith(f"{name}=")]
@@ -360,9 +368,8 @@ def test_compose_ports_and_targets_agree() -> None:
     alertmanager, grafana = services["alertmanager"], services["grafana"]
 
     # the daemon: its configuration, port, history volume, token secret and healthcheck
-    option, config_path = daemon["command"]
-    assert option == "--config"
-    config = tomllib.loads(in_container(daemon, config_path).read_text())
+    assert "command" not in daemon  # the image's own `run` on its configuration file
+    config = tomllib.loads(in_container(daemon, image_config_path()).read_text())
     port = config.get("http", {}).get("port", HttpSettings.model_fields["port"].default)
     assert f"127.0.0.1:{port}:{port}" in daemon["ports"]
     assert not mounts(daemon)[str(Path(config["history_path"]).parent)].startswith(".")
@@ -412,7 +419,7 @@ def test_the_compose_daemon_config_is_valid(tmp_path: Path) -> None:
     daemon = spec["services"]["equity-daemon"]
     for name in daemon["secrets"]:
         (tmp_path / name).write_bytes(host_path(spec["secrets"][name]["file"]).read_bytes())
-    config = in_container(daemon, daemon["command"][1])
+    config = in_container(daemon, image_config_path())
     done = subprocess.run(
         [sys.executable, "-m", "equity_daemon", "check-config", "--config", str(config)],
         capture_output=True,
