@@ -149,10 +149,10 @@ class BinanceDialect(Dialect):
         }
 
     def spot_tickers(self, query: Mapping[str, str]) -> Json:
-        return [self._ticker(m, spot=True) for m in self.state.markets]
+        return _one_or_all([self._ticker(m, spot=True) for m in self.state.markets], query)
 
     def futures_tickers(self, query: Mapping[str, str]) -> Json:
-        return [self._ticker(m, spot=False) for m in self.state.perps()]
+        return _one_or_all([self._ticker(m, spot=False) for m in self.state.perps()], query)
 
     def _ticker(self, market: Market, spot: bool) -> Json:
         last = self.state.prices.get(market.base, ZERO) / self.state.usd(market.quote)
@@ -181,7 +181,7 @@ class BinanceDialect(Dialect):
 
     def premium_index(self, query: Mapping[str, str]) -> Json:
         now = self.state.now_ms()
-        return [
+        rows = [
             {
                 "symbol": m.base + m.quote,
                 "markPrice": num(self.state.mark(m.base)),
@@ -194,6 +194,7 @@ class BinanceDialect(Dialect):
             }
             for m in self.state.perps()
         ]
+        return _one_or_all(rows, query)
 
     # -- balances ------------------------------------------------------------------------------
 
@@ -469,6 +470,15 @@ class BinanceDialect(Dialect):
             }
             for t in _window(self.state.withdrawals, query)
         ]
+
+
+def _one_or_all(rows: list[Json], query: Mapping[str, str]) -> Json:
+    """Binance answers `?symbol=` with one object (an error body when unknown), else a list."""
+    symbol = query.get("symbol")
+    if symbol is None:
+        return rows
+    found = [row for row in rows if row["symbol"] == symbol]
+    return found[0] if found else {"code": -1121, "msg": "Invalid symbol."}
 
 
 def _futures_asset(asset: str, h: Holding, now: int) -> dict[str, Json]:

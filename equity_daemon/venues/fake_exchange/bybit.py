@@ -87,8 +87,11 @@ class BybitDialect(Dialect):
     def tickers(self, query: Mapping[str, str]) -> Json:
         category = query.get("category", "spot")
         markets = self.state.markets if category == "spot" else self.state.perps()
+        symbol = query.get("symbol")
         rows = []
         for m in markets:
+            if symbol not in {None, _symbol(m, category)}:
+                continue
             last = self.state.prices.get(m.base, ZERO) / self.state.usd(m.quote)
             row = {
                 "symbol": _symbol(m, category),

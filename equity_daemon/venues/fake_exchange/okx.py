@@ -32,6 +32,7 @@ class OkxDialect(Dialect):
             Route("GET", "/api/v5/public/time", self.time),
             Route("GET", "/api/v5/public/instruments", self.instruments),
             Route("GET", "/api/v5/market/tickers", self.tickers),
+            Route("GET", "/api/v5/market/ticker", self.ticker),
             Route("GET", "/api/v5/public/mark-price", self.mark_prices),
             Route("GET", "/api/v5/asset/currencies", self.currencies, private=True),
             Route("GET", "/api/v5/account/balance", self.trading, private=True),
@@ -98,6 +99,12 @@ class OkxDialect(Dialect):
                 }
             )
         return self._ok(rows)
+
+    def ticker(self, query: Mapping[str, str]) -> Json:
+        inst = query.get("instId", "")
+        kind = "SWAP" if inst.endswith("-SWAP") else "SPOT"
+        rows = self.tickers({"instType": kind})["data"]
+        return self._ok([row for row in rows if row["instId"] == inst])
 
     def mark_prices(self, query: Mapping[str, str]) -> Json:
         now = str(self.state.now_ms())
