@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt.async_support as ccxt
+import ccxt.pro as ccxtpro
 
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchange_urls import point_at
@@ -122,10 +123,12 @@ def create_exchange(
     sandbox: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     rate_limit: bool = True,
+    streaming: bool = False,
 ) -> Any:
     """A ccxt async exchange for one account; the caller must `await exchange.close()`.
 
     Args:
+        streaming: a ccxt.pro instance (REST and websockets), else a REST-only one.
         base_url: send every request there instead (`exchange_urls.point_at`).
         sandbox: use the exchange's test network.
         timeout: seconds for one HTTP request.
@@ -149,7 +152,7 @@ def create_exchange(
     }
     if credentials.password is not None:
         config["password"] = credentials.password
-    exchange = getattr(ccxt, exchange_id)(config)
+    exchange = getattr(ccxtpro if streaming else ccxt, exchange_id)(config)
     point_at(exchange, base_url, sandbox=sandbox)
     return exchange
 

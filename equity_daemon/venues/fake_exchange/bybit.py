@@ -4,20 +4,48 @@ positions by settle coin with cursor pagination, deposit and withdrawal records,
 Accounts: `unified` (UTA, `accountType=UNIFIED`) and `funding` (`accountType=FUND`). Every answer
 has Bybit's envelope (`retCode`, `retMsg`, `result`, `retExtInfo`, `time`); numbers are strings.
 Like Bybit, the wallet leaves out coins whose assets and liabilities are both zero.
+
+The private websocket (`/v5/private`) takes `auth`, `subscribe` and `ping`, and pushes the
+`wallet` and `position` topics when a test calls `push` (Bybit sends no snapshot on subscribe).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
-from equity_daemon.venues.fake_exchange.state import ZERO, FakePosition, Market, Transfer, num
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.state import (
+    ZERO,
+    FakePosition,
+    FakeState,
+    Market,
+    Transfer,
+    num,
+)
+
+_connections = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Stream:
+    socket: web.WebSocketResponse
+    authenticated: bool = False
+    topics: set[str] = field(default_factory=set)
+    id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
 
 
 class BybitDialect(Dialect):
     name = "bybit"
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self._streams: list[_Stream] = []
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -36,6 +64,9 @@ class BybitDialect(Dialect):
             Route("GET", "/v5/asset/deposit/query-record", self.deposits, private=True),
             Route("GET", "/v5/asset/withdraw/query-record", self.withdrawals, private=True),
         )
+
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        return (("/v5/private", self.private_stream),)
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-TIMESTAMP")
@@ -67,6 +98,79 @@ class BybitDialect(Dialect):
             "retExtInfo": {},
             "time": self.state.now_ms(),
         }
+
+    # -- the private websocket: `auth`, then `wallet` and `position` pushes --------------------
+
+    async def private_stream(self, request: web.Request) -> web.StreamResponse:
+        """Bybit's v5 private stream: `auth` (key, expiry and signature present), `subscribe`,
+        `ping`; pushes are sent by `push`. Like Bybit, it sends no snapshot on subscribe."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        stream = _Stream(socket)
+        self._streams.append(stream)
+        try:
+            async for message in socket:
+                if message.type is WSMsgType.TEXT:
+                    await self._on_message(stream, json.loads(message.data))
+        finally:
+            self._streams.remove(stream)
+        return socket
+
+    async def _on_message(self, stream: _Stream, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
+        if "req_id" in message:
+            reply["req_id"] = message["req_id"]
+        if op == "auth":
+            args = message.get("args") or []
+            stream.authenticated = len(args) == 3 and all(args) and not self.refuse_stream_auth
+            reply |= {"success": stream.authenticated, "ret_msg": ""}
+            if not stream.authenticated:  # ccxt knows a failed login by the echoed `request.op`
+                reply |= {"ret_msg": "Invalid apikey", "request": {"op": "auth"}}
+        elif op == "subscribe":
+            allowed = stream.authenticated
+            if allowed:
+                stream.topics.update(message.get("args") or [])
+            reply |= {"success": allowed, "ret_msg": "" if allowed else "Request not authorized"}
+        elif op == "ping":
+            reply |= {"op": "pong", "args": [str(self.state.now_ms())]}
+        else:
+            reply |= {"success": False, "ret_msg": f"unknown op {op}"}
+        await stream.socket.send_json(reply)
+
+    async def push(self, topic: str) -> int:
+        """Send `topic` (`wallet` or `position`) from the current state to every subscriber;
+        how many sockets it went to."""
+        if topic == "wallet":
+            data: list[Json] = [self._unified()]
+        elif topic == "position":
+            data = [
+                self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}
+                for p in self.state.positions
+            ]
+        else:
+            raise ValueError(f"bybit has no private topic {topic!r} here")
+        now = self.state.now_ms()
+        message = {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
+        sent = 0
+        for stream in list(self._streams):
+            if topic in stream.topics:
+                await stream.socket.send_json(message)
+                sent += 1
+        return sent
+
+    async def drop_streams(self) -> None:
+        """Close every websocket, as Bybit does to an idle or expired connection."""
+        for stream in list(self._streams):
+            await stream.socket.close()
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for stream in self._streams:
+            for topic in stream.topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return counts
 
     # -- public --------------------------------------------------------------------------------
 
@@ -154,6 +258,10 @@ class BybitDialect(Dialect):
     def wallet(self, query: Mapping[str, str]) -> Json:
         if query.get("accountType") != "UNIFIED":
             return self._error(10001, "accountType only support UNIFIED.")
+        return self._ok({"list": [self._unified()]})
+
+    def _unified(self) -> dict[str, Json]:
+        """The UNIFIED account as both the REST wallet and the `wallet` topic render it."""
         coins = []
         totals = dict.fromkeys(("equity", "wallet", "upl", "im", "mm", "borrowed"), ZERO)
         for asset, h in self.state.account("unified").items():
@@ -189,7 +297,7 @@ class BybitDialect(Dialect):
                 }
             )
         margin = totals["equity"]
-        account = {
+        return {
             "accountType": "UNIFIED",
             "accountIMRate": num(totals["im"] / margin) if margin else "0",
             "accountMMRate": num(totals["mm"] / margin) if margin else "0",
@@ -203,7 +311,6 @@ class BybitDialect(Dialect):
             "totalMaintenanceMargin": num(totals["mm"]),
             "coin": coins,
         }
-        return self._ok({"list": [account]})
 
     def funding(self, query: Mapping[str, str]) -> Json:
         if query.get("accountType") != "FUND":
@@ -223,6 +330,8 @@ class BybitDialect(Dialect):
         category = query.get("category")
         settle = query.get("settleCoin")
         symbol = query.get("symbol")
+        if category == "inverse":  # no inverse contracts here: an empty page
+            return self._ok({"category": "inverse", "list": [], "nextPageCursor": ""})
         if category != "linear" or not (settle or symbol or query.get("baseCoin")):
             return self._error(10001, "settleCoin or symbol is required")
         limit = min(int(query.get("limit", 20)), 200, self.state.page_size)

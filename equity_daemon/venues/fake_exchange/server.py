@@ -30,6 +30,7 @@ from equity_daemon.venues.fake_exchange.state import (
 
 Json = Any  # what json.dumps takes
 Handler = Callable[[Mapping[str, str]], Json]
+WebsocketHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Fault(enum.Enum):
@@ -88,6 +89,8 @@ class Dialect:
     """
 
     name = "exchange"
+    # set by a test to see a websocket `auth` / `login` refused
+    refuse_stream_auth = False
 
     def __init__(self, state: FakeState) -> None:
         self.state = state
@@ -95,9 +98,21 @@ class Dialect:
     def routes(self) -> Sequence[Route]:
         raise NotImplementedError
 
-    def websockets(self) -> Sequence[tuple[str, Callable[[web.Request], Awaitable[Any]]]]:
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
         """(path, handler) pairs of aiohttp websocket routes; none by default."""
         return ()
+
+    async def push(self, topic: str) -> int:
+        """Send `topic` from the current state to its websocket subscribers; how many."""
+        raise NotImplementedError(f"{self.name}: no websocket here yet")
+
+    async def drop_streams(self) -> None:
+        """Close every websocket the server holds open."""
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        """How many authenticated websockets follow each topic."""
+        return {}
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         """Whether the request carries the exchange's signing headers (never checked further)."""
@@ -162,6 +177,7 @@ class FakeExchange:
 
     async def close(self) -> None:
         self._release.set()
+        await self.dialect.drop_streams()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -229,6 +245,15 @@ class FakeExchange:
             raise KeyError(f"{self.name} serves no {path}")
         queue = self._faults.setdefault(path, deque())
         queue.extend(_Queued(fault, status, retry_after) for _ in range(times))
+
+    async def push(self, topic: str) -> int:
+        """Push `topic` (Bybit: `wallet`, `position`) from the current state to the websocket
+        subscribers; how many sockets it reached."""
+        return await self.dialect.push(topic)
+
+    async def drop_streams(self) -> None:
+        """Close every open websocket, as an exchange does at a disconnect."""
+        await self.dialect.drop_streams()
 
     def calls(self, path: str) -> list[Mapping[str, str]]:
         """The query of every request made to `path`, in order."""
