@@ -6,6 +6,8 @@
   * `HistoryUnavailable` — the history database refuses a write right now; try again later.
   * `VenueError` — a venue fetch went wrong (carries `venue`).
     * `VenueUnavailable` — transient (network, timeout, rate limit): back off and retry.
+    * `VenueAuthError` — permanent (bad key, missing permission, suspended account): no fast
+      retry; an operator must act.
     * `VenueDataError` — the venue answered with something we cannot read.
 
 Messages never carry secrets: venue adapters describe failures by kind and host, not by URL.
@@ -57,7 +59,24 @@ class VenueError(EquityDaemonError):
 
 
 class VenueUnavailable(VenueError):
-    """Raised when a venue cannot be reached right now; the poller backs off and retries."""
+    """Raised when a venue cannot be reached right now; the poller backs off and retries.
+
+    `retry_after` is the venue's own hint, in seconds, when it sent one (an HTTP `Retry-After`
+    with a 429, 418 or 503): retrying sooner only extends a rate-limit ban.
+    """
+
+    def __init__(self, venue: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(venue, reason)
+        self.retry_after = retry_after
+
+
+class VenueAuthError(VenueError):
+    """Raised when a venue refuses our credentials: an invalid or expired key, a key without
+    the permission the call needs, a suspended account.
+
+    Permanent: no fast retry, because retrying cannot fix it and some venues ban an IP that
+    keeps failing authentication; an operator must act.
+    """
 
 
 class VenueDataError(VenueError):

@@ -29,7 +29,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from equity_daemon.clock import Clock
-from equity_daemon.errors import VenueDataError, VenueUnavailable
+from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport
 from equity_daemon.runtime.detached import Detached
 from equity_daemon.sanity import BadData, check_report, sudden_loss
@@ -110,6 +110,8 @@ def _classify(venue: Venue, exc: Exception) -> tuple[str, str]:
     """A bounded reason kind (a metric label) and a readable reason (no secrets: no URLs)."""
     if isinstance(exc, VenueUnavailable):
         return "unavailable", exc.reason
+    if isinstance(exc, VenueAuthError):
+        return "auth", exc.reason
     if isinstance(exc, VenueDataError):
         return "malformed", exc.reason
     if isinstance(exc, BadData):

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon.errors import VenueDataError, VenueUnavailable
+from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.model import Asset, Position, VenueReport
 from equity_daemon.runtime.poller import Poller, PollPolicy, backoff, fetch_once
 from equity_daemon.store import NO_REPORT_YET, PositionStore
@@ -73,6 +73,7 @@ class Slow:
     [
         (VenueUnavailable("cex", "HTTP 503"), "unavailable", "HTTP 503"),
         (VenueDataError("cex", "balances missing"), "malformed", "balances missing"),
+        (VenueAuthError("cex", "AuthenticationError -2015"), "auth", "AuthenticationError -2015"),
         (KeyError("secret-looking detail"), "unexpected", "unexpected KeyError"),
     ],
 )

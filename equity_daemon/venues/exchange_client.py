@@ -1,0 +1,200 @@
+"""ccxt exchange instances as the exchange venue uses them, and the calls it makes on them.
+
+`create_exchange` builds one ccxt async instance per (exchange, account): separate instances keep
+ccxt's caches and websocket clients apart (venue-pitfalls 16). Its options keep `load_markets`
+to spot and linear perpetuals (two to three requests instead of a dozen), tell Bybit the account
+is unified (skipping two requests before every balance), keep ccxt's own wire logging, which
+prints URLs with signatures and headers with the key at DEBUG, at WARNING, and use the daemon's
+timeout.
+
+`BALANCES` names every account type the daemon reads, with the `fetch_balance` params ccxt needs
+and the fields the exchange's raw answer always has; `fetch_balance` and `fetch_positions` run
+the call, translate ccxt's errors and check the answer, because ccxt reads an empty HTTP 200 as
+an empty account.
+
+| exchange | account     | endpoint                                          |
+|----------|-------------|---------------------------------------------------|
+| binance  | `spot`      | GET /api/v3/account                               |
+| binance  | `margin`    | GET /sapi/v1/margin/account (cross)               |
+| binance  | `isolated`  | GET /sapi/v1/margin/isolated/account              |
+| binance  | `futures`   | GET /fapi/v3/account (USDⓈ-M)                     |
+| binance  | `funding`   | POST /sapi/v1/asset/get-funding-asset             |
+| binance  | `portfolio` | GET /papi/v1/balance (portfolio margin)           |
+| bybit    | `unified`   | GET /v5/account/wallet-balance?accountType=UNIFIED |
+| bybit    | `funding`   | GET /v5/asset/transfer/query-account-coins-balance?accountType=FUND |
+| okx      | `trading`   | GET /api/v5/account/balance                       |
+| okx      | `funding`   | GET /api/v5/asset/balances                        |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt.async_support as ccxt
+import ccxt.pro as ccxtpro
+
+from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchange_urls import point_at
+
+SUPPORTED = ("binance", "bybit", "okx")
+DEFAULT_TIMEOUT = 10.0
+
+# ccxt logs every request's URL (signature included) and headers (API key included) at DEBUG
+WIRE_LOG = "equity_daemon.ccxt"
+
+OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "binance": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["spot", "linear"]},
+    },
+    "bybit": {
+        "fetchMarkets": {"types": ["spot", "linear"]},
+        "enableUnifiedAccount": True,
+        "enableUnifiedMargin": False,
+    },
+    "okx": {
+        "fetchMarkets": {"types": ["spot", "swap"]},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An API key; OKX also needs its `password` (the passphrase). Never shown in a repr."""
+
+    api_key: str = field(repr=False)
+    secret: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceCall:
+    """One account type: ccxt's `fetch_balance` params and the paths its raw answer must have."""
+
+    params: Mapping[str, Any]
+    required: tuple[Path, ...]
+
+
+BALANCES: Mapping[str, Mapping[str, BalanceCall]] = {
+    "binance": {
+        "spot": BalanceCall({"type": "spot"}, (("balances",), ("updateTime",))),
+        "margin": BalanceCall(
+            {"type": "margin", "marginMode": "cross"}, (("userAssets",), ("totalNetAssetOfBtc",))
+        ),
+        "isolated": BalanceCall({"type": "margin", "marginMode": "isolated"}, (("assets",),)),
+        "futures": BalanceCall(
+            {"type": "swap", "subType": "linear"}, (("assets",), ("totalMarginBalance",))
+        ),
+        "funding": BalanceCall({"type": "funding"}, ((),)),
+        "portfolio": BalanceCall({"portfolioMargin": True}, ((),)),
+    },
+    "bybit": {
+        "unified": BalanceCall(
+            {"type": "unified"},
+            (("result", "list", 0, "coin"), ("result", "list", 0, "totalEquity")),
+        ),
+        "funding": BalanceCall({"type": "funding"}, (("result", "balance"),)),
+    },
+    "okx": {
+        "trading": BalanceCall(
+            {"type": "trading"}, (("data", 0, "details"), ("data", 0, "totalEq"))
+        ),
+        "funding": BalanceCall({"type": "funding"}, (("data",),)),
+    },
+}
+
+# the raw positions answer: Binance a list, Bybit `result.list`, OKX `data`
+POSITIONS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
+    "binance": ((),),
+    "bybit": (("result", "list"),),
+    "okx": (("data",),),
+}
+
+
+def create_exchange(
+    exchange_id: str,
+    credentials: Credentials,
+    *,
+    base_url: str | None = None,
+    sandbox: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    rate_limit: bool = True,
+    streaming: bool = False,
+) -> Any:
+    """A ccxt async exchange for one account; the caller must `await exchange.close()`.
+
+    Args:
+        streaming: a ccxt.pro instance (REST and websockets), else a REST-only one.
+        base_url: send every request there instead (`exchange_urls.point_at`).
+        sandbox: use the exchange's test network.
+        timeout: seconds for one HTTP request.
+        rate_limit: ccxt's client-side throttle (tests against a fake server turn it off).
+
+    Raises:
+        ValueError: for an exchange not in `SUPPORTED`, or an unusable `base_url`.
+    """
+    if exchange_id not in SUPPORTED:
+        raise ValueError(f"unsupported exchange {exchange_id!r}; use one of {SUPPORTED}")
+    wire_log = logging.getLogger(WIRE_LOG)
+    wire_log.setLevel(logging.WARNING)
+    config: dict[str, Any] = {
+        "apiKey": credentials.api_key,
+        "secret": credentials.secret,
+        "timeout": round(timeout * 1000),
+        "enableRateLimit": rate_limit,
+        "enableLastJsonResponse": True,  # the positions check reads the raw answer
+        "options": _copy(OPTIONS[exchange_id]),
+        "logger": wire_log,
+    }
+    if credentials.password is not None:
+        config["password"] = credentials.password
+    exchange = getattr(ccxtpro if streaming else ccxt, exchange_id)(config)
+    point_at(exchange, base_url, sandbox=sandbox)
+    return exchange
+
+
+async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, Any]:
+    """ccxt's balance of one account type, checked (`BALANCES` names the accounts).
+
+    Raises:
+        VenueUnavailable, VenueAuthError, VenueDataError: as `exchange_errors` translates them;
+            `VenueDataError` too when the raw answer lacks a field the exchange always sends.
+    """
+    call = BALANCES[exchange.id][account]
+    with exchange_errors(venue, exchange):
+        balance: dict[str, Any] = await exchange.fetch_balance(dict(call.params))
+    check_answer(venue, f"{account} balance", balance.get("info"), call.required)
+    return balance
+
+
+async def fetch_positions(
+    exchange: Any, venue: str, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """ccxt's open positions (Binance USDⓈ-M, Bybit linear, OKX swaps), checked.
+
+    On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default);
+    pages are followed (`paginate`).
+    """
+    request = dict(params or {})
+    if exchange.id == "bybit":
+        request.setdefault("paginate", True)
+    if exchange.id == "okx":
+        request.setdefault("instType", "SWAP")
+    exchange.last_json_response = None
+    with exchange_errors(venue, exchange):
+        positions: list[dict[str, Any]] = await exchange.fetch_positions(None, request)
+    check_answer(venue, "positions", exchange.last_json_response, POSITIONS_REQUIRED[exchange.id])
+    return positions
+
+
+def _copy(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy: ccxt writes into its options (caches, brackets)."""
+    return {k: _copy(v) if isinstance(v, Mapping) else _copy_value(v) for k, v in options.items()}
+
+
+def _copy_value(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value

@@ -1,0 +1,512 @@
+"""Binance as ccxt 4.5 calls it: spot, cross and isolated margin, USDⓈ-M futures, funding and
+portfolio-margin balances, USDⓈ-M positions, deposit and withdrawal history, tickers and marks.
+
+Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`), `futures`
+(USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
+Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from aiohttp import web
+
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
+from equity_daemon.venues.fake_exchange.state import (
+    ZERO,
+    FakePosition,
+    Holding,
+    Market,
+    Transfer,
+    num,
+)
+
+PRICE_FILTER = {
+    "filterType": "PRICE_FILTER",
+    "minPrice": "0.01",
+    "maxPrice": "1000000",
+    "tickSize": "0.01",
+}
+LOT_SIZE = {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"}
+PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
+
+
+class BinanceDialect(Dialect):
+    name = "binance"
+
+    def routes(self) -> Sequence[Route]:
+        return (
+            Route("GET", "/api/v3/time", self.time),
+            Route("GET", "/fapi/v1/time", self.time),
+            Route("GET", "/api/v3/exchangeInfo", self.spot_info),
+            Route("GET", "/fapi/v1/exchangeInfo", self.futures_info),
+            Route("GET", "/api/v3/ticker/24hr", self.spot_tickers),
+            Route("GET", "/fapi/v1/ticker/24hr", self.futures_tickers),
+            Route("GET", "/fapi/v1/premiumIndex", self.premium_index),
+            Route("GET", "/api/v3/account", self.spot_account, private=True),
+            Route("GET", "/sapi/v1/margin/account", self.margin_account, private=True),
+            Route("GET", "/sapi/v1/margin/isolated/account", self.isolated_account, private=True),
+            Route("GET", "/fapi/v3/account", self.futures_account, private=True),
+            Route("POST", "/sapi/v1/asset/get-funding-asset", self.funding, private=True),
+            Route("GET", "/papi/v1/balance", self.portfolio, private=True),
+            Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
+            Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
+            Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
+            Route("GET", "/sapi/v1/capital/withdraw/history", self.withdrawals, private=True),
+        )
+
+    def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
+        has_signature = "signature" in request.query or "signature" in form
+        return bool(request.headers.get("X-MBX-APIKEY")) and has_signature
+
+    def auth_error(self) -> tuple[int, Json]:
+        return 401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+
+    def rate_limit_error(self) -> Json:
+        return {
+            "code": -1003,
+            "msg": "Too many requests; current limit of IP is 6000 requests per minute.",
+        }
+
+    def not_found(self) -> Json:
+        return {"code": -1100, "msg": "Illegal characters found in a parameter."}
+
+    # -- public --------------------------------------------------------------------------------
+
+    def time(self, query: Mapping[str, str]) -> Json:
+        return {"serverTime": self.state.now_ms()}
+
+    def spot_info(self, query: Mapping[str, str]) -> Json:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.state.now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [self._spot_symbol(m) for m in self.state.markets],
+        }
+
+    def _spot_symbol(self, market: Market) -> Json:
+        return {
+            "symbol": market.base + market.quote,
+            "status": "TRADING",
+            "baseAsset": market.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": market.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": True,
+            "filters": [PRICE_FILTER, LOT_SIZE],
+            "permissions": [],
+            "permissionSets": [["SPOT", "MARGIN"]],
+        }
+
+    def futures_info(self, query: Mapping[str, str]) -> Json:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.state.now_ms(),
+            "futuresType": "U_MARGINED",
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [
+                {"asset": quote, "marginAvailable": True, "autoAssetExchange": "0"}
+                for quote in sorted({m.quote for m in self.state.perps()})
+            ],
+            "symbols": [self._perp_symbol(m) for m in self.state.perps()],
+        }
+
+    def _perp_symbol(self, market: Market) -> Json:
+        return {
+            "symbol": market.base + market.quote,
+            "pair": market.base + market.quote,
+            "contractType": "PERPETUAL",
+            "deliveryDate": PERPETUAL_DELIVERY,
+            "onboardDate": 1569398400000,
+            "status": "TRADING",
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "baseAsset": market.base,
+            "quoteAsset": market.quote,
+            "marginAsset": market.quote,
+            "pricePrecision": 2,
+            "quantityPrecision": 3,
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "underlyingType": "COIN",
+            "settlePlan": 0,
+            "triggerProtect": "0.0500",
+            "filters": [PRICE_FILTER, LOT_SIZE],
+            "orderTypes": ["LIMIT", "MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+            "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05",
+        }
+
+    def spot_tickers(self, query: Mapping[str, str]) -> Json:
+        return _one_or_all([self._ticker(m, spot=True) for m in self.state.markets], query)
+
+    def futures_tickers(self, query: Mapping[str, str]) -> Json:
+        return _one_or_all([self._ticker(m, spot=False) for m in self.state.perps()], query)
+
+    def _ticker(self, market: Market, spot: bool) -> Json:
+        last = self.state.prices.get(market.base, ZERO) / self.state.usd(market.quote)
+        now = self.state.now_ms()
+        ticker = {
+            "symbol": market.base + market.quote,
+            "priceChange": "0",
+            "priceChangePercent": "0",
+            "weightedAvgPrice": num(last),
+            "lastPrice": num(last),
+            "lastQty": "1",
+            "openPrice": num(last),
+            "highPrice": num(last),
+            "lowPrice": num(last),
+            "volume": "1000",
+            "quoteVolume": num(last * 1000),
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "firstId": 1,
+            "lastId": 2,
+            "count": 2,
+        }
+        if spot:
+            ticker |= {"bidPrice": num(last), "bidQty": "1", "askPrice": num(last), "askQty": "1"}
+        return ticker
+
+    def premium_index(self, query: Mapping[str, str]) -> Json:
+        now = self.state.now_ms()
+        rows = [
+            {
+                "symbol": m.base + m.quote,
+                "markPrice": num(self.state.mark(m.base)),
+                "indexPrice": num(self.state.prices.get(m.base, ZERO)),
+                "estimatedSettlePrice": num(self.state.mark(m.base)),
+                "lastFundingRate": "0.00010000",
+                "interestRate": "0.00010000",
+                "nextFundingTime": now - now % 28_800_000 + 28_800_000,
+                "time": now,
+            }
+            for m in self.state.perps()
+        ]
+        return _one_or_all(rows, query)
+
+    # -- balances ------------------------------------------------------------------------------
+
+    def spot_account(self, query: Mapping[str, str]) -> Json:
+        held = self.state.account("spot")
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {"maker": "0.001", "taker": "0.001", "buyer": "0", "seller": "0"},
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": self.state.now_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": asset, "free": num(h.free), "locked": num(h.locked)}
+                for asset, h in held.items()
+            ],
+            "permissions": ["SPOT"],
+            "uid": 1000001,
+        }
+
+    def _margin_asset(self, asset: str, h: Holding) -> dict[str, Json]:
+        return {
+            "asset": asset,
+            "borrowed": num(h.borrowed),
+            "free": num(h.free),
+            "interest": num(h.interest),
+            "locked": num(h.locked),
+            "netAsset": num(h.balance - h.debt),
+        }
+
+    def _btc(self, usd: Decimal) -> str:
+        btc = self.state.usd("BTC")
+        return num(usd / btc if btc else ZERO)
+
+    def margin_account(self, query: Mapping[str, str]) -> Json:
+        held = self.state.account("margin")
+        assets = sum((h.balance * self.state.usd(a) for a, h in held.items()), ZERO)
+        debt = sum((h.debt * self.state.usd(a) for a, h in held.items()), ZERO)
+        return {
+            "created": True,
+            "borrowEnabled": True,
+            "marginLevel": num(assets / debt) if debt else "999",
+            "collateralMarginLevel": num(assets / debt) if debt else "999",
+            "totalAssetOfBtc": self._btc(assets),
+            "totalLiabilityOfBtc": self._btc(debt),
+            "totalNetAssetOfBtc": self._btc(assets - debt),
+            "TotalCollateralValueInUSDT": num(assets),
+            "totalOpenOrderLossInUsdt": "0",
+            "tradeEnabled": True,
+            "transferInEnabled": True,
+            "transferOutEnabled": True,
+            "accountType": "MARGIN_1",
+            "userAssets": [self._margin_asset(a, h) for a, h in held.items()],
+        }
+
+    def isolated_account(self, query: Mapping[str, str]) -> Json:
+        pairs = []
+        for market in self.state.markets:
+            symbol = market.base + market.quote
+            held = self.state.holdings.get(f"isolated/{symbol}")
+            if held is None:
+                continue
+            sides = {}
+            for key, asset in (("baseAsset", market.base), ("quoteAsset", market.quote)):
+                h = held.get(asset, Holding())
+                sides[key] = self._margin_asset(asset, h) | {
+                    "borrowEnabled": True,
+                    "repayEnabled": True,
+                    "netAssetOfBtc": self._btc((h.balance - h.debt) * self.state.usd(asset)),
+                    "totalAsset": num(h.balance),
+                }
+            pairs.append(
+                {
+                    "symbol": symbol,
+                    "isolatedCreated": True,
+                    "enabled": True,
+                    "marginLevel": "999",
+                    "marginLevelStatus": "EXCESSIVE",
+                    "marginRatio": "5",
+                    "indexPrice": num(self.state.prices.get(market.base, ZERO)),
+                    "liquidatePrice": "0",
+                    "liquidateRate": "0",
+                    "tradeEnabled": True,
+                    **sides,
+                }
+            )
+        return {
+            "assets": pairs,
+            "totalAssetOfBtc": "0",
+            "totalLiabilityOfBtc": "0",
+            "totalNetAssetOfBtc": "0",
+        }
+
+    def futures_account(self, query: Mapping[str, str]) -> Json:
+        held = self.state.account("futures")
+        now = self.state.now_ms()
+
+        def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD
+            rows = ((a, _futures_asset(a, h, now)[pick]) for a, h in held.items())
+            return num(sum((Decimal(v) * self.state.usd(a) for a, v in rows), ZERO))
+
+        return {
+            "totalInitialMargin": usd("initialMargin"),
+            "totalMaintMargin": usd("maintMargin"),
+            "totalWalletBalance": usd("walletBalance"),
+            "totalUnrealizedProfit": usd("unrealizedProfit"),
+            "totalMarginBalance": usd("marginBalance"),
+            "totalPositionInitialMargin": usd("positionInitialMargin"),
+            "totalOpenOrderInitialMargin": "0",
+            "totalCrossWalletBalance": usd("crossWalletBalance"),
+            "totalCrossUnPnl": usd("crossUnPnl"),
+            "availableBalance": usd("availableBalance"),
+            "maxWithdrawAmount": usd("maxWithdrawAmount"),
+            "assets": [_futures_asset(a, h, now) for a, h in held.items()],
+            "positions": [
+                {
+                    "symbol": p.base + p.settle,
+                    "positionSide": "BOTH",
+                    "positionAmt": num(p.size),
+                    "unrealizedProfit": num(self.state.position_pnl(p)),
+                    "isolatedMargin": "0",
+                    "notional": num(p.size * self.state.position_mark(p)),
+                    "isolatedWallet": "0",
+                    "initialMargin": num(abs(p.size) * self.state.position_mark(p) / p.leverage),
+                    "maintMargin": num(abs(p.size) * self.state.position_mark(p) / 200),
+                    "updateTime": p.updated_ms,
+                }
+                for p in self.state.positions
+            ],
+        }
+
+    def funding(self, query: Mapping[str, str]) -> Json:
+        return [
+            {
+                "asset": asset,
+                "free": num(h.free),
+                "locked": num(h.locked),
+                "freeze": "0",
+                "withdrawing": "0",
+                "btcValuation": self._btc(h.balance * self.state.usd(asset)),
+            }
+            for asset, h in self.state.account("funding").items()
+            if not query.get("asset") or query["asset"] == asset
+        ]
+
+    def portfolio(self, query: Mapping[str, str]) -> Json:
+        now = self.state.now_ms()
+        return [
+            {
+                "asset": asset,
+                "totalWalletBalance": num(h.balance),
+                "crossMarginAsset": num(h.balance),
+                "crossMarginBorrowed": num(h.borrowed),
+                "crossMarginFree": num(h.free),
+                "crossMarginInterest": num(h.interest),
+                "crossMarginLocked": num(h.locked),
+                "umWalletBalance": "0",
+                "umUnrealizedPNL": num(h.unrealized_pnl),
+                "cmWalletBalance": "0",
+                "cmUnrealizedPNL": "0",
+                "updateTime": now,
+                "negativeBalance": "0",
+            }
+            for asset, h in self.state.account("portfolio").items()
+        ]
+
+    # -- positions -----------------------------------------------------------------------------
+
+    def leverage_brackets(self, query: Mapping[str, str]) -> Json:
+        return [
+            {
+                "symbol": m.base + m.quote,
+                "notionalCoef": 1.0,
+                "brackets": [
+                    {
+                        "bracket": 1,
+                        "initialLeverage": 125,
+                        "notionalCap": 50000,
+                        "notionalFloor": 0,
+                        "maintMarginRatio": 0.004,
+                        "cum": 0.0,
+                    },
+                    {
+                        "bracket": 2,
+                        "initialLeverage": 100,
+                        "notionalCap": 600000,
+                        "notionalFloor": 50000,
+                        "maintMarginRatio": 0.005,
+                        "cum": 50.0,
+                    },
+                ],
+            }
+            for m in self.state.perps()
+        ]
+
+    def position_risk(self, query: Mapping[str, str]) -> Json:
+        return [self._risk(p) for p in self.state.positions if p.size]
+
+    def _risk(self, p: FakePosition) -> Json:
+        mark = self.state.position_mark(p)
+        notional = p.size * mark
+        return {
+            "symbol": p.base + p.settle,
+            "positionSide": "BOTH",
+            "positionAmt": num(p.size),
+            "entryPrice": num(p.entry_price),
+            "breakEvenPrice": num(p.entry_price),
+            "markPrice": num(mark),
+            "unRealizedProfit": num(self.state.position_pnl(p)),
+            "liquidationPrice": "0",
+            "isolatedMargin": "0",
+            "notional": num(notional),
+            "marginAsset": p.settle,
+            "isolatedWallet": "0",
+            "initialMargin": num(abs(notional) / p.leverage),
+            "maintMargin": num(abs(notional) / 200),
+            "positionInitialMargin": num(abs(notional) / p.leverage),
+            "openOrderInitialMargin": "0",
+            "adl": 1,
+            "bidNotional": "0",
+            "askNotional": "0",
+            "updateTime": p.updated_ms,
+        }
+
+    # -- money in transit ----------------------------------------------------------------------
+
+    def deposits(self, query: Mapping[str, str]) -> Json:
+        return [
+            {
+                "id": t.id,
+                "amount": num(t.amount),
+                "coin": t.asset,
+                "network": t.network,
+                "status": int(t.status),
+                "address": t.address,
+                "addressTag": "",
+                "txId": t.txid,
+                "insertTime": t.at_ms,
+                "completeTime": t.at_ms,
+                "transferType": 0,
+                "confirmTimes": "12/12",
+                "unlockConfirm": 0,
+                "walletType": 0,
+            }
+            for t in _window(self.state.deposits, query)
+        ]
+
+    def withdrawals(self, query: Mapping[str, str]) -> Json:
+        return [
+            {
+                "id": t.id,
+                "amount": num(t.amount),
+                "transactionFee": num(t.fee),
+                "coin": t.asset,
+                "status": int(t.status),
+                "address": t.address,
+                "txId": t.txid,
+                "applyTime": _utc_text(t.at_ms),
+                "network": t.network,
+                "transferType": 0,
+                "info": "",
+                "confirmNo": 12,
+                "walletType": 0,
+                "txKey": "",
+                "completeTime": _utc_text(t.at_ms),
+            }
+            for t in _window(self.state.withdrawals, query)
+        ]
+
+
+def _one_or_all(rows: list[Json], query: Mapping[str, str]) -> Json:
+    """Binance answers `?symbol=` with one object (an error body when unknown), else a list."""
+    symbol = query.get("symbol")
+    if symbol is None:
+        return rows
+    found = [row for row in rows if row["symbol"] == symbol]
+    return found[0] if found else {"code": -1121, "msg": "Invalid symbol."}
+
+
+def _futures_asset(asset: str, h: Holding, now: int) -> dict[str, Json]:
+    margin_balance = h.balance + h.unrealized_pnl
+    available = margin_balance - h.initial_margin
+    return {
+        "asset": asset,
+        "walletBalance": num(h.balance),
+        "unrealizedProfit": num(h.unrealized_pnl),
+        "marginBalance": num(margin_balance),
+        "maintMargin": num(h.maint_margin),
+        "initialMargin": num(h.initial_margin),
+        "positionInitialMargin": num(h.initial_margin),
+        "openOrderInitialMargin": "0",
+        "crossWalletBalance": num(h.balance),
+        "crossUnPnl": num(h.unrealized_pnl),
+        "availableBalance": num(available),
+        "maxWithdrawAmount": num(available),
+        "updateTime": now,  # ccxt skips an asset whose updateTime is 0
+    }
+
+
+def _window(transfers: list[Transfer], query: Mapping[str, str]) -> list[Transfer]:
+    start = int(query.get("startTime", 0))
+    end = int(query.get("endTime", 2**63))
+    coin = query.get("coin")
+    return [t for t in transfers if start <= t.at_ms <= end and (coin is None or coin == t.asset)]
+
+
+def _utc_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,498 @@
+"""Bybit v5 as ccxt 4.5 calls it: the unified trading account and the funding account, linear
+positions by settle coin with cursor pagination, deposit and withdrawal records, tickers.
+
+Accounts: `unified` (UTA, `accountType=UNIFIED`) and `funding` (`accountType=FUND`). Every answer
+has Bybit's envelope (`retCode`, `retMsg`, `result`, `retExtInfo`, `time`); numbers are strings.
+Like Bybit, the wallet leaves out coins whose assets and liabilities are both zero.
+
+The private websocket (`/v5/private`) takes `auth`, `subscribe` and `ping`, and pushes the
+`wallet` and `position` topics when a test calls `push` (Bybit sends no snapshot on subscribe).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.state import (
+    ZERO,
+    FakePosition,
+    FakeState,
+    Market,
+    Transfer,
+    num,
+)
+
+_connections = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Stream:
+    socket: web.WebSocketResponse
+    authenticated: bool = False
+    topics: set[str] = field(default_factory=set)
+    id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
+
+
+class BybitDialect(Dialect):
+    name = "bybit"
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self._streams: list[_Stream] = []
+
+    def routes(self) -> Sequence[Route]:
+        return (
+            Route("GET", "/v5/market/time", self.time),
+            Route("GET", "/v5/market/instruments-info", self.instruments),
+            Route("GET", "/v5/market/tickers", self.tickers),
+            Route("GET", "/v5/asset/coin/query-info", self.coins, private=True),
+            Route("GET", "/v5/account/wallet-balance", self.wallet, private=True),
+            Route(
+                "GET",
+                "/v5/asset/transfer/query-account-coins-balance",
+                self.funding,
+                private=True,
+            ),
+            Route("GET", "/v5/position/list", self.positions, private=True),
+            Route("GET", "/v5/asset/deposit/query-record", self.deposits, private=True),
+            Route("GET", "/v5/asset/withdraw/query-record", self.withdrawals, private=True),
+        )
+
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        return (("/v5/private", self.private_stream),)
+
+    def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
+        needed = ("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-TIMESTAMP")
+        return all(request.headers.get(name) for name in needed)
+
+    def auth_error(self) -> tuple[int, Json]:
+        return 401, self._error(10003, "API key is invalid.")
+
+    def rate_limit_error(self) -> Json:
+        return self._error(10006, "Too many visits!")
+
+    def not_found(self) -> Json:
+        return self._error(10001, "params error: path not found")
+
+    def _error(self, code: int, message: str) -> Json:
+        return {
+            "retCode": code,
+            "retMsg": message,
+            "result": {},
+            "retExtInfo": {},
+            "time": self.state.now_ms(),
+        }
+
+    def _ok(self, result: Json) -> Json:
+        return {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": result,
+            "retExtInfo": {},
+            "time": self.state.now_ms(),
+        }
+
+    # -- the private websocket: `auth`, then `wallet` and `position` pushes --------------------
+
+    async def private_stream(self, request: web.Request) -> web.StreamResponse:
+        """Bybit's v5 private stream: `auth` (key, expiry and signature present), `subscribe`,
+        `ping`; pushes are sent by `push`. Like Bybit, it sends no snapshot on subscribe."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        stream = _Stream(socket)
+        self._streams.append(stream)
+        try:
+            async for message in socket:
+                if message.type is WSMsgType.TEXT:
+                    await self._on_message(stream, json.loads(message.data))
+        finally:
+            self._streams.remove(stream)
+        return socket
+
+    async def _on_message(self, stream: _Stream, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
+        if "req_id" in message:
+            reply["req_id"] = message["req_id"]
+        if op == "auth":
+            args = message.get("args") or []
+            stream.authenticated = len(args) == 3 and all(args) and not self.refuse_stream_auth
+            reply |= {"success": stream.authenticated, "ret_msg": ""}
+            if not stream.authenticated:  # ccxt knows a failed login by the echoed `request.op`
+                reply |= {"ret_msg": "Invalid apikey", "request": {"op": "auth"}}
+        elif op == "subscribe":
+            allowed = stream.authenticated
+            if allowed:
+                stream.topics.update(message.get("args") or [])
+            reply |= {"success": allowed, "ret_msg": "" if allowed else "Request not authorized"}
+        elif op == "ping":
+            reply |= {"op": "pong", "args": [str(self.state.now_ms())]}
+        else:
+            reply |= {"success": False, "ret_msg": f"unknown op {op}"}
+        await stream.socket.send_json(reply)
+
+    async def push(self, topic: str) -> int:
+        """Send `topic` (`wallet` or `position`) from the current state to every subscriber;
+        how many sockets it went to."""
+        if topic == "wallet":
+            data: list[Json] = [self._unified()]
+        elif topic == "position":
+            data = [
+                self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}
+                for p in self.state.positions
+            ]
+        else:
+            raise ValueError(f"bybit has no private topic {topic!r} here")
+        now = self.state.now_ms()
+        message = {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
+        sent = 0
+        for stream in list(self._streams):
+            if topic in stream.topics:
+                await stream.socket.send_json(message)
+                sent += 1
+        return sent
+
+    async def drop_streams(self) -> None:
+        """Close every websocket, as Bybit does to an idle or expired connection."""
+        for stream in list(self._streams):
+            await stream.socket.close()
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for stream in self._streams:
+            for topic in stream.topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return counts
+
+    # -- public --------------------------------------------------------------------------------
+
+    def time(self, query: Mapping[str, str]) -> Json:
+        now = self.state.now_ms()
+        return self._ok({"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)})
+
+    def instruments(self, query: Mapping[str, str]) -> Json:
+        category = query.get("category", "")
+        if query.get("status") == "PreLaunch" or category not in {"spot", "linear"}:
+            return self._ok({"category": category, "list": [], "nextPageCursor": ""})
+        if category == "spot":
+            rows = [_spot_instrument(m) for m in self.state.markets]
+        else:
+            rows = [_perp_instrument(m) for m in self.state.perps()]
+        return self._ok({"category": category, "list": rows, "nextPageCursor": ""})
+
+    def tickers(self, query: Mapping[str, str]) -> Json:
+        category = query.get("category", "spot")
+        markets = self.state.markets if category == "spot" else self.state.perps()
+        symbol = query.get("symbol")
+        rows = []
+        for m in markets:
+            if symbol not in {None, _symbol(m, category)}:
+                continue
+            last = self.state.prices.get(m.base, ZERO) / self.state.usd(m.quote)
+            row = {
+                "symbol": _symbol(m, category),
+                "lastPrice": num(last),
+                "bid1Price": num(last),
+                "bid1Size": "1",
+                "ask1Price": num(last),
+                "ask1Size": "1",
+                "prevPrice24h": num(last),
+                "price24hPcnt": "0",
+                "highPrice24h": num(last),
+                "lowPrice24h": num(last),
+                "turnover24h": num(last * 1000),
+                "volume24h": "1000",
+            }
+            if category == "linear":
+                row |= {
+                    "indexPrice": num(self.state.prices.get(m.base, ZERO)),
+                    "markPrice": num(self.state.mark(m.base)),
+                    "prevPrice1h": num(last),
+                    "openInterest": "1000",
+                    "openInterestValue": num(last * 1000),
+                    "fundingRate": "0.0001",
+                    "nextFundingTime": "0",
+                }
+            rows.append(row)
+        return self._ok({"category": category, "list": rows})
+
+    # -- private -------------------------------------------------------------------------------
+
+    def coins(self, query: Mapping[str, str]) -> Json:
+        assets = sorted({a for m in self.state.markets for a in (m.base, m.quote)})
+        return self._ok(
+            {
+                "rows": [
+                    {
+                        "name": asset,
+                        "coin": asset,
+                        "remainAmount": "1000000",
+                        "chains": [
+                            {
+                                "chainType": "ERC20",
+                                "confirmation": "12",
+                                "withdrawFee": "1",
+                                "depositMin": "0",
+                                "withdrawMin": "1",
+                                "chain": "ETH",
+                                "chainDeposit": "1",
+                                "chainWithdraw": "1",
+                                "minAccuracy": "8",
+                                "withdrawPercentageFee": "0",
+                            }
+                        ],
+                    }
+                    for asset in assets
+                ]
+            }
+        )
+
+    def wallet(self, query: Mapping[str, str]) -> Json:
+        if query.get("accountType") != "UNIFIED":
+            return self._error(10001, "accountType only support UNIFIED.")
+        return self._ok({"list": [self._unified()]})
+
+    def _unified(self) -> dict[str, Json]:
+        """The UNIFIED account as both the REST wallet and the `wallet` topic render it."""
+        coins = []
+        totals = dict.fromkeys(("equity", "wallet", "upl", "im", "mm", "borrowed"), ZERO)
+        for asset, h in self.state.account("unified").items():
+            usd = self.state.usd(asset)
+            totals["equity"] += h.equity * usd
+            totals["wallet"] += h.balance * usd
+            totals["upl"] += h.unrealized_pnl * usd
+            totals["im"] += h.initial_margin * usd
+            totals["mm"] += h.maint_margin * usd
+            totals["borrowed"] += h.debt * usd
+            coins.append(
+                {
+                    "coin": asset,
+                    "equity": num(h.equity),
+                    "usdValue": num(h.equity * usd),
+                    "walletBalance": num(h.balance),
+                    "free": "",
+                    "locked": num(h.locked),
+                    "spotHedgingQty": "0",
+                    "borrowAmount": num(h.borrowed),
+                    "spotBorrow": num(h.borrowed),
+                    "accruedInterest": num(h.interest),
+                    "availableToWithdraw": "",  # deprecated for UNIFIED since 2025
+                    "availableToBorrow": "",
+                    "totalOrderIM": "0",
+                    "totalPositionIM": num(h.initial_margin),
+                    "totalPositionMM": num(h.maint_margin),
+                    "unrealisedPnl": num(h.unrealized_pnl),
+                    "cumRealisedPnl": "0",
+                    "bonus": "0",
+                    "collateralSwitch": True,
+                    "marginCollateral": True,
+                }
+            )
+        margin = totals["equity"]
+        return {
+            "accountType": "UNIFIED",
+            "accountIMRate": num(totals["im"] / margin) if margin else "0",
+            "accountMMRate": num(totals["mm"] / margin) if margin else "0",
+            "accountLTV": num(totals["borrowed"] / totals["wallet"]) if totals["wallet"] else "0",
+            "totalEquity": num(totals["equity"]),
+            "totalWalletBalance": num(totals["wallet"]),
+            "totalMarginBalance": num(margin),
+            "totalAvailableBalance": num(margin - totals["im"]),
+            "totalPerpUPL": num(totals["upl"]),
+            "totalInitialMargin": num(totals["im"]),
+            "totalMaintenanceMargin": num(totals["mm"]),
+            "coin": coins,
+        }
+
+    def funding(self, query: Mapping[str, str]) -> Json:
+        if query.get("accountType") != "FUND":
+            return self._error(10001, "accountType error")
+        rows = [
+            {
+                "coin": asset,
+                "walletBalance": num(h.balance),
+                "transferBalance": num(h.free),
+                "bonus": "0",
+            }
+            for asset, h in self.state.account("funding").items()
+        ]
+        return self._ok({"memberId": "1000001", "accountType": "FUND", "balance": rows})
+
+    def positions(self, query: Mapping[str, str]) -> Json:
+        category = query.get("category")
+        settle = query.get("settleCoin")
+        symbol = query.get("symbol")
+        if category == "inverse":  # no inverse contracts here: an empty page
+            return self._ok({"category": "inverse", "list": [], "nextPageCursor": ""})
+        if category != "linear" or not (settle or symbol or query.get("baseCoin")):
+            return self._error(10001, "settleCoin or symbol is required")
+        limit = min(int(query.get("limit", 20)), 200, self.state.page_size)
+        matching = [
+            p
+            for p in self.state.positions
+            if p.size
+            and (settle is None or p.settle == settle)
+            and (symbol is None or _position_symbol(p) == symbol)
+        ]
+        start = int(query.get("cursor", "0").removeprefix("page:") or 0)
+        page = matching[start : start + limit]
+        after = start + limit
+        cursor = f"page:{after}" if after < len(matching) else ""
+        rows = [self._position(p) for p in page]
+        return self._ok({"category": "linear", "list": rows, "nextPageCursor": cursor})
+
+    def _position(self, p: FakePosition) -> Json:
+        mark = self.state.position_mark(p)
+        value = abs(p.size) * mark
+        return {
+            "positionIdx": 0,
+            "riskId": 1,
+            "riskLimitValue": "2000000",
+            "symbol": _position_symbol(p),
+            "side": "Buy" if p.size > 0 else "Sell",
+            "size": num(abs(p.size)),
+            "avgPrice": num(p.entry_price),
+            "positionValue": num(abs(p.size) * p.entry_price),
+            "tradeMode": 0,
+            "autoAddMargin": 0,
+            "positionStatus": "Normal",
+            "leverage": str(p.leverage),
+            "markPrice": num(mark),
+            "liqPrice": "",
+            "bustPrice": "",
+            "positionIM": num(value / p.leverage),
+            "positionMM": num(value / 200),
+            "positionBalance": "0",
+            "takeProfit": "0",
+            "stopLoss": "0",
+            "trailingStop": "0",
+            "unrealisedPnl": num(self.state.position_pnl(p)),
+            "curRealisedPnl": "0",
+            "cumRealisedPnl": "0",
+            "adlRankIndicator": 2,
+            "createdTime": str(p.updated_ms),
+            "updatedTime": str(p.updated_ms),
+            "seq": 1,
+            "isReduceOnly": False,
+        }
+
+    def deposits(self, query: Mapping[str, str]) -> Json:
+        rows = [
+            {
+                "id": t.id,
+                "coin": t.asset,
+                "chain": t.network,
+                "amount": num(t.amount),
+                "txID": t.txid,
+                "status": int(t.status),
+                "toAddress": t.address,
+                "tag": "",
+                "depositFee": "",
+                "successAt": str(t.at_ms),
+                "confirmations": "12",
+                "txIndex": "0",
+                "blockHash": "",
+                "batchReleaseLimit": "-1",
+                "depositType": "0",
+            }
+            for t in _window(self.state.deposits, query)
+        ]
+        return self._ok({"rows": rows, "nextPageCursor": ""})
+
+    def withdrawals(self, query: Mapping[str, str]) -> Json:
+        rows = [
+            {
+                "withdrawId": t.id,
+                "txID": t.txid,
+                "withdrawType": 0,
+                "coin": t.asset,
+                "chain": t.network,
+                "amount": num(t.amount),
+                "withdrawFee": num(t.fee),
+                "status": t.status,
+                "toAddress": t.address,
+                "tag": "",
+                "createTime": str(t.at_ms),
+                "updateTime": str(t.at_ms),
+            }
+            for t in _window(self.state.withdrawals, query)
+        ]
+        return self._ok({"rows": rows, "nextPageCursor": ""})
+
+
+def _symbol(market: Market, category: str) -> str:
+    if category == "linear" and market.quote == "USDC":
+        return f"{market.base}PERP"  # Bybit's USDC perpetuals are named BTCPERP, ETHPERP
+    return market.base + market.quote
+
+
+def _position_symbol(p: FakePosition) -> str:
+    return _symbol(Market(p.base, p.settle), "linear")
+
+
+def _spot_instrument(m: Market) -> Json:
+    return {
+        "symbol": m.base + m.quote,
+        "baseCoin": m.base,
+        "quoteCoin": m.quote,
+        "innovation": "0",
+        "status": "Trading",
+        "marginTrading": "utaOnly",
+        "stTag": "0",
+        "lotSizeFilter": {
+            "basePrecision": "0.0001",
+            "quotePrecision": "0.01",
+            "minOrderQty": "0.0001",
+            "maxOrderQty": "10000",
+            "minOrderAmt": "1",
+            "maxOrderAmt": "2000000",
+        },
+        "priceFilter": {"tickSize": "0.01"},
+    }
+
+
+def _perp_instrument(m: Market) -> Json:
+    return {
+        "symbol": _symbol(m, "linear"),
+        "contractType": "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": m.base,
+        "quoteCoin": m.quote,
+        "settleCoin": m.quote,
+        "launchTime": "1585526400000",
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": "2",
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+        "lotSizeFilter": {
+            "maxOrderQty": "1190.000",
+            "minOrderQty": "0.001",
+            "qtyStep": "0.001",
+            "postOnlyMaxOrderQty": "1190.000",
+            "maxMktOrderQty": "500.000",
+            "minNotionalValue": "5",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": 480,
+        "copyTrading": "both",
+        "upperFundingRate": "0.00375",
+        "lowerFundingRate": "-0.00375",
+        "isPreListing": False,
+        "preListingInfo": None,
+    }
+
+
+def _window(transfers: list[Transfer], query: Mapping[str, str]) -> list[Transfer]:
+    start = int(query.get("startTime", 0))
+    end = int(query.get("endTime", 2**63))
+    coin = query.get("coin")
+    return [t for t in transfers if start <= t.at_ms <= end and coin in {None, t.asset}]

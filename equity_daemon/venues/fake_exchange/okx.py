@@ -1,0 +1,390 @@
+"""OKX v5 as ccxt 4.5 calls it: the unified trading account and the funding account, swap
+positions, deposit and withdrawal history, tickers and mark prices.
+
+Accounts: `trading` (`/api/v5/account/balance`) and `funding` (`/api/v5/asset/balances`). Every
+answer has OKX's envelope (`code` "0", `msg`, `data`); numbers are strings. A swap's `pos` is in
+contracts of `ctVal` base units (0.01 BTC, 0.1 ETH), as on OKX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from aiohttp import web
+
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
+from equity_daemon.venues.fake_exchange.state import ZERO, FakePosition, Market, Transfer, num
+
+CONTRACT_VALUES = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1")}
+
+
+def contract_value(base: str) -> Decimal:
+    """Base units per contract of `base`'s swap."""
+    return CONTRACT_VALUES.get(base, Decimal(1))
+
+
+class OkxDialect(Dialect):
+    name = "okx"
+
+    def routes(self) -> Sequence[Route]:
+        return (
+            Route("GET", "/api/v5/public/time", self.time),
+            Route("GET", "/api/v5/public/instruments", self.instruments),
+            Route("GET", "/api/v5/market/tickers", self.tickers),
+            Route("GET", "/api/v5/market/ticker", self.ticker),
+            Route("GET", "/api/v5/public/mark-price", self.mark_prices),
+            Route("GET", "/api/v5/asset/currencies", self.currencies, private=True),
+            Route("GET", "/api/v5/account/balance", self.trading, private=True),
+            Route("GET", "/api/v5/asset/balances", self.funding, private=True),
+            Route("GET", "/api/v5/account/positions", self.positions, private=True),
+            Route("GET", "/api/v5/asset/deposit-history", self.deposits, private=True),
+            Route("GET", "/api/v5/asset/withdrawal-history", self.withdrawals, private=True),
+        )
+
+    def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
+        needed = ("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE")
+        return all(request.headers.get(name) for name in needed)
+
+    def auth_error(self) -> tuple[int, Json]:
+        return 401, {"msg": "Invalid OK-ACCESS-KEY", "code": "50111"}
+
+    def rate_limit_error(self) -> Json:
+        return {"msg": "Too Many Requests", "code": "50011"}
+
+    def not_found(self) -> Json:
+        return {"msg": "Not Found", "code": "404"}
+
+    def _ok(self, data: Json) -> Json:
+        return {"code": "0", "msg": "", "data": data}
+
+    # -- public --------------------------------------------------------------------------------
+
+    def time(self, query: Mapping[str, str]) -> Json:
+        return self._ok([{"ts": str(self.state.now_ms())}])
+
+    def instruments(self, query: Mapping[str, str]) -> Json:
+        kind = query.get("instType")
+        if kind == "SPOT":
+            return self._ok([_spot(m) for m in self.state.markets])
+        if kind == "SWAP":
+            return self._ok([_swap(m) for m in self.state.perps()])
+        return self._ok([])
+
+    def tickers(self, query: Mapping[str, str]) -> Json:
+        kind = query.get("instType", "SPOT")
+        markets = self.state.perps() if kind == "SWAP" else self.state.markets
+        now = str(self.state.now_ms())
+        rows = []
+        for m in markets:
+            last = num(self.state.prices.get(m.base, ZERO) / self.state.usd(m.quote))
+            rows.append(
+                {
+                    "instType": kind,
+                    "instId": _inst_id(m, swap=kind == "SWAP"),
+                    "last": last,
+                    "lastSz": "1",
+                    "askPx": last,
+                    "askSz": "1",
+                    "bidPx": last,
+                    "bidSz": "1",
+                    "open24h": last,
+                    "high24h": last,
+                    "low24h": last,
+                    "volCcy24h": "1000",
+                    "vol24h": "1000",
+                    "sodUtc0": last,
+                    "sodUtc8": last,
+                    "ts": now,
+                }
+            )
+        return self._ok(rows)
+
+    def ticker(self, query: Mapping[str, str]) -> Json:
+        inst = query.get("instId", "")
+        kind = "SWAP" if inst.endswith("-SWAP") else "SPOT"
+        rows = self.tickers({"instType": kind})["data"]
+        return self._ok([row for row in rows if row["instId"] == inst])
+
+    def mark_prices(self, query: Mapping[str, str]) -> Json:
+        now = str(self.state.now_ms())
+        return self._ok(
+            [
+                {
+                    "instType": "SWAP",
+                    "instId": _inst_id(m, swap=True),
+                    "markPx": num(self.state.mark(m.base)),
+                    "ts": now,
+                }
+                for m in self.state.perps()
+            ]
+        )
+
+    # -- private -------------------------------------------------------------------------------
+
+    def currencies(self, query: Mapping[str, str]) -> Json:
+        assets = sorted({a for m in self.state.markets for a in (m.base, m.quote)})
+        return self._ok(
+            [
+                {
+                    "ccy": asset,
+                    "name": asset,
+                    "logoLink": "",
+                    "chain": f"{asset}-ERC20",
+                    "canDep": True,
+                    "canWd": True,
+                    "canInternal": True,
+                    "minDep": "0.00000001",
+                    "minWd": "0.001",
+                    "maxWd": "1000000",
+                    "wdTickSz": "8",
+                    "wdQuota": "10000000",
+                    "usedWdQuota": "0",
+                    "fee": "0.001",
+                    "minFee": "0.001",
+                    "maxFee": "0.002",
+                    "mainNet": False,
+                    "needTag": False,
+                    "minDepArrivalConfirm": "64",
+                    "minWdUnlockConfirm": "96",
+                    "depQuotaFixed": "",
+                    "usedDepQuotaFixed": "",
+                }
+                for asset in assets
+            ]
+        )
+
+    def trading(self, query: Mapping[str, str]) -> Json:
+        now = str(self.state.now_ms())
+        details = []
+        totals = dict.fromkeys(("eq", "imr", "mmr", "upl", "notional"), ZERO)
+        for asset, h in self.state.account("trading").items():
+            usd = self.state.usd(asset)
+            cash = h.balance - h.debt
+            frozen = h.locked + h.initial_margin
+            totals["eq"] += h.equity * usd
+            totals["imr"] += h.initial_margin * usd
+            totals["mmr"] += h.maint_margin * usd
+            totals["upl"] += h.unrealized_pnl * usd
+            details.append(
+                {
+                    "ccy": asset,
+                    "eq": num(h.equity),
+                    "eqUsd": num(h.equity * usd),
+                    "disEq": num(h.equity * usd),
+                    "cashBal": num(cash),
+                    "availBal": num(cash - frozen),
+                    "availEq": num(h.equity - frozen),
+                    "frozenBal": num(frozen),
+                    "ordFrozen": num(h.locked),
+                    "liab": num(h.debt),
+                    "crossLiab": num(h.debt),
+                    "isoLiab": "0",
+                    "interest": num(h.interest),
+                    "upl": num(h.unrealized_pnl),
+                    "uplLiab": "0",
+                    "isoEq": "0",
+                    "isoUpl": "0",
+                    "imr": num(h.initial_margin),
+                    "mmr": num(h.maint_margin),
+                    "mgnRatio": "",
+                    "maxLoan": "0",
+                    "notionalLever": "0",
+                    "stgyEq": "0",
+                    "twap": "0",
+                    "fixedBal": "0",
+                    "borrowFroz": "0",
+                    "spotInUseAmt": "",
+                    "uTime": now,
+                }
+            )
+        for p in self.state.positions:
+            totals["notional"] += abs(p.size) * self.state.position_mark(p)
+        account = {
+            "totalEq": num(totals["eq"]),
+            "adjEq": num(totals["eq"]),
+            "isoEq": "0",
+            "imr": num(totals["imr"]),
+            "mmr": num(totals["mmr"]),
+            "mgnRatio": num(totals["eq"] / totals["mmr"]) if totals["mmr"] else "",
+            "notionalUsd": num(totals["notional"]),
+            "ordFroz": "0",
+            "borrowFroz": "0",
+            "upl": num(totals["upl"]),
+            "uTime": now,
+            "details": details,
+        }
+        return self._ok([account])
+
+    def funding(self, query: Mapping[str, str]) -> Json:
+        return self._ok(
+            [
+                {
+                    "ccy": asset,
+                    "bal": num(h.balance),
+                    "availBal": num(h.free),
+                    "frozenBal": num(h.locked),
+                }
+                for asset, h in self.state.account("funding").items()
+            ]
+        )
+
+    def positions(self, query: Mapping[str, str]) -> Json:
+        kind = query.get("instType")
+        if kind not in {None, "SWAP"}:
+            return self._ok([])
+        return self._ok([self._position(p) for p in self.state.positions if p.size])
+
+    def _position(self, p: FakePosition) -> Json:
+        mark = self.state.position_mark(p)
+        notional = abs(p.size) * mark
+        now = str(self.state.now_ms())
+        return {
+            "instType": "SWAP",
+            "instId": _inst_id(Market(p.base, p.settle), swap=True),
+            "mgnMode": "cross",
+            "posSide": "net",
+            "pos": num(p.size / contract_value(p.base)),
+            "posCcy": "",
+            "availPos": "",
+            "avgPx": num(p.entry_price),
+            "markPx": num(mark),
+            "last": num(mark),
+            "idxPx": num(self.state.prices.get(p.base, ZERO)),
+            "upl": num(self.state.position_pnl(p)),
+            "uplRatio": "0",
+            "notionalUsd": num(notional),
+            "lever": str(p.leverage),
+            "liqPx": "",
+            "imr": num(notional / p.leverage),
+            "mmr": num(notional / 200),
+            "margin": "",
+            "mgnRatio": "",
+            "ccy": p.settle,
+            "liab": "",
+            "liabCcy": "",
+            "interest": "",
+            "adl": "1",
+            "posId": f"{p.base}{p.settle}",
+            "cTime": str(p.updated_ms),
+            "uTime": now,
+            "realizedPnl": "0",
+            "fundingFee": "0",
+            "fee": "0",
+            "pnl": "0",
+            "bePx": num(p.entry_price),
+        }
+
+    def deposits(self, query: Mapping[str, str]) -> Json:
+        return self._ok(
+            [
+                {
+                    "ccy": t.asset,
+                    "chain": f"{t.asset}-{t.network}",
+                    "amt": num(t.amount),
+                    "from": "",
+                    "areaCodeFrom": "",
+                    "to": t.address,
+                    "txId": t.txid,
+                    "ts": str(t.at_ms),
+                    "state": t.status,
+                    "depId": t.id,
+                    "fromWdId": "",
+                    "actualDepBlkConfirm": "12",
+                }
+                for t in _window(self.state.deposits, query)
+            ]
+        )
+
+    def withdrawals(self, query: Mapping[str, str]) -> Json:
+        return self._ok(
+            [
+                {
+                    "ccy": t.asset,
+                    "chain": f"{t.asset}-{t.network}",
+                    "amt": num(t.amount),
+                    "fee": num(t.fee),
+                    "feeCcy": t.asset,
+                    "from": "",
+                    "areaCodeFrom": "",
+                    "to": t.address,
+                    "areaCodeTo": "",
+                    "txId": t.txid,
+                    "ts": str(t.at_ms),
+                    "state": t.status,
+                    "wdId": t.id,
+                    "clientId": "",
+                    "nonTradableAsset": False,
+                }
+                for t in _window(self.state.withdrawals, query)
+            ]
+        )
+
+
+def _inst_id(m: Market, swap: bool) -> str:
+    return f"{m.base}-{m.quote}-SWAP" if swap else f"{m.base}-{m.quote}"
+
+
+def _spot(m: Market) -> Json:
+    return {
+        "instType": "SPOT",
+        "instId": _inst_id(m, swap=False),
+        "uly": "",
+        "instFamily": "",
+        "baseCcy": m.base,
+        "quoteCcy": m.quote,
+        "settleCcy": "",
+        "ctVal": "",
+        "ctMult": "",
+        "ctValCcy": "",
+        "ctType": "",
+        "optType": "",
+        "stk": "",
+        "listTime": "1548133413000",
+        "expTime": "",
+        "lever": "10",
+        "tickSz": "0.01",
+        "lotSz": "0.00000001",
+        "minSz": "0.00001",
+        "alias": "",
+        "state": "live",
+        "maxLmtSz": "9999999999",
+        "maxMktSz": "1000000",
+        "ruleType": "normal",
+    }
+
+
+def _swap(m: Market) -> Json:
+    family = f"{m.base}-{m.quote}"
+    return {
+        "instType": "SWAP",
+        "instId": _inst_id(m, swap=True),
+        "uly": family,
+        "instFamily": family,
+        "baseCcy": "",
+        "quoteCcy": "",
+        "settleCcy": m.quote,
+        "ctVal": num(contract_value(m.base)),
+        "ctMult": "1",
+        "ctValCcy": m.base,
+        "ctType": "linear",
+        "optType": "",
+        "stk": "",
+        "listTime": "1611916828000",
+        "expTime": "",
+        "lever": "100",
+        "tickSz": "0.1",
+        "lotSz": "0.01",
+        "minSz": "0.01",
+        "alias": "",
+        "state": "live",
+        "maxLmtSz": "100000000",
+        "maxMktSz": "10000",
+        "ruleType": "normal",
+    }
+
+
+def _window(transfers: list[Transfer], query: Mapping[str, str]) -> list[Transfer]:
+    coin = query.get("ccy")
+    after = int(query.get("before", -1))  # OKX: "before" = records newer than this ts
+    return [t for t in transfers if t.at_ms > after and coin in {None, t.asset}]

@@ -1,0 +1,308 @@
+"""The fake exchange's HTTP side: one aiohttp server per exchange on 127.0.0.1, a random port.
+
+Every request goes through one handler: it records the call, checks that the signing headers are
+there (401 with the exchange's own auth error body when they are not), plays the next queued
+fault of the route if there is one, and else answers from the dialect's route table. Websocket
+routes can be added beside it (`Dialect.websockets`): Binance's listen-key stream, Bybit's `auth`
+and OKX's `login` are each one more aiohttp route on the same application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from equity_daemon.venues.fake_exchange.state import (
+    FakePosition,
+    FakeState,
+    Holding,
+    Transfer,
+)
+
+Json = Any  # what json.dumps takes
+Handler = Callable[[Mapping[str, str]], Json]
+WebsocketHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Fault(enum.Enum):
+    """What the next answers of a route do instead of answering.
+
+    | fault          | answer                                                          |
+    |----------------|-----------------------------------------------------------------|
+    | `RATE_LIMIT`   | 429 with `Retry-After` and the exchange's rate-limit body       |
+    | `BANNED`       | 418 with `Retry-After` (Binance's IP ban after ignoring 429s)   |
+    | `SERVER_ERROR` | 503 (or the status asked for) with a load balancer's HTML page  |
+    | `HANG`         | nothing, until the server stops                                 |
+    | `MALFORMED`    | 200 with a JSON body cut short                                  |
+    | `EMPTY`        | 200 with an empty body                                          |
+    | `AUTH`         | 401 with the exchange's own "invalid key" body                  |
+    """
+
+    RATE_LIMIT = "rate_limit"
+    BANNED = "banned"
+    SERVER_ERROR = "server_error"
+    HANG = "hang"
+    MALFORMED = "malformed"
+    EMPTY = "empty"
+    AUTH = "auth"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One REST endpoint: `private` ones need the signing headers."""
+
+    method: str
+    path: str
+    handler: Handler
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One request the server received (never its headers: they carry the key)."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    fault: Fault
+    status: int | None
+    retry_after: int | None
+
+
+class Dialect:
+    """**Base class**: one exchange's REST API over a `FakeState`.
+
+    Subclasses give the route table, the auth check and the exchange's error bodies.
+    """
+
+    name = "exchange"
+    # set by a test to see a websocket `auth` / `login` refused
+    refuse_stream_auth = False
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def routes(self) -> Sequence[Route]:
+        raise NotImplementedError
+
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        """(path, handler) pairs of aiohttp websocket routes; none by default."""
+        return ()
+
+    async def push(self, topic: str) -> int:
+        """Send `topic` from the current state to its websocket subscribers; how many."""
+        raise NotImplementedError(f"{self.name}: no websocket here yet")
+
+    async def drop_streams(self) -> None:
+        """Close every websocket the server holds open."""
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        """How many authenticated websockets follow each topic."""
+        return {}
+
+    def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
+        """Whether the request carries the exchange's signing headers (never checked further)."""
+        raise NotImplementedError
+
+    def auth_error(self) -> tuple[int, Json]:
+        raise NotImplementedError
+
+    def rate_limit_error(self) -> Json:
+        raise NotImplementedError
+
+    def not_found(self) -> Json:
+        return {"error": "not found"}
+
+
+class FakeExchange:
+    """A fake exchange server and its test-control API (Python, not HTTP).
+
+    Use it as `async with FakeExchange(BinanceDialect) as fake:`; point a ccxt exchange at
+    `fake.base_url` (`exchange_urls.point_at`). Change what it serves with `set_holding`,
+    `set_account`, `set_positions`, `set_price`, `add_deposit`, `add_withdrawal`, and make the
+    next answers of a route fail with `fail`.
+    """
+
+    def __init__(
+        self, dialect: Callable[[FakeState], Dialect], state: FakeState | None = None
+    ) -> None:
+        self.state = state or FakeState()
+        self.dialect = dialect(self.state)
+        self.requests: list[Seen] = []
+        self._routes = {(r.method, r.path): r for r in self.dialect.routes()}
+        self._faults: dict[str, deque[_Queued]] = {}
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def name(self) -> str:
+        return self.dialect.name
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every REST path served."""
+        return frozenset(path for _, path in self._routes)
+
+    async def start(self) -> None:
+        app = web.Application()
+        for path, handler in self.dialect.websockets():
+            app.router.add_get(path, handler)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only through the server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self._release.set()
+        await self.dialect.drop_streams()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- test control --------------------------------------------------------------------------
+
+    def set_holding(self, account: str, asset: str, holding: Holding | None = None) -> None:
+        """Put (or, with None, remove) one asset in one account."""
+        held = self.state.holdings.setdefault(account, {})
+        if holding is None:
+            held.pop(asset, None)
+        else:
+            held[asset] = holding
+
+    def set_account(self, account: str, holdings: Mapping[str, Holding]) -> None:
+        """Replace everything an account holds."""
+        self.state.holdings[account] = dict(holdings)
+
+    def set_positions(self, positions: Sequence[FakePosition]) -> None:
+        self.state.positions = list(positions)
+
+    def set_price(self, base: str, last: Any, mark: Any = None) -> None:
+        """The last price of `base` against USDT, and the perpetual's mark (the last if None)."""
+        self.state.prices[base] = Decimal(str(last))
+        if mark is None:
+            self.state.marks.pop(base, None)
+        else:
+            self.state.marks[base] = Decimal(str(mark))
+
+    def add_deposit(self, transfer: Transfer) -> None:
+        self.state.deposits.append(transfer)
+
+    def add_withdrawal(self, transfer: Transfer) -> None:
+        self.state.withdrawals.append(transfer)
+
+    def fail(
+        self,
+        path: str,
+        fault: Fault,
+        times: int = 1,
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next `times` requests to `path` answer with `fault` instead.
+
+        Args:
+            status: the HTTP status of a `SERVER_ERROR` (503 by default).
+            retry_after: seconds in the `Retry-After` header of `RATE_LIMIT`/`BANNED` (none sent
+                when None).
+        """
+        if path not in self.paths:
+            raise KeyError(f"{self.name} serves no {path}")
+        queue = self._faults.setdefault(path, deque())
+        queue.extend(_Queued(fault, status, retry_after) for _ in range(times))
+
+    async def push(self, topic: str) -> int:
+        """Push `topic` (Bybit: `wallet`, `position`) from the current state to the websocket
+        subscribers; how many sockets it reached."""
+        return await self.dialect.push(topic)
+
+    async def drop_streams(self) -> None:
+        """Close every open websocket, as an exchange does at a disconnect."""
+        await self.dialect.drop_streams()
+
+    def calls(self, path: str) -> list[Mapping[str, str]]:
+        """The query of every request made to `path`, in order."""
+        return [seen.query for seen in self.requests if seen.path == path]
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        form: Mapping[str, str] = {}
+        if request.method == "POST" and request.can_read_body:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+        query = {**request.query, **form}
+        self.requests.append(Seen(request.method, request.path, query))
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            return _json(404, self.dialect.not_found())
+        if route.private and not self.dialect.signed(request, form):
+            return _json(*self.dialect.auth_error())
+        queued = self._faults.get(route.path)
+        if queued:
+            return await self._fault(queued.popleft())
+        return _json(200, route.handler(query))
+
+    async def _fault(self, queued: _Queued) -> web.StreamResponse:
+        headers = {} if queued.retry_after is None else {"Retry-After": str(queued.retry_after)}
+        match queued.fault:
+            case Fault.RATE_LIMIT:
+                return _json(429, self.dialect.rate_limit_error(), headers)
+            case Fault.BANNED:
+                return _json(418, self.dialect.rate_limit_error(), headers)
+            case Fault.SERVER_ERROR:
+                status = queued.status or 503
+                page = f"<html><body><h1>{status} Service Unavailable</h1></body></html>"
+                return web.Response(status=status, text=page, content_type="text/html")
+            case Fault.HANG:
+                await self._release.wait()
+                return web.Response(status=504)
+            case Fault.MALFORMED:
+                return web.Response(status=200, text='{"data": [{"ccy": "US', content_type=_JSON)
+            case Fault.EMPTY:
+                return web.Response(status=200, body=b"", content_type=_JSON)
+            case Fault.AUTH:
+                return _json(*self.dialect.auth_error())
+
+
+_JSON = "application/json"
+
+
+def _json(status: int, payload: Json, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(payload), content_type=_JSON, headers=headers
+    )

@@ -1,0 +1,152 @@
+"""What a fake exchange holds: one economic state that each dialect renders in its own fields.
+
+A `Holding` is one asset in one account, described by what it *is* rather than by any exchange's
+field names, so that one test state reads the same on Binance, Bybit and OKX:
+
+| field            | meaning                                                              |
+|------------------|----------------------------------------------------------------------|
+| `balance`        | coins held, borrowed ones included (a borrowed coin sits in the wallet) |
+| `locked`         | part of `balance` held by open orders                                |
+| `borrowed`       | principal owed                                                       |
+| `interest`       | interest owed, not yet paid                                          |
+| `unrealized_pnl` | futures profit not yet settled into the balance                      |
+| `initial_margin` / `maint_margin` | margin held for positions                           |
+
+Its net worth is always `balance - borrowed - interest + unrealized_pnl` (`Holding.equity`); each
+dialect derives its own fields from these (Binance `netAsset`, Bybit coin `equity`, OKX `eq`).
+
+A `FakePosition` is a linear perpetual in base units, positive long and negative short; a
+`Transfer` is a deposit or withdrawal with the exchange's own raw status code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+ZERO = Decimal(0)
+STABLES = frozenset({"USDT", "USDC", "BUSD", "FDUSD", "BNFCR"})
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One asset in one account (see the module docstring for the fields)."""
+
+    balance: Decimal = ZERO
+    locked: Decimal = ZERO
+    borrowed: Decimal = ZERO
+    interest: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    initial_margin: Decimal = ZERO
+    maint_margin: Decimal = ZERO
+
+    @property
+    def free(self) -> Decimal:
+        return self.balance - self.locked
+
+    @property
+    def debt(self) -> Decimal:
+        return self.borrowed + self.interest
+
+    @property
+    def equity(self) -> Decimal:
+        return self.balance - self.debt + self.unrealized_pnl
+
+    @property
+    def empty(self) -> bool:
+        return not (self.balance or self.debt or self.unrealized_pnl)
+
+
+@dataclass(frozen=True, slots=True)
+class FakePosition:
+    """A linear perpetual: `size` in base units (+ long, - short), settled in `settle`.
+
+    `mark_price` None: the exchange's current mark price for the base is used.
+    """
+
+    base: str
+    size: Decimal
+    entry_price: Decimal
+    settle: str = "USDT"
+    mark_price: Decimal | None = None
+    leverage: int = 10
+    updated_ms: int = 1_700_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A deposit or a withdrawal; `status` is the exchange's raw code (`"1"`, `"success"` …)."""
+
+    asset: str
+    amount: Decimal
+    status: str
+    txid: str
+    at_ms: int
+    network: str = "ETH"
+    address: str = "0x00000000000000000000000000000000000000aa"
+    fee: Decimal = ZERO
+    id: str = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A spot pair and its linear perpetual, both listed (`BTC`/`USDT`)."""
+
+    base: str
+    quote: str = "USDT"
+
+
+@dataclass
+class FakeState:
+    """Everything a fake exchange serves; tests change it through `FakeExchange`'s methods.
+
+    `holdings[account][asset]`; `prices[base]` is the last price against USDT and
+    `marks[base]` the perpetual's mark price (the last price when unset).
+    """
+
+    markets: list[Market] = field(
+        default_factory=lambda: [Market("BTC"), Market("ETH"), Market("ETH", "USDC")]
+    )
+    holdings: dict[str, dict[str, Holding]] = field(default_factory=dict)
+    positions: list[FakePosition] = field(default_factory=list)
+    deposits: list[Transfer] = field(default_factory=list)
+    withdrawals: list[Transfer] = field(default_factory=list)
+    prices: dict[str, Decimal] = field(
+        default_factory=lambda: {"BTC": Decimal(60000), "ETH": Decimal(3000)}
+    )
+    marks: dict[str, Decimal] = field(default_factory=dict)
+    page_size: int = 200
+    now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+
+    def account(self, name: str) -> dict[str, Holding]:
+        """The holdings of `name`, without the empty ones, in a stable order."""
+        held = self.holdings.get(name, {})
+        return {asset: held[asset] for asset in sorted(held) if not held[asset].empty}
+
+    def usd(self, asset: str) -> Decimal:
+        """The asset's price in USD (stablecoins at 1; an unlisted asset at 0)."""
+        if asset in STABLES:
+            return Decimal(1)
+        return self.prices.get(asset, ZERO)
+
+    def mark(self, base: str) -> Decimal:
+        return self.marks.get(base, self.prices.get(base, ZERO))
+
+    def position_mark(self, position: FakePosition) -> Decimal:
+        return position.mark_price if position.mark_price is not None else self.mark(position.base)
+
+    def position_pnl(self, position: FakePosition) -> Decimal:
+        return position.size * (self.position_mark(position) - position.entry_price)
+
+    def perps(self) -> list[Market]:
+        return [m for m in self.markets if m.quote in STABLES]
+
+
+def num(value: Decimal | int) -> str:
+    """A number as the exchanges send it: a plain decimal string, no exponent."""
+    text = format(Decimal(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in {"", "-0"} else text

@@ -1,0 +1,141 @@
+"""The fake Bybit's private websocket, as ccxt.pro follows it: `auth`, then `wallet` and
+`position` pushes; a refused login and a dropped socket come out as the daemon's errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+
+from equity_daemon.errors import VenueAuthError, VenueError, VenueUnavailable
+from equity_daemon.venues.exchange_client import create_exchange
+from equity_daemon.venues.exchange_errors import exchange_errors
+from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from tests.venues.exchanges import CREDENTIALS
+
+pytestmark = pytest.mark.anyio
+
+D = Decimal
+
+
+@asynccontextmanager
+async def streaming() -> AsyncIterator[tuple[FakeExchange, Any]]:
+    async with fake_exchange("bybit") as fake:
+        client = create_exchange(
+            "bybit", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            yield fake, client
+        finally:
+            await client.close()
+
+
+async def subscribed(fake: FakeExchange, topic: str) -> None:
+    with anyio.fail_after(5):
+        while not fake.dialect.subscribers.get(topic):  # noqa: ASYNC110 (the fake's state)
+            await anyio.sleep(0.01)
+
+
+async def test_a_wallet_push_reaches_watch_balance() -> None:
+    async with streaming() as (fake, client), anyio.create_task_group() as tg:
+        got: list[Any] = []
+
+        async def watch() -> None:
+            got.append(await client.watch_balance())
+
+        tg.start_soon(watch)
+        await subscribed(fake, "wallet")
+        eth = Holding(balance=D(10), borrowed=D(2), unrealized_pnl=D(1))
+        fake.set_holding("unified", "ETH", eth)
+        assert await fake.push("wallet") == 1
+    (balance,) = got
+    # ccxt.pro's websocket total is the coin's equity, its REST total the wallet balance
+    assert balance["ETH"]["total"] == pytest.approx(9)
+    assert "debt" not in balance["ETH"]  # no ccxt.pro parser fills debt (venue-pitfalls 7)
+
+
+async def test_positions_start_from_rest_then_follow_pushes() -> None:
+    async with streaming() as (fake, client):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        with anyio.fail_after(5):
+            (first,) = await client.watch_positions()  # the REST snapshot
+        assert (first["side"], first["contracts"]) == ("short", 2)
+        async with anyio.create_task_group() as tg:
+            got: list[Any] = []
+
+            async def watch() -> None:
+                got.append(await client.watch_positions())
+
+            tg.start_soon(watch)
+            await subscribed(fake, "position")
+            fake.set_positions([FakePosition("ETH", D(-3), D(3050))])
+            assert await fake.push("position") == 1
+    ((pushed,),) = got
+    assert (pushed["symbol"], pushed["side"], pushed["contracts"]) == ("ETH/USDT:USDT", "short", 3)
+
+
+async def test_a_refused_login_is_an_auth_error() -> None:
+    async with streaming() as (fake, client):
+        fake.dialect.refuse_stream_auth = True
+        with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
+            await client.watch_balance()
+
+
+async def test_a_dropped_socket_is_unavailable_not_a_crash() -> None:
+    async with streaming() as (fake, client):
+        caught: list[VenueError] = []
+
+        async def watch() -> None:
+            try:
+                with exchange_errors("cex", client):
+                    await client.watch_balance()
+            except VenueError as exc:
+                caught.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                await subscribed(fake, "wallet")
+                await fake.drop_streams()
+    (error,) = caught
+    assert isinstance(error, VenueUnavailable)
+
+
+async def test_the_socket_wants_auth_before_subscribe_and_answers_pings() -> None:
+    async with (
+        fake_exchange("bybit") as fake,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(fake.base_url + "/v5/private") as socket,
+    ):
+        await socket.send_json({"op": "subscribe", "args": ["wallet"], "req_id": "1"})
+        refused = await socket.receive_json()
+        await socket.send_json({"op": "auth", "args": ["k", "1", "sig"]})
+        accepted = await socket.receive_json()
+        await socket.send_json({"op": "subscribe", "args": ["wallet"]})
+        subscribed_ = await socket.receive_json()
+        await socket.send_json({"op": "ping", "req_id": "2"})
+        pong = await socket.receive_json()
+        await socket.send_json({"op": "dance"})
+        unknown = await socket.receive_json()
+        assert fake.dialect.subscribers == {"wallet": 1}
+        assert await fake.push("position") == 0  # nobody follows it
+    assert (refused["success"], refused["req_id"]) == (False, "1")
+    assert accepted["success"] is True
+    assert subscribed_["success"] is True
+    assert (pong["op"], pong["req_id"]) == ("pong", "2")
+    assert unknown["success"] is False
+
+
+async def test_an_unknown_topic_or_a_dialect_without_streams_is_refused() -> None:
+    bybit = fake_exchange("bybit")
+    with pytest.raises(ValueError, match="no private topic 'orders'"):
+        await bybit.push("orders")
+    okx = fake_exchange("okx")
+    with pytest.raises(NotImplementedError, match="okx: no websocket here yet"):
+        await okx.push("account")
+    assert okx.dialect.subscribers == {}
