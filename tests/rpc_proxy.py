@@ -8,7 +8,7 @@ does, so tests can check that the key never leaks.
         ...                      # point the code under test at proxy.url
         proxy.methods            # ["eth_call"]: JSON-RPC methods received, batches flattened
         proxy.connections        # TCP connections accepted
-        proxy.mode = "http_429"  # answer every request with HTTP 429 from now on
+        proxy.mode = "http_error"  # answer every request with HTTP `proxy.status` from now on
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from typing import Literal, Self
 
 import httpx
 
-Mode = Literal["forward", "stall", "http_429", "garbage", "rpc_error"]
+Mode = Literal["forward", "stall", "http_error", "hang_up", "garbage", "rpc_error"]
 
 
 class RpcProxy:
     """Forwards POSTs to `upstream`; `mode` decides how it answers (see the module doc).
 
-    `stall` waits `stall_seconds` before forwarding; `garbage` answers an HTML page with 200;
-    `rpc_error` answers a JSON-RPC error whose message echoes the URL's key.
+    `stall` waits `stall_seconds` before forwarding; `http_error` answers HTTP `status`;
+    `hang_up` closes the connection without answering; `garbage` answers an HTML page with 200;
+    `rpc_error` answers a JSON-RPC error whose message echoes the URL and its key.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -37,6 +38,7 @@ class RpcProxy:
         self.key = "k3y" + secrets.token_hex(12)
         self.mode: Mode = "forward"
         self.stall_seconds = 5.0
+        self.status = 429
         self.methods: list[str] = []
         self.requests = 0
         self.connections = 0
@@ -88,11 +90,14 @@ class RpcProxy:
                 str(item.get("method")) if isinstance(item, dict) else "?" for item in items
             )
 
-    def _answer(self, body: bytes) -> tuple[int, str, bytes]:
+    def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
+        """Status, content type and body to answer; None to hang up."""
         if self.mode == "stall":
             self._released.wait(self.stall_seconds)
-        elif self.mode == "http_429":
-            return 429, "application/json", b'{"error": "too many requests"}'
+        elif self.mode == "hang_up":
+            return None
+        elif self.mode == "http_error":
+            return self.status, "application/json", b'{"error": "no"}'
         elif self.mode == "garbage":
             return 200, "text/html", f"<html>{self.key} is over quota</html>".encode()
         elif self.mode == "rpc_error":
@@ -134,7 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self._proxy()._received(body)
-        status, content_type, answer = self._proxy()._answer(body)
+        reply = self._proxy()._answer(body)
+        if reply is None:
+            self.close_connection = True
+            return
+        status, content_type, answer = reply
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(answer)))

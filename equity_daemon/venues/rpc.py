@@ -47,8 +47,10 @@ DEFAULT_TIMEOUT: Final = 5.0
 _REASON_LIMIT: Final = 160
 _SHORTEST_SECRET: Final = 6  # URL pieces shorter than this ("v3", "/") are not worth hiding
 
-# web3 logs the endpoint URL (at debug on every request, at info on disconnect). A logger made
-# outside logging's registry, and disabled, keeps it quiet without touching global logging.
+# web3 logs the endpoint URL (the provider at debug on every request and at info on disconnect,
+# its session manager at debug when it caches a session) and the node's error messages, which
+# may echo the URL's key (the request manager, at debug). A logger made outside logging's
+# registry, and disabled, keeps them quiet without touching global logging.
 _QUIET = logging.Logger("equity_daemon.venues.rpc.web3")
 _QUIET.disabled = True
 
@@ -77,8 +79,11 @@ async def connect_web3(
     )
     provider.global_ccip_read_enabled = False
     provider.logger = _QUIET
+    provider._request_session_manager.logger = _QUIET  # no public way; tests/venues/test_rpc.py
     await provider.cache_async_session(session)
-    return AsyncWeb3(provider, middleware=[])
+    web3 = AsyncWeb3(provider, middleware=[])
+    web3.manager.logger = _QUIET
+    return web3
 
 
 class RpcEndpoint:
@@ -132,21 +137,24 @@ class RpcEndpoint:
 
     async def eth_call(self, to: str, data: bytes, block: int) -> bytes:
         """`eth_call` of `data` on `to` at `block`: what the EVM returned."""
+        web3 = self.web3
         with self._translated():
-            answer = await self.web3.eth.call(
+            answer = await web3.eth.call(
                 {"to": AsyncWeb3.to_checksum_address(to), "data": data}, block_identifier=block
             )
         return bytes(answer)
 
     async def block_number(self) -> int:
         """`eth_blockNumber`: the endpoint's head."""
+        web3 = self.web3
         with self._translated():
-            return await self.web3.eth.block_number
+            return await web3.eth.block_number
 
     async def chain_id(self) -> int:
         """`eth_chainId`: check it once per endpoint, not per call."""
+        web3 = self.web3
         with self._translated():
-            return await self.web3.eth.chain_id
+            return await web3.eth.chain_id
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
