@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from eth_abi.abi import decode, encode, is_encodable_type
-from eth_abi.exceptions import ABITypeError, DecodingError, EncodingError, ParseError
+from eth_abi.exceptions import DecodingError, EncodingError
 from eth_abi.grammar import TupleType, normalize, parse
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -69,11 +69,7 @@ def selector(signature: str) -> bytes:
 def _abi_type(type_str: str) -> str:
     """`type_str` in canonical form (`uint` -> `uint256`); ValueError if eth-abi cannot code it."""
     normalized: str = normalize(type_str)  # type: ignore[no-untyped-call]  # unannotated in eth-abi
-    try:
-        known = is_encodable_type(normalized)
-    except (ParseError, ABITypeError):
-        known = False
-    if not known:
+    if not is_encodable_type(normalized):  # False for anything it cannot parse, too
         raise ValueError(f"not an ABI type: {type_str!r}")
     return str(parse(normalized).to_type_str())
 

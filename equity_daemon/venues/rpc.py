@@ -160,8 +160,6 @@ class RpcEndpoint:
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except VenueError:
-            raise
         except Exception as exc:  # every library failure leaves as a VenueError, URL-free
             raise self.failure(exc) from None
 

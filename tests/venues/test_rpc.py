@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 from web3 import AsyncHTTPProvider
-from web3.exceptions import BadResponseFormat, Web3Exception, Web3RPCError
+from web3.exceptions import BadResponseFormat, ContractLogicError, Web3Exception, Web3RPCError
 
 from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
 from equity_daemon.venues.rpc import (
@@ -217,6 +217,11 @@ async def test_a_closed_endpoint_says_so() -> None:
         (json.JSONDecodeError("bad", "<html>", 0), VenueDataError, "answer is not JSON-RPC"),
         (Web3Exception("odd"), VenueUnavailable, "web3 error (Web3Exception)"),
         (KeyError("result"), VenueDataError, "unexpected KeyError"),
+        (
+            ContractLogicError("reverted", data="0xnothex"),
+            VenueDataError,
+            "call reverted without a reason",
+        ),
     ],
 )
 def test_describe(exc: Exception, kind: type[VenueError], reason: str) -> None:
