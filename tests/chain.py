@@ -87,10 +87,23 @@ class Anvil:
         self.binary = binary
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
 
-    def start(self, timeout: float = 20.0) -> str:
+    def start(self, timeout: float = 20.0, attempts: int = 3) -> str:
+        """Start anvil and wait until it answers; its URL. A port taken meanwhile is retried."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> str:
         port = free_port()
+        self._log.seek(0)
+        self._log.truncate()
         self._process = subprocess.Popen(
             [self.binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
             stdin=subprocess.DEVNULL,
@@ -109,7 +122,6 @@ class Anvil:
                 return self.url
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    self.stop()
                     raise RuntimeError(f"anvil did not answer within {timeout}s") from None
                 time.sleep(0.05)
 
@@ -121,6 +133,9 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+    def close(self) -> None:
+        self.stop()
         self._log.close()
 
 

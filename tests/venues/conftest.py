@@ -49,7 +49,7 @@ def anvil_url() -> Iterator[str]:
     try:
         yield anvil.start()
     finally:
-        anvil.stop()
+        anvil.close()
 
 
 @pytest.fixture(scope="session")
