@@ -38,6 +38,7 @@ from equity_daemon.venues.rpc import RpcEndpoint
 from tests.chain import RAY, WAD
 from tests.rpc_proxy import RpcProxy
 from tests.venues.conftest import World
+from tests.venues.test_contracts import RESERVE_DATA_LEGACY
 
 USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
 WALLET = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -305,6 +306,12 @@ def book_calls(world: World) -> list[Call]:
         Call.of(world.pool.address, "getUserAccountData(address)", fund, returns=["uint256"] * 6),
         Call.of(world.pool.address, "getReservesList()", returns=["address[]"]),
         Call.of(
+            world.pool.address,
+            "getReserveData(address)",
+            world.weth.address,
+            returns=[RESERVE_DATA_LEGACY],
+        ),
+        Call.of(
             world.withdrawals.address,
             "getRequest(uint256)",
             world.request_id,
@@ -337,6 +344,7 @@ def direct_reads(world: World, block: int) -> list[object]:
         world.debt_weth.call("balanceOf", fund, block=block),
         world.pool.call("getUserAccountData", fund, block=block),
         world.pool.call("getReservesList", block=block),
+        world.pool.call("getReserveData", world.weth.address, block=block),
         world.withdrawals.call("getRequest", world.request_id, block=block),
         world.withdrawals.call("ownerOf", world.request_id, block=block),
         world.eth_usd.call("latestRoundData", block=block),
@@ -364,6 +372,11 @@ async def test_a_book_at_a_pinned_block_in_one_eth_call(
     assert [r.value for r in result.results] == before
     assert result.results[4].value == 1_210_000_000_000_000_000
     assert result.results[7].value == 412 * WAD
+    reserve = result.results[11].value
+    assert (reserve[8], reserve[10]) == (
+        world.a_weth.address.lower(),
+        world.debt_weth.address.lower(),
+    )
     assert result.block.number == pinned
 
 
@@ -453,7 +466,7 @@ async def test_past_max_calls_the_calls_are_split_and_all_prove_one_block(
 
     result = await aggregate3(endpoint, book_calls(world), block=pinned, max_calls=8)
 
-    assert proxy.methods == ["eth_call"] * 3  # 15 calls, 5 per aggregate3 beside the block calls
+    assert proxy.methods == ["eth_call"] * 4  # 16 calls, 5 per aggregate3 beside the block calls
     assert [r.value for r in result.results] == expected
     assert result.block.number == pinned
 
