@@ -3,24 +3,29 @@
 aiohttp because it is already in the dependency tree through ccxt (the next venue kind), runs on
 the asyncio loop the daemon uses, and is well kept.
 
-| path                | what                                                         | auth   |
-|---------------------|--------------------------------------------------------------|--------|
-| `/`                 | a landing page with links                                    | no     |
-| `/metrics`          | Prometheus exposition                                        | no     |
-| `/healthz`          | 200 while the calculator loop keeps ticking                  | no     |
-| `/readyz`           | 200 when every book has a complete, fresh snapshot           | no     |
-| `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings       | bearer |
-| `/events?since=ISO` | `{"events": [event, ...]}` from history                      | bearer |
+| path                | what                                                      | auth     |
+|---------------------|-----------------------------------------------------------|----------|
+| `/`                 | the status page (HTML; without access, a sign-in form)    | token    |
+| `/login`            | POST `token=...`: opens a browser session, back to `/`    | -        |
+| `/logout`           | POST: closes it                                           | -        |
+| `/metrics`          | Prometheus exposition                                     | no       |
+| `/healthz`          | 200 while the calculator loop keeps ticking               | no       |
+| `/readyz`           | 200 when every book has a complete, fresh snapshot        | no       |
+| `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings    | token    |
+| `/events?since=ISO` | `{"events": [event, ...]}` from history                   | token    |
 
-GET (and HEAD) only. Every connection is held to `http_limits.Limits`: sizes (`413` past them)
-and a deadline for the request to arrive. The endpoints are cheap reads of state the loops
-already hold.
+"token": when one is configured, `Authorization: Bearer <token>` or a session (`access.py`).
+Every connection is held to `http_limits.Limits`: sizes (`413` past them) and a deadline for the
+request to arrive. The endpoints are cheap reads of state the loops already hold; the status
+page also reads the last 24 h of history.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import anyio
@@ -29,9 +34,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from anyio.abc import TaskStatus
 
-from equity_daemon.access import Access
+from equity_daemon import status_page
+from equity_daemon.access import SESSION_COOKIE, SESSION_SECONDS, Access
 from equity_daemon.errors import StartupError
 from equity_daemon.http_limits import LimitedSite, Limits
+from equity_daemon.model import EquityPoint
 
 log = structlog.get_logger()
 
@@ -52,20 +59,30 @@ class Backend(Protocol):
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]: ...
 
+    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]: ...
 
-LANDING = """<!doctype html><title>equity-daemon</title><h1>equity-daemon</h1><ul>
-<li><a href="/metrics">/metrics</a><li><a href="/healthz">/healthz</a>
-<li><a href="/readyz">/readyz</a><li><a href="/snapshot">/snapshot</a>
-<li><a href="/events">/events</a></ul>
-"""
+
+# what a browser may do with our HTML: show it, styles inline, forms back to us; nothing else
+# (a string that escaped escaping still could not run)
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class Api:
-    """The routes, reading from `backend`. `token` guards `/snapshot` and `/events` when set."""
+    """The routes, reading from `backend`. `token` guards the data when set."""
 
-    def __init__(self, backend: Backend, token: str | None) -> None:
+    def __init__(
+        self, backend: Backend, token: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._backend = backend
-        self._access = Access(token)
+        self._access = Access(token, clock)
+        self._clock = clock
+        self._body_timeout = Limits().request_timeout
 
     def application(self, limits: Limits) -> web.Application:
         """A new aiohttp application serving the routes (one per server)."""
@@ -73,7 +90,10 @@ class Api:
             middlewares=[_answer_500_on_failure, _refuse_bodies_over(limits.max_body_bytes)],
             client_max_size=limits.max_body_bytes,
         )
-        app.router.add_get("/", self._landing)
+        self._body_timeout = limits.request_timeout
+        app.router.add_get("/", self._status_page)
+        app.router.add_post("/login", self._login)
+        app.router.add_post("/logout", self._logout)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -81,9 +101,13 @@ class Api:
         app.router.add_get("/events", self._guarded(self._events))
         return app
 
+    def _allowed(self, request: web.Request) -> bool:
+        session = request.cookies.get(SESSION_COOKIE)
+        return self._access.allows(request.headers.get("Authorization"), session)
+
     def _guarded(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if not self._access.allows(request.headers.get("Authorization"), None):
+            if not self._allowed(request):
                 raise web.HTTPUnauthorized(
                     text="bearer token required\n", headers={"WWW-Authenticate": "Bearer"}
                 )
@@ -91,8 +115,61 @@ class Api:
 
         return guarded
 
-    async def _landing(self, request: web.Request) -> web.Response:
-        return web.Response(text=LANDING, content_type="text/html")
+    async def _status_page(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _html(401, status_page.login_page(), {"WWW-Authenticate": "Bearer"})
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        snapshots = self._backend.snapshots()
+        histories: dict[str, list[EquityPoint]] = {}
+        events: list[dict[str, Any]] = []
+        problem = None
+        try:
+            since = now - status_page.CHART_WINDOW
+            for doc in snapshots:
+                histories[doc["book"]] = await self._backend.equity_history(doc["book"], since)
+            events = await self._backend.events(since)
+        except Exception as exc:  # the page still shows what memory holds
+            problem = f"{type(exc).__name__}: {exc}"
+            log.warning("status_page_history_failed", reason=problem)
+        data = status_page.StatusData(
+            now=now,
+            snapshots=snapshots,
+            histories=histories,
+            events=events,
+            healthy=self._backend.healthy(),
+            ready=self._backend.ready(),
+            history_problem=problem,
+            signed_in=not self._access.open,
+        )
+        return _html(200, status_page.render(data))
+
+    async def _login(self, request: web.Request) -> web.Response:
+        """The sign-in form's target: a session cookie for the right token, back to `/`."""
+        with anyio.move_on_after(self._body_timeout) as reading:
+            form = await request.post()
+        if reading.cancelled_caught:
+            raise web.HTTPRequestTimeout(text="request body too slow\n")
+        token = form.get("token")
+        if not isinstance(token, str) or not self._access.token_matches(token):
+            log.warning("http_login_refused", remote=request.remote)
+            return _html(401, status_page.login_page(failed=True))
+        response = web.HTTPSeeOther("/")
+        if not self._access.open:
+            response.set_cookie(
+                SESSION_COOKIE,
+                self._access.new_session(),
+                max_age=SESSION_SECONDS,
+                path="/",
+                secure=request.secure,
+                httponly=True,
+                samesite="Strict",
+            )
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        response = web.HTTPSeeOther("/")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        raise response
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = self._backend.metrics()
@@ -117,6 +194,15 @@ class Api:
             if since is None:
                 raise web.HTTPBadRequest(text="since must be an ISO 8601 time with a UTC offset\n")
         return _json(200, {"events": await self._backend.events(since)})
+
+
+def _html(status: int, page: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        text=page,
+        content_type="text/html",
+        headers=HTML_HEADERS | (headers or {}),
+    )
 
 
 def _json(status: int, document: Any) -> web.Response:
