@@ -20,7 +20,7 @@ from typing import Any
 from equity_daemon.model import EquityPoint
 
 CHART_WINDOW = timedelta(hours=24)
-MIN_SPAN = timedelta(minutes=10)  # a young daemon's few points are not stretched over the chart
+MIN_SPAN = timedelta(seconds=30)  # the narrowest time axis (a lone point sits at its right end)
 REFRESH_SECONDS = 15
 RECENT_EVENTS = 20
 CHART_POINTS = 480  # at most, drawn; more are thinned (an SVG of 1440 points says no more)
@@ -137,6 +137,7 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
         f"{escape(_money(doc['equity'], share_class))}"
         f' <span class="unit">{escape(share_class)}</span></div>',
         f'<div class="muted">{meta}</div>',
+        f'<div class="muted">{_totals(doc, share_class)}</div>',
         _problems(doc.get("problems", [])),
         "<h3>Equity, last 24 h</h3>",
         equity_chart(points, events, data.now, share_class),
@@ -152,6 +153,12 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
         "</section>",
     ]
     return "\n".join(part for part in parts if part)
+
+
+def _totals(doc: Mapping[str, Any], share_class: str) -> str:
+    assets = _money(doc.get("total_assets"), share_class)
+    debt = _money(doc.get("total_debt"), share_class)
+    return f"assets {escape(assets)} · debt {escape(debt)}"
 
 
 def _current_point(doc: Mapping[str, Any]) -> list[EquityPoint]:
@@ -197,7 +204,7 @@ def _excluded(lines: Sequence[Mapping[str, Any]], share_class: str) -> str:
             escape(str(line["account"])),
             escape(str(line["asset"])),
             escape(str(line.get("side") or "")),
-            _num(escape(_amount(line["amount"]))),
+            _num(_amount(line["amount"])),
             _num(_money(line.get("value"), share_class)),
             _num(_money(line.get("unrealized_pnl"), share_class)),
         ]
@@ -215,7 +222,7 @@ def _lines(title: str, lines: Sequence[Mapping[str, Any]]) -> str:
             escape(str(line["account"])),
             escape(str(line["asset"])),
             escape(str(line["kind"])),
-            _num(escape(_amount(line["amount"]))),
+            _num(_amount(line["amount"])),
         ]
         for line in lines
     ]
@@ -235,7 +242,7 @@ def _venues(venues: Sequence[Mapping[str, Any]]) -> str:
                 escape(str(venue["venue"])),
                 _badge(status, tone),
                 _num(escape("" if age is None else _age(age))),
-                escape(note),
+                _prose(escape(note)),
             ]
         )
     return _table("Venues", ["Venue", "Status", _num("Data age"), "Note"], rows)
@@ -248,7 +255,7 @@ def _prices(prices: Sequence[Mapping[str, Any]], share_class: str) -> str:
         rows.append(
             [
                 escape(str(price["asset"])),
-                _num(escape(_amount(price["price"]))),
+                _num(_amount(price["price"], places=6)),
                 escape(" → ".join(str(step) for step in price.get("path", []))),
                 _num(escape(_age(price["age_seconds"]))),
                 "".join(_badge(flag, "warn") for flag in flags),
@@ -272,7 +279,7 @@ def _events(events: Sequence[Mapping[str, Any]], now: datetime) -> str:
                 _badge(kind, tone),
                 _num(_money(event.get("equity"), share_class)),
                 _num(_change(event, share_class)),
-                _event_detail(event),
+                _prose(_event_detail(event, share_class)),
             ]
         )
     if not rows:
@@ -295,10 +302,15 @@ def _change(event: Mapping[str, Any], share_class: str) -> str:
     return escape(text)
 
 
-def _event_detail(event: Mapping[str, Any]) -> str:
+def _event_detail(event: Mapping[str, Any], share_class: str) -> str:
+    """What an event says beyond its numbers: the problems, or the reference it moved from."""
     problems = event.get("snapshot", {}).get("problems", [])
     if event["kind"] == "incomplete" and problems:
         return escape("; ".join(f"{p['kind']} {p['subject']}: {p['detail']}" for p in problems))
+    if event["kind"] == "threshold" and event.get("reference") is not None:
+        return escape(f"from {_money(event['reference'], share_class)}")
+    if event["kind"] == "recovered":
+        return "complete again"
     return ""
 
 
@@ -310,7 +322,7 @@ def _footer(open_only: bool = False) -> str:
 
 # --- the chart ---------------------------------------------------------------------------
 
-WIDTH, HEIGHT = 800, 220
+WIDTH, HEIGHT = 640, 220
 TOP, BOTTOM = 16, 28  # room for the time labels below the plot
 
 
@@ -375,11 +387,12 @@ def equity_chart(
         )
     parts += _time_labels(first, end)
     parts.append("</svg>")
-    legend = (
-        '<div class="legend muted"><span class="key line"></span>equity'
-        '<span class="key threshold"></span>threshold alert'
-        '<span class="key incomplete"></span>incomplete</div>'
-    )
+    keys = ['<span class="key line"></span>equity']
+    if markers:
+        keys.append('<span class="key threshold"></span>threshold alert')
+    if not all(p.complete for p in drawn):
+        keys.append('<span class="key incomplete"></span>incomplete')
+    legend = f'<div class="legend muted">{"".join(keys)}</div>'
     return '<figure class="chart-box">' + "".join(parts) + legend + "</figure>"
 
 
@@ -411,13 +424,14 @@ def _grid(low: float, high: float, y: Any, share_class: str) -> list[str]:
 
 
 def _time_labels(first: datetime, end: datetime) -> list[str]:
+    shown = "%H:%M" if end - first >= timedelta(minutes=10) else "%H:%M:%S"
     middle = first + (end - first) / 2
     baseline = HEIGHT - 8
     return [
-        f'<text class="axis" x="4" y="{baseline}">{first:%H:%M}</text>',
+        f'<text class="axis" x="4" y="{baseline}">{first:{shown}}</text>',
         f'<text class="axis" x="{WIDTH / 2}" y="{baseline}" text-anchor="middle">'
-        f"{middle:%H:%M}</text>",
-        f'<text class="axis" x="{WIDTH - 4}" y="{baseline}" text-anchor="end">{end:%H:%M}</text>',
+        f"{middle:{shown}}</text>",
+        f'<text class="axis" x="{WIDTH - 4}" y="{baseline}" text-anchor="end">{end:{shown}}</text>',
     ]
 
 
@@ -425,13 +439,15 @@ def _time_labels(first: datetime, end: datetime) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Num:
-    """A table cell holding a number (aligned right); `html` is escaped already."""
+class Styled:
+    """A table cell with a class: `num` (a number: right-aligned) or `prose` (text that wraps;
+    other cells do not, the table scrolls instead). `html` is escaped already."""
 
     html: str
+    style: str
 
 
-Cell = str | Num  # a table cell's HTML, escaped already
+Cell = str | Styled  # a table cell's HTML, escaped already
 
 
 def _table(
@@ -439,7 +455,9 @@ def _table(
 ) -> str:
     """A titled table in a box that scrolls sideways on a narrow screen."""
     header = "".join(
-        f'<th class="num">{cell.html}</th>' if isinstance(cell, Num) else f"<th>{cell}</th>"
+        f'<th class="{cell.style}">{cell.html}</th>'
+        if isinstance(cell, Styled)
+        else f"<th>{cell}</th>"
         for cell in head
     )
     body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in rows)
@@ -452,13 +470,17 @@ def _table(
 
 
 def _cell(cell: Cell) -> str:
-    if isinstance(cell, Num):
-        return f'<td class="num">{cell.html}</td>'
+    if isinstance(cell, Styled):
+        return f'<td class="{cell.style}">{cell.html}</td>'
     return f"<td>{cell}</td>"
 
 
-def _num(html_text: str) -> Num:
-    return Num(html_text)
+def _num(html_text: str) -> Styled:
+    return Styled(html_text, "num")
+
+
+def _prose(html_text: str) -> Styled:
+    return Styled(html_text, "prose")
 
 
 def _badge(text: str, tone: str) -> str:
@@ -484,12 +506,17 @@ def _money(text: Any, share_class: str) -> str:
     return f"{value:,.{PLACES.get(share_class, 4)}f}"
 
 
-def _amount(text: Any) -> str:
-    """An amount exactly as reported, with thousands separators."""
+def _amount(text: Any, places: int = 8) -> str:
+    """An amount or rate as HTML, with thousands separators and at most `places` decimals (the
+    exact figure, when rounded, in a tooltip)."""
     value = _decimal(text)
     if value is None or not value.is_finite():
-        return str(text)
-    return f"{value:,f}"
+        return escape(str(text))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -places:
+        return escape(f"{value:,f}")
+    rounded = value.quantize(Decimal(1).scaleb(-places)).normalize()
+    return f'<span title="{escape(str(text))}">{escape(f"{rounded:,f}")}</span>'
 
 
 def _age(seconds: float) -> str:
@@ -546,12 +573,14 @@ th{text-align:left;font-weight:600;color:var(--muted);font-size:12.5px;padding:6
 border-bottom:1px solid var(--line);white-space:nowrap}
 td{padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 tr:last-child td{border-bottom:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.prose{white-space:normal;min-width:14em}
 figure{margin:0}
 .chart{display:block;width:100%;height:auto;background:#fbfcfe;border:1px solid var(--line);
 border-radius:8px}
 .chart .grid{stroke:var(--line);stroke-width:1}
-.chart .axis{fill:var(--muted);font-size:12px;font-family:inherit}
+.chart .axis{fill:var(--muted);font-size:11px;font-family:inherit}
 .chart .area{fill:rgba(37,99,235,.08);stroke:none}
 .chart .equity{fill:none;stroke:var(--accent);stroke-width:2;stroke-linejoin:round}
 .chart .incomplete{fill:#fff;stroke:var(--bad);stroke-width:2}
@@ -572,7 +601,7 @@ color:#fff;font-weight:600;cursor:pointer}
 button.link{background:none;color:var(--accent);padding:0;font-weight:500}
 .error{color:var(--bad)}
 @media (max-width:600px){main{padding:10px}.card{padding:14px}.equity{font-size:28px}
-.chart .axis{font-size:24px}}
+.chart .axis{font-size:20px}}
 """
 
 

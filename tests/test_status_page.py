@@ -167,3 +167,12 @@ def test_the_live_snapshot_ends_the_line() -> None:
     doc = basis_doc()
     page = render(data(doc, histories={"basis": history(10)}))
     assert len(points_of(page)) == 11
+
+
+def test_an_event_says_what_it_moved_from_or_what_went_wrong() -> None:
+    doc, broken = basis_doc(), hostile_doc()
+    events = [event("threshold", 9, "512600", doc), event("recovered", 3, "512600", doc)]
+    page = render(data(doc, events=[*events, event("incomplete", 1, "1000", broken)]))
+    assert "from 512,000.00" in page
+    assert "complete again" in page
+    assert "failed_venue okx: " in page
