@@ -44,6 +44,7 @@ log = structlog.get_logger()
 
 JSON = "application/json"
 SHUTDOWN_TIMEOUT = 2.0  # open requests get this long to finish when the daemon stops
+BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take to arrive
 
 
 class Backend(Protocol):
@@ -82,7 +83,6 @@ class Api:
         self._backend = backend
         self._access = Access(token, clock)
         self._clock = clock
-        self._body_timeout = Limits().request_timeout
 
     def application(self, limits: Limits) -> web.Application:
         """A new aiohttp application serving the routes (one per server)."""
@@ -90,7 +90,7 @@ class Api:
             middlewares=[_answer_500_on_failure, _refuse_bodies_over(limits.max_body_bytes)],
             client_max_size=limits.max_body_bytes,
         )
-        self._body_timeout = limits.request_timeout
+        app[BODY_TIMEOUT] = limits.request_timeout
         app.router.add_get("/", self._status_page)
         app.router.add_post("/login", self._login)
         app.router.add_post("/logout", self._logout)
@@ -145,7 +145,7 @@ class Api:
 
     async def _login(self, request: web.Request) -> web.Response:
         """The sign-in form's target: a session cookie for the right token, back to `/`."""
-        with anyio.move_on_after(self._body_timeout) as reading:
+        with anyio.move_on_after(request.app[BODY_TIMEOUT]) as reading:
             form = await request.post()
         if reading.cancelled_caught:
             raise web.HTTPRequestTimeout(text="request body too slow\n")

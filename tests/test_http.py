@@ -390,3 +390,22 @@ async def test_without_a_token_the_page_is_open_and_login_goes_home() -> None:
                 assert (login.status_code, login.headers["location"]) == (303, "/")
                 assert "set-cookie" not in login.headers
             tg.cancel_scope.cancel()
+
+
+async def test_cancelling_the_server_stops_it_promptly_with_clients_connected() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(Backend(), None), LOOPBACK, 0)
+            client = httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}")
+            assert (await client.get("/healthz")).status_code == 200  # a kept-alive connection
+            stalled = await anyio.connect_tcp(LOOPBACK, port)
+            await stalled.send(b"GET /healthz HT")  # and one mid-request
+            started = anyio.current_time()
+            tg.cancel_scope.cancel()
+        assert anyio.current_time() - started < 1
+        with pytest.raises(httpx.ConnectError):  # nothing listens any more
+            await client.get("/healthz")
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            await stalled.receive()
+        await stalled.aclose()
+        await client.aclose()
