@@ -125,7 +125,9 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
     meta = f"snapshot #{escape(str(doc['sequence']))} at {escape(_time(doc['at'], data.now))}"
     if age is not None:
         meta += f" · {escape(_age(age))} old"
-    points = [*data.histories.get(book, ()), *_current_point(doc)]
+    history = data.histories.get(book, ())
+    live = [p for p in _current_point(doc) if not history or p.at > history[-1].at]
+    points = [*history, *live]
     events = [e for e in data.events if e.get("book") == book and e.get("kind") == "threshold"]
     parts = [
         f'<section class="card book" id="book-{escape(book)}">',
@@ -323,6 +325,7 @@ def _footer(open_only: bool = False) -> str:
 # --- the chart ---------------------------------------------------------------------------
 
 WIDTH, HEIGHT = 640, 220
+SIDE = 8  # room left and right of the line, so that a dot at either end is drawn whole
 TOP, BOTTOM = 16, 28  # room for the time labels below the plot
 
 
@@ -355,7 +358,7 @@ def equity_chart(
     low, high = _padded(min(values), max(values))
 
     def x(at: datetime) -> float:
-        return (at - first).total_seconds() / span_seconds * WIDTH
+        return SIDE + (at - first).total_seconds() / span_seconds * (WIDTH - 2 * SIDE)
 
     def y(value: float) -> float:
         return TOP + (high - value) / (high - low) * (HEIGHT - TOP - BOTTOM)

@@ -176,3 +176,5 @@ def test_an_event_says_what_it_moved_from_or_what_went_wrong() -> None:
     assert "from 512,000.00" in page
     assert "complete again" in page
     assert "failed_venue okx: " in page
+    recorded = basis_doc() | {"at": (NOW - timedelta(minutes=1)).isoformat()}  # history's last
+    assert len(points_of(render(data(recorded, histories={"basis": history(10)})))) == 10
