@@ -1,52 +1,50 @@
-"""The daemon's one HTTP server, running in its own event loop (no framework, GET only).
+"""The daemon's one HTTP server: aiohttp's web server, on the daemon's own event loop.
 
-| path                | what                                                         | auth   |
-|---------------------|--------------------------------------------------------------|--------|
-| `/`                 | a landing page with links                                    | no     |
-| `/metrics`          | Prometheus exposition                                        | no     |
-| `/healthz`          | 200 while the calculator loop keeps ticking                  | no     |
-| `/readyz`           | 200 when every book has a complete, fresh snapshot           | no     |
-| `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings       | bearer |
-| `/events?since=ISO` | `{"events": [event, ...]}` from history                      | bearer |
+aiohttp because it is already in the dependency tree through ccxt (the next venue kind), runs on
+the asyncio loop the daemon uses, and is well kept.
 
-Requests are read with a size limit and a deadline, and answered with `Connection: close`; the
-endpoints are cheap reads of state the loops already hold.
+| path                | what                                                      | auth     |
+|---------------------|-----------------------------------------------------------|----------|
+| `/`                 | the status page (HTML; without access, a sign-in form)    | token    |
+| `/login`            | POST `token=...`: opens a browser session, back to `/`    | -        |
+| `/logout`           | POST: closes it                                           | -        |
+| `/metrics`          | Prometheus exposition                                     | no       |
+| `/healthz`          | 200 while the calculator loop keeps ticking               | no       |
+| `/readyz`           | 200 when every book has a complete, fresh snapshot        | no       |
+| `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings    | token    |
+| `/events?since=ISO` | `{"events": [event, ...]}` from history                   | token    |
+
+"token": when one is configured, `Authorization: Bearer <token>` or a session (`access.py`).
+Every connection is held to `http_limits.Limits`: sizes (`413` past them) and a deadline for the
+request to arrive. The endpoints are cheap reads of state the loops already hold; the status
+page also reads the last 24 h of history.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import structlog
-from anyio.abc import SocketStream, TaskStatus
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from anyio.abc import TaskStatus
 
+from equity_daemon import status_page
+from equity_daemon.access import SESSION_COOKIE, SESSION_SECONDS, Access
 from equity_daemon.errors import StartupError
+from equity_daemon.http_limits import LimitedSite, Limits
+from equity_daemon.model import EquityPoint
 
 log = structlog.get_logger()
 
-MAX_REQUEST_BYTES = 16 * 1024
-READ_TIMEOUT = 5.0
 JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "text/plain; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, document: Any) -> Response:
-        return cls(status, json.dumps(document, indent=1).encode() + b"\n", JSON)
+SHUTDOWN_TIMEOUT = 2.0  # open requests get this long to finish when the daemon stops
+BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take to arrive
 
 
 class Backend(Protocol):
@@ -62,86 +60,181 @@ class Backend(Protocol):
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]: ...
 
+    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]: ...
 
-STATUS_TEXT = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
+
+# what a browser may do with our HTML: show it, styles inline, forms back to us; nothing else
+# (a string that escaped escaping still could not run)
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
 }
-
-LANDING = b"""<!doctype html><title>equity-daemon</title><h1>equity-daemon</h1><ul>
-<li><a href="/metrics">/metrics</a><li><a href="/healthz">/healthz</a>
-<li><a href="/readyz">/readyz</a><li><a href="/snapshot">/snapshot</a>
-<li><a href="/events">/events</a></ul>
-"""
 
 
 class Api:
-    """Routes requests to the backend. `token` guards `/snapshot` and `/events` when set."""
+    """The routes, reading from `backend`. `token` guards the data when set."""
 
-    def __init__(self, backend: Backend, token: str | None) -> None:
+    def __init__(
+        self, backend: Backend, token: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._backend = backend
-        self._token = token
-        self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Response]]] = {
-            "/": self._landing,
-            "/metrics": self._metrics,
-            "/healthz": self._healthz,
-            "/readyz": self._readyz,
-            "/snapshot": self._snapshot,
-            "/events": self._events,
-        }
+        self._access = Access(token, clock)
+        self._clock = clock
 
-    async def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
-        url = urlsplit(target)
-        route = self._routes.get(url.path)
-        if route is None:
-            return Response(404, b"not found\n")
-        if method not in ("GET", "HEAD"):
-            return Response(405, b"GET only\n", headers={"Allow": "GET, HEAD"})
-        if url.path in ("/snapshot", "/events") and not self._authorized(headers):
-            return Response(401, b"bearer token required\n", headers={"WWW-Authenticate": "Bearer"})
-        return await route(parse_qs(url.query))
+    def application(self, limits: Limits) -> web.Application:
+        """A new aiohttp application serving the routes (one per server)."""
+        app = web.Application(
+            middlewares=[_answer_500_on_failure, _refuse_bodies_over(limits.max_body_bytes)],
+            client_max_size=limits.max_body_bytes,
+        )
+        app[BODY_TIMEOUT] = limits.request_timeout
+        app.router.add_get("/", self._status_page)
+        app.router.add_post("/login", self._login)
+        app.router.add_post("/logout", self._logout)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/snapshot", self._guarded(self._snapshot))
+        app.router.add_get("/events", self._guarded(self._events))
+        return app
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
-        if self._token is None:
-            return True
-        # `Bearer <token>`: the scheme in any case (RFC 9110 section 11.1), then one or more
-        # spaces; the token itself is compared exactly and in constant time
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        token_matches = hmac.compare_digest(token.lstrip(" ").encode(), self._token.encode())
-        return scheme.lower() == "bearer" and token_matches
+    def _allowed(self, request: web.Request) -> bool:
+        session = request.cookies.get(SESSION_COOKIE)
+        return self._access.allows(request.headers.get("Authorization"), session)
 
-    async def _landing(self, query: dict[str, list[str]]) -> Response:
-        return Response(200, LANDING, "text/html; charset=utf-8")
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not self._allowed(request):
+                raise web.HTTPUnauthorized(
+                    text="bearer token required\n", headers={"WWW-Authenticate": "Bearer"}
+                )
+            return await handler(request)
 
-    async def _metrics(self, query: dict[str, list[str]]) -> Response:
+        return guarded
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _html(401, status_page.login_page(), {"WWW-Authenticate": "Bearer"})
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        snapshots = self._backend.snapshots()
+        histories: dict[str, list[EquityPoint]] = {}
+        events: list[dict[str, Any]] = []
+        problem = None
+        try:
+            since = now - status_page.CHART_WINDOW
+            for doc in snapshots:
+                histories[doc["book"]] = await self._backend.equity_history(doc["book"], since)
+            events = await self._backend.events(since)
+        except Exception as exc:  # the page still shows what memory holds
+            problem = f"{type(exc).__name__}: {exc}"
+            log.warning("status_page_history_failed", reason=problem)
+        data = status_page.StatusData(
+            now=now,
+            snapshots=snapshots,
+            histories=histories,
+            events=events,
+            healthy=self._backend.healthy(),
+            ready=self._backend.ready(),
+            history_problem=problem,
+            signed_in=not self._access.open,
+        )
+        return _html(200, status_page.render(data))
+
+    async def _login(self, request: web.Request) -> web.Response:
+        """The sign-in form's target: a session cookie for the right token, back to `/`."""
+        with anyio.move_on_after(request.app[BODY_TIMEOUT]) as reading:
+            form = await request.post()
+        if reading.cancelled_caught:
+            raise web.HTTPRequestTimeout(text="request body too slow\n")
+        token = form.get("token")
+        if not isinstance(token, str) or not self._access.token_matches(token):
+            log.warning("http_login_refused", remote=request.remote)
+            return _html(401, status_page.login_page(failed=True))
+        response = web.HTTPSeeOther("/")
+        if not self._access.open:
+            response.set_cookie(
+                SESSION_COOKIE,
+                self._access.new_session(),
+                max_age=SESSION_SECONDS,
+                path="/",
+                secure=request.secure,
+                httponly=True,
+                samesite="Strict",
+            )
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        response = web.HTTPSeeOther("/")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        raise response
+
+    async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = self._backend.metrics()
-        return Response(200, body, content_type)
+        # the exposition type carries a version and charset: passed as a header, not parsed
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
-    async def _healthz(self, query: dict[str, list[str]]) -> Response:
+    async def _healthz(self, request: web.Request) -> web.Response:
         healthy, detail = self._backend.healthy()
-        return Response(200 if healthy else 503, f"{detail}\n".encode())
+        return web.Response(status=200 if healthy else 503, text=f"{detail}\n")
 
-    async def _readyz(self, query: dict[str, list[str]]) -> Response:
+    async def _readyz(self, request: web.Request) -> web.Response:
         ready, reasons = self._backend.ready()
-        return Response.json(200 if ready else 503, {"ready": ready, "reasons": reasons})
+        return _json(200 if ready else 503, {"ready": ready, "reasons": reasons})
 
-    async def _snapshot(self, query: dict[str, list[str]]) -> Response:
-        return Response.json(200, {"books": self._backend.snapshots()})
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        return _json(200, {"books": self._backend.snapshots()})
 
-    async def _events(self, query: dict[str, list[str]]) -> Response:
+    async def _events(self, request: web.Request) -> web.Response:
         since = None
-        if "since" in query:
-            since = _aware_time(query["since"][0])
+        if "since" in request.query:
+            since = _aware_time(request.query["since"])
             if since is None:
-                return Response(400, b"since must be an ISO 8601 time with a UTC offset\n")
-        return Response.json(200, {"events": await self._backend.events(since)})
+                raise web.HTTPBadRequest(text="since must be an ISO 8601 time with a UTC offset\n")
+        return _json(200, {"events": await self._backend.events(since)})
+
+
+def _html(status: int, page: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        text=page,
+        content_type="text/html",
+        headers=HTML_HEADERS | (headers or {}),
+    )
+
+
+def _json(status: int, document: Any) -> web.Response:
+    body = json.dumps(document, indent=1).encode() + b"\n"
+    return web.Response(status=status, body=body, content_type=JSON)
+
+
+@web.middleware
+async def _answer_500_on_failure(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One request's failure must not take the server (or the daemon) down."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("http_request_failed", path=request.path)
+        return web.Response(status=500, text="internal error\n")
+
+
+def _refuse_bodies_over(limit: int) -> Middleware:
+    """`413` for a declared body past `limit`, whether or not the route would read it (one that
+    does is held to the same limit by aiohttp as it reads)."""
+
+    @web.middleware
+    async def refuse(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > limit:
+            refused = web.HTTPRequestEntityTooLarge(limit, request.content_length)
+            refused.force_close()  # no more requests on a connection still sending this one
+            raise refused
+        return await handler(request)
+
+    return refuse
 
 
 def _aware_time(text: str) -> datetime | None:
@@ -162,70 +255,33 @@ async def serve(
     host: str,
     port: int,
     *,
+    limits: Limits = Limits(),  # noqa: B008 (frozen, so one shared default is safe)
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen and answer until cancelled; reports the bound port once listening."""
+    """Listen and answer until cancelled; reports the bound port once listening.
+
+    Raises:
+        StartupError: the address cannot be listened on.
+    """
+    runner = web.AppRunner(
+        api.application(limits),
+        handle_signals=False,  # the supervisor handles SIGTERM/SIGINT
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
     try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-
-    async def handle(stream: SocketStream) -> None:
-        # a client that goes away mid-request gets no answer; nothing else to do
-        gone = (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError)
-        async with stream:
-            with contextlib.suppress(*gone):
-                await _answer(api, stream)
-
-    async with listener:  # closed whatever happens from here on
-        bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-        log.info("http_listening", host=host, port=bound)
-        task_status.started(bound)
-        await listener.serve(handle)
-
-
-async def _answer(api: Api, stream: SocketStream) -> None:
-    request = b""
-    with anyio.move_on_after(READ_TIMEOUT) as scope:
-        while b"\r\n\r\n" not in request and len(request) <= MAX_REQUEST_BYTES:
-            request += await stream.receive()
-    if scope.cancelled_caught:
-        response = Response(408, b"request timeout\n")
-    elif len(request) > MAX_REQUEST_BYTES:
-        response = Response(413, b"request too large\n")
-    else:
+        site = LimitedSite(runner, host, port, limits)
         try:
-            response = await _dispatch(api, request)
-        except Exception:  # one request's failure must not take the server (or daemon) down
-            log.exception("http_request_failed")
-            response = Response(500, b"internal error\n")
-    await stream.send(_encode(response))
-
-
-async def _dispatch(api: Api, request: bytes) -> Response:
-    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    request_line, *header_lines = head.split("\r\n")
-    parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        return Response(400, b"bad request\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    method, target = parts[0], parts[1]
-    response = await api.handle(method, target, headers)
-    if method == "HEAD":  # no body, but the length a GET would send (RFC 9110 section 8.6)
-        length = {"Content-Length": str(len(response.body))}
-        return Response(response.status, b"", response.content_type, response.headers | length)
-    return response
-
-
-def _encode(response: Response) -> bytes:
-    head = [
-        f"HTTP/1.1 {response.status} {STATUS_TEXT.get(response.status, '')}",
-        f"Content-Type: {response.content_type}",
-        f"Content-Length: {response.headers.get('Content-Length', len(response.body))}",
-        "Connection: close",
-        *(f"{k}: {v}" for k, v in response.headers.items() if k != "Content-Length"),
-    ]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + response.body
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        log.info("http_listening", host=host, port=site.port)
+        task_status.started(site.port)
+        await anyio.sleep_forever()
+    finally:
+        # cancelled (the daemon is stopping): close the listener and the connections, shielded
+        # so the cancellation cannot cut that short, and bounded so a stuck client cannot hold
+        # the stop up
+        with anyio.move_on_after(SHUTDOWN_TIMEOUT + 1, shield=True):
+            await runner.cleanup()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     # prices imports this module; a snapshot only carries its failures
@@ -349,6 +349,14 @@ class Snapshot:
             "problems": [_problem_json(problem) for problem in self.problems],
             "reconciliations": [_reconciliation_json(r) for r in self.reconciliations],
         }
+
+
+class EquityPoint(NamedTuple):
+    """A book's equity at one recorded moment (from history, for charts)."""
+
+    at: datetime
+    equity: Decimal
+    complete: bool
 
 
 def decimal_str(value: Decimal) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from equity_daemon.calculator import Limits, calculate
 from equity_daemon.model import (
@@ -166,3 +167,38 @@ def make_snapshot(
         venues=tuple(venues),
         problems=problems,
     )
+
+
+HOSTILE_ASSET = "<img src=x onerror=alert(1)>"
+HOSTILE_REASON = """<script>alert("x")</script> & 'quoted'"""
+
+
+def basis_doc() -> dict[str, Any]:
+    """A `/snapshot` document of a complete book on two venues, hedged, with a locked line."""
+    wallet = ok(
+        pos("binance", "USDT", "150000"),
+        pos("binance", "ETH", "120", account="spot"),
+        pos(
+            "binance",
+            "ETH",
+            "-120",
+            PositionKind.HEDGE,
+            "usdm",
+            unrealized_pnl="-42.5",
+            pnl_currency="USDT",
+        ),
+        pos("binance", "ETH", "2", PositionKind.LOCKED, "etherfi"),
+    )
+    snap = snapshot(wallet, ok(pos("okx", "USDT", "2500")))
+    return snap.to_json() | {"age_seconds": 3.0, "stale_after_seconds": 120.0, "stale": False}
+
+
+def hostile_doc() -> dict[str, Any]:
+    """A `/snapshot` document with what a venue could put before a page: markup in an asset,
+    an account and an error (an incomplete book: the asset has no price, the venue failed)."""
+    wallet = ok(
+        pos("binance", "USDT", "1000", account=HOSTILE_REASON),
+        pos("binance", HOSTILE_ASSET, "5"),
+    )
+    snap = snapshot(wallet, failed(None, "okx", HOSTILE_REASON))
+    return snap.to_json() | {"age_seconds": 1.0, "stale_after_seconds": 120.0, "stale": False}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import anyio
@@ -11,9 +14,12 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon import http
+from equity_daemon.access import SESSION_COOKIE
 from equity_daemon.errors import StartupError
 from equity_daemon.http import Api, serve
+from equity_daemon.http_limits import Limits
+from equity_daemon.model import EquityPoint
+from tests.reports import NOW, basis_doc
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +46,9 @@ class Backend:
         self.since.append(since)
         return [{"id": "e1"}]
 
+    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
+        return []
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Backend, httpx.AsyncClient, int]]:
@@ -57,9 +66,9 @@ AUTH = {"Authorization": "Bearer s3cret"}
 
 async def test_the_open_endpoints(server: tuple[Backend, httpx.AsyncClient, int]) -> None:
     backend, client, _ = server
-    landing = await client.get("/")
-    assert landing.status_code == 200
-    assert 'href="/metrics"' in landing.text
+    landing = await client.get("/")  # the status page, token-protected: a sign-in form
+    assert landing.status_code == 401
+    assert 'href="/metrics"' in landing.text  # which links the open endpoints
     metrics = await client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert metrics.text == "equity_daemon_up 1\n"
@@ -124,7 +133,8 @@ async def test_unknown_paths_other_methods_and_head(
     _, client, _ = server
     assert (await client.get("/admin")).status_code == 404
     post = await client.post("/snapshot", headers=AUTH)
-    assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+    assert post.status_code == 405
+    assert {method.strip() for method in post.headers["allow"].split(",")} == {"GET", "HEAD"}
     head = await client.head("/metrics")
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(b"equity_daemon_up 1\n"))
@@ -132,6 +142,7 @@ async def test_unknown_paths_other_methods_and_head(
 
 
 async def raw(port: int, data: bytes) -> bytes:
+    """Send `data` on a fresh connection; everything the server says until it closes it."""
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         await stream.send(data)
         answer = b""
@@ -142,20 +153,58 @@ async def raw(port: int, data: bytes) -> bytes:
             return answer
 
 
-async def test_malformed_oversized_and_silent_requests(
-    server: tuple[Backend, httpx.AsyncClient, int], monkeypatch: pytest.MonkeyPatch
+def status(answer: bytes) -> int:
+    """The status code of a raw answer (HTTP/1.0 or 1.1: a request aiohttp could not parse has
+    no version to answer in)."""
+    version, code, _ = answer.split(b" ", 2)
+    assert version in (b"HTTP/1.0", b"HTTP/1.1")
+    return int(code)
+
+
+async def test_malformed_and_oversized_requests(
+    server: tuple[Backend, httpx.AsyncClient, int],
 ) -> None:
-    _, _, port = server
-    assert (await raw(port, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
-    assert (await raw(port, b"GET / SMTP/1\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
-    head = await raw(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 ")
+    _, client, port = server
+    assert status(await raw(port, b"HELLO\r\n\r\n")) == 400
+    assert status(await raw(port, b"GET / SMTP/1\r\n\r\n")) == 400
+    head = await raw(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status(head) == 200
     assert head.endswith(b"\r\n\r\n")  # no body
-    huge = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * (http.MAX_REQUEST_BYTES + 10)
-    assert (await raw(port, huge)).startswith(b"HTTP/1.1 413 ")
-    monkeypatch.setattr(http, "READ_TIMEOUT", 0.2)
-    with anyio.fail_after(5):
-        assert (await raw(port, b"GET / HT")).startswith(b"HTTP/1.1 408 ")
+    limits = Limits()
+    # one header past the limit: refused as soon as it is, without waiting for the rest
+    huge = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * (limits.max_field_bytes + 10)
+    with anyio.fail_after(2):
+        assert status(await raw(port, huge)) == 413
+    long_line = b"GET /" + b"a" * (limits.max_line_bytes + 10) + b" HTTP/1.1\r\n\r\n"
+    assert status(await raw(port, long_line)) == 413
+    many = b"".join(b"X-%d: 1\r\n" % n for n in range(limits.max_headers + 1))
+    assert status(await raw(port, b"GET / HTTP/1.1\r\n" + many + b"\r\n")) == 413
+    # a body past the limit, on a route that would not even read it
+    size = limits.max_body_bytes + 1
+    body = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    assert status(await raw(port, body + b"x" * size)) == 413
+    assert (await client.get("/healthz")).status_code == 200  # and the server goes on
+
+
+async def test_a_client_that_stalls_is_cut_off_and_others_are_served() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            limits = Limits(request_timeout=0.5)
+            port = await tg.start(
+                partial(serve, Api(Backend(), None), "127.0.0.1", 0, limits=limits)
+            )
+            async with (
+                await anyio.connect_tcp("127.0.0.1", port) as stalled,
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+            ):
+                await stalled.send(b"GET / HT")  # half a request line, and then nothing
+                assert (await client.get("/healthz")).status_code == 200
+                started = anyio.current_time()
+                with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+                    await stalled.receive()  # closed by the server, without an answer
+                assert anyio.current_time() - started < 2
+                assert (await client.get("/healthz")).status_code == 200
+            tg.cancel_scope.cancel()
 
 
 async def test_a_client_that_hangs_up_does_not_hurt_the_server(
@@ -209,7 +258,154 @@ async def test_an_unencoded_plus_in_since_still_means_an_offset(
     backend, _, port = server
     request = (
         b"GET /events?since=2026-11-25T12:00:00+02:00 HTTP/1.1\r\n"
-        b"Authorization: Bearer s3cret\r\n\r\n"
+        b"Host: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n"
     )
-    assert (await raw(port, request)).startswith(b"HTTP/1.1 200 ")
+    assert status(await raw(port, request)) == 200
     assert backend.since[-1] == datetime.fromisoformat("2026-11-25T12:00:00+02:00")
+
+
+class PageBackend(Backend):
+    """A backend with a real snapshot document, history and events, for the status page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history_fails = False
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return [basis_doc()]
+
+    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
+        if self.history_fails:
+            raise sqlite3.OperationalError("disk I/O error")
+        return []
+
+    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
+        if self.history_fails:
+            raise sqlite3.OperationalError("disk I/O error")
+        return [EquityPoint(NOW, Decimal(512000), True)]
+
+
+@pytest.fixture
+async def page_server() -> AsyncIterator[tuple[PageBackend, httpx.AsyncClient, int]]:
+    backend = PageBackend()
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            limits = Limits(request_timeout=0.5)
+            port = await tg.start(
+                partial(serve, Api(backend, "s3cret"), LOOPBACK, 0, limits=limits)
+            )
+            async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}") as client:
+                yield backend, client, port
+            tg.cancel_scope.cancel()
+
+
+LOOPBACK = "127.0.0.1"
+EQUITY = "512,500.00"  # basis_doc()'s equity as the page shows it
+
+
+async def test_the_status_page_shows_data_only_with_the_token(
+    page_server: tuple[PageBackend, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = page_server
+    anonymous = await client.get("/")
+    assert anonymous.status_code == 401
+    assert '<form method="post" action="/login">' in anonymous.text
+    assert EQUITY not in anonymous.text
+    assert "basis" not in anonymous.text
+    forged = await client.get("/", headers={"Cookie": f"{SESSION_COOKIE}=4102444800.deadbeef"})
+    assert EQUITY not in forged.text
+    page = await client.get("/", headers=AUTH)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert EQUITY in page.text
+    assert '<polyline class="equity"' in page.text
+    head = await client.head("/", headers=AUTH)
+    assert (head.status_code, head.content) == (200, b"")
+    assert int(head.headers["content-length"]) > 1000
+
+
+async def test_a_session_opened_with_the_token_shows_the_page_until_signed_out(
+    page_server: tuple[PageBackend, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = page_server
+    refused = await client.post("/login", data={"token": "guess"})
+    assert refused.status_code == 401
+    assert "not right" in refused.text
+    assert "set-cookie" not in refused.headers
+    opened = await client.post("/login", data={"token": "s3cret"})
+    assert (opened.status_code, opened.headers["location"]) == (303, "/")
+    cookie = opened.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "s3cret" not in cookie  # an HMAC of the token, never the token
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/" in cookie
+    page = await client.get("/")  # the client keeps the cookie
+    assert page.status_code == 200
+    assert EQUITY in page.text
+    assert 'action="/logout"' in page.text
+    assert (await client.get("/snapshot")).status_code == 200  # the session reads the API too
+    closed = await client.post("/logout")
+    assert closed.status_code == 303
+    assert SESSION_COOKIE not in client.cookies
+    assert (await client.get("/")).status_code == 401
+
+
+async def test_a_login_body_too_large_or_too_slow_is_refused(
+    page_server: tuple[PageBackend, httpx.AsyncClient, int],
+) -> None:
+    _, client, port = page_server
+    too_large = await client.post("/login", data={"token": "x" * Limits().max_body_bytes})
+    assert too_large.status_code == 413
+    slow = (
+        b"POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 20\r\n\r\ntoken="
+    )
+    with anyio.fail_after(5):  # half the body, then nothing: answered once the deadline passed
+        assert status(await raw(port, slow)) == 408
+
+
+async def test_the_page_survives_a_history_that_cannot_be_read(
+    page_server: tuple[PageBackend, httpx.AsyncClient, int],
+) -> None:
+    backend, client, _ = page_server
+    backend.history_fails = True
+    page = await client.get("/", headers=AUTH)
+    assert page.status_code == 200
+    assert EQUITY in page.text
+    assert "History unavailable: OperationalError: disk I/O error" in page.text
+
+
+async def test_without_a_token_the_page_is_open_and_login_goes_home() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(PageBackend(), None), LOOPBACK, 0)
+            async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}") as client:
+                page = await client.get("/")
+                assert (page.status_code, EQUITY in page.text) == (200, True)
+                assert 'action="/logout"' not in page.text
+                login = await client.post("/login", data={"token": "anything"})
+                assert (login.status_code, login.headers["location"]) == (303, "/")
+                assert "set-cookie" not in login.headers
+            tg.cancel_scope.cancel()
+
+
+async def test_cancelling_the_server_stops_it_promptly_with_clients_connected() -> None:
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(Backend(), None), LOOPBACK, 0)
+            client = httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}")
+            assert (await client.get("/healthz")).status_code == 200  # a kept-alive connection
+            stalled = await anyio.connect_tcp(LOOPBACK, port)
+            await stalled.send(b"GET /healthz HT")  # and one mid-request
+            started = anyio.current_time()
+            tg.cancel_scope.cancel()
+        assert anyio.current_time() - started < 1
+        with pytest.raises(httpx.ConnectError):  # nothing listens any more
+            await client.get("/healthz")
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            await stalled.receive()
+        await stalled.aclose()
+        await client.aclose()

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from equity_daemon import healthcheck, systemd
 from equity_daemon.http import Api, serve
+from equity_daemon.model import EquityPoint
 
 
 def test_notify_does_nothing_without_a_socket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,6 +53,9 @@ class Healthy:
         return []
 
     async def events(self, since: object) -> list[dict[str, object]]:
+        return []
+
+    async def equity_history(self, book: str, since: object) -> list[EquityPoint]:
         return []
 
 

@@ -1,7 +1,7 @@
 """The daemon: one task group running pollers, the calculator loop, delivery and the HTTP API.
 
     supervisor task group
-    ├── http.serve                 /metrics /healthz /readyz /snapshot /events
+    ├── http.serve                 / /metrics /healthz /readyz /snapshot /events
     ├── Poller.run × venue         -> PositionStore (pulls `changed` when equity could move)
     ├── calculate_forever          every interval, or `debounce` after a change:
     │                              per book: oracle -> calculator -> monitor -> history
@@ -43,7 +43,7 @@ from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.http import Api, serve
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
-from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
+from equity_daemon.model import EquityPoint, Snapshot, decimal_str, decimal_str_or_none
 from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
@@ -260,6 +260,16 @@ class Daemon:
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         return [] if self.history is None else await self.history.events(since=since)
+
+    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
+        """The book's recorded equity since `since`, oldest first (for the status page's chart);
+        none before `run()` opened a history."""
+        if self.history is None:
+            return []
+        return [
+            EquityPoint(datetime.fromisoformat(doc["at"]), Decimal(doc["equity"]), doc["complete"])
+            for doc in await self.history.snapshots(book, since)
+        ]
 
     def latest(self, book: str | None = None) -> Snapshot | None:
         return self._named(book).tracker.latest

@@ -93,8 +93,31 @@ async def test_preview_values_without_history(tmp_path: Path) -> None:
     (snap,) = await daemon.preview()
     assert snap.complete
     assert await daemon.events(None) == []
+    assert await daemon.equity_history("ops", NOW) == []
     with pytest.raises(LookupError):
         daemon.latest("nope")
+
+
+async def test_equity_history_reads_the_recorded_snapshots_of_one_book(tmp_path: Path) -> None:
+    clock = Clock()
+    daemon = daemon_for(tmp_path, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    daemon.history = history  # as run() does
+    await daemon.fetch_all_once()
+    with capture_logs():
+        await daemon.cycle(history)
+        (tmp_path / "ops.toml").unlink()
+        clock.now = NOW + timedelta(minutes=10)
+        await daemon.fetch_all_once()
+        await daemon.cycle(history)
+    points = await daemon.equity_history("ops", NOW - timedelta(hours=24))
+    assert [(p.at, p.equity, p.complete) for p in points] == [
+        (NOW, Decimal(1000), True),
+        (NOW + timedelta(minutes=10), Decimal(1000), False),  # the last good report, incomplete
+    ]
+    assert len(await daemon.equity_history("ops", NOW + timedelta(minutes=1))) == 1
+    assert await daemon.equity_history("elsewhere", NOW) == []
+    await history.aclose()
 
 
 def two_books(tmp_path: Path, clock: Clock, **ops: object) -> Daemon:

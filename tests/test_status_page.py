@@ -1,0 +1,180 @@
+"""The status page's HTML: what it shows, that venue data cannot inject markup, the chart."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from html.parser import HTMLParser
+from typing import Any
+
+from equity_daemon import status_page
+from equity_daemon.model import EquityPoint
+from equity_daemon.status_page import StatusData, equity_chart, login_page, render
+from tests.reports import HOSTILE_ASSET, NOW, basis_doc, hostile_doc
+
+
+class Tags(HTMLParser):
+    """The elements and attribute names a browser would build from a document."""
+
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: set[str] = set()
+        self.feed(document)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+
+def event(kind: str, at_minutes: int, equity: str, doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"{kind}-{at_minutes}",
+        "book": doc["book"],
+        "kind": kind,
+        "at": (NOW - timedelta(minutes=at_minutes)).isoformat(),
+        "reference": "512000",
+        "equity": equity,
+        "change": "600",
+        "relative_change": "0.00117",
+        "snapshot": doc,
+    }
+
+
+def history(count: int, *, every: timedelta = timedelta(minutes=1)) -> list[EquityPoint]:
+    return [
+        EquityPoint(NOW - every * (count - i), Decimal(512000 + i), complete=i % 10 != 3)
+        for i in range(count)
+    ]
+
+
+def data(*docs: dict[str, Any], **changes: Any) -> StatusData:
+    fields: dict[str, Any] = {
+        "now": NOW,
+        "snapshots": list(docs),
+        "histories": {},
+        "events": [],
+        "healthy": (True, "ok"),
+        "ready": (True, []),
+    }
+    return StatusData(**(fields | changes))
+
+
+def test_a_book_shows_equity_breakdowns_excluded_lines_venues_and_prices() -> None:
+    doc = basis_doc()
+    page = render(data(doc, histories={"basis": history(30)}))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "512,500.00 USDT" in text  # 150000 + 120 x 3000 + 2500: equity, with its share class
+    assert "complete" in text
+    assert "binance 510,000.00 99.5 %" in text  # by venue, with its share
+    assert "okx 2,500.00 0.5 %" in text
+    assert "ETH 360,000.00" in text  # by asset
+    assert "hedge binance usdm ETH short -120 360,000.00 -42.50" in text
+    assert "locked binance etherfi ETH 2 6,000.00" in text
+    assert "ETH → USDT" in text  # the price path
+    assert "Unvalued" not in text  # only when there are such lines
+    assert "Ignored" not in text
+    assert '<meta name="viewport"' in page
+    assert '<meta http-equiv="refresh"' in page
+    assert '<div class="scroll"><table>' in page  # tables scroll sideways on a phone
+
+
+def test_an_incomplete_book_names_its_problems_and_unvalued_lines() -> None:
+    page = render(data(hostile_doc(), ready=(False, ["basis: incomplete (failed_venue okx)"])))
+    assert "incomplete" in page
+    assert "not ready" in page
+    assert "failed_venue" in page
+    assert "unpriced" in page
+    assert "Unvalued" in page
+
+
+def test_every_string_from_venue_data_is_escaped() -> None:
+    doc = hostile_doc()
+    events = [event("incomplete", 5, "1000", doc)]
+    page = render(data(doc, events=events, histories={"basis": history(5)}))
+    parsed = Tags(page)
+    assert "img" not in parsed.tags
+    assert "script" not in parsed.tags  # the page has no script at all
+    assert "onerror" not in parsed.attributes
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;quoted&#x27;" in page
+    assert HOSTILE_ASSET not in page
+    assert "<script>" not in page
+
+
+def test_the_sign_in_page_shows_no_data() -> None:
+    page = login_page()
+    assert '<form method="post" action="/login">' in page
+    assert 'type="password"' in page
+    assert "not right" not in page
+    assert "/snapshot" not in page  # it links the open endpoints only
+    assert "not right" in login_page(failed=True)
+
+
+def test_recent_events_are_listed_newest_first() -> None:
+    doc = basis_doc()
+    events = [event("threshold", 90, "512600", doc), event("incomplete", 30, "512400", doc)]
+    page = render(data(doc, events=events))
+    assert page.index(">incomplete<") < page.index(">threshold<")
+    assert "+600.00 (+0.117 %)" in page
+    empty = render(data(doc))
+    assert "None in the last 24 h." in empty
+
+
+def test_no_snapshot_yet_and_history_trouble_are_said() -> None:
+    page = render(data(history_problem="OperationalError: disk I/O error"))
+    assert "No snapshot yet." in page
+    assert "History unavailable: OperationalError: disk I/O error" in page
+
+
+def points_of(svg: str) -> list[tuple[float, float]]:
+    match = re.search(r'<polyline class="equity" points="([^"]*)"', svg)
+    assert match is not None
+    return [(float(x), float(y)) for x, y in (p.split(",") for p in match.group(1).split())]
+
+
+def test_the_chart_draws_the_window_marks_alerts_and_incomplete_points() -> None:
+    doc = basis_doc()
+    points = [EquityPoint(NOW - timedelta(hours=30), Decimal(1), True), *history(60)]
+    alerts = [event("threshold", 20, "512040", doc)]
+    svg = equity_chart(points, alerts, NOW, "USDT")
+    drawn = points_of(svg)
+    assert len(drawn) == 60  # the point older than 24 h is left out
+    assert [x for x, _ in drawn] == sorted(x for x, _ in drawn)
+    ys = [y for _, y in drawn]
+    assert ys[0] > ys[-1]  # rising equity goes up the chart
+    assert svg.count('class="threshold"') == 1
+    assert svg.count('class="incomplete"') == 6
+    assert "threshold alert 11:40:00 UTC: 512,040.00" in svg
+
+
+def test_the_chart_copes_with_no_one_flat_and_many_points() -> None:
+    assert "No history yet." in equity_chart([], [], NOW, "USDT")
+    nan = [EquityPoint(NOW, Decimal("NaN"), False)]
+    assert "No history yet." in equity_chart(nan, [], NOW, "USDT")
+    one = equity_chart([EquityPoint(NOW, Decimal(5), True)], [], NOW, "ETH")
+    assert len(points_of(one)) == 1
+    flat = [EquityPoint(NOW - timedelta(minutes=i), Decimal(5), True) for i in range(5)]
+    assert len({y for _, y in points_of(equity_chart(flat, [], NOW, "ETH"))}) == 1
+    many = history(1440)  # a day, one a minute
+    thinned = points_of(equity_chart(many, [], NOW, "USDT"))
+    assert len(thinned) <= status_page.CHART_POINTS + 1
+    assert thinned[-1][1] == min(y for _, y in thinned)  # the latest (highest) point is kept
+
+
+def test_the_live_snapshot_ends_the_line() -> None:
+    doc = basis_doc()
+    page = render(data(doc, histories={"basis": history(10)}))
+    assert len(points_of(page)) == 11
+
+
+def test_an_event_says_what_it_moved_from_or_what_went_wrong() -> None:
+    doc, broken = basis_doc(), hostile_doc()
+    events = [event("threshold", 9, "512600", doc), event("recovered", 3, "512600", doc)]
+    page = render(data(doc, events=[*events, event("incomplete", 1, "1000", broken)]))
+    assert "from 512,000.00" in page
+    assert "complete again" in page
+    assert "failed_venue okx: " in page
+    recorded = basis_doc() | {"at": (NOW - timedelta(minutes=1)).isoformat()}  # history's last
+    assert len(points_of(render(data(recorded, histories={"basis": history(10)})))) == 10
