@@ -19,6 +19,7 @@ quote cache or a poll interval at or above the max age it feeds would make fresh
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
@@ -325,8 +326,9 @@ def load_settings(path: Path | None) -> Settings:
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle, parse_float=Decimal)
+            # a byte-order mark (Windows editors add one) is no part of the TOML
+            text = path.read_bytes().removeprefix(codecs.BOM_UTF8).decode()
+            data = tomllib.loads(text, parse_float=Decimal)
         except FileNotFoundError:
             raise ConfigError([f"{path}: no such file"]) from None
         except OSError as exc:

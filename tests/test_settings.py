@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import subprocess
 import sys
@@ -675,3 +676,10 @@ def test_a_venue_max_age_overrides_the_book_s_for_the_interval_check(tmp_path: P
     venue = "{kind = 'manual', name = 'ops', path = 'ops.toml', interval_seconds = 600, "
     text = with_venue(venue + "max_age_seconds = 3600}") + "venue_max_age_seconds = 300\n"
     assert load_settings(write(tmp_path, text)).books["basis"].venues[1].interval_seconds == 600
+
+
+def test_a_config_file_saved_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "bom.toml"
+    text = '[books.b]\nshare_class = "USDT"\n[[books.b.venues]]\nkind = "demo"\nname = "d"\n'
+    config.write_bytes(codecs.BOM_UTF8 + text.encode())
+    assert load_settings(config).books["b"].share_class.value == "USDT"
