@@ -69,7 +69,7 @@ USER 10001:10001
 EXPOSE 9731
 # a named volume starts as a copy of this directory, so it is writable by uid 10001
 VOLUME ["/var/lib/equity-daemon"]
-# GET http://127.0.0.1:$EQUITY_DAEMON_HTTP__PORT/healthz (the image has no curl)
+# GET http://127.0.0.1:<the daemon's port>/healthz (the image has no curl)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "equity_daemon.healthcheck"]
 # exec form: equity-daemon is PID 1 and receives SIGTERM itself (it installs a handler)

@@ -77,3 +77,18 @@ def test_the_health_check_command_fails_when_nothing_answers(
         port = probe.getsockname()[1]
     monkeypatch.setenv("EQUITY_DAEMON_HTTP__PORT", str(port))
     assert healthcheck.main() == 1
+
+
+def test_the_healthcheck_probes_the_port_of_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "equity.toml"
+    config.write_text("[http]\nport = 9800\n")
+    monkeypatch.delenv("EQUITY_DAEMON_HTTP__PORT", raising=False)
+    monkeypatch.setenv("EQUITY_DAEMON_CONFIG", str(config))
+    assert healthcheck.configured_port() == 9800
+    monkeypatch.setenv("EQUITY_DAEMON_HTTP__PORT", "9801")  # the environment wins, as in the daemon
+    assert healthcheck.configured_port() == 9801
+    monkeypatch.delenv("EQUITY_DAEMON_HTTP__PORT")
+    config.write_text("not toml [")
+    assert healthcheck.configured_port() == healthcheck.DEFAULT_PORT
