@@ -41,7 +41,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from equity_daemon.errors import HistoryUnavailable, StartupError
-from equity_daemon.model import Snapshot, decimal_str
+from equity_daemon.model import EquityPoint, Snapshot, decimal_str
 from equity_daemon.monitor import Event, Reference
 
 SCHEMA_VERSION = 2
@@ -404,6 +404,16 @@ class HistoryDB:
         rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         return [_unpack(doc) for (doc,) in rows]
 
+    def equity_points(self, book: str, since: datetime) -> list[EquityPoint]:
+        """The book's recorded equity at or after `since`, oldest first, without reading the
+        snapshot documents (a chart of a day is some thousand rows)."""
+        query, params = self._range("SELECT at, equity, complete FROM snapshots", book, since, None)
+        rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
+        return [
+            EquityPoint(datetime.fromisoformat(at), Decimal(equity), bool(complete))
+            for at, equity, complete in rows
+        ]
+
     def events(
         self, since: datetime | None = None, book: str | None = None
     ) -> list[dict[str, Any]]:
@@ -627,6 +637,9 @@ class History:
         self, book: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
         return await self._run(self._db.snapshots, book, since, until)
+
+    async def equity_points(self, book: str, since: datetime) -> list[EquityPoint]:
+        return await self._run(self._db.equity_points, book, since)
 
     async def events(
         self, since: datetime | None = None, book: str | None = None

@@ -266,10 +266,7 @@ class Daemon:
         none before `run()` opened a history."""
         if self.history is None:
             return []
-        return [
-            EquityPoint(datetime.fromisoformat(doc["at"]), Decimal(doc["equity"]), doc["complete"])
-            for doc in await self.history.snapshots(book, since)
-        ]
+        return await self.history.equity_points(book, since)
 
     def latest(self, book: str | None = None) -> Snapshot | None:
         return self._named(book).tracker.latest
