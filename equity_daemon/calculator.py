@@ -48,6 +48,7 @@ from equity_daemon.model import (
     VenueSummary,
     decimal_str,
 )
+from equity_daemon.pegs import Peg, apply_pegs
 from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, QuoteFailure, resolve
 
 ZERO = Decimal(0)
@@ -76,6 +77,7 @@ class Limits:
     venue_max_ages: Mapping[str, timedelta] = field(default_factory=dict)
     max_deviation_bps: Decimal = Decimal(50)
     ignore_assets: Collection[str] = ()
+    pegs: Mapping[str, Peg] = field(default_factory=dict)  # by edge (`stETH/ETH`)
 
     def max_age_of(self, venue: str) -> timedelta:
         return self.venue_max_ages.get(venue, self.venue_max_age)
@@ -103,6 +105,7 @@ def calculate(
     """
     with localcontext() as ctx:
         ctx.prec = PRICE_PRECISION
+        quotes, peg_checks = apply_pegs(quotes, limits.pegs, now)
         table = resolve(
             quotes,
             share_class.value,
@@ -141,6 +144,7 @@ def calculate(
         quote_failures=table.failures,
         suspect_edges=tuple(sorted(table.disagreements)),
         reconciliations=reconciliations,
+        pegs=peg_checks,
     )
 
 

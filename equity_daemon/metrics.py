@@ -225,6 +225,21 @@ class _Gauges:
             "Events kept in memory because the history database refused to write them.",
             ["book"],
         )
+        self.peg_protocol = gauge(
+            "peg_protocol_rate",
+            "What 1 pegged asset redeems for in its quote asset (1 for stETH/ETH).",
+            ["book", "asset", "quote"],
+        )
+        self.peg_market = gauge(
+            "peg_market_rate",
+            "The pegged asset's market rate in its quote asset (its most trusted fresh source).",
+            ["book", "asset", "quote"],
+        )
+        self.depeg = gauge(
+            "depeg_basis_points",
+            "(market / protocol - 1) x 10,000 of a pegged asset: -30 is 0.3 % below its peg.",
+            ["book", "asset"],
+        )
         self.reconciliation = gauge(
             "reconciliation_difference_ratio",
             "(computed - venue-reported) / |reported| equity of an account, where the venue "
@@ -267,6 +282,11 @@ class _Gauges:
             kinds[problem.kind] += 1
         for kind, count in kinds.items():
             self.problems.add_metric([book, kind.value], count)
+        for peg in snap.pegs:
+            self.peg_protocol.add_metric([book, peg.base, peg.quote], float(peg.protocol))
+            if peg.market is not None and peg.basis_points is not None:
+                self.peg_market.add_metric([book, peg.base, peg.quote], float(peg.market))
+                self.depeg.add_metric([book, peg.base], float(peg.basis_points))
         for item in snap.reconciliations:
             if item.ratio is not None:
                 self.reconciliation.add_metric([book, item.venue, item.account], float(item.ratio))

@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    # prices imports this module; a snapshot only carries its failures
+    # prices and pegs import this module; a snapshot only carries their results
+    from equity_daemon.pegs import PegCheck
     from equity_daemon.prices import QuoteFailure
 
 
@@ -291,7 +292,8 @@ class Snapshot:
     in equity, never a problem. `quote_failures` names the sources that gave no usable quote
     (a fallback may have covered them; they make nothing incomplete by themselves).
     `suspect_edges` are the edges whose sources disagree (the next cycle needs them).
-    `reconciliations` compare accounts with the totals their venues report.
+    `reconciliations` compare accounts with the totals their venues report; `pegs` compare
+    pegged assets' market rates with their protocol values.
     """
 
     book: str
@@ -312,6 +314,7 @@ class Snapshot:
     quote_failures: tuple[QuoteFailure, ...] = ()
     suspect_edges: tuple[str, ...] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
+    pegs: tuple[PegCheck, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -348,6 +351,7 @@ class Snapshot:
             "venues": [_venue_json(venue) for venue in self.venues],
             "problems": [_problem_json(problem) for problem in self.problems],
             "reconciliations": [_reconciliation_json(r) for r in self.reconciliations],
+            "pegs": [_peg_json(peg) for peg in self.pegs],
         }
 
 
@@ -440,4 +444,16 @@ def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
         "reported_currency": item.reported_currency,
         "difference": decimal_str_or_none(item.difference),
         "ratio": decimal_str_or_none(item.ratio),
+    }
+
+
+def _peg_json(peg: PegCheck) -> dict[str, Any]:
+    return {
+        "base": peg.base,
+        "quote": peg.quote,
+        "protocol": decimal_str(peg.protocol),
+        "market": decimal_str_or_none(peg.market),
+        "source": peg.source,
+        "basis_points": decimal_str_or_none(peg.basis_points),
+        "valued_at_peg": peg.valued_at_peg,
     }

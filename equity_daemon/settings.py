@@ -141,11 +141,19 @@ class EdgeSettings(Section):
     sources: tuple[Name, ...] = ()
     fixed: Rate | None = None
     max_age_seconds: MaxAge = 300.0
+    # what 1 base redeems for (1 for stETH/ETH): the market is compared with it (depeg metrics)
+    peg: Rate | None = None
+    # "peg" values the base at `peg` in equity instead of at its market price
+    value_at: Literal["market", "peg"] = "market"
 
     @model_validator(mode="after")
     def _one_kind_of_source(self) -> EdgeSettings:
         if bool(self.sources) == (self.fixed is not None):
             raise ValueError("give either sources (venue names) or fixed (a rate), not both")
+        if self.peg is not None and self.fixed is not None:
+            raise ValueError("a peg is compared with market sources: give sources, not fixed")
+        if self.value_at == "peg" and self.peg is None:
+            raise ValueError('value_at = "peg" needs the peg (e.g. peg = 1)')
         return self
 
 

@@ -23,6 +23,7 @@ from prometheus_client import generate_latest
 
 from equity_daemon import healthcheck
 from equity_daemon.model import Reconciliation
+from equity_daemon.pegs import PegCheck
 from equity_daemon.settings import HttpSettings
 from tests import deploy
 from tests.test_metrics import basis_view, incomplete_view, scrape_registry
@@ -143,7 +144,8 @@ def full_exposition() -> str:
     drift = Reconciliation(
         "okx", "main", "totalEq", Decimal(100), Decimal(101), Decimal(101), "USD"
     )
-    basis = replace(basis, snapshot=replace(basis.snapshot, reconciliations=(drift,)))
+    peg = PegCheck("stETH", "ETH", Decimal(1), Decimal("0.997"), "curve", Decimal(-30), False)
+    basis = replace(basis, snapshot=replace(basis.snapshot, reconciliations=(drift,), pegs=(peg,)))
     metrics = scrape_registry([basis, incomplete_view()], {"pager": 1})
     metrics.prepare(["lido", "okx", "bybit"], ["pager"])
     metrics.failed("okx", "timeout")

@@ -47,6 +47,7 @@ from equity_daemon.model import EquityPoint, Snapshot, decimal_str, decimal_str_
 from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
+from equity_daemon.pegs import Peg
 from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import BookSettings, DemoVenue, ManualVenue, Settings
 from equity_daemon.store import PositionStore
@@ -143,6 +144,13 @@ class Daemon:
             },
             max_deviation_bps=book.max_deviation_bps,
             ignore_assets=book.ignore_assets,
+            pegs={
+                f"{edge.base}/{edge.quote}": Peg(
+                    edge.base, edge.quote, edge.peg, edge.value_at == "peg"
+                )
+                for edge in book.prices
+                if edge.peg is not None
+            },
         )
         tracker = BookTracker(
             book=name,
