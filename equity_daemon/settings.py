@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     SecretStr,
     ValidationError,
     field_validator,
@@ -179,6 +180,17 @@ class WebhookSettings(Section):
         return url
 
 
+class PriceApiSettings(Section):
+    """An HTTP price API, usable by any book's edges as a (fallback) source: prices in USD."""
+
+    kind: Literal["defillama"]
+    base_url: HttpUrl = HttpUrl("https://coins.llama.fi")
+    coins: dict[Symbol, Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1)
+    timeout_seconds: Timeout = 10.0
+    cache_seconds: float = Field(default=30.0, ge=0, le=DAY, allow_inf_nan=False)
+    min_confidence: Decimal = Field(default=Decimal("0.9"), ge=0, le=1)
+
+
 class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
@@ -246,6 +258,7 @@ class Settings(BaseSettings, Section):
     )
 
     books: dict[Name, BookSettings] = Field(min_length=1)
+    price_sources: dict[Name, PriceApiSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
     debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
@@ -284,13 +297,20 @@ class Settings(BaseSettings, Section):
                         )
                     owners[item.name] = book_name
         for book_name, book in self.books.items():
-            names = {venue.name for venue in book.venues}
+            for venue in book.venues:
+                if venue.name in self.price_sources:
+                    raise ValueError(
+                        f"price_sources.{venue.name}: the name of a venue of book "
+                        f"{book_name!r}; price source and venue names must differ"
+                    )
+            names = {venue.name for venue in book.venues} | set(self.price_sources)
             for index, edge in enumerate(book.prices):
                 unknown = [s for s in edge.sources if s not in names]
                 if unknown:
                     raise ValueError(
                         f"books.{book_name}.prices[{index}].sources: {edge.base}/{edge.quote} "
-                        f"names unknown source venue(s) {', '.join(unknown)}"
+                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book "
+                        "or a price_sources entry)"
                     )
         return self
 

@@ -146,7 +146,8 @@ def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tupl
         ),
         pytest.param(
             EDGE + "sources = ['binance']\n",
-            "books.basis.prices[0].sources: ETH/USDT names unknown source venue(s) binance",
+            "books.basis.prices[0].sources: ETH/USDT names unknown source(s) binance (a venue of "
+            "this book or a price_sources entry)",
             id="unknown-source-venue",
         ),
         pytest.param(

@@ -48,8 +48,15 @@ from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
 from equity_daemon.pegs import Peg
+from equity_daemon.price_api import DefiLlama
 from equity_daemon.runtime.poller import Poller, PollPolicy
-from equity_daemon.settings import BookSettings, DemoVenue, ManualVenue, Settings
+from equity_daemon.settings import (
+    BookSettings,
+    DemoVenue,
+    ManualVenue,
+    PriceApiSettings,
+    Settings,
+)
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
 from equity_daemon.venues import demo, manual
@@ -77,6 +84,17 @@ def make_venue(config: DemoVenue | ManualVenue, clock: Clock) -> Venue:
             config.keepalive_seconds,
         )
     return manual.ManualVenue(config.name, config.path, clock)
+
+
+def make_price_source(name: str, config: PriceApiSettings) -> QuoteSource:
+    return DefiLlama(
+        name,
+        str(config.base_url),
+        config.coins,
+        config.timeout_seconds,
+        config.cache_seconds,
+        config.min_confidence,
+    )
 
 
 @dataclass
@@ -115,6 +133,9 @@ class Daemon:
             settings.callback_timeout_seconds,
             on_failure=lambda reason: self.instruments.callback_failures.labels(reason).inc(),
         )
+        self._price_sources: dict[str, QuoteSource] = {
+            name: make_price_source(name, config) for name, config in settings.price_sources.items()
+        }
         self.books = [self._book(name, book) for name, book in settings.books.items()]
         venue_names = [name for book in self.books for name in book.venue_names]
         self.store = PositionStore(venue_names, self.clock)
@@ -169,7 +190,8 @@ class Daemon:
         return Book(name, book, venues, oracle, tracker)
 
     def _edges(self, book: BookSettings, venues: Iterable[Venue]) -> list[Edge]:
-        by_name = {venue.name: venue for venue in venues}
+        by_name: dict[str, Venue | QuoteSource] = dict(self._price_sources)
+        by_name.update((venue.name, venue) for venue in venues)
         edges = []
         for edge in book.prices:
             sources: tuple[QuoteSource, ...]
@@ -546,7 +568,7 @@ def _log_event(event: Event) -> None:
     )
 
 
-def _as_source(venue: Venue) -> QuoteSource:
+def _as_source(venue: Venue | QuoteSource) -> QuoteSource:
     if not hasattr(venue, "observe"):
         raise TypeError(f"venue {venue.name!r} cannot quote prices")
     return venue  # type: ignore[return-value]
