@@ -44,7 +44,7 @@ from equity_daemon.errors import HistoryUnavailable, StartupError
 from equity_daemon.model import EquityPoint, Snapshot, decimal_str
 from equity_daemon.monitor import Event, Reference
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # `seq` is the order events were committed in (writers take turns: BEGIN IMMEDIATE), and the
 # order the outbox delivers them in; `epoch` is only the wall clock, which can step back.
 # AUTOINCREMENT: a number is never handed out twice, even if the newest event were deleted.
@@ -59,6 +59,16 @@ CREATE TABLE {name} (
     doc BLOB NOT NULL
 )"""
 EVENTS_INDEX = "CREATE INDEX events_by_time ON events (epoch)"
+# What a venue learnt slowly and should not learn again after a restart: token decimals, Aave
+# reserves, a log-scanning cursor. Values are the venue's own JSON text.
+VENUE_MEMORY_TABLE = """
+CREATE TABLE venue_memory (
+    venue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (venue, key)
+)"""
 SCHEMA = (
     """
 CREATE TABLE snapshots (
@@ -95,6 +105,7 @@ CREATE TABLE outbox (
     PRIMARY KEY (event_id, target)
 )""",
     "CREATE INDEX outbox_pending ON outbox (target, delivered, next_attempt)",
+    VENUE_MEMORY_TABLE,
 )
 # from each version to the next; foreign keys are off while they run (events is rebuilt)
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -109,6 +120,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE outbox ADD COLUMN dead REAL",
     ),
+    2: (VENUE_MEMORY_TABLE,),
 }
 # a new outbox row, and a dead letter sent again, are due at once, whatever the clock says
 DUE_AT_ONCE = 0.0
@@ -414,6 +426,23 @@ class HistoryDB:
             for at, equity, complete in rows
         ]
 
+    def recall(self, venue: str) -> dict[str, str]:
+        """What `venue` remembered (`remember`), by key; empty for a venue never seen."""
+        rows = self._db.execute(
+            "SELECT key, value FROM venue_memory WHERE venue = ?", (venue,)
+        ).fetchall()
+        return dict(rows)
+
+    @_may_be_unavailable
+    def remember(self, venue: str, key: str, value: str, at: datetime) -> None:
+        """Keep `value` under (`venue`, `key`) across restarts, replacing what was there."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO venue_memory (venue, key, value, updated)"
+                " VALUES (?, ?, ?, ?)",
+                (venue, key, value, _utc(at).timestamp()),
+            )
+
     def events(
         self, since: datetime | None = None, book: str | None = None
     ) -> list[dict[str, Any]]:
@@ -640,6 +669,12 @@ class History:
 
     async def equity_points(self, book: str, since: datetime) -> list[EquityPoint]:
         return await self._run(self._db.equity_points, book, since)
+
+    async def recall(self, venue: str) -> dict[str, str]:
+        return await self._run(self._db.recall, venue)
+
+    async def remember(self, venue: str, key: str, value: str, at: datetime) -> None:
+        await self._run(self._db.remember, venue, key, value, at)
 
     async def events(
         self, since: datetime | None = None, book: str | None = None

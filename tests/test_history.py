@@ -327,7 +327,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path)
     write_version_1_file(path)
     db = HistoryDB(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
         assert db.outbox_backlog("pager") == 2  # e-1 was delivered, and stays so
         due = db.due_deliveries("pager", NOW, limit=5)
         # in the order they were written, no longer by their (stepped back) dates
@@ -347,7 +347,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path)
     finally:
         db.close()
     HistoryDB(path).close()  # opening a migrated file again changes nothing
-    assert pragma(path, "user_version") == 2
+    assert pragma(path, "user_version") == SCHEMA_VERSION
     assert pragma(path, "integrity_check") == "ok"
 
 
@@ -580,3 +580,17 @@ def test_kill_9_loses_at_most_the_cycle_in_flight(tmp_path: Path) -> None:
         assert committed[0] == last + 1  # the writer continued where the last one stopped
         last = check_after_kill(path, committed)
         committed = []
+
+
+def test_what_a_venue_remembers_survives_a_restart(tmp_path: Path) -> None:
+    """Discovery (token decimals, Aave reserves, a log cursor) is not redone after a restart."""
+    path = tmp_path / "h.sqlite3"
+    db = HistoryDB(path)
+    db.remember("mainnet", "decimals", '{"USDT": 6}', NOW)
+    db.remember("mainnet", "cursor", "100", NOW)
+    db.remember("mainnet", "cursor", "250", NOW)
+    db.close()
+    again = HistoryDB(path)
+    assert again.recall("mainnet") == {"decimals": '{"USDT": 6}', "cursor": "250"}
+    assert again.recall("arbitrum") == {}
+    again.close()

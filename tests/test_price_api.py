@@ -121,7 +121,7 @@ async def test_a_book_values_eth_through_the_price_api_and_a_usd_edge(tmp_path: 
 
 
 def test_a_price_source_named_like_a_venue_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="price_sources.ops: the name of a venue of book 'b'"):
+    with pytest.raises(ValueError, match=r"price_sources\.ops: the name of a venue of book 'b'"):
         Settings.model_validate(
             {
                 "price_sources": {"ops": {"kind": "defillama", "coins": {"ETH": ETH_ID}}},
