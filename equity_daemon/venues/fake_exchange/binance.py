@@ -50,6 +50,7 @@ class BinanceDialect(Dialect):
             Route("GET", "/sapi/v1/margin/account", self.margin_account, private=True),
             Route("GET", "/sapi/v1/margin/isolated/account", self.isolated_account, private=True),
             Route("GET", "/fapi/v3/account", self.futures_account, private=True),
+            Route("GET", "/fapi/v1/multiAssetsMargin", self.multi_assets, private=True),
             Route("POST", "/sapi/v1/asset/get-funding-asset", self.funding, private=True),
             Route("GET", "/papi/v1/balance", self.portfolio, private=True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
@@ -259,6 +260,7 @@ class BinanceDialect(Dialect):
 
     def isolated_account(self, query: Mapping[str, str]) -> Json:
         pairs = []
+        assets = debt = ZERO
         for market in self.state.markets:
             symbol = market.base + market.quote
             held = self.state.holdings.get(f"isolated/{symbol}")
@@ -267,6 +269,8 @@ class BinanceDialect(Dialect):
             sides = {}
             for key, asset in (("baseAsset", market.base), ("quoteAsset", market.quote)):
                 h = held.get(asset, Holding())
+                assets += h.balance * self.state.usd(asset)
+                debt += h.debt * self.state.usd(asset)
                 sides[key] = self._margin_asset(asset, h) | {
                     "borrowEnabled": True,
                     "repayEnabled": True,
@@ -290,18 +294,19 @@ class BinanceDialect(Dialect):
             )
         return {
             "assets": pairs,
-            "totalAssetOfBtc": "0",
-            "totalLiabilityOfBtc": "0",
-            "totalNetAssetOfBtc": "0",
+            "totalAssetOfBtc": self._btc(assets),
+            "totalLiabilityOfBtc": self._btc(debt),
+            "totalNetAssetOfBtc": self._btc(assets - debt),
         }
 
     def futures_account(self, query: Mapping[str, str]) -> Json:
         held = self.state.account("futures")
         now = self.state.now_ms()
 
-        def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD
+        def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD; else only USDT
             rows = ((a, _futures_asset(a, h, now)[pick]) for a, h in held.items())
-            return num(sum((Decimal(v) * self.state.usd(a) for a, v in rows), ZERO))
+            counted = (r for r in rows if self.state.multi_assets or r[0] == "USDT")
+            return num(sum((Decimal(v) * self.state.usd(a) for a, v in counted), ZERO))
 
         return {
             "totalInitialMargin": usd("initialMargin"),
@@ -332,6 +337,9 @@ class BinanceDialect(Dialect):
                 for p in self.state.positions
             ],
         }
+
+    def multi_assets(self, query: Mapping[str, str]) -> Json:
+        return {"multiAssetsMargin": self.state.multi_assets}
 
     def funding(self, query: Mapping[str, str]) -> Json:
         return [
