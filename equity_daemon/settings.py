@@ -151,7 +151,8 @@ class ExchangeVenue(Section):
     `accounts` lists the account types to read, each fetched every poll; `sandbox` uses the
     exchange's test network; `base_url` sends every request to another scheme and host (a proxy,
     a regional host, a local test server). `rate_limit` keeps ccxt's client-side throttle on:
-    turn it off only for a local test server.
+    turn it off only for a local test server. `in_transit` reads deposit and withdrawal history
+    for the transfers still under way.
     """
 
     kind: Literal["binance", "bybit", "okx"]
@@ -163,6 +164,7 @@ class ExchangeVenue(Section):
     sandbox: bool = False
     base_url: AnyHttpUrl | None = None
     rate_limit: bool = True
+    in_transit: bool = True  # read deposit and withdrawal history
     interval_seconds: Interval = 10.0
     timeout_seconds: Timeout = 20.0
     max_age_seconds: MaxAge | None = None

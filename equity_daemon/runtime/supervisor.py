@@ -81,6 +81,7 @@ def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue, clock: Clock) ->
             # a fetch makes several requests: each gets half the fetch's time
             request_timeout=config.timeout_seconds / 2,
             rate_limit=config.rate_limit,
+            in_transit=config.in_transit,
         )
     if isinstance(config, DemoVenue):
         return demo.DemoVenue(

@@ -39,14 +39,29 @@ from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
 from equity_daemon.venues.exchange_client import Credentials
-from equity_daemon.venues.exchange_errors import exchange_errors
-from equity_daemon.venues.exchanges import BadField, Lines, binance, bybit, number, okx
+from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchanges import (
+    BadField,
+    Lines,
+    binance,
+    bybit,
+    number,
+    okx,
+    transfers,
+)
 
 log = structlog.get_logger()
 
 MAPPINGS: Mapping[str, ModuleType] = {"binance": binance, "bybit": bybit, "okx": okx}
 CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
+TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
+# the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
+TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
+    "binance": ((),),
+    "bybit": (("result", "rows"),),
+    "okx": (("data",),),
+}
 
 
 class ExchangeVenue:
@@ -57,6 +72,7 @@ class ExchangeVenue:
         accounts: account types to read (`settings.EXCHANGE_ACCOUNTS` names them per exchange).
         request_timeout: seconds for one HTTP request (a fetch makes several).
         rate_limit: ccxt's client-side throttle (off only against a local test server).
+        in_transit: also read deposit and withdrawal history (`in_transit` lines).
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -74,6 +90,7 @@ class ExchangeVenue:
         sandbox: bool = False,
         request_timeout: float = exchange_client.DEFAULT_TIMEOUT,
         rate_limit: bool = True,
+        in_transit: bool = True,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -90,6 +107,7 @@ class ExchangeVenue:
         self._sandbox = sandbox
         self._timeout = request_timeout
         self._rate_limit = rate_limit
+        self._in_transit = in_transit
         self._clients: dict[str, Any] = {}
 
     def __repr__(self) -> str:  # never the credentials
@@ -117,18 +135,22 @@ class ExchangeVenue:
 
         async def read(account: str) -> None:
             try:
-                results[account] = await self._read(account)
+                if account == TRANSFERS:
+                    results[account] = await self._read_transfers()
+                else:
+                    results[account] = await self._read(account)
             except VenueError as exc:
                 failures.append(exc)
 
+        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
         async with anyio.create_task_group() as tg:
-            for account in self.accounts:
+            for account in reads:
                 tg.start_soon(read, account)
         if failures:
             raise failures[0]
         positions: list[Position] = []
         reported: list[ReportedTotal] = []
-        for account in self.accounts:
+        for account in reads:
             positions += results[account].positions
             reported += results[account].reported
         return VenueReport(
@@ -162,6 +184,30 @@ class ExchangeVenue:
                 self.mapping.position(lines, found.get("info"), market)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        return lines
+
+    async def _read_transfers(self) -> Lines:
+        """Deposits not yet credited and withdrawals not yet completed, by raw status."""
+        client = self.client(TRANSFERS)
+        lines = Lines(self.name, TRANSFERS)
+        found = {}
+        for direction, method in (
+            ("deposit", "fetch_deposits"),
+            ("withdrawal", "fetch_withdrawals"),
+        ):
+            client.last_json_response = None
+            with exchange_errors(self.name, client):
+                records = await getattr(client, method)()
+            what = f"{direction} history"
+            check_answer(
+                self.name, what, client.last_json_response, TRANSFERS_REQUIRED[self.exchange_id]
+            )
+            found[direction] = [record.get("info") for record in records]
+        try:
+            transfers(lines, "deposit", found["deposit"], self.mapping.DEPOSITS)
+            transfers(lines, "withdrawal", found["withdrawal"], self.mapping.WITHDRAWALS)
+        except (BadField, TypeError) as exc:
+            raise VenueDataError(self.name, f"transfers: malformed answer ({exc})") from None
         return lines
 
     async def observe(self, base: str, quote: str) -> Observation:

@@ -27,6 +27,7 @@ from equity_daemon.venues.fake_exchange import (
     FakeState,
     Fault,
     Holding,
+    Transfer,
     fake_exchange,
 )
 from tests.reports import NOW, Clock, quote, snapshot
@@ -228,6 +229,50 @@ async def test_binance_funding_withdrawals_in_progress_are_in_transit() -> None:
         fake.set_account("funding", {"USDT": Holding(balance=D(10))})
         report = await venue.fetch()
     assert lines(report) == {("USDT", "asset", None): D(10)}
+
+
+# (pending deposit, credited deposit, pending withdrawal, completed withdrawal): raw codes
+STATUSES = {
+    "binance": ("0", "6", "4", "6"),  # 6: credited but locked is credited
+    "bybit": ("2", "3", "Pending", "success"),
+    "okx": ("0", "1", "1", "2"),  # 1: credited, though ccxt calls it pending
+}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_transfers_under_way_are_in_transit_and_a_credited_one_never(
+    exchange: str,
+) -> None:
+    pending, credited, sending, sent = STATUSES[exchange]
+    at = 1_795_000_000_000
+    async with venue_on(exchange, ("funding",)) as (fake, venue):
+        fake.set_account("funding", {"ETH": Holding(balance=D(7))})
+        fake.add_deposit(Transfer("ETH", D(1), pending, "0xarriving", at, id="1"))
+        fake.add_deposit(Transfer("ETH", D(7), credited, "0xcredited", at, id="2"))
+        # the same transaction listed twice, once pending and once credited: credited
+        fake.add_deposit(Transfer("ETH", D(2), pending, "0xtwice", at, id="3"))
+        fake.add_deposit(Transfer("ETH", D(2), credited, "0xtwice", at + 1, id="4"))
+        fake.add_withdrawal(Transfer("USDT", D(5), sending, "0xleaving", at, id="5"))
+        fake.add_withdrawal(Transfer("USDT", D(9), sent, "0xleft", at, id="6"))
+        report = await venue.fetch()
+    assert lines(report) == {
+        ("ETH", "asset", None): D(7),
+        ("ETH", "in_transit", "deposit:0xarriving"): D(1),
+        ("USDT", "in_transit", "withdrawal:0xleaving"): D(5),
+    }
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    assert snap.equity == 7 * 3000  # in transit is reported beside equity, not in it
+    assert {(line.asset, line.kind) for line in snap.excluded} == {
+        ("ETH", PositionKind.IN_TRANSIT),
+        ("USDT", PositionKind.IN_TRANSIT),
+    }
+
+
+async def test_a_malformed_transfer_history_fails_the_fetch() -> None:
+    async with venue_on("okx", ("funding",)) as (fake, venue):
+        fake.fail("/api/v5/asset/deposit-history", Fault.EMPTY)
+        with pytest.raises(VenueDataError, match="deposit history"):
+            await venue.fetch()
 
 
 async def test_bybit_reads_usdc_positions_and_every_page() -> None:

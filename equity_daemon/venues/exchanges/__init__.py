@@ -28,7 +28,7 @@ details and in the account's reported total (reconciliation), never in equity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -205,6 +205,43 @@ class Perp:
             "contract": "inverse" if self.inverse else "linear",
         }
         return {k: v for k, v in found.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFields:
+    """Where a deposit or withdrawal record keeps what `transfers` reads, and which of the
+    exchange's own raw status codes mean "not yet credited" (deposit) or "not yet completed"
+    (withdrawal). ccxt's unified status is not used: it files credited deposits as pending on
+    OKX and credited-but-locked ones as ok on Binance (venue-pitfalls 26)."""
+
+    asset: str
+    amount: str
+    status: str
+    txid: str
+    id: str
+    in_transit: frozenset[str]
+
+
+def transfers(lines: Lines, direction: str, records: Sequence[Any], fields: TransferFields) -> None:
+    """`in_transit` lines for the records still under way, one per transaction id.
+
+    A record is keyed by its transaction id (its exchange id while it has none). Records that
+    share a key are one transfer: if any of them is credited (or completed), none of them is in
+    transit, so a deposit credited to the balance is never also counted as arriving.
+    """
+    pending: dict[str, tuple[str, Decimal]] = {}
+    settled: set[str] = set()
+    for record in rows(list(records), f"{direction} records"):
+        txid = record.get(fields.txid)
+        key = str(txid) if txid else f"id:{record.get(fields.id)}"
+        if str(record.get(fields.status)) in fields.in_transit:
+            pending[key] = (text(record, fields.asset), abs(number(record, fields.amount)))
+        else:
+            settled.add(key)
+    for key, (asset, amount) in sorted(pending.items()):
+        if key not in settled:
+            details = {"direction": direction, "txid": key}
+            lines.add(PositionKind.IN_TRANSIT, asset, amount, f"{direction}:{key}", details)
 
 
 def contract_of(market: Mapping[str, Any]) -> tuple[str, str, str, bool, Decimal]:

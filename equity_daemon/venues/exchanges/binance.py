@@ -32,6 +32,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    TransferFields,
     contract_of,
     number,
     optional,
@@ -51,6 +52,9 @@ ACCOUNTS: Mapping[str, str] = {
 # accounts whose open perpetuals are read, with each `fetch_positions` call's params
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"usdm": ({},)}
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
+# deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "8"}))
+WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {

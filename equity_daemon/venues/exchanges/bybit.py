@@ -22,6 +22,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    TransferFields,
     contract_of,
     number,
     optional,
@@ -33,6 +34,16 @@ ACCOUNTS: Mapping[str, str] = {"unified": "unified", "funding": "funding"}
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
     "unified": ({"settleCoin": "USDT"}, {"settleCoin": "USDC"}),
 }
+# deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+DEPOSITS = TransferFields("coin", "amount", "status", "txID", "id", frozenset({"1", "2", "10011"}))
+WITHDRAWALS = TransferFields(
+    "coin",
+    "amount",
+    "status",
+    "txID",
+    "withdrawId",
+    frozenset({"SecurityCheck", "Pending", "MoreInformationRequired"}),
+)
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}

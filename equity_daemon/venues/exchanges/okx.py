@@ -21,6 +21,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    TransferFields,
     contract_of,
     number,
     optional,
@@ -30,6 +31,18 @@ from equity_daemon.venues.exchanges import (
 
 ACCOUNTS: Mapping[str, str] = {"trading": "trading", "funding": "funding"}
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"trading": ({},)}
+# deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+DEPOSITS = TransferFields(
+    "ccy", "amt", "state", "txId", "depId", frozenset({"0", "8", "11", "12", "13", "14"})
+)
+WITHDRAWALS = TransferFields(
+    "ccy",
+    "amt",
+    "state",
+    "txId",
+    "wdId",
+    frozenset({"0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17"}),
+)
 # the raw ticker field `observe` reads
 TICKER_LAST = "last"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
