@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from equity_daemon import settings as settings_module
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon, make_venue
-from equity_daemon.settings import ExchangeVenue, Settings
+from equity_daemon.settings import ExchangeVenue, Settings, load_settings
 from equity_daemon.validation import describe_errors
 from equity_daemon.venues.exchange import ExchangeVenue as ExchangeVenueImpl
 from equity_daemon.venues.fake_exchange import Fault, Holding, fake_exchange
@@ -152,3 +152,22 @@ async def test_a_refused_key_shows_no_secret_in_logs_snapshot_or_metrics(tmp_pat
     assert "auth refused" in summary.error
     shown = repr(logs) + repr(snap.to_json()) + daemon.metrics()[0].decode()
     assert CANARY not in shown
+
+
+def test_the_example_configs_exchange_venue_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = (Path(__file__).parent.parent / "config" / "example.toml").read_text()
+    start = example.index('# [[books.basis.venues]]\n# kind = "bybit"')
+    block = example[start : example.index("# # Its ticker", start)]
+    toml = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    for name in ("bybit_key", "bybit_secret"):
+        (tmp_path / name).write_text(f"{CANARY}-{name}\n")
+    path = tmp_path / "equity.toml"
+    path.write_text(f'[books.basis]\nshare_class = "USDT"\n{toml}\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    settings = load_settings(path)
+    (config,) = settings.books["basis"].venues
+    assert isinstance(config, ExchangeVenue)
+    assert config.accounts == ("unified", "funding")
+    assert config.api_key.get_secret_value() == f"{CANARY}-bybit_key"
