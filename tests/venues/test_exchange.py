@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -367,6 +369,7 @@ def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, An
     settings = Settings.model_validate(
         {
             "interval_seconds": 10,
+            "http": {"port": 0},
             "books": {
                 "basis": {
                     "share_class": "USDT",
@@ -537,3 +540,27 @@ async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
     assert len(seen) == len(path) == 12  # 55 s
     assert (max(path), min(path)) == (D(3150), D(2850))
     assert set(seen) == {expected}
+
+
+async def test_the_running_daemon_closes_every_ccxt_session_when_it_stops(tmp_path: Path) -> None:
+    async with fake_exchange("okx") as fake:
+        fake.set_account("trading", PLAIN)
+        prices = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
+        run = daemon(Clock(), [exchange_venue(fake, ["trading"])], prices)
+        (venue,) = run.books[0].venues
+        assert isinstance(venue, ExchangeVenue)
+        history = await History.open(tmp_path / "h.sqlite3")
+        try:
+            with capture_logs():
+                async with anyio.create_task_group() as tg:
+                    await tg.start(partial(run.run, history, handle_signals=False))
+                    clients = [venue.client(key) for key in ("trading", "market")]
+                    assert all(client.session is not None for client in clients)
+                    tg.cancel_scope.cancel()
+        finally:
+            await history.aclose()
+    assert all(client.session is None or client.session.closed for client in clients)
+    snap = run.latest()
+    assert snap is not None
+    assert snap.complete
+    assert snap.equity == 5000 + 2 * 3000
