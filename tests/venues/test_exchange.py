@@ -75,13 +75,14 @@ ISOLATED = {
     "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
     "USDT": Holding(balance=D(2000), borrowed=D(500), interest=D("0.25")),
 }
+PORTFOLIO = {**BORROWED, "USDC": Holding(balance=D(300), unrealized_pnl=D(-20))}
 # (exchange, account) -> (the fake's account name, holdings, reported total's label or None)
 ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] = {
     ("binance", "spot"): ("spot", PLAIN, None),
     ("binance", "cross_margin"): ("margin", BORROWED, "totalNetAssetOfBtc"),
     ("binance", "isolated_margin"): ("isolated/ETHUSDT", ISOLATED, "totalNetAssetOfBtc"),
     ("binance", "usdm"): ("futures", FUTURES, "totalMarginBalance"),
-    ("binance", "portfolio_margin"): ("portfolio", BORROWED, None),
+    ("binance", "portfolio_margin"): ("portfolio", PORTFOLIO, "actualEquity"),
     ("binance", "funding"): ("funding", PLAIN, None),
     ("bybit", "unified"): ("unified", UNIFIED, "totalEquity"),
     ("bybit", "funding"): ("funding", PLAIN, None),

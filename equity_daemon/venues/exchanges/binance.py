@@ -8,7 +8,8 @@
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
-  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt.
+  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
+  `/papi/v1/account` `actualEquity` (USD).
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
@@ -57,8 +58,10 @@ DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"
 WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
+# (portfolio margin: the account's own equity, for reconciliation)
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "usdm": ("fapiPrivateGetMultiAssetsMargin", {}),
+    "portfolio_margin": ("papiGetAccount", {}),
 }
 
 
@@ -97,6 +100,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
                 lines.debt(asset, abs(number(row, "negativeBalance", default=ZERO)), "negative")
+            if extra is not None:  # without collateral haircuts, as the lines are valued
+                lines.total(number(extra, "actualEquity"), "USD", "actualEquity")
         case "funding":
             for row in rows(info, "funding assets"):
                 asset = text(row, "asset")

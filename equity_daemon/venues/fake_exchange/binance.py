@@ -53,6 +53,7 @@ class BinanceDialect(Dialect):
             Route("GET", "/fapi/v1/multiAssetsMargin", self.multi_assets, private=True),
             Route("POST", "/sapi/v1/asset/get-funding-asset", self.funding, private=True),
             Route("GET", "/papi/v1/balance", self.portfolio, private=True),
+            Route("GET", "/papi/v1/account", self.portfolio_account, private=True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
             Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
             Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
@@ -375,6 +376,23 @@ class BinanceDialect(Dialect):
             }
             for asset, h in self.state.account("portfolio").items()
         ]
+
+    def portfolio_account(self, query: Mapping[str, str]) -> Json:
+        held = self.state.account("portfolio")
+        equity = sum((h.equity * self.state.usd(a) for a, h in held.items()), ZERO)
+        maint = sum((h.maint_margin * self.state.usd(a) for a, h in held.items()), ZERO)
+        return {
+            "uniMMR": num(equity / maint) if maint else "999",
+            "accountEquity": num(equity),
+            "actualEquity": num(equity),
+            "accountInitialMargin": "0",
+            "accountMaintMargin": num(maint),
+            "accountStatus": "NORMAL",
+            "virtualMaxWithdrawAmount": num(equity),
+            "totalAvailableBalance": num(equity),
+            "totalMarginOpenLoss": "0",
+            "updateTime": self.state.now_ms(),
+        }
 
     # -- positions -----------------------------------------------------------------------------
 
