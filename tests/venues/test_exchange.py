@@ -227,13 +227,6 @@ async def test_binance_futures_credits_are_a_bnfcr_line_the_book_prices_at_one_u
     assert item.ratio == 0
 
 
-async def test_binance_funding_withdrawals_in_progress_are_in_transit() -> None:
-    async with venue_on("binance", ("funding",)) as (fake, venue):
-        fake.set_account("funding", {"USDT": Holding(balance=D(10))})
-        report = await venue.fetch()
-    assert lines(report) == {("USDT", "asset", None): D(10)}
-
-
 # (pending deposit, credited deposit, pending withdrawal, completed withdrawal): raw codes
 STATUSES = {
     "binance": ("0", "6", "4", "6"),  # 6: credited but locked is credited

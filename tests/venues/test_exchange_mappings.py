@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from equity_daemon.model import PositionKind
-from equity_daemon.venues.exchanges import BadField, Lines, Perp, number
+from equity_daemon.venues.exchanges import BadField, Lines, Perp, binance, number
 
 D = Decimal
 
@@ -98,3 +98,14 @@ def test_numbers_are_exact_and_empty_may_default() -> None:
     lines = Lines("cex", "spot")
     with pytest.raises(BadField, match="negative"):
         lines.debt("USDT", D(-1))
+
+
+def test_binance_funding_counts_frozen_coins_and_withdrawing_ones_as_in_transit() -> None:
+    lines = Lines("cex", "funding")
+    row = {"asset": "USDT", "free": "10", "locked": "1", "freeze": "2", "withdrawing": "5"}
+    binance.balance(lines, "funding", [row])
+    found = {(p.kind, p.amount, p.line_id) for p in lines.positions}
+    assert found == {
+        (PositionKind.ASSET, D(13), None),
+        (PositionKind.IN_TRANSIT, D(5), "withdrawing"),
+    }
