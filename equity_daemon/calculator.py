@@ -273,9 +273,14 @@ class _Totals:
         price = self.price_of(position.asset.symbol)
         value = None if price is None else _value(abs(position.amount), price)
         side = pnl = None
+        details: dict[str, str] = {}
         if position.kind is PositionKind.HEDGE:
             side = "short" if position.amount < 0 else "long"
             pnl = self._hedge_pnl(position)
+            details = {
+                key: decimal_str(value) if isinstance(value, Decimal) else value
+                for key, value in position.details.items()
+            }
         return ExcludedLine(
             venue=position.venue,
             account=position.account,
@@ -285,6 +290,7 @@ class _Totals:
             value=value,
             side=side,
             unrealized_pnl=pnl,
+            details=details,
         )
 
     def _hedge_pnl(self, position: Position) -> Decimal | None:

@@ -202,7 +202,13 @@ class PriceUsed:
 
 @dataclass(frozen=True, slots=True)
 class ExcludedLine:
-    """A position reported beside equity but not in it. Values are `None` when unpriced."""
+    """A position reported beside equity but not in it. Values are `None` when unpriced.
+
+    `details` is what the venue says about a hedge, as text: `symbol`, `side`, `contracts`,
+    `contract_size`, `notional` (in the settle currency), `entry_price`, `mark_price`,
+    `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
+    `margin_mode`, `settle`.
+    """
 
     venue: str
     account: str
@@ -212,6 +218,7 @@ class ExcludedLine:
     value: Decimal | None
     side: str | None = None
     unrealized_pnl: Decimal | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +402,7 @@ def _excluded_json(line: ExcludedLine) -> dict[str, Any]:
         "value": decimal_str_or_none(line.value),
         "side": line.side,
         "unrealized_pnl": decimal_str_or_none(line.unrealized_pnl),
+        "details": dict(line.details),
     }
 
 

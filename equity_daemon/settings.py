@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -131,7 +132,72 @@ class ManualVenue(Section):
     max_age_seconds: MaxAge | None = None
 
 
-VenueSettings = Annotated[DemoVenue | ManualVenue, Field(discriminator="kind")]
+# The account types an exchange venue can read, per exchange (see docs/exchanges.md).
+EXCHANGE_ACCOUNTS: dict[str, tuple[str, ...]] = {
+    "binance": (
+        "spot",
+        "cross_margin",
+        "isolated_margin",
+        "usdm",
+        "portfolio_margin",
+        "funding",
+    ),
+    "bybit": ("unified", "funding"),
+    "okx": ("trading", "funding"),
+}
+
+
+class ExchangeVenue(Section):
+    """One exchange account (Binance, Bybit or OKX) read over REST with a read-only key.
+
+    `accounts` lists the account types to read, each fetched every poll; `sandbox` uses the
+    exchange's test network; `base_url` sends every request to another scheme and host (a proxy,
+    a regional host, a local test server). `rate_limit` keeps ccxt's client-side throttle on:
+    turn it off only for a local test server. `in_transit` reads deposit and withdrawal history
+    for the transfers still under way.
+    """
+
+    kind: Literal["binance", "bybit", "okx"]
+    name: Name
+    api_key: SecretStr
+    secret: SecretStr
+    password: SecretStr | None = None  # OKX's API passphrase
+    accounts: tuple[str, ...]
+    sandbox: bool = False
+    base_url: AnyHttpUrl | None = None
+    rate_limit: bool = True
+    in_transit: bool = True  # read deposit and withdrawal history
+    interval_seconds: Interval = 10.0
+    timeout_seconds: Timeout = 20.0
+    max_age_seconds: MaxAge | None = None
+
+    @model_validator(mode="after")
+    def _accounts_of_this_exchange(self) -> ExchangeVenue:
+        known = EXCHANGE_ACCOUNTS[self.kind]
+        if not self.accounts:
+            raise ValueError(f"accounts: name at least one of {', '.join(known)}")
+        unknown = [a for a in self.accounts if a not in known]
+        if unknown:
+            raise ValueError(
+                f"accounts: {self.kind} has no account type {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(known)}"
+            )
+        twice = sorted({a for a in self.accounts if self.accounts.count(a) > 1})
+        if twice:
+            raise ValueError(f"accounts: lists {', '.join(twice)} more than once")
+        if self.kind == "okx" and self.password is None:
+            raise ValueError("password: OKX keys need their passphrase (password or password_file)")
+        if self.kind != "okx" and self.password is not None:
+            raise ValueError(f"password: {self.kind} keys have no passphrase")
+        if self.base_url is not None:
+            if self.base_url.query or self.base_url.fragment:
+                raise ValueError("base_url must not have a query or a fragment")
+            if self.base_url.username or self.base_url.password:
+                raise ValueError("base_url must not carry credentials")
+        return self
+
+
+VenueSettings = Annotated[DemoVenue | ManualVenue | ExchangeVenue, Field(discriminator="kind")]
 
 
 class EdgeSettings(Section):

@@ -8,7 +8,11 @@ once more before it is believed (`sanity.sudden_loss`): an HTTP 200 with an empt
 caught half-written, must not read as a crash of the book.
 
 Remote venues back off exponentially with jitter after failures (so venues that failed together do
-not retry together), up to `max_backoff`; a local venue (a file) is re-read at its interval.
+not retry together), up to `max_backoff`; a local venue (a file) is re-read at its interval. Two
+failures set a floor under the pause: a refused key or permission (`VenueAuthError`) is retried
+no more often than every `max_backoff` (retrying cannot fix it, and exchanges ban IPs that keep
+failing authentication), and a venue's `Retry-After` (`VenueUnavailable.retry_after`, from a 429
+or 418) is waited out in full.
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
@@ -78,11 +82,13 @@ async def fetch_once(
     metrics: PollMetrics,
     tg: TaskGroup | None = None,
     detached: Detached[VenueReport] | None = None,
+    on_failure: Callable[[Exception], None] | None = None,
 ) -> VenueReport:
     """One fetch, time-limited and checked; a failed report (with the reason) on any failure.
 
     With a task group `tg`, the fetch runs there and a venue blocked in a thread cannot hold
     the caller past `policy.timeout`; `detached` keeps such a straggler from being started twice.
+    `on_failure` sees the exception of a failed fetch (the poller reads its retry hints).
     """
     started = time.perf_counter()
     try:
@@ -96,6 +102,8 @@ async def fetch_once(
     except TimeoutError:
         return _failed(venue, clock, metrics, "timeout", f"no answer within {policy.timeout:g}s")
     except Exception as exc:  # the adapter boundary: a bug in one venue must not stop the rest
+        if on_failure is not None:
+            on_failure(exc)
         return _failed(venue, clock, metrics, *_classify(venue, exc))
     metrics.fetched(venue.name, time.perf_counter() - started)
     return report
@@ -157,6 +165,7 @@ class Poller:
         self._confirm_delay = min(confirm_delay, policy.interval)
         self._detached: Detached[VenueReport] = Detached()
         self._last_push = clock.monotonic()
+        self._floor = 0.0  # the shortest pause the last failure allows (auth, Retry-After)
 
     async def fetch(self, tg: TaskGroup) -> VenueReport:
         """One fetch into the store, confirmed by a second one when it lost (nearly) everything."""
@@ -179,9 +188,28 @@ class Poller:
             await self._poll_forever(tg, failures=0)
 
     async def _fetch(self, tg: TaskGroup) -> VenueReport:
+        self._floor = 0.0
         return await fetch_once(
-            self.venue, self.policy, self._clock, self._metrics, tg, self._detached
+            self.venue,
+            self.policy,
+            self._clock,
+            self._metrics,
+            tg,
+            self._detached,
+            self._note_failure,
         )
+
+    def _note_failure(self, exc: Exception) -> None:
+        if isinstance(exc, VenueAuthError):
+            self._floor = self.policy.max_backoff
+            log.error(
+                "venue_auth_failed",
+                venue=self.venue.name,
+                reason=exc.reason,
+                retry_in_seconds=self.policy.max_backoff,
+            )
+        elif isinstance(exc, VenueUnavailable) and exc.retry_after is not None:
+            self._floor = exc.retry_after
 
     def _suspicious(self, report: VenueReport) -> bool:
         last_good = self._store.state(self.venue.name).last_good
@@ -203,7 +231,9 @@ class Poller:
             await anyio.sleep(self._pause(failures))
 
     def _pause(self, failures: int) -> float:
-        return self.policy.interval if not failures else backoff(self.policy, failures, self._rng)
+        if not failures:
+            return self.policy.interval
+        return max(backoff(self.policy, failures, self._rng), self._floor)
 
     async def _follow_forever(self, venue: StreamingVenue, tg: TaskGroup) -> None:
         """Record every push; when the stream breaks, note it and reconnect after a backoff."""
@@ -221,7 +251,7 @@ class Poller:
             self._store.note(venue.name, f"stream down ({reason}); polling")
             log.warning("stream_down", venue=venue.name, reason=reason)
             await self.fetch(tg)  # what changed while it was down; REST covers from here on
-            await anyio.sleep(backoff(self.policy, failures, self._rng))
+            await anyio.sleep(max(backoff(self.policy, failures, self._rng), self._floor))
 
     async def _record_push(self, pushed: VenueReport, tg: TaskGroup) -> None:
         try:

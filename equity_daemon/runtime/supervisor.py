@@ -53,14 +53,16 @@ from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import (
     BookSettings,
     DemoVenue,
+    ExchangeVenue,
     ManualVenue,
     PriceApiSettings,
     Settings,
 )
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
-from equity_daemon.venues import demo, manual
+from equity_daemon.venues import demo, exchange, manual
 from equity_daemon.venues.base import Venue
+from equity_daemon.venues.exchange_client import Credentials
 
 log = structlog.get_logger()
 
@@ -72,7 +74,24 @@ CALLBACK_QUEUE = 10_000
 UNWRITTEN_EVENTS_KEPT = 10_000
 
 
-def make_venue(config: DemoVenue | ManualVenue, clock: Clock) -> Venue:
+def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue, clock: Clock) -> Venue:
+    if isinstance(config, ExchangeVenue):
+        password = None if config.password is None else config.password.get_secret_value()
+        return exchange.ExchangeVenue(
+            config.name,
+            config.kind,
+            config.accounts,
+            Credentials(
+                config.api_key.get_secret_value(), config.secret.get_secret_value(), password
+            ),
+            clock,
+            base_url=None if config.base_url is None else str(config.base_url),
+            sandbox=config.sandbox,
+            # a fetch makes several requests: each gets half the fetch's time
+            request_timeout=config.timeout_seconds / 2,
+            rate_limit=config.rate_limit,
+            in_transit=config.in_transit,
+        )
     if isinstance(config, DemoVenue):
         return demo.DemoVenue(
             config.name,
@@ -323,7 +342,17 @@ class Daemon:
                 if cycle is not None:
                     snapshots.append(cycle.snapshot)
             tg.cancel_scope.cancel()  # stragglers (a venue stuck in a thread) are not waited for
+        await self.aclose()
         return snapshots
+
+    async def aclose(self) -> None:
+        """Close every venue that holds sessions (ccxt), shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            for book in self.books:
+                for venue in book.venues:
+                    close = getattr(venue, "aclose", None)
+                    if close is not None:
+                        await close()
 
     async def cycle(self, history: History, tg: TaskGroup | None = None) -> list[Event]:
         """One snapshot per book: judge, persist (with the outbox rows), commit, deliver.
@@ -461,6 +490,14 @@ class Daemon:
             book.tracker.restore(
                 await history.load_reference(book.name), await history.last_sequence(book.name)
             )
+        try:
+            await self._run(history, handle_signals, task_status)
+        finally:
+            await self.aclose()
+
+    async def _run(
+        self, history: History, handle_signals: bool, task_status: TaskStatus[int]
+    ) -> None:
         to_callbacks, for_callbacks = anyio.create_memory_object_stream[Event](CALLBACK_QUEUE)
         self._to_callbacks = to_callbacks
         async with (

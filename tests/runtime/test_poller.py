@@ -313,3 +313,40 @@ async def test_a_venue_blocked_in_a_thread_cannot_hold_the_caller_past_its_timeo
 def test_a_failed_file_venue_is_reread_at_its_interval_not_after_backoff() -> None:
     local = PollPolicy(interval=2, timeout=1, backoff=False)
     assert [backoff(local, n, random.Random(0)) for n in (1, 5, 20)] == [2, 2, 2]
+
+
+async def pause_after(error: Exception, policy: PollPolicy) -> float:
+    """The pause the poller takes after one failed fetch raising `error`."""
+    poller = Poller(Scripted(error), PositionStore(["cex"], Clock()), policy, Clock(), Recorder())
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            await poller.fetch(tg)
+    pause = poller._pause(1)
+    if isinstance(error, VenueAuthError):
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["venue_auth_failed"]
+    return pause
+
+
+async def test_a_refused_key_is_retried_no_more_often_than_the_longest_backoff() -> None:
+    policy = PollPolicy(interval=1, timeout=1, max_backoff=300)
+    assert await pause_after(VenueAuthError("cex", "auth refused"), policy) == 300
+    assert await pause_after(VenueUnavailable("cex", "down"), policy) <= 2  # the usual backoff
+
+
+async def test_a_retry_after_is_waited_out_in_full() -> None:
+    policy = PollPolicy(interval=1, timeout=1, max_backoff=300)
+    limited = VenueUnavailable("cex", "rate limited; retry after 120s", retry_after=120)
+    assert await pause_after(limited, policy) == 120
+
+
+async def test_the_floor_goes_with_the_next_fetch() -> None:
+    policy = PollPolicy(interval=1, timeout=1, max_backoff=300)
+    venue = Scripted(VenueAuthError("cex", "auth refused"), report())
+    poller = Poller(venue, PositionStore(["cex"], Clock()), policy, Clock(), Recorder())
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            await poller.fetch(tg)
+            assert poller._pause(1) == 300
+            assert (await poller.fetch(tg)).ok
+    assert poller._pause(0) == 1
+    assert poller._pause(1) <= 2

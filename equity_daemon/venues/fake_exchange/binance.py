@@ -50,8 +50,10 @@ class BinanceDialect(Dialect):
             Route("GET", "/sapi/v1/margin/account", self.margin_account, private=True),
             Route("GET", "/sapi/v1/margin/isolated/account", self.isolated_account, private=True),
             Route("GET", "/fapi/v3/account", self.futures_account, private=True),
+            Route("GET", "/fapi/v1/multiAssetsMargin", self.multi_assets, private=True),
             Route("POST", "/sapi/v1/asset/get-funding-asset", self.funding, private=True),
             Route("GET", "/papi/v1/balance", self.portfolio, private=True),
+            Route("GET", "/papi/v1/account", self.portfolio_account, private=True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
             Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
             Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
@@ -259,6 +261,7 @@ class BinanceDialect(Dialect):
 
     def isolated_account(self, query: Mapping[str, str]) -> Json:
         pairs = []
+        assets = debt = ZERO
         for market in self.state.markets:
             symbol = market.base + market.quote
             held = self.state.holdings.get(f"isolated/{symbol}")
@@ -267,6 +270,8 @@ class BinanceDialect(Dialect):
             sides = {}
             for key, asset in (("baseAsset", market.base), ("quoteAsset", market.quote)):
                 h = held.get(asset, Holding())
+                assets += h.balance * self.state.usd(asset)
+                debt += h.debt * self.state.usd(asset)
                 sides[key] = self._margin_asset(asset, h) | {
                     "borrowEnabled": True,
                     "repayEnabled": True,
@@ -290,18 +295,19 @@ class BinanceDialect(Dialect):
             )
         return {
             "assets": pairs,
-            "totalAssetOfBtc": "0",
-            "totalLiabilityOfBtc": "0",
-            "totalNetAssetOfBtc": "0",
+            "totalAssetOfBtc": self._btc(assets),
+            "totalLiabilityOfBtc": self._btc(debt),
+            "totalNetAssetOfBtc": self._btc(assets - debt),
         }
 
     def futures_account(self, query: Mapping[str, str]) -> Json:
         held = self.state.account("futures")
         now = self.state.now_ms()
 
-        def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD
+        def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD; else only USDT
             rows = ((a, _futures_asset(a, h, now)[pick]) for a, h in held.items())
-            return num(sum((Decimal(v) * self.state.usd(a) for a, v in rows), ZERO))
+            counted = (r for r in rows if self.state.multi_assets or r[0] == "USDT")
+            return num(sum((Decimal(v) * self.state.usd(a) for a, v in counted), ZERO))
 
         return {
             "totalInitialMargin": usd("initialMargin"),
@@ -332,6 +338,9 @@ class BinanceDialect(Dialect):
                 for p in self.state.positions
             ],
         }
+
+    def multi_assets(self, query: Mapping[str, str]) -> Json:
+        return {"multiAssetsMargin": self.state.multi_assets}
 
     def funding(self, query: Mapping[str, str]) -> Json:
         return [
@@ -367,6 +376,23 @@ class BinanceDialect(Dialect):
             }
             for asset, h in self.state.account("portfolio").items()
         ]
+
+    def portfolio_account(self, query: Mapping[str, str]) -> Json:
+        held = self.state.account("portfolio")
+        equity = sum((h.equity * self.state.usd(a) for a, h in held.items()), ZERO)
+        maint = sum((h.maint_margin * self.state.usd(a) for a, h in held.items()), ZERO)
+        return {
+            "uniMMR": num(equity / maint) if maint else "999",
+            "accountEquity": num(equity),
+            "actualEquity": num(equity),
+            "accountInitialMargin": "0",
+            "accountMaintMargin": num(maint),
+            "accountStatus": "NORMAL",
+            "virtualMaxWithdrawAmount": num(equity),
+            "totalAvailableBalance": num(equity),
+            "totalMarginOpenLoss": "0",
+            "updateTime": self.state.now_ms(),
+        }
 
     # -- positions -----------------------------------------------------------------------------
 

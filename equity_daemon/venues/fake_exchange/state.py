@@ -103,7 +103,8 @@ class FakeState:
     """Everything a fake exchange serves; tests change it through `FakeExchange`'s methods.
 
     `holdings[account][asset]`; `prices[base]` is the last price against USDT and
-    `marks[base]` the perpetual's mark price (the last price when unset).
+    `marks[base]` the perpetual's mark price (the last price when unset). `multi_assets` is
+    Binance USDⓈ-M's position mode (`/fapi/v1/multiAssetsMargin`).
     """
 
     markets: list[Market] = field(
@@ -118,6 +119,8 @@ class FakeState:
     )
     marks: dict[str, Decimal] = field(default_factory=dict)
     page_size: int = 200
+    # Binance USDⓈ-M: multi-assets mode sums every asset in USD; single-asset mode only USDT
+    multi_assets: bool = True
     now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
 
     def account(self, name: str) -> dict[str, Holding]:

@@ -1,0 +1,248 @@
+"""The exchange venue: one Binance, Bybit or OKX account, read over REST through ccxt.
+
+One class for every exchange; what differs per exchange is only the field mapping, in
+`venues/exchanges/<exchange>.py`. The mechanics here:
+
+* one ccxt instance per configured account type (`exchange_client.create_exchange`), plus one
+  for market data (`observe`): separate instances keep ccxt's caches, rate-limit headers and,
+  later, websocket clients apart (venue-pitfalls 16);
+* every fetch reads **every** configured account type (balances, then the account's open
+  perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
+  full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
+  (A stream added later patches this snapshot between fetches; a REST fetch still owns it.)
+* any account failing fails the whole fetch with that account's reason: a partial report would
+  read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
+  `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
+  mapping needs is a `VenueDataError` naming the field;
+* `aclose()` closes every ccxt session (the supervisor calls it at shutdown, shielded).
+
+As a price source (`observe`), it reads the exchange's spot ticker (raw last price) over REST.
+`cache_seconds` is 5: the position legs it reports are amounts, not values (see
+`venues/exchanges`), so every line of the book is valued at the one price of the cycle however
+old that price is; caching only saves a request per cycle when cycles come quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+import anyio
+import structlog
+
+from equity_daemon.clock import Clock
+from equity_daemon.errors import VenueDataError, VenueError
+from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_str
+from equity_daemon.oracle import Observation
+from equity_daemon.prices import SourceKind
+from equity_daemon.venues import exchange_client
+from equity_daemon.venues.exchange_client import Credentials
+from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchanges import (
+    BadField,
+    Lines,
+    binance,
+    bybit,
+    number,
+    okx,
+    transfers,
+)
+
+log = structlog.get_logger()
+
+MAPPINGS: Mapping[str, ModuleType] = {"binance": binance, "bybit": bybit, "okx": okx}
+CLOSE_GRACE = 5.0
+MARKET_DATA = "market"  # the key of the instance that reads tickers
+TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
+# the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
+TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
+    "binance": ((),),
+    "bybit": (("result", "rows"),),
+    "okx": (("data",),),
+}
+
+
+class ExchangeVenue:
+    """One exchange account and the account types configured for it.
+
+    Args:
+        exchange_id: `binance`, `bybit` or `okx`.
+        accounts: account types to read (`settings.EXCHANGE_ACCOUNTS` names them per exchange).
+        request_timeout: seconds for one HTTP request (a fetch makes several).
+        rate_limit: ccxt's client-side throttle (off only against a local test server).
+        in_transit: also read deposit and withdrawal history (`in_transit` lines).
+    """
+
+    kind = SourceKind.EXCHANGE_TICKER
+    cache_seconds = 5.0
+
+    def __init__(
+        self,
+        name: str,
+        exchange_id: str,
+        accounts: Sequence[str],
+        credentials: Credentials,
+        clock: Clock,
+        *,
+        base_url: str | None = None,
+        sandbox: bool = False,
+        request_timeout: float = exchange_client.DEFAULT_TIMEOUT,
+        rate_limit: bool = True,
+        in_transit: bool = True,
+    ) -> None:
+        if exchange_id not in MAPPINGS:
+            raise ValueError(f"unsupported exchange {exchange_id!r}")
+        self.name = name
+        self.exchange_id = exchange_id
+        self.mapping = MAPPINGS[exchange_id]
+        unknown = [a for a in accounts if a not in self.mapping.ACCOUNTS]
+        if unknown or not accounts:
+            raise ValueError(f"{exchange_id} account types {unknown or '(none)'} are not known")
+        self.accounts = tuple(accounts)
+        self._credentials = credentials
+        self._clock = clock
+        self._base_url = base_url
+        self._sandbox = sandbox
+        self._timeout = request_timeout
+        self._rate_limit = rate_limit
+        self._in_transit = in_transit
+        self._clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
+
+    def client(self, key: str) -> Any:
+        """The ccxt instance of one account type (or `MARKET_DATA`), created on first use."""
+        client = self._clients.get(key)
+        if client is None:
+            client = exchange_client.create_exchange(
+                self.exchange_id,
+                self._credentials,
+                base_url=self._base_url,
+                sandbox=self._sandbox,
+                timeout=self._timeout,
+                rate_limit=self._rate_limit,
+            )
+            self._clients[key] = client
+        return client
+
+    async def fetch(self) -> VenueReport:
+        """Every configured account type, read now; the first failure fails the whole fetch."""
+        results: dict[str, Lines] = {}
+        failures: list[VenueError] = []
+
+        async def read(account: str) -> None:
+            try:
+                if account == TRANSFERS:
+                    results[account] = await self._read_transfers()
+                else:
+                    results[account] = await self._read(account)
+            except VenueError as exc:
+                failures.append(exc)
+
+        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
+        async with anyio.create_task_group() as tg:
+            for account in reads:
+                tg.start_soon(read, account)
+        if failures:
+            raise failures[0]
+        positions: list[Position] = []
+        reported: list[ReportedTotal] = []
+        for account in reads:
+            positions += results[account].positions
+            reported += results[account].reported
+        return VenueReport(
+            self.name,
+            self._clock(),
+            tuple(positions),
+            revision=_revision(positions, reported),
+            reported=tuple(reported),
+        )
+
+    async def _read(self, account: str) -> Lines:
+        client = self.client(account)
+        lines = Lines(self.name, account)
+        balance = await exchange_client.fetch_balance(
+            client, self.name, self.mapping.ACCOUNTS[account]
+        )
+        extra = None
+        if account in self.mapping.EXTRA:
+            method, params = self.mapping.EXTRA[account]
+            with exchange_errors(self.name, client):
+                extra = await getattr(client, method)(dict(params))
+        raw_positions: list[dict[str, Any]] = []
+        for params in self.mapping.POSITIONS.get(account, ()):
+            raw_positions += await exchange_client.fetch_positions(client, self.name, params)
+        try:
+            self.mapping.balance(lines, account, balance.get("info"), extra)
+            for found in raw_positions:
+                market = client.markets.get(found.get("symbol"))
+                if market is None:
+                    raise BadField(f"a position in an unlisted market {found.get('symbol')!r}")
+                self.mapping.position(lines, found.get("info"), market)
+        except (BadField, KeyError, TypeError) as exc:
+            raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        return lines
+
+    async def _read_transfers(self) -> Lines:
+        """Deposits not yet credited and withdrawals not yet completed, by raw status."""
+        client = self.client(TRANSFERS)
+        lines = Lines(self.name, TRANSFERS)
+        found = {}
+        for direction, method in (
+            ("deposit", "fetch_deposits"),
+            ("withdrawal", "fetch_withdrawals"),
+        ):
+            client.last_json_response = None
+            with exchange_errors(self.name, client):
+                records = await getattr(client, method)()
+            what = f"{direction} history"
+            check_answer(
+                self.name, what, client.last_json_response, TRANSFERS_REQUIRED[self.exchange_id]
+            )
+            found[direction] = [record.get("info") for record in records]
+        try:
+            transfers(lines, "deposit", found["deposit"], self.mapping.DEPOSITS)
+            transfers(lines, "withdrawal", found["withdrawal"], self.mapping.WITHDRAWALS)
+        except (BadField, TypeError) as exc:
+            raise VenueDataError(self.name, f"transfers: malformed answer ({exc})") from None
+        return lines
+
+    async def observe(self, base: str, quote: str) -> Observation:
+        """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
+        client = self.client(MARKET_DATA)
+        symbol = f"{base}/{quote}"
+        with exchange_errors(self.name, client):
+            await client.load_markets()
+            if symbol not in client.markets:
+                raise LookupError(f"{self.exchange_id} lists no {symbol} market")
+            ticker = await client.fetch_ticker(symbol)
+        try:
+            rate = number(ticker.get("info"), self.mapping.TICKER_LAST)
+        except BadField as exc:
+            raise VenueDataError(self.name, f"{symbol} ticker: {exc}") from None
+        return Observation(rate, self._clock())
+
+    async def aclose(self) -> None:
+        """Close every ccxt session, even while being cancelled (ccxt warns of unclosed ones)."""
+        clients, self._clients = list(self._clients.values()), {}
+        with anyio.move_on_after(CLOSE_GRACE, shield=True):
+            for client in clients:
+                try:
+                    await client.close()
+                except Exception as exc:  # closing is best effort; the next one still closes
+                    log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
+
+
+def _revision(positions: Sequence[Position], reported: Sequence[ReportedTotal]) -> str:
+    """A token that changes whenever any line or reported total does."""
+    digest = hashlib.blake2b(digest_size=16)
+    for p in positions:
+        row = (p.account, p.asset.symbol, p.kind.value, decimal_str(p.amount), p.line_id or "")
+        digest.update(repr(row).encode())
+        digest.update(repr(sorted((k, str(v)) for k, v in p.details.items())).encode())
+    for r in reported:
+        digest.update(repr((r.account, decimal_str(r.amount), r.currency, r.label)).encode())
+    return digest.hexdigest()

@@ -1,0 +1,158 @@
+"""Binance: which raw field of which answer becomes which line (docs/exchanges.md).
+
+* `spot`: `balances[]` `free + locked` -> asset.
+* `cross_margin`: `userAssets[]` `free + locked` (borrowed coins included) -> asset, `borrowed`
+  and `interest` -> debt; total `totalNetAssetOfBtc` (BTC).
+* `isolated_margin`: per pair, `baseAsset`/`quoteAsset` `totalAsset` -> asset, `borrowed` and
+  `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
+* `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
+  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
+* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
+  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
+  `/papi/v1/account` `actualEquity` (USD).
+* `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
+
+`usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
+(`exchanges.Perp`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit worth 1 USD:
+the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`). A funding row's
+`withdrawing` is an `in_transit` line.
+
+Portfolio margin positions are not read yet: its uPnL is the exchange's figure (a line of its
+own, `upnl`), valued at the exchange's mark, not both legs at one price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from equity_daemon.model import PositionKind
+from equity_daemon.venues.exchanges import (
+    ZERO,
+    BadField,
+    Lines,
+    Perp,
+    TransferFields,
+    contract_of,
+    number,
+    optional,
+    rows,
+    text,
+)
+
+# our account name -> exchange_client.BALANCES key
+ACCOUNTS: Mapping[str, str] = {
+    "spot": "spot",
+    "cross_margin": "margin",
+    "isolated_margin": "isolated",
+    "usdm": "futures",
+    "portfolio_margin": "portfolio",
+    "funding": "funding",
+}
+# accounts whose open perpetuals are read, with each `fetch_positions` call's params
+POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"usdm": ({},)}
+# one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
+# deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "8"}))
+WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
+# the raw ticker field `observe` reads
+TICKER_LAST = "lastPrice"
+# (portfolio margin: the account's own equity, for reconciliation)
+EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "usdm": ("fapiPrivateGetMultiAssetsMargin", {}),
+    "portfolio_margin": ("papiGetAccount", {}),
+}
+
+
+def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
+    """The lines of one account type from its raw answer (`extra`: the `EXTRA` call's)."""
+    match account:
+        case "spot":
+            for row in rows(_get(info, "balances"), "balances"):
+                lines.asset(text(row, "asset"), number(row, "free") + number(row, "locked"))
+        case "cross_margin":
+            for row in rows(_get(info, "userAssets"), "userAssets"):
+                _margin_asset(lines, row)
+            lines.total(number(info, "totalNetAssetOfBtc"), "BTC", "totalNetAssetOfBtc")
+        case "isolated_margin":
+            for pair in rows(_get(info, "assets"), "assets"):
+                symbol = text(pair, "symbol")
+                for side in ("baseAsset", "quoteAsset"):
+                    _margin_asset(lines, _get(pair, side), symbol, "totalAsset")
+            lines.total(number(info, "totalNetAssetOfBtc"), "BTC", "totalNetAssetOfBtc")
+        case "usdm":
+            for row in rows(_get(info, "assets"), "assets"):
+                lines.asset(text(row, "asset"), number(row, "walletBalance"))
+            multi = isinstance(extra, Mapping) and extra.get("multiAssetsMargin") in (True, "true")
+            currency = "USD" if multi else "USDT"
+            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance")
+        case "portfolio_margin":
+            for row in rows(info, "portfolio margin balance"):
+                asset = text(row, "asset")
+                lines.asset(asset, number(row, "crossMarginAsset"))
+                lines.asset(asset, number(row, "umWalletBalance", default=ZERO), "um")
+                lines.asset(asset, number(row, "cmWalletBalance", default=ZERO), "cm")
+                upnl = number(row, "umUnrealizedPNL", default=ZERO) + number(
+                    row, "cmUnrealizedPNL", default=ZERO
+                )
+                lines.asset(asset, upnl, "upnl")
+                lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
+                lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
+                lines.debt(asset, abs(number(row, "negativeBalance", default=ZERO)), "negative")
+            if extra is not None:  # without collateral haircuts, as the lines are valued
+                lines.total(number(extra, "actualEquity"), "USD", "actualEquity")
+        case "funding":
+            for row in rows(info, "funding assets"):
+                asset = text(row, "asset")
+                held = sum(
+                    (number(row, k, default=ZERO) for k in ("free", "locked", "freeze")), ZERO
+                )
+                lines.asset(asset, held)
+                withdrawing = number(row, "withdrawing", default=ZERO)
+                lines.add(PositionKind.IN_TRANSIT, asset, withdrawing, "withdrawing")
+        case _:
+            raise BadField(f"binance has no account type {account!r}")
+
+
+def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
+    """One `/fapi/v3/positionRisk` row (zero-size rows are skipped)."""
+    amount = number(raw, "positionAmt")
+    if amount == 0:
+        return
+    symbol, base, settle, _, _ = contract_of(market)  # USDⓈ-M: linear, amounts in base units
+    isolated = number(raw, "isolatedWallet", default=ZERO) != 0
+    margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
+    leverage = raw.get("leverage")
+    lines.perp(
+        Perp(
+            symbol=symbol,
+            base=base,
+            # Futures Credits mode settles PnL in BNFCR: the raw margin asset says so
+            settle=str(raw.get("marginAsset") or settle),
+            side="long" if amount > 0 else "short",
+            contracts=abs(amount),
+            contract_size=Decimal(1),
+            entry_price=number(raw, "entryPrice"),
+            mark_price=optional(raw, "markPrice"),
+            unrealized_pnl=number(raw, "unRealizedProfit"),
+            liquidation_price=optional(raw, "liquidationPrice"),
+            leverage=None if leverage in (None, "") else Decimal(str(leverage)),
+            margin_mode=str(margin_mode).lower(),
+            position_side=str(raw.get("positionSide") or "BOTH"),
+        )
+    )
+
+
+def _margin_asset(lines: Lines, row: Any, pair: str | None = None, held: str | None = None) -> None:
+    asset = text(row, "asset")
+    total = number(row, held) if held else number(row, "free") + number(row, "locked")
+    lines.asset(asset, total, pair)
+    lines.debt(asset, number(row, "borrowed"), pair)
+    lines.debt(asset, number(row, "interest"), f"{pair}:interest" if pair else "interest")
+
+
+def _get(node: Any, key: str) -> Any:
+    if not isinstance(node, Mapping) or key not in node:
+        raise BadField(f"no {key}")
+    return node[key]

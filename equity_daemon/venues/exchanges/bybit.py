@@ -1,0 +1,102 @@
+"""Bybit v5: which raw field of which answer becomes which line (docs/exchanges.md).
+
+* `unified` (`result.list[0].coin[]`): `walletBalance` -> asset (negative: debt),
+  `spotBorrow` and `accruedInterest` -> debt, open positions -> hedge lines and legs; total
+  `totalEquity` (USD).
+* `funding` (`result.balance[]`): `walletBalance` -> asset.
+
+`walletBalance` holds spot-borrowed coins (Bybit's "manual borrow" logic), so `spotBorrow` is
+subtracted once as debt. `borrowAmount` is not used: it adds derivatives liabilities, which
+already show as a negative `walletBalance`. The coin's `unrealisedPnl` (inside `equity`) is left
+out: open positions (USDT and USDC perpetuals, every page) enter as two legs each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from equity_daemon.venues.exchanges import (
+    ZERO,
+    BadField,
+    Lines,
+    Perp,
+    TransferFields,
+    contract_of,
+    number,
+    optional,
+    rows,
+    text,
+)
+
+ACCOUNTS: Mapping[str, str] = {"unified": "unified", "funding": "funding"}
+POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+    "unified": ({"settleCoin": "USDT"}, {"settleCoin": "USDC"}),
+}
+# deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+DEPOSITS = TransferFields("coin", "amount", "status", "txID", "id", frozenset({"1", "2", "10011"}))
+WITHDRAWALS = TransferFields(
+    "coin",
+    "amount",
+    "status",
+    "txID",
+    "withdrawId",
+    frozenset({"SecurityCheck", "Pending", "MoreInformationRequired"}),
+)
+# the raw ticker field `observe` reads
+TICKER_LAST = "lastPrice"
+EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
+
+
+def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
+    """The lines of one account type from its raw answer."""
+    result = info.get("result") if isinstance(info, Mapping) else None
+    if not isinstance(result, Mapping):
+        raise BadField("no result")
+    match account:
+        case "unified":
+            wallets = rows(result.get("list"), "result.list")
+            if not wallets:
+                raise BadField("result.list is empty")
+            wallet = wallets[0]
+            for coin in rows(wallet.get("coin"), "coin"):
+                asset = text(coin, "coin")
+                lines.asset(asset, number(coin, "walletBalance"))
+                lines.debt(asset, number(coin, "spotBorrow", default=ZERO))
+                lines.debt(asset, number(coin, "accruedInterest", default=ZERO), "interest")
+            lines.total(number(wallet, "totalEquity"), "USD", "totalEquity")
+        case "funding":
+            for row in rows(result.get("balance"), "result.balance"):
+                lines.asset(text(row, "coin"), number(row, "walletBalance"))
+        case _:
+            raise BadField(f"bybit has no account type {account!r}")
+
+
+def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
+    """One `/v5/position/list` row (`size` in base units for linear, USD for inverse)."""
+    size = number(raw, "size")
+    if size == 0:
+        return
+    symbol, base, settle, inverse, contract_size = contract_of(market)
+    side = raw.get("side")
+    if side not in ("Buy", "Sell"):
+        raise BadField(f"{symbol} position has side {side!r}")
+    lines.perp(
+        Perp(
+            symbol=symbol,
+            base=base,
+            settle=settle,
+            side="long" if side == "Buy" else "short",
+            contracts=size,
+            contract_size=Decimal(1) if not inverse else contract_size,
+            entry_price=number(raw, "avgPrice"),
+            mark_price=optional(raw, "markPrice"),
+            unrealized_pnl=number(raw, "unrealisedPnl", default=ZERO),
+            liquidation_price=optional(raw, "liqPrice"),
+            leverage=optional(raw, "leverage"),
+            margin_mode="isolated" if str(raw.get("tradeMode")) == "1" else "cross",
+            position_side=str(raw.get("positionIdx", 0)),
+            inverse=inverse,
+        )
+    )

@@ -1,0 +1,560 @@
+"""The exchange venue on the fake Binance, Bybit and OKX servers: every account type's lines,
+hedges and their legs, reconciliation with the exchange's own totals, outages, and a
+delta-neutral book whose ETH price moves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
+from equity_daemon.history import History
+from equity_daemon.model import PositionKind, VenueReport, VenueState
+from equity_daemon.monitor import EventKind
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings
+from equity_daemon.venues.exchange import ExchangeVenue
+from equity_daemon.venues.fake_exchange import (
+    FakeExchange,
+    FakePosition,
+    FakeState,
+    Fault,
+    Holding,
+    Transfer,
+    fake_exchange,
+)
+from tests.reports import NOW, Clock, quote, snapshot
+from tests.venues.exchanges import CREDENTIALS, SECRETS
+
+pytestmark = pytest.mark.anyio
+
+D = Decimal
+USD_PRICES = {"USDT": D(1), "USDC": D(1), "USD": D(1), "ETH": D(3000), "BTC": D(60000)}
+QUOTES = (
+    quote("ETH", "USDT", "3000"),
+    quote("BTC", "USDT", "60000"),
+    quote("USD", "USDT", "1", source="fixed"),
+    quote("USDC", "USDT", "1", source="fixed"),
+)
+# positions: a short and a long with positive and negative uPnL, USDT- and USDC-settled
+POSITIONS = [
+    FakePosition("ETH", D(-2), D(3100)),  # short, +200 USDT
+    FakePosition("BTC", D("0.1"), D(61000)),  # long, -100 USDT
+    FakePosition("ETH", D(1), D(2900), settle="USDC"),  # long, +100 USDC
+]
+PNL = {"USDT": D(100), "USDC": D(100)}
+# several borrowed assets with interest, and a negative balance
+BORROWED = {
+    "USDT": Holding(balance=D(5000), locked=D(100), borrowed=D(1000), interest=D("2.5")),
+    "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
+    "BTC": Holding(balance=D("-0.01")),
+}
+PLAIN = {"USDT": Holding(balance=D(5000), locked=D(100)), "ETH": Holding(balance=D(2))}
+FUTURES = {
+    "USDT": Holding(balance=D(5000), unrealized_pnl=PNL["USDT"]),
+    "USDC": Holding(balance=D(1000), unrealized_pnl=PNL["USDC"]),
+    "BTC": Holding(balance=D("-0.01")),  # multi-assets mode: a negative wallet
+}
+UNIFIED = {
+    **BORROWED,
+    "USDT": Holding(
+        balance=D(5000), borrowed=D(1000), interest=D("2.5"), unrealized_pnl=PNL["USDT"]
+    ),
+    "USDC": Holding(balance=D(1000), unrealized_pnl=PNL["USDC"]),
+}
+ISOLATED = {
+    "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
+    "USDT": Holding(balance=D(2000), borrowed=D(500), interest=D("0.25")),
+}
+PORTFOLIO = {**BORROWED, "USDC": Holding(balance=D(300), unrealized_pnl=D(-20))}
+# (exchange, account) -> (the fake's account name, holdings, reported total's label or None)
+ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] = {
+    ("binance", "spot"): ("spot", PLAIN, None),
+    ("binance", "cross_margin"): ("margin", BORROWED, "totalNetAssetOfBtc"),
+    ("binance", "isolated_margin"): ("isolated/ETHUSDT", ISOLATED, "totalNetAssetOfBtc"),
+    ("binance", "usdm"): ("futures", FUTURES, "totalMarginBalance"),
+    ("binance", "portfolio_margin"): ("portfolio", PORTFOLIO, "actualEquity"),
+    ("binance", "funding"): ("funding", PLAIN, None),
+    ("bybit", "unified"): ("unified", UNIFIED, "totalEquity"),
+    ("bybit", "funding"): ("funding", PLAIN, None),
+    ("okx", "trading"): ("trading", UNIFIED, "totalEq"),
+    ("okx", "funding"): ("funding", PLAIN, None),
+}
+WITH_POSITIONS = {("binance", "usdm"), ("bybit", "unified"), ("okx", "trading")}
+BALANCE_PATHS = {
+    "binance": "/fapi/v3/account",
+    "bybit": "/v5/account/wallet-balance",
+    "okx": "/api/v5/account/balance",
+}
+MAIN_ACCOUNT = {"binance": "usdm", "bybit": "unified", "okx": "trading"}
+FAKE_ACCOUNT = {"binance": "futures", "bybit": "unified", "okx": "trading"}
+
+
+@asynccontextmanager
+async def venue_on(
+    exchange: str, accounts: tuple[str, ...], state: FakeState | None = None
+) -> AsyncIterator[tuple[FakeExchange, ExchangeVenue]]:
+    async with fake_exchange(exchange, state) as fake:
+        venue = ExchangeVenue(
+            "cex",
+            exchange,
+            accounts,
+            CREDENTIALS,
+            Clock(),
+            base_url=fake.base_url,
+            request_timeout=1.0,
+            rate_limit=False,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+def lines(report: VenueReport) -> dict[tuple[str, str, str | None], Decimal]:
+    return {(p.asset.symbol, p.kind.value, p.line_id): p.amount for p in report.positions}
+
+
+def net_worth(holdings: Mapping[str, Holding], *, plain: bool = False) -> Decimal:
+    """What the account is worth in USDT at `USD_PRICES` (a spot or funding wallet holds its
+    balance; the others are worth `Holding.equity`)."""
+    return sum(
+        ((h.balance if plain else h.equity) * USD_PRICES[a] for a, h in holdings.items()), D(0)
+    )
+
+
+@pytest.mark.parametrize(("exchange", "account"), sorted(ACCOUNTS))
+async def test_every_account_type_is_worth_what_the_exchange_says(
+    exchange: str, account: str
+) -> None:
+    fake_account, holdings, label = ACCOUNTS[exchange, account]
+    async with venue_on(exchange, (account,)) as (fake, venue):
+        fake.set_account(fake_account, holdings)
+        if (exchange, account) in WITH_POSITIONS:
+            fake.set_positions(POSITIONS)
+        report = await venue.fetch()
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    expected = net_worth(holdings, plain=holdings is PLAIN)
+    assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
+    if label is None:
+        assert snap.reconciliations == ()
+    else:
+        (item,) = snap.reconciliations
+        assert (item.account, item.label) == (account, label)
+        assert item.ratio is not None
+        assert abs(item.ratio) < D("1e-12")  # agrees to rounding
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_borrowed_amounts_and_interest_are_debt_lines_of_their_own(exchange: str) -> None:
+    account = {"binance": "cross_margin", "bybit": "unified", "okx": "trading"}[exchange]
+    fake_account = {"binance": "margin", "bybit": "unified", "okx": "trading"}[exchange]
+    async with venue_on(exchange, (account,)) as (fake, venue):
+        fake.set_account(fake_account, BORROWED)
+        found = lines(await venue.fetch())
+    assert found == {
+        ("USDT", "asset", None): D(5000),
+        ("USDT", "debt", None): D(1000),
+        ("USDT", "debt", "interest"): D("2.5"),
+        ("ETH", "asset", None): D(3),
+        ("ETH", "debt", None): D("1.5"),
+        ("ETH", "debt", "interest"): D("0.001"),
+        ("BTC", "asset", None): D("-0.01"),  # a negative balance: the calculator's debt
+    }
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_perpetual_is_a_hedge_line_and_two_legs_that_are_its_upnl(exchange: str) -> None:
+    async with venue_on(exchange, (MAIN_ACCOUNT[exchange],)) as (fake, venue):
+        fake.set_positions(POSITIONS)
+        report = await venue.fetch()
+    hedges = {p.line_id: p for p in report.positions if p.kind is PositionKind.HEDGE}
+    short = next(p for key, p in hedges.items() if key and key.startswith("ETH/USDT:USDT"))
+    assert short.amount == D(-2)
+    details = {k: str(v) for k, v in short.details.items()}
+    assert {k: D(details[k]) for k in ("contracts", "entry_price", "mark_price")} == {
+        "contracts": D(2) / (D("0.1") if exchange == "okx" else 1),
+        "entry_price": D(3100),
+        "mark_price": D(3000),
+    }
+    assert D(details["unrealized_pnl"]) == 200
+    assert D(details["notional"]) == 6000
+    assert (details["side"], details["settle"], details["symbol"]) == (
+        "short",
+        "USDT",
+        "ETH/USDT:USDT",
+    )
+    assert {"margin_mode", "contract_size", "pnl_currency"} <= set(details)
+    legs = {(p.asset.symbol, p.line_id): p.amount for p in report.positions if p.kind == "asset"}
+    assert legs[("ETH", short.line_id)] == -2
+    assert legs[("USDT", short.line_id)] == 6200  # 2 × 3100: sums to the uPnL at any price
+    # at the exchange's own mark, the legs are exactly the exchange's uPnL, per settle coin
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    assert snap.equity == sum(PNL.values())
+    (row,) = [line for line in snap.to_json()["excluded"] if line["asset"] == "ETH"][:1]
+    assert row["kind"] == "hedge"
+    assert row["details"]["symbol"] in {"ETH/USDT:USDT", "ETH/USDC:USDC"}
+
+
+async def test_binance_single_asset_mode_reports_its_total_in_usdt() -> None:
+    state = FakeState(multi_assets=False)
+    async with venue_on("binance", ("usdm",), state) as (fake, venue):
+        fake.set_account("futures", FUTURES)
+        report = await venue.fetch()
+    (total,) = report.reported
+    assert (total.currency, total.amount) == ("USDT", D(5100))  # USDT only
+
+
+async def test_binance_futures_credits_are_a_bnfcr_line_the_book_prices_at_one_usd() -> None:
+    async with venue_on("binance", ("usdm",)) as (fake, venue):
+        fake.set_account("futures", {"BNFCR": Holding(balance=D(2500))})
+        report = await venue.fetch()
+    assert lines(report) == {("BNFCR", "asset", None): D(2500)}
+    bnfcr = quote("BNFCR", "USD", "1", source="fixed")
+    snap = snapshot(VenueState(report, report), quotes=(*QUOTES, bnfcr))
+    assert snap.complete
+    assert snap.equity == 2500
+    (item,) = snap.reconciliations
+    assert item.ratio == 0
+
+
+# (pending deposit, credited deposit, pending withdrawal, completed withdrawal): raw codes
+STATUSES = {
+    "binance": ("0", "6", "4", "6"),  # 6: credited but locked is credited
+    "bybit": ("2", "3", "Pending", "success"),
+    "okx": ("0", "1", "1", "2"),  # 1: credited, though ccxt calls it pending
+}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_transfers_under_way_are_in_transit_and_a_credited_one_never(
+    exchange: str,
+) -> None:
+    pending, credited, sending, sent = STATUSES[exchange]
+    at = 1_795_000_000_000
+    async with venue_on(exchange, ("funding",)) as (fake, venue):
+        fake.set_account("funding", {"ETH": Holding(balance=D(7))})
+        fake.add_deposit(Transfer("ETH", D(1), pending, "0xarriving", at, id="1"))
+        fake.add_deposit(Transfer("ETH", D(7), credited, "0xcredited", at, id="2"))
+        # the same transaction listed twice, once pending and once credited: credited
+        fake.add_deposit(Transfer("ETH", D(2), pending, "0xtwice", at, id="3"))
+        fake.add_deposit(Transfer("ETH", D(2), credited, "0xtwice", at + 1, id="4"))
+        fake.add_withdrawal(Transfer("USDT", D(5), sending, "0xleaving", at, id="5"))
+        fake.add_withdrawal(Transfer("USDT", D(9), sent, "0xleft", at, id="6"))
+        report = await venue.fetch()
+    assert lines(report) == {
+        ("ETH", "asset", None): D(7),
+        ("ETH", "in_transit", "deposit:0xarriving"): D(1),
+        ("USDT", "in_transit", "withdrawal:0xleaving"): D(5),
+    }
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    assert snap.equity == 7 * 3000  # in transit is reported beside equity, not in it
+    assert {(line.asset, line.kind) for line in snap.excluded} == {
+        ("ETH", PositionKind.IN_TRANSIT),
+        ("USDT", PositionKind.IN_TRANSIT),
+    }
+
+
+async def test_a_malformed_transfer_history_fails_the_fetch() -> None:
+    async with venue_on("okx", ("funding",)) as (fake, venue):
+        fake.fail("/api/v5/asset/deposit-history", Fault.EMPTY)
+        with pytest.raises(VenueDataError, match="deposit history"):
+            await venue.fetch()
+
+
+async def test_bybit_reads_usdc_positions_and_every_page() -> None:
+    state = FakeState(page_size=1)
+    async with venue_on("bybit", ("unified",), state) as (fake, venue):
+        fake.set_positions(POSITIONS)
+        report = await venue.fetch()
+    hedges = sorted(p.details["symbol"] for p in report.positions if p.kind is PositionKind.HEDGE)
+    assert hedges == ["BTC/USDT:USDT", "ETH/USDC:USDC", "ETH/USDT:USDT"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.RATE_LIMIT, VenueUnavailable),
+        (Fault.BANNED, VenueUnavailable),
+        (Fault.SERVER_ERROR, VenueUnavailable),
+        (Fault.HANG, VenueUnavailable),
+        (Fault.MALFORMED, VenueDataError),
+        (Fault.EMPTY, VenueDataError),
+        (Fault.AUTH, VenueAuthError),
+    ],
+)
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_every_failure_fails_the_whole_fetch_with_its_kind(
+    exchange: str, fault: Fault, error: type[Exception]
+) -> None:
+    accounts = (MAIN_ACCOUNT[exchange], "funding")
+    async with venue_on(exchange, accounts) as (fake, venue):
+        fake.set_account("funding", PLAIN)
+        await venue.fetch()
+        fake.fail(BALANCE_PATHS[exchange], fault, retry_after=7)
+        with pytest.raises(error) as caught:
+            await venue.fetch()
+    text = f"{caught.value!r} {caught.value}"
+    assert all(secret not in text for secret in SECRETS)
+    if fault is Fault.RATE_LIMIT:
+        assert isinstance(caught.value, VenueUnavailable)
+        assert caught.value.retry_after == 7
+
+
+async def test_a_position_in_a_market_ccxt_does_not_list_is_malformed() -> None:
+    async with venue_on("binance", ("usdm",)) as (fake, venue):
+        fake.set_positions([FakePosition("SOL", D(1), D(100))])
+        with pytest.raises(VenueDataError, match="unlisted market"):
+            await venue.fetch()
+
+
+async def test_the_exchange_quotes_its_spot_last_price() -> None:
+    async with venue_on("okx", ("funding",)) as (fake, venue):
+        fake.set_price("ETH", "3123.45")
+        seen = await venue.observe("ETH", "USDT")
+        with pytest.raises(LookupError):
+            await venue.observe("DOGE", "USDT")
+    assert seen.rate == D("3123.45")
+    assert venue.cache_seconds == 5.0
+
+
+async def test_aclose_closes_every_ccxt_session() -> None:
+    async with venue_on("bybit", ("unified", "funding")) as (_, venue):
+        await venue.fetch()
+        await venue.observe("ETH", "USDT")
+        clients = [venue.client(key) for key in ("unified", "funding", "market")]
+        await venue.aclose()
+    assert all(client.session is None or client.session.closed for client in clients)
+    assert "CANARY" not in repr(venue)
+
+
+# --- the real daemon's cycle ---------------------------------------------------------------
+
+
+def exchange_venue(fake: FakeExchange, accounts: list[str], **extra: Any) -> dict[str, Any]:
+    key, secret, password = SECRETS
+    venue: dict[str, Any] = {
+        "kind": fake.name,
+        "name": "cex",
+        "api_key": key,
+        "secret": secret,
+        "accounts": accounts,
+        "base_url": fake.base_url,
+        "rate_limit": False,
+        "interval_seconds": 10,
+        "timeout_seconds": 2,
+        **extra,
+    }
+    if fake.name == "okx":
+        venue["password"] = password
+    return venue
+
+
+def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]]) -> Daemon:
+    settings = Settings.model_validate(
+        {
+            "interval_seconds": 10,
+            "http": {"port": 0},
+            "books": {
+                "basis": {
+                    "share_class": "USDT",
+                    "venues": venues,
+                    "prices": prices,
+                    "reconciliation_tolerance": "0.001",
+                }
+            },
+        }
+    )
+    return Daemon(settings, clock)
+
+
+FIXED_USD: list[dict[str, Any]] = [
+    {"base": "USD", "quote": "USDT", "fixed": "1"},
+    {"base": "USDC", "quote": "USDT", "fixed": "1"},
+]
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_an_outage_never_lowers_equity_nor_fires_a_threshold(
+    tmp_path: Path, exchange: str, fault: Fault
+) -> None:
+    clock = Clock()
+    async with fake_exchange(exchange) as fake:
+        fake.set_account(FAKE_ACCOUNT[exchange], FUTURES)
+        fake.set_positions(POSITIONS)
+        prices: list[dict[str, Any]] = [
+            {"base": "ETH", "quote": "USDT", "sources": ["cex"]},
+            *FIXED_USD,
+        ]
+        prices.append({"base": "BTC", "quote": "USDT", "sources": ["cex"]})
+        run = daemon(clock, [exchange_venue(fake, [MAIN_ACCOUNT[exchange]])], prices)
+        history = await History.open(tmp_path / "h.sqlite3")
+        try:
+            await run.fetch_all_once()
+            with capture_logs():
+                await run.cycle(history)
+            before = run.latest()
+            assert before is not None
+            assert before.complete
+            fake.fail(BALANCE_PATHS[exchange], fault, times=3, retry_after=30)
+            for _ in range(2):
+                clock.now += timedelta(seconds=20)
+                with capture_logs():
+                    await run.fetch_all_once()
+                    events = await run.cycle(history)
+                assert not [e for e in events if e.kind is EventKind.THRESHOLD]
+                after = run.latest()
+                assert after is not None
+                assert after.equity == before.equity
+                assert after.complete  # one outage within the max age is not an outage
+                (summary,) = after.venues
+                assert summary.status == "failing"
+        finally:
+            await history.aclose()
+            await run.aclose()
+
+
+async def test_an_inconsistent_payload_is_flagged_by_reconciliation(tmp_path: Path) -> None:
+    clock = Clock()
+    async with fake_exchange("bybit") as fake:
+        # the exchange's coin uPnL says +5000, its positions say +200: its total disagrees
+        fake.set_account("unified", {"USDT": Holding(balance=D(10000), unrealized_pnl=D(5000))})
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        prices: list[dict[str, Any]] = [
+            {"base": "ETH", "quote": "USDT", "sources": ["cex"]},
+            *FIXED_USD,
+        ]
+        run = daemon(clock, [exchange_venue(fake, ["unified"])], prices)
+        history = await History.open(tmp_path / "h.sqlite3")
+        try:
+            await run.fetch_all_once()
+            with capture_logs():
+                events = await run.cycle(history)
+        finally:
+            await history.aclose()
+            await run.aclose()
+    snap = run.latest()
+    assert snap is not None
+    assert snap.equity == 10200
+    (item,) = snap.reconciliations
+    assert item.reported == 15000
+    assert item.ratio is not None
+    assert item.ratio < D("-0.3")
+    assert [e.kind for e in events] == [EventKind.RECONCILIATION]
+    assert run.instruments.registry.get_sample_value(
+        "equity_daemon_reconciliation_difference_ratio",
+        {"book": "basis", "venue": "cex", "account": "unified"},
+    ) == pytest.approx(-0.32)
+
+
+WALLET = """
+[[positions]]
+account = "cold"
+asset = "wstETH"
+amount = "10"
+
+[[quotes]]
+base = "wstETH"
+quote = "stETH"
+rate = "1.2"
+
+[[quotes]]
+base = "stETH"
+quote = "ETH"
+rate = "0.999"
+"""
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
+    tmp_path: Path, exchange: str
+) -> None:
+    (tmp_path / "wallet.toml").write_text(WALLET)
+    clock = Clock()
+    exposure = D(10) * D("1.2") * D("0.999")  # ETH held through wstETH
+    entry, margin = D(3000), D(20000)
+    expected = margin + exposure * entry  # the short's legs: -exposure ETH, +exposure × entry
+    async with fake_exchange(exchange) as fake:
+        fake.set_positions([FakePosition("ETH", -exposure, entry)])
+        prices: list[dict[str, Any]] = [
+            {"base": "wstETH", "quote": "stETH", "sources": ["wallet"]},
+            {"base": "stETH", "quote": "ETH", "sources": ["wallet"]},
+            {"base": "ETH", "quote": "USDT", "sources": ["cex"]},
+            *FIXED_USD,
+        ]
+        venues = [
+            {"kind": "manual", "name": "wallet", "path": str(tmp_path / "wallet.toml")},
+            exchange_venue(fake, [MAIN_ACCOUNT[exchange]]),
+        ]
+        run = daemon(clock, venues, prices)
+        history = await History.open(tmp_path / "h.sqlite3")
+        # ±5 % within a minute, in 5 s steps: 3000 -> 3150 -> 2850 -> 3000; the exchange's
+        # mark price (and so its own uPnL figure) lags the last price by one step, as a price
+        # polled or pushed at another moment would: counting that figure would move equity
+        # by exposure × 50 USDT (1 % of the book) at every step
+        path = [D(p) for p in (3000, 3050, 3100, 3150, 3100, 3050, 3000, 2950, 2900, 2850)]
+        path += [D(2925), D(3000)]
+        seen = []
+        try:
+            for step, price in enumerate(path):
+                clock.now = NOW + timedelta(seconds=5 * step)
+                mark = path[step - 1] if step else price
+                fake.set_price("ETH", price, mark=mark)
+                pnl = -exposure * (mark - entry)  # the exchange's own uPnL, in its total
+                fake.set_account(
+                    FAKE_ACCOUNT[exchange], {"USDT": Holding(balance=margin, unrealized_pnl=pnl)}
+                )
+                with capture_logs():
+                    await run.fetch_all_once()
+                    events = await run.cycle(history)
+                snap = run.latest()
+                assert snap is not None
+                assert snap.complete, snap.problems
+                assert EventKind.THRESHOLD not in [e.kind for e in events]
+                assert abs(snap.equity - expected) / expected <= D("0.0002")
+                eth = next(p for p in snap.prices if p.asset == "ETH")
+                assert eth.price == price  # the exchange's ticker priced the spot leg
+                (item,) = snap.reconciliations
+                # the exchange's total differs from ours by exactly its mark's lag
+                assert item.difference == -exposure * (price - mark)
+                seen.append(snap.equity)
+        finally:
+            await history.aclose()
+            await run.aclose()
+    assert len(seen) == len(path) == 12  # 55 s
+    assert (max(path), min(path)) == (D(3150), D(2850))
+    assert set(seen) == {expected}
+
+
+async def test_the_running_daemon_closes_every_ccxt_session_when_it_stops(tmp_path: Path) -> None:
+    async with fake_exchange("okx") as fake:
+        fake.set_account("trading", PLAIN)
+        prices = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
+        run = daemon(Clock(), [exchange_venue(fake, ["trading"])], prices)
+        (venue,) = run.books[0].venues
+        assert isinstance(venue, ExchangeVenue)
+        history = await History.open(tmp_path / "h.sqlite3")
+        try:
+            with capture_logs():
+                async with anyio.create_task_group() as tg:
+                    await tg.start(partial(run.run, history, handle_signals=False))
+                    clients = [venue.client(key) for key in ("trading", "market")]
+                    assert all(client.session is not None for client in clients)
+                    tg.cancel_scope.cancel()
+        finally:
+            await history.aclose()
+    assert all(client.session is None or client.session.closed for client in clients)
+    snap = run.latest()
+    assert snap is not None
+    assert snap.complete
+    assert snap.equity == 5000 + 2 * 3000
