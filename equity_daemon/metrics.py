@@ -231,6 +231,12 @@ class _Gauges:
             "reports its own total.",
             ["book", "venue", "account"],
         )
+        self.health_factor = gauge(
+            "aave_health_factor",
+            "Aave health factor of an address in a market, from the venue's last good report "
+            "(+Inf without debt).",
+            ["book", "venue", "market", "address"],
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -240,6 +246,10 @@ class _Gauges:
         if state.last_good is not None:
             stamp = state.last_good.fetched_at.timestamp()
             self.venue_last_success.add_metric([book, state.venue], stamp)
+            for health in state.last_good.health:
+                self.health_factor.add_metric(
+                    [book, state.venue, health.market, health.address], float(health.value)
+                )
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value

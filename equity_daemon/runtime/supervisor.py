@@ -23,10 +23,11 @@ from __future__ import annotations
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import httpx
@@ -48,10 +49,10 @@ from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
 from equity_daemon.runtime.poller import Poller, PollPolicy
-from equity_daemon.settings import BookSettings, DemoVenue, ManualVenue, Settings
+from equity_daemon.settings import BookSettings, ChainVenue, DemoVenue, ManualVenue, Settings
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
-from equity_daemon.venues import demo, manual
+from equity_daemon.venues import chain, demo, manual
 from equity_daemon.venues.base import Venue
 
 log = structlog.get_logger()
@@ -64,7 +65,9 @@ CALLBACK_QUEUE = 10_000
 UNWRITTEN_EVENTS_KEPT = 10_000
 
 
-def make_venue(config: DemoVenue | ManualVenue, clock: Clock) -> Venue:
+def make_venue(config: DemoVenue | ManualVenue | ChainVenue, clock: Clock) -> Venue:
+    if isinstance(config, ChainVenue):
+        return chain.ChainVenue(config, clock)
     if isinstance(config, DemoVenue):
         return demo.DemoVenue(
             config.name,
@@ -437,11 +440,14 @@ class Daemon:
         to_callbacks, for_callbacks = anyio.create_memory_object_stream[Event](CALLBACK_QUEUE)
         self._to_callbacks = to_callbacks
         async with (
+            AsyncExitStack() as venues,
             to_callbacks,
             for_callbacks,
             httpx.AsyncClient() as client,
             anyio.create_task_group() as tg,
         ):
+            for closable in self._closable_venues():
+                venues.push_async_callback(_close_shielded, closable)
             dead_letters = self.instruments.webhook_dead_letters
             self.outbox = Outbox(
                 history,
@@ -466,6 +472,13 @@ class Daemon:
             systemd.notify("READY=1")
             tg.start_soon(self._calculate_forever, history, tg)
             task_status.started(port)
+
+    def _closable_venues(self) -> Iterator[Closable]:
+        """Venues holding connections (a chain venue's RPC sessions), closed when run() ends."""
+        for book in self.books:
+            for venue in book.venues:
+                if isinstance(venue, Closable):
+                    yield venue
 
     async def _poll_after_first(self, poller: Poller, tg: TaskGroup) -> None:
         await anyio.sleep(poller.policy.interval)
@@ -539,6 +552,16 @@ def _log_event(event: Event) -> None:
         change=decimal_str_or_none(event.change),
         problems=[f"{p.kind.value} {p.subject}: {p.detail}" for p in event.snapshot.problems],
     )
+
+
+@runtime_checkable
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+async def _close_shielded(venue: Closable) -> None:
+    with anyio.move_on_after(SHUTDOWN_GRACE, shield=True):
+        await venue.aclose()
 
 
 def _as_source(venue: Venue) -> QuoteSource:
