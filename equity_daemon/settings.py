@@ -207,7 +207,8 @@ class ChainVenue(Section):
     retry_preferred_every: int = Field(default=10, ge=1, le=10_000)
     discovery_interval_seconds: Interval = 3600.0
     # calls per aggregate3 eth_call (the block proof's three included); past it, split
-    max_calls: int = Field(default=64, ge=4, le=5000)
+    # (1,000 balanceOf reads cost about 10M gas, inside every provider's eth_call cap)
+    max_calls: int = Field(default=1024, ge=4, le=5000)
 
     @model_validator(mode="after")
     def _names_resolve(self) -> ChainVenue:
