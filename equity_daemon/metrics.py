@@ -5,7 +5,9 @@ time; that departs from the exporter guideline on purpose, so every gauge below 
 snapshot, and `equity_daemon_snapshot_age_seconds` and `equity_daemon_venue_*` tell how old it is.
 
 Money gauges are in the book's share-class currency, named by the `currency` label. Labels are
-bounded: book, venue, asset, kind and source names come from configuration; no ids, no addresses.
+bounded: book, venue, asset, kind and source names come from configuration; no ids. Addresses
+appear only where configuration lists them: chain accounts (`aave-core:0x…`) and the Aave
+health factor's `address`.
 Floats appear here and nowhere else: a Prometheus sample is a float.
 
 When a snapshot's equity is partial (a line in equity has no price at all), its equity, assets and

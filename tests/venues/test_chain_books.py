@@ -191,3 +191,48 @@ async def test_a_basis_book_in_usdt_with_a_manual_hedge(
         assert failure.source == "anvil-usdt"
         assert "stale" in failure.reason
         assert snap.equity == 132_200  # at the last good price, marked stale
+
+
+async def test_an_endpoint_dying_between_cycles_leaves_no_gap_and_no_event(
+    world: World, anvil_url: str, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[2]
+    supply_wsteth(world, contracts, holder)
+    with RpcProxy(anvil_url) as first, RpcProxy(anvil_url) as second:
+        venue = chain_venue(world, "anvil-eth", first.url, {"address": holder, "aave": ["core"]})
+        venue["rpc"] = [first.url, second.url]
+        venue["feeds"] = []
+        settings = Settings.model_validate(
+            {
+                "history_path": tmp_path / "unused.sqlite3",
+                "books": {
+                    "staking": {
+                        "share_class": "ETH",
+                        "venues": [venue],
+                        "prices": [
+                            {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
+                            {"base": "stETH", "quote": "ETH", "fixed": 1},
+                            {"base": "WETH", "quote": "ETH", "fixed": 1},
+                        ],
+                    }
+                },
+            }
+        )
+        async with running(settings, tmp_path) as (daemon, history):
+            (snap,) = await cycle(daemon, history)
+            assert snap.complete
+            first.mode = "hang_up"
+            await daemon.fetch_all_once()
+            events = await daemon.cycle(history)
+            (after,) = [book.tracker.latest for book in daemon.books]
+            assert events == []
+            assert after is not None
+            assert after.complete
+            assert after.equity == snap.equity == Decimal("35.4")
+            assert (
+                daemon.instruments.registry.get_sample_value(
+                    "equity_daemon_venue_errors_total",
+                    {"venue": "anvil-eth", "reason": "unavailable"},
+                )
+                == 0
+            )
