@@ -165,7 +165,8 @@ class HoldingSettings(Section):
 
     `wallet` names `ETH` (native) or tokens of the venue's `tokens` (or the registry's); only
     those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
-    `etherfi_requests` the ids of the address's pending withdrawal requests.
+    `etherfi_requests` the ids of the address's pending withdrawal requests, to which
+    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0).
     """
 
     address: Address
@@ -174,6 +175,8 @@ class HoldingSettings(Section):
     lido: tuple[Literal["stETH", "wstETH"], ...] = ()
     etherfi: tuple[Literal["eETH", "weETH"], ...] = ()
     etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    # find this address's request ids from the NFT's mint logs, scanning from this block
+    etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
     vaults: tuple[Symbol, ...] = ()
 
 
@@ -206,6 +209,8 @@ class ChainVenue(Section):
     # after a failover, the preferred endpoint is tried again every this many fetches
     retry_preferred_every: int = Field(default=10, ge=1, le=10_000)
     discovery_interval_seconds: Interval = 3600.0
+    # blocks per eth_getLogs request when scanning for withdrawal requests
+    log_range_blocks: int = Field(default=10_000, ge=1, le=1_000_000)
     # calls per aggregate3 eth_call (the block proof's three included); past it, split
     # (1,000 balanceOf reads cost about 10M gas, inside every provider's eth_call cap)
     max_calls: int = Field(default=1024, ge=4, le=5000)
@@ -229,7 +234,8 @@ class ChainVenue(Section):
                 unknown = sorted(set(names) - known)
                 if unknown:
                     raise ValueError(f"{at}.{label}: unknown {', '.join(unknown)} on this chain")
-            if holding.etherfi_requests and "etherfi_withdrawals" not in contracts:
+            scans = holding.etherfi_scan_from_block is not None
+            if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
                 raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
         for index, feed in enumerate(self.feeds):
             known_feed = registry.feeds.get((feed.base, feed.quote))

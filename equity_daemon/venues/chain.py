@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import timedelta
 from typing import TypeVar
 
@@ -45,6 +46,7 @@ from equity_daemon.model import VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.settings import ChainVenue as ChainSettings
+from equity_daemon.settings import HoldingSettings
 from equity_daemon.venues.multicall import (
     Aggregate,
     Call,
@@ -64,7 +66,12 @@ from equity_daemon.venues.protocols import (
 from equity_daemon.venues.protocols.aave import AaveReader, Reserve, discover_reserves
 from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
 from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
-from equity_daemon.venues.protocols.etherfi import WithdrawalReader, weeth_rate
+from equity_daemon.venues.protocols.etherfi import (
+    WithdrawalReader,
+    mint_topics,
+    minted_ids,
+    weeth_rate,
+)
 from equity_daemon.venues.protocols.lido import wsteth_rate
 from equity_daemon.venues.protocols.wallet import NATIVE, WalletReader
 from equity_daemon.venues.registry import registry_for
@@ -119,6 +126,10 @@ class ChainVenue:
         self._discovered_at: float | None = None
         self._rates: dict[tuple[str, str], Observation] = {}
         self._rate_failures: dict[tuple[str, str], str] = {}
+        # withdrawal request ids found in mint logs, and the next block to scan, by address
+        # (kept in memory: a restart scans again from the configured block)
+        self._found: dict[str, set[int]] = {}
+        self._cursor: dict[str, int] = {}
 
     @property
     def endpoint(self) -> str:
@@ -181,6 +192,14 @@ class ChainVenue:
         head = await rpc.block_number()
         block = max(head - self._config.confirmations, 0)
         readers = await self._current_readers(rpc, block)
+        out = await self._read_at(rpc, readers, block)
+        if await self._found_new_requests(rpc, out, block):
+            # read again at the same block, new requests included: a request made since the
+            # last scan must not read as eETH that vanished
+            out = await self._read_at(rpc, await self._current_readers(rpc, block), block)
+        return out
+
+    async def _read_at(self, rpc: RpcEndpoint, readers: Sequence[Reader], block: int) -> Readout:
         calls: list[Call] = []
         spans: list[tuple[Reader, int, int]] = []
         for reader in readers:
@@ -260,6 +279,40 @@ class ChainVenue:
 
     # --- discovery ------------------------------------------------------------------------
 
+    async def _found_new_requests(self, rpc: RpcEndpoint, out: Readout, block: int) -> bool:
+        """Scan the logs of holdings holding more request NFTs than were read; True if that
+        found requests not read yet (the readers then know them)."""
+        found = False
+        assert self._readers is not None  # _read discovered them
+        readers = list(self._readers)
+        for index, reader in enumerate(readers):
+            if not isinstance(reader, WithdrawalReader) or not reader.count:
+                continue
+            read = sum(1 for p in out.positions if p.account == reader.account and p.line_id)
+            if out.nft_balances.get(reader.address, 0) <= read:
+                continue
+            holding = next(h for h in self._config.holdings if h.address == reader.address)
+            await self._scan(rpc, holding, block)
+            ids = tuple(sorted({*reader.request_ids, *self._found[reader.address]}))
+            if ids != reader.request_ids:
+                readers[index] = replace(reader, request_ids=ids)
+                found = True
+        self._readers = tuple(readers)
+        return found
+
+    async def _scan(self, rpc: RpcEndpoint, holding: HoldingSettings, block: int) -> None:
+        """Mint logs of the withdrawal NFT to `holding`'s address, from where the last scan
+        stopped up to `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
+        address, nft = holding.address, self._contracts["etherfi_withdrawals"]
+        assert holding.etherfi_scan_from_block is not None
+        start = self._cursor.setdefault(address, holding.etherfi_scan_from_block)
+        found = self._found.setdefault(address, set())
+        while start <= block:
+            end = min(start + self._config.log_range_blocks - 1, block)
+            found |= minted_ids(await rpc.logs(nft, mint_topics(address), start, end))
+            start = self._cursor[address] = end + 1
+        log.info("etherfi_requests_scanned", venue=self.name, address=address, found=len(found))
+
     async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
         now = self._clock.monotonic()
         due = (
@@ -320,9 +373,13 @@ class ChainVenue:
                 readers.append(TokenReader("lido", address, _pick(tokens, holding.lido)))
             if holding.etherfi:
                 readers.append(TokenReader("etherfi", address, _pick(tokens, holding.etherfi)))
-            if holding.etherfi_requests:
+            scans = holding.etherfi_scan_from_block is not None
+            if holding.etherfi_requests or scans:
                 nft = self._contracts["etherfi_withdrawals"]
-                readers.append(WithdrawalReader(address, nft, holding.etherfi_requests))
+                if scans:
+                    await self._scan(rpc, holding, block)
+                ids = sorted({*holding.etherfi_requests, *self._found.get(address, ())})
+                readers.append(WithdrawalReader(address, nft, tuple(ids), count=scans))
             if holding.vaults:
                 shares = tuple(vaults[s].share for s in holding.vaults)
                 readers.append(TokenReader("erc4626", address, shares))

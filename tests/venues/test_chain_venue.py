@@ -445,3 +445,34 @@ def test_rpc_urls_from_a_file_one_per_line(world: World, tmp_path: Path) -> None
         "https://two.example/v2/k2",
     ]
     assert "k1" not in repr(config)
+
+
+async def test_withdrawal_requests_are_found_in_the_mint_logs(
+    world: World, proxy: RpcProxy
+) -> None:
+    nft, fund = world.withdrawals, world.fund
+    holdings = [{"address": fund, "etherfi_scan_from_block": 0}]
+    config = settings(world, [proxy.url], holdings=holdings, log_range_blocks=7)
+
+    def ids(report: VenueReport) -> list[str]:
+        return [str(p.details["request_id"]) for p in locked(report)]
+
+    async with opened(config) as venue:
+        assert ids(await venue.fetch()) == [str(world.request_id)]  # minted at deploy
+        proxy.reset()
+        assert ids(await venue.fetch()) == [str(world.request_id)]
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]  # known: no scan
+        receipt = nft.transact("requestWithdraw", 2 * WAD, 2 * WAD, fund)
+        new = int(receipt["logs"][0]["topics"][3], 16)
+        nft.transact("requestWithdraw", WAD, WAD, world.chain.accounts[5])  # someone else's
+        proxy.reset()
+        report = await venue.fetch()
+        # the NFT count said one more: the logs since the last scan, then a second read at the
+        # same block, so the new request never reads as eETH that vanished
+        assert ids(report) == [str(world.request_id), str(new)]
+        assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+        nft.transact("finalizeRequests", new)
+        nft.transact("claimWithdraw", new, sender=fund)
+        proxy.reset()
+        assert ids(await venue.fetch()) == [str(world.request_id)]  # claimed: gone
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]

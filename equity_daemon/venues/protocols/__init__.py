@@ -51,6 +51,7 @@ class Readout:
     rate_failures: dict[tuple[str, str], str] = field(default_factory=dict)
     reported: list[ReportedTotal] = field(default_factory=list)
     health: list[HealthFactor] = field(default_factory=list)
+    nft_balances: dict[str, int] = field(default_factory=dict)  # withdrawal NFTs held
 
 
 class Reader(Protocol):

@@ -12,12 +12,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from eth_utils.crypto import keccak
+
 from equity_daemon.model import Asset, Position, PositionKind
 from equity_daemon.venues.multicall import Call, CallResult
 from equity_daemon.venues.protocols import RateReader, Readout, account, need, units
 
 ETH_DECIMALS = 18
 _REQUEST = ("(uint96,uint96,bool,uint32)",)
+# ERC-721 `Transfer(from, to, tokenId)`: all three indexed, stable across EtherFi's upgrades
+# (unlike `WithdrawRequestCreated`, whose signature changed in June 2026)
+TRANSFER = keccak(text="Transfer(address,address,uint256)")
+_ZERO_TOPIC = bytes(32)
+
+
+def mint_topics(holder: str) -> list[bytes | None]:
+    """`eth_getLogs` topics of the NFT's mints to `holder`."""
+    return [TRANSFER, _ZERO_TOPIC, bytes(12) + bytes.fromhex(holder.removeprefix("0x"))]
+
+
+def minted_ids(logs: list[list[bytes]]) -> set[int]:
+    """The token ids (request ids) of mint logs found with `mint_topics`."""
+    return {int.from_bytes(topics[3], "big") for topics in logs if len(topics) == 4}
 
 
 def weeth_rate(weeth: str) -> RateReader:
@@ -27,11 +43,13 @@ def weeth_rate(weeth: str) -> RateReader:
 
 @dataclass(frozen=True, slots=True)
 class WithdrawalReader:
-    """The configured withdrawal requests of `address` on the `nft` contract."""
+    """The withdrawal requests of `address` on the `nft` contract; with `count`, also how many
+    request NFTs it holds (more than the lines read: ids not known yet, scan the logs)."""
 
     address: str
     nft: str
     request_ids: tuple[int, ...]
+    count: bool = False
 
     @property
     def account(self) -> str:
@@ -45,9 +63,16 @@ class WithdrawalReader:
                 Call.of(self.nft, "getRequest(uint256)", request, returns=_REQUEST),
                 Call.of(self.nft, "isFinalized(uint256)", request, returns=("bool",)),
             ]
+        if self.count:
+            calls.append(
+                Call.of(self.nft, "balanceOf(address)", self.address, returns=("uint256",))
+            )
         return calls
 
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
+        if self.count:
+            held = need(results[-1], f"{self.account}/withdrawal requests held")
+            out.nft_balances[self.address] = int(held)
         for index, request in enumerate(self.request_ids):
             owner, data, finalized = results[3 * index : 3 * index + 3]
             if not owner.ok or str(owner.value).lower() != self.address.lower():
