@@ -9,9 +9,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from equity_daemon.history import History
@@ -236,3 +238,40 @@ async def test_an_endpoint_dying_between_cycles_leaves_no_gap_and_no_event(
                 )
                 == 0
             )
+
+
+async def test_a_running_daemon_serves_chain_metrics_and_closes_its_rpc_sessions(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    venue = chain_venue(world, "anvil-eth", proxy.url, {"address": world.fund, "aave": ["core"]})
+    settings = Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "http": {"port": 0},
+            "books": {
+                "staking": {
+                    "share_class": "ETH",
+                    "venues": [venue],
+                    "prices": [{"base": "WETH", "quote": "ETH", "fixed": 1}],
+                }
+            },
+        }
+    )
+    daemon = Daemon(settings)
+    history = await History.open(tmp_path / "history.sqlite3")
+    (chain,) = [v for book in daemon.books for v in book.venues if isinstance(v, ChainVenue)]
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, history, handle_signals=False))
+            snap = daemon.latest("staking")
+            assert snap is not None
+            assert snap.equity == Decimal("144.5")  # 412 aWETH - 267.5 variable debt WETH
+            text = daemon.metrics()[0].decode()
+            assert (
+                f'equity_daemon_aave_health_factor{{address="{world.fund}",book="staking",'
+                'market="core",venue="anvil-eth"} 1.27'
+            ) in text
+            tg.cancel_scope.cancel()
+    finally:
+        await history.aclose()
+    assert chain._opened == set()  # every endpoint's session closed with the daemon

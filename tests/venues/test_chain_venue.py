@@ -188,6 +188,10 @@ async def test_a_stale_or_negative_feed_fails_its_quote_not_the_report(
         world.eth_usd.transact("set_answer", 3_200 * 10**8, int(time.time()))
         await venue.fetch()
         assert (await venue.observe("ETH", "USD")).rate == 3200
+        world.chain.set_code(world.eth_usd.address, b"")
+        assert (await venue.fetch()).ok
+        with pytest.raises(LookupError, match="no code at target"):
+            await venue.observe("ETH", "USD")
 
 
 async def test_a_reverting_call_fails_the_report_naming_the_line(
