@@ -319,10 +319,21 @@ class ChainVenue:
             self._discovered_at is None
             or now - self._discovered_at >= self._config.discovery_interval_seconds
         )
-        if self._readers is None or due:
+        if self._readers is None:
             self._readers = await self._discover(rpc, block)
-            self._discovered_at = now
-            log.info("chain_discovered", venue=self.name, block=block, readers=len(self._readers))
+        elif due:
+            try:
+                self._readers = await self._discover(rpc, block)
+            except ReadFailed as exc:
+                # a refresh that fails keeps what the last one found (the reads themselves
+                # still fail loudly if it no longer holds); it is tried again next interval
+                self._discovered_at = now
+                log.warning("chain_rediscovery_failed", venue=self.name, reason=str(exc))
+                return self._readers
+        else:
+            return self._readers
+        self._discovered_at = now
+        log.info("chain_discovered", venue=self.name, block=block, readers=len(self._readers))
         return self._readers
 
     async def _discover(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:

@@ -480,3 +480,18 @@ async def test_withdrawal_requests_are_found_in_the_mint_logs(
         proxy.reset()
         assert ids(await venue.fetch()) == [str(world.request_id)]  # claimed: gone
         assert proxy.methods == ["eth_blockNumber", "eth_call"]
+
+
+async def test_a_failed_rediscovery_keeps_what_the_last_one_found(
+    world: World, proxy: RpcProxy
+) -> None:
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    config = settings(world, [proxy.url], holdings=holdings, discovery_interval_seconds=0.001)
+    async with opened(config) as venue:
+        first = await venue.fetch()
+        world.chain.set_code(world.usdt.address, b"")  # a reserve's underlying: discovery fails
+        with capture_logs() as logs:
+            again = await venue.fetch()
+    assert lines(again) == lines(first)
+    (failed,) = [entry for entry in logs if entry["event"] == "chain_rediscovery_failed"]
+    assert "aave-core reserve" in failed["reason"]
