@@ -13,7 +13,10 @@ Two JSON-RPC requests per fetch, however many positions (the multicall splits on
 their answers become lines — lives in `protocols/`; this module holds the mechanics:
 
 * **Discovery** (token decimals, Aave reserves, vault assets, feed decimals) runs at the first
-  fetch and then every `discovery_interval_seconds`, through the same multicall.
+  fetch and then every `discovery_interval_seconds`, through the same multicall; a refresh that
+  fails keeps the last one's results. EtherFi request ids may also come from the NFT's mint
+  logs, scanned at discovery and again (in the same fetch, at the same block) whenever an
+  address holds more request NFTs than were read.
 * **All or nothing.** A call a line depends on that fails — reverts, has no code at its target,
   answers data too short to decode — fails the whole report, naming the line: the poller keeps
   the last good report (and its age shows), where dropping the line would silently move
