@@ -5,7 +5,9 @@ time; that departs from the exporter guideline on purpose, so every gauge below 
 snapshot, and `equity_daemon_snapshot_age_seconds` and `equity_daemon_venue_*` tell how old it is.
 
 Money gauges are in the book's share-class currency, named by the `currency` label. Labels are
-bounded: book, venue, asset, kind and source names come from configuration; no ids, no addresses.
+bounded: book, venue, asset, kind and source names come from configuration; no ids. Addresses
+appear only where configuration lists them: chain accounts (`aave-core:0x…`) and the Aave
+health factor's `address`.
 Floats appear here and nowhere else: a Prometheus sample is a float.
 
 When a snapshot's equity is partial (a line in equity has no price at all), its equity, assets and
@@ -246,6 +248,12 @@ class _Gauges:
             "reports its own total.",
             ["book", "venue", "account"],
         )
+        self.health_factor = gauge(
+            "aave_health_factor",
+            "Aave health factor of an address in a market, from the venue's last good report "
+            "(+Inf without debt).",
+            ["book", "venue", "market", "address"],
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -255,6 +263,10 @@ class _Gauges:
         if state.last_good is not None:
             stamp = state.last_good.fetched_at.timestamp()
             self.venue_last_success.add_metric([book, state.venue], stamp)
+            for health in state.last_good.health:
+                self.health_factor.add_metric(
+                    [book, state.venue, health.market, health.address], float(health.value)
+                )
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value

@@ -101,6 +101,18 @@ class ReportedTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthFactor:
+    """A lending account's health factor as its protocol reports it (Aave `getUserAccountData`).
+
+    `value` is `Decimal("Infinity")` for an account without debt (Aave answers uint256 max).
+    """
+
+    market: str
+    address: str
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class VenueReport:
     """What one fetch of a venue returned: its positions, or the reason it failed.
 
@@ -111,6 +123,8 @@ class VenueReport:
     `revision` is an opaque token that changes whenever anything the venue serves changed,
     positions or quotes; the store wakes the calculator when it changes. None: the venue keeps
     no such token.
+
+    `health` carries lending accounts' health factors (exported as metrics, not valued).
     """
 
     venue: str
@@ -121,6 +135,7 @@ class VenueReport:
     as_of: datetime | None = None
     revision: str | None = None
     reported: tuple[ReportedTotal, ...] = ()
+    health: tuple[HealthFactor, ...] = ()
 
     @property
     def ok(self) -> bool:

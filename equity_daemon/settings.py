@@ -49,6 +49,7 @@ from pydantic_settings import (
 from equity_daemon.errors import ConfigError
 from equity_daemon.model import ShareClass
 from equity_daemon.validation import Amount, Rate, describe_errors
+from equity_daemon.venues.registry import registry_for
 
 # Names end up in metric labels and log fields: keep them short and tame.
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
@@ -82,7 +83,11 @@ class Section(BaseModel):
             if key in data and "SecretStr" in repr(info.annotation):
                 if name in data:  # silently preferring one would hide a mistake
                     raise ValueError(f"give {name} or {key}, not both")
-                data[name] = read_secret_file(key, data.pop(key))
+                secret = read_secret_file(key, data.pop(key))
+                if "tuple" in repr(info.annotation):  # a list of secrets: one per line
+                    data[name] = [line.strip() for line in secret.splitlines() if line.strip()]
+                else:
+                    data[name] = secret
         return data
 
 
@@ -197,7 +202,122 @@ class ExchangeVenue(Section):
         return self
 
 
-VenueSettings = Annotated[DemoVenue | ManualVenue | ExchangeVenue, Field(discriminator="kind")]
+Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+class FeedSettings(Section):
+    """A Chainlink aggregator read in the chain venue's multicall: 1 `base` = answer `quote`.
+
+    `address` and `heartbeat_seconds` default to the built-in registry's feed for the pair; an
+    answer older than the heartbeat plus `stale_margin_seconds` at the block read, or not above
+    zero, is no quote.
+    """
+
+    base: Symbol
+    quote: Symbol
+    address: Address | None = None
+    heartbeat_seconds: MaxAge | None = None
+    stale_margin_seconds: Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False)] = 600.0
+
+
+class VaultSettings(Section):
+    """An ERC-4626 vault: its shares are the asset `symbol`, worth `convertToAssets` of `asset`."""
+
+    symbol: Symbol
+    address: Address
+    asset: Symbol
+
+
+class HoldingSettings(Section):
+    """One address and what it holds on the chain; each protocol is its own account line.
+
+    `wallet` names `ETH` (native) or tokens of the venue's `tokens` (or the registry's); only
+    those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
+    `etherfi_requests` the ids of the address's pending withdrawal requests, to which
+    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0).
+    """
+
+    address: Address
+    wallet: tuple[Symbol, ...] = ()
+    aave: tuple[Name, ...] = ()
+    lido: tuple[Literal["stETH", "wstETH"], ...] = ()
+    etherfi: tuple[Literal["eETH", "weETH"], ...] = ()
+    etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    # find this address's request ids from the NFT's mint logs, scanning from this block
+    etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+    vaults: tuple[Symbol, ...] = ()
+
+
+class ChainVenue(Section):
+    """One EVM chain read through JSON-RPC: every holding at one block in one multicall.
+
+    `rpc` lists the endpoints in order of preference (their URLs usually hold API keys: inline,
+    from the environment, or `rpc_file` with one URL per line). Addresses of tokens, Aave
+    markets, other contracts and feeds come from the built-in registry of `chain_id` (Ethereum
+    mainnet is built in) and are overridden by `tokens`, `aave_markets`, `contracts`, `feeds`.
+    """
+
+    kind: Literal["chain"]
+    name: Name
+    chain: Name = "ethereum"
+    chain_id: int = Field(ge=1, lt=2**63)
+    rpc: tuple[SecretStr, ...] = Field(min_length=1, max_length=16)
+    confirmations: int = Field(default=3, ge=0, le=64)
+    multicall: Address | None = None
+    tokens: dict[Symbol, Address] = {}
+    aave_markets: dict[Name, Address] = {}
+    contracts: dict[Name, Address] = {}
+    vaults: tuple[VaultSettings, ...] = ()
+    feeds: tuple[FeedSettings, ...] = ()
+    holdings: tuple[HoldingSettings, ...] = Field(min_length=1)
+    interval_seconds: Interval = 12.0
+    timeout_seconds: Timeout = 20.0
+    max_age_seconds: MaxAge | None = None
+    rpc_timeout_seconds: Timeout = 5.0
+    # after a failover, the preferred endpoint is tried again every this many fetches
+    retry_preferred_every: int = Field(default=10, ge=1, le=10_000)
+    discovery_interval_seconds: Interval = 3600.0
+    # blocks per eth_getLogs request when scanning for withdrawal requests
+    log_range_blocks: int = Field(default=10_000, ge=1, le=1_000_000)
+    # calls per aggregate3 eth_call (the block proof's three included); past it, split
+    # (1,000 balanceOf reads cost about 10M gas, inside every provider's eth_call cap)
+    max_calls: int = Field(default=1024, ge=4, le=5000)
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> ChainVenue:
+        registry = registry_for(self.chain_id)
+        tokens = {**registry.tokens, **self.tokens}
+        markets = {**registry.aave_markets, **self.aave_markets}
+        vaults = {vault.symbol for vault in self.vaults}
+        contracts = {**registry.contracts, **self.contracts}
+        for index, holding in enumerate(self.holdings):
+            at = f"holdings[{index}]"
+            for label, names, known in (
+                ("wallet", holding.wallet, {"ETH", *tokens}),
+                ("aave", holding.aave, set(markets)),
+                ("lido", holding.lido, set(tokens)),
+                ("etherfi", holding.etherfi, set(tokens)),
+                ("vaults", holding.vaults, vaults),
+            ):
+                unknown = sorted(set(names) - known)
+                if unknown:
+                    raise ValueError(f"{at}.{label}: unknown {', '.join(unknown)} on this chain")
+            scans = holding.etherfi_scan_from_block is not None
+            if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
+                raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
+        for index, feed in enumerate(self.feeds):
+            known_feed = registry.feeds.get((feed.base, feed.quote))
+            if known_feed is None and (feed.address is None or feed.heartbeat_seconds is None):
+                raise ValueError(
+                    f"feeds[{index}]: {feed.base}/{feed.quote} is not built in: "
+                    "give address and heartbeat_seconds"
+                )
+        return self
+
+
+VenueSettings = Annotated[
+    DemoVenue | ManualVenue | ExchangeVenue | ChainVenue, Field(discriminator="kind")
+]
 
 
 class EdgeSettings(Section):

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import httpx
@@ -52,6 +52,7 @@ from equity_daemon.price_api import DefiLlama
 from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import (
     BookSettings,
+    ChainVenue,
     DemoVenue,
     ExchangeVenue,
     ManualVenue,
@@ -60,7 +61,7 @@ from equity_daemon.settings import (
 )
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
-from equity_daemon.venues import demo, exchange, manual
+from equity_daemon.venues import chain, demo, exchange, manual
 from equity_daemon.venues.base import Venue
 from equity_daemon.venues.exchange_client import Credentials
 
@@ -74,7 +75,9 @@ CALLBACK_QUEUE = 10_000
 UNWRITTEN_EVENTS_KEPT = 10_000
 
 
-def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue, clock: Clock) -> Venue:
+def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue, clock: Clock) -> Venue:
+    if isinstance(config, ChainVenue):
+        return chain.ChainVenue(config, clock)
     if isinstance(config, ExchangeVenue):
         password = None if config.password is None else config.password.get_secret_value()
         return exchange.ExchangeVenue(
@@ -346,13 +349,11 @@ class Daemon:
         return snapshots
 
     async def aclose(self) -> None:
-        """Close every venue that holds sessions (ccxt), shielded from cancellation."""
-        with anyio.CancelScope(shield=True):
-            for book in self.books:
-                for venue in book.venues:
-                    close = getattr(venue, "aclose", None)
-                    if close is not None:
-                        await close()
+        """Close every venue that holds connections (ccxt sessions, RPC sessions): shielded
+        from cancellation, and time-limited so a hung peer cannot hold the stop."""
+        with anyio.move_on_after(SHUTDOWN_GRACE, shield=True):
+            for venue in self._closable_venues():
+                await venue.aclose()
 
     async def cycle(self, history: History, tg: TaskGroup | None = None) -> list[Event]:
         """One snapshot per book: judge, persist (with the outbox rows), commit, deliver.
@@ -531,6 +532,13 @@ class Daemon:
             tg.start_soon(self._calculate_forever, history, tg)
             task_status.started(port)
 
+    def _closable_venues(self) -> Iterator[Closable]:
+        """Venues holding connections (ccxt or RPC sessions), closed when run() or preview() end."""
+        for book in self.books:
+            for venue in book.venues:
+                if isinstance(venue, Closable):
+                    yield venue
+
     async def _poll_after_first(self, poller: Poller, tg: TaskGroup) -> None:
         await anyio.sleep(poller.policy.interval)
         await poller.run(tg)
@@ -603,6 +611,11 @@ def _log_event(event: Event) -> None:
         change=decimal_str_or_none(event.change),
         problems=[f"{p.kind.value} {p.subject}: {p.detail}" for p in event.snapshot.problems],
     )
+
+
+@runtime_checkable
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
 
 
 def _as_source(venue: Venue | QuoteSource) -> QuoteSource:

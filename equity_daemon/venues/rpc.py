@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -143,6 +143,22 @@ class RpcEndpoint:
                 {"to": AsyncWeb3.to_checksum_address(to), "data": data}, block_identifier=block
             )
         return bytes(answer)
+
+    async def logs(
+        self, address: str, topics: list[bytes | None], from_block: int, to_block: int
+    ) -> list[list[bytes]]:
+        """`eth_getLogs` of `address` matching `topics` in [from_block, to_block]: each log's
+        topics."""
+        web3 = self.web3
+        query: Any = {
+            "address": AsyncWeb3.to_checksum_address(address),
+            "topics": [None if t is None else "0x" + t.hex() for t in topics],
+            "fromBlock": from_block,
+            "toBlock": to_block,
+        }
+        with self._translated():
+            found = await web3.eth.get_logs(query)
+        return [[bytes(topic) for topic in entry["topics"]] for entry in found]
 
     async def block_number(self) -> int:
         """`eth_blockNumber`: the endpoint's head."""

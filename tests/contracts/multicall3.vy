@@ -3,13 +3,14 @@
 @title Multicall3 for tests
 @notice The mainnet Multicall3 functions the daemon reads with, same selectors and encodings:
     `aggregate3((address,bool,bytes)[]) payable returns ((bool,bytes)[])` and the block getters.
-    Vyper needs bounds where Solidity has none: at most 64 calls of at most 1,024 bytes of
-    calldata each, and each answer is cut to its first 4,096 bytes.
+    Vyper needs bounds where Solidity has none: at most 1,024 calls of at most 256 bytes of
+    calldata each, and each answer is cut to its first 1,024 bytes (enough for every read the
+    daemon makes; a 1,000-position book fits one call, as on mainnet).
 """
 
-MAX_CALLS: constant(uint256) = 64
-MAX_CALLDATA: constant(uint256) = 1024
-MAX_RETURN: constant(uint256) = 4096
+MAX_CALLS: constant(uint256) = 1024
+MAX_CALLDATA: constant(uint256) = 256
+MAX_RETURN: constant(uint256) = 1024
 
 
 struct Call3:

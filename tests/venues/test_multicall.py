@@ -475,7 +475,7 @@ async def test_past_max_calls_the_calls_are_split_and_all_prove_one_block(
 async def test_the_test_multicall_bounds_are_the_default(
     world: World, endpoint: RpcEndpoint
 ) -> None:
-    """64 calls per aggregate3 (our Vyper Multicall3's bound) is the module's default."""
+    """64 calls per aggregate3 is the module's default (our Vyper Multicall3 takes up to 1,024)."""
     calls = [balance_call(world.usdt.address, world.fund)] * 200
     result = await aggregate3(endpoint, calls, block=world.chain.block_number())
     assert {r.value for r in result.results} == {1_250_000 * 10**6}

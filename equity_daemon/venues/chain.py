@@ -1,0 +1,442 @@
+"""A chain venue: every holding of one EVM chain read at one block, in one request.
+
+    fetch()
+      eth_blockNumber                      -> head; pin block = head - confirmations
+      eth_call Multicall3.aggregate3(...)  at the pinned block: every balance and rate of the
+                                           chain, with the block's number, timestamp and
+                                           parent hash proven in the same call
+      -> VenueReport(block_number, as_of = the block's timestamp, positions, reported totals,
+                     health factors); rates kept for `observe` (the venue is a QuoteSource)
+
+Two JSON-RPC requests per fetch, however many positions (the multicall splits only past
+`max_calls`, each part proving the same block). What differs per protocol — which calls, how
+their answers become lines — lives in `protocols/`; this module holds the mechanics:
+
+* **Discovery** (token decimals, Aave reserves, vault assets, feed decimals) runs at the first
+  fetch and then every `discovery_interval_seconds`, through the same multicall; a refresh that
+  fails keeps the last one's results. EtherFi request ids may also come from the NFT's mint
+  logs, scanned at discovery and again (in the same fetch, at the same block) whenever an
+  address holds more request NFTs than were read.
+* **All or nothing.** A call a line depends on that fails — reverts, has no code at its target,
+  answers data too short to decode — fails the whole report, naming the line: the poller keeps
+  the last good report (and its age shows), where dropping the line would silently move
+  equity by its value. A claimed withdrawal request (`ownerOf` reverts) is the one read whose
+  failure means "gone". A Chainlink feed that fails or is stale fails only its quote.
+* **Failover.** Endpoints are tried in configured order. A transport error, a timeout, a node
+  error ("header not found", "missing trie node"), an unusable answer or a block other than the
+  one pinned moves this fetch, and the following ones, to the next endpoint; the preferred
+  endpoint is tried again every `retry_preferred_every` fetches. Each endpoint's chain id is
+  checked before it is first used and after it failed: an endpoint on another chain is never
+  read (a `VenueDataError` when no endpoint is left). Messages name endpoints by label
+  ("rpc endpoint 2 of 3"), never by URL.
+* **Accounts** carry the protocol and the address (`wallet:0x…`, `aave-core:0x…`, `lido:0x…`,
+  `etherfi:0x…`, `erc4626:0x…`), so the breakdown of a book by account reads by protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from datetime import timedelta
+from typing import TypeVar
+
+import structlog
+
+from equity_daemon.clock import Clock
+from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
+from equity_daemon.model import VenueReport
+from equity_daemon.oracle import Observation
+from equity_daemon.prices import SourceKind
+from equity_daemon.settings import ChainVenue as ChainSettings
+from equity_daemon.settings import HoldingSettings
+from equity_daemon.venues.multicall import (
+    Aggregate,
+    Call,
+    CallResult,
+    MulticallError,
+    aggregate3,
+)
+from equity_daemon.venues.protocols import (
+    Reader,
+    ReadFailed,
+    Readout,
+    Token,
+    TokenReader,
+    discover_tokens,
+    need,
+)
+from equity_daemon.venues.protocols.aave import AaveReader, Reserve, discover_reserves
+from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
+from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
+from equity_daemon.venues.protocols.etherfi import (
+    WithdrawalReader,
+    mint_topics,
+    minted_ids,
+    weeth_rate,
+)
+from equity_daemon.venues.protocols.lido import wsteth_rate
+from equity_daemon.venues.protocols.wallet import NATIVE, WalletReader
+from equity_daemon.venues.registry import registry_for
+from equity_daemon.venues.rpc import RpcEndpoint
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+
+
+class _WrongChain(Exception):
+    """An endpoint answered another chain id than configured."""
+
+
+class ChainVenue:
+    """Holdings of one chain (see the module doc); also the quote source of its rates.
+
+    Args:
+        config: the venue's settings.
+        clock: wall and monotonic clocks.
+    """
+
+    kind = SourceKind.PROTOCOL_RATE
+    cache_seconds = 0.0  # rates are read with the balances, every fetch
+
+    def __init__(self, config: ChainSettings, clock: Clock) -> None:
+        self.name = config.name
+        self._config = config
+        self._clock = clock
+        registry = registry_for(config.chain_id)
+        self._multicall = config.multicall or registry.multicall
+        self._tokens = {**registry.tokens, **config.tokens}
+        self._markets = {**registry.aave_markets, **config.aave_markets}
+        self._contracts = {**registry.contracts, **config.contracts}
+        self._feeds = [(feed, registry.feeds.get((feed.base, feed.quote))) for feed in config.feeds]
+        count = len(config.rpc)
+        self._endpoints = [
+            RpcEndpoint(
+                url,
+                venue=config.name,
+                label=f"rpc endpoint {index + 1} of {count}",
+                timeout=config.rpc_timeout_seconds,
+            )
+            for index, url in enumerate(config.rpc)
+        ]
+        self._stack = AsyncExitStack()
+        self._opened: set[int] = set()
+        self._verified: set[int] = set()
+        self.current = 0  # the endpoint in use
+        self._fetches = 0
+        self._readers: tuple[Reader, ...] | None = None
+        self._discovered_at: float | None = None
+        self._rates: dict[tuple[str, str], Observation] = {}
+        self._rate_failures: dict[tuple[str, str], str] = {}
+        # withdrawal request ids found in mint logs, and the next block to scan, by address
+        # (kept in memory: a restart scans again from the configured block)
+        self._found: dict[str, set[int]] = {}
+        self._cursor: dict[str, int] = {}
+
+    @property
+    def endpoint(self) -> str:
+        """The label of the endpoint in use."""
+        return self._endpoints[self.current].label
+
+    async def aclose(self) -> None:
+        """Close every endpoint's HTTP session."""
+        await self._stack.aclose()
+        self._stack = AsyncExitStack()
+        self._opened.clear()
+        self._verified.clear()
+
+    # --- fetch ------------------------------------------------------------------------
+
+    async def fetch(self) -> VenueReport:
+        """Every holding at one block (see the module doc).
+
+        Raises:
+            VenueUnavailable: no endpoint answered usably.
+            VenueDataError: a line could not be read (the reason names it), or every endpoint
+                that answered is on another chain.
+        """
+        self._fetches += 1
+        try:
+            readout = await self._on_endpoint(self._read)
+        except ReadFailed as exc:
+            raise VenueDataError(self.name, str(exc)) from None
+        block = readout.block
+        self._rates = {
+            pair: Observation(rate, block.timestamp) for pair, rate in readout.rates.items()
+        }
+        self._rate_failures = dict(readout.rate_failures)
+        return VenueReport(
+            self.name,
+            self._clock(),
+            tuple(readout.positions),
+            block_number=block.number,
+            as_of=block.timestamp,
+            revision=f"{block.number}:{block.parent_hash.hex()}",
+            reported=tuple(readout.reported),
+            health=tuple(readout.health),
+        )
+
+    async def observe(self, base: str, quote: str) -> Observation:
+        """The rate `base`/`quote` as read at the last good fetch's block (`at` = its time).
+
+        Raises:
+            LookupError: not read by this venue, or its feed failed or is stale (the reason).
+        """
+        pair = (base, quote)
+        if pair in self._rate_failures:
+            raise LookupError(self._rate_failures[pair])
+        try:
+            return self._rates[pair]
+        except KeyError:
+            raise LookupError(f"{self.name} has no rate for {base}/{quote}") from None
+
+    async def _read(self, rpc: RpcEndpoint) -> Readout:
+        head = await rpc.block_number()
+        block = max(head - self._config.confirmations, 0)
+        readers = await self._current_readers(rpc, block)
+        out = await self._read_at(rpc, readers, block)
+        if await self._found_new_requests(rpc, out, block):
+            # read again at the same block, new requests included: a request made since the
+            # last scan must not read as eETH that vanished
+            out = await self._read_at(rpc, await self._current_readers(rpc, block), block)
+        return out
+
+    async def _read_at(self, rpc: RpcEndpoint, readers: Sequence[Reader], block: int) -> Readout:
+        calls: list[Call] = []
+        spans: list[tuple[Reader, int, int]] = []
+        for reader in readers:
+            own = reader.calls()
+            spans.append((reader, len(calls), len(calls) + len(own)))
+            calls.extend(own)
+        answer = await self._aggregate(rpc, calls, block)
+        out = Readout(self.name, self._config.chain, answer.block)
+        for reader, start, end in spans:
+            try:
+                reader.read(answer.results[start:end], out)
+            except ReadFailed as exc:
+                raise ReadFailed(f"block {block}: {exc}") from None
+        return out
+
+    async def _aggregate(self, rpc: RpcEndpoint, calls: Sequence[Call], block: int) -> Aggregate:
+        return await aggregate3(
+            rpc, calls, block=block, multicall=self._multicall, max_calls=self._config.max_calls
+        )
+
+    # --- endpoints and failover ---------------------------------------------------------
+
+    def _order(self) -> list[int]:
+        count = len(self._endpoints)
+        start = self.current
+        if start and self._fetches % self._config.retry_preferred_every == 0:
+            start = 0  # time to see whether the preferred endpoint is back
+        return [(start + step) % count for step in range(count)]
+
+    async def _ready(self, index: int) -> RpcEndpoint:
+        endpoint = self._endpoints[index]
+        if index not in self._opened:
+            await self._stack.enter_async_context(endpoint)
+            self._opened.add(index)
+        if index not in self._verified:
+            chain_id = await endpoint.chain_id()
+            if chain_id != self._config.chain_id:
+                raise _WrongChain(
+                    f"{endpoint.label}: chain id {chain_id}, expected {self._config.chain_id} "
+                    f"({self._config.chain})"
+                )
+            self._verified.add(index)
+        return endpoint
+
+    async def _on_endpoint(self, work: Callable[[RpcEndpoint], Awaitable[T]]) -> T:
+        """`work` on the endpoint in use, else on the next ones, in order."""
+        failures: list[str] = []
+        wrong_chain = 0
+        for index in self._order():
+            label = self._endpoints[index].label
+            try:
+                result = await work(await self._ready(index))
+            except _WrongChain as exc:
+                wrong_chain += 1
+                failures.append(str(exc))
+                log.error("rpc_wrong_chain", venue=self.name, endpoint=label, reason=str(exc))
+                continue
+            except (VenueError, MulticallError) as exc:
+                self._verified.discard(index)  # check its chain again before trusting it
+                reason = exc.reason if isinstance(exc, VenueError) else f"{label}: {exc}"
+                failures.append(reason)
+                log.warning("rpc_endpoint_failed", venue=self.name, endpoint=label, reason=reason)
+                continue
+            if index != self.current:
+                log.warning(
+                    "rpc_endpoint_switched",
+                    venue=self.name,
+                    endpoint=label,
+                    previous=self._endpoints[self.current].label,
+                )
+                self.current = index
+            return result
+        reason = "; ".join(failures)
+        if wrong_chain == len(failures):
+            raise VenueDataError(self.name, reason)
+        raise VenueUnavailable(self.name, reason)
+
+    # --- discovery ------------------------------------------------------------------------
+
+    async def _found_new_requests(self, rpc: RpcEndpoint, out: Readout, block: int) -> bool:
+        """Scan the logs of holdings holding more request NFTs than were read; True if that
+        found requests not read yet (the readers then know them)."""
+        found = False
+        assert self._readers is not None  # _read discovered them
+        readers = list(self._readers)
+        for index, reader in enumerate(readers):
+            if not isinstance(reader, WithdrawalReader) or not reader.count:
+                continue
+            read = sum(1 for p in out.positions if p.account == reader.account and p.line_id)
+            if out.nft_balances.get(reader.address, 0) <= read:
+                continue
+            holding = next(h for h in self._config.holdings if h.address == reader.address)
+            await self._scan(rpc, holding, block)
+            ids = tuple(sorted({*reader.request_ids, *self._found[reader.address]}))
+            if ids != reader.request_ids:
+                readers[index] = replace(reader, request_ids=ids)
+                found = True
+        self._readers = tuple(readers)
+        return found
+
+    async def _scan(self, rpc: RpcEndpoint, holding: HoldingSettings, block: int) -> None:
+        """Mint logs of the withdrawal NFT to `holding`'s address, from where the last scan
+        stopped up to `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
+        address, nft = holding.address, self._contracts["etherfi_withdrawals"]
+        assert holding.etherfi_scan_from_block is not None
+        start = self._cursor.setdefault(address, holding.etherfi_scan_from_block)
+        found = self._found.setdefault(address, set())
+        while start <= block:
+            end = min(start + self._config.log_range_blocks - 1, block)
+            found |= minted_ids(await rpc.logs(nft, mint_topics(address), start, end))
+            start = self._cursor[address] = end + 1
+        log.info("etherfi_requests_scanned", venue=self.name, address=address, found=len(found))
+
+    async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
+        now = self._clock.monotonic()
+        due = (
+            self._discovered_at is None
+            or now - self._discovered_at >= self._config.discovery_interval_seconds
+        )
+        if self._readers is None:
+            self._readers = await self._discover(rpc, block)
+        elif due:
+            try:
+                self._readers = await self._discover(rpc, block)
+            except ReadFailed as exc:
+                # a refresh that fails keeps what the last one found (the reads themselves
+                # still fail loudly if it no longer holds); it is tried again next interval
+                self._discovered_at = now
+                log.warning("chain_rediscovery_failed", venue=self.name, reason=str(exc))
+                return self._readers
+        else:
+            return self._readers
+        self._discovered_at = now
+        log.info("chain_discovered", venue=self.name, block=block, readers=len(self._readers))
+        return self._readers
+
+    async def _discover(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
+        async def run(calls: Sequence[Call]) -> Sequence[CallResult]:
+            return (await self._aggregate(rpc, calls, block)).results
+
+        config = self._config
+        holdings = config.holdings
+        vault_settings = {vault.symbol: vault for vault in config.vaults}
+        symbols = {
+            symbol
+            for holding in holdings
+            for symbol in (*holding.wallet, *holding.lido, *holding.etherfi)
+            if symbol != NATIVE
+        }
+        used_vaults = sorted({symbol for holding in holdings for symbol in holding.vaults})
+        token_addresses = {symbol: self._tokens[symbol] for symbol in symbols}
+        token_addresses |= {symbol: vault_settings[symbol].address for symbol in used_vaults}
+        tokens = await discover_tokens(run, token_addresses)
+        vaults: dict[str, Vault] = (
+            {
+                vault.share.symbol: vault
+                for vault in await discover_vaults(
+                    run, [(tokens[s], vault_settings[s].asset) for s in used_vaults]
+                )
+            }
+            if used_vaults
+            else {}
+        )
+        markets = sorted({market for holding in holdings for market in holding.aave})
+        reserves: dict[str, tuple[Reserve, ...]] = {
+            market: await discover_reserves(run, market, self._markets[market])
+            for market in markets
+        }
+        readers: list[Reader] = []
+        for holding in holdings:
+            address = holding.address
+            wallet_tokens = tuple(tokens[s] for s in holding.wallet if s != NATIVE)
+            if holding.wallet:
+                readers.append(
+                    WalletReader(address, NATIVE in holding.wallet, wallet_tokens, self._multicall)
+                )
+            readers += [
+                AaveReader(market, self._markets[market], address, reserves[market])
+                for market in holding.aave
+            ]
+            if holding.lido:
+                readers.append(TokenReader("lido", address, _pick(tokens, holding.lido)))
+            if holding.etherfi:
+                readers.append(TokenReader("etherfi", address, _pick(tokens, holding.etherfi)))
+            scans = holding.etherfi_scan_from_block is not None
+            if holding.etherfi_requests or scans:
+                nft = self._contracts["etherfi_withdrawals"]
+                if scans:
+                    await self._scan(rpc, holding, block)
+                ids = sorted({*holding.etherfi_requests, *self._found.get(address, ())})
+                readers.append(WithdrawalReader(address, nft, tuple(ids), count=scans))
+            if holding.vaults:
+                shares = tuple(vaults[s].share for s in holding.vaults)
+                readers.append(TokenReader("erc4626", address, shares))
+        # protocol rates of the tokens the chain knows, held directly or not (as Aave
+        # collateral, say): any book may need them as conversion edges
+        if "wstETH" in self._tokens:
+            readers.append(wsteth_rate(self._tokens["wstETH"]))
+        if "weETH" in self._tokens:
+            readers.append(weeth_rate(self._tokens["weETH"]))
+        readers += [VaultRate(vault) for vault in vaults.values()]
+        readers += [FeedReader(feed) for feed in await self._discover_feeds(run)]
+        return tuple(readers)
+
+    async def _discover_feeds(
+        self, run: Callable[[Sequence[Call]], Awaitable[Sequence[CallResult]]]
+    ) -> list[Feed]:
+        resolved = []
+        for feed, known in self._feeds:
+            address = feed.address or (known.address if known else None)
+            heartbeat = feed.heartbeat_seconds or (known.heartbeat_seconds if known else None)
+            assert address is not None  # settings checked it
+            assert heartbeat is not None
+            resolved.append((feed, address, heartbeat))
+        if not resolved:
+            return []
+        results = await run(
+            [
+                Call.of(address, "decimals()", returns=("uint8",), label="feed.decimals")
+                for _, address, _ in resolved
+            ]
+        )
+        return [
+            Feed(
+                feed.base,
+                feed.quote,
+                address,
+                int(need(result, f"feed {feed.base}/{feed.quote}")),
+                timedelta(seconds=heartbeat),
+                timedelta(seconds=feed.stale_margin_seconds),
+            )
+            for (feed, address, heartbeat), result in zip(resolved, results, strict=True)
+        ]
+
+
+def _pick(tokens: dict[str, Token], symbols: Sequence[str]) -> tuple[Token, ...]:
+    return tuple(tokens[symbol] for symbol in symbols)

@@ -1,0 +1,154 @@
+"""Aave v3: supply (aToken) and variable debt of one address in one market (account
+`aave-<market>:0x…`), its health factor, and Aave's own total for reconciliation.
+
+Lines are named by the reserve's underlying symbol (`WETH`, not `aEthWETH`): an aToken balance
+is that much of the underlying, the variable-debt balance that much owed, both unscaled by the
+contracts (`balanceOf` applies the normalized index). So they are priced as the underlying with
+no extra edge; the token's own symbol is in the line's `details`.
+
+The reserves of a market are found at discovery from its Pool (`getReservesList`, then
+`getReserveData` → aToken and variable-debt token, and the underlying's `symbol`/`decimals`).
+
+`getUserAccountData` gives the health factor (WAD; uint256 max without debt, reported as
+infinity) and `totalCollateralBase − totalDebtBase`, in USD with 8 decimals on Ethereum: a
+`ReportedTotal` the calculator compares with the account's lines (at the book's prices, so a
+few basis points apart from Aave's own oracle: venue-pitfalls 42, 43).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from equity_daemon.model import Asset, HealthFactor, Position, PositionKind, ReportedTotal
+from equity_daemon.venues.multicall import Call, CallResult
+from equity_daemon.venues.protocols import (
+    Readout,
+    Run,
+    account,
+    balance_call,
+    need,
+    units,
+)
+
+BASE_DECIMALS = 8  # USD, Ethereum mainnet's base currency
+BASE_CURRENCY = "USD"
+WAD_DECIMALS = 18
+UINT256_MAX = 2**256 - 1
+RESERVE_DATA = (
+    "((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,"
+    "address,address,address,address,uint128,uint128,uint128)"
+)
+_ACCOUNT_DATA = ("uint256",) * 6
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    """One reserve of a market: its underlying token and the two tokens we read."""
+
+    symbol: str
+    underlying: str
+    decimals: int
+    a_token: str
+    debt_token: str
+
+
+async def discover_reserves(run: Run, market: str, pool: str) -> tuple[Reserve, ...]:
+    """The reserves listed by `pool` with their tokens, underlying symbols and decimals."""
+    (listed,) = await run([Call.of(pool, "getReservesList()", returns=("address[]",))])
+    assets = [str(a) for a in need(listed, f"aave-{market} reserves")]
+    calls: list[Call] = []
+    for asset in assets:
+        calls += [
+            Call.of(pool, "getReserveData(address)", asset, returns=(RESERVE_DATA,)),
+            Call.of(asset, "symbol()", returns=("string",)),
+            Call.of(asset, "decimals()", returns=("uint8",)),
+        ]
+    results = await run(calls)
+    reserves = []
+    for index, asset in enumerate(assets):
+        data, symbol, decimals = results[3 * index : 3 * index + 3]
+        what = f"aave-{market} reserve {asset}"
+        fields = need(data, what)
+        reserves.append(
+            Reserve(
+                symbol=_symbol(symbol, asset),
+                underlying=asset,
+                decimals=int(need(decimals, what)),
+                a_token=str(fields[8]),
+                debt_token=str(fields[10]),
+            )
+        )
+    return tuple(reserves)
+
+
+def _symbol(result: CallResult, asset: str) -> str:
+    """`symbol()` as a string; a token that answers otherwise (MKR's bytes32) is named by its
+    address: such a line is then unpriced, and named, rather than mislabelled."""
+    text = str(result.value) if result.error is None else ""
+    return text if text.isprintable() and text else asset
+
+
+@dataclass(frozen=True, slots=True)
+class AaveReader:
+    """`address` in the market `market` (its Pool at `pool`)."""
+
+    market: str
+    pool: str
+    address: str
+    reserves: tuple[Reserve, ...]
+
+    @property
+    def account(self) -> str:
+        return account(f"aave-{self.market}", self.address)
+
+    def calls(self) -> Sequence[Call]:
+        calls = [
+            Call.of(
+                self.pool,
+                "getUserAccountData(address)",
+                self.address,
+                returns=_ACCOUNT_DATA,
+                label="getUserAccountData",
+            )
+        ]
+        for reserve in self.reserves:
+            calls += [
+                balance_call(reserve.a_token, self.address, f"a{reserve.symbol}.balanceOf"),
+                balance_call(
+                    reserve.debt_token, self.address, f"variableDebt{reserve.symbol}.balanceOf"
+                ),
+            ]
+        return calls
+
+    def read(self, results: Sequence[CallResult], out: Readout) -> None:
+        collateral, debt, _available, _threshold, _ltv, health = need(results[0], self.account)
+        out.reported.append(
+            ReportedTotal(
+                self.account,
+                units(collateral - debt, BASE_DECIMALS),
+                BASE_CURRENCY,
+                "getUserAccountData",
+            )
+        )
+        factor = Decimal("Infinity") if health == UINT256_MAX else units(health, WAD_DECIMALS)
+        out.health.append(HealthFactor(self.market, self.address, factor))
+        for index, reserve in enumerate(self.reserves):
+            supplied, owed = results[1 + 2 * index : 3 + 2 * index]
+            for result, kind, token in (
+                (supplied, PositionKind.ASSET, reserve.a_token),
+                (owed, PositionKind.DEBT, reserve.debt_token),
+            ):
+                raw = int(need(result, f"{self.account}/{reserve.symbol} {kind.value}"))
+                if raw:
+                    out.positions.append(
+                        Position(
+                            out.venue,
+                            self.account,
+                            Asset(reserve.symbol, out.chain, reserve.underlying),
+                            units(raw, reserve.decimals),
+                            kind,
+                            details={"token": token, "market": self.market},
+                        )
+                    )

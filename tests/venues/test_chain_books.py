@@ -1,0 +1,277 @@
+"""Books valued end to end through the real `Daemon.cycle`, with chain venues on anvil.
+
+Figures are worked out by hand in each test from the state the test sets up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from equity_daemon.history import History
+from equity_daemon.model import ProblemKind, Snapshot
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings
+from equity_daemon.venues.chain import ChainVenue
+from tests.chain import RAY, WAD, Artifact
+from tests.rpc_proxy import RpcProxy
+from tests.venues.conftest import World
+from tests.venues.test_chain_venue import ANVIL_CHAIN_ID
+
+pytestmark = pytest.mark.anyio
+
+
+def chain_venue(world: World, name: str, url: str, holding: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "chain",
+        "name": name,
+        "chain": "anvil",
+        "chain_id": ANVIL_CHAIN_ID,
+        "rpc": [url],
+        "confirmations": 0,
+        "tokens": {
+            "WETH": world.weth.address,
+            "wstETH": world.wsteth.address,
+            "weETH": world.weeth.address,
+        },
+        "aave_markets": {"core": world.pool.address},
+        "feeds": [
+            {
+                "base": "ETH",
+                "quote": "USD",
+                "address": world.eth_usd.address,
+                "heartbeat_seconds": 3600,
+                "stale_margin_seconds": 60,
+            }
+        ],
+        "holdings": [holding],
+    }
+
+
+@asynccontextmanager
+async def running(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[Daemon, History]]:
+    daemon = Daemon(settings)
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        yield daemon, history
+    finally:
+        await history.aclose()
+        for book in daemon.books:
+            for venue in book.venues:
+                if isinstance(venue, ChainVenue):
+                    await venue.aclose()
+
+
+async def cycle(daemon: Daemon, history: History) -> list[Snapshot]:
+    await daemon.fetch_all_once()
+    await daemon.cycle(history)
+    return [snap for book in daemon.books if (snap := book.tracker.latest) is not None]
+
+
+def supply_wsteth(world: World, contracts: dict[str, Artifact], holder: str) -> None:
+    """wstETH listed in the Aave market; `holder` supplies 100 and borrows 80 WETH (scaled)."""
+    a_wsteth = world.chain.deploy(
+        contracts["aave_atoken"], world.pool.address, world.wsteth.address, "Aave wstETH",
+        "aEthwstETH", 18,
+    )  # fmt: skip
+    debt_wsteth = world.chain.deploy(
+        contracts["aave_debt_token"], world.pool.address, world.wsteth.address,
+        "Aave variable debt wstETH", "variableDebtEthwstETH", 18,
+    )  # fmt: skip
+    world.pool.transact("init_reserve", world.wsteth.address, a_wsteth.address, debt_wsteth.address)
+    a_wsteth.transact("mint_scaled", holder, 100 * WAD)  # index 1: 100 wstETH
+    world.debt_weth.transact("mint_scaled", holder, 80 * WAD)  # index 1.07: 85.6 WETH
+
+
+async def test_a_leveraged_staking_book_in_eth(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[2]
+    supply_wsteth(world, contracts, holder)
+    # Aave's own figures at ETH = 3000 USD: 121 ETH of collateral, 85.6 ETH of debt
+    world.pool.transact(
+        "set_user_account_data", holder, 363_000 * 10**8, 256_800 * 10**8, 0, 8250, 8000,
+        14 * WAD // 10,
+    )  # fmt: skip
+    venue = chain_venue(world, "anvil-eth", proxy.url, {"address": holder, "aave": ["core"]})
+    settings = Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "books": {
+                "staking": {
+                    "share_class": "ETH",
+                    "venues": [venue],
+                    "prices": [
+                        {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
+                        {"base": "stETH", "quote": "ETH", "fixed": 1},
+                        {"base": "WETH", "quote": "ETH", "fixed": 1},
+                        {"base": "ETH", "quote": "USD", "sources": ["anvil-eth"]},
+                    ],
+                }
+            },
+        }
+    )
+    async with running(settings, tmp_path) as (daemon, history):
+        (snap,) = await cycle(daemon, history)
+        assert snap.complete, snap.problems
+        # 100 wstETH x 1.21 stETH/wstETH x 1 ETH/stETH - 80 x 1.07 WETH = 121 - 85.6
+        assert snap.equity == Decimal("35.4")
+        assert snap.total_assets == 121
+        assert snap.total_debt == Decimal("85.6")
+        assert dict(snap.equity_by_venue) == {"anvil-eth": Decimal("35.4")}
+        (reconciliation,) = snap.reconciliations
+        assert reconciliation.account == f"aave-core:{holder}"
+        assert reconciliation.reported == Decimal("35.4")  # (363000 - 256800) USD / 3000
+        assert reconciliation.ratio == 0
+        assert daemon.instruments.registry.get_sample_value(
+            "equity_daemon_aave_health_factor",
+            {"book": "staking", "venue": "anvil-eth", "market": "core", "address": holder},
+        ) == pytest.approx(1.4)
+
+        # a day of interest: supply index 1.0 -> 1.001, WETH debt index 1.07 -> 1.071
+        world.pool.transact("set_indexes", world.wsteth.address, RAY * 1001 // 1000, RAY)
+        world.pool.transact("set_indexes", world.weth.address, RAY * 103 // 100, RAY * 1071 // 1000)
+        proxy.reset()
+        (snap,) = await cycle(daemon, history)
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]  # one block, one read
+        # 100.1 x 1.21 - 80 x 1.071 = 121.121 - 85.68
+        assert snap.equity == Decimal("35.441")
+
+
+async def test_a_basis_book_in_usdt_with_a_manual_hedge(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[3]
+    world.weeth.transact("mint", holder, 40 * WAD)
+    hedge = tmp_path / "hedge.toml"
+    hedge.write_text(
+        '[[positions]]\naccount = "perp"\nasset = "ETH"\namount = "-42.4"\nkind = "hedge"\n'
+        '[[positions]]\naccount = "perp"\nasset = "USDT"\namount = "5000"\n'
+    )
+    venue = chain_venue(world, "anvil-usdt", proxy.url, {"address": holder, "wallet": ["weETH"]})
+    settings = Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "books": {
+                "basis": {
+                    "share_class": "USDT",
+                    "venues": [venue, {"kind": "manual", "name": "exchange", "path": hedge}],
+                    "prices": [
+                        {"base": "weETH", "quote": "eETH", "sources": ["anvil-usdt"]},
+                        {"base": "eETH", "quote": "ETH", "fixed": 1},
+                        {"base": "ETH", "quote": "USD", "sources": ["anvil-usdt"]},
+                        {"base": "USD", "quote": "USDT", "fixed": 1},
+                    ],
+                }
+            },
+        }
+    )
+    async with running(settings, tmp_path) as (daemon, history):
+        (snap,) = await cycle(daemon, history)
+        assert snap.complete, snap.problems
+        # 40 weETH x 1.06 eETH x 1 ETH x 3000 USD x 1 USDT = 127200, plus 5000 USDT margin
+        assert snap.equity == 132_200
+        assert dict(snap.equity_by_venue) == {"anvil-usdt": 127_200, "exchange": 5_000}
+        (hedge_line,) = snap.excluded
+        assert hedge_line.value == Decimal("127200")  # 42.4 ETH x 3000: the other leg
+        assert hedge_line.side == "short"
+
+        # the feed stops updating: no fresh ETH price, the snapshot says so and names it
+        world.eth_usd.transact("set_answer", 3_100 * 10**8, int(time.time()) - 2 * 3600)
+        (snap,) = await cycle(daemon, history)
+        assert not snap.complete
+        assert {(p.kind, p.subject) for p in snap.problems} >= {(ProblemKind.STALE_PRICE, "weETH")}
+        (failure,) = [f for f in snap.quote_failures if f.edge == "ETH/USD"]
+        assert failure.source == "anvil-usdt"
+        assert "stale" in failure.reason
+        assert snap.equity == 132_200  # at the last good price, marked stale
+
+
+async def test_an_endpoint_dying_between_cycles_leaves_no_gap_and_no_event(
+    world: World, anvil_url: str, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[2]
+    supply_wsteth(world, contracts, holder)
+    with RpcProxy(anvil_url) as first, RpcProxy(anvil_url) as second:
+        venue = chain_venue(world, "anvil-eth", first.url, {"address": holder, "aave": ["core"]})
+        venue["rpc"] = [first.url, second.url]
+        venue["feeds"] = []
+        settings = Settings.model_validate(
+            {
+                "history_path": tmp_path / "unused.sqlite3",
+                "books": {
+                    "staking": {
+                        "share_class": "ETH",
+                        "venues": [venue],
+                        "prices": [
+                            {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
+                            {"base": "stETH", "quote": "ETH", "fixed": 1},
+                            {"base": "WETH", "quote": "ETH", "fixed": 1},
+                        ],
+                    }
+                },
+            }
+        )
+        async with running(settings, tmp_path) as (daemon, history):
+            (snap,) = await cycle(daemon, history)
+            assert snap.complete
+            first.mode = "hang_up"
+            await daemon.fetch_all_once()
+            events = await daemon.cycle(history)
+            (after,) = [book.tracker.latest for book in daemon.books]
+            assert events == []
+            assert after is not None
+            assert after.complete
+            assert after.equity == snap.equity == Decimal("35.4")
+            assert (
+                daemon.instruments.registry.get_sample_value(
+                    "equity_daemon_venue_errors_total",
+                    {"venue": "anvil-eth", "reason": "unavailable"},
+                )
+                == 0
+            )
+
+
+async def test_a_running_daemon_serves_chain_metrics_and_closes_its_rpc_sessions(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    venue = chain_venue(world, "anvil-eth", proxy.url, {"address": world.fund, "aave": ["core"]})
+    settings = Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "http": {"port": 0},
+            "books": {
+                "staking": {
+                    "share_class": "ETH",
+                    "venues": [venue],
+                    "prices": [{"base": "WETH", "quote": "ETH", "fixed": 1}],
+                }
+            },
+        }
+    )
+    daemon = Daemon(settings)
+    history = await History.open(tmp_path / "history.sqlite3")
+    (chain,) = [v for book in daemon.books for v in book.venues if isinstance(v, ChainVenue)]
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, history, handle_signals=False))
+            snap = daemon.latest("staking")
+            assert snap is not None
+            assert snap.equity == Decimal("144.5")  # 412 aWETH - 267.5 variable debt WETH
+            text = daemon.metrics()[0].decode()
+            assert (
+                f'equity_daemon_aave_health_factor{{address="{world.fund}",book="staking",'
+                'market="core",venue="anvil-eth"} 1.27'
+            ) in text
+            tg.cancel_scope.cancel()
+    finally:
+        await history.aclose()
+    assert chain._opened == set()  # every endpoint's session closed with the daemon

@@ -1,0 +1,497 @@
+"""The chain venue on anvil: every holding at one block in one eth_call, failover, failures
+named, withdrawal requests through their life, reorgs.
+
+Each test reads the deployed book of `tests/venues/conftest.py` through one or more counting
+proxies (their URLs carry a fake API key).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.clock import SystemClock
+from equity_daemon.errors import VenueDataError, VenueUnavailable
+from equity_daemon.model import HealthFactor, Position, PositionKind, ReportedTotal, VenueReport
+from equity_daemon.settings import ChainVenue as ChainSettings
+from equity_daemon.venues.chain import ChainVenue
+from tests.chain import RAY, WAD, Artifact
+from tests.rpc_proxy import Mode, RpcProxy
+from tests.venues.conftest import World
+
+pytestmark = pytest.mark.anyio
+
+ANVIL_CHAIN_ID = 31337
+
+
+def settings(world: World, urls: list[str], **overrides: Any) -> ChainSettings:
+    """The whole deployed book as one chain venue's configuration."""
+    holding = {
+        "address": world.fund,
+        "wallet": ["ETH", "USDT"],
+        "aave": ["core"],
+        "lido": ["wstETH"],
+        "etherfi": ["weETH"],
+        "etherfi_requests": [world.request_id],
+        "vaults": ["sUSDT"],
+    }
+    data: dict[str, Any] = {
+        "kind": "chain",
+        "name": "anvil",
+        "chain": "anvil",
+        "chain_id": ANVIL_CHAIN_ID,
+        "rpc": urls,
+        "confirmations": 0,
+        "tokens": {
+            "USDT": world.usdt.address,
+            "WETH": world.weth.address,
+            "wstETH": world.wsteth.address,
+            "weETH": world.weeth.address,
+        },
+        "aave_markets": {"core": world.pool.address},
+        "contracts": {"etherfi_withdrawals": world.withdrawals.address},
+        "vaults": [{"symbol": "sUSDT", "address": world.vault.address, "asset": "USDT"}],
+        "feeds": [
+            {
+                "base": "ETH",
+                "quote": "USD",
+                "address": world.eth_usd.address,
+                "heartbeat_seconds": 3600,
+                "stale_margin_seconds": 60,
+            }
+        ],
+        "holdings": [holding],
+    }
+    data.update(overrides)
+    return ChainSettings.model_validate(data)
+
+
+@asynccontextmanager
+async def opened(config: ChainSettings) -> AsyncIterator[ChainVenue]:
+    venue = ChainVenue(config, SystemClock())
+    try:
+        yield venue
+    finally:
+        await venue.aclose()
+
+
+def lines(report: VenueReport) -> dict[tuple[str, str, str], Decimal]:
+    return {
+        (p.account.split(":")[0], p.asset.symbol, p.kind.value): p.amount
+        for p in report.positions
+        if p.kind is not PositionKind.LOCKED
+    }
+
+
+def locked(report: VenueReport) -> list[Position]:
+    return [p for p in report.positions if p.kind is PositionKind.LOCKED]
+
+
+async def test_every_holding_is_read_at_one_block_in_two_requests(
+    world: World, proxy: RpcProxy
+) -> None:
+    fund = world.fund
+    native = Decimal(int(world.chain.rpc("eth_getBalance", fund, "latest"), 16)).scaleb(-18)
+    async with opened(settings(world, [proxy.url], confirmations=2)) as venue:
+        await venue.fetch()  # discovery and the chain-id check happen once, here
+        world.chain.mine(3)
+        proxy.reset()
+        report = await venue.fetch()
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]
+        head = world.chain.block_number()
+        assert report.block_number == head - 2
+        stamp = int(world.chain.block(head - 2)["timestamp"], 16)
+        assert report.as_of == datetime.fromtimestamp(stamp, UTC)
+        assert lines(report) == {
+            ("wallet", "ETH", "asset"): native,
+            ("wallet", "USDT", "asset"): Decimal(1_250_000),
+            ("aave-core", "WETH", "asset"): Decimal(412),  # 400 scaled x index 1.03
+            ("aave-core", "WETH", "debt"): Decimal("267.5"),  # 250 scaled x index 1.07
+            ("lido", "wstETH", "asset"): Decimal(100),
+            ("etherfi", "weETH", "asset"): Decimal(50),
+            ("erc4626", "sUSDT", "asset"): Decimal(1000),
+        }
+        assert {p.account for p in report.positions} == {
+            f"{protocol}:{fund}"
+            for protocol in ("wallet", "aave-core", "lido", "etherfi", "erc4626")
+        }
+        assert report.reported == (
+            ReportedTotal(f"aave-core:{fund}", Decimal(43_350_000), "USD", "getUserAccountData"),
+        )
+        assert report.health == (HealthFactor("core", fund, Decimal("1.27")),)
+        (request,) = locked(report)
+        assert request.asset.symbol == "ETH"
+        assert request.amount == 5
+        assert dict(request.details) == {
+            "request_id": str(world.request_id),
+            "finalized": "false",
+            "valid": "true",
+        }
+        at = report.as_of
+        assert (await venue.observe("wstETH", "stETH")).rate == Decimal("1.21")
+        assert (await venue.observe("weETH", "eETH")).rate == Decimal("1.06")
+        assert (await venue.observe("sUSDT", "USDT")).rate == Decimal("1.1")
+        feed = await venue.observe("ETH", "USD")
+        assert (feed.rate, feed.at) == (Decimal(3000), at)
+        with pytest.raises(LookupError, match="no rate for ETH/USDT"):
+            await venue.observe("ETH", "USDT")
+    assert proxy.key not in repr(report)
+
+
+async def test_interest_accrues_and_debt_grows_by_the_index(world: World, proxy: RpcProxy) -> None:
+    async with opened(settings(world, [proxy.url])) as venue:
+        before = lines(await venue.fetch())
+        world.pool.transact("set_indexes", world.weth.address, RAY * 104 // 100, RAY * 109 // 100)
+        after = lines(await venue.fetch())
+    supplied, owed = ("aave-core", "WETH", "asset"), ("aave-core", "WETH", "debt")
+    assert after[supplied] - before[supplied] == Decimal(4)  # 400 x (1.04 - 1.03)
+    assert after[owed] - before[owed] == Decimal(5)  # 250 x (1.09 - 1.07)
+
+
+async def test_a_protocol_rate_change_is_read_with_the_balances(
+    world: World, proxy: RpcProxy
+) -> None:
+    async with opened(settings(world, [proxy.url])) as venue:
+        await venue.fetch()
+        world.wsteth.transact("set_st_eth_per_token", 1_230_000_000_000_000_000)
+        world.weeth.transact("set_rate", 1_070_000_000_000_000_000)
+        report = await venue.fetch()
+        wsteth = await venue.observe("wstETH", "stETH")
+        assert wsteth.rate == Decimal("1.23")
+        assert wsteth.at == report.as_of
+        assert (await venue.observe("weETH", "eETH")).rate == Decimal("1.07")
+
+
+async def test_a_stale_or_negative_feed_fails_its_quote_not_the_report(
+    world: World, proxy: RpcProxy
+) -> None:
+    async with opened(settings(world, [proxy.url])) as venue:
+        world.eth_usd.transact("set_answer", 3_100 * 10**8, int(time.time()) - 2 * 3600)
+        report = await venue.fetch()
+        assert report.ok
+        assert lines(report)[("wallet", "USDT", "asset")] == 1_250_000
+        with pytest.raises(LookupError, match=r"feed ETH/USD at 0x\w+: stale, updated 7\d\d\ds"):
+            await venue.observe("ETH", "USD")
+        world.eth_usd.transact("set_answer", 0, int(time.time()))
+        await venue.fetch()
+        with pytest.raises(LookupError, match="answer 0 is not above zero"):
+            await venue.observe("ETH", "USD")
+        world.eth_usd.transact("set_answer", 3_200 * 10**8, int(time.time()))
+        await venue.fetch()
+        assert (await venue.observe("ETH", "USD")).rate == 3200
+        world.chain.set_code(world.eth_usd.address, b"")
+        assert (await venue.fetch()).ok
+        with pytest.raises(LookupError, match="no code at target"):
+            await venue.observe("ETH", "USD")
+
+
+async def test_a_reverting_call_fails_the_report_naming_the_line(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    async with opened(settings(world, [proxy.url])) as venue:
+        await venue.fetch()
+        # USDT's code replaced by one without balanceOf: the call reverts
+        world.chain.set_code(world.usdt.address, contracts["aggregator"].runtime)
+        with pytest.raises(VenueDataError) as failed:
+            await venue.fetch()
+    reason = failed.value.reason
+    assert f"wallet:{world.fund}/USDT: USDT.balanceOf at {world.usdt.address}" in reason
+    assert "reverted" in reason
+    assert proxy.key not in str(failed.value)
+
+
+async def test_a_target_without_code_fails_the_report_never_reads_zero(
+    world: World, proxy: RpcProxy
+) -> None:
+    async with opened(settings(world, [proxy.url])) as venue:
+        await venue.fetch()
+        world.chain.set_code(world.weeth.address, b"")
+        with pytest.raises(VenueDataError, match="no code at target") as failed:
+            await venue.fetch()
+    assert f"etherfi:{world.fund}/weETH" in failed.value.reason
+
+
+async def test_a_configured_token_without_code_fails_discovery(
+    world: World, proxy: RpcProxy
+) -> None:
+    config = settings(
+        world,
+        [proxy.url],
+        tokens={"USDT": world.nobody},
+        holdings=[{"address": world.fund, "wallet": ["USDT"]}],
+    )
+    async with opened(config) as venue:
+        with pytest.raises(VenueDataError, match=f"token USDT: USDT.decimals at {world.nobody}"):
+            await venue.fetch()
+
+
+class ChainIdProxy(RpcProxy):
+    """A proxy in front of anvil that says it is another chain."""
+
+    def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
+        request = json.loads(body)
+        if request.get("method") == "eth_chainId":
+            answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": "0x5"}
+            return 200, "application/json", json.dumps(answer).encode()
+        return super()._answer(body)
+
+
+async def test_an_endpoint_on_another_chain_is_never_read(world: World, anvil_url: str) -> None:
+    with ChainIdProxy(anvil_url) as wrong, RpcProxy(anvil_url) as right:
+        async with opened(settings(world, [wrong.url])) as venue:
+            with pytest.raises(VenueDataError, match=r"rpc endpoint 1 of 1: chain id 5, expect"):
+                await venue.fetch()
+        assert wrong.methods == ["eth_chainId"]
+        async with opened(settings(world, [wrong.url, right.url])) as venue:
+            with capture_logs() as logs:
+                report = await venue.fetch()
+            assert report.ok
+            assert venue.endpoint == "rpc endpoint 2 of 2"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["rpc_wrong_chain"]
+    assert all(wrong.key not in str(entry) for entry in logs)
+
+
+@pytest.mark.parametrize("failure", ["hang_up", "http_error", "rpc_error", "garbage", "stall"])
+async def test_a_dead_endpoint_fails_over_without_a_gap_and_comes_back(
+    world: World, anvil_url: str, failure: Mode
+) -> None:
+    with RpcProxy(anvil_url) as first, RpcProxy(anvil_url) as second:
+        config = settings(
+            world, [first.url, second.url], retry_preferred_every=3, rpc_timeout_seconds=0.5
+        )
+        async with opened(config) as venue:
+            assert (await venue.fetch()).ok
+            first.mode, first.stall_seconds = failure, 2  # rpc_error: "header not found" & co.
+            with capture_logs() as logs:
+                reports = [await venue.fetch() for _ in range(2)]  # fetches 2 and 3
+            assert all(report.ok for report in reports)
+            assert lines(reports[0]) == lines(reports[1])
+            assert venue.endpoint == "rpc endpoint 2 of 2"
+            # the second endpoint's chain id is checked before it is first read
+            assert second.methods[:3] == ["eth_chainId", "eth_blockNumber", "eth_call"]
+            first.mode = "forward"
+            second.reset()
+            assert (await venue.fetch()).ok  # fetch 4: still on the second
+            assert venue.endpoint == "rpc endpoint 2 of 2"
+            first.reset()
+            await venue.fetch()
+            await venue.fetch()  # fetch 6: the preferred one is tried again, and answers
+            assert venue.endpoint == "rpc endpoint 1 of 2"
+            assert first.methods == ["eth_chainId", "eth_blockNumber", "eth_call"]
+    events = [entry["event"] for entry in logs]
+    assert "rpc_endpoint_failed" in events
+    assert "rpc_endpoint_switched" in events
+    assert all(first.key not in str(entry) for entry in logs)
+
+
+async def test_every_endpoint_down_is_unavailable_and_names_each(
+    world: World, anvil_url: str
+) -> None:
+    with RpcProxy(anvil_url) as first, RpcProxy(anvil_url) as second:
+        first.mode = second.mode = "http_error"
+        async with opened(settings(world, [first.url, second.url])) as venue:
+            with pytest.raises(VenueUnavailable) as failed:
+                await venue.fetch()
+    text = str(failed.value)
+    assert "rpc endpoint 1 of 2: rate limited (HTTP 429)" in text
+    assert "rpc endpoint 2 of 2: rate limited (HTTP 429)" in text
+    assert first.key not in text
+    assert second.key not in text
+
+
+class ReorgProxy(RpcProxy):
+    """Runs `hook` just before forwarding the `at`-th eth_call it receives."""
+
+    hook: Callable[[], None] = staticmethod(lambda: None)
+    at = 0
+    calls = 0
+
+    def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
+        if json.loads(body).get("method") == "eth_call":
+            self.calls += 1
+            if self.calls == self.at:
+                self.hook()
+        return super()._answer(body)
+
+
+async def test_a_reorg_between_two_parts_of_a_split_read_leaves_no_mixed_report(
+    world: World, anvil_url: str
+) -> None:
+    chain = world.chain
+    usdt = ("wallet", "USDT", "asset")
+    with ReorgProxy(anvil_url) as proxy:
+        # 8 calls per aggregate3: the book's reads take several eth_calls, each proving its block
+        async with opened(settings(world, [proxy.url], max_calls=8)) as venue:
+            good = await venue.fetch()
+            fork = chain.snapshot()
+            chain.mine(2)
+
+            def reorg() -> None:  # the chain is rewritten between two parts of one read
+                chain.revert(fork)
+                world.usdt.transact("mint", world.fund, 7)
+                chain.mine(1)
+
+            proxy.hook, proxy.at, proxy.calls = reorg, 2, 0
+            with pytest.raises(VenueUnavailable, match="changed between two aggregate3 calls"):
+                await venue.fetch()
+            after = await venue.fetch()
+    assert after.block_number is not None
+    assert good.block_number is not None
+    assert lines(after)[usdt] == lines(good)[usdt] + Decimal("0.000007")
+
+
+async def test_a_withdrawal_request_is_created_finalized_and_claimed(
+    world: World, proxy: RpcProxy
+) -> None:
+    nft, fund = world.withdrawals, world.fund
+    receipt = nft.transact("requestWithdraw", 2 * WAD, 2 * WAD, fund)
+    second = int(receipt["logs"][0]["topics"][3], 16)
+    receipt = nft.transact("requestWithdraw", 3 * WAD, 3 * WAD, fund)
+    third = int(receipt["logs"][0]["topics"][3], 16)
+    ids = [world.request_id, second, third]
+    holdings = [{"address": fund, "etherfi_requests": ids}]
+
+    def state(report: VenueReport) -> dict[str, tuple[Decimal, str, str]]:
+        return {
+            str(p.details["request_id"]): (
+                p.amount,
+                str(p.details["finalized"]),
+                str(p.details["valid"]),
+            )
+            for p in locked(report)
+        }
+
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        assert state(await venue.fetch()) == {
+            str(world.request_id): (Decimal(5), "false", "true"),
+            str(second): (Decimal(2), "false", "true"),
+            str(third): (Decimal(3), "false", "true"),
+        }
+        nft.transact("finalizeRequests", second)
+        nft.transact("invalidateRequest", third)
+        assert state(await venue.fetch()) == {
+            str(world.request_id): (Decimal(5), "true", "true"),
+            str(second): (Decimal(2), "true", "true"),
+            str(third): (Decimal(3), "false", "false"),  # value at risk, reported apart
+        }
+        nft.transact("claimWithdraw", second, sender=fund)
+        report = await venue.fetch()
+    assert state(report) == {
+        str(world.request_id): (Decimal(5), "true", "true"),
+        str(third): (Decimal(3), "false", "false"),
+    }
+    assert all(p.line_id == f"etherfi-request-{p.details['request_id']}" for p in locked(report))
+
+
+def test_unknown_names_in_holdings_are_configuration_errors(world: World) -> None:
+    with pytest.raises(ValueError, match=r"holdings\[0\]\.wallet: unknown DAI on this chain"):
+        settings(
+            world, ["http://127.0.0.1:1"], holdings=[{"address": world.fund, "wallet": ["DAI"]}]
+        )
+    with pytest.raises(ValueError, match=r"feeds\[0\]: BTC/USD is not built in"):
+        settings(world, ["http://127.0.0.1:1"], feeds=[{"base": "BTC", "quote": "USD"}])
+
+
+def test_mainnet_defaults_come_from_the_registry(world: World) -> None:
+    config = ChainSettings.model_validate(
+        {
+            "kind": "chain",
+            "name": "ethereum",
+            "chain_id": 1,
+            "rpc": ["https://eth.example/v2/key"],
+            "feeds": [{"base": "stETH", "quote": "ETH"}],
+            "holdings": [
+                {
+                    "address": world.fund,
+                    "wallet": ["ETH", "USDT"],
+                    "aave": ["core", "prime", "etherfi"],
+                    "lido": ["stETH", "wstETH"],
+                    "etherfi": ["eETH", "weETH"],
+                    "etherfi_requests": [7],
+                }
+            ],
+        }
+    )
+    assert config.multicall is None  # the canonical Multicall3
+    assert "key" not in repr(config)
+
+
+async def test_an_address_without_debt_has_an_infinite_health_factor(
+    world: World, proxy: RpcProxy
+) -> None:
+    other = world.chain.accounts[4]
+    world.pool.transact("set_user_account_data", other, 10**8, 0, 0, 8250, 8000, 2**256 - 1)
+    holdings = [{"address": other, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        report = await venue.fetch()
+    assert report.health == (HealthFactor("core", other, Decimal("Infinity")),)
+    assert report.reported[0].amount == 1  # 1 USD of collateral, no debt
+    assert report.positions == ()
+
+
+def test_rpc_urls_from_a_file_one_per_line(world: World, tmp_path: Path) -> None:
+    secret = tmp_path / "rpc"
+    secret.write_text("https://one.example/v2/k1\n\nhttps://two.example/v2/k2\n")
+    data = settings(world, ["http://127.0.0.1:1"]).model_dump()
+    del data["rpc"]
+    config = ChainSettings.model_validate({**data, "rpc_file": str(secret)})
+    assert [url.get_secret_value() for url in config.rpc] == [
+        "https://one.example/v2/k1",
+        "https://two.example/v2/k2",
+    ]
+    assert "k1" not in repr(config)
+
+
+async def test_withdrawal_requests_are_found_in_the_mint_logs(
+    world: World, proxy: RpcProxy
+) -> None:
+    nft, fund = world.withdrawals, world.fund
+    holdings = [{"address": fund, "etherfi_scan_from_block": 0}]
+    config = settings(world, [proxy.url], holdings=holdings, log_range_blocks=7)
+
+    def ids(report: VenueReport) -> list[str]:
+        return [str(p.details["request_id"]) for p in locked(report)]
+
+    async with opened(config) as venue:
+        assert ids(await venue.fetch()) == [str(world.request_id)]  # minted at deploy
+        proxy.reset()
+        assert ids(await venue.fetch()) == [str(world.request_id)]
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]  # known: no scan
+        receipt = nft.transact("requestWithdraw", 2 * WAD, 2 * WAD, fund)
+        new = int(receipt["logs"][0]["topics"][3], 16)
+        nft.transact("requestWithdraw", WAD, WAD, world.chain.accounts[5])  # someone else's
+        proxy.reset()
+        report = await venue.fetch()
+        # the NFT count said one more: the logs since the last scan, then a second read at the
+        # same block, so the new request never reads as eETH that vanished
+        assert ids(report) == [str(world.request_id), str(new)]
+        assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+        nft.transact("finalizeRequests", new)
+        nft.transact("claimWithdraw", new, sender=fund)
+        proxy.reset()
+        assert ids(await venue.fetch()) == [str(world.request_id)]  # claimed: gone
+        assert proxy.methods == ["eth_blockNumber", "eth_call"]
+
+
+async def test_a_failed_rediscovery_keeps_what_the_last_one_found(
+    world: World, proxy: RpcProxy
+) -> None:
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    config = settings(world, [proxy.url], holdings=holdings, discovery_interval_seconds=0.001)
+    async with opened(config) as venue:
+        first = await venue.fetch()
+        world.chain.set_code(world.usdt.address, b"")  # a reserve's underlying: discovery fails
+        with capture_logs() as logs:
+            again = await venue.fetch()
+    assert lines(again) == lines(first)
+    (failed,) = [entry for entry in logs if entry["event"] == "chain_rediscovery_failed"]
+    assert "aave-core reserve" in failed["reason"]
