@@ -62,7 +62,7 @@ from equity_daemon.settings import (
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
 from equity_daemon.venues import chain, demo, exchange, manual
-from equity_daemon.venues.base import Venue
+from equity_daemon.venues.base import RemembersVenue, Venue
 from equity_daemon.venues.exchange_client import Credentials
 
 log = structlog.get_logger()
@@ -491,6 +491,9 @@ class Daemon:
             book.tracker.restore(
                 await history.load_reference(book.name), await history.last_sequence(book.name)
             )
+            for venue in book.venues:
+                if isinstance(venue, RemembersVenue):
+                    venue.attach_memory(history)  # discovery survives a restart
         try:
             await self._run(history, handle_signals, task_status)
         finally:

@@ -12,6 +12,7 @@ what ccxt or web3 raise.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from equity_daemon.model import VenueReport
@@ -38,3 +39,22 @@ class StreamingVenue(Venue, Protocol):
     def keepalive(self) -> float: ...
 
     def updates(self) -> AsyncIterator[VenueReport]: ...
+
+
+class VenueMemory(Protocol):
+    """**Protocol**: what a venue keeps across restarts, as text by key (`History` is one).
+
+    Both methods may raise `HistoryUnavailable`: a venue goes on without memory then.
+    """
+
+    async def recall(self, venue: str) -> dict[str, str]: ...
+
+    async def remember(self, venue: str, key: str, value: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class RemembersVenue(Protocol):
+    """**Protocol**: a venue that keeps what it learned (discovery, cursors) in a
+    `VenueMemory`; the daemon attaches its history before the first fetch."""
+
+    def attach_memory(self, memory: VenueMemory) -> None: ...

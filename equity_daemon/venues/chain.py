@@ -35,21 +35,28 @@ their answers become lines — lives in `protocols/`; this module holds the mech
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import replace
-from datetime import timedelta
-from typing import TypeVar
+from dataclasses import astuple, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import structlog
 
 from equity_daemon.clock import Clock
-from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
+from equity_daemon.errors import (
+    HistoryUnavailable,
+    VenueDataError,
+    VenueError,
+    VenueUnavailable,
+)
 from equity_daemon.model import VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.settings import ChainVenue as ChainSettings
-from equity_daemon.settings import HoldingSettings
+from equity_daemon.settings import FeedSettings, HoldingSettings
+from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.multicall import (
     Aggregate,
     Call,
@@ -130,9 +137,13 @@ class ChainVenue:
         self._rates: dict[tuple[str, str], Observation] = {}
         self._rate_failures: dict[tuple[str, str], str] = {}
         # withdrawal request ids found in mint logs, and the next block to scan, by address
-        # (kept in memory: a restart scans again from the configured block)
+        # (also kept in the venue memory, when attached: a restart resumes the scan)
         self._found: dict[str, set[int]] = {}
         self._cursor: dict[str, int] = {}
+        self._facts: _Facts | None = None  # what the last discovery found
+        self._memory: VenueMemory | None = None
+        self._memory_loaded = False
+        self._memory_broken = False
 
     @property
     def endpoint(self) -> str:
@@ -315,34 +326,41 @@ class ChainVenue:
             found |= minted_ids(await rpc.logs(nft, mint_topics(address), start, end))
             start = self._cursor[address] = end + 1
         log.info("etherfi_requests_scanned", venue=self.name, address=address, found=len(found))
+        await self._remember_scan(holding)
 
     async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
-        now = self._clock.monotonic()
-        due = (
-            self._discovered_at is None
-            or now - self._discovered_at >= self._config.discovery_interval_seconds
-        )
-        if self._readers is None:
-            self._readers = await self._discover(rpc, block)
-        elif due:
+        if self._readers is not None and not self._due():
+            return self._readers
+        if self._facts is None:
+            await self._load_memory()
+        if self._facts is None:
+            self._facts = await self._discover(rpc, block)
+            self._discovered_at = self._clock.monotonic()
+            log.info("chain_discovered", venue=self.name, block=block)
+            await self._remember_facts(self._facts)
+        elif self._due():
             try:
-                self._readers = await self._discover(rpc, block)
+                self._facts = await self._discover(rpc, block)
             except ReadFailed as exc:
                 # a refresh that fails keeps what the last one found (the reads themselves
                 # still fail loudly if it no longer holds); it is tried again next interval
-                self._discovered_at = now
                 log.warning("chain_rediscovery_failed", venue=self.name, reason=str(exc))
-                return self._readers
-        else:
-            return self._readers
-        self._discovered_at = now
-        log.info("chain_discovered", venue=self.name, block=block, readers=len(self._readers))
+            else:
+                log.info("chain_discovered", venue=self.name, block=block)
+                await self._remember_facts(self._facts)
+            self._discovered_at = self._clock.monotonic()
+        self._readers = await self._build_readers(rpc, block, self._facts)
         return self._readers
 
-    async def _discover(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
-        async def run(calls: Sequence[Call]) -> Sequence[CallResult]:
-            return (await self._aggregate(rpc, calls, block)).results
+    def _due(self) -> bool:
+        return (
+            self._discovered_at is None
+            or self._clock.monotonic() - self._discovered_at
+            >= self._config.discovery_interval_seconds
+        )
 
+    def _discovery_inputs(self) -> dict[str, Any]:
+        """What discovery reads, by address: stored results count only for the same."""
         config = self._config
         holdings = config.holdings
         vault_settings = {vault.symbol: vault for vault in config.vaults}
@@ -353,26 +371,48 @@ class ChainVenue:
             if symbol != NATIVE
         }
         used_vaults = sorted({symbol for holding in holdings for symbol in holding.vaults})
-        token_addresses = {symbol: self._tokens[symbol] for symbol in symbols}
-        token_addresses |= {symbol: vault_settings[symbol].address for symbol in used_vaults}
-        tokens = await discover_tokens(run, token_addresses)
+        tokens = {symbol: self._tokens[symbol] for symbol in symbols}
+        tokens |= {symbol: vault_settings[symbol].address for symbol in used_vaults}
+        markets = sorted({market for holding in holdings for market in holding.aave})
+        return {
+            "tokens": dict(sorted(tokens.items())),
+            "vaults": {s: vault_settings[s].asset for s in used_vaults},
+            "markets": {market: self._markets[market] for market in markets},
+            "feeds": sorted(address for _, address, _ in self._resolved_feeds()),
+        }
+
+    async def _discover(self, rpc: RpcEndpoint, block: int) -> _Facts:
+        async def run(calls: Sequence[Call]) -> Sequence[CallResult]:
+            return (await self._aggregate(rpc, calls, block)).results
+
+        inputs = self._discovery_inputs()
+        tokens = await discover_tokens(run, inputs["tokens"])
+        vault_assets: dict[str, str] = inputs["vaults"]
         vaults: dict[str, Vault] = (
             {
                 vault.share.symbol: vault
                 for vault in await discover_vaults(
-                    run, [(tokens[s], vault_settings[s].asset) for s in used_vaults]
+                    run, [(tokens[s], asset) for s, asset in vault_assets.items()]
                 )
             }
-            if used_vaults
+            if vault_assets
             else {}
         )
-        markets = sorted({market for holding in holdings for market in holding.aave})
         reserves: dict[str, tuple[Reserve, ...]] = {
-            market: await discover_reserves(run, market, self._markets[market])
-            for market in markets
+            market: await discover_reserves(run, market, pool)
+            for market, pool in inputs["markets"].items()
         }
+        feeds = await self._discover_feeds(run)
+        return _Facts(inputs, tokens, vaults, reserves, feeds, self._clock())
+
+    async def _build_readers(
+        self, rpc: RpcEndpoint, block: int, facts: _Facts
+    ) -> tuple[Reader, ...]:
+        """The readers of the configured holdings from discovery's results (scanning the
+        request NFT's mint logs from where the last scan stopped)."""
+        tokens, vaults, reserves = facts.tokens, facts.vaults, facts.reserves
         readers: list[Reader] = []
-        for holding in holdings:
+        for holding in self._config.holdings:
             address = holding.address
             wallet_tokens = tuple(tokens[s] for s in holding.wallet if s != NATIVE)
             if holding.wallet:
@@ -404,12 +444,10 @@ class ChainVenue:
         if "weETH" in self._tokens:
             readers.append(weeth_rate(self._tokens["weETH"]))
         readers += [VaultRate(vault) for vault in vaults.values()]
-        readers += [FeedReader(feed) for feed in await self._discover_feeds(run)]
+        readers += [FeedReader(feed) for feed in facts.feeds]
         return tuple(readers)
 
-    async def _discover_feeds(
-        self, run: Callable[[Sequence[Call]], Awaitable[Sequence[CallResult]]]
-    ) -> list[Feed]:
+    def _resolved_feeds(self) -> list[tuple[FeedSettings, str, float]]:
         resolved = []
         for feed, known in self._feeds:
             address = feed.address or (known.address if known else None)
@@ -417,6 +455,12 @@ class ChainVenue:
             assert address is not None  # settings checked it
             assert heartbeat is not None
             resolved.append((feed, address, heartbeat))
+        return resolved
+
+    async def _discover_feeds(
+        self, run: Callable[[Sequence[Call]], Awaitable[Sequence[CallResult]]]
+    ) -> list[Feed]:
+        resolved = self._resolved_feeds()
         if not resolved:
             return []
         results = await run(
@@ -436,6 +480,132 @@ class ChainVenue:
             )
             for (feed, address, heartbeat), result in zip(resolved, results, strict=True)
         ]
+
+    # --- memory across restarts ------------------------------------------------------------
+
+    def attach_memory(self, memory: VenueMemory) -> None:
+        """Keep discovery's results and the request-log cursor in `memory` (the history
+        database), and start from what it holds: a restart does not scan again."""
+        self._memory = memory
+        self._memory_loaded = False
+
+    async def _load_memory(self) -> None:
+        """Once: the stored discovery (if it was made for the same addresses) counts as the
+        last one, aged by when it was made; stored scan cursors and ids are resumed."""
+        if self._memory is None or self._memory_loaded:
+            return
+        self._memory_loaded = True
+        try:
+            stored = await self._memory.recall(self.name)
+        except HistoryUnavailable as exc:
+            self._memory_failed(exc)
+            return
+        try:
+            for holding in self._config.holdings:
+                text = stored.get(f"{_REQUESTS_KEY}:{holding.address}")
+                if text is None or holding.etherfi_scan_from_block is None:
+                    continue
+                scan = json.loads(text)
+                if scan["from"] != holding.etherfi_scan_from_block:
+                    continue  # configured anew: scan again
+                self._cursor[holding.address] = int(scan["cursor"])
+                self._found[holding.address] = {int(i) for i in scan["found"]}
+            text = stored.get(_DISCOVERY_KEY)
+            if text is None:
+                return
+            facts = _Facts.from_json(json.loads(text), self._resolved_feeds())
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("chain_memory_unusable", venue=self.name, reason=repr(exc))
+            return
+        if facts.inputs != self._discovery_inputs():
+            log.info("chain_memory_outdated", venue=self.name)
+            return
+        age = max((self._clock() - facts.at).total_seconds(), 0.0)
+        self._facts = facts
+        self._discovered_at = self._clock.monotonic() - age
+        log.info("chain_discovery_recalled", venue=self.name, age_seconds=round(age))
+
+    async def _remember(self, key: str, value: dict[str, Any]) -> None:
+        if self._memory is None or self._memory_broken:
+            return
+        try:
+            await self._memory.remember(self.name, key, json.dumps(value), self._clock())
+        except HistoryUnavailable as exc:
+            self._memory_failed(exc)
+
+    def _memory_failed(self, exc: HistoryUnavailable) -> None:
+        # said once; the venue goes on with what it holds in memory (a restart then
+        # discovers and scans again)
+        self._memory_broken = True
+        log.warning("chain_memory_unavailable", venue=self.name, reason=str(exc))
+
+    async def _remember_facts(self, facts: _Facts) -> None:
+        await self._remember(_DISCOVERY_KEY, facts.to_json())
+
+    async def _remember_scan(self, holding: HoldingSettings) -> None:
+        address = holding.address
+        await self._remember(
+            f"{_REQUESTS_KEY}:{address}",
+            {
+                "from": holding.etherfi_scan_from_block,
+                "cursor": self._cursor[address],
+                "found": sorted(self._found[address]),
+            },
+        )
+
+
+_DISCOVERY_KEY = "discovery"
+_REQUESTS_KEY = "etherfi_requests"
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What discovery found, and for which addresses (`inputs`) and when (`at`)."""
+
+    inputs: dict[str, Any]
+    tokens: dict[str, Token]
+    vaults: dict[str, Vault]
+    reserves: dict[str, tuple[Reserve, ...]]
+    feeds: list[Feed]
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs,
+            "at": self.at.isoformat(),
+            "tokens": {s: [t.address, t.decimals] for s, t in self.tokens.items()},
+            "vaults": {s: [v.asset, v.asset_decimals] for s, v in self.vaults.items()},
+            "reserves": {m: [list(astuple(r)) for r in rs] for m, rs in self.reserves.items()},
+            "feeds": {feed.address: feed.decimals for feed in self.feeds},
+        }
+
+    @classmethod
+    def from_json(
+        cls, data: dict[str, Any], feeds: Sequence[tuple[FeedSettings, str, float]]
+    ) -> _Facts:
+        tokens = {s: Token(s, str(a), int(d)) for s, (a, d) in data["tokens"].items()}
+        decimals = data["feeds"]
+        return cls(
+            inputs=data["inputs"],
+            tokens=tokens,
+            vaults={s: Vault(tokens[s], str(a), int(d)) for s, (a, d) in data["vaults"].items()},
+            reserves={
+                m: tuple(Reserve(str(s), str(u), int(d), str(a), str(v)) for s, u, d, a, v in rs)
+                for m, rs in data["reserves"].items()
+            },
+            feeds=[
+                Feed(
+                    feed.base,
+                    feed.quote,
+                    address,
+                    int(decimals[address]),
+                    timedelta(seconds=heartbeat),
+                    timedelta(seconds=feed.stale_margin_seconds),
+                )
+                for feed, address, heartbeat in feeds
+            ],
+            at=datetime.fromisoformat(data["at"]),
+        )
 
 
 def _pick(tokens: dict[str, Token], symbols: Sequence[str]) -> tuple[Token, ...]:

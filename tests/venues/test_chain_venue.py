@@ -20,9 +20,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon.clock import SystemClock
-from equity_daemon.errors import VenueDataError, VenueUnavailable
+from equity_daemon.errors import HistoryUnavailable, VenueDataError, VenueUnavailable
+from equity_daemon.history import History
 from equity_daemon.model import HealthFactor, Position, PositionKind, ReportedTotal, VenueReport
 from equity_daemon.settings import ChainVenue as ChainSettings
+from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.chain import ChainVenue
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import Mode, RpcProxy
@@ -495,3 +497,96 @@ async def test_a_failed_rediscovery_keeps_what_the_last_one_found(
     assert lines(again) == lines(first)
     (failed,) = [entry for entry in logs if entry["event"] == "chain_rediscovery_failed"]
     assert "aave-core reserve" in failed["reason"]
+
+
+@asynccontextmanager
+async def remembering(config: ChainSettings, memory: VenueMemory) -> AsyncIterator[ChainVenue]:
+    async with opened(config) as venue:
+        venue.attach_memory(memory)
+        yield venue
+
+
+async def test_a_restart_recalls_discovery_and_resumes_the_request_log_scan(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    holding = {
+        "address": world.fund,
+        "wallet": ["ETH", "USDT"],
+        "aave": ["core"],
+        "vaults": ["sUSDT"],
+        "etherfi_scan_from_block": 0,
+    }
+    config = settings(world, [proxy.url], holdings=[holding], log_range_blocks=7)
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        async with remembering(config, history) as venue:
+            first = await venue.fetch()
+        stored = await history.recall("anvil")
+        assert set(stored) == {"discovery", f"etherfi_requests:{world.fund}"}
+        scan = json.loads(stored[f"etherfi_requests:{world.fund}"])
+        assert scan["found"] == [world.request_id]
+        assert scan["cursor"] == first.block_number + 1
+        world.chain.mine(2)
+        proxy.reset()
+        async with remembering(config, history) as venue:  # the restart
+            again = await venue.fetch()
+        # no discovery read (decimals, reserves, vault assets, feed decimals): the chain id,
+        # the head, the logs of the two new blocks only, and the one read
+        assert proxy.methods == ["eth_chainId", "eth_blockNumber", "eth_getLogs", "eth_call"]
+        assert lines(again) == lines(first)
+        assert [p.details["request_id"] for p in locked(again)] == [str(world.request_id)]
+        assert (
+            json.loads((await history.recall("anvil"))[f"etherfi_requests:{world.fund}"])["cursor"]
+            == (again.block_number or 0) + 1
+        )
+    finally:
+        await history.aclose()
+
+
+async def test_recalled_discovery_of_other_addresses_is_not_used(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        holdings = [{"address": world.fund, "wallet": ["USDT"]}]
+        async with remembering(settings(world, [proxy.url], holdings=holdings), history) as venue:
+            await venue.fetch()
+        proxy.reset()
+        holdings = [{"address": world.fund, "wallet": ["USDT"], "aave": ["core"]}]
+        config = settings(world, [proxy.url], holdings=holdings)
+        async with remembering(config, history) as venue:
+            report = await venue.fetch()
+        assert ("aave-core", "WETH", "asset") in lines(report)
+        assert proxy.methods.count("eth_call") > 1  # discovered again
+    finally:
+        await history.aclose()
+
+
+class BrokenMemory:
+    """A history that refuses every read and write."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def recall(self, venue: str) -> dict[str, str]:
+        self.calls += 1
+        raise HistoryUnavailable("database is locked")
+
+    async def remember(self, venue: str, key: str, value: str, at: datetime) -> None:
+        self.calls += 1
+        raise HistoryUnavailable("database is locked")
+
+
+async def test_a_memory_that_fails_never_fails_a_fetch(world: World, proxy: RpcProxy) -> None:
+    holdings = [{"address": world.fund, "wallet": ["USDT"], "etherfi_scan_from_block": 0}]
+    config = settings(world, [proxy.url], holdings=holdings, discovery_interval_seconds=0.001)
+    memory = BrokenMemory()
+    with capture_logs() as logs:
+        async with remembering(config, memory) as venue:
+            for _ in range(3):
+                report = await venue.fetch()
+                assert lines(report)[("wallet", "USDT", "asset")] == Decimal(1_250_000)
+    warned = [entry for entry in logs if entry["event"] == "chain_memory_unavailable"]
+    assert len(warned) == 1  # said once
+    assert "database is locked" in warned[0]["reason"]
+    assert memory.calls == 1  # not asked again once it failed
