@@ -525,7 +525,7 @@ async def test_a_restart_recalls_discovery_and_resumes_the_request_log_scan(
         assert set(stored) == {"discovery", f"etherfi_requests:{world.fund}"}
         scan = json.loads(stored[f"etherfi_requests:{world.fund}"])
         assert scan["found"] == [world.request_id]
-        assert scan["cursor"] == first.block_number + 1
+        assert scan["cursor"] == (first.block_number or 0) + 1
         world.chain.mine(2)
         proxy.reset()
         async with remembering(config, history) as venue:  # the restart
