@@ -240,7 +240,7 @@ async def test_an_endpoint_dying_between_cycles_leaves_no_gap_and_no_event(
             )
 
 
-async def test_a_running_daemon_serves_chain_metrics_and_closes_its_rpc_sessions(
+async def test_a_running_daemon_serves_chain_metrics_remembers_discovery_and_closes_rpc(
     world: World, proxy: RpcProxy, tmp_path: Path
 ) -> None:
     venue = chain_venue(world, "anvil-eth", proxy.url, {"address": world.fund, "aave": ["core"]})
@@ -272,6 +272,8 @@ async def test_a_running_daemon_serves_chain_metrics_and_closes_its_rpc_sessions
                 'market="core",venue="anvil-eth"} 1.27'
             ) in text
             tg.cancel_scope.cancel()
+        # the daemon gave the venue its history: discovery is there for the next start
+        assert "discovery" in await history.recall("anvil-eth")
     finally:
         await history.aclose()
     assert chain._opened == set()  # every endpoint's session closed with the daemon
