@@ -257,13 +257,19 @@ class _Totals:
 
         The venue's figure is converted at this snapshot's fresh price of its currency (USD needs
         an edge like any asset); without one it stays unconverted, never compared with a guess.
+        When the venue also valued the lines at its own prices, that figure is the computed side
+        (converted at the same price): the comparison is then independent of the book's prices.
         """
         price = self.price_of(total.currency)
+        computed = self.by_account.get((venue, total.account), ZERO)
+        if total.computed_at_venue_prices is not None and price is not None:
+            # the venue valued our lines at its own prices: compare like with like
+            computed = _value(total.computed_at_venue_prices, price)
         return Reconciliation(
             venue=venue,
             account=total.account,
             label=total.label,
-            computed=self.by_account.get((venue, total.account), ZERO),
+            computed=computed,
             reported=None if price is None else _value(total.amount, price),
             reported_amount=total.amount,
             reported_currency=total.currency,

@@ -92,12 +92,19 @@ class ReportedTotal:
     margin `totalNetAssetOfBtc` (BTC), Aave `totalCollateralBase - totalDebtBase` (USD): the
     calculator values the account's own lines and compares (`Reconciliation`). `label` names the
     venue's field, for the operator.
+
+    `computed_at_venue_prices`, when the venue gives its own prices (Aave's oracle), is the
+    account's lines as we read them valued at those prices, in `currency`: the calculator then
+    compares it with `amount` (like with like, both converted at the same price of `currency`)
+    instead of valuing the lines at the book's prices, so a difference means the balances or
+    the venue's figure disagree, not the two price sets.
     """
 
     account: str
     amount: Decimal
     currency: str
     label: str
+    computed_at_venue_prices: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +278,9 @@ class Reconciliation:
     """One account's equity as we compute it, beside the total the venue reports for it.
 
     Both in the share class. `reported` is None when the venue's currency has no price; then so
-    are `difference` (computed - reported) and `ratio` (difference / |reported|).
+    are `difference` (computed - reported) and `ratio` (difference / |reported|). `computed` is
+    the account's lines at the venue's own prices when the venue gave them
+    (`ReportedTotal.computed_at_venue_prices`), else at the book's.
     """
 
     venue: str

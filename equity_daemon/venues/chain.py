@@ -12,11 +12,13 @@ Two JSON-RPC requests per fetch, however many positions (the multicall splits on
 `max_calls`, each part proving the same block). What differs per protocol — which calls, how
 their answers become lines — lives in `protocols/`; this module holds the mechanics:
 
-* **Discovery** (token decimals, Aave reserves, vault assets, feed decimals) runs at the first
-  fetch and then every `discovery_interval_seconds`, through the same multicall; a refresh that
-  fails keeps the last one's results. EtherFi request ids may also come from the NFT's mint
-  logs, scanned at discovery and again (in the same fetch, at the same block) whenever an
-  address holds more request NFTs than were read.
+* **Discovery** (token decimals, Aave reserves and oracles, vault assets, feed decimals) runs
+  at the first fetch and then every `discovery_interval_seconds`, through the same multicall; a
+  refresh that fails keeps the last one's results. With a memory attached (the history
+  database, `attach_memory`) its results and the request-log cursors survive a restart.
+  EtherFi request ids may also come from the NFT's mint logs, scanned at discovery and again
+  (in the same fetch, at the same block) whenever an address holds more request NFTs than
+  were read.
 * **All or nothing.** A call a line depends on that fails — reverts, has no code at its target,
   answers data too short to decode — fails the whole report, naming the line: the poller keeps
   the last good report (and its age shows), where dropping the line would silently move
@@ -73,7 +75,7 @@ from equity_daemon.venues.protocols import (
     discover_tokens,
     need,
 )
-from equity_daemon.venues.protocols.aave import AaveReader, Reserve, discover_reserves
+from equity_daemon.venues.protocols.aave import AaveReader, Market, Reserve, discover_market
 from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
 from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
 from equity_daemon.venues.protocols.etherfi import (
@@ -398,19 +400,19 @@ class ChainVenue:
             if vault_assets
             else {}
         )
-        reserves: dict[str, tuple[Reserve, ...]] = {
-            market: await discover_reserves(run, market, pool)
+        markets: dict[str, Market] = {
+            market: await discover_market(run, market, pool)
             for market, pool in inputs["markets"].items()
         }
         feeds = await self._discover_feeds(run)
-        return _Facts(inputs, tokens, vaults, reserves, feeds, self._clock())
+        return _Facts(inputs, tokens, vaults, markets, feeds, self._clock())
 
     async def _build_readers(
         self, rpc: RpcEndpoint, block: int, facts: _Facts
     ) -> tuple[Reader, ...]:
         """The readers of the configured holdings from discovery's results (scanning the
         request NFT's mint logs from where the last scan stopped)."""
-        tokens, vaults, reserves = facts.tokens, facts.vaults, facts.reserves
+        tokens, vaults, markets = facts.tokens, facts.vaults, facts.markets
         readers: list[Reader] = []
         for holding in self._config.holdings:
             address = holding.address
@@ -420,7 +422,13 @@ class ChainVenue:
                     WalletReader(address, NATIVE in holding.wallet, wallet_tokens, self._multicall)
                 )
             readers += [
-                AaveReader(market, self._markets[market], address, reserves[market])
+                AaveReader(
+                    market,
+                    self._markets[market],
+                    address,
+                    markets[market].reserves,
+                    markets[market].oracle,
+                )
                 for market in holding.aave
             ]
             if holding.lido:
@@ -565,7 +573,7 @@ class _Facts:
     inputs: dict[str, Any]
     tokens: dict[str, Token]
     vaults: dict[str, Vault]
-    reserves: dict[str, tuple[Reserve, ...]]
+    markets: dict[str, Market]
     feeds: list[Feed]
     at: datetime
 
@@ -575,7 +583,13 @@ class _Facts:
             "at": self.at.isoformat(),
             "tokens": {s: [t.address, t.decimals] for s, t in self.tokens.items()},
             "vaults": {s: [v.asset, v.asset_decimals] for s, v in self.vaults.items()},
-            "reserves": {m: [list(astuple(r)) for r in rs] for m, rs in self.reserves.items()},
+            "markets": {
+                name: {
+                    "oracle": market.oracle,
+                    "reserves": [list(astuple(r)) for r in market.reserves],
+                }
+                for name, market in self.markets.items()
+            },
             "feeds": {feed.address: feed.decimals for feed in self.feeds},
         }
 
@@ -589,9 +603,15 @@ class _Facts:
             inputs=data["inputs"],
             tokens=tokens,
             vaults={s: Vault(tokens[s], str(a), int(d)) for s, (a, d) in data["vaults"].items()},
-            reserves={
-                m: tuple(Reserve(str(s), str(u), int(d), str(a), str(v)) for s, u, d, a, v in rs)
-                for m, rs in data["reserves"].items()
+            markets={
+                name: Market(
+                    tuple(
+                        Reserve(str(s), str(u), int(d), str(a), str(v))
+                        for s, u, d, a, v in market["reserves"]
+                    ),
+                    None if market["oracle"] is None else str(market["oracle"]),
+                )
+                for name, market in data["markets"].items()
             },
             feeds=[
                 Feed(

@@ -4,8 +4,8 @@
 @notice Mainnet reads, same selectors and encodings: `getUserAccountData(address)` (six
     uint256), `getReservesList()`, `getReserveData(address)` (the `ReserveDataLegacy` tuple of
     v3.2+, deprecated fields zero), `getReserveNormalizedIncome(address)` and
-    `getReserveNormalizedVariableDebt(address)`. Indexes and account data are set by test
-    helpers; nothing accrues by itself.
+    `getReserveNormalizedVariableDebt(address)`, `ADDRESSES_PROVIDER()`. Indexes, account data
+    and the addresses provider are set by test helpers; nothing accrues by itself.
 """
 
 RAY: constant(uint256) = 10**27
@@ -46,6 +46,19 @@ struct AccountData:
 reserves: DynArray[address, MAX_RESERVES]
 reserve_data: HashMap[address, ReserveDataLegacy]
 accounts: HashMap[address, AccountData]
+addresses_provider: address
+
+
+@view
+@external
+def ADDRESSES_PROVIDER() -> address:
+    return self.addresses_provider
+
+
+@external
+def set_addresses_provider(provider: address):
+    """@notice Test helper: the market's PoolAddressesProvider."""
+    self.addresses_provider = provider
 
 
 @view

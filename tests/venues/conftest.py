@@ -31,6 +31,7 @@ class World:
     usdt: Contract
     weth: Contract
     pool: Contract
+    aave_oracle: Contract
     a_usdt: Contract
     debt_usdt: Contract
     a_weth: Contract
@@ -114,6 +115,13 @@ def deploy_world(chain: Chain, contracts: dict[str, Artifact]) -> World:
         "variableDebtEthWETH",
         18,
     )
+    aave_oracle = chain.deploy(contracts["aave_oracle"])
+    provider = chain.deploy(contracts["aave_addresses_provider"], aave_oracle.address)
+    pool.transact("set_addresses_provider", provider.address)
+    # Aave's prices (base currency, 8 dp), at which the account data below is consistent:
+    # 412 WETH x 300,000 = 123,600,000 collateral, 267.5 x 300,000 = 80,250,000 debt
+    aave_oracle.transact("set_asset_price", weth.address, 300_000 * 10**8)
+    aave_oracle.transact("set_asset_price", usdt.address, 10**8)
     pool.transact("init_reserve", usdt.address, a_usdt.address, debt_usdt.address)
     pool.transact("init_reserve", weth.address, a_weth.address, debt_weth.address)
     pool.transact("set_indexes", weth.address, RAY * 103 // 100, RAY * 107 // 100)
@@ -154,6 +162,7 @@ def deploy_world(chain: Chain, contracts: dict[str, Artifact]) -> World:
         usdt=usdt,
         weth=weth,
         pool=pool,
+        aave_oracle=aave_oracle,
         a_usdt=a_usdt,
         debt_usdt=debt_usdt,
         a_weth=a_weth,

@@ -127,7 +127,14 @@ async def test_every_holding_is_read_at_one_block_in_two_requests(
             for protocol in ("wallet", "aave-core", "lido", "etherfi", "erc4626")
         }
         assert report.reported == (
-            ReportedTotal(f"aave-core:{fund}", Decimal(43_350_000), "USD", "getUserAccountData"),
+            ReportedTotal(
+                f"aave-core:{fund}",
+                Decimal(43_350_000),
+                "USD",
+                "getUserAccountData",
+                # our 412 aWETH - 267.5 debt at Aave's oracle price (300,000 USD)
+                computed_at_venue_prices=Decimal(43_350_000),
+            ),
         )
         assert report.health == (HealthFactor("core", fund, Decimal("1.27")),)
         (request,) = locked(report)

@@ -1,6 +1,7 @@
 """The test contracts speak the mainnet ABIs, and behave as the protocols they stand for.
 
-The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`, Lido
+The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`,
+`IPoolAddressesProvider`, `IAaveOracle`, Lido
 `WstETH`, EtherFi `WeETH` and `WithdrawRequestNFT`, Chainlink `AggregatorV3Interface`, ERC-20,
 ERC-721, ERC-4626, Multicall3), not from our sources: a function the daemon reads must have the
 same signature (so the same selector) and the same return types (so the same encoding), or the
@@ -65,6 +66,13 @@ MAINNET: dict[str, dict[str, str]] = {
         "getReserveData(address)": RESERVE_DATA_LEGACY,
         "getReserveNormalizedIncome(address)": "uint256",
         "getReserveNormalizedVariableDebt(address)": "uint256",
+        "ADDRESSES_PROVIDER()": "address",
+    },
+    "aave_addresses_provider": {"getPriceOracle()": "address"},
+    "aave_oracle": {
+        "getAssetsPrices(address[])": "uint256[]",
+        "getAssetPrice(address)": "uint256",
+        "BASE_CURRENCY_UNIT()": "uint256",
     },
     "aave_atoken": SCALED_TOKEN,
     "aave_debt_token": SCALED_TOKEN,
@@ -128,6 +136,9 @@ SELECTORS = {
     "ownerOf(uint256)": "6352211e",
     "getUserAccountData(address)": "bf92857c",
     "getReserveData(address)": "35ea6a75",
+    "getAssetsPrices(address[])": "9d23d9f2",
+    "getPriceOracle()": "fca513a8",
+    "ADDRESSES_PROVIDER()": "0542975c",
 }
 EVENTS: dict[str, dict[str, tuple[bool, ...]]] = {
     "erc20": {"Transfer(address,address,uint256)": (True, True, False)},

@@ -11,8 +11,16 @@ The reserves of a market are found at discovery from its Pool (`getReservesList`
 
 `getUserAccountData` gives the health factor (WAD; uint256 max without debt, reported as
 infinity) and `totalCollateralBase − totalDebtBase`, in USD with 8 decimals on Ethereum: a
-`ReportedTotal` the calculator compares with the account's lines (at the book's prices, so a
-few basis points apart from Aave's own oracle: venue-pitfalls 42, 43).
+`ReportedTotal` the calculator compares with the account's lines. Valued at the book's prices
+they would differ from Aave's figure by the two price sets (venue-pitfalls 43), so the market's
+own oracle (`AaveOracle.getAssetsPrices(reserves)`, found at discovery through the Pool's
+`ADDRESSES_PROVIDER().getPriceOracle()`) is read in the same multicall and our balances valued
+at its prices, as Aave does (`balance × price / 10**decimals` per reserve, in base units), go
+with the total (`computed_at_venue_prices`): what remains is the rounding of pitfall 42 (aToken
+down, debt up: a few base units), or balances and Aave's figure that really disagree. A market
+whose oracle is not found, or a price read that fails, is reconciled at the book's prices.
+Aave counts in `totalCollateralBase` only the reserves the user enabled as collateral: a supply
+that is not collateral shows as a difference.
 """
 
 from __future__ import annotations
@@ -54,9 +62,34 @@ class Reserve:
     debt_token: str
 
 
-async def discover_reserves(run: Run, market: str, pool: str) -> tuple[Reserve, ...]:
-    """The reserves listed by `pool` with their tokens, underlying symbols and decimals."""
-    (listed,) = await run([Call.of(pool, "getReservesList()", returns=("address[]",))])
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A market's reserves and its price oracle (None when the Pool did not name one)."""
+
+    reserves: tuple[Reserve, ...]
+    oracle: str | None
+
+
+async def discover_market(run: Run, market: str, pool: str) -> Market:
+    """The reserves listed by `pool` with their tokens, underlying symbols and decimals, and
+    the market's `AaveOracle` (`ADDRESSES_PROVIDER()` → `getPriceOracle()`)."""
+    listed, provider = await run(
+        [
+            Call.of(pool, "getReservesList()", returns=("address[]",)),
+            Call.of(pool, "ADDRESSES_PROVIDER()", returns=("address",)),
+        ]
+    )
+    oracle: str | None = None
+    if provider.error is None:
+        (found,) = await run(
+            [Call.of(str(provider.value), "getPriceOracle()", returns=("address",))]
+        )
+        if found.error is None and int(str(found.value), 16):
+            oracle = str(found.value)
+    return Market(await _reserves(run, market, pool, listed), oracle)
+
+
+async def _reserves(run: Run, market: str, pool: str, listed: CallResult) -> tuple[Reserve, ...]:
     assets = [str(a) for a in need(listed, f"aave-{market} reserves")]
     calls: list[Call] = []
     for asset in assets:
@@ -98,6 +131,7 @@ class AaveReader:
     pool: str
     address: str
     reserves: tuple[Reserve, ...]
+    oracle: str | None = None
 
     @property
     def account(self) -> str:
@@ -120,18 +154,22 @@ class AaveReader:
                     reserve.debt_token, self.address, f"variableDebt{reserve.symbol}.balanceOf"
                 ),
             ]
+        if self.oracle is not None:
+            calls.append(
+                Call.of(
+                    self.oracle,
+                    "getAssetsPrices(address[])",
+                    [reserve.underlying for reserve in self.reserves],
+                    returns=("uint256[]",),
+                    label="AaveOracle.getAssetsPrices",
+                )
+            )
         return calls
 
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
         collateral, debt, _available, _threshold, _ltv, health = need(results[0], self.account)
-        out.reported.append(
-            ReportedTotal(
-                self.account,
-                units(collateral - debt, BASE_DECIMALS),
-                BASE_CURRENCY,
-                "getUserAccountData",
-            )
-        )
+        prices = self._prices(results[-1]) if self.oracle is not None else None
+        ours = 0  # our balances at Aave's prices, in base units, as Aave sums them
         factor = Decimal("Infinity") if health == UINT256_MAX else units(health, WAD_DECIMALS)
         out.health.append(HealthFactor(self.market, self.address, factor))
         for index, reserve in enumerate(self.reserves):
@@ -141,6 +179,9 @@ class AaveReader:
                 (owed, PositionKind.DEBT, reserve.debt_token),
             ):
                 raw = int(need(result, f"{self.account}/{reserve.symbol} {kind.value}"))
+                if prices is not None:
+                    value = raw * prices[index] // 10**reserve.decimals
+                    ours += value if kind is PositionKind.ASSET else -value
                 if raw:
                     out.positions.append(
                         Position(
@@ -152,3 +193,21 @@ class AaveReader:
                             details={"token": token, "market": self.market},
                         )
                     )
+        out.reported.append(
+            ReportedTotal(
+                self.account,
+                units(collateral - debt, BASE_DECIMALS),
+                BASE_CURRENCY,
+                "getUserAccountData",
+                None if prices is None else units(ours, BASE_DECIMALS),
+            )
+        )
+
+    def _prices(self, result: CallResult) -> list[int] | None:
+        """Aave's prices of the reserves, in base units; None (reconciled at the book's
+        prices instead) when the oracle's answer is unusable."""
+        if result.error is None:
+            prices = [int(p) for p in result.value]
+            if len(prices) == len(self.reserves):
+                return prices
+        return None
