@@ -97,6 +97,8 @@ async def test_a_leveraged_staking_book_in_eth(
     holder = world.chain.accounts[2]
     supply_wsteth(world, contracts, holder)
     # Aave's own figures at ETH = 3000 USD: 121 ETH of collateral, 85.6 ETH of debt
+    world.aave_oracle.transact("set_asset_price", world.wsteth.address, 3_630 * 10**8)
+    world.aave_oracle.transact("set_asset_price", world.weth.address, 3_000 * 10**8)
     world.pool.transact(
         "set_user_account_data", holder, 363_000 * 10**8, 256_800 * 10**8, 0, 8250, 8000,
         14 * WAD // 10,
@@ -144,6 +146,70 @@ async def test_a_leveraged_staking_book_in_eth(
         assert proxy.methods == ["eth_blockNumber", "eth_call"]  # one block, one read
         # 100.1 x 1.21 - 80 x 1.071 = 121.121 - 85.68
         assert snap.equity == Decimal("35.441")
+
+
+async def test_aave_is_reconciled_at_its_own_oracle_prices(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[2]
+    supply_wsteth(world, contracts, holder)  # 100 wstETH supplied, 85.6 WETH owed
+    # Aave's oracle prices wstETH lower than the book (3600 USD, the book 1.21 x 3000 = 3630):
+    # at the book's prices Aave's figure would look 2.9 % off
+    world.aave_oracle.transact("set_asset_price", world.wsteth.address, 3_600 * 10**8)
+    world.aave_oracle.transact("set_asset_price", world.weth.address, 3_000 * 10**8)
+    # Aave's sums, with its rounding (venue-pitfalls 42): collateral down, debt up by base units
+    world.pool.transact(
+        "set_user_account_data", holder, 360_000 * 10**8 - 1, 256_800 * 10**8 + 2, 0, 8250,
+        8000, 14 * WAD // 10,
+    )  # fmt: skip
+    venue = chain_venue(world, "anvil-eth", proxy.url, {"address": holder, "aave": ["core"]})
+    settings = Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "books": {
+                "staking": {
+                    "share_class": "ETH",
+                    "venues": [venue],
+                    "reconciliation_tolerance": "0.001",
+                    "prices": [
+                        {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
+                        {"base": "stETH", "quote": "ETH", "fixed": 1},
+                        {"base": "WETH", "quote": "ETH", "fixed": 1},
+                        {"base": "ETH", "quote": "USD", "sources": ["anvil-eth"]},
+                    ],
+                }
+            },
+        }
+    )
+    async with running(settings, tmp_path) as (daemon, history):
+        await daemon.fetch_all_once()
+        events = await daemon.cycle(history)
+        (snap,) = [book.tracker.latest for book in daemon.books]
+        assert snap is not None
+        assert snap.complete, snap.problems
+        assert snap.equity == Decimal("35.4")  # the book's own prices: 121 - 85.6
+        (item,) = snap.reconciliations
+        # ours at Aave's prices: 100 x 3600 - 85.6 x 3000 = 103,200 USD = 34.4 ETH;
+        # Aave's: 103,199.99999997 USD
+        assert item.computed == Decimal("34.4")
+        assert item.reported_amount == Decimal("103199.99999997")
+        assert item.ratio is not None
+        assert abs(item.ratio) < Decimal("1e-12")
+        assert [e.kind.value for e in events if e.kind.value == "reconciliation"] == []
+
+        # Aave's figure no longer matches the balances read at the same block
+        world.pool.transact(
+            "set_user_account_data", holder, 340_000 * 10**8, 256_800 * 10**8, 0, 8250, 8000,
+            13 * WAD // 10,
+        )  # fmt: skip
+        await daemon.fetch_all_once()
+        events = await daemon.cycle(history)
+        (drift,) = [e for e in events if e.kind.value == "reconciliation"]
+        assert drift.detail is not None
+        assert f"aave-core:{holder}" in drift.detail
+        (item,) = drift.snapshot.reconciliations
+        assert item.computed == Decimal("34.4")
+        assert item.reported_amount == Decimal("83200")
 
 
 async def test_a_basis_book_in_usdt_with_a_manual_hedge(
