@@ -113,3 +113,27 @@ async def test_a_statement_in_a_file_venue_is_reconciled_exported_and_warned_abo
     assert snap.complete
     assert snap.reconciliations[0].reported == 1020
     await history.aclose()
+
+
+def test_lines_valued_at_the_venues_own_prices_are_compared_like_with_like() -> None:
+    # the venue valued our lines at its prices (3950 USD) and reports 3949.99999997 (its own
+    # rounding): compared at the same USD price, whatever the book's prices say (4000)
+    total = ReportedTotal(
+        "aave", Decimal("3949.99999997"), "USD", "getUserAccountData", Decimal(3950)
+    )
+    report_total = VenueReport(
+        "bybit",
+        NOW,
+        (pos("bybit", "USDT", "1000", account="aave"), pos("bybit", "ETH", "1", account="aave")),
+        reported=(total,),
+    )
+    state = VenueState(report_total, report_total)
+    (item,) = snapshot(state, quotes=USD).reconciliations
+    assert item.computed == Decimal(3950)  # not 4000, the book's valuation
+    assert item.reported == Decimal("3949.99999997")
+    assert item.ratio is not None
+    assert abs(item.ratio) < Decimal("1e-10")
+    # without a price of the venue's currency nothing is compared, as before
+    (item,) = snapshot(state).reconciliations
+    assert item.computed == Decimal(4000)
+    assert item.reported is None

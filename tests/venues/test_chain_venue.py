@@ -541,6 +541,8 @@ async def test_a_restart_recalls_discovery_and_resumes_the_request_log_scan(
         # the head, the logs of the two new blocks only, and the one read
         assert proxy.methods == ["eth_chainId", "eth_blockNumber", "eth_getLogs", "eth_call"]
         assert lines(again) == lines(first)
+        assert again.reported == first.reported  # Aave's oracle recalled as well
+        assert again.reported[0].computed_at_venue_prices is not None
         assert [p.details["request_id"] for p in locked(again)] == [str(world.request_id)]
         assert (
             json.loads((await history.recall("anvil"))[f"etherfi_requests:{world.fund}"])["cursor"]
