@@ -534,18 +534,23 @@ class ChainVenue:
         log.info("chain_discovery_recalled", venue=self.name, age_seconds=round(age))
 
     async def _remember(self, key: str, value: dict[str, Any]) -> None:
-        if self._memory is None or self._memory_broken:
+        if self._memory is None:
             return
         try:
             await self._memory.remember(self.name, key, json.dumps(value), self._clock())
         except HistoryUnavailable as exc:
             self._memory_failed(exc)
+            return
+        if self._memory_broken:
+            self._memory_broken = False
+            log.info("chain_memory_available", venue=self.name)
 
     def _memory_failed(self, exc: HistoryUnavailable) -> None:
-        # said once; the venue goes on with what it holds in memory (a restart then
-        # discovers and scans again)
+        # said once per outage; the venue goes on with what it holds in memory (writes are
+        # tried again at the next discovery or scan; a restart meanwhile discovers again)
+        if not self._memory_broken:
+            log.warning("chain_memory_unavailable", venue=self.name, reason=str(exc))
         self._memory_broken = True
-        log.warning("chain_memory_unavailable", venue=self.name, reason=str(exc))
 
     async def _remember_facts(self, facts: _Facts) -> None:
         await self._remember(_DISCOVERY_KEY, facts.to_json())

@@ -596,6 +596,30 @@ async def test_a_memory_that_fails_never_fails_a_fetch(world: World, proxy: RpcP
                 report = await venue.fetch()
                 assert lines(report)[("wallet", "USDT", "asset")] == Decimal(1_250_000)
     warned = [entry for entry in logs if entry["event"] == "chain_memory_unavailable"]
-    assert len(warned) == 1  # said once
+    assert len(warned) == 1  # said once, though every discovery tried to write again
     assert "database is locked" in warned[0]["reason"]
-    assert memory.calls == 1  # not asked again once it failed
+    assert memory.calls > 3
+
+
+async def test_stored_discovery_that_cannot_be_read_is_discovered_again(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    holdings = [{"address": world.fund, "wallet": ["USDT"], "etherfi_scan_from_block": 0}]
+    config = settings(world, [proxy.url], holdings=holdings)
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        at = datetime.now(UTC)
+        await history.remember("anvil", "discovery", '{"inputs": {}}', at)
+        # a scan configured from another block starts again from the configured one
+        cursor = '{"from": 5, "cursor": 999999, "found": [77]}'
+        await history.remember("anvil", f"etherfi_requests:{world.fund}", cursor, at)
+        with capture_logs() as logs:
+            async with remembering(config, history) as venue:
+                report = await venue.fetch()
+        assert lines(report)[("wallet", "USDT", "asset")] == Decimal(1_250_000)
+        assert [p.details["request_id"] for p in locked(report)] == [str(world.request_id)]
+        assert "chain_memory_unusable" in [entry["event"] for entry in logs]
+        stored = json.loads((await history.recall("anvil"))["discovery"])
+        assert stored["tokens"]["USDT"][1] == 6  # replaced by the new discovery
+    finally:
+        await history.aclose()
