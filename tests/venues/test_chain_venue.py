@@ -623,3 +623,26 @@ async def test_stored_discovery_that_cannot_be_read_is_discovered_again(
         assert stored["tokens"]["USDT"][1] == 6  # replaced by the new discovery
     finally:
         await history.aclose()
+
+
+async def test_a_market_without_an_oracle_is_reconciled_at_the_books_prices(
+    world: World, proxy: RpcProxy
+) -> None:
+    world.pool.transact("set_addresses_provider", "0x" + "00" * 20)
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        report = await venue.fetch()
+    (total,) = report.reported
+    assert total.amount == Decimal(43_350_000)
+    assert total.computed_at_venue_prices is None  # the calculator values the lines itself
+
+
+async def test_an_oracle_that_fails_never_fails_the_balances(world: World, proxy: RpcProxy) -> None:
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        first = await venue.fetch()
+        world.chain.set_code(world.aave_oracle.address, b"")
+        report = await venue.fetch()
+    assert lines(report) == lines(first)
+    (total,) = report.reported
+    assert total.computed_at_venue_prices is None
