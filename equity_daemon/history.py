@@ -426,6 +426,7 @@ class HistoryDB:
             for at, equity, complete in rows
         ]
 
+    @_may_be_unavailable
     def recall(self, venue: str) -> dict[str, str]:
         """What `venue` remembered (`remember`), by key; empty for a venue never seen."""
         rows = self._db.execute(
