@@ -25,7 +25,9 @@ old that price is; caching only saves a request per cycle when cycles come quick
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -91,6 +93,7 @@ class ExchangeVenue:
         request_timeout: float = exchange_client.DEFAULT_TIMEOUT,
         rate_limit: bool = True,
         in_transit: bool = True,
+        on_disagreement: Callable[[str], None] | None = None,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -109,6 +112,11 @@ class ExchangeVenue:
         self._rate_limit = rate_limit
         self._in_transit = in_transit
         self._clients: dict[str, Any] = {}
+        # the raw answers of the last REST snapshot, as pushes have patched them since
+        self._state: dict[str, _Account] = {}
+        self._transfers: Lines | None = None
+        self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
+        self._on_disagreement = on_disagreement or (lambda venue: None)
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -129,14 +137,19 @@ class ExchangeVenue:
         return client
 
     async def fetch(self) -> VenueReport:
-        """Every configured account type, read now; the first failure fails the whole fetch."""
-        results: dict[str, Lines] = {}
+        """Every configured account type, read now; the first failure fails the whole fetch.
+
+        The answers replace the venue's state (what a stream patches between fetches); a
+        snapshot that disagrees with a state a stream has been keeping is counted.
+        """
+        results: dict[str, _Account] = {}
         failures: list[VenueError] = []
+        transfers_lines: list[Lines] = []
 
         async def read(account: str) -> None:
             try:
                 if account == TRANSFERS:
-                    results[account] = await self._read_transfers()
+                    transfers_lines.append(await self._read_transfers())
                 else:
                     results[account] = await self._read(account)
             except VenueError as exc:
@@ -148,22 +161,39 @@ class ExchangeVenue:
                 tg.start_soon(read, account)
         if failures:
             raise failures[0]
+        lines = {account: self._lines(account, results[account]) for account in self.accounts}
+        if self._compare_next and self._state and self._signature() != _signature(lines):
+            self._on_disagreement(self.name)
+            log.warning("stream_rest_disagreement", venue=self.name)
+        self._state = results
+        self._transfers = transfers_lines[0] if transfers_lines else None
+        return self._report(lines, None)
+
+    def _report(self, lines: Mapping[str, Lines], as_of: datetime | None) -> VenueReport:
         positions: list[Position] = []
         reported: list[ReportedTotal] = []
-        for account in reads:
-            positions += results[account].positions
-            reported += results[account].reported
+        every = [*(lines[account] for account in self.accounts)]
+        if self._transfers is not None:
+            every.append(self._transfers)
+        for found in every:
+            positions += found.positions
+            reported += found.reported
+        fetched_at = self._clock()
         return VenueReport(
             self.name,
-            self._clock(),
+            fetched_at,
             tuple(positions),
+            as_of=None if as_of is None else min(as_of, fetched_at),
             revision=_revision(positions, reported),
             reported=tuple(reported),
         )
 
-    async def _read(self, account: str) -> Lines:
+    def _signature(self) -> frozenset[tuple[str, str, str, str, str]]:
+        """The amounts of the lines of the current state (details such as uPnL left out)."""
+        return _signature({a: self._lines(a, self._state[a]) for a in self.accounts})
+
+    async def _read(self, account: str) -> _Account:
         client = self.client(account)
-        lines = Lines(self.name, account)
         balance = await exchange_client.fetch_balance(
             client, self.name, self.mapping.ACCOUNTS[account]
         )
@@ -175,13 +205,31 @@ class ExchangeVenue:
         raw_positions: list[dict[str, Any]] = []
         for params in self.mapping.POSITIONS.get(account, ()):
             raw_positions += await exchange_client.fetch_positions(client, self.name, params)
+        found = _Account(balance.get("info"), extra)
         try:
-            self.mapping.balance(lines, account, balance.get("info"), extra)
-            for found in raw_positions:
-                market = client.markets.get(found.get("symbol"))
+            for i, position in enumerate(raw_positions):
+                market = client.markets.get(position.get("symbol"))
                 if market is None:
-                    raise BadField(f"a position in an unlisted market {found.get('symbol')!r}")
-                self.mapping.position(lines, found.get("info"), market)
+                    raise BadField(f"a position in an unlisted market {position.get('symbol')!r}")
+                found.positions[self._position_key(position.get("info"), i)] = (
+                    position.get("info"),
+                    market,
+                )
+        except (BadField, KeyError, TypeError) as exc:
+            raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        return found
+
+    def _position_key(self, raw: Any, index: int) -> Any:
+        key = getattr(self.mapping, "position_key", None)
+        return index if key is None else key(raw)
+
+    def _lines(self, account: str, found: _Account) -> Lines:
+        """The lines of one account from its raw answers, as the mapping reads them."""
+        lines = Lines(self.name, account)
+        try:
+            self.mapping.balance(lines, account, found.info, found.extra)
+            for raw, market in found.positions.values():
+                self.mapping.position(lines, raw, market)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         return lines
@@ -234,6 +282,23 @@ class ExchangeVenue:
                     await client.close()
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
+
+
+@dataclass
+class _Account:
+    """One account type's raw answers: balance, extra call, open positions by key."""
+
+    info: Any
+    extra: Any
+    positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
+
+
+def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:
+    return frozenset(
+        (p.account, p.asset.symbol, p.kind.value, p.line_id or "", decimal_str(p.amount))
+        for found in lines.values()
+        for p in found.positions
+    )
 
 
 def _revision(positions: Sequence[Position], reported: Sequence[ReportedTotal]) -> str:
