@@ -24,10 +24,14 @@ old that price is; caching only saves a request per cycle when cycles come quick
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +53,7 @@ from equity_daemon.venues.exchanges import (
     bybit,
     number,
     okx,
+    rows,
     transfers,
 )
 
@@ -58,6 +63,7 @@ MAPPINGS: Mapping[str, ModuleType] = {"binance": binance, "bybit": bybit, "okx":
 CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
 TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
+STREAM = ":stream"  # the key suffix of an account type's ccxt.pro instance
 # the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
 TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
     "binance": ((),),
@@ -121,8 +127,11 @@ class ExchangeVenue:
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
 
-    def client(self, key: str) -> Any:
-        """The ccxt instance of one account type (or `MARKET_DATA`), created on first use."""
+    def client(self, key: str, *, streaming: bool = False) -> Any:
+        """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
+        `streaming`: a ccxt.pro instance of its own (key `<account>:stream`)."""
+        if streaming:
+            key = f"{key}{STREAM}"
         client = self._clients.get(key)
         if client is None:
             client = exchange_client.create_exchange(
@@ -132,6 +141,7 @@ class ExchangeVenue:
                 sandbox=self._sandbox,
                 timeout=self._timeout,
                 rate_limit=self._rate_limit,
+                streaming=streaming,
             )
             self._clients[key] = client
         return client
@@ -282,6 +292,141 @@ class ExchangeVenue:
                     await client.close()
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
+
+
+def streams(exchange_id: str, accounts: Sequence[str]) -> bool:
+    """Whether any of these account types of this exchange has a stream implemented here."""
+    streamed = getattr(MAPPINGS.get(exchange_id), "STREAMED", ())
+    return any(account in streamed for account in accounts)
+
+
+class StreamingExchangeVenue(ExchangeVenue):
+    """An exchange venue whose account types with a private stream follow it (ccxt.pro).
+
+    `updates()` takes a REST snapshot, then patches it with every balance and position push
+    (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
+    the full report after each batch of pushes, its `as_of` the push's event time. Debt and
+    interest keep their REST values. A REST snapshot replaces the state every `resync_seconds`
+    and whenever `updates()` starts again (after a reconnect); one that disagrees with the
+    streamed state calls `on_disagreement`. Account types without a stream keep their last REST
+    lines until the next snapshot.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        keepalive: float = 30.0,
+        resync_seconds: float = 300.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.streamed = tuple(
+            a for a in self.accounts if a in getattr(self.mapping, "STREAMED", ())
+        )
+        if not self.streamed:
+            raise ValueError(f"{self.exchange_id} streams none of {self.accounts}")
+        self._keepalive = keepalive
+        self.resync_seconds = resync_seconds
+
+    @property
+    def keepalive(self) -> float:
+        return self._keepalive
+
+    async def updates(self) -> AsyncGenerator[VenueReport, None]:
+        """A full report at start, then one after every batch of pushes (and every resync).
+
+        The watchers run as asyncio tasks of their own rather than in a task group: a task
+        group must not stay open across a generator's `yield`. Their failures come through the
+        same channel as the pushes and end the stream; the tasks end with it.
+        """
+        send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            for account in self.streamed:
+                client = self.client(account, streaming=True)
+                exchange_client.listen(client, partial(self._heard, send, account))
+                watchers += [
+                    asyncio.ensure_future(self._watch(send, client, method))
+                    for method in ("watch_balance", "watch_positions")
+                ]
+            yield await self.fetch()  # after subscribing: a push from here on is kept
+            self._compare_next = True
+            resync_at = anyio.current_time() + self.resync_seconds
+            while True:
+                heard = None
+                with anyio.move_on_after(max(0.0, resync_at - anyio.current_time())):
+                    heard = await receive.receive()
+                if heard is None:
+                    yield await self.fetch()
+                    resync_at = anyio.current_time() + self.resync_seconds
+                    continue
+                batch = [heard]
+                while True:  # debounce: every push already waiting goes into one report
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                yield self._patched(batch)
+        finally:
+            self._compare_next = False
+            send.close()
+            receive.close()
+            for watcher in watchers:
+                watcher.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*watchers, return_exceptions=True)
+
+    def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            send.send_nowait((account, kind, message))
+
+    async def _watch(self, send: Any, client: Any, method: str) -> None:
+        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
+        try:
+            while True:
+                with exchange_errors(self.name, client):
+                    await getattr(client, method)()
+        except Exception as exc:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                send.send_nowait(("", "error", exc))
+
+    def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
+        """The state with every push of `batch` applied, as a full report."""
+        latest: int | None = None
+        for account, kind, message in batch:
+            if isinstance(message, BaseException):
+                raise message
+            found = self._state.get(account)
+            if found is None:
+                continue
+            try:
+                data = message.get("data")
+                if kind == "balance":
+                    found.info = self.mapping.patch_balance(found.info, data)
+                else:
+                    client = self.client(account, streaming=True)
+                    for raw in rows(data, "position push"):
+                        key = self.mapping.position_key(raw)
+                        if self.mapping.closed(raw):
+                            found.positions.pop(key, None)
+                            continue
+                        symbol = client.parse_position(raw).get("symbol")
+                        market = client.markets.get(symbol)
+                        if market is None:
+                            raise BadField(f"a position in an unlisted market {symbol!r}")
+                        found.positions[key] = (raw, market)
+            except (BadField, KeyError, TypeError, IndexError) as exc:
+                raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+            when = self.mapping.event_ms(message)
+            if when is not None and (latest is None or when > latest):
+                latest = when
+        lines = {a: self._lines(a, self._state[a]) for a in self.accounts}
+        as_of = None if latest is None else datetime.fromtimestamp(latest / 1000, UTC)
+        return self._report(lines, as_of)
+
+
+# (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
+_Heard = tuple[str, str, Any]
 
 
 @dataclass

@@ -62,6 +62,8 @@ async def test_a_wallet_push_reaches_watch_balance() -> None:
 async def test_positions_start_from_rest_then_follow_pushes() -> None:
     async with streaming() as (fake, client):
         fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        # the venue takes its own snapshot and turns ccxt's off; the fake serves ccxt's too
+        client.options["watchPositions"]["fetchPositionsSnapshot"] = True
         with anyio.fail_after(5):
             (first,) = await client.watch_positions()  # the REST snapshot
         assert (first["side"], first["contracts"]) == ("short", 2)

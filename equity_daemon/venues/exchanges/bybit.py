@@ -132,6 +132,11 @@ def patch_balance(info: Any, pushed: Any) -> dict[str, Any]:
     return {**info, "result": {**info["result"], "list": [wallet]}}
 
 
+def closed(raw: Mapping[str, Any]) -> bool:
+    """Whether a pushed position row is a closed position (size 0)."""
+    return number(raw, "size") == 0
+
+
 def position_key(raw: Mapping[str, Any]) -> tuple[str, str]:
     """What identifies one position: its symbol and position index (hedge mode has two)."""
     return text(raw, "symbol"), str(raw.get("positionIdx", 0))
