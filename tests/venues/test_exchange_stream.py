@@ -241,3 +241,41 @@ async def test_a_silent_stream_past_its_keepalive_falls_back_to_rest(tmp_path: P
                     while len(fake.calls("/v5/account/wallet-balance")) < polled + 2:  # noqa: ASYNC110
                         await anyio.sleep(0.05)
                 assert "polling" in str(daemon.store.state("cex").note)
+
+
+async def test_a_dropped_socket_is_noted_and_rest_carries_the_change_made_meanwhile(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        with capture_logs():
+            async with running(tmp_path, bybit_venue(fake)) as daemon:
+                await subscribed(fake, "wallet", "position")
+                await fake.drop_streams()
+                fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
+                assert await fake.push("wallet") == 0  # the socket is down: nobody hears it
+                with anyio.fail_after(5):
+                    while True:
+                        held = daemon.store.state("cex").latest
+                        if held is not None and amounts(held).get("USDT") == 1500:
+                            break
+                        await anyio.sleep(0.02)
+                assert "stream down" in str(daemon.store.state("cex").note)
+
+
+async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        with capture_logs():
+            async with running(tmp_path, bybit_venue(fake, resync_seconds=0.3)) as daemon:
+                await subscribed(fake, "wallet", "position")
+                fake.set_holding("unified", "ETH", None)  # gone to zero, never pushed
+                sample = partial(
+                    daemon.instruments.registry.get_sample_value,
+                    "equity_daemon_stream_rest_disagreements_total",
+                    {"venue": "cex"},
+                )
+                with anyio.fail_after(5):
+                    while not sample():  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                assert sample() == 1
