@@ -15,7 +15,13 @@ import pytest
 from equity_daemon.errors import VenueAuthError, VenueError, VenueUnavailable
 from equity_daemon.venues.exchange_client import create_exchange
 from equity_daemon.venues.exchange_errors import exchange_errors
-from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from equity_daemon.venues.fake_exchange import (
+    BinanceDialect,
+    FakeExchange,
+    FakePosition,
+    Holding,
+    fake_exchange,
+)
 from tests.venues.exchanges import CREDENTIALS
 
 pytestmark = pytest.mark.anyio
@@ -166,6 +172,7 @@ async def test_binance_usdm_account_updates_reach_ccxt_over_a_listen_key_socket(
     # the push's total is the wallet balance `wb`, not REST's margin balance (pitfalls 5)
     assert balance["USDT"]["total"] == pytest.approx(5000)
     assert fake.calls("/fapi/v1/listenKey")
+    assert isinstance(fake.dialect, BinanceDialect)
     assert fake.dialect.listen_keys
 
 
