@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -54,7 +54,6 @@ from equity_daemon.venues.exchanges import (
     bybit,
     number,
     okx,
-    rows,
     transfers,
 )
 
@@ -346,9 +345,13 @@ class StreamingExchangeVenue(ExchangeVenue):
             for account in self.streamed:
                 client = self.client(account, streaming=True)
                 exchange_client.listen(client, partial(self._heard, send, account))
+                params = self.mapping.WATCH[account]
                 watchers += [
-                    asyncio.ensure_future(self._watch(send, client, method))
-                    for method in ("watch_balance", "watch_positions")
+                    asyncio.ensure_future(self._watch(send, client, call))
+                    for call in (
+                        partial(client.watch_balance, dict(params)),
+                        partial(client.watch_positions, None, None, None, dict(params)),
+                    )
                 ]
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
@@ -381,12 +384,12 @@ class StreamingExchangeVenue(ExchangeVenue):
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             send.send_nowait((account, kind, message))
 
-    async def _watch(self, send: Any, client: Any, method: str) -> None:
+    async def _watch(self, send: Any, client: Any, call: Callable[[], Awaitable[Any]]) -> None:
         """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
         try:
             while True:
                 with exchange_errors(self.name, client):
-                    await getattr(client, method)()
+                    await call()
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 send.send_nowait(("", "error", exc))
@@ -401,12 +404,11 @@ class StreamingExchangeVenue(ExchangeVenue):
             if found is None:
                 continue
             try:
-                data = message.get("data")
                 if kind == "balance":
-                    found.info = self.mapping.patch_balance(found.info, data)
+                    found.info = self.mapping.patch_balance(found.info, message)
                 else:
                     client = self.client(account, streaming=True)
-                    for raw in rows(data, "position push"):
+                    for raw in self.mapping.pushed_positions(message):
                         key = self.mapping.position_key(raw)
                         if self.mapping.closed(raw):
                             found.positions.pop(key, None)

@@ -110,8 +110,12 @@ STREAMED: frozenset[str] = frozenset({"unified"})
 NOT_STREAMED = ("spotBorrow", "accruedInterest")
 
 
-def patch_balance(info: Any, pushed: Any) -> dict[str, Any]:
-    """The raw REST wallet answer `info` with the coins of the pushed `wallet` rows replaced.
+# the params of the `watch_balance` / `watch_positions` calls, per streamed account type
+WATCH: Mapping[str, Mapping[str, Any]] = {"unified": {}}
+
+
+def patch_balance(info: Any, message: Any) -> dict[str, Any]:
+    """The raw REST wallet answer `info` with the coins of a `wallet` push replaced.
 
     Coins the push does not name keep their REST rows (a push is never a complete account);
     the wallet's own fields (`totalEquity`) are the pushed ones; `NOT_STREAMED` fields keep
@@ -120,7 +124,7 @@ def patch_balance(info: Any, pushed: Any) -> dict[str, Any]:
     """
     wallet = dict(rows(info["result"]["list"], "result.list")[0])
     coins = {text(c, "coin"): c for c in rows(wallet.get("coin"), "coin")}
-    for row in rows(pushed, "wallet push"):
+    for row in rows(message.get("data"), "wallet push"):
         if row.get("accountType", "UNIFIED") != "UNIFIED":
             continue
         wallet |= {k: v for k, v in row.items() if k != "coin"}
@@ -130,6 +134,11 @@ def patch_balance(info: Any, pushed: Any) -> dict[str, Any]:
             coins[asset] = dict(coin) | {k: old.get(k, "0") for k in NOT_STREAMED}
     wallet["coin"] = list(coins.values())
     return {**info, "result": {**info["result"], "list": [wallet]}}
+
+
+def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
+    """The position rows of a `position` push, shaped as `/v5/position/list` rows."""
+    return rows(message.get("data"), "position push")
 
 
 def closed(raw: Mapping[str, Any]) -> bool:
