@@ -9,7 +9,7 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
-  A stream (`StreamingExchangeVenue`, Bybit `unified` for now) patches this snapshot between
+  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`) patches this snapshot between
   fetches with the coins and positions each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
@@ -413,6 +413,8 @@ class StreamingExchangeVenue(ExchangeVenue):
                         if self.mapping.closed(raw):
                             found.positions.pop(key, None)
                             continue
+                        kept = found.positions.get(key)
+                        raw = raw if kept is None else {**kept[0], **raw}
                         symbol = client.parse_position(raw).get("symbol")
                         market = client.markets.get(symbol)
                         if market is None:

@@ -143,7 +143,8 @@ async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
         venue_of({"kind": "bybit", "accounts": ["unified"], "stream": False}), StreamingVenue
     )
     assert not isinstance(venue_of({"kind": "bybit", "accounts": ["funding"]}), StreamingVenue)
-    assert type(venue_of({"kind": "binance", "accounts": ["usdm"]})) is ExchangeVenue
+    assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
+    assert type(venue_of({"kind": "binance", "accounts": ["spot"]})) is ExchangeVenue
     with pytest.raises(ValueError, match="streams none"):
         StreamingExchangeVenue("x", "okx", ("trading",), CREDENTIALS, SystemClock())
 
@@ -279,3 +280,39 @@ async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None
                     while not sample():  # noqa: ASYNC110
                         await anyio.sleep(0.02)
                 assert sample() == 1
+
+
+async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
+    async with fake_exchange("binance") as fake:
+        fake.set_account(
+            "futures", {"USDT": Holding(balance=D(5000)), "BNB": Holding(balance=D(2))}
+        )
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            ("usdm",),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+        )
+        try:
+            async with aclosing(venue.updates()) as updates:
+                first = await next_report(updates)
+                await subscribed(fake, "account")
+                fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
+                fake.set_positions([FakePosition("ETH", D(0), D(3100))])
+                assert await fake.push("account", coins=["USDT"]) >= 1
+                pushed = await next_report(updates)
+        finally:
+            await venue.aclose()
+    assert amounts(first) == {"USDT": 5000, "BNB": 2}
+    assert [p.kind for p in first.positions].count(PositionKind.HEDGE) == 1
+    assert amounts(pushed) == {"USDT": 6000, "BNB": 2}
+    assert PositionKind.HEDGE not in [p.kind for p in pushed.positions]
+    (total,) = pushed.reported
+    (before,) = first.reported
+    assert total.amount - before.amount == 1000
+    assert pushed.as_of is not None
