@@ -114,6 +114,12 @@ class DaemonMetrics:
             ["venue"],
             registry=self.registry,
         )
+        self.stream_disagreements = Counter(
+            "equity_daemon_stream_rest_disagreements",
+            "REST snapshots that disagreed with the state a venue's stream had been keeping.",
+            ["venue"],
+            registry=self.registry,
+        )
         self.webhook_dead_letters = Counter(
             "equity_daemon_webhook_dead_letters",
             "Events a webhook refused for good and that are no longer tried (`outbox list`).",
@@ -129,6 +135,10 @@ class DaemonMetrics:
 
     def unconfirmed(self, venue: str) -> None:
         self.unconfirmed_reports.labels(venue).inc()
+
+    def stream_disagreed(self, venue: str) -> None:
+        """The hook a streaming venue calls when a REST snapshot disagrees with its stream."""
+        self.stream_disagreements.labels(venue).inc()
 
     def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
         """Export zeros for every venue and webhook from the start, so rate() and increase()

@@ -160,6 +160,11 @@ class ExchangeVenue(Section):
     a regional host, a local test server). `rate_limit` keeps ccxt's client-side throttle on:
     turn it off only for a local test server. `in_transit` reads deposit and withdrawal history
     for the transfers still under way.
+
+    `stream` follows the account types that have a private websocket stream here (Bybit's
+    `unified`, Binance's `usdm`) between REST snapshots; others are polled. A REST snapshot
+    replaces the streamed state every `resync_seconds`; a stream silent for `keepalive_seconds`
+    counts as down and REST polling covers at `interval_seconds`.
     """
 
     kind: Literal["binance", "bybit", "okx"]
@@ -172,6 +177,9 @@ class ExchangeVenue(Section):
     base_url: AnyHttpUrl | None = None
     rate_limit: bool = True
     in_transit: bool = True  # read deposit and withdrawal history
+    stream: bool = True  # where a stream is implemented (Bybit unified, Binance usdm)
+    resync_seconds: Interval = 300.0
+    keepalive_seconds: Interval = 30.0
     interval_seconds: Interval = 10.0
     timeout_seconds: Timeout = 20.0
     max_age_seconds: MaxAge | None = None

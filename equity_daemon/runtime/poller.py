@@ -239,14 +239,20 @@ class Poller:
         """Record every push; when the stream breaks, note it and reconnect after a backoff."""
         failures = 0
         while True:
+            updates = venue.updates()
             try:
-                async for pushed in venue.updates():
+                async for pushed in updates:
                     self._last_push = self._clock.monotonic()
                     failures = 0
                     await self._record_push(pushed, tg)
                 reason = "stream ended"
             except Exception as exc:  # the adapter boundary, as in fetch_once
                 reason = _classify(venue, exc)[1]
+            finally:  # a generator is closed here, in its own task, not later by the collector
+                aclose = getattr(updates, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True):
+                        await aclose()
             failures += 1
             self._store.note(venue.name, f"stream down ({reason}); polling")
             log.warning("stream_down", venue=venue.name, reason=reason)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import signal
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -62,7 +62,7 @@ from equity_daemon.settings import (
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
 from equity_daemon.venues import chain, demo, exchange, manual
-from equity_daemon.venues.base import RemembersVenue, Venue
+from equity_daemon.venues.base import RemembersVenue, StreamingVenue, Venue
 from equity_daemon.venues.exchange_client import Credentials
 
 log = structlog.get_logger()
@@ -75,12 +75,22 @@ CALLBACK_QUEUE = 10_000
 UNWRITTEN_EVENTS_KEPT = 10_000
 
 
-def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue, clock: Clock) -> Venue:
+def make_venue(
+    config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue,
+    clock: Clock,
+    on_disagreement: Callable[[str], None] | None = None,
+) -> Venue:
     if isinstance(config, ChainVenue):
         return chain.ChainVenue(config, clock)
     if isinstance(config, ExchangeVenue):
         password = None if config.password is None else config.password.get_secret_value()
-        return exchange.ExchangeVenue(
+        streaming: dict[str, Any] = {}
+        if config.stream and exchange.streams(config.kind, config.accounts):
+            streaming = {
+                "keepalive": config.keepalive_seconds,
+                "resync_seconds": config.resync_seconds,
+            }
+        return (exchange.StreamingExchangeVenue if streaming else exchange.ExchangeVenue)(
             config.name,
             config.kind,
             config.accounts,
@@ -94,6 +104,8 @@ def make_venue(config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue, clo
             request_timeout=config.timeout_seconds / 2,
             rate_limit=config.rate_limit,
             in_transit=config.in_transit,
+            on_disagreement=on_disagreement,
+            **streaming,
         )
     if isinstance(config, DemoVenue):
         return demo.DemoVenue(
@@ -177,7 +189,10 @@ class Daemon:
         )
 
     def _book(self, name: str, book: BookSettings) -> Book:
-        venues = [make_venue(config, self.clock) for config in book.venues]
+        venues = [
+            make_venue(config, self.clock, self.instruments.stream_disagreed)
+            for config in book.venues
+        ]
         limits = Limits(
             venue_max_age=timedelta(seconds=book.venue_max_age_seconds),
             venue_max_ages={
@@ -543,7 +558,8 @@ class Daemon:
                     yield venue
 
     async def _poll_after_first(self, poller: Poller, tg: TaskGroup) -> None:
-        await anyio.sleep(poller.policy.interval)
+        if not isinstance(poller.venue, StreamingVenue):  # a stream is followed from the start
+            await anyio.sleep(poller.policy.interval)
         await poller.run(tg)
 
     async def _calculate_forever(self, history: History, tg: TaskGroup) -> None:

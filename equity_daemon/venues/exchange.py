@@ -9,7 +9,8 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
-  (A stream added later patches this snapshot between fetches; a REST fetch still owns it.)
+  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`) patches this snapshot between
+  fetches with the coins and positions each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
@@ -24,8 +25,14 @@ old that price is; caching only saves a request per cycle when cycles come quick
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -56,6 +63,7 @@ MAPPINGS: Mapping[str, ModuleType] = {"binance": binance, "bybit": bybit, "okx":
 CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
 TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
+STREAM = ":stream"  # the key suffix of an account type's ccxt.pro instance
 # the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
 TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
     "binance": ((),),
@@ -91,6 +99,7 @@ class ExchangeVenue:
         request_timeout: float = exchange_client.DEFAULT_TIMEOUT,
         rate_limit: bool = True,
         in_transit: bool = True,
+        on_disagreement: Callable[[str], None] | None = None,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -109,12 +118,20 @@ class ExchangeVenue:
         self._rate_limit = rate_limit
         self._in_transit = in_transit
         self._clients: dict[str, Any] = {}
+        # the raw answers of the last REST snapshot, as pushes have patched them since
+        self._state: dict[str, _Account] = {}
+        self._transfers: Lines | None = None
+        self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
+        self._on_disagreement = on_disagreement or (lambda venue: None)
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
 
-    def client(self, key: str) -> Any:
-        """The ccxt instance of one account type (or `MARKET_DATA`), created on first use."""
+    def client(self, key: str, *, streaming: bool = False) -> Any:
+        """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
+        `streaming`: a ccxt.pro instance of its own (key `<account>:stream`)."""
+        if streaming:
+            key = f"{key}{STREAM}"
         client = self._clients.get(key)
         if client is None:
             client = exchange_client.create_exchange(
@@ -124,19 +141,25 @@ class ExchangeVenue:
                 sandbox=self._sandbox,
                 timeout=self._timeout,
                 rate_limit=self._rate_limit,
+                streaming=streaming,
             )
             self._clients[key] = client
         return client
 
     async def fetch(self) -> VenueReport:
-        """Every configured account type, read now; the first failure fails the whole fetch."""
-        results: dict[str, Lines] = {}
+        """Every configured account type, read now; the first failure fails the whole fetch.
+
+        The answers replace the venue's state (what a stream patches between fetches); a
+        snapshot that disagrees with a state a stream has been keeping is counted.
+        """
+        results: dict[str, _Account] = {}
         failures: list[VenueError] = []
+        transfers_lines: list[Lines] = []
 
         async def read(account: str) -> None:
             try:
                 if account == TRANSFERS:
-                    results[account] = await self._read_transfers()
+                    transfers_lines.append(await self._read_transfers())
                 else:
                     results[account] = await self._read(account)
             except VenueError as exc:
@@ -148,22 +171,39 @@ class ExchangeVenue:
                 tg.start_soon(read, account)
         if failures:
             raise failures[0]
+        lines = {account: self._lines(account, results[account]) for account in self.accounts}
+        if self._compare_next and self._state and self._signature() != _signature(lines):
+            self._on_disagreement(self.name)
+            log.warning("stream_rest_disagreement", venue=self.name)
+        self._state = results
+        self._transfers = transfers_lines[0] if transfers_lines else None
+        return self._report(lines, None)
+
+    def _report(self, lines: Mapping[str, Lines], as_of: datetime | None) -> VenueReport:
         positions: list[Position] = []
         reported: list[ReportedTotal] = []
-        for account in reads:
-            positions += results[account].positions
-            reported += results[account].reported
+        every = [*(lines[account] for account in self.accounts)]
+        if self._transfers is not None:
+            every.append(self._transfers)
+        for found in every:
+            positions += found.positions
+            reported += found.reported
+        fetched_at = self._clock()
         return VenueReport(
             self.name,
-            self._clock(),
+            fetched_at,
             tuple(positions),
+            as_of=None if as_of is None else min(as_of, fetched_at),
             revision=_revision(positions, reported),
             reported=tuple(reported),
         )
 
-    async def _read(self, account: str) -> Lines:
+    def _signature(self) -> frozenset[tuple[str, str, str, str, str]]:
+        """The amounts of the lines of the current state (details such as uPnL left out)."""
+        return _signature({a: self._lines(a, self._state[a]) for a in self.accounts})
+
+    async def _read(self, account: str) -> _Account:
         client = self.client(account)
-        lines = Lines(self.name, account)
         balance = await exchange_client.fetch_balance(
             client, self.name, self.mapping.ACCOUNTS[account]
         )
@@ -175,13 +215,31 @@ class ExchangeVenue:
         raw_positions: list[dict[str, Any]] = []
         for params in self.mapping.POSITIONS.get(account, ()):
             raw_positions += await exchange_client.fetch_positions(client, self.name, params)
+        found = _Account(balance.get("info"), extra)
         try:
-            self.mapping.balance(lines, account, balance.get("info"), extra)
-            for found in raw_positions:
-                market = client.markets.get(found.get("symbol"))
+            for i, position in enumerate(raw_positions):
+                market = client.markets.get(position.get("symbol"))
                 if market is None:
-                    raise BadField(f"a position in an unlisted market {found.get('symbol')!r}")
-                self.mapping.position(lines, found.get("info"), market)
+                    raise BadField(f"a position in an unlisted market {position.get('symbol')!r}")
+                found.positions[self._position_key(position.get("info"), i)] = (
+                    position.get("info"),
+                    market,
+                )
+        except (BadField, KeyError, TypeError) as exc:
+            raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        return found
+
+    def _position_key(self, raw: Any, index: int) -> Any:
+        key = getattr(self.mapping, "position_key", None)
+        return index if key is None else key(raw)
+
+    def _lines(self, account: str, found: _Account) -> Lines:
+        """The lines of one account from its raw answers, as the mapping reads them."""
+        lines = Lines(self.name, account)
+        try:
+            self.mapping.balance(lines, account, found.info, found.extra)
+            for raw, market in found.positions.values():
+                self.mapping.position(lines, raw, market)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         return lines
@@ -234,6 +292,163 @@ class ExchangeVenue:
                     await client.close()
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
+
+
+def streams(exchange_id: str, accounts: Sequence[str]) -> bool:
+    """Whether any of these account types of this exchange has a stream implemented here."""
+    streamed = getattr(MAPPINGS.get(exchange_id), "STREAMED", ())
+    return any(account in streamed for account in accounts)
+
+
+class StreamingExchangeVenue(ExchangeVenue):
+    """An exchange venue whose account types with a private stream follow it (ccxt.pro).
+
+    `updates()` takes a REST snapshot, then patches it with every balance and position push
+    (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
+    the full report after each batch of pushes, its `as_of` the push's event time. Debt and
+    interest keep their REST values. A REST snapshot replaces the state every `resync_seconds`
+    and whenever `updates()` starts again (after a reconnect); one that disagrees with the
+    streamed state calls `on_disagreement`. Account types without a stream keep their last REST
+    lines until the next snapshot.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        keepalive: float = 30.0,
+        resync_seconds: float = 300.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.streamed = tuple(
+            a for a in self.accounts if a in getattr(self.mapping, "STREAMED", ())
+        )
+        if not self.streamed:
+            raise ValueError(f"{self.exchange_id} streams none of {self.accounts}")
+        self._keepalive = keepalive
+        self.resync_seconds = resync_seconds
+
+    @property
+    def keepalive(self) -> float:
+        return self._keepalive
+
+    async def updates(self) -> AsyncGenerator[VenueReport, None]:
+        """A full report at start, then one after every batch of pushes (and every resync).
+
+        The watchers run as asyncio tasks of their own rather than in a task group: a task
+        group must not stay open across a generator's `yield`. Their failures come through the
+        same channel as the pushes and end the stream; the tasks end with it.
+        """
+        send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            for account in self.streamed:
+                client = self.client(account, streaming=True)
+                exchange_client.listen(client, partial(self._heard, send, account))
+                params = self.mapping.WATCH[account]
+                watchers += [
+                    asyncio.ensure_future(self._watch(send, client, call))
+                    for call in (
+                        partial(client.watch_balance, dict(params)),
+                        partial(client.watch_positions, None, None, None, dict(params)),
+                    )
+                ]
+            yield await self.fetch()  # after subscribing: a push from here on is kept
+            self._compare_next = True
+            resync_at = anyio.current_time() + self.resync_seconds
+            while True:
+                heard = None
+                with anyio.move_on_after(max(0.0, resync_at - anyio.current_time())):
+                    heard = await receive.receive()
+                if heard is None:
+                    yield await self.fetch()
+                    resync_at = anyio.current_time() + self.resync_seconds
+                    continue
+                batch = [heard]
+                while True:  # debounce: every push already waiting goes into one report
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                yield self._patched(batch)
+        finally:
+            self._compare_next = False
+            send.close()
+            receive.close()
+            for watcher in watchers:
+                watcher.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*watchers, return_exceptions=True)
+
+    def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            send.send_nowait((account, kind, message))
+
+    async def _watch(self, send: Any, client: Any, call: Callable[[], Awaitable[Any]]) -> None:
+        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
+        try:
+            while True:
+                with exchange_errors(self.name, client):
+                    await call()
+        except Exception as exc:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                send.send_nowait(("", "error", exc))
+
+    def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
+        """The state with every push of `batch` applied, as a full report."""
+        latest: int | None = None
+        for account, kind, message in batch:
+            if isinstance(message, BaseException):
+                raise message
+            found = self._state.get(account)
+            if found is None:
+                continue
+            try:
+                if kind == "balance":
+                    found.info = self.mapping.patch_balance(found.info, message)
+                else:
+                    client = self.client(account, streaming=True)
+                    for raw in self.mapping.pushed_positions(message):
+                        key = self.mapping.position_key(raw)
+                        if self.mapping.closed(raw):
+                            found.positions.pop(key, None)
+                            continue
+                        kept = found.positions.get(key)
+                        raw = raw if kept is None else {**kept[0], **raw}
+                        symbol = client.parse_position(raw).get("symbol")
+                        market = client.markets.get(symbol)
+                        if market is None:
+                            raise BadField(f"a position in an unlisted market {symbol!r}")
+                        found.positions[key] = (raw, market)
+            except (BadField, KeyError, TypeError, IndexError) as exc:
+                raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+            when = self.mapping.event_ms(message)
+            if when is not None and (latest is None or when > latest):
+                latest = when
+        lines = {a: self._lines(a, self._state[a]) for a in self.accounts}
+        as_of = None if latest is None else datetime.fromtimestamp(latest / 1000, UTC)
+        return self._report(lines, as_of)
+
+
+# (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
+_Heard = tuple[str, str, Any]
+
+
+@dataclass
+class _Account:
+    """One account type's raw answers: balance, extra call, open positions by key."""
+
+    info: Any
+    extra: Any
+    positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
+
+
+def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:
+    return frozenset(
+        (p.account, p.asset.symbol, p.kind.value, p.line_id or "", decimal_str(p.amount))
+        for found in lines.values()
+        for p in found.positions
+    )
 
 
 def _revision(positions: Sequence[Position], reported: Sequence[ReportedTotal]) -> str:

@@ -29,7 +29,7 @@ an empty account.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,39 @@ def create_exchange(
         config["password"] = credentials.password
     exchange = getattr(ccxtpro if streaming else ccxt, exchange_id)(config)
     point_at(exchange, base_url, sandbox=sandbox)
+    if streaming:
+        # a silent socket is found within 2 pings (ccxt's `maxPingPongMisses`), not 6 minutes
+        exchange.streaming["keepAlive"] = STREAM_PING_MS
+        # the venue takes its own REST snapshot; ccxt's would be two more requests per socket
+        exchange.options.setdefault("watchPositions", {})["fetchPositionsSnapshot"] = False
     return exchange
+
+
+STREAM_PING_MS = 20_000
+PushListener = Callable[[str, dict[str, Any]], None]
+# the ccxt.pro handlers whose raw messages `listen` hands over, and what they carry
+_PUSH_HANDLERS: Mapping[str, str] = {"handle_balance": "balance", "handle_positions": "positions"}
+
+
+def listen(exchange: Any, listener: PushListener) -> None:
+    """Call `listener(kind, raw message)` for every balance (`kind` "balance") and position
+    ("positions") push, before ccxt parses it.
+
+    ccxt resolves a `watch_*` call with its parsed cache only: a push arriving before the
+    caller awaits again is merged into that cache but never handed over, and the raw message
+    (with the exchange's event time, e.g. Bybit's `creationTime`) is gone. The venue patches its
+    own state from every raw message instead and uses `watch_*` to subscribe and to see errors.
+    """
+    for name, kind in _PUSH_HANDLERS.items():
+        original = getattr(type(exchange), name)
+
+        def handler(
+            client: Any, message: dict[str, Any], kind: str = kind, original: Any = original
+        ) -> Any:
+            listener(kind, message)
+            return original(exchange, client, message)
+
+        setattr(exchange, name, handler)  # ccxt looks its handlers up on the instance
 
 
 async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, Any]:

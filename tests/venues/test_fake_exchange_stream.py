@@ -15,7 +15,13 @@ import pytest
 from equity_daemon.errors import VenueAuthError, VenueError, VenueUnavailable
 from equity_daemon.venues.exchange_client import create_exchange
 from equity_daemon.venues.exchange_errors import exchange_errors
-from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from equity_daemon.venues.fake_exchange import (
+    BinanceDialect,
+    FakeExchange,
+    FakePosition,
+    Holding,
+    fake_exchange,
+)
 from tests.venues.exchanges import CREDENTIALS
 
 pytestmark = pytest.mark.anyio
@@ -62,6 +68,8 @@ async def test_a_wallet_push_reaches_watch_balance() -> None:
 async def test_positions_start_from_rest_then_follow_pushes() -> None:
     async with streaming() as (fake, client):
         fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        # the venue takes its own snapshot and turns ccxt's off; the fake serves ccxt's too
+        client.options["watchPositions"]["fetchPositionsSnapshot"] = True
         with anyio.fail_after(5):
             (first,) = await client.watch_positions()  # the REST snapshot
         assert (first["side"], first["contracts"]) == ("short", 2)
@@ -139,3 +147,49 @@ async def test_an_unknown_topic_or_a_dialect_without_streams_is_refused() -> Non
     with pytest.raises(NotImplementedError, match="okx: no websocket here yet"):
         await okx.push("account")
     assert okx.dialect.subscribers == {}
+
+
+async def test_binance_usdm_account_updates_reach_ccxt_over_a_listen_key_socket() -> None:
+    async with fake_exchange("binance") as fake:
+        client = create_exchange(
+            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+            async with anyio.create_task_group() as tg:
+                got: list[Any] = []
+
+                async def watch() -> None:
+                    got.append(await client.watch_balance({"type": "future"}))
+
+                tg.start_soon(watch)
+                await subscribed(fake, "account")
+                fake.set_holding("futures", "USDT", Holding(balance=D(5000)))
+                assert await fake.push("account") == 1
+        finally:
+            await client.close()
+    (balance,) = got
+    # the push's total is the wallet balance `wb`, not REST's margin balance (pitfalls 5)
+    assert balance["USDT"]["total"] == pytest.approx(5000)
+    assert fake.calls("/fapi/v1/listenKey")
+    assert isinstance(fake.dialect, BinanceDialect)
+    assert fake.dialect.listen_keys
+
+
+async def test_binance_refuses_a_listen_key_to_a_bad_key_and_a_socket_without_one() -> None:
+    async with fake_exchange("binance") as fake:
+        client = create_exchange(
+            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            fake.dialect.refuse_stream_auth = True
+            with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
+                await client.watch_balance({"type": "future"})
+        finally:
+            await client.close()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(fake.base_url + "/private/ws?listenKey=nope") as socket,
+        ):
+            closed = await socket.receive()
+    assert closed.type is aiohttp.WSMsgType.CLOSE

@@ -156,3 +156,70 @@ def _get(node: Any, key: str) -> Any:
     if not isinstance(node, Mapping) or key not in node:
         raise BadField(f"no {key}")
     return node[key]
+
+
+# -- streaming (the USDⓈ-M user-data stream's `ACCOUNT_UPDATE`): what a push may patch --------
+
+# the account types whose pushes patch the REST snapshot
+STREAMED: frozenset[str] = frozenset({"usdm"})
+# the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
+WATCH: Mapping[str, Mapping[str, Any]] = {"usdm": {"type": "future"}}
+
+
+def patch_balance(info: Any, message: Any) -> dict[str, Any]:
+    """The raw `/fapi/v3/account` answer `info` with the assets of an `ACCOUNT_UPDATE` patched.
+
+    Each pushed `a.B[]` row sets its asset's `walletBalance` to `wb` (the push's wallet
+    balance; its uPnL-free figure is the one REST's `walletBalance` holds); assets it does not
+    name keep their REST rows. The push has no account total: `totalMarginBalance` moves by the
+    change in USDT's wallet balance (exact in single-asset mode; in multi-assets mode other
+    assets' changes reach it at the next REST snapshot). Other events change nothing.
+    """
+    if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
+        return dict(info)
+    assets = {text(row, "asset"): dict(row) for row in rows(_get(info, "assets"), "assets")}
+    total = number(info, "totalMarginBalance")
+    for row in rows(_get(_get(message, "a"), "B"), "a.B"):
+        asset = text(row, "a")
+        wallet = number(row, "wb")
+        old = assets.get(asset, {"asset": asset, "walletBalance": "0"})
+        if asset == "USDT":
+            total += wallet - number(old, "walletBalance")
+        assets[asset] = old | {"walletBalance": row["wb"]}
+    return {**info, "assets": list(assets.values()), "totalMarginBalance": str(total)}
+
+
+def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
+    """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (the
+    venue keeps the REST row's other fields, e.g. `markPrice`, which the push lacks)."""
+    if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
+        return []
+    return [
+        {
+            "symbol": text(row, "s"),
+            "positionAmt": row["pa"],
+            "entryPrice": row["ep"],
+            "unRealizedProfit": row["up"],
+            "positionSide": row.get("ps", "BOTH"),
+            "marginAsset": row.get("ma", ""),
+            "marginType": row.get("mt", ""),
+            "isolatedWallet": row.get("iw", "0"),
+        }
+        for row in rows(_get(_get(message, "a"), "P"), "a.P")
+    ]
+
+
+def closed(raw: Mapping[str, Any]) -> bool:
+    """Whether a position row is closed (`positionAmt` 0: Binance pushes `pa` "0")."""
+    return number(raw, "positionAmt") == 0
+
+
+def position_key(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """Symbol and position side (`BOTH`, or `LONG`/`SHORT` in hedge mode)."""
+    return text(raw, "symbol"), str(raw.get("positionSide") or "BOTH")
+
+
+def event_ms(message: Any) -> int | None:
+    """The event time `E` of a user-data event."""
+    value = message.get("E") if isinstance(message, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -4,20 +4,27 @@ portfolio-margin balances, USDⓈ-M positions, deposit and withdrawal history, t
 Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`), `futures`
 (USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
 Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
+
+The USDⓈ-M user-data stream: `POST /fapi/v1/listenKey` issues a key (`PUT` keeps it alive;
+both need only the API-key header, as on Binance), the websocket `/private/ws?listenKey=…`
+takes it, and `push("account")` sends an `ACCOUNT_UPDATE` event (`a.B` balances, `a.P`
+positions) from the current state to every socket holding a valid key.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
 from equity_daemon.venues.fake_exchange.state import (
     ZERO,
     FakePosition,
+    FakeState,
     Holding,
     Market,
     Transfer,
@@ -34,8 +41,16 @@ LOT_SIZE = {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "ste
 PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
 
 
+_keys = itertools.count(1)
+
+
 class BinanceDialect(Dialect):
     name = "binance"
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self.listen_keys: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -58,7 +73,86 @@ class BinanceDialect(Dialect):
             Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
             Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
             Route("GET", "/sapi/v1/capital/withdraw/history", self.withdrawals, private=True),
+            Route("POST", "/fapi/v1/listenKey", self.new_listen_key),
+            Route("PUT", "/fapi/v1/listenKey", self.keep_listen_key),
         )
+
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        return (("/private/ws", self.user_data_stream),)
+
+    # -- the USDⓈ-M user-data stream -----------------------------------------------------------
+
+    def new_listen_key(self, query: Mapping[str, str]) -> Json:
+        if self.refuse_stream_auth:
+            return {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+        key = f"fakelistenkey{next(_keys):08d}"
+        self.listen_keys.add(key)
+        return {"listenKey": key}
+
+    def keep_listen_key(self, query: Mapping[str, str]) -> Json:
+        if query.get("listenKey") not in self.listen_keys:
+            return {"code": -1125, "msg": "This listenKey does not exist."}
+        return {}
+
+    async def user_data_stream(self, request: web.Request) -> web.StreamResponse:
+        """`/private/ws?listenKey=…`: every event of the account; no subscribe, no login."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        if request.query.get("listenKey") not in self.listen_keys:
+            await socket.close(code=1008, message=b"invalid listenKey")
+            return socket
+        self._sockets.append(socket)
+        try:
+            async for message in socket:
+                if message.type is WSMsgType.ERROR:
+                    break
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
+        """`account`: an `ACCOUNT_UPDATE` with the futures balances (only `coins`, if named)
+        and every USDⓈ-M position (a closed one with `pa` "0")."""
+        if topic != "account":
+            raise ValueError(f"binance has no private topic {topic!r} here")
+        now = self.state.now_ms()
+        balances = [
+            {"a": asset, "wb": num(h.balance), "cw": num(h.balance), "bc": "0"}
+            for asset, h in self.state.account("futures").items()
+            if coins is None or asset in coins
+        ]
+        positions = [
+            {
+                "s": p.base + p.settle,
+                "pa": num(p.size),
+                "ep": num(p.entry_price),
+                "bep": num(p.entry_price),
+                "cr": "0",
+                "up": num(self.state.position_pnl(p)),
+                "mt": "cross",
+                "iw": "0",
+                "ps": "BOTH",
+                "ma": p.settle,
+            }
+            for p in self.state.positions
+        ]
+        event = {
+            "e": "ACCOUNT_UPDATE",
+            "E": now,
+            "T": now,
+            "a": {"m": "ORDER", "B": balances, "P": positions},
+        }
+        for socket in list(self._sockets):
+            await socket.send_json(event)
+        return len(self._sockets)
+
+    async def drop_streams(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        return {"account": len(self._sockets)} if self._sockets else {}
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form

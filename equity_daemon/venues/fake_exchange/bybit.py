@@ -138,11 +138,14 @@ class BybitDialect(Dialect):
             reply |= {"success": False, "ret_msg": f"unknown op {op}"}
         await stream.socket.send_json(reply)
 
-    async def push(self, topic: str) -> int:
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Send `topic` (`wallet` or `position`) from the current state to every subscriber;
-        how many sockets it went to."""
+        how many sockets it went to. `coins`: a wallet push naming only these coins."""
         if topic == "wallet":
-            data: list[Json] = [self._unified()]
+            wallet = self._unified()
+            if coins is not None:
+                wallet["coin"] = [c for c in wallet["coin"] if c["coin"] in coins]
+            data: list[Json] = [wallet]
         elif topic == "position":
             data = [
                 self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}

@@ -102,8 +102,9 @@ class Dialect:
         """(path, handler) pairs of aiohttp websocket routes; none by default."""
         return ()
 
-    async def push(self, topic: str) -> int:
-        """Send `topic` from the current state to its websocket subscribers; how many."""
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
+        """Send `topic` from the current state to its websocket subscribers; how many.
+        `coins`: a balance push naming only these coins (the others unchanged)."""
         raise NotImplementedError(f"{self.name}: no websocket here yet")
 
     async def drop_streams(self) -> None:
@@ -246,10 +247,10 @@ class FakeExchange:
         queue = self._faults.setdefault(path, deque())
         queue.extend(_Queued(fault, status, retry_after) for _ in range(times))
 
-    async def push(self, topic: str) -> int:
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Push `topic` (Bybit: `wallet`, `position`) from the current state to the websocket
-        subscribers; how many sockets it reached."""
-        return await self.dialect.push(topic)
+        subscribers; how many sockets it reached. `coins`: a balance push naming only these."""
+        return await self.dialect.push(topic, coins)
 
     async def drop_streams(self) -> None:
         """Close every open websocket, as an exchange does at a disconnect."""

@@ -1,0 +1,318 @@
+"""The exchange venue following Bybit's private stream on the fake server: pushes patch the REST
+snapshot (never replace it), a REST resync owns the state, and the real poller and daemon carry a
+push to the store and the next snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.clock import SystemClock
+from equity_daemon.errors import VenueAuthError, VenueUnavailable
+from equity_daemon.history import History
+from equity_daemon.model import PositionKind, VenueReport
+from equity_daemon.runtime.supervisor import Daemon
+from equity_daemon.settings import Settings
+from equity_daemon.venues.base import StreamingVenue
+from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
+from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from tests.venues.exchanges import CREDENTIALS, SECRETS
+
+pytestmark = pytest.mark.anyio
+
+D = Decimal
+START = {"USDT": Holding(balance=D(1000)), "ETH": Holding(balance=D(2), borrowed=D(1))}
+
+
+@asynccontextmanager
+async def venue_on(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        venue = StreamingExchangeVenue(
+            "cex",
+            "bybit",
+            ("unified",),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+            **extra,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+async def subscribed(fake: FakeExchange, *topics: str) -> None:
+    with anyio.fail_after(5):
+        while any(not fake.dialect.subscribers.get(t) for t in topics):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+def amounts(report: VenueReport, kind: PositionKind = PositionKind.ASSET) -> dict[str, Decimal]:
+    return {p.asset.symbol: p.amount for p in report.positions if p.kind is kind and not p.line_id}
+
+
+async def next_report(updates: AsyncIterator[VenueReport]) -> VenueReport:
+    with anyio.fail_after(5):
+        return await anext(updates)
+
+
+async def test_a_push_for_one_coin_patches_it_and_keeps_the_others() -> None:
+    async with venue_on() as (fake, venue), aclosing(venue.updates()) as updates:
+        first = await next_report(updates)
+        assert amounts(first) == {"USDT": 1000, "ETH": 2}
+        await subscribed(fake, "wallet", "position")
+        fake.set_holding("unified", "ETH", Holding(balance=D(3), borrowed=D(4)))
+        assert await fake.push("wallet", coins=["ETH"]) == 1
+        pushed = await next_report(updates)
+    assert amounts(pushed) == {"USDT": 1000, "ETH": 3}
+    # debt is never streamed: it keeps the REST value until the next snapshot
+    assert amounts(pushed, PositionKind.DEBT) == {"ETH": 1}
+    assert pushed.as_of is not None
+    assert pushed.revision != first.revision
+
+
+async def test_a_closed_position_is_removed_and_an_opened_one_added() -> None:
+    async with venue_on() as (fake, venue), aclosing(venue.updates()) as updates:
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        first = await next_report(updates)
+        assert [p.line_id for p in first.positions if p.kind is PositionKind.HEDGE] == [
+            "ETH/USDT:USDT:0"
+        ]
+        await subscribed(fake, "wallet", "position")
+        fake.set_positions([FakePosition("ETH", D(0), D(3100)), FakePosition("BTC", D(1), D(1))])
+        assert await fake.push("position") == 1
+        pushed = await next_report(updates)
+    hedges = {p.line_id: p.amount for p in pushed.positions if p.kind is PositionKind.HEDGE}
+    assert hedges == {"BTC/USDT:USDT:0": 1}
+
+
+async def test_a_coin_gone_to_zero_unpushed_is_zero_after_the_resync_and_counted() -> None:
+    disagreed: list[str] = []
+    async with (
+        venue_on(resync_seconds=0.5, on_disagreement=disagreed.append) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        fake.set_holding("unified", "ETH", None)  # Bybit leaves a zero coin out of its pushes
+        with capture_logs():
+            resynced = await next_report(updates)
+        assert amounts(resynced) == {"USDT": 1000}
+        assert disagreed == ["cex"]
+        await next_report(updates)  # a resync that agrees counts nothing
+    assert disagreed == ["cex"]
+
+
+async def test_a_reconnect_loses_no_change() -> None:
+    async with venue_on() as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "wallet")
+            await fake.drop_streams()
+            fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
+            assert await fake.push("wallet") == 0  # nobody hears it
+            with pytest.raises(VenueUnavailable):
+                await next_report(updates)
+        async with aclosing(venue.updates()) as updates:  # the poller's reconnect
+            again = await next_report(updates)
+    assert amounts(again) == {"USDT": 1500, "ETH": 2}
+
+
+async def test_an_auth_refusal_on_the_stream_is_an_auth_error() -> None:
+    async with venue_on() as (fake, venue), aclosing(venue.updates()) as updates:
+        fake.dialect.refuse_stream_auth = True
+        await next_report(updates)  # REST still answers
+        with pytest.raises(VenueAuthError):
+            await next_report(updates)
+
+
+async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
+    assert isinstance(venue_of({"kind": "bybit", "accounts": ["unified"]}), StreamingVenue)
+    assert not isinstance(
+        venue_of({"kind": "bybit", "accounts": ["unified"], "stream": False}), StreamingVenue
+    )
+    assert not isinstance(venue_of({"kind": "bybit", "accounts": ["funding"]}), StreamingVenue)
+    assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
+    assert type(venue_of({"kind": "binance", "accounts": ["spot"]})) is ExchangeVenue
+    with pytest.raises(ValueError, match="streams none"):
+        StreamingExchangeVenue("x", "okx", ("trading",), CREDENTIALS, SystemClock())
+
+
+def venue_of(venue: dict[str, Any]) -> Any:
+    daemon = Daemon(settings([{"name": "cex", "api_key": "k", "secret": "s", **venue}]))
+    (book,) = daemon.books
+    return book.venues[0]
+
+
+# --- the real daemon ------------------------------------------------------------------------
+
+
+def settings(venues: list[dict[str, Any]]) -> Settings:
+    return Settings.model_validate(
+        {
+            "interval_seconds": 30,
+            "http": {"port": 0},
+            "books": {
+                "basis": {
+                    "share_class": "USDT",
+                    "venues": venues,
+                    "prices": [{"base": "ETH", "quote": "USDT", "fixed": "3000"}],
+                }
+            },
+        }
+    )
+
+
+def bybit_venue(fake: FakeExchange, **extra: Any) -> dict[str, Any]:
+    key, secret, _ = SECRETS
+    return {
+        "kind": "bybit",
+        "name": "cex",
+        "api_key": key,
+        "secret": secret,
+        "accounts": ["unified"],
+        "base_url": fake.base_url,
+        "rate_limit": False,
+        "in_transit": False,
+        "interval_seconds": 30,
+        "timeout_seconds": 4,
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, venue: dict[str, Any]) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings([venue]))
+    history = await History.open(tmp_path / "h.sqlite3")
+    try:
+        async with anyio.create_task_group() as tg:
+            with anyio.fail_after(10):
+                await tg.start(partial(daemon.run, history, handle_signals=False))
+            yield daemon
+            tg.cancel_scope.cancel()
+    finally:
+        await history.aclose()
+
+
+async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a_second(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        async with running(tmp_path, bybit_venue(fake)) as daemon:
+            before = daemon.latest()
+            assert before is not None
+            await subscribed(fake, "wallet", "position")
+            fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
+            assert await fake.push("wallet", coins=["USDT"]) == 1
+            started = anyio.current_time()
+            with anyio.fail_after(1):
+                while (latest := daemon.latest()) is None or latest.equity == before.equity:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            took = anyio.current_time() - started
+            held = daemon.store.state("cex").latest
+            assert held is not None
+            assert amounts(held)["USDT"] == 2000
+    assert latest.equity - before.equity == 1000
+    assert took < 1
+
+
+async def test_a_silent_stream_past_its_keepalive_falls_back_to_rest(tmp_path: Path) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        venue = bybit_venue(fake, keepalive_seconds=0.5, interval_seconds=0.2)
+        with capture_logs():
+            async with running(tmp_path, venue) as daemon:
+                await subscribed(fake, "wallet", "position")
+                polled = len(fake.calls("/v5/account/wallet-balance"))
+                with anyio.fail_after(5):
+                    while "stream silent" not in str(daemon.store.state("cex").note):  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                    while len(fake.calls("/v5/account/wallet-balance")) < polled + 2:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                assert "polling" in str(daemon.store.state("cex").note)
+
+
+async def test_a_dropped_socket_is_noted_and_rest_carries_the_change_made_meanwhile(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        with capture_logs():
+            async with running(tmp_path, bybit_venue(fake)) as daemon:
+                await subscribed(fake, "wallet", "position")
+                await fake.drop_streams()
+                fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
+                assert await fake.push("wallet") == 0  # the socket is down: nobody hears it
+                with anyio.fail_after(5):
+                    while True:
+                        held = daemon.store.state("cex").latest
+                        if held is not None and amounts(held).get("USDT") == 1500:
+                            break
+                        await anyio.sleep(0.02)
+                assert "stream down" in str(daemon.store.state("cex").note)
+
+
+async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", START)
+        with capture_logs():
+            async with running(tmp_path, bybit_venue(fake, resync_seconds=0.3)) as daemon:
+                await subscribed(fake, "wallet", "position")
+                fake.set_holding("unified", "ETH", None)  # gone to zero, never pushed
+                sample = partial(
+                    daemon.instruments.registry.get_sample_value,
+                    "equity_daemon_stream_rest_disagreements_total",
+                    {"venue": "cex"},
+                )
+                with anyio.fail_after(5):
+                    while not sample():  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                assert sample() == 1
+
+
+async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
+    async with fake_exchange("binance") as fake:
+        fake.set_account(
+            "futures", {"USDT": Holding(balance=D(5000)), "BNB": Holding(balance=D(2))}
+        )
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            ("usdm",),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+        )
+        try:
+            async with aclosing(venue.updates()) as updates:
+                first = await next_report(updates)
+                await subscribed(fake, "account")
+                fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
+                fake.set_positions([FakePosition("ETH", D(0), D(3100))])
+                assert await fake.push("account", coins=["USDT"]) >= 1
+                pushed = await next_report(updates)
+        finally:
+            await venue.aclose()
+    assert amounts(first) == {"USDT": 5000, "BNB": 2}
+    assert [p.kind for p in first.positions].count(PositionKind.HEDGE) == 1
+    assert amounts(pushed) == {"USDT": 6000, "BNB": 2}
+    assert PositionKind.HEDGE not in [p.kind for p in pushed.positions]
+    (total,) = pushed.reported
+    (before,) = first.reported
+    assert total.amount - before.amount == 1000
+    assert pushed.as_of is not None
