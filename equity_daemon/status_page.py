@@ -10,7 +10,7 @@ It shows what `/snapshot` and `/events` serve (the same documents), plus the equ
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -354,16 +354,17 @@ def equity_chart(
     end = max(now, drawn[-1].at)
     first = min([drawn[0].at, end - MIN_SPAN, *(at for at, _ in markers)])
     span_seconds = (end - first).total_seconds()
-    values = [float(p.equity) for p in drawn] + [float(v) for _, v in markers]
+    # money stays Decimal here too: only the pixel coordinates are rounded, when formatted
+    values = [p.equity for p in drawn] + [v for _, v in markers]
     low, high = _padded(min(values), max(values))
 
     def x(at: datetime) -> float:
         return SIDE + (at - first).total_seconds() / span_seconds * (WIDTH - 2 * SIDE)
 
-    def y(value: float) -> float:
+    def y(value: Decimal) -> Decimal:
         return TOP + (high - value) / (high - low) * (HEIGHT - TOP - BOTTOM)
 
-    line = " ".join(f"{x(p.at):.1f},{y(float(p.equity)):.1f}" for p in _thin(drawn))
+    line = " ".join(f"{x(p.at):.1f},{y(p.equity):.1f}" for p in _thin(drawn))
     base = HEIGHT - BOTTOM
     area = f"{x(drawn[0].at):.1f},{base} {line} {x(drawn[-1].at):.1f},{base}"
     parts = [
@@ -374,18 +375,16 @@ def equity_chart(
         f'<polyline class="equity" points="{line}"/>',
     ]
     parts += [
-        f'<circle class="incomplete" cx="{x(p.at):.1f}" cy="{y(float(p.equity)):.1f}" r="3"/>'
+        f'<circle class="incomplete" cx="{x(p.at):.1f}" cy="{y(p.equity):.1f}" r="3"/>'
         for p in drawn[-CHART_POINTS:]
         if not p.complete
     ]
     last = drawn[-1]
-    parts.append(
-        f'<circle class="last" cx="{x(last.at):.1f}" cy="{y(float(last.equity)):.1f}" r="4"/>'
-    )
+    parts.append(f'<circle class="last" cx="{x(last.at):.1f}" cy="{y(last.equity):.1f}" r="4"/>')
     for at, value in markers:
         label = escape(f"threshold alert {at:%H:%M:%S} UTC: {_money(str(value), share_class)}")
         parts.append(
-            f'<circle class="threshold" cx="{x(at):.1f}" cy="{y(float(value)):.1f}" r="5">'
+            f'<circle class="threshold" cx="{x(at):.1f}" cy="{y(value):.1f}" r="5">'
             f"<title>{label}</title></circle>"
         )
     parts += _time_labels(first, end)
@@ -407,19 +406,21 @@ def _thin(points: Sequence[EquityPoint]) -> list[EquityPoint]:
     return thinned if thinned[-1] is points[-1] else [*thinned, points[-1]]
 
 
-def _padded(low: float, high: float) -> tuple[float, float]:
+def _padded(low: Decimal, high: Decimal) -> tuple[Decimal, Decimal]:
     """A value range with some air, never empty (a flat line sits in the middle)."""
     span = high - low
-    pad = span * 0.1 if span > 0 else max(abs(high) * 0.0005, 1.0)
+    pad = span / 10 if span > 0 else max(abs(high) * Decimal("0.0005"), Decimal(1))
     return low - pad, high + pad
 
 
-def _grid(low: float, high: float, y: Any, share_class: str) -> list[str]:
+def _grid(
+    low: Decimal, high: Decimal, y: Callable[[Decimal], Decimal], share_class: str
+) -> list[str]:
     span = high - low
-    places = 0 if span >= 50 else 2 if span >= 0.5 else PLACES.get(share_class, 4) + 2
+    places = 0 if span >= 50 else 2 if span >= Decimal("0.5") else PLACES.get(share_class, 4) + 2
     lines = []
     for step in range(4):
-        value = low + span * (step + 0.5) / 4
+        value = low + span * (2 * step + 1) / 8
         at = y(value)
         lines.append(f'<line class="grid" x1="0" x2="{WIDTH}" y1="{at:.1f}" y2="{at:.1f}"/>')
         lines.append(f'<text class="axis" x="4" y="{at - 4:.1f}">{value:,.{places}f}</text>')

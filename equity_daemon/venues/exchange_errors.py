@@ -32,7 +32,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -108,18 +109,22 @@ def _retry_after(headers: Mapping[str, str], now: datetime | None = None) -> flo
         return None
     value = value.strip()
     try:
-        seconds = float(value)
-    except ValueError:
+        # read as Decimal like every number off the wire; it leaves as seconds to sleep
+        delay = Decimal(value)
+    except InvalidOperation:
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
         if when.tzinfo is None:
             return None
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), LONGEST_RETRY_AFTER)
+        wait = when - (now or datetime.now(UTC))
+    else:
+        if not delay.is_finite():
+            return None
+        capped = min(max(delay, Decimal(0)), Decimal(LONGEST_RETRY_AFTER))
+        wait = timedelta(milliseconds=int(capped * 1000))
+    return min(max(wait.total_seconds(), 0.0), LONGEST_RETRY_AFTER)
 
 
 Path = tuple[str | int, ...]

@@ -144,7 +144,7 @@ async def test_an_unknown_topic_or_a_dialect_without_streams_is_refused() -> Non
     with pytest.raises(ValueError, match="no private topic 'orders'"):
         await bybit.push("orders")
     okx = fake_exchange("okx")
-    with pytest.raises(NotImplementedError, match="okx: no websocket here yet"):
+    with pytest.raises(LookupError, match="the fake okx serves no websocket"):
         await okx.push("account")
     assert okx.dialect.subscribers == {}
 

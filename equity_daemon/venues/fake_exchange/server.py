@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class _Queued:
     retry_after: int | None
 
 
-class Dialect:
+class Dialect(ABC):
     """**Base class**: one exchange's REST API over a `FakeState`.
 
     Subclasses give the route table, the auth check and the exchange's error bodies.
@@ -95,8 +96,8 @@ class Dialect:
     def __init__(self, state: FakeState) -> None:
         self.state = state
 
-    def routes(self) -> Sequence[Route]:
-        raise NotImplementedError
+    @abstractmethod
+    def routes(self) -> Sequence[Route]: ...
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
         """(path, handler) pairs of aiohttp websocket routes; none by default."""
@@ -104,26 +105,28 @@ class Dialect:
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Send `topic` from the current state to its websocket subscribers; how many.
-        `coins`: a balance push naming only these coins (the others unchanged)."""
-        raise NotImplementedError(f"{self.name}: no websocket here yet")
+        `coins`: a balance push naming only these coins (the others unchanged). A dialect that
+        serves no websocket (OKX's fake, for now) refuses."""
+        raise LookupError(f"the fake {self.name} serves no websocket")
 
     async def drop_streams(self) -> None:
-        """Close every websocket the server holds open."""
+        """Close every websocket the server holds open (a dialect without any has none)."""
+        return None
 
     @property
     def subscribers(self) -> dict[str, int]:
         """How many authenticated websockets follow each topic."""
         return {}
 
+    @abstractmethod
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         """Whether the request carries the exchange's signing headers (never checked further)."""
-        raise NotImplementedError
 
-    def auth_error(self) -> tuple[int, Json]:
-        raise NotImplementedError
+    @abstractmethod
+    def auth_error(self) -> tuple[int, Json]: ...
 
-    def rate_limit_error(self) -> Json:
-        raise NotImplementedError
+    @abstractmethod
+    def rate_limit_error(self) -> Json: ...
 
     def not_found(self) -> Json:
         return {"error": "not found"}
