@@ -56,6 +56,28 @@ def chain_venue(world: World, name: str, url: str, holding: dict[str, Any]) -> d
     }
 
 
+STAKING_PRICES: list[dict[str, Any]] = [
+    {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
+    {"base": "stETH", "quote": "ETH", "fixed": 1},
+    {"base": "WETH", "quote": "ETH", "fixed": 1},
+]
+ETH_IN_USD: dict[str, Any] = {"base": "ETH", "quote": "USD", "sources": ["anvil-eth"]}
+
+
+def staking_book(
+    tmp_path: Path, venue: dict[str, Any], prices: list[dict[str, Any]], **book: Any
+) -> Settings:
+    """An ETH share-class book of one chain venue (history unused by the tests that call it)."""
+    return Settings.model_validate(
+        {
+            "history_path": tmp_path / "unused.sqlite3",
+            "books": {
+                "staking": {"share_class": "ETH", "venues": [venue], "prices": prices, **book}
+            },
+        }
+    )
+
+
 @asynccontextmanager
 async def running(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[Daemon, History]]:
     daemon = Daemon(settings)
@@ -104,23 +126,7 @@ async def test_a_leveraged_staking_book_in_eth(
         14 * WAD // 10,
     )  # fmt: skip
     venue = chain_venue(world, "anvil-eth", proxy.url, {"address": holder, "aave": ["core"]})
-    settings = Settings.model_validate(
-        {
-            "history_path": tmp_path / "unused.sqlite3",
-            "books": {
-                "staking": {
-                    "share_class": "ETH",
-                    "venues": [venue],
-                    "prices": [
-                        {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
-                        {"base": "stETH", "quote": "ETH", "fixed": 1},
-                        {"base": "WETH", "quote": "ETH", "fixed": 1},
-                        {"base": "ETH", "quote": "USD", "sources": ["anvil-eth"]},
-                    ],
-                }
-            },
-        }
-    )
+    settings = staking_book(tmp_path, venue, [*STAKING_PRICES, ETH_IN_USD])
     async with running(settings, tmp_path) as (daemon, history):
         (snap,) = await cycle(daemon, history)
         assert snap.complete, snap.problems
@@ -163,23 +169,8 @@ async def test_aave_is_reconciled_at_its_own_oracle_prices(
         8000, 14 * WAD // 10,
     )  # fmt: skip
     venue = chain_venue(world, "anvil-eth", proxy.url, {"address": holder, "aave": ["core"]})
-    settings = Settings.model_validate(
-        {
-            "history_path": tmp_path / "unused.sqlite3",
-            "books": {
-                "staking": {
-                    "share_class": "ETH",
-                    "venues": [venue],
-                    "reconciliation_tolerance": "0.001",
-                    "prices": [
-                        {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
-                        {"base": "stETH", "quote": "ETH", "fixed": 1},
-                        {"base": "WETH", "quote": "ETH", "fixed": 1},
-                        {"base": "ETH", "quote": "USD", "sources": ["anvil-eth"]},
-                    ],
-                }
-            },
-        }
+    settings = staking_book(
+        tmp_path, venue, [*STAKING_PRICES, ETH_IN_USD], reconciliation_tolerance="0.001"
     )
     async with running(settings, tmp_path) as (daemon, history):
         await daemon.fetch_all_once()
@@ -270,22 +261,7 @@ async def test_an_endpoint_dying_between_cycles_leaves_no_gap_and_no_event(
         venue = chain_venue(world, "anvil-eth", first.url, {"address": holder, "aave": ["core"]})
         venue["rpc"] = [first.url, second.url]
         venue["feeds"] = []
-        settings = Settings.model_validate(
-            {
-                "history_path": tmp_path / "unused.sqlite3",
-                "books": {
-                    "staking": {
-                        "share_class": "ETH",
-                        "venues": [venue],
-                        "prices": [
-                            {"base": "wstETH", "quote": "stETH", "sources": ["anvil-eth"]},
-                            {"base": "stETH", "quote": "ETH", "fixed": 1},
-                            {"base": "WETH", "quote": "ETH", "fixed": 1},
-                        ],
-                    }
-                },
-            }
-        )
+        settings = staking_book(tmp_path, venue, STAKING_PRICES)
         async with running(settings, tmp_path) as (daemon, history):
             (snap,) = await cycle(daemon, history)
             assert snap.complete
