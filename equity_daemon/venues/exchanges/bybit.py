@@ -22,6 +22,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    Polled,
     TransferFields,
     contract_of,
     number,
@@ -108,6 +109,10 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
 STREAMED: frozenset[str] = frozenset({"unified"})
 # coin fields no push changes for us: debt and interest keep the values of the last REST answer
 NOT_STREAMED = ("spotBorrow", "accruedInterest")
+# what a REST poll between snapshots refreshes in a streamed account: its un-pushed fields
+POLLED: Mapping[str, Polled] = {
+    "unified": Polled(("result", "list", 0, "coin"), "coin", NOT_STREAMED)
+}
 
 
 # the params of the `watch_balance` / `watch_positions` calls, per streamed account type

@@ -1,0 +1,194 @@
+"""While a stream is live, what no push carries is polled over REST every interval: the account
+types without a stream, the debt and interest of streamed ones, the transfers under way; a
+failing poll fails the venue with the exchange's error. On the fake servers through ccxt."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from equity_daemon.clock import SystemClock
+from equity_daemon.errors import VenueUnavailable
+from equity_daemon.model import VenueReport, VenueState
+from equity_daemon.venues.exchange import StreamingExchangeVenue
+from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
+from tests.reports import quote, snapshot
+from tests.venues.exchanges import CREDENTIALS
+from tests.venues.test_exchange_stream import bybit_venue, running, subscribed
+
+pytestmark = pytest.mark.anyio
+
+D = Decimal
+POLL = 0.3  # the venue's interval in these tests
+QUOTES = (quote("ETH", "USDT", "3000"), quote("BTC", "USDT", "60000"))
+UNIFIED = {"USDT": Holding(balance=D(1000)), "ETH": Holding(balance=D(2), borrowed=D(1))}
+FUNDING_PATH = "/v5/asset/transfer/query-account-coins-balance"
+
+
+@asynccontextmanager
+async def streaming(
+    exchange: str, accounts: tuple[str, ...], fake: FakeExchange, **extra: Any
+) -> AsyncIterator[AsyncIterator[VenueReport]]:
+    venue = StreamingExchangeVenue(
+        "cex",
+        exchange,
+        accounts,
+        CREDENTIALS,
+        SystemClock(),
+        base_url=fake.base_url,
+        rate_limit=False,
+        poll_seconds=POLL,
+        **{"in_transit": False, **extra},
+    )
+    try:
+        async with aclosing(venue.updates()) as updates:
+            yield updates
+    finally:
+        await venue.aclose()
+
+
+async def report_where(
+    updates: AsyncIterator[VenueReport], seen: Any, within: float = 2 * POLL + 1
+) -> VenueReport:
+    """The first report for which `seen(report)` holds, within `within` seconds."""
+    with anyio.fail_after(within):
+        while not seen(report := await anext(updates)):
+            pass
+    return report
+
+
+def lines(report: VenueReport, account: str | None = None) -> dict[tuple[str, str, Any], D]:
+    return {
+        (p.asset.symbol, p.kind.value, p.line_id): p.amount
+        for p in report.positions
+        if account is None or p.account == account
+    }
+
+
+def equity(report: VenueReport) -> Decimal:
+    state = VenueState(report, report)
+    return snapshot(state, quotes=QUOTES, now=report.fetched_at).equity
+
+
+async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_one_interval() -> (
+    None
+):
+    disagreed: list[str] = []
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming(
+            "bybit", ("unified",), fake, on_disagreement=disagreed.append
+        ) as updates:
+            first = await anext(updates)
+            await subscribed(fake, "wallet", "position")
+            # interest accrues (no push: Bybit's wallet topic carries no debt for ccxt), and
+            # the USDT balance changes without its push having arrived yet
+            fake.set_holding(
+                "unified", "ETH", Holding(balance=D(2), borrowed=D(1), interest=D("0.01"))
+            )
+            fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
+            polled = await report_where(updates, lambda r: ("ETH", "debt", "interest") in lines(r))
+            positions_read = len(fake.calls("/v5/position/list"))
+    assert equity(first) - equity(polled) == D("0.01") * 3000  # exactly the interest, in USDT
+    # a poll refreshes only what no push carries: the USDT balance waits for its push
+    assert lines(polled)[("USDT", "asset", None)] == 1000
+    assert lines(polled)[("ETH", "debt", None)] == 1
+    assert disagreed == []  # a poll is no resync: nothing compared, nothing counted
+    assert positions_read == 2  # the snapshot's USDT and USDC pages only: a poll reads none
+
+
+async def test_a_funding_account_and_a_transfer_under_way_show_within_one_interval() -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        fake.set_account("funding", {"USDT": Holding(balance=D(100))})
+        async with streaming("bybit", ("unified", "funding"), fake, in_transit=True) as updates:
+            first = await anext(updates)
+            fake.set_account("funding", {"USDT": Holding(balance=D(250))})
+            fake.add_deposit(Transfer("ETH", D(1), "2", "0xarriving", 1_795_000_000_000))
+            started = anyio.current_time()
+            polled = await report_where(
+                updates, lambda r: lines(r, "funding") == {("USDT", "asset", None): D(250)}
+            )
+            took = anyio.current_time() - started
+            if ("ETH", "in_transit", "deposit:0xarriving") not in lines(polled):
+                polled = await report_where(
+                    updates, lambda r: ("ETH", "in_transit", "deposit:0xarriving") in lines(r)
+                )
+    assert lines(first, "funding") == {("USDT", "asset", None): D(100)}
+    assert took < POLL + 0.5
+    assert lines(polled)[("ETH", "in_transit", "deposit:0xarriving")] == 1
+    assert lines(polled, "unified") == lines(first, "unified")
+
+
+async def test_binance_cross_margin_interest_beside_a_streamed_usdm_shows_within_one_interval() -> (
+    None
+):
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
+        fake.set_account("margin", {"ETH": Holding(balance=D(3), borrowed=D(1))})
+        async with streaming("binance", ("usdm", "cross_margin"), fake) as updates:
+            first = await anext(updates)
+            fake.set_account(
+                "margin", {"ETH": Holding(balance=D(3), borrowed=D(1), interest=D("0.002"))}
+            )
+            polled = await report_where(
+                updates, lambda r: ("ETH", "debt", "interest") in lines(r, "cross_margin")
+            )
+    assert equity(first) - equity(polled) == D("0.002") * 3000
+    assert lines(polled, "usdm") == lines(first, "usdm")
+
+
+@pytest.mark.parametrize(
+    ("fault", "retry_after"), [(Fault.SERVER_ERROR, None), (Fault.RATE_LIMIT, 7)]
+)
+async def test_a_failing_poll_ends_the_stream_with_the_exchanges_error(
+    fault: Fault, retry_after: int | None
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        fake.set_account("funding", {"USDT": Holding(balance=D(100))})
+        async with streaming("bybit", ("unified", "funding"), fake) as updates:
+            await anext(updates)
+            fake.fail(FUNDING_PATH, fault, retry_after=retry_after)
+            with anyio.fail_after(2 * POLL + 1), pytest.raises(VenueUnavailable) as raised:
+                async for _ in updates:
+                    pass
+    assert raised.value.retry_after == retry_after
+
+
+async def test_a_poll_that_keeps_failing_fails_the_venue_and_keeps_its_lines(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        fake.set_account("funding", {"USDT": Holding(balance=D(100))})
+        venue = bybit_venue(fake, accounts=["unified", "funding"], interval_seconds=POLL)
+        with capture_logs():
+            async with running(tmp_path, venue) as daemon:
+                before = daemon.latest()
+                assert before is not None
+                fake.fail(FUNDING_PATH, Fault.SERVER_ERROR, times=1000)
+                with anyio.fail_after(5):
+                    while daemon.store.state("cex").latest.ok:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                state = daemon.store.state("cex")
+                sample = partial(
+                    daemon.instruments.registry.get_sample_value,
+                    "equity_daemon_stream_rest_disagreements_total",
+                    {"venue": "cex"},
+                )
+                disagreements = sample()
+    assert "unavailable" in str(state.latest.error)  # as any failed REST read says it
+    assert state.last_good is not None
+    kept: Mapping[tuple[str, str, Any], D] = lines(state.last_good, "funding")
+    assert kept == {("USDT", "asset", None): D(100)}  # lines kept, the venue failing
+    assert "stream down" in str(state.note)
+    assert not disagreements
