@@ -45,8 +45,7 @@ async def streaming(
         SystemClock(),
         base_url=fake.base_url,
         rate_limit=False,
-        poll_seconds=POLL,
-        **{"in_transit": False, **extra},
+        **{"in_transit": False, "poll_seconds": POLL, **extra},
     )
     try:
         async with aclosing(venue.updates()) as updates:
@@ -192,3 +191,80 @@ async def test_a_poll_that_keeps_failing_fails_the_venue_and_keeps_its_lines(
     assert kept == {("USDT", "asset", None): D(100)}  # lines kept, the venue failing
     assert "stream down" in str(state.note)
     assert not disagreements
+
+
+# --- a push while a REST snapshot is out -----------------------------------------------------
+
+WALLET_PATH = "/v5/account/wallet-balance"
+
+
+async def follow(updates: AsyncIterator[VenueReport], send: Any) -> None:
+    async for report in updates:
+        await send.send(report)
+
+
+async def test_a_push_while_a_resync_is_out_is_neither_held_up_nor_undone_by_its_older_answer() -> (
+    None
+):
+    disagreed: list[str] = []
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming(
+            "bybit",
+            ("unified",),
+            fake,
+            poll_seconds=3600,
+            resync_seconds=0.3,
+            on_disagreement=disagreed.append,
+        ) as updates:
+            await anext(updates)
+            await subscribed(fake, "wallet", "position")
+            held = fake.hold(WALLET_PATH)
+            send, reports = anyio.create_memory_object_stream[VenueReport](10)
+            async with anyio.create_task_group() as tg:  # the stream followed meanwhile
+                tg.start_soon(follow, updates, send)
+                with anyio.fail_after(2):
+                    await held.arrived.wait()  # the resync's answer: USDT 1000, held back
+                fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
+                assert await fake.push("wallet", coins=["USDT"]) == 1
+                with anyio.fail_after(1):
+                    pushed = await reports.receive()  # the stream does not wait for REST
+                held.release()
+                with anyio.fail_after(2):
+                    resynced = await reports.receive()
+                tg.cancel_scope.cancel()
+            send.close()
+            reports.close()
+    assert lines(pushed)[("USDT", "asset", None)] == 2000
+    assert resynced.as_of is None  # the snapshot's report, not a push's
+    assert lines(resynced)[("USDT", "asset", None)] == 2000  # the push applied again on top
+    assert lines(resynced)[("ETH", "debt", None)] == 1
+    assert disagreed == []  # it differed from the stream only by that push: not counted
+
+
+@pytest.mark.parametrize(("grace", "counted"), [(2.0, []), (0.0, ["cex"])])
+async def test_a_disagreement_right_after_a_push_is_not_counted(
+    grace: float, counted: list[str]
+) -> None:
+    disagreed: list[str] = []
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming(
+            "bybit",
+            ("unified",),
+            fake,
+            poll_seconds=3600,
+            resync_seconds=0.5,
+            grace_seconds=grace,
+            on_disagreement=disagreed.append,
+        ) as updates:
+            await anext(updates)
+            await subscribed(fake, "wallet", "position")
+            fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
+            assert await fake.push("wallet", coins=["USDT"]) == 1
+            await anext(updates)
+            # REST lags behind the stream: the next snapshot still says 1000
+            fake.set_holding("unified", "USDT", Holding(balance=D(1000)))
+            with anyio.fail_after(2), capture_logs():
+                await anext(updates)
+    assert disagreed == counted
