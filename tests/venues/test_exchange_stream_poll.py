@@ -20,15 +20,21 @@ from equity_daemon.errors import VenueUnavailable
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.venues.exchange import StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
-from tests.reports import quote, snapshot
-from tests.venues.exchanges import CREDENTIALS
+from tests.reports import snapshot
+from tests.venues.exchanges import CREDENTIALS, quotes_at
 from tests.venues.test_exchange_stream import bybit_venue, running, subscribed
 
 pytestmark = pytest.mark.anyio
 
 D = Decimal
 POLL = 0.3  # the venue's interval in these tests
-QUOTES = (quote("ETH", "USDT", "3000"), quote("BTC", "USDT", "60000"))
+# (base, quote, rate, source): quoted at the time of the report they value
+PRICES = (
+    ("ETH", "USDT", "3000", None),
+    ("BTC", "USDT", "60000", None),
+)
+
+
 UNIFIED = {"USDT": Holding(balance=D(1000)), "ETH": Holding(balance=D(2), borrowed=D(1))}
 FUNDING_PATH = "/v5/asset/transfer/query-account-coins-balance"
 
@@ -74,7 +80,7 @@ def lines(report: VenueReport, account: str | None = None) -> dict[tuple[str, st
 
 def equity(report: VenueReport) -> Decimal:
     state = VenueState(report, report)
-    return snapshot(state, quotes=QUOTES, now=report.fetched_at).equity
+    return snapshot(state, quotes=quotes_at(report, PRICES), now=report.fetched_at).equity
 
 
 async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_one_interval() -> (
@@ -101,7 +107,7 @@ async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_
     assert lines(polled)[("USDT", "asset", None)] == 1000
     assert lines(polled)[("ETH", "debt", None)] == 1
     assert disagreed == []  # a poll is no resync: nothing compared, nothing counted
-    assert positions_read == 2  # the snapshot's USDT and USDC pages only: a poll reads none
+    assert positions_read == 3  # the snapshot's USDT, USDC and inverse pages: a poll reads none
 
 
 async def test_a_funding_account_and_a_transfer_under_way_show_within_one_interval() -> None:
