@@ -16,9 +16,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon.clock import SystemClock
-from equity_daemon.errors import VenueUnavailable
+from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.venues.exchange import StreamingExchangeVenue
+from equity_daemon.venues.exchanges import BadField, Polled, refresh
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
 from tests.reports import snapshot
 from tests.venues.exchanges import CREDENTIALS, quotes_at
@@ -274,3 +275,57 @@ async def test_a_disagreement_right_after_a_push_is_not_counted(
             with anyio.fail_after(2), capture_logs():
                 await anext(updates)
     assert disagreed == counted
+
+
+async def test_a_coin_borrowed_after_the_snapshot_and_never_pushed_shows_within_one_interval() -> (
+    None
+):
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming("bybit", ("unified",), fake) as updates:
+            await anext(updates)
+            fake.set_holding("unified", "BTC", Holding(balance=D("0.5"), borrowed=D("0.5")))
+            fake.set_holding("unified", "ETH", Holding(balance=D(2)))  # repaid
+            polled = await report_where(updates, lambda r: ("BTC", "debt", None) in lines(r))
+    assert lines(polled, "unified") == {
+        ("USDT", "asset", None): D(1000),
+        ("ETH", "asset", None): D(2),  # its debt gone: the poll's answer owes nothing on it
+        ("BTC", "asset", None): D("0.5"),  # a coin only the poll's answer has: taken whole
+        ("BTC", "debt", None): D("0.5"),
+    }
+
+
+def test_a_poll_refreshes_only_its_fields_and_a_row_it_leaves_out_owes_nothing() -> None:
+    polled = Polled(("result", "list", 0, "coin"), "coin", ("spotBorrow",))
+    kept = {
+        "result": {"list": [{"coin": [{"coin": "ETH", "walletBalance": "2", "spotBorrow": "1"}]}]}
+    }
+    answer = {
+        "result": {"list": [{"coin": [{"coin": "BTC", "walletBalance": "1", "spotBorrow": "1"}]}]}
+    }
+    assert refresh(kept, answer, polled) == {
+        "result": {
+            "list": [
+                {
+                    "coin": [
+                        {"coin": "ETH", "walletBalance": "2", "spotBorrow": "0"},
+                        {"coin": "BTC", "walletBalance": "1", "spotBorrow": "1"},
+                    ]
+                }
+            ]
+        }
+    }
+    assert kept["result"]["list"][0]["coin"][0]["spotBorrow"] == "1"  # a copy, not in place
+    with pytest.raises(BadField, match=r"no result\.list\.0\.coin"):
+        refresh(kept, {"result": {"list": []}}, polled)
+
+
+async def test_a_malformed_poll_answer_ends_the_stream_naming_the_account() -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming("bybit", ("unified",), fake) as updates:
+            await anext(updates)
+            fake.fail(WALLET_PATH, Fault.EMPTY)
+            with anyio.fail_after(2 * POLL + 1), pytest.raises(VenueDataError, match="unified"):
+                async for _ in updates:
+                    pass
