@@ -16,6 +16,7 @@ or 418) is waited out in full.
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
+A stream whose login is refused is reconnected no sooner than `max_backoff`, as a refused fetch.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
     assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
     assert type(venue_of({"kind": "binance", "accounts": ["spot"]})) is ExchangeVenue
     with pytest.raises(ValueError, match="streams none"):
-        StreamingExchangeVenue("x", "okx", ("trading",), CREDENTIALS, SystemClock())
+        StreamingExchangeVenue("x", "okx", ("funding",), CREDENTIALS, SystemClock())
 
 
 def venue_of(venue: dict[str, Any]) -> Any:

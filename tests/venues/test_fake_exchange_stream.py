@@ -233,6 +233,7 @@ async def test_okx_wants_login_before_subscribe_and_answers_its_text_ping() -> N
         await socket.send_json({"op": "dance"})
         unknown = await socket.receive_json()
         assert fake.dialect.subscribers == {"account": 1, "positions": 1}
+        assert isinstance(fake.dialect, OkxDialect)
         fake.dialect.silent = True  # half-open: no pong, no push
         await socket.send_str("ping")
         with anyio.move_on_after(0.3) as waited:
