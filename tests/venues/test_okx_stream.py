@@ -5,8 +5,7 @@ counted twice, and the real daemon survives a refused login, a dropped socket an
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,12 +15,10 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon.clock import SystemClock
 from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.model import PositionKind
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.venues.base import StreamingVenue
-from equity_daemon.venues.exchange import StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import (
     FakeExchange,
     FakePosition,
@@ -29,8 +26,15 @@ from equity_daemon.venues.fake_exchange import (
     OkxDialect,
     fake_exchange,
 )
-from tests.venues.exchanges import CREDENTIALS, SECRETS
-from tests.venues.test_exchange_stream import amounts, next_report, running, subscribed, venue_of
+from tests.venues.exchanges import SECRETS
+from tests.venues.test_exchange_stream import (
+    amounts,
+    next_report,
+    running,
+    subscribed,
+    venue_of,
+)
+from tests.venues.test_exchange_stream import venue_on as stream_venue_on
 
 pytestmark = pytest.mark.anyio
 
@@ -42,25 +46,8 @@ START = {
 PAST_MS = 1_760_000_000_000  # the fake's clock for pushes: an event time well in the past
 
 
-@asynccontextmanager
-async def venue_on(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
-    async with fake_exchange("okx") as fake:
-        fake.set_account("trading", START)
-        venue = StreamingExchangeVenue(
-            "cex",
-            "okx",
-            ("trading",),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-            **extra,
-        )
-        try:
-            yield fake, venue
-        finally:
-            await venue.aclose()
+def venue_on(**extra: Any) -> AbstractAsyncContextManager[tuple[FakeExchange, Any]]:
+    return stream_venue_on("okx", "trading", START, **extra)
 
 
 def dialect(fake: FakeExchange) -> OkxDialect:
