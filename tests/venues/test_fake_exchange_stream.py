@@ -232,6 +232,8 @@ async def test_okx_wants_login_before_subscribe_and_answers_its_text_ping() -> N
         pong = await socket.receive_str()
         await socket.send_json({"op": "dance"})
         unknown = await socket.receive_json()
+        await socket.send_str("not json")
+        illegal = await socket.receive_json()
         assert fake.dialect.subscribers == {"account": 1, "positions": 1}
         assert isinstance(fake.dialect, OkxDialect)
         fake.dialect.silent = True  # half-open: no pong, no push
@@ -250,6 +252,7 @@ async def test_okx_wants_login_before_subscribe_and_answers_its_text_ping() -> N
     assert (answers[2]["event"], answers[2]["code"]) == ("error", "60018")
     assert pong == "pong"
     assert (unknown["event"], unknown["code"]) == ("error", "60019")
+    assert (illegal["event"], illegal["code"]) == ("error", "60012")
 
 
 async def test_okx_account_and_positions_pushes_reach_ccxt() -> None:

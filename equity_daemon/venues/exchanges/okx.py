@@ -145,8 +145,11 @@ def patch_balance(info: Any, message: Any) -> dict[str, Any]:
 
 
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The rows of a `positions` push: `/api/v5/account/positions` rows (plus `pTime`)."""
-    return rows(message.get("data"), "positions push")
+    """The swap rows of a `positions` push, shaped as `/api/v5/account/positions` rows (plus
+    `pTime`). ccxt subscribes `instType` ANY; margin, futures and option rows are left out,
+    as the REST snapshot (`instType=SWAP`) leaves them out."""
+    found = rows(message.get("data"), "positions push")
+    return [row for row in found if text(row, "instType") == "SWAP"]
 
 
 def closed(raw: Mapping[str, Any]) -> bool:

@@ -97,8 +97,11 @@ class OkxDialect(StreamingDialect):
     def answer(self, stream: Stream, frame: str) -> Sequence[str]:
         if frame == "ping":  # OKX's keep-alive is a text frame, not a websocket ping
             return ["pong"]
-        message = json.loads(frame)
-        op = message.get("op")
+        try:
+            message = json.loads(frame)
+            op = message.get("op")
+        except (ValueError, AttributeError):
+            return [self._event_error(stream, "60012", f"Illegal request: {frame}")]
         if op == "login":
             self.logins += 1
             args = message.get("args") or [{}]
