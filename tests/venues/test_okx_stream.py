@@ -76,6 +76,21 @@ async def test_an_okx_balance_push_changes_the_coin_at_once_as_of_its_event_time
     assert total.amount - before.amount == 3000  # OKX's `totalEq` comes with the push
 
 
+async def test_an_okx_push_without_a_time_is_dated_when_it_arrived() -> None:
+    async with venue_on() as (fake, venue), aclosing(venue.updates()) as updates:
+        await next_report(updates)
+        await subscribed(fake, "account")
+        message = dialect(fake).message("account", coins=["USDT"])
+        account = message["data"][0]
+        del account["uTime"]
+        for row in account["details"]:
+            row["uTime"] = ""
+        assert await fake.send("account", message) == 1
+        pushed = await next_report(updates)
+    assert pushed.as_of is None  # its age is that of its arrival, never a guessed time
+    assert amounts(pushed) == {"USDT": 1000, "ETH": 2}
+
+
 async def test_okx_debt_moves_with_a_push_that_carries_it_and_is_kept_when_it_does_not() -> None:
     async with venue_on() as (fake, venue), aclosing(venue.updates()) as updates:
         await next_report(updates)
