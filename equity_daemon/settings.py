@@ -385,6 +385,32 @@ class PriceApiSettings(Section):
     min_confidence: Decimal = Field(default=Decimal("0.9"), ge=0, le=1)
 
 
+class MarketSettings(Section):
+    """An exchange's public market data (tickers), read without a key: configured once, one
+    ccxt instance shared by every book whose edges name it in `sources`.
+
+    `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
+    requests share the exchange host's one rate limiter with every venue on that host. An answer
+    is reused for `cache_seconds` (a book's `quote_cache_seconds` caps it).
+    """
+
+    kind: Literal["binance", "bybit", "okx"]
+    sandbox: bool = False
+    base_url: AnyHttpUrl | None = None
+    rate_limit: bool = True
+    timeout_seconds: Timeout = 10.0
+    cache_seconds: float = Field(default=5.0, ge=0, le=DAY, allow_inf_nan=False)
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_base_url(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if url is not None and (url.query or url.fragment):
+            raise ValueError("must not have a query or a fragment")
+        if url is not None and (url.username or url.password):
+            raise ValueError("must not carry credentials")
+        return url
+
+
 class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
@@ -453,6 +479,7 @@ class Settings(BaseSettings, Section):
 
     books: dict[Name, BookSettings] = Field(min_length=1)
     price_sources: dict[Name, PriceApiSettings] = {}
+    markets: dict[Name, MarketSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
     debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
@@ -490,21 +517,29 @@ class Settings(BaseSettings, Section):
                             f"{kind} names must be unique"
                         )
                     owners[item.name] = book_name
+        _one_market_per_host(self.markets)
+        for name in self.markets.keys() & self.price_sources.keys():
+            raise ValueError(f"markets.{name}: also a price_sources entry; names must differ")
         for book_name, book in self.books.items():
             for venue in book.venues:
-                if venue.name in self.price_sources:
-                    raise ValueError(
-                        f"price_sources.{venue.name}: the name of a venue of book "
-                        f"{book_name!r}; price source and venue names must differ"
-                    )
+                for section, entries in (
+                    ("price_sources", self.price_sources),
+                    ("markets", self.markets),
+                ):
+                    if venue.name in entries:
+                        raise ValueError(
+                            f"{section}.{venue.name}: the name of a venue of book "
+                            f"{book_name!r}; {section} and venue names must differ"
+                        )
             names = {venue.name for venue in book.venues} | set(self.price_sources)
+            names |= set(self.markets)
             for index, edge in enumerate(book.prices):
                 unknown = [s for s in edge.sources if s not in names]
                 if unknown:
                     raise ValueError(
                         f"books.{book_name}.prices[{index}].sources: {edge.base}/{edge.quote} "
-                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book "
-                        "or a price_sources entry)"
+                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book, "
+                        "a markets entry or a price_sources entry)"
                     )
         return self
 
@@ -527,6 +562,20 @@ class Settings(BaseSettings, Section):
                     max_age = (f"{at}.venues[{index}].max_age_seconds", venue.max_age_seconds)
                 _below((f"{at}.venues[{index}].interval_seconds", venue.interval_seconds), max_age)
         return self
+
+
+def _one_market_per_host(markets: dict[str, MarketSettings]) -> None:
+    """Two entries for one exchange host would be two instances and two caches of one thing."""
+    seen: dict[tuple[str, bool, str | None], str] = {}
+    for name, market in markets.items():
+        url = None if market.base_url is None else str(market.base_url).rstrip("/")
+        host = (market.kind, market.sandbox, url)
+        if host in seen:
+            raise ValueError(
+                f"markets.{name}: the same exchange as markets.{seen[host]}; "
+                "configure each exchange's market data once"
+            )
+        seen[host] = name
 
 
 def _below(field: tuple[str, float], limit: tuple[str, float]) -> None:

@@ -45,6 +45,7 @@ from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_st
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
+from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchanges import (
@@ -52,7 +53,6 @@ from equity_daemon.venues.exchanges import (
     Lines,
     binance,
     bybit,
-    number,
     okx,
     transfers,
 )
@@ -81,6 +81,8 @@ class ExchangeVenue:
         request_timeout: seconds for one HTTP request (a fetch makes several).
         rate_limit: ccxt's client-side throttle (off only against a local test server).
         in_transit: also read deposit and withdrawal history (`in_transit` lines).
+        budget: the exchange host's request budget, shared with every other instance that
+            calls it (`exchange_budget`); each instance has its own throttle without one.
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -100,6 +102,7 @@ class ExchangeVenue:
         rate_limit: bool = True,
         in_transit: bool = True,
         on_disagreement: Callable[[str], None] | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -123,6 +126,7 @@ class ExchangeVenue:
         self._transfers: Lines | None = None
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
         self._on_disagreement = on_disagreement or (lambda venue: None)
+        self._budget = budget
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -142,6 +146,7 @@ class ExchangeVenue:
                 timeout=self._timeout,
                 rate_limit=self._rate_limit,
                 streaming=streaming,
+                budget=self._budget,
             )
             self._clients[key] = client
         return client
@@ -271,16 +276,9 @@ class ExchangeVenue:
     async def observe(self, base: str, quote: str) -> Observation:
         """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
         client = self.client(MARKET_DATA)
-        symbol = f"{base}/{quote}"
-        with exchange_errors(self.name, client):
-            await client.load_markets()
-            if symbol not in client.markets:
-                raise LookupError(f"{self.exchange_id} lists no {symbol} market")
-            ticker = await client.fetch_ticker(symbol)
-        try:
-            rate = number(ticker.get("info"), self.mapping.TICKER_LAST)
-        except BadField as exc:
-            raise VenueDataError(self.name, f"{symbol} ticker: {exc}") from None
+        rate = await exchange_client.last_price(
+            client, self.name, self.mapping.TICKER_LAST, base, quote
+        )
         return Observation(rate, self._clock())
 
     async def aclose(self) -> None:
