@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -69,11 +70,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One request the server received (never its headers: they carry the key)."""
+    """One request the server received (never its headers: they carry the key), and when
+    (monotonic seconds: a test counts requests per time)."""
 
     method: str
     path: str
     query: Mapping[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
