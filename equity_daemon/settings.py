@@ -390,8 +390,9 @@ class MarketSettings(Section):
     ccxt instance shared by every book whose edges name it in `sources`.
 
     `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
-    requests share the exchange host's one rate limiter with every venue on that host. An answer
-    is reused for `cache_seconds` (a book's `quote_cache_seconds` caps it).
+    requests share the exchange host's one rate limiter with every venue on that host. A REST
+    answer is reused for `cache_seconds` (a book's `quote_cache_seconds` caps it); with `stream`,
+    a ticker stream where one is implemented (Bybit spot) answers from memory while it lives.
     """
 
     kind: Literal["binance", "bybit", "okx"]
@@ -400,6 +401,7 @@ class MarketSettings(Section):
     rate_limit: bool = True
     timeout_seconds: Timeout = 10.0
     cache_seconds: float = Field(default=5.0, ge=0, le=DAY, allow_inf_nan=False)
+    stream: bool = True
 
     @field_validator("base_url")
     @classmethod

@@ -153,6 +153,7 @@ def make_market(
         request_timeout=config.timeout_seconds,
         rate_limit=config.rate_limit,
         cache_seconds=config.cache_seconds,
+        stream=config.stream,
         budget=budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url),
     )
 

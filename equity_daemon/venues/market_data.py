@@ -9,12 +9,24 @@ connection pool, one markets cache), and through the exchange host's shared requ
 An answer is the exchange's last spot price (the raw ticker's field named by
 `venues/exchanges/<x>.TICKER_LAST`, parsed from its string), read over REST and reused for
 `cache_seconds`. A book whose positions move fast sets `quote_cache_seconds` lower (0: every
-cycle). An exchange venue can still quote prices itself (`sources = ["<venue>"]`), through its
-own instance; a market entry saves one instance and one markets load per venue.
+cycle).
+
+**Streamed tickers.** Where the exchange's mapping names `TICKER_STREAM_LAST` (Bybit's public
+spot `tickers.<SYMBOL>`), a symbol's first REST answer also starts a ccxt.pro `watch_ticker` on
+the same instance, and from the first push on the symbol is answered from memory (`cache_seconds`
+is then 0): the exchange pushes every change, so while the socket lives (ccxt pings it every
+20 s and drops it after two missed pongs) the last pushed price is the price now. A stream that
+fails (a dropped socket, a malformed push) forgets its price at once, so the answer comes over
+REST again, and is retried after `STREAM_RETRY` seconds.
+
+An exchange venue can still quote prices itself (`sources = ["<venue>"]`), through its own
+instance; a market entry saves one instance and one markets load per venue.
 """
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -26,8 +38,10 @@ from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
 from equity_daemon.venues.exchange import CLOSE_GRACE, MAPPINGS
 from equity_daemon.venues.exchange_budget import RequestBudget
+from equity_daemon.venues.exchanges import BadField, number
 
 log = structlog.get_logger()
+STREAM_RETRY = 5.0  # seconds before a failed ticker stream is subscribed again
 
 
 class ExchangeMarket:
@@ -39,8 +53,9 @@ class ExchangeMarket:
         base_url, sandbox: where requests go, as for an exchange venue (`exchange_urls`).
         request_timeout: seconds for one HTTP request.
         rate_limit: ccxt's client-side throttle (off only against a local test server).
-        cache_seconds: how long an answer may be reused.
+        cache_seconds: how long a REST answer may be reused.
         budget: the exchange host's request budget, shared with its venues.
+        stream: follow the ticker stream where one is implemented (`TICKER_STREAM_LAST`).
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -57,25 +72,43 @@ class ExchangeMarket:
         rate_limit: bool = True,
         cache_seconds: float = 5.0,
         budget: RequestBudget | None = None,
+        stream: bool = True,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
         self.name = name
         self.exchange_id = exchange_id
-        self.cache_seconds = cache_seconds
+        self._cache_seconds = cache_seconds
         self._clock = clock
-        self._field = MAPPINGS[exchange_id].TICKER_LAST
+        mapping = MAPPINGS[exchange_id]
+        self._field = mapping.TICKER_LAST
+        self._stream_field: str | None = getattr(mapping, "TICKER_STREAM_LAST", None)
+        if not stream:
+            self._stream_field = None
+        self._pushed: dict[str, Decimal] = {}  # symbol -> last pushed price, while streamed
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._options: dict[str, Any] = {
             "base_url": base_url,
             "sandbox": sandbox,
             "timeout": request_timeout,
             "rate_limit": rate_limit,
             "budget": budget,
+            "streaming": self._stream_field is not None,  # one ccxt.pro instance: REST and ws
         }
         self._client: Any = None
 
     def __repr__(self) -> str:
         return f"ExchangeMarket({self.name!r}, {self.exchange_id!r})"
+
+    @property
+    def cache_seconds(self) -> float:
+        """0 while a stream answers from memory; else how long a REST answer may be reused."""
+        return 0.0 if self._pushed else self._cache_seconds
+
+    @property
+    def streamed(self) -> dict[str, Decimal]:
+        """The symbols (`ETH/USDT`) answered from a live stream now, at their last pushed price."""
+        return dict(self._pushed)
 
     @property
     def client(self) -> Any:
@@ -85,17 +118,57 @@ class ExchangeMarket:
         return self._client
 
     async def observe(self, base: str, quote: str) -> Observation:
-        """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
+        """The exchange's last spot price of `base` in `quote`: the last push while the symbol's
+        stream lives, else the raw REST ticker (which starts the stream where there is one)."""
+        symbol = f"{base}/{quote}"
+        pushed = self._pushed.get(symbol)
+        if pushed is not None:
+            return Observation(pushed, self._clock())
         rate = await exchange_client.last_price(self.client, self.name, self._field, base, quote)
+        self._follow(symbol)  # after a REST answer: the market exists
         return Observation(rate, self._clock())
 
-    async def aclose(self) -> None:
-        """Close the ccxt session, even while being cancelled."""
-        client, self._client = self._client, None
-        if client is None:
+    def _follow(self, symbol: str) -> None:
+        if self._stream_field is None:
             return
+        watcher = self._watchers.get(symbol)
+        if watcher is None or watcher.done():
+            self._watchers[symbol] = asyncio.ensure_future(self._watch(symbol, self._stream_field))
+
+    async def _watch(self, symbol: str, field: str) -> None:
+        """Keep `symbol`'s last pushed price while its stream lives; resubscribe after a failure."""
+        client = self.client
+        while True:
+            try:
+                while True:
+                    ticker = await client.watch_ticker(symbol)
+                    self._pushed[symbol] = number(ticker.get("info"), field)
+            except asyncio.CancelledError:
+                self._pushed.pop(symbol, None)
+                raise
+            except Exception as exc:  # a stream is an adapter boundary: fall back to REST
+                self._pushed.pop(symbol, None)
+                log.warning(
+                    "ticker_stream_down", source=self.name, symbol=symbol, error=_describe(exc)
+                )
+            await asyncio.sleep(STREAM_RETRY)
+
+    async def aclose(self) -> None:
+        """Stop the streams and close the ccxt session, even while being cancelled."""
+        watchers, self._watchers = list(self._watchers.values()), {}
+        client, self._client = self._client, None
         with anyio.move_on_after(CLOSE_GRACE, shield=True):
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            if client is None:
+                return
             try:
                 await client.close()
             except Exception as exc:  # closing is best effort
                 log.warning("exchange_close_failed", source=self.name, error=type(exc).__name__)
+
+
+def _describe(exc: Exception) -> str:
+    """The failure's kind, and a malformed push's reason (ccxt's text may hold the URL)."""
+    return f"BadField: {exc}" if isinstance(exc, BadField) else type(exc).__name__

@@ -18,11 +18,13 @@ from equity_daemon.errors import VenueDataError
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings, load_settings
+from equity_daemon.venues import market_data
 from equity_daemon.venues.exchange import ExchangeVenue
 from equity_daemon.venues.exchange_budget import Budgets
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Seen, fake_exchange
 from equity_daemon.venues.market_data import ExchangeMarket
 from tests.reports import Clock
+from tests.test_notify import eventually
 from tests.venues.exchanges import CREDENTIALS, EXCHANGES, SECRETS
 
 pytestmark = pytest.mark.anyio
@@ -82,6 +84,54 @@ async def test_a_failing_ticker_is_the_market_s_named_failure_never_a_price() ->
                 await source.observe("ETH", "USDT")
         finally:
             await source.aclose()
+
+
+async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_price("ETH", "3000")
+        source = market(fake)
+        try:
+            assert (await source.observe("ETH", "USDT")).rate == D(3000)  # REST, then the stream
+            await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
+            assert fake.dialect.subscribers == {"tickers.ETHUSDT": 1}
+            assert source.cache_seconds == 0  # answered from memory
+            fake.set_price("ETH", "3210.5")
+            assert await fake.push("tickers.ETHUSDT") == 1
+            await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
+            assert (await source.observe("ETH", "USDT")).rate == D("3210.5")
+            assert len(fake.calls(TICKERS["bybit"])) == 1
+        finally:
+            await source.aclose()
+        assert source.streamed == {}
+
+
+async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
+    async with fake_exchange("bybit") as fake:
+        fake.set_price("ETH", "3000")
+        source = market(fake)
+        try:
+            await source.observe("ETH", "USDT")
+            await eventually(lambda: bool(source.streamed), "the stream")
+            with capture_logs() as logs:
+                await fake.drop_streams()
+                await eventually(lambda: not source.streamed, "the drop")
+                fake.set_price("ETH", "2900")
+                assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
+                assert len(fake.calls(TICKERS["bybit"])) == 2
+                assert source.cache_seconds == 5  # a REST answer is reused again
+                await eventually(lambda: bool(source.streamed), "a new stream")
+            fake.set_price("ETH", "2950")
+            await fake.push("tickers.ETHUSDT")
+            await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
+        finally:
+            await source.aclose()
+    assert [e["event"] for e in logs if e["event"] == "ticker_stream_down"]
+    assert all(fake.base_url not in str(e) for e in logs)
 
 
 def arrivals(requests: Sequence[Seen]) -> list[float]:
@@ -196,7 +246,8 @@ async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metr
         fake.set_price("ETH", "3000")
         fake.set_account("unified", {"ETH": Holding(balance=D(2))})
         fake.set_account("funding", {"ETH": Holding(balance=D(1))})
-        settings = two_books(fake, {"bybit-md": {"kind": "bybit", "base_url": fake.base_url}})
+        markets = {"bybit-md": {"kind": "bybit", "base_url": fake.base_url, "stream": False}}
+        settings = two_books(fake, markets)
         run = Daemon(settings, Clock())
         history = await History.open(tmp_path / "h.sqlite3")
         try:
@@ -230,7 +281,14 @@ async def test_the_cycle_gauge_is_the_weight_since_the_cycle_before(tmp_path: Pa
         fake.set_price("ETH", "3000")
         settings = two_books(
             fake,
-            {"bybit-md": {"kind": "bybit", "base_url": fake.base_url, "cache_seconds": 0}},
+            {
+                "bybit-md": {
+                    "kind": "bybit",
+                    "base_url": fake.base_url,
+                    "cache_seconds": 0,
+                    "stream": False,
+                }
+            },
         )
         run = Daemon(settings, Clock())
         history = await History.open(tmp_path / "h.sqlite3")

@@ -7,6 +7,9 @@ Like Bybit, the wallet leaves out coins whose assets and liabilities are both ze
 
 The private websocket (`/v5/private`) takes `auth`, `subscribe` and `ping`, and pushes the
 `wallet` and `position` topics when a test calls `push` (Bybit sends no snapshot on subscribe).
+The public spot stream (`/v5/public/spot`) takes `subscribe` to `tickers.<SYMBOL>` with no
+`auth`, answers with the ticker's snapshot at once, and pushes it again on
+`push("tickers.<SYMBOL>")`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ _connections = itertools.count(1)
 class _Stream:
     socket: web.WebSocketResponse
     authenticated: bool = False
+    public: bool = False  # the public stream: no `auth`, market topics only
     topics: set[str] = field(default_factory=set)
     id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
 
@@ -66,7 +70,7 @@ class BybitDialect(Dialect):
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/v5/private", self.private_stream),)
+        return (("/v5/private", self.private_stream), ("/v5/public/spot", self.public_stream))
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-TIMESTAMP")
@@ -104,9 +108,16 @@ class BybitDialect(Dialect):
     async def private_stream(self, request: web.Request) -> web.StreamResponse:
         """Bybit's v5 private stream: `auth` (key, expiry and signature present), `subscribe`,
         `ping`; pushes are sent by `push`. Like Bybit, it sends no snapshot on subscribe."""
+        return await self._serve(request, public=False)
+
+    async def public_stream(self, request: web.Request) -> web.StreamResponse:
+        """Bybit's v5 public spot stream: `subscribe` to `tickers.<SYMBOL>`, `ping`."""
+        return await self._serve(request, public=True)
+
+    async def _serve(self, request: web.Request, *, public: bool) -> web.StreamResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        stream = _Stream(socket)
+        stream = _Stream(socket, public=public)
         self._streams.append(stream)
         try:
             async for message in socket:
@@ -127,11 +138,23 @@ class BybitDialect(Dialect):
             reply |= {"success": stream.authenticated, "ret_msg": ""}
             if not stream.authenticated:  # ccxt knows a failed login by the echoed `request.op`
                 reply |= {"ret_msg": "Invalid apikey", "request": {"op": "auth"}}
+        elif op == "subscribe" and stream.public:
+            topics = [str(topic) for topic in message.get("args") or []]
+            known = all(self._spot_ticker(topic) is not None for topic in topics)
+            if known:
+                stream.topics.update(topics)
+            reply |= {"success": known, "ret_msg": "subscribe" if known else "Invalid topic"}
+            await stream.socket.send_json(reply)
+            for topic in topics if known else ():
+                await stream.socket.send_json(self._ticker_push(topic))
+            return
         elif op == "subscribe":
             allowed = stream.authenticated
             if allowed:
                 stream.topics.update(message.get("args") or [])
             reply |= {"success": allowed, "ret_msg": "" if allowed else "Request not authorized"}
+        elif op == "ping" and stream.public:
+            reply |= {"success": True, "ret_msg": "pong"}
         elif op == "ping":
             reply |= {"op": "pong", "args": [str(self.state.now_ms())]}
         else:
@@ -151,16 +174,44 @@ class BybitDialect(Dialect):
                 self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}
                 for p in self.state.positions
             ]
+        elif self._spot_ticker(topic) is not None:
+            return await self._send(topic, self._ticker_push(topic))
         else:
             raise ValueError(f"bybit has no private topic {topic!r} here")
         now = self.state.now_ms()
         message = {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
+        return await self._send(topic, message)
+
+    async def _send(self, topic: str, message: Json) -> int:
         sent = 0
         for stream in list(self._streams):
             if topic in stream.topics:
                 await stream.socket.send_json(message)
                 sent += 1
         return sent
+
+    def _spot_ticker(self, topic: str) -> Json | None:
+        """The spot ticker row a `tickers.<SYMBOL>` topic names, if the market is listed."""
+        prefix, _, symbol = topic.partition(".")
+        if prefix != "tickers":
+            return None
+        rows = self.tickers({"category": "spot", "symbol": symbol})["result"]["list"]
+        return rows[0] if rows else None
+
+    def _ticker_push(self, topic: str) -> Json:
+        """A spot ticker push as Bybit sends it: the whole row (`type` snapshot), `ts`, `cs`."""
+        row = self._spot_ticker(topic)
+        if row is None:
+            raise ValueError(f"bybit lists no spot market for {topic!r}")
+        keep = ("symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h")
+        data = {key: row[key] for key in keep} | {
+            "volume24h": row["volume24h"],
+            "turnover24h": row["turnover24h"],
+            "price24hPcnt": row["price24hPcnt"],
+            "usdIndexPrice": row["lastPrice"],
+        }
+        now = self.state.now_ms()
+        return {"topic": topic, "ts": now, "type": "snapshot", "cs": now, "data": data}
 
     async def drop_streams(self) -> None:
         """Close every websocket, as Bybit does to an idle or expired connection."""
