@@ -254,10 +254,12 @@ async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metr
             await run.fetch_all_once()
             with capture_logs():
                 await run.cycle(history)
+            client = run.markets["bybit-md"].client
         finally:
             await history.aclose()
             await run.aclose()
         exposition = run.metrics()[0].decode()
+    assert client.session is None or client.session.closed  # the daemon closed it
     assert [run.latest(book).equity for book in ("a", "b")] == [D(6000), D(3000)]  # type: ignore[union-attr]
     # one ccxt instance for both books: the markets were loaded once for market data (spot and
     # linear) and once per venue account, and no ticker request was signed by a venue
@@ -357,6 +359,12 @@ def check_config(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) 
             "markets.demo: the name of a venue of book 'basis'; markets and venue names must "
             "differ",
             id="named-like-a-venue",
+        ),
+        pytest.param(
+            '[markets.bybit]\nkind = "bybit"\n[price_sources.bybit]\nkind = "defillama"\n'
+            'coins = {ETH = "coingecko:ethereum"}\n',
+            "markets.bybit: also a price_sources entry; names must differ",
+            id="named-like-a-price-source",
         ),
         pytest.param(
             '[markets.bybit]\nkind = "bybit"\nwhat = 1\n',

@@ -128,6 +128,10 @@ class BybitDialect(Dialect):
         return socket
 
     async def _on_message(self, stream: _Stream, message: dict[str, Any]) -> None:
+        if stream.public:
+            for frame in self.public_answer(stream, message):
+                await stream.socket.send_json(frame)
+            return
         op = message.get("op")
         reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
         if "req_id" in message:
@@ -138,23 +142,11 @@ class BybitDialect(Dialect):
             reply |= {"success": stream.authenticated, "ret_msg": ""}
             if not stream.authenticated:  # ccxt knows a failed login by the echoed `request.op`
                 reply |= {"ret_msg": "Invalid apikey", "request": {"op": "auth"}}
-        elif op == "subscribe" and stream.public:
-            topics = [str(topic) for topic in message.get("args") or []]
-            known = all(self._spot_ticker(topic) is not None for topic in topics)
-            if known:
-                stream.topics.update(topics)
-            reply |= {"success": known, "ret_msg": "subscribe" if known else "Invalid topic"}
-            await stream.socket.send_json(reply)
-            for topic in topics if known else ():
-                await stream.socket.send_json(self._ticker_push(topic))
-            return
         elif op == "subscribe":
             allowed = stream.authenticated
             if allowed:
                 stream.topics.update(message.get("args") or [])
             reply |= {"success": allowed, "ret_msg": "" if allowed else "Request not authorized"}
-        elif op == "ping" and stream.public:
-            reply |= {"success": True, "ret_msg": "pong"}
         elif op == "ping":
             reply |= {"op": "pong", "args": [str(self.state.now_ms())]}
         else:
@@ -162,8 +154,11 @@ class BybitDialect(Dialect):
         await stream.socket.send_json(reply)
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """Send `topic` (`wallet` or `position`) from the current state to every subscriber;
-        how many sockets it went to. `coins`: a wallet push naming only these coins."""
+        """Send `topic` (`wallet` or `position`, or a public `tickers.<SYMBOL>`) from the current
+        state to every subscriber; how many sockets it went to. `coins`: a wallet push naming
+        only these coins."""
+        if topic.startswith("tickers."):
+            return await self._send(topic, self.ticker_push(topic))
         if topic == "wallet":
             wallet = self._unified()
             if coins is not None:
@@ -174,8 +169,6 @@ class BybitDialect(Dialect):
                 self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}
                 for p in self.state.positions
             ]
-        elif self._spot_ticker(topic) is not None:
-            return await self._send(topic, self._ticker_push(topic))
         else:
             raise ValueError(f"bybit has no private topic {topic!r} here")
         now = self.state.now_ms()
@@ -190,29 +183,6 @@ class BybitDialect(Dialect):
                 sent += 1
         return sent
 
-    def _spot_ticker(self, topic: str) -> Json | None:
-        """The spot ticker row a `tickers.<SYMBOL>` topic names, if the market is listed."""
-        prefix, _, symbol = topic.partition(".")
-        if prefix != "tickers":
-            return None
-        rows = self.tickers({"category": "spot", "symbol": symbol})["result"]["list"]
-        return rows[0] if rows else None
-
-    def _ticker_push(self, topic: str) -> Json:
-        """A spot ticker push as Bybit sends it: the whole row (`type` snapshot), `ts`, `cs`."""
-        row = self._spot_ticker(topic)
-        if row is None:
-            raise ValueError(f"bybit lists no spot market for {topic!r}")
-        keep = ("symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h")
-        data = {key: row[key] for key in keep} | {
-            "volume24h": row["volume24h"],
-            "turnover24h": row["turnover24h"],
-            "price24hPcnt": row["price24hPcnt"],
-            "usdIndexPrice": row["lastPrice"],
-        }
-        now = self.state.now_ms()
-        return {"topic": topic, "ts": now, "type": "snapshot", "cs": now, "data": data}
-
     async def drop_streams(self) -> None:
         """Close every websocket, as Bybit does to an idle or expired connection."""
         for stream in list(self._streams):
@@ -225,6 +195,44 @@ class BybitDialect(Dialect):
             for topic in stream.topics:
                 counts[topic] = counts.get(topic, 0) + 1
         return counts
+
+    # -- the public spot websocket: `subscribe` to `tickers.<SYMBOL>`, no `auth` ---------------
+
+    def public_answer(self, stream: _Stream, message: dict[str, Any]) -> list[Json]:
+        """The frames Bybit's public spot stream sends back to one frame: a `subscribe` reply
+        (then each ticker's snapshot, as Bybit sends one at once) or a `pong`."""
+        op = message.get("op")
+        reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
+        if "req_id" in message:
+            reply["req_id"] = message["req_id"]
+        if op == "ping":
+            return [reply | {"success": True, "ret_msg": "pong"}]
+        if op != "subscribe":
+            return [reply | {"success": False, "ret_msg": f"unknown op {op}"}]
+        topics = [str(topic) for topic in message.get("args") or []]
+        if not all(self._spot_ticker(topic) is not None for topic in topics):
+            return [reply | {"success": False, "ret_msg": "Invalid topic"}]
+        stream.topics.update(topics)
+        return [reply | {"success": True, "ret_msg": "subscribe"}, *map(self.ticker_push, topics)]
+
+    def _spot_ticker(self, topic: str) -> Json | None:
+        """The spot ticker row a `tickers.<SYMBOL>` topic names, if the market is listed."""
+        prefix, _, symbol = topic.partition(".")
+        if prefix != "tickers":
+            return None
+        rows = self.tickers({"category": "spot", "symbol": symbol})["result"]["list"]
+        return rows[0] if rows else None
+
+    def ticker_push(self, topic: str) -> Json:
+        """A spot ticker push as Bybit sends it: the whole row (`type` snapshot), `ts`, `cs`."""
+        row = self._spot_ticker(topic)
+        if row is None:
+            raise ValueError(f"bybit lists no spot market for {topic!r}")
+        keep = ("symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h", "volume24h")
+        data = {key: row[key] for key in (*keep, "turnover24h", "price24hPcnt")}
+        data["usdIndexPrice"] = row["lastPrice"]
+        now = self.state.now_ms()
+        return {"topic": topic, "ts": now, "type": "snapshot", "cs": now, "data": data}
 
     # -- public --------------------------------------------------------------------------------
 
