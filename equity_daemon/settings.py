@@ -390,9 +390,9 @@ class MarketSettings(Section):
     ccxt instance shared by every book whose edges name it in `sources`.
 
     `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
-    requests share the exchange host's one rate limiter with every venue on that host. A REST
-    answer is reused for `cache_seconds` (a book's `quote_cache_seconds` caps it); with `stream`,
-    a ticker stream where one is implemented (Bybit spot) answers from memory while it lives.
+    requests share the exchange host's one rate limiter with every venue on that host. A price is
+    reused for `cache_seconds` at most; with `stream`, a ticker stream where one is implemented
+    (Bybit spot) gives each cycle the latest push, and REST reads a price older than that.
     """
 
     kind: Literal["binance", "bybit", "okx"]

@@ -13,11 +13,13 @@ cycle).
 
 **Streamed tickers.** Where the exchange's mapping names `TICKER_STREAM_LAST` (Bybit's public
 spot `tickers.<SYMBOL>`), a symbol's first REST answer also starts a ccxt.pro `watch_ticker` on
-the same instance, and from the first push on the symbol is answered from memory (`cache_seconds`
-is then 0): the exchange pushes every change, so while the socket lives (ccxt pings it every
-20 s and drops it after two missed pongs) the last pushed price is the price now. A stream that
-fails (a dropped socket, a malformed push) forgets its price at once, so the answer comes over
-REST again, and is retried after `STREAM_RETRY` seconds.
+the same instance. The market then keeps each symbol's latest price, pushed or read, with the
+time it arrived, and answers every cycle from it (its `cache_seconds` to the oracle is 0) while
+it is younger than `cache_seconds`; an older one is read over REST again. So a live stream
+prices every cycle at the last push, and a stream that went quiet, stalled or dropped costs no
+more than polling: a price is never reused longer than `cache_seconds`, whichever way it came,
+and its time is when it arrived, never "now". A stream that fails (a dropped socket, a malformed
+push) is logged and subscribed again after `STREAM_RETRY` seconds.
 
 An exchange venue can still quote prices itself (`sources = ["<venue>"]`), through its own
 instance; a market entry saves one instance and one markets load per venue.
@@ -26,6 +28,7 @@ instance; a market entry saves one instance and one markets load per venue.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,7 +56,7 @@ class ExchangeMarket:
         base_url, sandbox: where requests go, as for an exchange venue (`exchange_urls`).
         request_timeout: seconds for one HTTP request.
         rate_limit: ccxt's client-side throttle (off only against a local test server).
-        cache_seconds: how long a REST answer may be reused.
+        cache_seconds: how long an answer (read or, streamed, pushed) may be reused.
         budget: the exchange host's request budget, shared with its venues.
         stream: follow the ticker stream where one is implemented (`TICKER_STREAM_LAST`).
     """
@@ -85,7 +88,9 @@ class ExchangeMarket:
         self._stream_field: str | None = getattr(mapping, "TICKER_STREAM_LAST", None)
         if not stream:
             self._stream_field = None
-        self._pushed: dict[str, Decimal] = {}  # symbol -> last pushed price, while streamed
+        # symbol -> the latest price (pushed or read), when it arrived, and on the monotonic clock
+        self._latest: dict[str, tuple[Decimal, datetime, float]] = {}
+        self._live: set[str] = set()  # symbols whose stream has pushed since it (re)subscribed
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._options: dict[str, Any] = {
             "base_url": base_url,
@@ -102,13 +107,14 @@ class ExchangeMarket:
 
     @property
     def cache_seconds(self) -> float:
-        """0 while a stream answers from memory; else how long a REST answer may be reused."""
-        return 0.0 if self._pushed else self._cache_seconds
+        """How long the oracle may reuse an answer: 0 where the market keeps the latest price
+        itself (streamed), else `cache_seconds`."""
+        return 0.0 if self._stream_field is not None else self._cache_seconds
 
     @property
     def streamed(self) -> dict[str, Decimal]:
-        """The symbols (`ETH/USDT`) answered from a live stream now, at their last pushed price."""
-        return dict(self._pushed)
+        """The symbols (`ETH/USDT`) whose stream is live, at their latest price."""
+        return {symbol: self._latest[symbol][0] for symbol in self._live}
 
     @property
     def client(self) -> Any:
@@ -121,12 +127,17 @@ class ExchangeMarket:
         """The exchange's last spot price of `base` in `quote`: the last push while the symbol's
         stream lives, else the raw REST ticker (which starts the stream where there is one)."""
         symbol = f"{base}/{quote}"
-        pushed = self._pushed.get(symbol)
-        if pushed is not None:
-            return Observation(pushed, self._clock())
+        latest = self._latest.get(symbol)
+        if latest is not None and self._clock.monotonic() - latest[2] < self._cache_seconds:
+            return Observation(latest[0], latest[1])
         rate = await exchange_client.last_price(self.client, self.name, self._field, base, quote)
-        self._follow(symbol)  # after a REST answer: the market exists
+        if self._stream_field is not None:
+            self._keep(symbol, rate)
+            self._follow(symbol)  # after a REST answer: the market exists
         return Observation(rate, self._clock())
+
+    def _keep(self, symbol: str, rate: Decimal) -> None:
+        self._latest[symbol] = (rate, self._clock(), self._clock.monotonic())
 
     def _follow(self, symbol: str) -> None:
         if self._stream_field is None:
@@ -142,12 +153,13 @@ class ExchangeMarket:
             try:
                 while True:
                     ticker = await client.watch_ticker(symbol)
-                    self._pushed[symbol] = number(ticker.get("info"), field)
+                    self._keep(symbol, number(ticker.get("info"), field))
+                    self._live.add(symbol)
             except asyncio.CancelledError:
-                self._pushed.pop(symbol, None)
+                self._live.discard(symbol)
                 raise
-            except Exception as exc:  # a stream is an adapter boundary: fall back to REST
-                self._pushed.pop(symbol, None)
+            except Exception as exc:  # a stream is an adapter boundary: REST covers it
+                self._live.discard(symbol)
                 log.warning(
                     "ticker_stream_down", source=self.name, symbol=symbol, error=_describe(exc)
                 )

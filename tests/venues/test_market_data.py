@@ -4,6 +4,7 @@ on the fake Binance, Bybit and OKX servers, through the daemon's settings."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,11 @@ def bybit_cost(path: str) -> float:
     return float(cost)
 
 
-def market(fake: FakeExchange, *, rate_limit: bool = False, **extra: Any) -> ExchangeMarket:
+def market(
+    fake: FakeExchange, *, rate_limit: bool = False, clock: Clock | None = None, **extra: Any
+) -> ExchangeMarket:
     return ExchangeMarket(
-        "md", fake.name, Clock(), base_url=fake.base_url, rate_limit=rate_limit, **extra
+        "md", fake.name, clock or Clock(), base_url=fake.base_url, rate_limit=rate_limit, **extra
     )
 
 
@@ -76,7 +79,7 @@ async def test_a_market_quotes_the_spot_last_price_with_no_key(exchange: str) ->
 
 async def test_a_failing_ticker_is_the_market_s_named_failure_never_a_price() -> None:
     async with fake_exchange("bybit") as fake:
-        source = market(fake)
+        source = market(fake, stream=False)  # REST, every time the oracle asks
         try:
             await source.observe("ETH", "USDT")  # markets loaded
             fake.fail(TICKERS["bybit"], Fault.MALFORMED)
@@ -86,34 +89,54 @@ async def test_a_failing_ticker_is_the_market_s_named_failure_never_a_price() ->
             await source.aclose()
 
 
-async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request() -> None:
+    clock = Clock()
     async with fake_exchange("bybit") as fake:
         fake.set_price("ETH", "3000")
-        source = market(fake)
+        source = market(fake, clock=clock)
         try:
             assert (await source.observe("ETH", "USDT")).rate == D(3000)  # REST, then the stream
             await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
             assert fake.dialect.subscribers == {"tickers.ETHUSDT": 1}
-            assert source.cache_seconds == 0  # answered from memory
+            assert source.cache_seconds == 0  # the oracle asks every cycle
             fake.set_price("ETH", "3210.5")
+            pushed_at = clock()
             assert await fake.push("tickers.ETHUSDT") == 1
             await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
-            assert (await source.observe("ETH", "USDT")).rate == D("3210.5")
+            clock.now += timedelta(seconds=4)
+            seen = await source.observe("ETH", "USDT")
+            assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
             assert len(fake.calls(TICKERS["bybit"])) == 1
         finally:
             await source.aclose()
         assert source.streamed == {}
 
 
+async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_price() -> None:
+    clock = Clock()
+    async with fake_exchange("bybit") as fake:
+        fake.set_price("ETH", "3000")
+        source = market(fake, clock=clock)
+        try:
+            await source.observe("ETH", "USDT")
+            await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
+            fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
+            clock.now += timedelta(seconds=5)
+            seen = await source.observe("ETH", "USDT")
+        finally:
+            await source.aclose()
+    assert (seen.rate, seen.at) == (D(3100), clock())
+    assert len(fake.calls(TICKERS["bybit"])) == 2
+
+
 async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
+    clock = Clock()
     async with fake_exchange("bybit") as fake:
         fake.set_price("ETH", "3000")
-        source = market(fake)
+        source = market(fake, clock=clock)
         try:
             await source.observe("ETH", "USDT")
             await eventually(lambda: bool(source.streamed), "the stream")
@@ -121,17 +144,44 @@ async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
                 await fake.drop_streams()
                 await eventually(lambda: not source.streamed, "the drop")
                 fake.set_price("ETH", "2900")
+                clock.now += timedelta(seconds=6)
                 assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
                 assert len(fake.calls(TICKERS["bybit"])) == 2
-                assert source.cache_seconds == 5  # a REST answer is reused again
                 await eventually(lambda: bool(source.streamed), "a new stream")
             fake.set_price("ETH", "2950")
             await fake.push("tickers.ETHUSDT")
             await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
+            assert (await source.observe("ETH", "USDT")).rate == D(2950)
         finally:
             await source.aclose()
-    assert [e["event"] for e in logs if e["event"] == "ticker_stream_down"]
+    assert [e for e in logs if e["event"] == "ticker_stream_down"]
     assert all(fake.base_url not in str(e) for e in logs)
+
+
+async def test_a_malformed_push_is_logged_with_its_reason_and_never_priced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(market_data, "STREAM_RETRY", 30.0)
+    clock = Clock()
+    async with fake_exchange("bybit") as fake:
+        fake.set_price("ETH", "3000")
+        source = market(fake, clock=clock)
+        try:
+            await source.observe("ETH", "USDT")
+            await eventually(lambda: bool(source.streamed), "the stream")
+            bad = fake.dialect.ticker_push("tickers.ETHUSDT")  # type: ignore[attr-defined]
+            del bad["data"]["lastPrice"]
+            with capture_logs() as logs:
+                await fake.dialect.send("tickers.ETHUSDT", bad)  # type: ignore[attr-defined]
+                await eventually(lambda: not source.streamed, "the stream to fail")
+            clock.now += timedelta(seconds=5)
+            fake.set_price("ETH", "3050")
+            seen = await source.observe("ETH", "USDT")  # over REST
+        finally:
+            await source.aclose()
+    assert seen.rate == D(3050)
+    (down,) = [e for e in logs if e["event"] == "ticker_stream_down"]
+    assert "lastPrice" in down["error"]
 
 
 def arrivals(requests: Sequence[Seen]) -> list[float]:

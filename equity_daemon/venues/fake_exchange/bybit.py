@@ -158,7 +158,7 @@ class BybitDialect(Dialect):
         state to every subscriber; how many sockets it went to. `coins`: a wallet push naming
         only these coins."""
         if topic.startswith("tickers."):
-            return await self._send(topic, self.ticker_push(topic))
+            return await self.send(topic, self.ticker_push(topic))
         if topic == "wallet":
             wallet = self._unified()
             if coins is not None:
@@ -173,9 +173,10 @@ class BybitDialect(Dialect):
             raise ValueError(f"bybit has no private topic {topic!r} here")
         now = self.state.now_ms()
         message = {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
-        return await self._send(topic, message)
+        return await self.send(topic, message)
 
-    async def _send(self, topic: str, message: Json) -> int:
+    async def send(self, topic: str, message: Json) -> int:
+        """Send `message` as it is (a test's malformed push) to the subscribers of `topic`."""
         sent = 0
         for stream in list(self._streams):
             if topic in stream.topics:
