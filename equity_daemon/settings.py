@@ -558,6 +558,13 @@ class Settings(BaseSettings, Section):
                             (f"{at}.quote_cache_seconds", book.quote_cache_seconds),
                             (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
                         )
+            for index, edge in enumerate(book.prices):
+                for name in edge.sources:
+                    if name in self.markets:  # a streamed market reuses prices itself
+                        _below(
+                            (f"markets.{name}.cache_seconds", self.markets[name].cache_seconds),
+                            (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
+                        )
             for index, venue in enumerate(book.venues):
                 max_age = (f"{at}.venue_max_age_seconds", book.venue_max_age_seconds)
                 if venue.max_age_seconds is not None:

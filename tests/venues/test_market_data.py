@@ -417,6 +417,12 @@ def check_config(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) 
             id="named-like-a-price-source",
         ),
         pytest.param(
+            '[markets.bybit]\nkind = "bybit"\ncache_seconds = 300\n',
+            "markets.bybit.cache_seconds: 300 must be below books.basis.prices[0].max_age_seconds "
+            "(300), or the data goes stale between two refreshes",
+            id="cache-as-old-as-the-max-age",
+        ),
+        pytest.param(
             '[markets.bybit]\nkind = "bybit"\nwhat = 1\n',
             "markets.bybit.what: Extra inputs are not permitted",
             id="typo",
