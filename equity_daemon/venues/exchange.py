@@ -5,7 +5,8 @@ One class for every exchange; what differs per exchange is only the field mappin
 
 * one ccxt instance per configured account type (`exchange_client.create_exchange`), plus one
   for market data (`observe`): separate instances keep ccxt's caches, rate-limit headers and,
-  later, websocket clients apart (venue-pitfalls 16);
+  later, websocket clients apart (venue-pitfalls 16); with a `budget`, they all wait on the
+  exchange host's one rate limiter (`exchange_budget`);
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
