@@ -66,6 +66,9 @@ OPTIONS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+SPOT_ONLY: Mapping[str, Any] = {"fetchMarkets": {"types": ["spot"]}}
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """An API key; OKX also needs its `password` (the passphrase). Never shown in a repr."""
@@ -129,6 +132,7 @@ def create_exchange(
     rate_limit: bool = True,
     streaming: bool = False,
     budget: RequestBudget | None = None,
+    spot_only: bool = False,
 ) -> Any:
     """A ccxt async exchange for one account (keyless for market data with `credentials`
     None); the caller must `await exchange.close()`.
@@ -141,6 +145,8 @@ def create_exchange(
         rate_limit: ccxt's client-side throttle (tests against a fake server turn it off).
         budget: the exchange host's shared throttle, which this instance then waits on and
             counts its request weight in (`exchange_budget`).
+        spot_only: load spot markets only (market data: fewer requests, and a symbol id such
+            as Binance's `ETHUSDT` then names one market, not the spot one and the perpetual).
 
     Raises:
         ValueError: for an exchange not in `SUPPORTED`, or an unusable `base_url`.
@@ -153,7 +159,7 @@ def create_exchange(
         "timeout": round(timeout * 1000),
         "enableRateLimit": rate_limit,
         "enableLastJsonResponse": True,  # the positions check reads the raw answer
-        "options": _copy(OPTIONS[exchange_id]),
+        "options": _copy(OPTIONS[exchange_id]) | (_copy(SPOT_ONLY) if spot_only else {}),
         "logger": wire_log,
     }
     if credentials is not None:

@@ -89,67 +89,91 @@ async def test_a_failing_ticker_is_the_market_s_named_failure_never_a_price() ->
             await source.aclose()
 
 
-async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request() -> None:
+# each streamed exchange's ticker topic on the fake, and a push of it without the last price
+BYBIT_NO_PRICE = {"symbol": "ETHUSDT", "highPrice24h": "1"}
+STREAMED: dict[str, tuple[str, dict[str, Any]]] = {
+    "bybit": (
+        "tickers.ETHUSDT",
+        {"topic": "tickers.ETHUSDT", "type": "snapshot", "data": BYBIT_NO_PRICE},
+    ),
+    "binance": ("ethusdt@miniTicker", {"e": "24hrMiniTicker", "E": 1, "s": "ETHUSDT"}),
+}
+
+
+async def streaming(fake: FakeExchange, source: ExchangeMarket) -> None:
+    """Ask once (over REST, which subscribes), then push: the stream is live."""
+    topic = STREAMED[fake.name][0]
+    await source.observe("ETH", "USDT")
+    await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
+    await fake.push(topic)
+    await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
+
+
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
+async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
+    exchange: str,
+) -> None:
     clock = Clock()
-    async with fake_exchange("bybit") as fake:
+    async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
-            assert (await source.observe("ETH", "USDT")).rate == D(3000)  # REST, then the stream
-            await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
-            assert fake.dialect.subscribers == {"tickers.ETHUSDT": 1}
+            await streaming(fake, source)
             assert source.cache_seconds == 0  # the oracle asks every cycle
             fake.set_price("ETH", "3210.5")
             pushed_at = clock()
-            assert await fake.push("tickers.ETHUSDT") == 1
+            assert await fake.push(STREAMED[exchange][0]) == 1
             await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
             clock.now += timedelta(seconds=4)
             seen = await source.observe("ETH", "USDT")
             assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
-            assert len(fake.calls(TICKERS["bybit"])) == 1
+            assert len(fake.calls(TICKERS[exchange])) == 1
         finally:
             await source.aclose()
         assert source.streamed == {}
 
 
-async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_price() -> None:
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
+async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_price(
+    exchange: str,
+) -> None:
     clock = Clock()
-    async with fake_exchange("bybit") as fake:
+    async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
-            await source.observe("ETH", "USDT")
-            await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
+            await streaming(fake, source)
             fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
             clock.now += timedelta(seconds=5)
             seen = await source.observe("ETH", "USDT")
         finally:
             await source.aclose()
     assert (seen.rate, seen.at) == (D(3100), clock())
-    assert len(fake.calls(TICKERS["bybit"])) == 2
+    assert len(fake.calls(TICKERS[exchange])) == 2
 
 
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
 async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
     clock = Clock()
-    async with fake_exchange("bybit") as fake:
+    topic = STREAMED[exchange][0]
+    async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
-            await source.observe("ETH", "USDT")
-            await eventually(lambda: bool(source.streamed), "the stream")
+            await streaming(fake, source)
             with capture_logs() as logs:
                 await fake.drop_streams()
                 await eventually(lambda: not source.streamed, "the drop")
                 fake.set_price("ETH", "2900")
                 clock.now += timedelta(seconds=6)
                 assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
-                assert len(fake.calls(TICKERS["bybit"])) == 2
-                await eventually(lambda: bool(source.streamed), "a new stream")
+                assert len(fake.calls(TICKERS[exchange])) == 2
+                await eventually(lambda: topic in fake.dialect.subscribers, "a new subscription")
             fake.set_price("ETH", "2950")
-            await fake.push("tickers.ETHUSDT")
+            await fake.push(topic)
             await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
             assert (await source.observe("ETH", "USDT")).rate == D(2950)
         finally:
@@ -158,21 +182,20 @@ async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
     assert all(fake.base_url not in str(e) for e in logs)
 
 
-async def test_a_malformed_push_is_logged_with_its_reason_and_never_priced(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
+async def test_a_push_without_a_price_is_logged_with_its_reason_and_never_priced(
+    monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 30.0)
     clock = Clock()
-    async with fake_exchange("bybit") as fake:
+    topic, bad = STREAMED[exchange]
+    async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
-            await source.observe("ETH", "USDT")
-            await eventually(lambda: bool(source.streamed), "the stream")
-            bad = fake.dialect.ticker_push("tickers.ETHUSDT")  # type: ignore[attr-defined]
-            del bad["data"]["lastPrice"]
+            await streaming(fake, source)
             with capture_logs() as logs:
-                await fake.dialect.send("tickers.ETHUSDT", bad)  # type: ignore[attr-defined]
+                await fake.dialect.send(topic, bad)  # type: ignore[attr-defined]
                 await eventually(lambda: not source.streamed, "the stream to fail")
             clock.now += timedelta(seconds=5)
             fake.set_price("ETH", "3050")
@@ -181,7 +204,7 @@ async def test_a_malformed_push_is_logged_with_its_reason_and_never_priced(
             await source.aclose()
     assert seen.rate == D(3050)
     (down,) = [e for e in logs if e["event"] == "ticker_stream_down"]
-    assert "lastPrice" in down["error"]
+    assert "no " in down["error"]  # the missing field, named
 
 
 def arrivals(requests: Sequence[Seen]) -> list[float]:
