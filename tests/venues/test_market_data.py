@@ -480,3 +480,30 @@ def test_the_example_configs_market_is_valid(tmp_path: Path) -> None:
     path.write_text(toml + BOOK)
     settings = load_settings(path)
     assert settings.markets["bybit"].kind == "bybit"
+
+
+async def test_the_daemon_prices_every_book_at_the_market_s_latest_push(tmp_path: Path) -> None:
+    async with fake_exchange("bybit") as fake:
+        fake.set_price("ETH", "3000")
+        fake.set_account("unified", {"ETH": Holding(balance=D(2))})
+        fake.set_account("funding", {"ETH": Holding(balance=D(1))})
+        settings = two_books(fake, {"bybit-md": {"kind": "bybit", "base_url": fake.base_url}})
+        run = Daemon(settings, Clock())
+        history = await History.open(tmp_path / "h.sqlite3")
+        try:
+            await run.fetch_all_once()
+            with capture_logs():
+                await run.cycle(history)  # over REST, which subscribes
+                topic = STREAMED["bybit"][0]
+                await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
+                fake.set_price("ETH", "3300")
+                await fake.push(topic)
+                source = run.markets["bybit-md"]
+                await eventually(lambda: source.streamed.get("ETH/USDT") == D(3300), "the push")
+                read = len(fake.calls(TICKERS["bybit"]))
+                await run.cycle(history)
+        finally:
+            await history.aclose()
+            await run.aclose()
+    assert [run.latest(book).equity for book in ("a", "b")] == [D(6600), D(3300)]  # type: ignore[union-attr]
+    assert len(fake.calls(TICKERS["bybit"])) == read  # the second cycle asked no REST ticker
