@@ -202,12 +202,18 @@ class ExchangeVenue(Section):
             raise ValueError("password: OKX keys need their passphrase (password or password_file)")
         if self.kind != "okx" and self.password is not None:
             raise ValueError(f"password: {self.kind} keys have no passphrase")
-        if self.base_url is not None:
-            if self.base_url.query or self.base_url.fragment:
-                raise ValueError("base_url must not have a query or a fragment")
-            if self.base_url.username or self.base_url.password:
-                raise ValueError("base_url must not carry credentials")
+        if problem := _base_url_problem(self.base_url):
+            raise ValueError(f"base_url {problem}")
         return self
+
+
+def _base_url_problem(url: AnyHttpUrl | None) -> str | None:
+    """What makes an exchange's `base_url` unusable (never echoing it), if anything."""
+    if url is not None and (url.query or url.fragment):
+        return "must not have a query or a fragment"
+    if url is not None and (url.username or url.password):
+        return "must not carry credentials"
+    return None
 
 
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -406,10 +412,8 @@ class MarketSettings(Section):
     @field_validator("base_url")
     @classmethod
     def _plain_base_url(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
-        if url is not None and (url.query or url.fragment):
-            raise ValueError("must not have a query or a fragment")
-        if url is not None and (url.username or url.password):
-            raise ValueError("must not carry credentials")
+        if problem := _base_url_problem(url):
+            raise ValueError(problem)
         return url
 
 
