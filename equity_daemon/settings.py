@@ -397,8 +397,8 @@ class MarketSettings(Section):
 
     `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
     requests share the exchange host's one rate limiter with every venue on that host. A price is
-    reused for `cache_seconds` at most; with `stream`, a ticker stream where one is implemented
-    (Bybit, Binance spot) gives each cycle the latest push, and REST reads a price older than that.
+    reused for `cache_seconds` at most; with `stream`, the exchange's spot ticker stream gives
+    each cycle the latest push, and REST reads a price older than that.
     """
 
     kind: Literal["binance", "bybit", "okx"]

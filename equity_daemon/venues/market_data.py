@@ -11,16 +11,16 @@ An answer is the exchange's last spot price (the raw ticker's field named by
 `cache_seconds`. A book whose positions move fast sets `quote_cache_seconds` lower (0: every
 cycle).
 
-**Streamed tickers.** Where the exchange's mapping names `TICKER_STREAM_LAST` (Bybit's public
-spot `tickers.<SYMBOL>`, Binance's `<symbol>@miniTicker`), a symbol's first REST answer also
-starts a ccxt.pro `watch_ticker` on the same instance. The market then keeps each symbol's
-latest price, pushed or read, with the time it arrived, and answers every cycle from it (its
-`cache_seconds` to the oracle is 0) while it is younger than `cache_seconds`; an older one is
-read over REST again. So a live stream
-prices every cycle at the last push, and a stream that went quiet, stalled or dropped costs no
-more than polling: a price is never reused longer than `cache_seconds`, whichever way it came,
-and its time is when it arrived, never "now". A stream that fails (a dropped socket, a malformed
-push) is logged and subscribed again after `STREAM_RETRY` seconds.
+**Streamed tickers.** Where the exchange's mapping names `TICKER_STREAM_LAST` (Bybit's public spot
+`tickers.<SYMBOL>`, Binance's `<symbol>@miniTicker`, OKX's `tickers` channel: all three here), a
+symbol's first REST answer also starts a ccxt.pro `watch_ticker` on the same instance. The market
+then keeps each symbol's latest price, pushed or read, with the time it arrived, and answers every
+cycle from it (its `cache_seconds` to the oracle is 0) while it is younger than `cache_seconds`; an
+older one is read over REST again. So a live stream prices every cycle at the last push, and a
+stream that went quiet, stalled or dropped costs no more than polling: a price is never reused
+longer than `cache_seconds`, whichever way it came, and its time is when it arrived, never "now". A
+stream that fails (a dropped socket, a malformed push) is logged and subscribed again after
+`STREAM_RETRY` seconds.
 
 The instance loads spot markets only: fewer requests, and ccxt.pro's Binance tells a spot ticker
 push from a perpetual's (both `ETHUSDT`) by the socket's host name, which a `base_url` replaces;

@@ -97,6 +97,10 @@ STREAMED: dict[str, tuple[str, dict[str, Any]]] = {
         {"topic": "tickers.ETHUSDT", "type": "snapshot", "data": BYBIT_NO_PRICE},
     ),
     "binance": ("ethusdt@miniTicker", {"e": "24hrMiniTicker", "E": 1, "s": "ETHUSDT"}),
+    "okx": (
+        "tickers:ETH-USDT",
+        {"arg": {"channel": "tickers", "instId": "ETH-USDT"}, "data": [{"instId": "ETH-USDT"}]},
+    ),
 }
 
 

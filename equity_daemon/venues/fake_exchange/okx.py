@@ -4,17 +4,30 @@ positions, deposit and withdrawal history, tickers and mark prices.
 Accounts: `trading` (`/api/v5/account/balance`) and `funding` (`/api/v5/asset/balances`). Every
 answer has OKX's envelope (`code` "0", `msg`, `data`); numbers are strings. A swap's `pos` is in
 contracts of `ctVal` base units (0.01 BTC, 0.1 ETH), as on OKX.
+
+The public websocket (`/ws/v5/public`) answers the text `ping` with `pong` and takes `subscribe`
+to the `tickers` channel of listed spot instruments (`{"event": "subscribe", "arg": …}`); a test's
+`push("tickers:ETH-USDT")` sends that ticker's row as OKX pushes it (`arg`, `data`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
-from equity_daemon.venues.fake_exchange.state import ZERO, FakePosition, Market, Transfer, num
+from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.state import (
+    ZERO,
+    FakePosition,
+    FakeState,
+    Market,
+    Transfer,
+    num,
+)
 
 CONTRACT_VALUES = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1")}
 
@@ -24,8 +37,15 @@ def contract_value(base: str) -> Decimal:
     return CONTRACT_VALUES.get(base, Decimal(1))
 
 
+_connections = itertools.count(1)
+
+
 class OkxDialect(Dialect):
     name = "okx"
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self._public: dict[web.WebSocketResponse, set[str]] = {}  # socket -> `tickers:<instId>`
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -41,6 +61,73 @@ class OkxDialect(Dialect):
             Route("GET", "/api/v5/asset/deposit-history", self.deposits, private=True),
             Route("GET", "/api/v5/asset/withdrawal-history", self.withdrawals, private=True),
         )
+
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        return (("/ws/v5/public", self.public_stream),)
+
+    # -- the public websocket: `tickers` of spot instruments ----------------------------------
+
+    async def public_stream(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        topics: set[str] = set()
+        self._public[socket] = topics
+        conn_id = f"fake{next(_connections):04d}"
+        try:
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT:
+                    for reply in self.public_answer(topics, frame.data, conn_id):
+                        await socket.send_str(reply)
+        finally:
+            del self._public[socket]
+        return socket
+
+    def public_answer(self, topics: set[str], frame: str, conn_id: str) -> list[str]:
+        """OKX's answer to one frame: `pong`, each subscription's echo, or an error."""
+        if frame == "ping":
+            return ["pong"]
+        message = json.loads(frame)
+        args = message.get("args") or []
+        wanted = [f"{arg.get('channel')}:{arg.get('instId')}" for arg in args]
+        if message.get("op") != "subscribe" or any(self._ticker_push(t) is None for t in wanted):
+            error = {"event": "error", "code": "60018", "msg": "channel doesn't exist"}
+            return [json.dumps(error | {"connId": conn_id})]
+        topics.update(wanted)
+        return [json.dumps({"event": "subscribe", "arg": arg, "connId": conn_id}) for arg in args]
+
+    def _ticker_push(self, topic: str) -> Json | None:
+        """A `tickers:<instId>` push from the current state, if the spot instrument is listed."""
+        channel, _, inst = topic.partition(":")
+        rows = [row for row in self.tickers({"instType": "SPOT"})["data"] if row["instId"] == inst]
+        if channel != "tickers" or not rows:
+            return None
+        return {"arg": {"channel": "tickers", "instId": inst}, "data": rows}
+
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
+        """`tickers:<instId>` (e.g. `tickers:ETH-USDT`): that spot ticker, as OKX pushes it."""
+        message = self._ticker_push(topic)
+        if message is None:
+            raise ValueError(f"okx has no public topic {topic!r} here")
+        return await self.send(topic, message)
+
+    async def send(self, topic: str, message: Json) -> int:
+        """Send `message` as it is (a test's malformed push) to the subscribers of `topic`."""
+        sockets = [socket for socket, topics in self._public.items() if topic in topics]
+        for socket in sockets:
+            await socket.send_json(message)
+        return len(sockets)
+
+    async def drop_streams(self) -> None:
+        for socket in list(self._public):
+            await socket.close()
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for topics in self._public.values():
+            for topic in topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return counts
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE")
