@@ -26,7 +26,13 @@ from datetime import datetime
 from decimal import Decimal
 from math import nan
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -127,6 +133,20 @@ class DaemonMetrics:
             registry=self.registry,
         )
 
+        self.exchange_weight = Counter(
+            "equity_daemon_exchange_request_weight",
+            "REST request weight sent to each exchange (ccxt's endpoint costs), all venues and "
+            "market data together.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_cycle_weight = Gauge(
+            "equity_daemon_exchange_cycle_request_weight",
+            "REST request weight sent to each exchange since the calculator cycle before.",
+            ["exchange"],
+            registry=self.registry,
+        )
+
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)
 
@@ -139,6 +159,14 @@ class DaemonMetrics:
     def stream_disagreed(self, venue: str) -> None:
         """The hook a streaming venue calls when a REST snapshot disagrees with its stream."""
         self.stream_disagreements.labels(venue).inc()
+
+    def request_weight(self, exchange: str, cost: float) -> None:
+        """The hook an exchange's request budget calls for every REST request it lets through."""
+        self.exchange_weight.labels(exchange).inc(cost)
+
+    def cycle_weights(self, weights: Mapping[str, float]) -> None:
+        for exchange, weight in weights.items():
+            self.exchange_cycle_weight.labels(exchange).set(weight)
 
     def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
         """Export zeros for every venue and webhook from the start, so rate() and increase()

@@ -202,12 +202,18 @@ class ExchangeVenue(Section):
             raise ValueError("password: OKX keys need their passphrase (password or password_file)")
         if self.kind != "okx" and self.password is not None:
             raise ValueError(f"password: {self.kind} keys have no passphrase")
-        if self.base_url is not None:
-            if self.base_url.query or self.base_url.fragment:
-                raise ValueError("base_url must not have a query or a fragment")
-            if self.base_url.username or self.base_url.password:
-                raise ValueError("base_url must not carry credentials")
+        if problem := _base_url_problem(self.base_url):
+            raise ValueError(f"base_url {problem}")
         return self
+
+
+def _base_url_problem(url: AnyHttpUrl | None) -> str | None:
+    """What makes an exchange's `base_url` unusable (never echoing it), if anything."""
+    if url is not None and (url.query or url.fragment):
+        return "must not have a query or a fragment"
+    if url is not None and (url.username or url.password):
+        return "must not carry credentials"
+    return None
 
 
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -385,6 +391,32 @@ class PriceApiSettings(Section):
     min_confidence: Decimal = Field(default=Decimal("0.9"), ge=0, le=1)
 
 
+class MarketSettings(Section):
+    """An exchange's public market data (tickers), read without a key: configured once, one
+    ccxt instance shared by every book whose edges name it in `sources`.
+
+    `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
+    requests share the exchange host's one rate limiter with every venue on that host. A price is
+    reused for `cache_seconds` at most; with `stream`, the exchange's spot ticker stream gives
+    each cycle the latest push, and REST reads a price older than that.
+    """
+
+    kind: Literal["binance", "bybit", "okx"]
+    sandbox: bool = False
+    base_url: AnyHttpUrl | None = None
+    rate_limit: bool = True
+    timeout_seconds: Timeout = 10.0
+    cache_seconds: float = Field(default=5.0, ge=0, le=DAY, allow_inf_nan=False)
+    stream: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_base_url(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if problem := _base_url_problem(url):
+            raise ValueError(problem)
+        return url
+
+
 class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
@@ -453,6 +485,7 @@ class Settings(BaseSettings, Section):
 
     books: dict[Name, BookSettings] = Field(min_length=1)
     price_sources: dict[Name, PriceApiSettings] = {}
+    markets: dict[Name, MarketSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
     debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
@@ -490,21 +523,29 @@ class Settings(BaseSettings, Section):
                             f"{kind} names must be unique"
                         )
                     owners[item.name] = book_name
+        _one_market_per_host(self.markets)
+        for name in self.markets.keys() & self.price_sources.keys():
+            raise ValueError(f"markets.{name}: also a price_sources entry; names must differ")
         for book_name, book in self.books.items():
             for venue in book.venues:
-                if venue.name in self.price_sources:
-                    raise ValueError(
-                        f"price_sources.{venue.name}: the name of a venue of book "
-                        f"{book_name!r}; price source and venue names must differ"
-                    )
+                for section, entries in (
+                    ("price_sources", self.price_sources),
+                    ("markets", self.markets),
+                ):
+                    if venue.name in entries:
+                        raise ValueError(
+                            f"{section}.{venue.name}: the name of a venue of book "
+                            f"{book_name!r}; {section} and venue names must differ"
+                        )
             names = {venue.name for venue in book.venues} | set(self.price_sources)
+            names |= set(self.markets)
             for index, edge in enumerate(book.prices):
                 unknown = [s for s in edge.sources if s not in names]
                 if unknown:
                     raise ValueError(
                         f"books.{book_name}.prices[{index}].sources: {edge.base}/{edge.quote} "
-                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book "
-                        "or a price_sources entry)"
+                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book, "
+                        "a markets entry or a price_sources entry)"
                     )
         return self
 
@@ -521,12 +562,33 @@ class Settings(BaseSettings, Section):
                             (f"{at}.quote_cache_seconds", book.quote_cache_seconds),
                             (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
                         )
+            for index, edge in enumerate(book.prices):
+                for name in edge.sources:
+                    if name in self.markets:  # a streamed market reuses prices itself
+                        _below(
+                            (f"markets.{name}.cache_seconds", self.markets[name].cache_seconds),
+                            (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
+                        )
             for index, venue in enumerate(book.venues):
                 max_age = (f"{at}.venue_max_age_seconds", book.venue_max_age_seconds)
                 if venue.max_age_seconds is not None:
                     max_age = (f"{at}.venues[{index}].max_age_seconds", venue.max_age_seconds)
                 _below((f"{at}.venues[{index}].interval_seconds", venue.interval_seconds), max_age)
         return self
+
+
+def _one_market_per_host(markets: dict[str, MarketSettings]) -> None:
+    """Two entries for one exchange host would be two instances and two caches of one thing."""
+    seen: dict[tuple[str, bool, str | None], str] = {}
+    for name, market in markets.items():
+        url = None if market.base_url is None else str(market.base_url).rstrip("/")
+        host = (market.kind, market.sandbox, url)
+        if host in seen:
+            raise ValueError(
+                f"markets.{name}: the same exchange as markets.{seen[host]}; "
+                "configure each exchange's market data once"
+            )
+        seen[host] = name
 
 
 def _below(field: tuple[str, float], limit: tuple[str, float]) -> None:
