@@ -98,6 +98,9 @@ class ReportedTotal:
     compares it with `amount` (like with like, both converted at the same price of `currency`)
     instead of valuing the lines at the book's prices, so a difference means the balances or
     the venue's figure disagree, not the two price sets.
+
+    `uncounted` names assets whose asset lines in the account the venue's figure leaves out
+    (Aave supplies not enabled as collateral): they are equity, but not compared.
     """
 
     account: str
@@ -105,6 +108,7 @@ class ReportedTotal:
     currency: str
     label: str
     computed_at_venue_prices: Decimal | None = None
+    uncounted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

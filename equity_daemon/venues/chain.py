@@ -611,8 +611,8 @@ class _Facts:
             markets={
                 name: Market(
                     tuple(
-                        Reserve(str(s), str(u), int(d), str(a), str(v))
-                        for s, u, d, a, v in market["reserves"]
+                        Reserve(str(s), str(u), int(d), str(a), str(v), int(i))
+                        for s, u, d, a, v, i in market["reserves"]
                     ),
                     None if market["oracle"] is None else str(market["oracle"]),
                 )

@@ -137,6 +137,11 @@ async def test_every_holding_is_read_at_one_block_in_two_requests(
             ),
         )
         assert report.health == (HealthFactor("core", fund, Decimal("1.27")),)
+        assert {
+            p.kind.value: p.details.get("collateral")
+            for p in report.positions
+            if p.account.startswith("aave-core")
+        } == {"asset": "true", "debt": None}
         (request,) = locked(report)
         assert request.asset.symbol == "ETH"
         assert request.amount == 5

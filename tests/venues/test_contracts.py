@@ -67,6 +67,8 @@ MAINNET: dict[str, dict[str, str]] = {
         "getReserveNormalizedIncome(address)": "uint256",
         "getReserveNormalizedVariableDebt(address)": "uint256",
         "ADDRESSES_PROVIDER()": "address",
+        "getUserConfiguration(address)": "(uint256)",
+        "setUserUseReserveAsCollateral(address,bool)": "",
     },
     "aave_addresses_provider": {"getPriceOracle()": "address"},
     "aave_oracle": {
@@ -139,6 +141,8 @@ SELECTORS = {
     "getAssetsPrices(address[])": "9d23d9f2",
     "getPriceOracle()": "fca513a8",
     "ADDRESSES_PROVIDER()": "0542975c",
+    "getUserConfiguration(address)": "4417a583",
+    "setUserUseReserveAsCollateral(address,bool)": "5a3b74b9",
 }
 EVENTS: dict[str, dict[str, tuple[bool, ...]]] = {
     "erc20": {"Transfer(address,address,uint256)": (True, True, False)},
@@ -228,6 +232,16 @@ def test_reserve_data_puts_the_token_addresses_where_aave_does(world: World) -> 
         world.weth.address.lower(),
     )
     assert world.pool.call("getReserveData", world.nobody)[8] == "0x" + "00" * 20
+
+
+def test_the_user_configuration_has_a_collateral_bit_per_reserve_id(world: World) -> None:
+    other = world.chain.accounts[6]
+    assert world.pool.call("getUserConfiguration", other) == (0,)
+    world.pool.transact("setUserUseReserveAsCollateral", world.weth.address, True, sender=other)
+    assert world.pool.call("getUserConfiguration", other) == (1 << 3,)  # WETH: id 1, bit 2*1+1
+    world.pool.transact("setUserUseReserveAsCollateral", world.usdt.address, True, sender=other)
+    world.pool.transact("setUserUseReserveAsCollateral", world.weth.address, False, sender=other)
+    assert world.pool.call("getUserConfiguration", other) == (1 << 1,)  # USDT: id 0
 
 
 def test_user_account_data_has_an_infinite_health_factor_without_debt(world: World) -> None:

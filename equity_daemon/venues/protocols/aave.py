@@ -19,8 +19,13 @@ at its prices, as Aave does (`balance × price / 10**decimals` per reserve, in b
 with the total (`computed_at_venue_prices`): what remains is the rounding of pitfall 42 (aToken
 down, debt up: a few base units), or balances and Aave's figure that really disagree. A market
 whose oracle is not found, or a price read that fails, is reconciled at the book's prices.
-Aave counts in `totalCollateralBase` only the reserves the user enabled as collateral: a supply
-that is not collateral shows as a difference.
+
+Aave counts in `totalCollateralBase` only the reserves the user enabled as collateral, so the
+Pool's `getUserConfiguration(user)` bitmap (bit `2 * id + 1` of reserve `id`, the `id` of
+`getReserveData`) is read in the same multicall: each supply line says `collateral` true or
+false in its details, and only collateral supplies go into our side of the reconciliation (at
+the book's prices too: the others are named in the total's `uncounted`). A supply that is not
+collateral is still equity, and never a false difference.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ RESERVE_DATA = (
     "address,address,address,address,uint128,uint128,uint128)"
 )
 _ACCOUNT_DATA = ("uint256",) * 6
+_USER_CONFIGURATION = ("(uint256)",)  # DataTypes.UserConfigurationMap
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,11 @@ class Reserve:
     decimals: int
     a_token: str
     debt_token: str
+    id: int  # its index in the market (its bits in a user's configuration)
+
+    def is_collateral(self, configuration: int) -> bool:
+        """Whether a user's `getUserConfiguration` bitmap has this reserve as collateral."""
+        return bool(configuration >> (2 * self.id + 1) & 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,7 @@ async def _reserves(run: Run, market: str, pool: str, listed: CallResult) -> tup
                 decimals=int(need(decimals, what)),
                 a_token=str(fields[8]),
                 debt_token=str(fields[10]),
+                id=int(fields[7]),
             )
         )
     return tuple(reserves)
@@ -145,7 +157,14 @@ class AaveReader:
                 self.address,
                 returns=_ACCOUNT_DATA,
                 label="getUserAccountData",
-            )
+            ),
+            Call.of(
+                self.pool,
+                "getUserConfiguration(address)",
+                self.address,
+                returns=_USER_CONFIGURATION,
+                label="getUserConfiguration",
+            ),
         ]
         for reserve in self.reserves:
             calls += [
@@ -168,31 +187,41 @@ class AaveReader:
 
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
         collateral, debt, _available, _threshold, _ltv, health = need(results[0], self.account)
+        (configuration,) = need(results[1], self.account)
         prices = self._prices(results[-1]) if self.oracle is not None else None
         ours = 0  # our balances at Aave's prices, in base units, as Aave sums them
+        uncounted: set[str] = set()  # supplies Aave's figure leaves out (not collateral)
         factor = Decimal("Infinity") if health == UINT256_MAX else units(health, WAD_DECIMALS)
         out.health.append(HealthFactor(self.market, self.address, factor))
         for index, reserve in enumerate(self.reserves):
-            supplied, owed = results[1 + 2 * index : 3 + 2 * index]
+            supplied, owed = results[2 + 2 * index : 4 + 2 * index]
+            is_collateral = reserve.is_collateral(int(configuration))
             for result, kind, token in (
                 (supplied, PositionKind.ASSET, reserve.a_token),
                 (owed, PositionKind.DEBT, reserve.debt_token),
             ):
                 raw = int(need(result, f"{self.account}/{reserve.symbol} {kind.value}"))
-                if prices is not None:
+                counted = kind is PositionKind.DEBT or is_collateral
+                if prices is not None and counted:
                     value = raw * prices[index] // 10**reserve.decimals
                     ours += value if kind is PositionKind.ASSET else -value
-                if raw:
-                    out.positions.append(
-                        Position(
-                            out.venue,
-                            self.account,
-                            Asset(reserve.symbol, out.chain, reserve.underlying),
-                            units(raw, reserve.decimals),
-                            kind,
-                            details={"token": token, "market": self.market},
-                        )
+                if not raw:
+                    continue
+                details = {"token": token, "market": self.market}
+                if kind is PositionKind.ASSET:
+                    details["collateral"] = str(is_collateral).lower()
+                    if not is_collateral:
+                        uncounted.add(reserve.symbol)
+                out.positions.append(
+                    Position(
+                        out.venue,
+                        self.account,
+                        Asset(reserve.symbol, out.chain, reserve.underlying),
+                        units(raw, reserve.decimals),
+                        kind,
+                        details=details,
                     )
+                )
         out.reported.append(
             ReportedTotal(
                 self.account,
@@ -200,6 +229,7 @@ class AaveReader:
                 BASE_CURRENCY,
                 "getUserAccountData",
                 None if prices is None else units(ours, BASE_DECIMALS),
+                uncounted=frozenset(uncounted),
             )
         )
 
