@@ -116,6 +116,12 @@ class ChainVenue:
         registry = registry_for(config.chain_id)
         self._multicall = config.multicall or registry.multicall
         self._tokens = {**registry.tokens, **config.tokens}
+        # symbols by token address, for tokens discovery finds (Aave reserves): configured first
+        self._names = {
+            address.lower(): symbol
+            for tokens in (registry.tokens, config.tokens)
+            for symbol, address in tokens.items()
+        }
         self._markets = {**registry.aave_markets, **config.aave_markets}
         self._contracts = {**registry.contracts, **config.contracts}
         self._feeds = [(feed, registry.feeds.get((feed.base, feed.quote))) for feed in config.feeds]
@@ -380,6 +386,8 @@ class ChainVenue:
             "tokens": dict(sorted(tokens.items())),
             "vaults": {s: vault_settings[s].asset for s in used_vaults},
             "markets": {market: self._markets[market] for market in markets},
+            # configured symbols of Aave reserves' tokens, by address (they win over symbol())
+            "names": dict(sorted(self._names.items())) if markets else {},
             "feeds": sorted(address for _, address, _ in self._resolved_feeds()),
         }
 
@@ -401,7 +409,7 @@ class ChainVenue:
             else {}
         )
         markets: dict[str, Market] = {
-            market: await discover_market(run, market, pool)
+            market: await discover_market(run, market, pool, inputs["names"])
             for market, pool in inputs["markets"].items()
         }
         feeds = await self._discover_feeds(run)

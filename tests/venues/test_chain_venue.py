@@ -651,3 +651,47 @@ async def test_an_oracle_that_fails_never_fails_the_balances(world: World, proxy
     assert lines(report) == lines(first)
     (total,) = report.reported
     assert total.computed_at_venue_prices is None
+
+
+def list_reserve(world: World, contracts: dict[str, Artifact], underlying: str) -> None:
+    """`underlying` listed in the Aave market, the fund supplying 2 of it (18 decimals)."""
+    a_token = world.chain.deploy(
+        contracts["aave_atoken"], world.pool.address, underlying, "Aave X", "aEthX", 18
+    )
+    debt = world.chain.deploy(
+        contracts["aave_debt_token"], world.pool.address, underlying, "Debt X", "debtX", 18
+    )
+    world.pool.transact("init_reserve", underlying, a_token.address, debt.address)
+    a_token.transact("mint_scaled", world.fund, 2 * WAD)
+
+
+async def test_reserve_symbols_decode_from_bytes32_and_configuration_wins(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    mkr = world.chain.deploy(contracts["ds_token"], b"MKR".ljust(32, b"\0"))
+    list_reserve(world, contracts, mkr.address)
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        assert lines(await venue.fetch())[("aave-core", "MKR", "asset")] == 2
+    renamed = {"MKR.old": mkr.address}  # the configured symbol wins over the token's own
+    config = settings(world, [proxy.url], holdings=holdings, tokens=renamed)
+    async with opened(config) as venue:
+        report = lines(await venue.fetch())
+    assert report[("aave-core", "MKR.old", "asset")] == 2
+    assert ("aave-core", "MKR", "asset") not in report
+
+
+async def test_a_reserve_without_a_readable_symbol_fails_until_it_is_named(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    nameless = world.chain.deploy(contracts["aggregator"], 18, "no symbol()")  # it reverts
+    list_reserve(world, contracts, nameless.address)
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        with pytest.raises(VenueDataError) as failed:
+            await venue.fetch()
+    assert f"aave-core reserve {nameless.address}: symbol() unreadable (" in failed.value.reason
+    assert "name the token in the venue's tokens" in failed.value.reason
+    config = settings(world, [proxy.url], holdings=holdings, tokens={"XYZ": nameless.address})
+    async with opened(config) as venue:
+        assert lines(await venue.fetch())[("aave-core", "XYZ", "asset")] == 2

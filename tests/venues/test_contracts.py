@@ -1,7 +1,7 @@
 """The test contracts speak the mainnet ABIs, and behave as the protocols they stand for.
 
 The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`,
-`IPoolAddressesProvider`, `IAaveOracle`, Lido
+`IPoolAddressesProvider`, `IAaveOracle`, Maker's `DSToken`, Lido
 `WstETH`, EtherFi `WeETH` and `WithdrawRequestNFT`, Chainlink `AggregatorV3Interface`, ERC-20,
 ERC-721, ERC-4626, Multicall3), not from our sources: a function the daemon reads must have the
 same signature (so the same selector) and the same return types (so the same encoding), or the
@@ -48,6 +48,13 @@ RESERVE_DATA_LEGACY = (
 )
 MAINNET: dict[str, dict[str, str]] = {
     "erc20": ERC20,
+    "ds_token": {
+        "symbol()": "bytes32",
+        "name()": "bytes32",
+        "decimals()": "uint256",
+        "balanceOf(address)": "uint256",
+        "totalSupply()": "uint256",
+    },
     "multicall3": {
         "aggregate3((address,bool,bytes)[])": "(bool,bytes)[]",
         "getBlockNumber()": "uint256",

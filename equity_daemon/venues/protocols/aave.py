@@ -8,6 +8,10 @@ no extra edge; the token's own symbol is in the line's `details`.
 
 The reserves of a market are found at discovery from its Pool (`getReservesList`, then
 `getReserveData` → aToken and variable-debt token, and the underlying's `symbol`/`decimals`).
+A reserve's line is named by the symbol the venue's `tokens` give its underlying's address, if
+any (configuration wins), else by its `symbol()`: a string, or a `bytes32` (MKR); a token
+without a readable symbol fails discovery, saying how to name it, rather than being a line
+no price could ever find.
 
 `getUserAccountData` gives the health factor (WAD; uint256 max without debt, reported as
 infinity) and `totalCollateralBase − totalDebtBase`, in USD with 8 decimals on Ethereum: a
@@ -30,13 +34,16 @@ collateral is still equity, and never a false difference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+from eth_utils.address import to_checksum_address
 
 from equity_daemon.model import Asset, HealthFactor, Position, PositionKind, ReportedTotal
 from equity_daemon.venues.multicall import Call, CallResult
 from equity_daemon.venues.protocols import (
+    ReadFailed,
     Readout,
     Run,
     account,
@@ -81,9 +88,14 @@ class Market:
     oracle: str | None
 
 
-async def discover_market(run: Run, market: str, pool: str) -> Market:
+async def discover_market(run: Run, market: str, pool: str, names: Mapping[str, str]) -> Market:
     """The reserves listed by `pool` with their tokens, underlying symbols and decimals, and
-    the market's `AaveOracle` (`ADDRESSES_PROVIDER()` → `getPriceOracle()`)."""
+    the market's `AaveOracle` (`ADDRESSES_PROVIDER()` → `getPriceOracle()`). `names` are the
+    configured symbols by lower-case token address; they win over `symbol()`.
+
+    Raises:
+        ReadFailed: the reserves, or a reserve's token, data or symbol, cannot be read.
+    """
     listed, provider = await run(
         [
             Call.of(pool, "getReservesList()", returns=("address[]",)),
@@ -97,11 +109,13 @@ async def discover_market(run: Run, market: str, pool: str) -> Market:
         )
         if found.error is None and int(str(found.value), 16):
             oracle = str(found.value)
-    return Market(await _reserves(run, market, pool, listed), oracle)
+    return Market(await _reserves(run, market, pool, listed, names), oracle)
 
 
-async def _reserves(run: Run, market: str, pool: str, listed: CallResult) -> tuple[Reserve, ...]:
-    assets = [str(a) for a in need(listed, f"aave-{market} reserves")]
+async def _reserves(
+    run: Run, market: str, pool: str, listed: CallResult, names: Mapping[str, str]
+) -> tuple[Reserve, ...]:
+    assets = [to_checksum_address(a) for a in need(listed, f"aave-{market} reserves")]
     calls: list[Call] = []
     for asset in assets:
         calls += [
@@ -117,7 +131,7 @@ async def _reserves(run: Run, market: str, pool: str, listed: CallResult) -> tup
         fields = need(data, what)
         reserves.append(
             Reserve(
-                symbol=_symbol(symbol, asset),
+                symbol=names.get(asset.lower()) or token_symbol(symbol, what),
                 underlying=asset,
                 decimals=int(need(decimals, what)),
                 a_token=str(fields[8]),
@@ -128,11 +142,30 @@ async def _reserves(run: Run, market: str, pool: str, listed: CallResult) -> tup
     return tuple(reserves)
 
 
-def _symbol(result: CallResult, asset: str) -> str:
-    """`symbol()` as a string; a token that answers otherwise (MKR's bytes32) is named by its
-    address: such a line is then unpriced, and named, rather than mislabelled."""
-    text = str(result.value) if result.error is None else ""
-    return text if text.isprintable() and text else asset
+def token_symbol(result: CallResult, what: str) -> str:
+    """A token's `symbol()` answer: an ABI string, or a `bytes32` padded with zeros (MKR and
+    other early tokens).
+
+    Raises:
+        ReadFailed: neither (it reverted, has no code, or is not printable text); the reason
+            says to name the token in the venue's `tokens`.
+    """
+    text = str(result.value) if result.ok else _bytes32_text(result.data)
+    if text and text.isprintable() and text.strip() == text:
+        return text
+    reason = result.error or f"{text!r} is no symbol"
+    raise ReadFailed(
+        f"{what}: symbol() unreadable ({reason}); name the token in the venue's tokens"
+    )
+
+
+def _bytes32_text(data: bytes) -> str:
+    if len(data) != 32:
+        return ""
+    try:
+        return data.rstrip(b"\0").decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
