@@ -262,7 +262,8 @@ class ChainVenue(Section):
     `rpc` lists the endpoints in order of preference (their URLs usually hold API keys: inline,
     from the environment, or `rpc_file` with one URL per line). Addresses of tokens, Aave
     markets, other contracts and feeds come from the built-in registry of `chain_id` (Ethereum
-    mainnet is built in) and are overridden by `tokens`, `aave_markets`, `contracts`, `feeds`.
+    mainnet is built in) and are overridden by `multicall`, `tokens`, `aave_markets`,
+    `aave_oracles`, `contracts`, `feeds`.
     """
 
     kind: Literal["chain"]
@@ -274,6 +275,8 @@ class ChainVenue(Section):
     multicall: Address | None = None
     tokens: dict[Symbol, Address] = {}
     aave_markets: dict[Name, Address] = {}
+    # a market's AaveOracle, instead of the one its Pool's addresses provider names
+    aave_oracles: dict[Name, Address] = {}
     contracts: dict[Name, Address] = {}
     vaults: tuple[VaultSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()
@@ -313,6 +316,9 @@ class ChainVenue(Section):
             scans = holding.etherfi_scan_from_block is not None
             if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
                 raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
+        unknown_markets = sorted(set(self.aave_oracles) - set(markets))
+        if unknown_markets:
+            raise ValueError(f"aave_oracles: unknown market {', '.join(unknown_markets)}")
         for index, feed in enumerate(self.feeds):
             known_feed = registry.feeds.get((feed.base, feed.quote))
             if known_feed is None and (feed.address is None or feed.heartbeat_seconds is None):

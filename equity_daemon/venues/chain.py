@@ -386,6 +386,9 @@ class ChainVenue:
             "tokens": dict(sorted(tokens.items())),
             "vaults": {s: vault_settings[s].asset for s in used_vaults},
             "markets": {market: self._markets[market] for market in markets},
+            "oracles": {
+                m: self._config.aave_oracles[m] for m in markets if m in self._config.aave_oracles
+            },
             # configured symbols of Aave reserves' tokens, by address (they win over symbol())
             "names": dict(sorted(self._names.items())) if markets else {},
             "feeds": sorted(address for _, address, _ in self._resolved_feeds()),
@@ -409,7 +412,9 @@ class ChainVenue:
             else {}
         )
         markets: dict[str, Market] = {
-            market: await discover_market(run, market, pool, inputs["names"])
+            market: await discover_market(
+                run, market, pool, inputs["names"], inputs["oracles"].get(market)
+            )
             for market, pool in inputs["markets"].items()
         }
         feeds = await self._discover_feeds(run)

@@ -26,6 +26,7 @@ from equity_daemon.model import HealthFactor, Position, PositionKind, ReportedTo
 from equity_daemon.settings import ChainVenue as ChainSettings
 from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.chain import ChainVenue
+from equity_daemon.venues.multicall import MULTICALL3_ADDRESS
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import Mode, RpcProxy
 from tests.venues.conftest import World
@@ -249,12 +250,14 @@ async def test_a_configured_token_without_code_fails_discovery(
 
 
 class ChainIdProxy(RpcProxy):
-    """A proxy in front of anvil that says it is another chain."""
+    """A proxy in front of anvil that says it is another chain (`chain_id`)."""
+
+    chain_id = 5
 
     def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
         request = json.loads(body)
         if request.get("method") == "eth_chainId":
-            answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": "0x5"}
+            answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(self.chain_id)}
             return 200, "application/json", json.dumps(answer).encode()
         return super()._answer(body)
 
@@ -695,3 +698,40 @@ async def test_a_reserve_without_a_readable_symbol_fails_until_it_is_named(
     config = settings(world, [proxy.url], holdings=holdings, tokens={"XYZ": nameless.address})
     async with opened(config) as venue:
         assert lines(await venue.fetch())[("aave-core", "XYZ", "asset")] == 2
+
+
+async def test_every_built_in_mainnet_address_gives_way_to_configuration(
+    world: World, anvil_url: str, contracts: dict[str, Artifact]
+) -> None:
+    # anvil posing as Ethereum mainnet: a built-in address read instead of the configured
+    # one has no code there, and fails the read
+    multicall = world.chain.deploy(contracts["multicall3"])
+    world.chain.set_code(MULTICALL3_ADDRESS, b"")
+    oracle = world.chain.deploy(contracts["aave_oracle"])  # prices WETH at 310,000 USD
+    oracle.transact("set_asset_price", world.weth.address, 310_000 * 10**8)
+    with ChainIdProxy(anvil_url) as mainnet:
+        mainnet.chain_id = 1
+        config = settings(
+            world,
+            [mainnet.url],
+            chain="ethereum",
+            chain_id=1,
+            multicall=multicall.address,
+            aave_oracles={"core": oracle.address},
+            feeds=[{"base": "ETH", "quote": "USD", "address": world.eth_usd.address}],
+        )
+        async with opened(config) as venue:
+            report = await venue.fetch()
+            assert (await venue.observe("ETH", "USD")).rate == 3000
+            assert (await venue.observe("wstETH", "stETH")).rate == Decimal("1.21")
+            assert (await venue.observe("weETH", "eETH")).rate == Decimal("1.06")
+    assert lines(report)[("wallet", "USDT", "asset")] == 1_250_000
+    assert [p.details["request_id"] for p in locked(report)] == [str(world.request_id)]
+    (total,) = report.reported
+    # (412 - 267.5) WETH at the configured oracle's 310,000 USD
+    assert total.computed_at_venue_prices == Decimal(44_795_000)
+
+
+def test_an_oracle_for_an_unknown_market_is_a_configuration_error(world: World) -> None:
+    with pytest.raises(ValueError, match="aave_oracles: unknown market lido"):
+        settings(world, ["http://127.0.0.1:1"], aave_oracles={"lido": world.nobody})

@@ -88,10 +88,13 @@ class Market:
     oracle: str | None
 
 
-async def discover_market(run: Run, market: str, pool: str, names: Mapping[str, str]) -> Market:
+async def discover_market(
+    run: Run, market: str, pool: str, names: Mapping[str, str], oracle: str | None = None
+) -> Market:
     """The reserves listed by `pool` with their tokens, underlying symbols and decimals, and
-    the market's `AaveOracle` (`ADDRESSES_PROVIDER()` → `getPriceOracle()`). `names` are the
-    configured symbols by lower-case token address; they win over `symbol()`.
+    the market's `AaveOracle`: `oracle` when configured, else `ADDRESSES_PROVIDER()` →
+    `getPriceOracle()`. `names` are the configured symbols by lower-case token address; they
+    win over `symbol()`.
 
     Raises:
         ReadFailed: the reserves, or a reserve's token, data or symbol, cannot be read.
@@ -102,8 +105,7 @@ async def discover_market(run: Run, market: str, pool: str, names: Mapping[str, 
             Call.of(pool, "ADDRESSES_PROVIDER()", returns=("address",)),
         ]
     )
-    oracle: str | None = None
-    if provider.error is None:
+    if oracle is None and provider.error is None:
         (found,) = await run(
             [Call.of(str(provider.value), "getPriceOracle()", returns=("address",))]
         )
