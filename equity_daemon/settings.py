@@ -236,13 +236,29 @@ class VaultSettings(Section):
     asset: Symbol
 
 
+class WithdrawalNftSettings(Section):
+    """Another EtherFi WithdrawRequestNFT (same ABI) holding an address's pending requests:
+    `requests` ids on it, and those found in its mint logs from `scan_from_block`."""
+
+    contract: Address
+    requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> WithdrawalNftSettings:
+        if not self.requests and self.scan_from_block is None:
+            raise ValueError("give requests, scan_from_block or both")
+        return self
+
+
 class HoldingSettings(Section):
     """One address and what it holds on the chain; each protocol is its own account line.
 
     `wallet` names `ETH` (native) or tokens of the venue's `tokens` (or the registry's); only
     those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
     `etherfi_requests` the ids of the address's pending withdrawal requests, to which
-    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0).
+    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0), both
+    on `contracts.etherfi_withdrawals`; `etherfi_withdrawal_nfts` lists other request NFTs.
     """
 
     address: Address
@@ -253,6 +269,7 @@ class HoldingSettings(Section):
     etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
     # find this address's request ids from the NFT's mint logs, scanning from this block
     etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+    etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(default=(), max_length=8)
     vaults: tuple[Symbol, ...] = ()
 
 
@@ -316,6 +333,11 @@ class ChainVenue(Section):
             scans = holding.etherfi_scan_from_block is not None
             if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
                 raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
+            nfts = [nft.contract.lower() for nft in holding.etherfi_withdrawal_nfts]
+            if holding.etherfi_requests or scans:
+                nfts.append(contracts["etherfi_withdrawals"].lower())
+            if len(set(nfts)) != len(nfts):
+                raise ValueError(f"{at}.etherfi_withdrawal_nfts: a contract is listed twice")
         unknown_markets = sorted(set(self.aave_oracles) - set(markets))
         if unknown_markets:
             raise ValueError(f"aave_oracles: unknown market {', '.join(unknown_markets)}")

@@ -144,8 +144,8 @@ class ChainVenue:
         self._discovered_at: float | None = None
         self._rates: dict[tuple[str, str], Observation] = {}
         self._rate_failures: dict[tuple[str, str], str] = {}
-        # withdrawal request ids found in mint logs, and the next block to scan, by address
-        # (also kept in the venue memory, when attached: a restart resumes the scan)
+        # withdrawal request ids found in mint logs, and the next block to scan, by the key of
+        # (address, NFT) (also kept in the venue memory, when attached: a restart resumes it)
         self._found: dict[str, set[int]] = {}
         self._cursor: dict[str, int] = {}
         self._facts: _Facts | None = None  # what the last discovery found
@@ -302,7 +302,7 @@ class ChainVenue:
     # --- discovery ------------------------------------------------------------------------
 
     async def _found_new_requests(self, rpc: RpcEndpoint, out: Readout, block: int) -> bool:
-        """Scan the logs of holdings holding more request NFTs than were read; True if that
+        """Scan the logs of request NFTs an address holds more of than were read; True if that
         found requests not read yet (the readers then know them)."""
         found = False
         assert self._readers is not None  # _read discovered them
@@ -310,31 +310,70 @@ class ChainVenue:
         for index, reader in enumerate(readers):
             if not isinstance(reader, WithdrawalReader) or not reader.count:
                 continue
-            read = sum(1 for p in out.positions if p.account == reader.account and p.line_id)
-            if out.nft_balances.get(reader.address, 0) <= read:
+            read = sum(
+                1
+                for p in out.positions
+                if p.account == reader.account and p.details.get("contract") == reader.nft
+            )
+            if out.nft_balances.get((reader.address, reader.nft), 0) <= read:
                 continue
-            holding = next(h for h in self._config.holdings if h.address == reader.address)
-            await self._scan(rpc, holding, block)
-            ids = tuple(sorted({*reader.request_ids, *self._found[reader.address]}))
+            source = next(
+                source
+                for source in self._withdrawal_sources()
+                if (source.address, source.nft) == (reader.address, reader.nft)
+            )
+            await self._scan(rpc, source, block)
+            ids = tuple(sorted({*reader.request_ids, *self._found[source.key]}))
             if ids != reader.request_ids:
                 readers[index] = replace(reader, request_ids=ids)
                 found = True
         self._readers = tuple(readers)
         return found
 
-    async def _scan(self, rpc: RpcEndpoint, holding: HoldingSettings, block: int) -> None:
-        """Mint logs of the withdrawal NFT to `holding`'s address, from where the last scan
-        stopped up to `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
-        address, nft = holding.address, self._contracts["etherfi_withdrawals"]
-        assert holding.etherfi_scan_from_block is not None
-        start = self._cursor.setdefault(address, holding.etherfi_scan_from_block)
-        found = self._found.setdefault(address, set())
+    async def _scan(self, rpc: RpcEndpoint, source: _Requests, block: int) -> None:
+        """Mint logs of `source`'s NFT to its address, from where the last scan stopped up to
+        `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
+        assert source.scan_from is not None
+        start = self._cursor.setdefault(source.key, source.scan_from)
+        found = self._found.setdefault(source.key, set())
         while start <= block:
             end = min(start + self._config.log_range_blocks - 1, block)
-            found |= minted_ids(await rpc.logs(nft, mint_topics(address), start, end))
-            start = self._cursor[address] = end + 1
-        log.info("etherfi_requests_scanned", venue=self.name, address=address, found=len(found))
-        await self._remember_scan(holding)
+            found |= minted_ids(await rpc.logs(source.nft, mint_topics(source.address), start, end))
+            start = self._cursor[source.key] = end + 1
+        log.info(
+            "etherfi_requests_scanned",
+            venue=self.name,
+            address=source.address,
+            contract=source.nft,
+            found=len(found),
+        )
+        await self._remember_scan(source)
+
+    def _withdrawal_sources(self, holding: HoldingSettings | None = None) -> list[_Requests]:
+        """The request NFTs read for `holding` (every holding's, when None)."""
+        sources = []
+        own = self._contracts.get("etherfi_withdrawals", "")
+        for item in (holding,) if holding is not None else self._config.holdings:
+            address = item.address
+            if item.etherfi_requests or item.etherfi_scan_from_block is not None:
+                key = f"{_REQUESTS_KEY}:{address}"
+                sources.append(
+                    _Requests(
+                        address, own, item.etherfi_requests, item.etherfi_scan_from_block, key
+                    )
+                )
+            sources += [
+                _Requests(
+                    address,
+                    nft.contract,
+                    nft.requests,
+                    nft.scan_from_block,
+                    f"{_REQUESTS_KEY}:{address}:{nft.contract}",
+                    own=nft.contract.lower() == own.lower(),
+                )
+                for nft in item.etherfi_withdrawal_nfts
+            ]
+        return sources
 
     async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
         if self._readers is not None and not self._due():
@@ -448,13 +487,14 @@ class ChainVenue:
                 readers.append(TokenReader("lido", address, _pick(tokens, holding.lido)))
             if holding.etherfi:
                 readers.append(TokenReader("etherfi", address, _pick(tokens, holding.etherfi)))
-            scans = holding.etherfi_scan_from_block is not None
-            if holding.etherfi_requests or scans:
-                nft = self._contracts["etherfi_withdrawals"]
+            for source in self._withdrawal_sources(holding):
+                scans = source.scan_from is not None
                 if scans:
-                    await self._scan(rpc, holding, block)
-                ids = sorted({*holding.etherfi_requests, *self._found.get(address, ())})
-                readers.append(WithdrawalReader(address, nft, tuple(ids), count=scans))
+                    await self._scan(rpc, source, block)
+                ids = tuple(sorted({*source.ids, *self._found.get(source.key, ())}))
+                readers.append(
+                    WithdrawalReader(address, source.nft, ids, count=scans, own=source.own)
+                )
             if holding.vaults:
                 shares = tuple(vaults[s].share for s in holding.vaults)
                 readers.append(TokenReader("erc4626", address, shares))
@@ -522,15 +562,15 @@ class ChainVenue:
             self._memory_failed(exc)
             return
         try:
-            for holding in self._config.holdings:
-                text = stored.get(f"{_REQUESTS_KEY}:{holding.address}")
-                if text is None or holding.etherfi_scan_from_block is None:
+            for source in self._withdrawal_sources():
+                text = stored.get(source.key)
+                if text is None or source.scan_from is None:
                     continue
                 scan = json.loads(text)
-                if scan["from"] != holding.etherfi_scan_from_block:
+                if scan["from"] != source.scan_from:
                     continue  # configured anew: scan again
-                self._cursor[holding.address] = int(scan["cursor"])
-                self._found[holding.address] = {int(i) for i in scan["found"]}
+                self._cursor[source.key] = int(scan["cursor"])
+                self._found[source.key] = {int(i) for i in scan["found"]}
             text = stored.get(_DISCOVERY_KEY)
             if text is None:
                 return
@@ -568,20 +608,33 @@ class ChainVenue:
     async def _remember_facts(self, facts: _Facts) -> None:
         await self._remember(_DISCOVERY_KEY, facts.to_json())
 
-    async def _remember_scan(self, holding: HoldingSettings) -> None:
-        address = holding.address
+    async def _remember_scan(self, source: _Requests) -> None:
         await self._remember(
-            f"{_REQUESTS_KEY}:{address}",
+            source.key,
             {
-                "from": holding.etherfi_scan_from_block,
-                "cursor": self._cursor[address],
-                "found": sorted(self._found[address]),
+                "from": source.scan_from,
+                "cursor": self._cursor[source.key],
+                "found": sorted(self._found[source.key]),
             },
         )
 
 
 _DISCOVERY_KEY = "discovery"
 _REQUESTS_KEY = "etherfi_requests"
+
+
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    """Where an address's EtherFi withdrawal requests are read: an NFT contract, the ids
+    configured, the block its mint-log scan starts from (None: no scan), and the key of the
+    scan's cursor (in memory and in the history database)."""
+
+    address: str
+    nft: str
+    ids: tuple[int, ...]
+    scan_from: int | None
+    key: str
+    own: bool = True  # the venue's contracts.etherfi_withdrawals
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ async def test_every_holding_is_read_at_one_block_in_two_requests(
         assert request.amount == 5
         assert dict(request.details) == {
             "request_id": str(world.request_id),
+            "contract": world.withdrawals.address,
             "finalized": "false",
             "valid": "true",
         }
@@ -735,3 +736,68 @@ async def test_every_built_in_mainnet_address_gives_way_to_configuration(
 def test_an_oracle_for_an_unknown_market_is_a_configuration_error(world: World) -> None:
     with pytest.raises(ValueError, match="aave_oracles: unknown market lido"):
         settings(world, ["http://127.0.0.1:1"], aave_oracles={"lido": world.nobody})
+
+
+async def test_a_request_made_through_the_weeth_adapter_is_found_in_the_mint_logs(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    adapter = world.chain.deploy(
+        contracts["weeth_withdraw_adapter"], world.weeth.address, world.withdrawals.address
+    )
+    holdings = [{"address": world.fund, "etherfi_scan_from_block": 0}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        await venue.fetch()
+        # someone else sends the transaction; the NFT mints to the fund as recipient
+        adapter.transact("requestWithdraw", 2 * WAD, world.fund, sender=world.chain.accounts[5])
+        report = await venue.fetch()
+    by_id = {p.details["request_id"]: p.amount for p in locked(report)}
+    assert by_id == {str(world.request_id): 5, str(world.request_id + 1): Decimal("2.12")}
+
+
+async def test_requests_in_several_withdrawal_nfts_are_each_read(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    other = world.chain.deploy(contracts["withdraw_request_nft"])
+    receipt = other.transact("requestWithdraw", 7 * WAD, 7 * WAD, world.fund)
+    assert int(receipt["logs"][0]["topics"][3], 16) == world.request_id  # the same id: 1
+    holdings = [
+        {
+            "address": world.fund,
+            "etherfi_requests": [world.request_id],
+            "etherfi_withdrawal_nfts": [{"contract": other.address, "scan_from_block": 0}],
+        }
+    ]
+
+    def requests(report: VenueReport) -> dict[str | None, tuple[str, Decimal]]:
+        return {p.line_id: (str(p.details["contract"]), p.amount) for p in locked(report)}
+
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        first = f"etherfi-request-{other.address}-{world.request_id}"
+        assert requests(await venue.fetch()) == {
+            f"etherfi-request-{world.request_id}": (world.withdrawals.address, Decimal(5)),
+            first: (other.address, Decimal(7)),
+        }
+        receipt = other.transact("requestWithdraw", 3 * WAD, 3 * WAD, world.fund)
+        second = f"etherfi-request-{other.address}-{world.request_id + 1}"
+        proxy.reset()
+        report = await venue.fetch()
+    # the other NFT's count said one more: its logs, and a second read at the same block
+    assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+    assert requests(report) == {
+        f"etherfi-request-{world.request_id}": (world.withdrawals.address, Decimal(5)),
+        first: (other.address, Decimal(7)),
+        second: (other.address, Decimal(3)),
+    }
+
+
+def test_a_withdrawal_nft_listed_twice_is_a_configuration_error(world: World) -> None:
+    holding = {
+        "address": world.fund,
+        "etherfi_requests": [1],
+        "etherfi_withdrawal_nfts": [{"contract": world.withdrawals.address, "requests": [2]}],
+    }
+    with pytest.raises(ValueError, match="a contract is listed twice"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+    holding = {"address": world.fund, "etherfi_withdrawal_nfts": [{"contract": world.nobody}]}
+    with pytest.raises(ValueError, match="give requests, scan_from_block or both"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])

@@ -1,8 +1,8 @@
 """The test contracts speak the mainnet ABIs, and behave as the protocols they stand for.
 
 The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`,
-`IPoolAddressesProvider`, `IAaveOracle`, Maker's `DSToken`, Lido
-`WstETH`, EtherFi `WeETH` and `WithdrawRequestNFT`, Chainlink `AggregatorV3Interface`, ERC-20,
+`IPoolAddressesProvider`, `IAaveOracle`, Maker's `DSToken`, Lido `WstETH`, EtherFi `WeETH`,
+`WithdrawRequestNFT` and `WeETHWithdrawAdapter`, Chainlink `AggregatorV3Interface`, ERC-20,
 ERC-721, ERC-4626, Multicall3), not from our sources: a function the daemon reads must have the
 same signature (so the same selector) and the same return types (so the same encoding), or the
 client code tested here would not read mainnet unchanged.
@@ -111,6 +111,10 @@ MAINNET: dict[str, dict[str, str]] = {
         "finalizeRequests(uint256)": "",
         "invalidateRequest(uint256)": "",
         "claimWithdraw(uint256)": "",
+    },
+    "weeth_withdraw_adapter": {
+        "requestWithdraw(uint256,address)": "uint256",
+        "getEETHByWeETH(uint256)": "uint256",
     },
     "aggregator": {
         "latestRoundData()": "uint80,int256,uint256,uint256,uint80",

@@ -2,9 +2,13 @@
 pending withdrawal requests.
 
 A request is a `locked` line (reported beside equity, not in it) of `amountOfEEth` in ETH, the
-upper bound of what it pays (venue-pitfalls 47), with its id and whether it is finalized and
-valid in `details`. A request whose NFT is burned (claimed: `ownerOf` reverts) or no longer
-ours drops out; an invalidated one stays, with `valid = false` in its details, as value at risk.
+upper bound of what it pays (venue-pitfalls 47), with its id, its NFT contract and whether it
+is finalized and valid in `details`. An address may hold requests in several NFT contracts
+(venue-pitfalls 48); the lines of one other than the venue's own carry its address in their
+`line_id`, as ids repeat across contracts. `WeETHWithdrawAdapter.requestWithdraw` mints the
+same NFT to its recipient, so its requests are found like any other. A request whose NFT is
+burned (claimed: `ownerOf` reverts) or no longer ours drops out; an invalidated one stays, with
+`valid = false` in its details, as value at risk.
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ class WithdrawalReader:
     nft: str
     request_ids: tuple[int, ...]
     count: bool = False
+    own: bool = True  # the venue's own NFT (contracts.etherfi_withdrawals): short line ids
 
     @property
     def account(self) -> str:
         return account("etherfi", self.address)
+
+    def line_id(self, request: int) -> str:
+        return f"etherfi-request-{request}" if self.own else f"etherfi-request-{self.nft}-{request}"
 
     def calls(self) -> Sequence[Call]:
         calls = []
@@ -72,7 +80,7 @@ class WithdrawalReader:
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
         if self.count:
             held = need(results[-1], f"{self.account}/withdrawal requests held")
-            out.nft_balances[self.address] = int(held)
+            out.nft_balances[(self.address, self.nft)] = int(held)
         for index, request in enumerate(self.request_ids):
             owner, data, finalized = results[3 * index : 3 * index + 3]
             if not owner.ok or str(owner.value).lower() != self.address.lower():
@@ -89,9 +97,10 @@ class WithdrawalReader:
                     PositionKind.LOCKED,
                     details={
                         "request_id": str(request),
+                        "contract": self.nft,
                         "finalized": str(is_finalized).lower(),
                         "valid": str(bool(valid)).lower(),
                     },
-                    line_id=f"etherfi-request-{request}",
+                    line_id=self.line_id(request),
                 )
             )
