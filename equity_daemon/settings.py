@@ -251,6 +251,14 @@ class WithdrawalNftSettings(Section):
         return self
 
 
+class PriorityQueueSettings(Section):
+    """An EtherFi PriorityWithdrawalQueue (whitelisted addresses) holding an address's pending
+    requests: found in its `WithdrawRequestCreated` logs from `scan_from_block`."""
+
+    contract: Address
+    scan_from_block: int = Field(ge=0, lt=2**63)
+
+
 class HoldingSettings(Section):
     """One address and what it holds on the chain; each protocol is its own account line.
 
@@ -258,7 +266,8 @@ class HoldingSettings(Section):
     those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
     `etherfi_requests` the ids of the address's pending withdrawal requests, to which
     `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0), both
-    on `contracts.etherfi_withdrawals`; `etherfi_withdrawal_nfts` lists other request NFTs.
+    on `contracts.etherfi_withdrawals`; `etherfi_withdrawal_nfts` lists other request NFTs,
+    `etherfi_priority_queues` the PriorityWithdrawalQueues the address uses.
     """
 
     address: Address
@@ -270,6 +279,7 @@ class HoldingSettings(Section):
     # find this address's request ids from the NFT's mint logs, scanning from this block
     etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
     etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(default=(), max_length=8)
+    etherfi_priority_queues: tuple[PriorityQueueSettings, ...] = Field(default=(), max_length=4)
     vaults: tuple[Symbol, ...] = ()
 
 

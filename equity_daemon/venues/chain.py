@@ -79,9 +79,13 @@ from equity_daemon.venues.protocols.aave import AaveReader, Market, Reserve, dis
 from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
 from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
 from equity_daemon.venues.protocols.etherfi import (
+    PriorityQueueReader,
+    QueuedRequest,
     WithdrawalReader,
     mint_topics,
     minted_ids,
+    queue_topics,
+    queued_requests,
     weeth_rate,
 )
 from equity_daemon.venues.protocols.lido import wsteth_rate
@@ -148,6 +152,10 @@ class ChainVenue:
         # (address, NFT) (also kept in the venue memory, when attached: a restart resumes it)
         self._found: dict[str, set[int]] = {}
         self._cursor: dict[str, int] = {}
+        # PriorityWithdrawalQueue requests found in its logs, and the queue's nonce when the
+        # logs were last scanned through the block read, by the key of (address, queue)
+        self._queued: dict[str, dict[bytes, QueuedRequest]] = {}
+        self._queue_nonces: dict[str, int] = {}
         self._facts: _Facts | None = None  # what the last discovery found
         self._memory: VenueMemory | None = None
         self._memory_loaded = False
@@ -308,6 +316,12 @@ class ChainVenue:
         assert self._readers is not None  # _read discovered them
         readers = list(self._readers)
         for index, reader in enumerate(readers):
+            if isinstance(reader, PriorityQueueReader):
+                updated = await self._queue_moved(rpc, reader, out, block)
+                if updated is not None:
+                    readers[index] = updated
+                    found = True
+                continue
             if not isinstance(reader, WithdrawalReader) or not reader.count:
                 continue
             read = sum(
@@ -332,14 +346,15 @@ class ChainVenue:
 
     async def _scan(self, rpc: RpcEndpoint, source: _Requests, block: int) -> None:
         """Mint logs of `source`'s NFT to its address, from where the last scan stopped up to
-        `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
+        `block`."""
         assert source.scan_from is not None
-        start = self._cursor.setdefault(source.key, source.scan_from)
         found = self._found.setdefault(source.key, set())
-        while start <= block:
-            end = min(start + self._config.log_range_blocks - 1, block)
-            found |= minted_ids(await rpc.logs(source.nft, mint_topics(source.address), start, end))
-            start = self._cursor[source.key] = end + 1
+
+        def collect(logs: list[tuple[list[bytes], bytes]]) -> None:
+            found.update(minted_ids(logs))
+
+        topics = mint_topics(source.address)
+        await self._scan_logs(rpc, source.key, source.nft, topics, source.scan_from, block, collect)
         log.info(
             "etherfi_requests_scanned",
             venue=self.name,
@@ -347,7 +362,92 @@ class ChainVenue:
             contract=source.nft,
             found=len(found),
         )
-        await self._remember_scan(source)
+        await self._remember(
+            source.key,
+            {"from": source.scan_from, "cursor": self._cursor[source.key], "found": sorted(found)},
+        )
+
+    async def _scan_queue(self, rpc: RpcEndpoint, source: _Queue, block: int) -> None:
+        """The queue's request logs of `source`'s address, from where the last scan stopped up
+        to `block`."""
+        found = self._queued.setdefault(source.key, {})
+
+        def collect(logs: list[tuple[list[bytes], bytes]]) -> None:
+            found.update((r.request_id, r) for r in queued_requests(logs))
+
+        topics = queue_topics(source.address)
+        await self._scan_logs(
+            rpc, source.key, source.queue, topics, source.scan_from, block, collect
+        )
+        log.info(
+            "etherfi_priority_requests_scanned",
+            venue=self.name,
+            address=source.address,
+            contract=source.queue,
+            found=len(found),
+        )
+        await self._remember(
+            source.key,
+            {
+                "from": source.scan_from,
+                "cursor": self._cursor[source.key],
+                "found": [
+                    ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee]
+                    for r in found.values()
+                ],
+            },
+        )
+
+    async def _scan_logs(
+        self,
+        rpc: RpcEndpoint,
+        key: str,
+        contract: str,
+        topics: list[bytes | None],
+        scan_from: int,
+        block: int,
+        collect: Callable[[list[tuple[list[bytes], bytes]]], None],
+    ) -> None:
+        """`contract`'s logs matching `topics`, from the cursor `key` (else `scan_from`) up to
+        `block`, in ranges of `log_range_blocks` (one eth_getLogs each), each range collected
+        before the cursor moves past it."""
+        start = self._cursor.setdefault(key, scan_from)
+        while start <= block:
+            end = min(start + self._config.log_range_blocks - 1, block)
+            collect(await rpc.logs(contract, topics, start, end))
+            start = self._cursor[key] = end + 1
+
+    async def _queue_moved(
+        self, rpc: RpcEndpoint, reader: PriorityQueueReader, out: Readout, block: int
+    ) -> PriorityQueueReader | None:
+        """When the queue's nonce moved since its logs were scanned, scan them again up to
+        `block`; the reader with requests not read yet, else None."""
+        source = next(
+            source
+            for source in self._queue_sources()
+            if (source.address, source.queue) == (reader.address, reader.queue)
+        )
+        nonce = out.queue_nonces[(reader.address, reader.queue)]
+        if self._cursor.get(source.key, 0) <= block and self._queue_nonces.get(source.key) != nonce:
+            await self._scan_queue(rpc, source, block)
+        self._queue_nonces[source.key] = nonce  # the logs are scanned through this block
+        requests = tuple(sorted(self._queued[source.key].values(), key=lambda r: r.request_id))
+        if requests == reader.requests:
+            return None
+        return replace(reader, requests=requests)
+
+    def _queue_sources(self, holding: HoldingSettings | None = None) -> list[_Queue]:
+        """The PriorityWithdrawalQueues read for `holding` (every holding's, when None)."""
+        return [
+            _Queue(
+                item.address,
+                queue.contract,
+                queue.scan_from_block,
+                f"{_PRIORITY_KEY}:{item.address}:{queue.contract}",
+            )
+            for item in ((holding,) if holding is not None else self._config.holdings)
+            for queue in item.etherfi_priority_queues
+        ]
 
     def _withdrawal_sources(self, holding: HoldingSettings | None = None) -> list[_Requests]:
         """The request NFTs read for `holding` (every holding's, when None)."""
@@ -495,6 +595,10 @@ class ChainVenue:
                 readers.append(
                     WithdrawalReader(address, source.nft, ids, count=scans, own=source.own)
                 )
+            for queue in self._queue_sources(holding):
+                await self._scan_queue(rpc, queue, block)
+                queued = sorted(self._queued[queue.key].values(), key=lambda r: r.request_id)
+                readers.append(PriorityQueueReader(address, queue.queue, tuple(queued)))
             if holding.vaults:
                 shares = tuple(vaults[s].share for s in holding.vaults)
                 readers.append(TokenReader("erc4626", address, shares))
@@ -571,6 +675,20 @@ class ChainVenue:
                     continue  # configured anew: scan again
                 self._cursor[source.key] = int(scan["cursor"])
                 self._found[source.key] = {int(i) for i in scan["found"]}
+            for queue in self._queue_sources():
+                text = stored.get(queue.key)
+                if text is None:
+                    continue
+                scan = json.loads(text)
+                if scan["from"] != queue.scan_from:
+                    continue  # configured anew: scan again
+                self._cursor[queue.key] = int(scan["cursor"])
+                self._queued[queue.key] = {
+                    bytes.fromhex(str(i).removeprefix("0x")): QueuedRequest(
+                        bytes.fromhex(str(i).removeprefix("0x")), int(a), int(f)
+                    )
+                    for i, a, f in scan["found"]
+                }
             text = stored.get(_DISCOVERY_KEY)
             if text is None:
                 return
@@ -608,19 +726,10 @@ class ChainVenue:
     async def _remember_facts(self, facts: _Facts) -> None:
         await self._remember(_DISCOVERY_KEY, facts.to_json())
 
-    async def _remember_scan(self, source: _Requests) -> None:
-        await self._remember(
-            source.key,
-            {
-                "from": source.scan_from,
-                "cursor": self._cursor[source.key],
-                "found": sorted(self._found[source.key]),
-            },
-        )
-
 
 _DISCOVERY_KEY = "discovery"
 _REQUESTS_KEY = "etherfi_requests"
+_PRIORITY_KEY = "etherfi_priority"
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,6 +744,17 @@ class _Requests:
     scan_from: int | None
     key: str
     own: bool = True  # the venue's contracts.etherfi_withdrawals
+
+
+@dataclass(frozen=True, slots=True)
+class _Queue:
+    """A PriorityWithdrawalQueue read for an address, where its log scan starts, and the key
+    of the scan's cursor."""
+
+    address: str
+    queue: str
+    scan_from: int
+    key: str
 
 
 @dataclass(frozen=True, slots=True)

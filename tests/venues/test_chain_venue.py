@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi.abi import decode
 from structlog.testing import capture_logs
 
 from equity_daemon.clock import SystemClock
@@ -27,7 +28,7 @@ from equity_daemon.settings import ChainVenue as ChainSettings
 from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.chain import ChainVenue
 from equity_daemon.venues.multicall import MULTICALL3_ADDRESS
-from tests.chain import RAY, WAD, Artifact
+from tests.chain import RAY, WAD, Artifact, Contract
 from tests.rpc_proxy import Mode, RpcProxy
 from tests.venues.conftest import World
 
@@ -801,3 +802,71 @@ def test_a_withdrawal_nft_listed_twice_is_a_configuration_error(world: World) ->
     holding = {"address": world.fund, "etherfi_withdrawal_nfts": [{"contract": world.nobody}]}
     with pytest.raises(ValueError, match="give requests, scan_from_block or both"):
         settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+
+
+def queue_request(queue: Contract, sender: str, amount: int, with_fee: int) -> tuple[Any, ...]:
+    """A PriorityWithdrawalQueue request by `sender`: the struct its claim takes, from its log."""
+    (entry,) = queue.transact("requestWithdraw", amount, with_fee, sender=sender)["logs"]
+    data = bytes.fromhex(entry["data"].removeprefix("0x"))
+    return (sender, *decode(["uint96", "uint96", "uint96", "uint32", "uint32"], data))
+
+
+async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    queue = world.chain.deploy(contracts["priority_withdrawal_queue"])
+    fund, other = world.fund, world.chain.accounts[5]
+    first = queue_request(queue, fund, 4 * WAD, 4 * WAD - 4 * 10**15)
+    holdings = [
+        {
+            "address": fund,
+            "etherfi_priority_queues": [{"contract": queue.address, "scan_from_block": 0}],
+        }
+    ]
+    config = settings(world, [proxy.url], holdings=holdings, log_range_blocks=7)
+
+    def pending(report: VenueReport) -> list[tuple[Decimal, str, str]]:
+        return sorted(
+            (p.amount, str(p.details["finalized"]), str(p.details["amount_of_eeth"]))
+            for p in locked(report)
+        )
+
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        async with remembering(config, history) as venue:
+            report = await venue.fetch()
+            (line,) = locked(report)
+            assert line.line_id == f"etherfi-priority-{line.details['request_id']}"
+            assert line.details["contract"] == queue.address
+            assert pending(report) == [(Decimal("3.996"), "false", "4")]  # what its claim pays
+            queue_request(queue, other, WAD, WAD)  # someone else's: the nonce moves
+            proxy.reset()
+            assert pending(await venue.fetch()) == [(Decimal("3.996"), "false", "4")]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs"]
+            proxy.reset()
+            await venue.fetch()
+            assert proxy.methods == ["eth_blockNumber", "eth_call"]  # nothing new: no scan
+            second = queue_request(queue, fund, 2 * WAD, 2 * WAD)
+            proxy.reset()
+            # found and read in the same fetch, at the same block: no eETH that vanished
+            assert pending(await venue.fetch()) == [
+                (Decimal(2), "false", "2"),
+                (Decimal("3.996"), "false", "4"),
+            ]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+            queue.transact("fulfillRequests", [first, second])
+            assert pending(await venue.fetch()) == [
+                (Decimal(2), "true", "2"),
+                (Decimal("3.996"), "true", "4"),
+            ]
+            queue.transact("claimWithdraw", first)
+            assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+        proxy.reset()
+        async with remembering(config, history) as venue:  # a restart resumes the scan
+            assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+        assert proxy.methods.count("eth_getLogs") == 1  # the new blocks only
+        queue.transact("cancelWithdraw", second, sender=fund)
+        async with remembering(config, history) as venue:
+            assert locked(await venue.fetch()) == []
+    finally:
+        await history.aclose()

@@ -2,10 +2,11 @@
 
 The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`,
 `IPoolAddressesProvider`, `IAaveOracle`, Maker's `DSToken`, Lido `WstETH`, EtherFi `WeETH`,
-`WithdrawRequestNFT` and `WeETHWithdrawAdapter`, Chainlink `AggregatorV3Interface`, ERC-20,
-ERC-721, ERC-4626, Multicall3), not from our sources: a function the daemon reads must have the
-same signature (so the same selector) and the same return types (so the same encoding), or the
-client code tested here would not read mainnet unchanged.
+`WithdrawRequestNFT`, `WeETHWithdrawAdapter` and `PriorityWithdrawalQueue`, Chainlink
+`AggregatorV3Interface`, ERC-20, ERC-721, ERC-4626, Multicall3), not from our sources: a
+function the daemon reads must have the same signature (so the same selector) and the same
+return types (so the same encoding), or the client code tested here would not read mainnet
+unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi.abi import decode
+from eth_abi.abi import decode, encode
 from eth_utils.abi import abi_to_signature, get_abi_output_types
 from eth_utils.crypto import keccak
 
@@ -46,6 +47,9 @@ RESERVE_DATA_LEGACY = (
     "((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,"
     "address,address,address,address,uint128,uint128,uint128)"
 )
+# PriorityWithdrawalQueue's WithdrawRequest: user, amountOfEEth, shareOfEEth, amountWithFee,
+# nonce, creationTime
+QUEUED = "(address,uint96,uint96,uint96,uint32,uint32)"
 MAINNET: dict[str, dict[str, str]] = {
     "erc20": ERC20,
     "ds_token": {
@@ -112,6 +116,16 @@ MAINNET: dict[str, dict[str, str]] = {
         "invalidateRequest(uint256)": "",
         "claimWithdraw(uint256)": "",
     },
+    "priority_withdrawal_queue": {
+        "requestWithdraw(uint96,uint96)": "bytes32",
+        "requestExists(bytes32)": "bool",
+        "isFinalized(bytes32)": "bool",
+        "nonce()": "uint32",
+        f"getRequestId({QUEUED})": "bytes32",
+        f"fulfillRequests({QUEUED}[])": "",
+        f"claimWithdraw({QUEUED})": "",
+        f"cancelWithdraw({QUEUED})": "bytes32",
+    },
     "weeth_withdraw_adapter": {
         "requestWithdraw(uint256,address)": "uint256",
         "getEETHByWeETH(uint256)": "uint256",
@@ -161,6 +175,17 @@ EVENTS: dict[str, dict[str, tuple[bool, ...]]] = {
         "Transfer(address,address,uint256)": (True, True, True),
         "WithdrawRequestCreated(uint32,uint256,uint256,address)": (True, False, False, False),
         "WithdrawRequestInvalidated(uint32)": (True,),
+    },
+    "priority_withdrawal_queue": {
+        "WithdrawRequestCreated(bytes32,address,uint96,uint96,uint96,uint32,uint32)": (
+            True,
+            True,
+            False,
+            False,
+            False,
+            False,
+            False,
+        ),
     },
 }
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -337,3 +362,26 @@ def test_rates_feeds_and_vaults(world: World) -> None:
     assert world.vault.call("asset") == world.usdt.address.lower()
     assert world.vault.call("convertToAssets", 10 * 10**6) == 11 * 10**6
     assert world.vault.call("balanceOf", world.fund) == 1_000 * 10**6
+
+
+def test_a_priority_request_id_is_the_hash_of_its_abi_encoded_struct(world: World) -> None:
+    queue = world.chain.deploy(compile_contracts()["priority_withdrawal_queue"])
+    receipt = queue.transact("requestWithdraw", 3 * WAD, 3 * WAD - 10**15, sender=world.fund)
+    (entry,) = receipt["logs"]
+    request_id = bytes.fromhex(entry["topics"][1].removeprefix("0x"))
+    values = decode(
+        ["uint96", "uint96", "uint96", "uint32", "uint32"],
+        bytes.fromhex(entry["data"].removeprefix("0x")),
+    )
+    request = (world.fund, *values)
+    assert request_id == keccak(encode([QUEUED], [request]))  # Solidity's abi.encode(request)
+    assert queue.call("getRequestId", request) == request_id
+    assert (queue.call("requestExists", request_id), queue.call("isFinalized", request_id)) == (
+        True,
+        False,
+    )
+    queue.transact("fulfillRequests", [request])
+    assert queue.call("isFinalized", request_id)
+    queue.transact("claimWithdraw", request)
+    assert not queue.call("requestExists", request_id)
+    assert queue.call("nonce") == 2

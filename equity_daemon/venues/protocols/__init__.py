@@ -53,6 +53,8 @@ class Readout:
     health: list[HealthFactor] = field(default_factory=list)
     # withdrawal NFTs held, by (holder, NFT contract)
     nft_balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    # PriorityWithdrawalQueue nonces, by (holder, queue contract)
+    queue_nonces: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Reader(Protocol):
