@@ -116,11 +116,16 @@ class HealthFactor:
     """A lending account's health factor as its protocol reports it (Aave `getUserAccountData`).
 
     `value` is `Decimal("Infinity")` for an account without debt (Aave answers uint256 max).
+    `collateral` and `debt` are the protocol's own totals (`totalCollateralBase`,
+    `totalDebtBase`) in its base `currency` (USD on Ethereum), when it gives them.
     """
 
     market: str
     address: str
     value: Decimal
+    collateral: Decimal | None = None
+    debt: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,10 @@ def full_exposition() -> str:
     basis = replace(basis, snapshot=replace(basis.snapshot, reconciliations=(drift,), pegs=(peg,)))
     lido, okx = basis.venues
     assert lido.last_good is not None
-    aave = replace(lido.last_good, health=(HealthFactor("core", "0xa", Decimal("1.3")),))
+    aave = replace(
+        lido.last_good,
+        health=(HealthFactor("core", "0xa", Decimal("1.3"), Decimal(13), Decimal(10), "USD"),),
+    )
     basis = replace(basis, venues=(VenueState(aave, aave), okx))
     metrics = scrape_registry([basis, incomplete_view()], {"pager": 1})
     metrics.prepare(["lido", "okx", "bybit"], ["pager"])

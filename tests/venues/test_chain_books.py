@@ -367,6 +367,10 @@ async def test_a_running_daemon_serves_chain_metrics_remembers_discovery_and_clo
                 f'equity_daemon_aave_health_factor{{address="{world.fund}",book="staking",'
                 'market="core",venue="anvil-eth"} 1.27'
             ) in text
+            assert (
+                f'equity_daemon_aave_collateral{{address="{world.fund}",book="staking",'
+                'currency="USD",market="core",venue="anvil-eth"} 1.236e+08'
+            ) in text
             tg.cancel_scope.cancel()
         # the daemon gave the venue its history: discovery is there for the next start
         assert "discovery" in await history.recall("anvil-eth")

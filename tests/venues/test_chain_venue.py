@@ -138,7 +138,11 @@ async def test_every_holding_is_read_at_one_block_in_two_requests(
                 computed_at_venue_prices=Decimal(43_350_000),
             ),
         )
-        assert report.health == (HealthFactor("core", fund, Decimal("1.27")),)
+        assert report.health == (
+            HealthFactor(
+                "core", fund, Decimal("1.27"), Decimal(123_600_000), Decimal(80_250_000), "USD"
+            ),
+        )
         assert {
             p.kind.value: p.details.get("collateral")
             for p in report.positions
@@ -452,7 +456,9 @@ async def test_an_address_without_debt_has_an_infinite_health_factor(
     holdings = [{"address": other, "aave": ["core"]}]
     async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
         report = await venue.fetch()
-    assert report.health == (HealthFactor("core", other, Decimal("Infinity")),)
+    assert report.health == (
+        HealthFactor("core", other, Decimal("Infinity"), Decimal(1), Decimal(0), "USD"),
+    )
     assert report.reported[0].amount == 1  # 1 USD of collateral, no debt
     assert report.positions == ()
 

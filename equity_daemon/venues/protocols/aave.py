@@ -227,7 +227,16 @@ class AaveReader:
         ours = 0  # our balances at Aave's prices, in base units, as Aave sums them
         uncounted: set[str] = set()  # supplies Aave's figure leaves out (not collateral)
         factor = Decimal("Infinity") if health == UINT256_MAX else units(health, WAD_DECIMALS)
-        out.health.append(HealthFactor(self.market, self.address, factor))
+        out.health.append(
+            HealthFactor(
+                self.market,
+                self.address,
+                factor,
+                units(collateral, BASE_DECIMALS),
+                units(debt, BASE_DECIMALS),
+                BASE_CURRENCY,
+            )
+        )
         for index, reserve in enumerate(self.reserves):
             supplied, owed = results[2 + 2 * index : 4 + 2 * index]
             is_collateral = reserve.is_collateral(int(configuration))
