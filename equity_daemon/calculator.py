@@ -135,6 +135,7 @@ def calculate(
         equity=equity,
         equity_by_venue=dict(sorted(totals.by_venue.items())),
         equity_by_asset=dict(sorted(totals.by_asset.items())),
+        equity_by_account=totals.by_venue_account(),
         excluded=tuple(totals.excluded),
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
         venues=tuple(summaries),
@@ -256,6 +257,13 @@ class _Totals:
         if position.kind is PositionKind.ASSET:
             line = (venue, position.account, symbol)
             self.account_assets[line] = self.account_assets.get(line, ZERO) + value
+
+    def by_venue_account(self) -> dict[str, dict[str, Decimal]]:
+        """Equity by venue, then by account (a chain venue's accounts are its protocols)."""
+        nested: dict[str, dict[str, Decimal]] = {}
+        for (venue, account), value in sorted(self.by_account.items()):
+            nested.setdefault(venue, {})[account] = value
+        return nested
 
     def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
         """The account's equity lines as valued here, beside what the venue says they are worth.

@@ -136,6 +136,7 @@ async def test_a_leveraged_staking_book_in_eth(
         assert snap.total_assets == 121
         assert snap.total_debt == Decimal("85.6")
         assert dict(snap.equity_by_venue) == {"anvil-eth": Decimal("35.4")}
+        assert snap.equity_by_account == {"anvil-eth": {f"aave-core:{holder}": Decimal("35.4")}}
         (reconciliation,) = snap.reconciliations
         assert reconciliation.account == f"aave-core:{holder}"
         assert reconciliation.reported == Decimal("35.4")  # (363000 - 256800) USD / 3000
@@ -291,6 +292,11 @@ async def test_a_basis_book_in_usdt_with_a_manual_hedge(
         # 40 weETH x 1.06 eETH x 1 ETH x 3000 USD x 1 USDT = 127200, plus 5000 USDT margin
         assert snap.equity == 132_200
         assert dict(snap.equity_by_venue) == {"anvil-usdt": 127_200, "exchange": 5_000}
+        # a fund reads its equity by protocol: the chain venue's accounts
+        assert snap.to_json()["equity_by_account"] == {
+            "anvil-usdt": {f"wallet:{holder}": "127200"},
+            "exchange": {"perp": "5000"},
+        }
         (hedge_line,) = snap.excluded
         assert hedge_line.value == Decimal("127200")  # 42.4 ETH x 3000: the other leg
         assert hedge_line.side == "short"
