@@ -16,9 +16,9 @@ their answers become lines — lives in `protocols/`; this module holds the mech
   at the first fetch and then every `discovery_interval_seconds`, through the same multicall; a
   refresh that fails keeps the last one's results. With a memory attached (the history
   database, `attach_memory`) its results and the request-log cursors survive a restart.
-  EtherFi request ids may also come from the NFT's mint logs, scanned at discovery and again
-  (in the same fetch, at the same block) whenever an address holds more request NFTs than
-  were read.
+  EtherFi requests may also come from logs (request NFTs' mints, PriorityWithdrawalQueues'
+  requests: `withdrawals.py`), scanned at discovery and again, in the same fetch and at the
+  same block, whenever a read shows a request not known yet.
 * **All or nothing.** A call a line depends on that fails — reverts, has no code at its target,
   answers data too short to decode — fails the whole report, naming the line: the poller keeps
   the last good report (and its age shows), where dropping the line would silently move
@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -57,7 +57,7 @@ from equity_daemon.model import VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.settings import ChainVenue as ChainSettings
-from equity_daemon.settings import FeedSettings, HoldingSettings
+from equity_daemon.settings import FeedSettings
 from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.multicall import (
     Aggregate,
@@ -78,20 +78,12 @@ from equity_daemon.venues.protocols import (
 from equity_daemon.venues.protocols.aave import AaveReader, Market, Reserve, discover_market
 from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
 from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
-from equity_daemon.venues.protocols.etherfi import (
-    PriorityQueueReader,
-    QueuedRequest,
-    WithdrawalReader,
-    mint_topics,
-    minted_ids,
-    queue_topics,
-    queued_requests,
-    weeth_rate,
-)
+from equity_daemon.venues.protocols.etherfi import weeth_rate
 from equity_daemon.venues.protocols.lido import wsteth_rate
 from equity_daemon.venues.protocols.wallet import NATIVE, WalletReader
 from equity_daemon.venues.registry import registry_for
 from equity_daemon.venues.rpc import RpcEndpoint
+from equity_daemon.venues.withdrawals import WithdrawalScans
 
 log = structlog.get_logger()
 
@@ -148,14 +140,9 @@ class ChainVenue:
         self._discovered_at: float | None = None
         self._rates: dict[tuple[str, str], Observation] = {}
         self._rate_failures: dict[tuple[str, str], str] = {}
-        # withdrawal request ids found in mint logs, and the next block to scan, by the key of
-        # (address, NFT) (also kept in the venue memory, when attached: a restart resumes it)
-        self._found: dict[str, set[int]] = {}
-        self._cursor: dict[str, int] = {}
-        # PriorityWithdrawalQueue requests found in its logs, and the queue's nonce when the
-        # logs were last scanned through the block read, by the key of (address, queue)
-        self._queued: dict[str, dict[bytes, QueuedRequest]] = {}
-        self._queue_nonces: dict[str, int] = {}
+        self._withdrawals = WithdrawalScans(
+            config, self._contracts.get("etherfi_withdrawals", ""), self._remember
+        )
         self._facts: _Facts | None = None  # what the last discovery found
         self._memory: VenueMemory | None = None
         self._memory_loaded = False
@@ -223,10 +210,12 @@ class ChainVenue:
         block = max(head - self._config.confirmations, 0)
         readers = await self._current_readers(rpc, block)
         out = await self._read_at(rpc, readers, block)
-        if await self._found_new_requests(rpc, out, block):
+        readers, found = await self._withdrawals.found_new(rpc, readers, out, block)
+        if found:
             # read again at the same block, new requests included: a request made since the
             # last scan must not read as eETH that vanished
-            out = await self._read_at(rpc, await self._current_readers(rpc, block), block)
+            self._readers = readers
+            out = await self._read_at(rpc, readers, block)
         return out
 
     async def _read_at(self, rpc: RpcEndpoint, readers: Sequence[Reader], block: int) -> Readout:
@@ -308,172 +297,6 @@ class ChainVenue:
         raise VenueUnavailable(self.name, reason)
 
     # --- discovery ------------------------------------------------------------------------
-
-    async def _found_new_requests(self, rpc: RpcEndpoint, out: Readout, block: int) -> bool:
-        """Scan the logs of request NFTs an address holds more of than were read; True if that
-        found requests not read yet (the readers then know them)."""
-        found = False
-        assert self._readers is not None  # _read discovered them
-        readers = list(self._readers)
-        for index, reader in enumerate(readers):
-            if isinstance(reader, PriorityQueueReader):
-                updated = await self._queue_moved(rpc, reader, out, block)
-                if updated is not None:
-                    readers[index] = updated
-                    found = True
-                continue
-            if not isinstance(reader, WithdrawalReader) or not reader.count:
-                continue
-            read = sum(
-                1
-                for p in out.positions
-                if p.account == reader.account and p.details.get("contract") == reader.nft
-            )
-            if out.nft_balances.get((reader.address, reader.nft), 0) <= read:
-                continue
-            source = next(
-                source
-                for source in self._withdrawal_sources()
-                if (source.address, source.nft) == (reader.address, reader.nft)
-            )
-            await self._scan(rpc, source, block)
-            ids = tuple(sorted({*reader.request_ids, *self._found[source.key]}))
-            if ids != reader.request_ids:
-                readers[index] = replace(reader, request_ids=ids)
-                found = True
-        self._readers = tuple(readers)
-        return found
-
-    async def _scan(self, rpc: RpcEndpoint, source: _Requests, block: int) -> None:
-        """Mint logs of `source`'s NFT to its address, from where the last scan stopped up to
-        `block`."""
-        assert source.scan_from is not None
-        found = self._found.setdefault(source.key, set())
-
-        def collect(logs: list[tuple[list[bytes], bytes]]) -> None:
-            found.update(minted_ids(logs))
-
-        topics = mint_topics(source.address)
-        await self._scan_logs(rpc, source.key, source.nft, topics, source.scan_from, block, collect)
-        log.info(
-            "etherfi_requests_scanned",
-            venue=self.name,
-            address=source.address,
-            contract=source.nft,
-            found=len(found),
-        )
-        await self._remember(
-            source.key,
-            {"from": source.scan_from, "cursor": self._cursor[source.key], "found": sorted(found)},
-        )
-
-    async def _scan_queue(self, rpc: RpcEndpoint, source: _Queue, block: int) -> None:
-        """The queue's request logs of `source`'s address, from where the last scan stopped up
-        to `block`."""
-        found = self._queued.setdefault(source.key, {})
-
-        def collect(logs: list[tuple[list[bytes], bytes]]) -> None:
-            found.update((r.request_id, r) for r in queued_requests(logs))
-
-        topics = queue_topics(source.address)
-        await self._scan_logs(
-            rpc, source.key, source.queue, topics, source.scan_from, block, collect
-        )
-        log.info(
-            "etherfi_priority_requests_scanned",
-            venue=self.name,
-            address=source.address,
-            contract=source.queue,
-            found=len(found),
-        )
-        await self._remember(
-            source.key,
-            {
-                "from": source.scan_from,
-                "cursor": self._cursor[source.key],
-                "found": [
-                    ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee]
-                    for r in found.values()
-                ],
-            },
-        )
-
-    async def _scan_logs(
-        self,
-        rpc: RpcEndpoint,
-        key: str,
-        contract: str,
-        topics: list[bytes | None],
-        scan_from: int,
-        block: int,
-        collect: Callable[[list[tuple[list[bytes], bytes]]], None],
-    ) -> None:
-        """`contract`'s logs matching `topics`, from the cursor `key` (else `scan_from`) up to
-        `block`, in ranges of `log_range_blocks` (one eth_getLogs each), each range collected
-        before the cursor moves past it."""
-        start = self._cursor.setdefault(key, scan_from)
-        while start <= block:
-            end = min(start + self._config.log_range_blocks - 1, block)
-            collect(await rpc.logs(contract, topics, start, end))
-            start = self._cursor[key] = end + 1
-
-    async def _queue_moved(
-        self, rpc: RpcEndpoint, reader: PriorityQueueReader, out: Readout, block: int
-    ) -> PriorityQueueReader | None:
-        """When the queue's nonce moved since its logs were scanned, scan them again up to
-        `block`; the reader with requests not read yet, else None."""
-        source = next(
-            source
-            for source in self._queue_sources()
-            if (source.address, source.queue) == (reader.address, reader.queue)
-        )
-        nonce = out.queue_nonces[(reader.address, reader.queue)]
-        if self._cursor.get(source.key, 0) <= block and self._queue_nonces.get(source.key) != nonce:
-            await self._scan_queue(rpc, source, block)
-        self._queue_nonces[source.key] = nonce  # the logs are scanned through this block
-        requests = tuple(sorted(self._queued[source.key].values(), key=lambda r: r.request_id))
-        if requests == reader.requests:
-            return None
-        return replace(reader, requests=requests)
-
-    def _queue_sources(self, holding: HoldingSettings | None = None) -> list[_Queue]:
-        """The PriorityWithdrawalQueues read for `holding` (every holding's, when None)."""
-        return [
-            _Queue(
-                item.address,
-                queue.contract,
-                queue.scan_from_block,
-                f"{_PRIORITY_KEY}:{item.address}:{queue.contract}",
-            )
-            for item in ((holding,) if holding is not None else self._config.holdings)
-            for queue in item.etherfi_priority_queues
-        ]
-
-    def _withdrawal_sources(self, holding: HoldingSettings | None = None) -> list[_Requests]:
-        """The request NFTs read for `holding` (every holding's, when None)."""
-        sources = []
-        own = self._contracts.get("etherfi_withdrawals", "")
-        for item in (holding,) if holding is not None else self._config.holdings:
-            address = item.address
-            if item.etherfi_requests or item.etherfi_scan_from_block is not None:
-                key = f"{_REQUESTS_KEY}:{address}"
-                sources.append(
-                    _Requests(
-                        address, own, item.etherfi_requests, item.etherfi_scan_from_block, key
-                    )
-                )
-            sources += [
-                _Requests(
-                    address,
-                    nft.contract,
-                    nft.requests,
-                    nft.scan_from_block,
-                    f"{_REQUESTS_KEY}:{address}:{nft.contract}",
-                    own=nft.contract.lower() == own.lower(),
-                )
-                for nft in item.etherfi_withdrawal_nfts
-            ]
-        return sources
 
     async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
         if self._readers is not None and not self._due():
@@ -587,18 +410,7 @@ class ChainVenue:
                 readers.append(TokenReader("lido", address, _pick(tokens, holding.lido)))
             if holding.etherfi:
                 readers.append(TokenReader("etherfi", address, _pick(tokens, holding.etherfi)))
-            for source in self._withdrawal_sources(holding):
-                scans = source.scan_from is not None
-                if scans:
-                    await self._scan(rpc, source, block)
-                ids = tuple(sorted({*source.ids, *self._found.get(source.key, ())}))
-                readers.append(
-                    WithdrawalReader(address, source.nft, ids, count=scans, own=source.own)
-                )
-            for queue in self._queue_sources(holding):
-                await self._scan_queue(rpc, queue, block)
-                queued = sorted(self._queued[queue.key].values(), key=lambda r: r.request_id)
-                readers.append(PriorityQueueReader(address, queue.queue, tuple(queued)))
+            readers += await self._withdrawals.readers(rpc, holding, block)
             if holding.vaults:
                 shares = tuple(vaults[s].share for s in holding.vaults)
                 readers.append(TokenReader("erc4626", address, shares))
@@ -666,29 +478,7 @@ class ChainVenue:
             self._memory_failed(exc)
             return
         try:
-            for source in self._withdrawal_sources():
-                text = stored.get(source.key)
-                if text is None or source.scan_from is None:
-                    continue
-                scan = json.loads(text)
-                if scan["from"] != source.scan_from:
-                    continue  # configured anew: scan again
-                self._cursor[source.key] = int(scan["cursor"])
-                self._found[source.key] = {int(i) for i in scan["found"]}
-            for queue in self._queue_sources():
-                text = stored.get(queue.key)
-                if text is None:
-                    continue
-                scan = json.loads(text)
-                if scan["from"] != queue.scan_from:
-                    continue  # configured anew: scan again
-                self._cursor[queue.key] = int(scan["cursor"])
-                self._queued[queue.key] = {
-                    bytes.fromhex(str(i).removeprefix("0x")): QueuedRequest(
-                        bytes.fromhex(str(i).removeprefix("0x")), int(a), int(f)
-                    )
-                    for i, a, f in scan["found"]
-                }
+            self._withdrawals.recall(stored)
             text = stored.get(_DISCOVERY_KEY)
             if text is None:
                 return
@@ -728,33 +518,6 @@ class ChainVenue:
 
 
 _DISCOVERY_KEY = "discovery"
-_REQUESTS_KEY = "etherfi_requests"
-_PRIORITY_KEY = "etherfi_priority"
-
-
-@dataclass(frozen=True, slots=True)
-class _Requests:
-    """Where an address's EtherFi withdrawal requests are read: an NFT contract, the ids
-    configured, the block its mint-log scan starts from (None: no scan), and the key of the
-    scan's cursor (in memory and in the history database)."""
-
-    address: str
-    nft: str
-    ids: tuple[int, ...]
-    scan_from: int | None
-    key: str
-    own: bool = True  # the venue's contracts.etherfi_withdrawals
-
-
-@dataclass(frozen=True, slots=True)
-class _Queue:
-    """A PriorityWithdrawalQueue read for an address, where its log scan starts, and the key
-    of the scan's cursor."""
-
-    address: str
-    queue: str
-    scan_from: int
-    key: str
 
 
 @dataclass(frozen=True, slots=True)
