@@ -348,6 +348,9 @@ class ChainVenue(Section):
                 nfts.append(contracts["etherfi_withdrawals"].lower())
             if len(set(nfts)) != len(nfts):
                 raise ValueError(f"{at}.etherfi_withdrawal_nfts: a contract is listed twice")
+            queues = [queue.contract.lower() for queue in holding.etherfi_priority_queues]
+            if len(set(queues)) != len(queues):
+                raise ValueError(f"{at}.etherfi_priority_queues: a contract is listed twice")
         unknown_markets = sorted(set(self.aave_oracles) - set(markets))
         if unknown_markets:
             raise ValueError(f"aave_oracles: unknown market {', '.join(unknown_markets)}")

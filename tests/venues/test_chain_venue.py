@@ -797,7 +797,7 @@ async def test_requests_in_several_withdrawal_nfts_are_each_read(
     }
 
 
-def test_a_withdrawal_nft_listed_twice_is_a_configuration_error(world: World) -> None:
+def test_a_withdrawal_nft_or_queue_listed_twice_is_a_configuration_error(world: World) -> None:
     holding = {
         "address": world.fund,
         "etherfi_requests": [1],
@@ -807,6 +807,10 @@ def test_a_withdrawal_nft_listed_twice_is_a_configuration_error(world: World) ->
         settings(world, ["http://127.0.0.1:1"], holdings=[holding])
     holding = {"address": world.fund, "etherfi_withdrawal_nfts": [{"contract": world.nobody}]}
     with pytest.raises(ValueError, match="give requests, scan_from_block or both"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+    queue = {"contract": world.nobody, "scan_from_block": 0}
+    holding = {"address": world.fund, "etherfi_priority_queues": [queue, queue]}
+    with pytest.raises(ValueError, match=r"etherfi_priority_queues: a contract is listed twice"):
         settings(world, ["http://127.0.0.1:1"], holdings=[holding])
 
 
