@@ -292,6 +292,15 @@ class _Gauges:
             "(+Inf without debt).",
             ["book", "venue", "market", "address"],
         )
+        aave = ["book", "venue", "market", "address", "currency"]
+        self.aave_collateral = gauge(
+            "aave_collateral",
+            "Aave totalCollateralBase of an address in a market, in its base currency.",
+            aave,
+        )
+        self.aave_debt = gauge(
+            "aave_debt", "Aave totalDebtBase of an address in a market, in its base currency.", aave
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -305,6 +314,11 @@ class _Gauges:
                 self.health_factor.add_metric(
                     [book, state.venue, health.market, health.address], float(health.value)
                 )
+                labels = [book, state.venue, health.market, health.address, health.currency or ""]
+                if health.collateral is not None:
+                    self.aave_collateral.add_metric(labels, float(health.collateral))
+                if health.debt is not None:
+                    self.aave_debt.add_metric(labels, float(health.debt))
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value

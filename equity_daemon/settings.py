@@ -242,13 +242,38 @@ class VaultSettings(Section):
     asset: Symbol
 
 
+class WithdrawalNftSettings(Section):
+    """Another EtherFi WithdrawRequestNFT (same ABI) holding an address's pending requests:
+    `requests` ids on it, and those found in its mint logs from `scan_from_block`."""
+
+    contract: Address
+    requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> WithdrawalNftSettings:
+        if not self.requests and self.scan_from_block is None:
+            raise ValueError("give requests, scan_from_block or both")
+        return self
+
+
+class PriorityQueueSettings(Section):
+    """An EtherFi PriorityWithdrawalQueue (whitelisted addresses) holding an address's pending
+    requests: found in its `WithdrawRequestCreated` logs from `scan_from_block`."""
+
+    contract: Address
+    scan_from_block: int = Field(ge=0, lt=2**63)
+
+
 class HoldingSettings(Section):
     """One address and what it holds on the chain; each protocol is its own account line.
 
     `wallet` names `ETH` (native) or tokens of the venue's `tokens` (or the registry's); only
     those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
     `etherfi_requests` the ids of the address's pending withdrawal requests, to which
-    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0).
+    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0), both
+    on `contracts.etherfi_withdrawals`; `etherfi_withdrawal_nfts` lists other request NFTs,
+    `etherfi_priority_queues` the PriorityWithdrawalQueues the address uses.
     """
 
     address: Address
@@ -259,6 +284,8 @@ class HoldingSettings(Section):
     etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
     # find this address's request ids from the NFT's mint logs, scanning from this block
     etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+    etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(default=(), max_length=8)
+    etherfi_priority_queues: tuple[PriorityQueueSettings, ...] = Field(default=(), max_length=4)
     vaults: tuple[Symbol, ...] = ()
 
 
@@ -268,7 +295,8 @@ class ChainVenue(Section):
     `rpc` lists the endpoints in order of preference (their URLs usually hold API keys: inline,
     from the environment, or `rpc_file` with one URL per line). Addresses of tokens, Aave
     markets, other contracts and feeds come from the built-in registry of `chain_id` (Ethereum
-    mainnet is built in) and are overridden by `tokens`, `aave_markets`, `contracts`, `feeds`.
+    mainnet is built in) and are overridden by `multicall`, `tokens`, `aave_markets`,
+    `aave_oracles`, `contracts`, `feeds`.
     """
 
     kind: Literal["chain"]
@@ -280,6 +308,8 @@ class ChainVenue(Section):
     multicall: Address | None = None
     tokens: dict[Symbol, Address] = {}
     aave_markets: dict[Name, Address] = {}
+    # a market's AaveOracle, instead of the one its Pool's addresses provider names
+    aave_oracles: dict[Name, Address] = {}
     contracts: dict[Name, Address] = {}
     vaults: tuple[VaultSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()
@@ -319,6 +349,17 @@ class ChainVenue(Section):
             scans = holding.etherfi_scan_from_block is not None
             if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
                 raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
+            nfts = [nft.contract.lower() for nft in holding.etherfi_withdrawal_nfts]
+            if holding.etherfi_requests or scans:
+                nfts.append(contracts["etherfi_withdrawals"].lower())
+            if len(set(nfts)) != len(nfts):
+                raise ValueError(f"{at}.etherfi_withdrawal_nfts: a contract is listed twice")
+            queues = [queue.contract.lower() for queue in holding.etherfi_priority_queues]
+            if len(set(queues)) != len(queues):
+                raise ValueError(f"{at}.etherfi_priority_queues: a contract is listed twice")
+        unknown_markets = sorted(set(self.aave_oracles) - set(markets))
+        if unknown_markets:
+            raise ValueError(f"aave_oracles: unknown market {', '.join(unknown_markets)}")
         for index, feed in enumerate(self.feeds):
             known_feed = registry.feeds.get((feed.base, feed.quote))
             if known_feed is None and (feed.address is None or feed.heartbeat_seconds is None):
