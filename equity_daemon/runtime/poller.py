@@ -18,6 +18,7 @@ A streaming venue is followed through `updates()`; REST fetches cover while the 
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
 A venue that also yields REST polls between pushes says when its stream last spoke
 (`HeardVenue.last_heard`): silence is measured from that, not from its last report.
+A stream whose login is refused is reconnected no sooner than `max_backoff`, as a refused fetch.
 """
 
 from __future__ import annotations
@@ -253,6 +254,7 @@ class Poller:
         while True:
             updates = venue.updates()
             retry_after = 0.0
+            refused: VenueAuthError | None = None
             try:
                 async for pushed in updates:
                     self._last_push = self._clock.monotonic()
@@ -263,6 +265,7 @@ class Poller:
                 reason = _classify(venue, exc)[1]
                 if isinstance(exc, VenueUnavailable) and exc.retry_after is not None:
                     retry_after = exc.retry_after  # a 429 to one of the stream's REST reads
+                refused = exc if isinstance(exc, VenueAuthError) else None
             finally:  # a generator is closed here, in its own task, not later by the collector
                 aclose = getattr(updates, "aclose", None)
                 if aclose is not None:
@@ -273,6 +276,8 @@ class Poller:
             log.warning("stream_down", venue=venue.name, reason=reason)
             await anyio.sleep(retry_after)  # the exchange's Retry-After, waited out in full
             await self.fetch(tg)  # what changed while it was down; REST covers from here on
+            if refused is not None:  # a refused login is not retried soon, even if REST works
+                self._note_failure(refused)
             await anyio.sleep(max(backoff(self.policy, failures, self._rng), self._floor))
 
     async def _record_push(self, pushed: VenueReport, tg: TaskGroup) -> None:

@@ -5,12 +5,14 @@ One class for every exchange; what differs per exchange is only the field mappin
 
 * one ccxt instance per configured account type (`exchange_client.create_exchange`), plus one
   for market data (`observe`): separate instances keep ccxt's caches, rate-limit headers and,
-  later, websocket clients apart (venue-pitfalls 16);
+  later, websocket clients apart (venue-pitfalls 16); with a `budget`, they all wait on the
+  exchange host's one rate limiter (`exchange_budget`);
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
-  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`) patches this snapshot between
-  fetches with the coins and positions each push names; a REST fetch still owns it.
+  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`, OKX `trading`) patches
+  this snapshot between fetches with the coins and positions each push names; a REST fetch
+  still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
@@ -45,6 +47,7 @@ from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_st
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
+from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchanges import (
@@ -53,7 +56,6 @@ from equity_daemon.venues.exchanges import (
     Polled,
     binance,
     bybit,
-    number,
     okx,
     refresh,
     transfers,
@@ -86,6 +88,8 @@ class ExchangeVenue:
         request_timeout: seconds for one HTTP request (a fetch makes several).
         rate_limit: ccxt's client-side throttle (off only against a local test server).
         in_transit: also read deposit and withdrawal history (`in_transit` lines).
+        budget: the exchange host's request budget, shared with every other instance that
+            calls it (`exchange_budget`); each instance has its own throttle without one.
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -105,6 +109,7 @@ class ExchangeVenue:
         rate_limit: bool = True,
         in_transit: bool = True,
         on_disagreement: Callable[[str], None] | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -130,6 +135,7 @@ class ExchangeVenue:
         self._pushed_at: float | None = None  # when the last push was heard (monotonic)
         self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
         self._on_disagreement = on_disagreement or (lambda venue: None)
+        self._budget = budget
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -149,6 +155,7 @@ class ExchangeVenue:
                 timeout=self._timeout,
                 rate_limit=self._rate_limit,
                 streaming=streaming,
+                budget=self._budget,
             )
             self._clients[key] = client
         return client
@@ -301,16 +308,9 @@ class ExchangeVenue:
     async def observe(self, base: str, quote: str) -> Observation:
         """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
         client = self.client(MARKET_DATA)
-        symbol = f"{base}/{quote}"
-        with exchange_errors(self.name, client):
-            await client.load_markets()
-            if symbol not in client.markets:
-                raise LookupError(f"{self.exchange_id} lists no {symbol} market")
-            ticker = await client.fetch_ticker(symbol)
-        try:
-            rate = number(ticker.get("info"), self.mapping.TICKER_LAST)
-        except BadField as exc:
-            raise VenueDataError(self.name, f"{symbol} ticker: {exc}") from None
+        rate = await exchange_client.last_price(
+            client, self.name, self.mapping.TICKER_LAST, base, quote
+        )
         return Observation(rate, self._clock())
 
     async def aclose(self) -> None:
