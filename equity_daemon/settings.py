@@ -163,8 +163,9 @@ class ExchangeVenue(Section):
 
     `stream` follows the account types that have a private websocket stream here (Bybit's
     `unified`, Binance's `usdm`) between REST snapshots; others are polled. A REST snapshot
-    replaces the streamed state every `resync_seconds`; a stream silent for `keepalive_seconds`
-    counts as down and REST polling covers at `interval_seconds`.
+    replaces the streamed state every `resync_seconds`; meanwhile what no push carries (debt,
+    interest, the other account types, transfers) is polled every `interval_seconds`. A stream
+    silent for `keepalive_seconds` counts as down and REST polling covers at `interval_seconds`.
     """
 
     kind: Literal["binance", "bybit", "okx"]

@@ -97,6 +97,7 @@ def make_venue(
             streaming = {
                 "keepalive": config.keepalive_seconds,
                 "resync_seconds": config.resync_seconds,
+                "poll_seconds": config.interval_seconds,  # what no push carries, meanwhile
             }
         return (exchange.StreamingExchangeVenue if streaming else exchange.ExchangeVenue)(
             config.name,

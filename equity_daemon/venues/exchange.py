@@ -53,9 +53,11 @@ from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_er
 from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
+    Polled,
     binance,
     bybit,
     okx,
+    refresh,
     transfers,
 )
 
@@ -66,6 +68,9 @@ CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
 TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
 STREAM = ":stream"  # the key suffix of an account type's ccxt.pro instance
+# seconds after a push in which a snapshot that disagrees with the stream is not counted: the
+# two may be from either side of the change (venue-pitfalls 51)
+STREAM_GRACE = 2.0
 # the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
 TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
     "binance": ((),),
@@ -127,6 +132,8 @@ class ExchangeVenue:
         self._state: dict[str, _Account] = {}
         self._transfers: Lines | None = None
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
+        self._pushed_at: float | None = None  # when the last push was heard (monotonic)
+        self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
         self._on_disagreement = on_disagreement or (lambda venue: None)
         self._budget = budget
 
@@ -159,32 +166,53 @@ class ExchangeVenue:
         The answers replace the venue's state (what a stream patches between fetches); a
         snapshot that disagrees with a state a stream has been keeping is counted.
         """
-        results: dict[str, _Account] = {}
-        failures: list[VenueError] = []
-        transfers_lines: list[Lines] = []
+        started = self._clock.monotonic()
+        lines = self._replace(await self._snapshot(), started)
+        return self._report(lines, None)
 
-        async def read(account: str) -> None:
+    async def _snapshot(self) -> _Snapshot:
+        """Every account type and, with `in_transit`, the transfers under way, read at once."""
+        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
+        found = await self._gather(reads, self._read_any)
+        transfers_found = found.pop(TRANSFERS, None)
+        return _Snapshot(found, transfers_found)
+
+    async def _read_any(self, what: str) -> Any:
+        return await (self._read_transfers() if what == TRANSFERS else self._read(what))
+
+    async def _gather(
+        self, reads: Sequence[str], read: Callable[[str], Awaitable[Any]]
+    ) -> dict[str, Any]:
+        """`read` of each of `reads`, concurrently; the first failure fails them all."""
+        results: dict[str, Any] = {}
+        failures: list[VenueError] = []
+
+        async def one(what: str) -> None:
             try:
-                if account == TRANSFERS:
-                    transfers_lines.append(await self._read_transfers())
-                else:
-                    results[account] = await self._read(account)
+                results[what] = await read(what)
             except VenueError as exc:
                 failures.append(exc)
 
-        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
         async with anyio.create_task_group() as tg:
-            for account in reads:
-                tg.start_soon(read, account)
+            for what in reads:
+                tg.start_soon(one, what)
         if failures:
             raise failures[0]
-        lines = {account: self._lines(account, results[account]) for account in self.accounts}
-        if self._compare_next and self._state and self._signature() != _signature(lines):
+        return results
+
+    def _replace(self, snapshot: _Snapshot, started: float) -> dict[str, Lines]:
+        """Make a full snapshot the state; count it when it disagrees with a streamed state,
+        unless a push was heard within the grace window before its requests went out (or
+        while they were under way): then the two may simply be from either side of that push
+        (venue-pitfalls 51)."""
+        lines = {a: self._lines(a, snapshot.accounts[a]) for a in self.accounts}
+        pushed = self._pushed_at is not None and self._pushed_at >= started - self._grace
+        if self._compare_next and self._state and not pushed and self._differs(lines):
             self._on_disagreement(self.name)
             log.warning("stream_rest_disagreement", venue=self.name)
-        self._state = results
-        self._transfers = transfers_lines[0] if transfers_lines else None
-        return self._report(lines, None)
+        self._state = dict(snapshot.accounts)
+        self._transfers = snapshot.transfers
+        return lines
 
     def _report(self, lines: Mapping[str, Lines], as_of: datetime | None) -> VenueReport:
         positions: list[Position] = []
@@ -205,9 +233,11 @@ class ExchangeVenue:
             reported=tuple(reported),
         )
 
-    def _signature(self) -> frozenset[tuple[str, str, str, str, str]]:
-        """The amounts of the lines of the current state (details such as uPnL left out)."""
-        return _signature({a: self._lines(a, self._state[a]) for a in self.accounts})
+    def _differs(self, lines: Mapping[str, Lines]) -> bool:
+        """Whether `lines` hold other amounts than the current state (details such as uPnL
+        left out)."""
+        current = {a: self._lines(a, self._state[a]) for a in self.accounts}
+        return _signature(current) != _signature(lines)
 
     async def _read(self, account: str) -> _Account:
         client = self.client(account)
@@ -305,11 +335,18 @@ class StreamingExchangeVenue(ExchangeVenue):
 
     `updates()` takes a REST snapshot, then patches it with every balance and position push
     (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
-    the full report after each batch of pushes, its `as_of` the push's event time. Debt and
-    interest keep their REST values (OKX: unless a push carries both). A REST snapshot replaces
+    the full report after each batch of pushes, its `as_of` the push's event time.
+
+    What no push carries is polled over REST every `poll_seconds` while the stream is live:
+    the account types without a stream (read whole), the fields of streamed accounts that no
+    push carries (`mapping.POLLED`: debt, interest; pushed fields are left alone) and the
+    transfers under way. A poll is not compared with the stream. A full REST snapshot replaces
     the state every `resync_seconds` and whenever `updates()` starts again (after a reconnect);
-    one that disagrees with the streamed state calls `on_disagreement`. Account types without a
-    stream keep their last REST lines until the next snapshot.
+    one that disagrees with the streamed state calls `on_disagreement`, unless a push was heard
+    within `grace_seconds` of it. REST reads run beside the stream, one at a time: pushes keep
+    coming while one is under way, and those heard meanwhile are applied again on top of the
+    snapshot, which may be older than they are. A failed poll or resync ends the stream with
+    its error, as a failed socket does.
     """
 
     def __init__(
@@ -317,6 +354,8 @@ class StreamingExchangeVenue(ExchangeVenue):
         *args: Any,
         keepalive: float = 30.0,
         resync_seconds: float = 300.0,
+        poll_seconds: float = 10.0,
+        grace_seconds: float = STREAM_GRACE,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -327,26 +366,44 @@ class StreamingExchangeVenue(ExchangeVenue):
             raise ValueError(f"{self.exchange_id} streams none of {self.accounts}")
         self._keepalive = keepalive
         self.resync_seconds = resync_seconds
+        self.poll_seconds = poll_seconds
+        self._grace = grace_seconds
+        self._polled: Mapping[str, Polled] = getattr(self.mapping, "POLLED", {})
+        self._since_resync: list[_Heard] | None = None  # pushes applied while a resync is out
+        self._started_at: float | None = None
 
     @property
     def keepalive(self) -> float:
         return self._keepalive
 
-    async def updates(self) -> AsyncGenerator[VenueReport, None]:
-        """A full report at start, then one after every batch of pushes (and every resync).
+    @property
+    def last_heard(self) -> float | None:
+        """When (monotonic) the stream last said something: a push, or its (re)start. Reports
+        of REST polls do not count: they say nothing about the socket."""
+        heard = [t for t in (self._pushed_at, self._started_at) if t is not None]
+        return max(heard) if heard else None
 
-        The watchers run as asyncio tasks of their own rather than in a task group: a task
-        group must not stay open across a generator's `yield`. Their failures come through the
-        same channel as the pushes and end the stream; the tasks end with it.
+    def _silent(self) -> bool:
+        """Whether the stream has said nothing for longer than `keepalive` (it counts as down,
+        and the runtime's REST fetches read everything)."""
+        heard = self.last_heard
+        return heard is not None and self._clock.monotonic() - heard > self._keepalive
+
+    async def updates(self) -> AsyncGenerator[VenueReport, None]:
+        """A full report at start, then one after every batch of pushes, polls and resyncs.
+
+        The watchers and the REST reads run as asyncio tasks of their own rather than in a task
+        group: a task group must not stay open across a generator's `yield`. Their results and
+        failures come through the same channel as the pushes; a failure ends the stream.
         """
         send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
-        watchers: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             for account in self.streamed:
                 client = self.client(account, streaming=True)
                 exchange_client.listen(client, partial(self._heard, send, account))
                 params = self.mapping.WATCH[account]
-                watchers += [
+                tasks += [
                     asyncio.ensure_future(self._watch(send, client, call))
                     for call in (
                         partial(client.watch_balance, dict(params)),
@@ -355,14 +412,27 @@ class StreamingExchangeVenue(ExchangeVenue):
                 ]
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
-            resync_at = anyio.current_time() + self.resync_seconds
+            self._started_at = self._clock.monotonic()
+            now = anyio.current_time()
+            resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
+            reading: asyncio.Task[None] | None = None
             while True:
+                now = anyio.current_time()
+                if (reading is None or reading.done()) and now >= min(resync_at, poll_at):
+                    full = now >= resync_at
+                    poll_at = now + self.poll_seconds
+                    if full:
+                        resync_at = now + self.resync_seconds
+                        self._since_resync = []
+                    if full or not self._silent():  # silent: the runtime's fetches cover all
+                        reading = asyncio.ensure_future(self._read_rest(send, full))
+                        tasks.append(reading)
+                busy = reading is not None and not reading.done()
+                wait = math.inf if busy else max(0.0, min(resync_at, poll_at) - now)
                 heard = None
-                with anyio.move_on_after(max(0.0, resync_at - anyio.current_time())):
+                with anyio.move_on_after(wait):
                     heard = await receive.receive()
                 if heard is None:
-                    yield await self.fetch()
-                    resync_at = anyio.current_time() + self.resync_seconds
                     continue
                 batch = [heard]
                 while True:  # debounce: every push already waiting goes into one report
@@ -373,14 +443,17 @@ class StreamingExchangeVenue(ExchangeVenue):
                 yield self._patched(batch)
         finally:
             self._compare_next = False
+            self._since_resync = None
+            self._started_at = None
             send.close()
             receive.close()
-            for watcher in watchers:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.gather(*watchers, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
+        self._pushed_at = self._clock.monotonic()
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             send.send_nowait((account, kind, message))
 
@@ -394,34 +467,57 @@ class StreamingExchangeVenue(ExchangeVenue):
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 send.send_nowait(("", "error", exc))
 
+    async def _read_rest(self, send: Any, full: bool) -> None:
+        """A full snapshot (`full`) or a poll, handed to the stream as ("", kind, (found,
+        when its requests went out))."""
+        started = self._clock.monotonic()
+        try:
+            found = await (self._snapshot() if full else self._poll())
+            heard: _Heard = ("", "resync" if full else "poll", (found, started))
+        except Exception as exc:  # a REST failure ends the stream, as a socket's does
+            heard = ("", "error", exc)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            send.send_nowait(heard)
+
+    async def _poll(self) -> _Snapshot:
+        """What no push carries: the account types without a stream, whole; the `POLLED`
+        fields of the streamed ones (their raw balance answers); the transfers under way."""
+        reads = [a for a in self.accounts if a not in self.streamed or a in self._polled]
+        if self._in_transit:
+            reads.append(TRANSFERS)
+        found = await self._gather(reads, self._poll_one)
+        transfers_found = found.pop(TRANSFERS, None)
+        answers = {a: found.pop(a) for a in self.streamed if a in found}
+        return _Snapshot(found, transfers_found, answers)
+
+    async def _poll_one(self, what: str) -> Any:
+        if what not in self.streamed:
+            return await self._read_any(what)
+        client = self.client(what)
+        balance = await exchange_client.fetch_balance(
+            client, self.name, self.mapping.ACCOUNTS[what]
+        )
+        return balance.get("info")
+
     def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
-        """The state with every push of `batch` applied, as a full report."""
+        """The state with every push, poll and resync of `batch` applied, as a full report."""
         latest: int | None = None
-        for account, kind, message in batch:
+        for heard in batch:
+            account, kind, message = heard
             if isinstance(message, BaseException):
                 raise message
-            found = self._state.get(account)
-            if found is None:
+            if kind == "resync":
+                found, started = message
+                replay, self._since_resync = self._since_resync or [], None
+                self._replace(found, started)
+                for again in replay:  # heard while the snapshot was out: maybe newer than it
+                    self._apply(*again)
                 continue
-            try:
-                if kind == "balance":
-                    found.info = self.mapping.patch_balance(found.info, message)
-                else:
-                    client = self.client(account, streaming=True)
-                    for raw in self.mapping.pushed_positions(message):
-                        key = self.mapping.position_key(raw)
-                        if self.mapping.closed(raw):
-                            found.positions.pop(key, None)
-                            continue
-                        kept = found.positions.get(key)
-                        raw = raw if kept is None else {**kept[0], **raw}
-                        symbol = client.parse_position(raw).get("symbol")
-                        market = client.markets.get(symbol)
-                        if market is None:
-                            raise BadField(f"a position in an unlisted market {symbol!r}")
-                        found.positions[key] = (raw, market)
-            except (BadField, KeyError, TypeError, IndexError) as exc:
-                raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+            if kind == "poll":
+                self._refresh(message[0])
+                continue
+            if self._apply(account, kind, message) and self._since_resync is not None:
+                self._since_resync.append(heard)
             when = self.mapping.event_ms(message)
             if when is not None and (latest is None or when > latest):
                 latest = when
@@ -429,9 +525,58 @@ class StreamingExchangeVenue(ExchangeVenue):
         as_of = None if latest is None else datetime.fromtimestamp(latest / 1000, UTC)
         return self._report(lines, as_of)
 
+    def _apply(self, account: str, kind: str, message: Any) -> bool:
+        """One push patched into the state; False when its account has no state."""
+        found = self._state.get(account)
+        if found is None:
+            return False
+        try:
+            if kind == "balance":
+                found.info = self.mapping.patch_balance(found.info, message)
+                return True
+            client = self.client(account, streaming=True)
+            for raw in self.mapping.pushed_positions(message):
+                key = self.mapping.position_key(raw)
+                if self.mapping.closed(raw):
+                    found.positions.pop(key, None)
+                    continue
+                kept = found.positions.get(key)
+                raw = raw if kept is None else {**kept[0], **raw}
+                symbol = client.parse_position(raw).get("symbol")
+                market = client.markets.get(symbol)
+                if market is None:
+                    raise BadField(f"a position in an unlisted market {symbol!r}")
+                found.positions[key] = (raw, market)
+        except (BadField, KeyError, TypeError, IndexError) as exc:
+            raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+        return True
+
+    def _refresh(self, polled: _Snapshot) -> None:
+        """A poll's answers into the state: un-streamed accounts whole, the `POLLED` fields of
+        streamed ones, the transfers; never compared with the stream."""
+        for account, answer in polled.answers.items():
+            kept = self._state[account]
+            try:
+                kept.info = refresh(kept.info, answer, self._polled[account])
+            except (BadField, KeyError, TypeError) as exc:
+                raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        self._state.update(polled.accounts)
+        if polled.transfers is not None:
+            self._transfers = polled.transfers
+
 
 # (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
 _Heard = tuple[str, str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What one REST read found: account types' answers, the transfers under way (None: not
+    read) and, for a poll, streamed accounts' raw balance answers (`mapping.POLLED`)."""
+
+    accounts: Mapping[str, _Account]
+    transfers: Lines | None
+    answers: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

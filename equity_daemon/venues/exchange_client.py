@@ -2,7 +2,8 @@
 
 `create_exchange` builds one ccxt async instance per (exchange, account): separate instances keep
 ccxt's caches and websocket clients apart (venue-pitfalls 16). Its options keep `load_markets`
-to spot and linear perpetuals (two to three requests instead of a dozen), tell Bybit the account
+to spot and linear perpetuals, and Bybit's inverse ones (two to three requests instead of a
+dozen), tell Bybit the account
 is unified (skipping two requests before every balance), keep ccxt's own wire logging, which
 prints URLs with signatures and headers with the key at DEBUG, at WARNING, and use the daemon's
 timeout.
@@ -56,7 +57,7 @@ OPTIONS: Mapping[str, Mapping[str, Any]] = {
         "fetchMarkets": {"types": ["spot", "linear"]},
     },
     "bybit": {
-        "fetchMarkets": {"types": ["spot", "linear"]},
+        "fetchMarkets": {"types": ["spot", "linear", "inverse"]},  # inverse: unified positions
         "enableUnifiedAccount": True,
         "enableUnifiedMargin": False,
     },
@@ -222,10 +223,10 @@ async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, An
 async def fetch_positions(
     exchange: Any, venue: str, params: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """ccxt's open positions (Binance USDⓈ-M, Bybit linear, OKX swaps), checked.
+    """ccxt's open positions (Binance USDⓈ-M, Bybit linear or inverse, OKX swaps), checked.
 
-    On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default);
-    pages are followed (`paginate`).
+    On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default)
+    and `{"subType": "inverse"}` for the inverse ones; pages are followed (`paginate`).
     """
     request = dict(params or {})
     if exchange.id == "bybit":

@@ -33,6 +33,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    Polled,
     TransferFields,
     contract_of,
     number,
@@ -166,6 +167,9 @@ def _get(node: Any, key: str) -> Any:
 STREAMED: frozenset[str] = frozenset({"usdm"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
 WATCH: Mapping[str, Mapping[str, Any]] = {"usdm": {"type": "future"}}
+# what a REST poll between snapshots refreshes in a streamed account: nothing, USDⓈ-M holds no
+# debt (the un-streamed margin accounts beside it are polled whole)
+POLLED: Mapping[str, Polled] = {}
 
 
 def patch_balance(info: Any, message: Any) -> dict[str, Any]:
