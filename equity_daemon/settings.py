@@ -530,7 +530,7 @@ class Settings(BaseSettings, Section):
     markets: dict[Name, MarketSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
-    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
+    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # paces change-driven cycles
     history_path: Path = Path("equity-daemon.sqlite3")
     keep_all_days: float = Field(default=7.0, gt=0, le=3650, allow_inf_nan=False)
     callback_timeout_seconds: Timeout = 5.0
