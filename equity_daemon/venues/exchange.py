@@ -40,7 +40,7 @@ import anyio
 import structlog
 
 from equity_daemon.clock import Clock
-from equity_daemon.errors import VenueDataError, VenueError
+from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
 from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_str
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
@@ -130,6 +130,7 @@ class ExchangeVenue:
     def client(self, key: str, *, streaming: bool = False) -> Any:
         """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
         `streaming`: a ccxt.pro instance of its own (key `<account>:stream`)."""
+        account = key
         if streaming:
             key = f"{key}{STREAM}"
         client = self._clients.get(key)
@@ -143,6 +144,8 @@ class ExchangeVenue:
                 rate_limit=self._rate_limit,
                 streaming=streaming,
             )
+            if streaming:  # what ccxt.pro must be told to keep this account's stream alive
+                client.options.update(getattr(self.mapping, "STREAM_OPTIONS", {}).get(account, {}))
             self._clients[key] = client
         return client
 
@@ -286,10 +289,13 @@ class ExchangeVenue:
     async def aclose(self) -> None:
         """Close every ccxt session, even while being cancelled (ccxt warns of unclosed ones)."""
         clients, self._clients = list(self._clients.values()), {}
+        await self._close(clients)
+
+    async def _close(self, clients: Sequence[Any]) -> None:
         with anyio.move_on_after(CLOSE_GRACE, shield=True):
             for client in clients:
                 try:
-                    await client.close()
+                    await exchange_client.close(client)
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
 
@@ -337,22 +343,19 @@ class StreamingExchangeVenue(ExchangeVenue):
 
         The watchers run as asyncio tasks of their own rather than in a task group: a task
         group must not stay open across a generator's `yield`. Their failures come through the
-        same channel as the pushes and end the stream; the tasks end with it.
+        same channel as the pushes and end the stream; the tasks end with it. Each run has its
+        own ccxt.pro instances, closed when it ends: the next run starts with a new listen key
+        and empty caches (an expired or refused key is never reused).
+
+        An exchange closing a connection that had worked for a whole `keepalive` window
+        (Binance cuts every connection at 24 h) is churn, not an outage: the watchers subscribe
+        again and a REST snapshot resyncs, with no error. A cut sooner than that ends the stream.
         """
         send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
         watchers: list[asyncio.Task[None]] = []
         try:
-            for account in self.streamed:
-                client = self.client(account, streaming=True)
-                exchange_client.listen(client, partial(self._heard, send, account))
-                params = self.mapping.WATCH[account]
-                watchers += [
-                    asyncio.ensure_future(self._watch(send, client, call))
-                    for call in (
-                        partial(client.watch_balance, dict(params)),
-                        partial(client.watch_positions, None, None, None, dict(params)),
-                    )
-                ]
+            watchers = self._subscribe(send)
+            joined_at = anyio.current_time()  # (the generator sleeps at each yield)
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
             resync_at = anyio.current_time() + self.resync_seconds
@@ -364,35 +367,69 @@ class StreamingExchangeVenue(ExchangeVenue):
                     yield await self.fetch()
                     resync_at = anyio.current_time() + self.resync_seconds
                     continue
-                batch = [heard]
-                while True:  # debounce: every push already waiting goes into one report
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
+                batch = [heard, *_waiting(receive)]  # debounce: every waiting push, one report
+                now = anyio.current_time()
+                if any(kind == CUT for _, kind, _ in batch) and now - joined_at >= self.keepalive:
+                    log.info("stream_rejoined", venue=self.name)
+                    await _stopped(watchers)
+                    _waiting(receive)  # the old sockets' last words
+                    watchers = self._subscribe(send)
+                    joined_at = anyio.current_time()
+                    self._compare_next = False  # what changed while cut is no disagreement
+                    yield await self.fetch()
+                    self._compare_next = True
+                    resync_at = anyio.current_time() + self.resync_seconds
+                    continue
                 yield self._patched(batch)
         finally:
             self._compare_next = False
             send.close()
             receive.close()
-            for watcher in watchers:
-                watcher.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.gather(*watchers, return_exceptions=True)
+                await _stopped(watchers)
+                await self._close([self._clients.pop(a + STREAM) for a in self._streaming()])
+
+    def _streaming(self) -> list[str]:
+        return [a for a in self.streamed if a + STREAM in self._clients]
+
+    def _subscribe(self, send: Any) -> list[asyncio.Task[None]]:
+        """One watcher per subscription of every streamed account type (`mapping.WATCH`)."""
+        watchers: list[asyncio.Task[None]] = []
+        for account in self.streamed:
+            client = self.client(account, streaming=True)
+            exchange_client.listen(client, partial(self._heard, send, account))
+            params = self.mapping.WATCH[account]
+            calls = [partial(client.watch_balance, dict(params))]
+            if account in getattr(self.mapping, "WATCH_POSITIONS", self.mapping.WATCH):
+                calls.append(partial(client.watch_positions, None, None, None, dict(params)))
+            watchers += [asyncio.ensure_future(self._watch(send, client, c)) for c in calls]
+        return watchers
 
     def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
+        heard: _Heard = (account, kind, message)
+        if kind == "message":  # a raw frame: only an event that ends the stream matters here
+            ended = getattr(self.mapping, "stream_end", _never)(message)
+            if ended is None:
+                return
+            heard = ("", "error", VenueUnavailable(self.name, f"{account} stream: {ended}"))
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            send.send_nowait((account, kind, message))
+            send.send_nowait(heard)
 
     async def _watch(self, send: Any, client: Any, call: Callable[[], Awaitable[Any]]) -> None:
-        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
+        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`),
+        or, when the exchange closed the socket (`CUT`), may be rejoined."""
+        cut = False
         try:
-            while True:
-                with exchange_errors(self.name, client):
-                    await call()
+            with exchange_errors(self.name, client):
+                try:
+                    while True:
+                        await call()
+                except Exception as exc:
+                    cut = exchange_client.closed_by_exchange(exc)
+                    raise
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                send.send_nowait(("", "error", exc))
+                send.send_nowait(("", CUT if cut else "error", exc))
 
     def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
         """The state with every push of `batch` applied, as a full report."""
@@ -430,8 +467,30 @@ class StreamingExchangeVenue(ExchangeVenue):
         return self._report(lines, as_of)
 
 
-# (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
+# (account, "balance" | "positions", raw message) from a push, or ("", "error" | CUT, exception)
 _Heard = tuple[str, str, Any]
+CUT = "cut"  # the exchange closed a socket
+
+
+def _waiting(receive: Any) -> list[_Heard]:
+    """Everything already waiting in the channel, taken out."""
+    found: list[_Heard] = []
+    while True:
+        try:
+            found.append(receive.receive_nowait())
+        except anyio.WouldBlock:
+            return found
+
+
+async def _stopped(watchers: Sequence[asyncio.Task[None]]) -> None:
+    for watcher in watchers:
+        watcher.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
+
+
+def _never(message: Any) -> None:
+    """No event of this exchange ends a stream by itself."""
+    return None
 
 
 @dataclass

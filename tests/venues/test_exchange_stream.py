@@ -16,14 +16,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon.clock import SystemClock
-from equity_daemon.errors import VenueAuthError, VenueUnavailable
+from equity_daemon.errors import VenueAuthError, VenueError, VenueUnavailable
 from equity_daemon.history import History
 from equity_daemon.model import PositionKind, VenueReport
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.venues.base import StreamingVenue
 from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
-from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from equity_daemon.venues.fake_exchange import (
+    BinanceDialect,
+    FakeExchange,
+    FakePosition,
+    Holding,
+    fake_exchange,
+)
 from tests.venues.exchanges import CREDENTIALS, SECRETS
 
 pytestmark = pytest.mark.anyio
@@ -316,3 +322,153 @@ async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
     (before,) = first.reported
     assert total.amount - before.amount == 1000
     assert pushed.as_of is not None
+
+
+# --- Binance USDⓈ-M: the listen key's life --------------------------------------------------
+
+LISTEN_KEY = "/fapi/v1/listenKey"
+
+
+@asynccontextmanager
+async def binance_venue(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            ("usdm",),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+            **extra,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+def listen_key_calls(fake: FakeExchange, method: str) -> int:
+    return sum(1 for seen in fake.requests if (seen.method, seen.path) == (method, LISTEN_KEY))
+
+
+def binance(fake: FakeExchange) -> BinanceDialect:
+    assert isinstance(fake.dialect, BinanceDialect)
+    return fake.dialect
+
+
+async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
+    async with binance_venue() as (fake, venue):
+        # ccxt PUTs after `listenKeyRefreshRate` ms (20 minutes); a test cannot wait that long
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 100
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            with anyio.fail_after(5):
+                while not listen_key_calls(fake, "PUT"):  # noqa: ASYNC110 (the fake's log)
+                    await anyio.sleep(0.02)
+            fake.set_holding("futures", "USDT", Holding(balance=D(5500)))
+            assert await fake.push("account") == 1
+            pushed = await next_report(updates)
+    assert amounts(pushed) == {"USDT": 5500}
+
+
+async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_follows() -> None:
+    async with binance_venue() as (fake, venue):
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            binance(fake).listen_keys.clear()  # Binance forgot it: the PUT answers -1125
+            with pytest.raises(VenueError, match="-1125"):
+                await next_report(updates)
+        fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
+        async with aclosing(venue.updates()) as updates:  # the poller's reconnect
+            again = await next_report(updates)
+            await subscribed(fake, "account")
+    assert amounts(again) == {"USDT": 6000}
+    assert listen_key_calls(fake, "POST") == 2
+
+
+async def test_an_expired_listen_key_ends_the_stream_and_the_next_one_takes_a_new_key() -> None:
+    async with binance_venue() as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            await binance(fake).expire_listen_keys()  # the socket stays open, but quiet
+            with pytest.raises(VenueUnavailable, match="listen key expired"):
+                await next_report(updates)
+        fake.set_holding("futures", "USDT", Holding(balance=D(4000)))
+        async with aclosing(venue.updates()) as updates:
+            resynced = await next_report(updates)
+            await subscribed(fake, "account")
+            fake.set_holding("futures", "USDT", Holding(balance=D(4100)))
+            assert await fake.push("account") == 1
+            pushed = await next_report(updates)
+    assert amounts(resynced) == {"USDT": 4000}
+    assert amounts(pushed) == {"USDT": 4100}
+    assert listen_key_calls(fake, "POST") == 2
+
+
+async def test_the_exchange_cutting_a_working_socket_rejoins_and_resyncs_without_an_error() -> None:
+    disagreed: list[str] = []
+    async with (
+        binance_venue(keepalive=0.2, on_disagreement=disagreed.append) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, "account")
+        await anyio.sleep(0.3)  # the socket worked for a whole keep-alive window
+        fake.set_holding("futures", "USDT", Holding(balance=D(5200)))
+        await fake.drop_streams()  # Binance's 24-hour cut; nobody hears the change
+        resynced = await next_report(updates)
+        await subscribed(fake, "account")
+        fake.set_holding("futures", "USDT", Holding(balance=D(5300)))
+        assert await fake.push("account") == 1
+        pushed = await next_report(updates)
+    assert amounts(resynced) == {"USDT": 5200}
+    assert amounts(pushed) == {"USDT": 5300}
+    assert listen_key_calls(fake, "POST") == 1  # the key was still good
+    assert disagreed == []  # a change made while cut is not the stream disagreeing
+
+
+async def test_a_socket_cut_soon_after_it_opened_ends_the_stream() -> None:
+    async with (
+        binance_venue(keepalive=30) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, "account")
+        await fake.drop_streams()
+        with pytest.raises(VenueUnavailable, match="network error"):
+            await next_report(updates)
+
+
+async def test_the_daemon_rides_out_binances_connection_cut_with_no_event_or_note(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
+        venue = bybit_venue(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
+        with capture_logs() as logs:
+            async with running(tmp_path, venue) as daemon:
+                await subscribed(fake, "account")
+                await anyio.sleep(0.4)
+                fake.set_holding("futures", "USDT", Holding(balance=D(5001)))
+                await fake.drop_streams()
+                with anyio.fail_after(5):
+                    while True:
+                        held = daemon.store.state("cex").latest
+                        if held is not None and amounts(held).get("USDT") == 5001:
+                            break
+                        await anyio.sleep(0.02)
+                await subscribed(fake, "account")
+                events = await daemon.events(None)
+                latest = daemon.latest()
+    assert latest is not None
+    assert latest.complete
+    assert events == []
+    assert not [e for e in logs if e["event"] == "stream_down"]
+    assert [e for e in logs if e["event"] == "stream_rejoined"]

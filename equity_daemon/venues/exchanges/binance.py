@@ -164,6 +164,11 @@ def _get(node: Any, key: str) -> Any:
 STREAMED: frozenset[str] = frozenset({"usdm"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
 WATCH: Mapping[str, Mapping[str, Any]] = {"usdm": {"type": "future"}}
+# options of the account's ccxt.pro instance. ccxt 4.5.90's `authenticate` drops `type` from
+# the params it hands its delayed `keep_alive_listen_key`, which then takes the type from
+# `options['defaultType']` ("spot" unless set), finds no spot listen key and returns without a
+# PUT: a futures key would expire after 60 minutes. `defaultType` "future" makes it PUT.
+STREAM_OPTIONS: Mapping[str, Mapping[str, Any]] = {"usdm": {"defaultType": "future"}}
 
 
 def patch_balance(info: Any, message: Any) -> dict[str, Any]:
@@ -217,6 +222,14 @@ def closed(raw: Mapping[str, Any]) -> bool:
 def position_key(raw: Mapping[str, Any]) -> tuple[str, str]:
     """Symbol and position side (`BOTH`, or `LONG`/`SHORT` in hedge mode)."""
     return text(raw, "symbol"), str(raw.get("positionSide") or "BOTH")
+
+
+def stream_end(message: Any) -> str | None:
+    """Why a raw frame ends the stream: `listenKeyExpired` (ccxt has no handler for it, and the
+    socket stays open but hears nothing more until a new key is used)."""
+    if isinstance(message, Mapping) and message.get("e") == "listenKeyExpired":
+        return "listen key expired"
+    return None
 
 
 def event_ms(message: Any) -> int | None:

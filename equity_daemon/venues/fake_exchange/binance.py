@@ -50,7 +50,8 @@ class BinanceDialect(Dialect):
     def __init__(self, state: FakeState) -> None:
         super().__init__(state)
         self.listen_keys: set[str] = set()
-        self._sockets: list[web.WebSocketResponse] = []
+        # (socket, its listen key): a socket whose key expired stays open and hears nothing
+        self._sockets: list[tuple[web.WebSocketResponse, str]] = []
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -90,7 +91,9 @@ class BinanceDialect(Dialect):
         return {"listenKey": key}
 
     def keep_listen_key(self, query: Mapping[str, str]) -> Json:
-        if query.get("listenKey") not in self.listen_keys:
+        """The PUT names no key (an account has one): it fails once the key is gone."""
+        key = query.get("listenKey")
+        if not self.listen_keys or (key is not None and key not in self.listen_keys):
             return {"code": -1125, "msg": "This listenKey does not exist."}
         return {}
 
@@ -98,17 +101,31 @@ class BinanceDialect(Dialect):
         """`/private/ws?listenKey=…`: every event of the account; no subscribe, no login."""
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        if request.query.get("listenKey") not in self.listen_keys:
+        key = request.query.get("listenKey", "")
+        if key not in self.listen_keys:
             await socket.close(code=1008, message=b"invalid listenKey")
             return socket
-        self._sockets.append(socket)
+        held = (socket, key)
+        self._sockets.append(held)
         try:
             async for message in socket:
                 if message.type is WSMsgType.ERROR:
                     break
         finally:
-            self._sockets.remove(socket)
+            self._sockets.remove(held)
         return socket
+
+    async def expire_listen_keys(self) -> None:
+        """Every listen key expires, as one does an hour after its last keep-alive: its sockets
+        hear `listenKeyExpired` and then nothing more, though they stay open."""
+        now = self.state.now_ms()
+        for socket, key in list(self._sockets):
+            if key in self.listen_keys:
+                await socket.send_json({"e": "listenKeyExpired", "E": now, "listenKey": key})
+        self.listen_keys.clear()
+
+    def _listening(self) -> list[web.WebSocketResponse]:
+        return [socket for socket, key in self._sockets if key in self.listen_keys]
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """`account`: an `ACCOUNT_UPDATE` with the futures balances (only `coins`, if named)
@@ -142,17 +159,19 @@ class BinanceDialect(Dialect):
             "T": now,
             "a": {"m": "ORDER", "B": balances, "P": positions},
         }
-        for socket in list(self._sockets):
+        listening = self._listening()
+        for socket in listening:
             await socket.send_json(event)
-        return len(self._sockets)
+        return len(listening)
 
     async def drop_streams(self) -> None:
-        for socket in list(self._sockets):
+        for socket, _ in list(self._sockets):
             await socket.close()
 
     @property
     def subscribers(self) -> dict[str, int]:
-        return {"account": len(self._sockets)} if self._sockets else {}
+        listening = len(self._listening())
+        return {"account": listening} if listening else {}
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form
