@@ -7,9 +7,11 @@
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
-* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
-  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
-  `/papi/v1/account` `actualEquity` (USD).
+* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, CM uPnL
+  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; open UM
+  positions (`/papi/v1/um/positionRisk`) -> hedge lines and legs, as `usdm`'s; total
+  `/papi/v1/account` `actualEquity` (USD: equity without collateral haircuts, as the lines are
+  valued; `accountEquity` applies them).
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
@@ -17,8 +19,8 @@
 the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`). A funding row's
 `withdrawing` is an `in_transit` line.
 
-Portfolio margin positions are not read yet: its uPnL is the exchange's figure (a line of its
-own, `upnl`), valued at the exchange's mark, not both legs at one price.
+Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (a line of
+its own, `upnl`), valued at the exchange's mark, not both legs at one price.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ ACCOUNTS: Mapping[str, str] = {
     "funding": "funding",
 }
 # accounts whose open perpetuals are read, with each `fetch_positions` call's params
-POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"usdm": ({},)}
+# (portfolio margin: its USDⓈ-M positions, `/papi/v1/um/positionRisk`)
+POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+    "usdm": ({},),
+    "portfolio_margin": ({"portfolioMargin": True},),
+}
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
 DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "8"}))
@@ -93,10 +99,9 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, number(row, "crossMarginAsset"))
                 lines.asset(asset, number(row, "umWalletBalance", default=ZERO), "um")
                 lines.asset(asset, number(row, "cmWalletBalance", default=ZERO), "cm")
-                upnl = number(row, "umUnrealizedPNL", default=ZERO) + number(
-                    row, "cmUnrealizedPNL", default=ZERO
-                )
-                lines.asset(asset, upnl, "upnl")
+                # UM positions enter as legs (`position`); COIN-M ones are not read: their
+                # uPnL is the exchange's figure, at its mark
+                lines.asset(asset, number(row, "cmUnrealizedPNL", default=ZERO), "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
                 lines.debt(asset, abs(number(row, "negativeBalance", default=ZERO)), "negative")
@@ -116,7 +121,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
 
 
 def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
-    """One `/fapi/v3/positionRisk` row (zero-size rows are skipped)."""
+    """One `/fapi/v3/positionRisk` or `/papi/v1/um/positionRisk` row (zero-size rows are
+    skipped; portfolio margin's rows have no margin type, margin asset or isolated wallet)."""
     amount = number(raw, "positionAmt")
     if amount == 0:
         return

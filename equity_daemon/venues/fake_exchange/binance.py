@@ -1,5 +1,6 @@
 """Binance as ccxt 4.5 calls it: spot, cross and isolated margin, USDⓈ-M futures, funding and
-portfolio-margin balances, USDⓈ-M positions, deposit and withdrawal history, tickers and marks.
+portfolio-margin balances, USDⓈ-M positions (also as portfolio margin's UM positions, from the
+same `FakeState.positions`), deposit and withdrawal history, tickers and marks.
 
 Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`), `futures`
 (USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
@@ -72,6 +73,8 @@ class BinanceDialect(Dialect):
             Route("GET", "/papi/v1/account", self.portfolio_account, private=True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
             Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
+            Route("GET", "/papi/v1/um/leverageBracket", self.leverage_brackets, private=True),
+            Route("GET", "/papi/v1/um/positionRisk", self.um_position_risk, private=True),
             Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
             Route("GET", "/sapi/v1/capital/withdraw/history", self.withdrawals, private=True),
             Route("POST", "/fapi/v1/listenKey", self.new_listen_key),
@@ -564,6 +567,27 @@ class BinanceDialect(Dialect):
             "askNotional": "0",
             "updateTime": p.updated_ms,
         }
+
+    def um_position_risk(self, query: Mapping[str, str]) -> Json:
+        """Portfolio margin's USDⓈ-M positions: the same positions, in the papi's fewer fields
+        (cross only: no margin type, margin asset or isolated wallet)."""
+        return [
+            {
+                "entryPrice": num(p.entry_price),
+                "leverage": str(p.leverage),
+                "markPrice": num(self.state.position_mark(p)),
+                "maxNotionalValue": "20000000",
+                "positionAmt": num(p.size),
+                "notional": num(p.size * self.state.position_mark(p)),
+                "symbol": p.base + p.settle,
+                "unRealizedProfit": num(self.state.position_pnl(p)),
+                "liquidationPrice": "0",
+                "positionSide": "BOTH",
+                "updateTime": p.updated_ms,
+            }
+            for p in self.state.positions
+            if p.size
+        ]
 
     # -- money in transit ----------------------------------------------------------------------
 
