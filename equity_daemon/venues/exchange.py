@@ -245,6 +245,11 @@ class ExchangeVenue:
                 self.mapping.position(lines, raw, market)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        keeps = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
+        if found.pushed and keeps is not None and account not in keeps:
+            # the exchange's total is as old as the REST snapshot, the pushed lines are newer:
+            # reconciling them would warn of a drift that is not there
+            lines.reported.clear()
         return lines
 
     async def _read_transfers(self) -> Lines:
@@ -372,6 +377,9 @@ class StreamingExchangeVenue(ExchangeVenue):
                 if any(kind == CUT for _, kind, _ in batch) and now - joined_at >= self.keepalive:
                     log.info("stream_rejoined", venue=self.name)
                     await _stopped(watchers)
+                    # new instances subscribe afresh: ccxt would skip a listen token it
+                    # still thinks current, leaving the new socket unsubscribed
+                    await self._close_streams()
                     _waiting(receive)  # the old sockets' last words
                     watchers = self._subscribe(send)
                     joined_at = anyio.current_time()
@@ -387,10 +395,12 @@ class StreamingExchangeVenue(ExchangeVenue):
             receive.close()
             with anyio.CancelScope(shield=True):
                 await _stopped(watchers)
-                await self._close([self._clients.pop(a + STREAM) for a in self._streaming()])
+                await self._close_streams()
 
-    def _streaming(self) -> list[str]:
-        return [a for a in self.streamed if a + STREAM in self._clients]
+    async def _close_streams(self) -> None:
+        """Close this run's ccxt.pro instances; `client` makes new ones on next use."""
+        keys = [a + STREAM for a in self.streamed if a + STREAM in self._clients]
+        await self._close([self._clients.pop(key) for key in keys])
 
     def _subscribe(self, send: Any) -> list[asyncio.Task[None]]:
         """One watcher per subscription of every streamed account type (`mapping.WATCH`)."""
@@ -431,6 +441,14 @@ class StreamingExchangeVenue(ExchangeVenue):
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 send.send_nowait(("", CUT if cut else "error", exc))
 
+    def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
+        """ccxt's unified symbol of a pushed position row: from the exchange's market id where
+        the mapping names it (ccxt has no `parse_position` for Binance), else ccxt's parse."""
+        market_id = getattr(self.mapping, "pushed_market_id", None)
+        if market_id is None:
+            return client.parse_position(raw).get("symbol")
+        return client.safe_market(market_id(raw), None, None, "swap").get("symbol")
+
     def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
         """The state with every push of `batch` applied, as a full report."""
         latest: int | None = None
@@ -443,6 +461,7 @@ class StreamingExchangeVenue(ExchangeVenue):
             try:
                 if kind == "balance":
                     found.info = self.mapping.patch_balance(found.info, message)
+                    found.pushed = True
                 else:
                     client = self.client(account, streaming=True)
                     for raw in self.mapping.pushed_positions(message):
@@ -452,7 +471,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                             continue
                         kept = found.positions.get(key)
                         raw = raw if kept is None else {**kept[0], **raw}
-                        symbol = client.parse_position(raw).get("symbol")
+                        symbol = self._pushed_symbol(client, raw)
                         market = client.markets.get(symbol)
                         if market is None:
                             raise BadField(f"a position in an unlisted market {symbol!r}")
@@ -500,6 +519,7 @@ class _Account:
     info: Any
     extra: Any
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
+    pushed: bool = False  # a push patched `info` since the REST answer
 
 
 def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:

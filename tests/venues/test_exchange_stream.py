@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -150,7 +151,7 @@ async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
     )
     assert not isinstance(venue_of({"kind": "bybit", "accounts": ["funding"]}), StreamingVenue)
     assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
-    assert type(venue_of({"kind": "binance", "accounts": ["spot"]})) is ExchangeVenue
+    assert type(venue_of({"kind": "binance", "accounts": ["isolated_margin"]})) is ExchangeVenue
     with pytest.raises(ValueError, match="streams none"):
         StreamingExchangeVenue("x", "okx", ("trading",), CREDENTIALS, SystemClock())
 
@@ -430,7 +431,7 @@ async def test_the_exchange_cutting_a_working_socket_rejoins_and_resyncs_without
         pushed = await next_report(updates)
     assert amounts(resynced) == {"USDT": 5200}
     assert amounts(pushed) == {"USDT": 5300}
-    assert listen_key_calls(fake, "POST") == 1  # the key was still good
+    assert listen_key_calls(fake, "POST") == 2  # new instances ask (Binance: the same key)
     assert disagreed == []  # a change made while cut is not the stream disagreeing
 
 
@@ -472,3 +473,130 @@ async def test_the_daemon_rides_out_binances_connection_cut_with_no_event_or_not
     assert events == []
     assert not [e for e in logs if e["event"] == "stream_down"]
     assert [e for e in logs if e["event"] == "stream_rejoined"]
+
+
+# --- Binance spot, cross margin and portfolio margin ----------------------------------------
+
+# streamed account -> (the fake's account, its push topic)
+BINANCE_STREAMS = {
+    "spot": ("spot", "spot"),
+    "cross_margin": ("margin", "margin"),
+    "portfolio_margin": ("portfolio", "portfolio"),
+    "usdm": ("futures", "account"),
+}
+HELD = {
+    "USDT": Holding(balance=D(1000), borrowed=D(100), interest=D("0.5")),
+    "ETH": Holding(balance=D(2), locked=D("0.5"), borrowed=D(1)),
+}
+EVENT_MS = 1_790_000_000_000
+WITH_DEBT = {"cross_margin", "portfolio_margin"}
+
+
+@asynccontextmanager
+async def binance_account(
+    account: str, **extra: Any
+) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    fake_account, _ = BINANCE_STREAMS[account]
+    async with fake_exchange("binance") as fake:
+        held = HELD if account in WITH_DEBT else {a: Holding(h.balance) for a, h in HELD.items()}
+        fake.set_account(fake_account, held)
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            (account,),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+            **extra,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+@pytest.mark.parametrize("account", sorted(BINANCE_STREAMS))
+async def test_a_binance_push_patches_its_coins_at_once_and_keeps_the_rest_and_the_debt(
+    account: str,
+) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with binance_account(account) as (fake, venue), aclosing(venue.updates()) as updates:
+        first = await next_report(updates)
+        await subscribed(fake, topic)
+        fake.state.now_ms = lambda: EVENT_MS  # the event time `E` of the push
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(3), borrowed=D(5)))
+        fake.set_holding(fake_account, "USDT", Holding(balance=D(1)))  # not pushed
+        assert await fake.push(topic, coins=["ETH"]) == 1
+        pushed = await next_report(updates)
+    assert amounts(first) == {"USDT": 1000, "ETH": 2}
+    assert amounts(pushed) == {"USDT": 1000, "ETH": 3}
+    assert pushed.as_of == datetime.fromtimestamp(EVENT_MS / 1000, UTC)
+    if account in WITH_DEBT:  # never streamed: the REST debt stays until the next snapshot
+        assert amounts(pushed, PositionKind.DEBT) == {"USDT": 100, "ETH": 1}
+        assert first.reported
+        assert not pushed.reported  # the REST total is older than the pushed lines
+
+
+@pytest.mark.parametrize("account", sorted(BINANCE_STREAMS))
+async def test_a_binance_stream_resyncs_from_rest_after_a_reconnect(account: str) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with binance_account(account) as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, topic)
+            await fake.drop_streams()
+            fake.set_holding(fake_account, "ETH", Holding(balance=D(7)))
+            with pytest.raises(VenueUnavailable):
+                await next_report(updates)
+        async with aclosing(venue.updates()) as updates:
+            again = await next_report(updates)
+            await subscribed(fake, topic)
+            fake.set_holding(fake_account, "ETH", Holding(balance=D(8)))
+            assert await fake.push(topic, coins=["ETH"]) == 1
+            pushed = await next_report(updates)
+    assert amounts(again)["ETH"] == 7
+    assert amounts(pushed)["ETH"] == 8
+
+
+@pytest.mark.parametrize("account", ["spot", "cross_margin", "portfolio_margin"])
+async def test_a_binance_cut_after_a_working_window_is_rejoined(account: str) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with (
+        binance_account(account, keepalive=0.2) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, topic)
+        await anyio.sleep(0.3)
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(4)))
+        await fake.drop_streams()
+        resynced = await next_report(updates)
+        await subscribed(fake, topic)
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(5)))
+        assert await fake.push(topic, coins=["ETH"]) == 1
+        pushed = await next_report(updates)
+    assert amounts(resynced)["ETH"] == 4
+    assert amounts(pushed)["ETH"] == 5
+
+
+async def test_portfolio_margin_pushes_open_and_close_um_positions() -> None:
+    async with (
+        binance_account("portfolio_margin") as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        first = await next_report(updates)
+        await subscribed(fake, "portfolio")
+        fake.set_positions([FakePosition("ETH", D(0), D(3100)), FakePosition("BTC", D(1), D(1))])
+        assert await fake.push("portfolio", coins=[]) == 1
+        pushed = await next_report(updates)
+        if hedges_of(pushed) == hedges_of(first):  # the margin event came alone, first
+            pushed = await next_report(updates)
+    assert hedges_of(first) == {"ETH/USDT:USDT:BOTH": -2}
+    assert hedges_of(pushed) == {"BTC/USDT:USDT:BOTH": 1}
+
+
+def hedges_of(report: VenueReport) -> dict[str | None, Decimal]:
+    return {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}

@@ -6,18 +6,30 @@ Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`
 (USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
 Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
 
-The USDⓈ-M user-data stream: `POST /fapi/v1/listenKey` issues a key (`PUT` keeps it alive;
-both need only the API-key header, as on Binance), the websocket `/private/ws?listenKey=…`
-takes it, and `push("account")` sends an `ACCOUNT_UPDATE` event (`a.B` balances, `a.P`
-positions) from the current state to every socket holding a valid key.
+User-data streams, as ccxt.pro follows them (`push(topic)` sends from the current state):
+
+* `account` (USDⓈ-M): `POST /fapi/v1/listenKey`, socket `/private/ws?listenKey=…`;
+  `ACCOUNT_UPDATE`.
+* `portfolio`: `POST /papi/v1/listenKey`, socket `/pm/ws/<listenKey>`;
+  `outboundAccountPosition` (cross margin) and `ACCOUNT_UPDATE` (`fs` UM).
+* `spot`: socket `/ws-api/v3`, `userDataStream.subscribe.signature`; `outboundAccountPosition`.
+* `margin`: `POST /sapi/v1/userListenToken`, then `/ws-api/v3`,
+  `userDataStream.subscribe.listenToken`; `outboundAccountPosition`.
+
+Listen-key and listen-token requests need only the API-key header, as on Binance. The websocket
+API answers each `{id, method, params}` with `{id, status, result | error}` and wraps every event
+as `{subscriptionId, event}`. No push carries debt: Binance streams no `borrowed`/`interest`.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -43,6 +55,23 @@ PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
 
 
 _keys = itertools.count(1)
+# what a websocket-API method subscribes to, when its params hold what it needs
+WS_API_METHODS: Mapping[str, str] = {
+    "userDataStream.subscribe.signature": "spot",
+    "userDataStream.subscribe.listenToken": "margin",
+}
+TOKEN_VALIDITY_MS = 86_400_000  # a listen token's default (and longest) life: 24 h
+
+
+@dataclass(eq=False)
+class _Follower:
+    """A socket following one topic (module table): by listen `key`, or by websocket-API
+    `subscription`."""
+
+    socket: web.WebSocketResponse
+    topic: str
+    key: str | None = None
+    subscription: int | None = None
 
 
 class BinanceDialect(Dialect):
@@ -50,9 +79,11 @@ class BinanceDialect(Dialect):
 
     def __init__(self, state: FakeState) -> None:
         super().__init__(state)
-        self.listen_keys: set[str] = set()
-        # (socket, its listen key): a socket whose key expired stays open and hears nothing
-        self._sockets: list[tuple[web.WebSocketResponse, str]] = []
+        self.listen_keys: set[str] = set()  # USDⓈ-M's and portfolio margin's
+        self.listen_tokens: set[str] = set()  # margin's, for the websocket API
+        # a socket whose listen key expired stays open and hears nothing
+        self._followers: list[_Follower] = []
+        self._subscriptions = itertools.count(0)
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -79,10 +110,17 @@ class BinanceDialect(Dialect):
             Route("GET", "/sapi/v1/capital/withdraw/history", self.withdrawals, private=True),
             Route("POST", "/fapi/v1/listenKey", self.new_listen_key),
             Route("PUT", "/fapi/v1/listenKey", self.keep_listen_key),
+            Route("POST", "/papi/v1/listenKey", self.new_listen_key),
+            Route("PUT", "/papi/v1/listenKey", self.keep_listen_key),
+            Route("POST", "/sapi/v1/userListenToken", self.new_listen_token),
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/private/ws", self.user_data_stream),)
+        return (
+            ("/private/ws", self.user_data_stream),
+            ("/pm/ws/{listenKey}", self.user_data_stream),
+            ("/ws-api/v3", self.websocket_api),
+        )
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
 
@@ -100,47 +138,119 @@ class BinanceDialect(Dialect):
             return {"code": -1125, "msg": "This listenKey does not exist."}
         return {}
 
+    def new_listen_token(self, query: Mapping[str, str]) -> Json:
+        if self.refuse_stream_auth:
+            return {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+        token = f"fakelistentoken{next(_keys):08d}"
+        self.listen_tokens.add(token)
+        return {"token": token, "expirationTime": self.state.now_ms() + TOKEN_VALIDITY_MS}
+
     async def user_data_stream(self, request: web.Request) -> web.StreamResponse:
-        """`/private/ws?listenKey=…`: every event of the account; no subscribe, no login."""
+        """`/private/ws?listenKey=…` (USDⓈ-M) or `/pm/ws/<listenKey>` (portfolio margin):
+        every event of the account; no subscribe, no login."""
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        key = request.query.get("listenKey", "")
+        key = request.match_info.get("listenKey") or request.query.get("listenKey", "")
         if key not in self.listen_keys:
             await socket.close(code=1008, message=b"invalid listenKey")
             return socket
-        held = (socket, key)
-        self._sockets.append(held)
+        topic = "portfolio" if "listenKey" in request.match_info else "account"
+        await self._follow(_Follower(socket, topic, key=key))
+        return socket
+
+    async def websocket_api(self, request: web.Request) -> web.StreamResponse:
+        """`/ws-api/v3`: requests `{id, method, params}` answered `{id, status, result}` (or
+        `error`); a user-data subscription then hears its account's events."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await self._follow(_Follower(socket, ""), self._on_request)
+        return socket
+
+    async def _follow(self, follower: _Follower, on_text: Any = None) -> None:
+        self._followers.append(follower)
         try:
-            async for message in socket:
-                if message.type is WSMsgType.ERROR:
+            async for message in follower.socket:
+                if message.type is WSMsgType.TEXT and on_text is not None:
+                    await on_text(follower, json.loads(message.data))
+                elif message.type is WSMsgType.ERROR:
                     break
         finally:
-            self._sockets.remove(held)
-        return socket
+            self._followers.remove(follower)
+
+    async def _on_request(self, follower: _Follower, request: Any) -> None:
+        method = request.get("method") if isinstance(request, dict) else None
+        params = request.get("params") or {} if isinstance(request, dict) else {}
+        reply: dict[str, Json] = {"id": request.get("id") if isinstance(request, dict) else None}
+        topic = WS_API_METHODS.get(str(method))
+        if topic is None:
+            reply |= {"status": 400, "error": {"code": -1100, "msg": f"Unknown method {method}"}}
+        elif topic == "spot" and (self.refuse_stream_auth or not _signed_params(params)):
+            reply |= {"status": 401, "error": {"code": -2015, "msg": "Invalid API-key."}}
+        elif topic == "margin" and params.get("listenToken") not in self.listen_tokens:
+            reply |= {"status": 400, "error": {"code": -1209, "msg": "Invalid listenToken."}}
+        else:
+            follower.topic, follower.subscription = topic, next(self._subscriptions)
+            result: dict[str, Json] = {"subscriptionId": follower.subscription}
+            if topic == "margin":
+                result["expirationTime"] = self.state.now_ms() + TOKEN_VALIDITY_MS
+            reply |= {"status": 200, "result": result}
+        await follower.socket.send_json(reply)
 
     async def expire_listen_keys(self) -> None:
         """Every listen key expires, as one does an hour after its last keep-alive: its sockets
         hear `listenKeyExpired` and then nothing more, though they stay open."""
         now = self.state.now_ms()
-        for socket, key in list(self._sockets):
-            if key in self.listen_keys:
-                await socket.send_json({"e": "listenKeyExpired", "E": now, "listenKey": key})
+        for follower in self._listening():
+            if follower.key is not None:
+                event = {"e": "listenKeyExpired", "E": now, "listenKey": follower.key}
+                await follower.socket.send_json(event)
         self.listen_keys.clear()
 
-    def _listening(self) -> list[web.WebSocketResponse]:
-        return [socket for socket, key in self._sockets if key in self.listen_keys]
+    def _listening(self, topic: str | None = None) -> list[_Follower]:
+        return [
+            f
+            for f in self._followers
+            if (f.key in self.listen_keys or f.subscription is not None)
+            and f.topic
+            and topic in (None, f.topic)
+        ]
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """`account`: an `ACCOUNT_UPDATE` with the futures balances (only `coins`, if named)
-        and every USDⓈ-M position (a closed one with `pa` "0")."""
-        if topic != "account":
-            raise ValueError(f"binance has no private topic {topic!r} here")
-        now = self.state.now_ms()
-        balances = [
+        """Send `topic`'s events (module table) from the current state to its followers; how
+        many sockets heard them. `coins`: the balances name only these coins. `account` and
+        `portfolio`'s `ACCOUNT_UPDATE` carries every position (a closed one with `pa` "0")."""
+        match topic:
+            case "account":
+                events = [self._account_update(self._wallets("futures", coins))]
+            case "portfolio":
+                um_wallets = [
+                    dict(row, wb="0", cw="0") for row in self._wallets("portfolio", coins)
+                ]
+                events = [
+                    self._account_position("portfolio", coins),
+                    self._account_update(um_wallets, fs="UM"),
+                ]
+            case "spot" | "margin":
+                events = [self._account_position(topic, coins)]
+            case _:
+                raise ValueError(f"binance has no private topic {topic!r} here")
+        listening = self._listening(topic)
+        for follower in listening:
+            for event in events:
+                if follower.subscription is not None:  # the websocket API wraps every event
+                    event = {"subscriptionId": follower.subscription, "event": event}
+                await follower.socket.send_json(event)
+        return len(listening)
+
+    def _wallets(self, account: str, coins: Sequence[str] | None) -> list[dict[str, str]]:
+        return [
             {"a": asset, "wb": num(h.balance), "cw": num(h.balance), "bc": "0"}
-            for asset, h in self.state.account("futures").items()
+            for asset, h in self.state.account(account).items()
             if coins is None or asset in coins
         ]
+
+    def _account_update(self, balances: list[dict[str, str]], fs: str | None = None) -> Json:
+        now = self.state.now_ms()
         positions = [
             {
                 "s": p.base + p.settle,
@@ -156,25 +266,31 @@ class BinanceDialect(Dialect):
             }
             for p in self.state.positions
         ]
-        event = {
-            "e": "ACCOUNT_UPDATE",
-            "E": now,
-            "T": now,
-            "a": {"m": "ORDER", "B": balances, "P": positions},
-        }
-        listening = self._listening()
-        for socket in listening:
-            await socket.send_json(event)
-        return len(listening)
+        event: dict[str, Json] = {"e": "ACCOUNT_UPDATE", "E": now, "T": now}
+        if fs is not None:  # portfolio margin: which futures account (UM or CM)
+            event["fs"] = fs
+        return event | {"a": {"m": "ORDER", "B": balances, "P": positions}}
+
+    def _account_position(self, account: str, coins: Sequence[str] | None) -> Json:
+        """`outboundAccountPosition`: free and locked of the named coins, never debt."""
+        now = self.state.now_ms()
+        balances = [
+            {"a": asset, "f": num(h.free), "l": num(h.locked)}
+            for asset, h in self.state.account(account).items()
+            if coins is None or asset in coins
+        ]
+        return {"e": "outboundAccountPosition", "E": now, "u": now, "B": balances}
 
     async def drop_streams(self) -> None:
-        for socket, _ in list(self._sockets):
-            await socket.close()
+        for follower in list(self._followers):
+            await follower.socket.close()
 
     @property
     def subscribers(self) -> dict[str, int]:
-        listening = len(self._listening())
-        return {"account": listening} if listening else {}
+        counts: dict[str, int] = {}
+        for follower in self._listening():
+            counts[follower.topic] = counts.get(follower.topic, 0) + 1
+        return counts
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form
@@ -662,6 +778,11 @@ def _futures_asset(asset: str, h: Holding, now: int) -> dict[str, Json]:
         "maxWithdrawAmount": num(available),
         "updateTime": now,  # ccxt skips an asset whose updateTime is 0
     }
+
+
+def _signed_params(params: Mapping[str, Json]) -> bool:
+    """A websocket-API request signed as Binance wants: key, time and signature present."""
+    return all(params.get(k) for k in ("apiKey", "timestamp", "signature"))
 
 
 def _window(transfers: list[Transfer], query: Mapping[str, str]) -> list[Transfer]:
