@@ -162,7 +162,8 @@ class ExchangeVenue(Section):
     for the transfers still under way.
 
     `stream` follows the account types that have a private websocket stream here (Bybit's
-    `unified`, Binance's `usdm`) between REST snapshots; others are polled. A REST snapshot
+    `unified`; Binance's `usdm`, `portfolio_margin`, `spot`, `cross_margin`) between REST
+    snapshots; others are polled. A REST snapshot
     replaces the streamed state every `resync_seconds`; a stream silent for `keepalive_seconds`
     counts as down and REST polling covers at `interval_seconds`.
     """
@@ -177,7 +178,7 @@ class ExchangeVenue(Section):
     base_url: AnyHttpUrl | None = None
     rate_limit: bool = True
     in_transit: bool = True  # read deposit and withdrawal history
-    stream: bool = True  # where a stream is implemented (Bybit unified, Binance usdm)
+    stream: bool = True  # where a stream is implemented (see the docstring)
     resync_seconds: Interval = 300.0
     keepalive_seconds: Interval = 30.0
     interval_seconds: Interval = 10.0

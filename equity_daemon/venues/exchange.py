@@ -9,8 +9,9 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
-  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`) patches this snapshot between
-  fetches with the coins and positions each push names; a REST fetch still owns it.
+  A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
+  `spot`, `cross_margin`) patches this snapshot between fetches with the coins and positions
+  each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
