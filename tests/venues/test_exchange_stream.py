@@ -600,3 +600,29 @@ async def test_portfolio_margin_pushes_open_and_close_um_positions() -> None:
 
 def hedges_of(report: VenueReport) -> dict[str | None, Decimal]:
     return {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
+
+
+async def test_an_expired_margin_listen_token_ends_the_stream_and_the_next_takes_a_new_one() -> (
+    None
+):
+    async with binance_account("cross_margin") as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "margin")
+            await binance(fake).expire_listen_keys()
+            with pytest.raises(VenueUnavailable, match="event stream terminated"):
+                await next_report(updates)
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "margin")
+    assert len(fake.calls("/sapi/v1/userListenToken")) == 2
+
+
+async def test_a_closed_stream_leaves_no_keep_alive_behind() -> None:
+    async with binance_venue() as (fake, venue):
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+        await anyio.sleep(0.5)  # past the keep-alive ccxt had scheduled
+        assert listen_key_calls(fake, "PUT") == 0

@@ -197,14 +197,21 @@ class BinanceDialect(Dialect):
         await follower.socket.send_json(reply)
 
     async def expire_listen_keys(self) -> None:
-        """Every listen key expires, as one does an hour after its last keep-alive: its sockets
-        hear `listenKeyExpired` and then nothing more, though they stay open."""
+        """Every listen key and token expires, as a key does an hour after its last keep-alive
+        and a token at its `expirationTime`: a key's sockets hear `listenKeyExpired`, a token's
+        subscription `eventStreamTerminated`, and then nothing more, though they stay open."""
         now = self.state.now_ms()
         for follower in self._listening():
             if follower.key is not None:
                 event = {"e": "listenKeyExpired", "E": now, "listenKey": follower.key}
                 await follower.socket.send_json(event)
+            elif follower.topic == "margin":
+                event = {"e": "eventStreamTerminated", "E": now}
+                wrapped = {"subscriptionId": follower.subscription, "event": event}
+                await follower.socket.send_json(wrapped)
+                follower.subscription = None
         self.listen_keys.clear()
+        self.listen_tokens.clear()
 
     def _listening(self, topic: str | None = None) -> list[_Follower]:
         return [
