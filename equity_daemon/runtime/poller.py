@@ -16,6 +16,7 @@ or 418) is waited out in full.
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
+A stream whose login is refused is reconnected no sooner than `max_backoff`, as a refused fetch.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class Poller:
         failures = 0
         while True:
             updates = venue.updates()
+            refused: VenueAuthError | None = None
             try:
                 async for pushed in updates:
                     self._last_push = self._clock.monotonic()
@@ -248,6 +250,7 @@ class Poller:
                 reason = "stream ended"
             except Exception as exc:  # the adapter boundary, as in fetch_once
                 reason = _classify(venue, exc)[1]
+                refused = exc if isinstance(exc, VenueAuthError) else None
             finally:  # a generator is closed here, in its own task, not later by the collector
                 aclose = getattr(updates, "aclose", None)
                 if aclose is not None:
@@ -257,6 +260,8 @@ class Poller:
             self._store.note(venue.name, f"stream down ({reason}); polling")
             log.warning("stream_down", venue=venue.name, reason=reason)
             await self.fetch(tg)  # what changed while it was down; REST covers from here on
+            if refused is not None:  # a refused login is not retried soon, even if REST works
+                self._note_failure(refused)
             await anyio.sleep(max(backoff(self.policy, failures, self._rng), self._floor))
 
     async def _record_push(self, pushed: VenueReport, tg: TaskGroup) -> None:

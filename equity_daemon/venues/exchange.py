@@ -10,8 +10,8 @@ One class for every exchange; what differs per exchange is only the field mappin
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
   A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
-  `spot`, `cross_margin`) patches this snapshot between fetches with the coins and positions
-  each push names; a REST fetch still owns it.
+  `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
+  and positions each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
@@ -318,10 +318,10 @@ class StreamingExchangeVenue(ExchangeVenue):
     `updates()` takes a REST snapshot, then patches it with every balance and position push
     (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
     the full report after each batch of pushes, its `as_of` the push's event time. Debt and
-    interest keep their REST values. A REST snapshot replaces the state every `resync_seconds`
-    and whenever `updates()` starts again (after a reconnect); one that disagrees with the
-    streamed state calls `on_disagreement`. Account types without a stream keep their last REST
-    lines until the next snapshot.
+    interest keep their REST values (OKX: unless a push carries both). A REST snapshot replaces
+    the state every `resync_seconds` and whenever `updates()` starts again (after a reconnect);
+    one that disagrees with the streamed state calls `on_disagreement`. Account types without a
+    stream keep their last REST lines until the next snapshot.
     """
 
     def __init__(

@@ -4,7 +4,7 @@ push to the store and the next snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,13 +40,19 @@ START = {"USDT": Holding(balance=D(1000)), "ETH": Holding(balance=D(2), borrowed
 
 
 @asynccontextmanager
-async def venue_on(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
-    async with fake_exchange("bybit") as fake:
-        fake.set_account("unified", START)
+async def venue_on(
+    exchange: str = "bybit",
+    account: str = "unified",
+    start: Mapping[str, Holding] = START,
+    **extra: Any,
+) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    """A streaming venue of one account type on a fake exchange holding `start` there."""
+    async with fake_exchange(exchange) as fake:
+        fake.set_account(account, start)
         venue = StreamingExchangeVenue(
             "cex",
-            "bybit",
-            ("unified",),
+            exchange,
+            (account,),
             CREDENTIALS,
             SystemClock(),
             base_url=fake.base_url,
@@ -153,7 +159,7 @@ async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
     assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
     assert type(venue_of({"kind": "binance", "accounts": ["isolated_margin"]})) is ExchangeVenue
     with pytest.raises(ValueError, match="streams none"):
-        StreamingExchangeVenue("x", "okx", ("trading",), CREDENTIALS, SystemClock())
+        StreamingExchangeVenue("x", "okx", ("funding",), CREDENTIALS, SystemClock())
 
 
 def venue_of(venue: dict[str, Any]) -> Any:

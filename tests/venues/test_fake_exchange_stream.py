@@ -1,5 +1,6 @@
-"""The fake Bybit's private websocket, as ccxt.pro follows it: `auth`, then `wallet` and
-`position` pushes; a refused login and a dropped socket come out as the daemon's errors."""
+"""The fake exchanges' private websockets, as ccxt.pro follows them: Bybit's `auth`, then `wallet`
+and `position` pushes; OKX's `login`, then `account` and `positions` pushes; Binance's listen-key
+stream. A refused login and a dropped socket come out as the daemon's errors."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from equity_daemon.venues.exchange_client import create_exchange
 from equity_daemon.venues.exchange_errors import exchange_errors
 from equity_daemon.venues.fake_exchange import (
     BinanceDialect,
+    Dialect,
     FakeExchange,
     FakePosition,
     Holding,
+    OkxDialect,
     fake_exchange,
 )
 from tests.venues.exchanges import CREDENTIALS
@@ -144,9 +147,19 @@ async def test_an_unknown_topic_or_a_dialect_without_streams_is_refused() -> Non
     with pytest.raises(ValueError, match="no private topic 'orders'"):
         await bybit.push("orders")
     okx = fake_exchange("okx")
+    with pytest.raises(ValueError, match="no private channel 'orders'"):
+        await okx.push("orders")
+
+    class Silent(OkxDialect):  # a dialect that serves no websocket at all
+        push = Dialect.push
+        send = Dialect.send
+
+    quiet = FakeExchange(Silent)
     with pytest.raises(LookupError, match="the fake okx serves no websocket"):
-        await okx.push("account")
-    assert okx.dialect.subscribers == {}
+        await quiet.push("account")
+    with pytest.raises(LookupError, match="the fake okx serves no websocket"):
+        await quiet.send("account", {})
+    assert quiet.dialect.subscribers == {}
 
 
 async def test_binance_usdm_account_updates_reach_ccxt_over_a_listen_key_socket() -> None:
@@ -250,3 +263,100 @@ async def test_binance_margin_subscribes_with_a_listen_token_and_pm_with_a_papi_
     assert fake.calls("/sapi/v1/userListenToken")
     assert fake.calls("/papi/v1/listenKey")
     assert not fake.calls("/fapi/v1/listenKey")
+
+
+# --- OKX: `login`, then the `account` and `positions` channels -----------------------------
+
+
+async def test_okx_wants_login_before_subscribe_and_answers_its_text_ping() -> None:
+    async with (
+        fake_exchange("okx") as fake,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(fake.base_url + "/ws/v5/private") as socket,
+    ):
+        account = {"channel": "account"}
+        await socket.send_json({"op": "subscribe", "args": [account]})
+        refused = await socket.receive_json()
+        await socket.send_json({"op": "login", "args": [{"apiKey": "k", "timestamp": "1"}]})
+        incomplete = await socket.receive_json()
+        login = {"apiKey": "k", "passphrase": "p", "timestamp": "1", "sign": "s"}
+        await socket.send_json({"op": "login", "args": [login]})
+        accepted = await socket.receive_json()
+        positions = {"channel": "positions", "instType": "ANY"}
+        await socket.send_json({"op": "subscribe", "args": [account, positions, {"channel": "x"}]})
+        answers = [await socket.receive_json() for _ in range(3)]
+        await socket.send_str("ping")
+        pong = await socket.receive_str()
+        await socket.send_json({"op": "dance"})
+        unknown = await socket.receive_json()
+        await socket.send_str("not json")
+        illegal = await socket.receive_json()
+        assert fake.dialect.subscribers == {"account": 1, "positions": 1}
+        assert isinstance(fake.dialect, OkxDialect)
+        fake.dialect.silent = True  # half-open: no pong, no push
+        await socket.send_str("ping")
+        with anyio.move_on_after(0.3) as waited:
+            await socket.receive_str()
+        assert waited.cancelled_caught
+        assert await fake.push("account") == 0
+    assert (refused["event"], refused["code"]) == ("error", "60011")
+    assert (incomplete["event"], incomplete["code"]) == ("error", "60009")
+    assert (accepted["event"], accepted["code"]) == ("login", "0")
+    assert [(a["event"], a.get("arg")) for a in answers[:2]] == [
+        ("subscribe", account),
+        ("subscribe", positions),
+    ]
+    assert (answers[2]["event"], answers[2]["code"]) == ("error", "60018")
+    assert pong == "pong"
+    assert (unknown["event"], unknown["code"]) == ("error", "60019")
+    assert (illegal["event"], illegal["code"]) == ("error", "60012")
+
+
+async def test_okx_account_and_positions_pushes_reach_ccxt() -> None:
+    async with fake_exchange("okx") as fake:
+        client = create_exchange(
+            "okx", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                balances: list[Any] = []
+                positions: list[Any] = []
+
+                async def watch_balance() -> None:
+                    balances.append(await client.watch_balance())
+
+                async def watch_positions() -> None:
+                    positions.append(await client.watch_positions())
+
+                tg.start_soon(watch_balance)
+                tg.start_soon(watch_positions)
+                await subscribed(fake, "account")
+                await subscribed(fake, "positions")
+                fake.set_holding("trading", "ETH", Holding(balance=D(10), borrowed=D(2)))
+                fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+                assert await fake.push("account") == 1
+                assert await fake.push("positions") == 1
+        finally:
+            await client.close()
+    (balance,) = balances
+    # ccxt's websocket total is OKX's `eq`, already net of the liability (pitfalls 17)
+    assert balance["ETH"]["total"] == pytest.approx(8)
+    ((position,),) = positions
+    assert (position["symbol"], position["side"], position["contracts"]) == (
+        "ETH/USDT:USDT",
+        "short",
+        20,
+    )
+
+
+async def test_okx_a_refused_login_is_an_auth_error() -> None:
+    async with fake_exchange("okx") as fake:
+        client = create_exchange(
+            "okx", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            fake.dialect.refuse_stream_auth = True
+            with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
+                await client.watch_balance()
+        finally:
+            await client.close()

@@ -9,6 +9,12 @@ so `eq` is never added beside a debt: the holding is rebuilt as `cashBal + liab`
 liability (principal and interest, `liab` including `interest`) subtracted once. `upl` is left
 out: open swaps (the position list only; closed rows live in a history endpoint never read)
 enter as two legs each. `pos` is in contracts of `ctVal` base units.
+
+`trading` streams (private socket, channels `account` and `positions`): a push patches the coins
+and positions it names. An `account` push's `details` rows have REST's fields; `liab` and
+`interest` are taken from the push only as a pair and only when both are there, else the REST
+pair stays. Either way the coin nets to its pushed `cashBal` (asset `cashBal + liab`, debt
+`liab`), so a debt is never lost or counted twice, whichever `liab` is used.
 """
 
 from __future__ import annotations
@@ -99,3 +105,73 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             inverse=inverse,
         )
     )
+
+
+# -- streaming (ccxt.pro `watch_balance` / `watch_positions`): what a push may patch ------------
+
+# the account types whose pushes patch the REST snapshot
+STREAMED: frozenset[str] = frozenset({"trading"})
+# the params of the `watch_balance` / `watch_positions` calls (ccxt subscribes `account` and
+# `positions` with `instType` ANY on `/ws/v5/private` after its `login`)
+WATCH: Mapping[str, Mapping[str, Any]] = {"trading": {}}
+# a coin's debt fields, replaced from a push together or not at all (`interest` is in `liab`)
+DEBT = ("liab", "interest")
+
+
+def patch_balance(info: Any, message: Any) -> dict[str, Any]:
+    """The raw `/api/v5/account/balance` answer `info` with the coins of an `account` push
+    replaced.
+
+    Coins the push does not name keep their REST rows; the account's own fields (`totalEq`,
+    `uTime`) are the pushed ones. A pushed coin keeps the REST `liab`/`interest` pair unless
+    the push carries both (module docstring). `balance` reads the result as a REST answer.
+    """
+    data = rows(info["data"], "data")
+    summary = dict(data[0])
+    coins = {text(c, "ccy"): c for c in rows(summary.get("details"), "details")}
+    for row in rows(message.get("data"), "account push"):
+        number(row, "totalEq")
+        summary |= {k: v for k, v in row.items() if k != "details"}
+        for coin in rows(row.get("details"), "details"):
+            asset = text(coin, "ccy")
+            number(coin, "cashBal")
+            pushed = dict(coin)
+            if any(coin.get(k) in (None, "") for k in DEBT):
+                old = coins.get(asset, {})
+                pushed |= {k: old.get(k, "0") for k in DEBT}
+            coins[asset] = pushed
+    summary["details"] = list(coins.values())
+    return {**info, "data": [summary, *data[1:]]}
+
+
+def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
+    """The swap rows of a `positions` push, shaped as `/api/v5/account/positions` rows (plus
+    `pTime`). ccxt subscribes `instType` ANY; margin, futures and option rows are left out,
+    as the REST snapshot (`instType=SWAP`) leaves them out."""
+    found = rows(message.get("data"), "positions push")
+    return [row for row in found if text(row, "instType") == "SWAP"]
+
+
+def closed(raw: Mapping[str, Any]) -> bool:
+    """Whether a pushed position row is a closed position (`pos` "0")."""
+    return number(raw, "pos") == 0
+
+
+def position_key(raw: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What identifies one position: instrument, margin mode (a cross and an isolated position
+    of one swap can both be open) and position side (`net`, or `long`/`short` in hedge mode)."""
+    return text(raw, "instId"), str(raw.get("mgnMode") or "cross"), str(raw.get("posSide") or "net")
+
+
+def event_ms(message: Any) -> int | None:
+    """The exchange's time of a push: the latest `pTime` (positions) or `uTime` (the account's,
+    and each position's) of its data rows; None if there is none."""
+    data = message.get("data") if isinstance(message, Mapping) else None
+    latest: int | None = None
+    for row in data if isinstance(data, list) else ():
+        for field in ("pTime", "uTime"):
+            value = row.get(field) if isinstance(row, Mapping) else None
+            if isinstance(value, str) and value.isdigit():
+                latest = max(latest or 0, int(value))
+                break
+    return latest

@@ -11,41 +11,30 @@ The private websocket (`/v5/private`) takes `auth`, `subscribe` and `ping`, and 
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.server import (
+    Json,
+    Route,
+    Stream,
+    StreamingDialect,
+    WebsocketHandler,
+)
 from equity_daemon.venues.fake_exchange.state import (
     ZERO,
     FakePosition,
-    FakeState,
     Market,
     Transfer,
     num,
 )
 
-_connections = itertools.count(1)
 
-
-@dataclass(eq=False)
-class _Stream:
-    socket: web.WebSocketResponse
-    authenticated: bool = False
-    topics: set[str] = field(default_factory=set)
-    id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
-
-
-class BybitDialect(Dialect):
+class BybitDialect(StreamingDialect):
     name = "bybit"
-
-    def __init__(self, state: FakeState) -> None:
-        super().__init__(state)
-        self._streams: list[_Stream] = []
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -66,7 +55,7 @@ class BybitDialect(Dialect):
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/v5/private", self.private_stream),)
+        return (("/v5/private", self.serve_stream),)
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-TIMESTAMP")
@@ -101,22 +90,10 @@ class BybitDialect(Dialect):
 
     # -- the private websocket: `auth`, then `wallet` and `position` pushes --------------------
 
-    async def private_stream(self, request: web.Request) -> web.StreamResponse:
+    def answer(self, stream: Stream, frame: str) -> Sequence[str]:
         """Bybit's v5 private stream: `auth` (key, expiry and signature present), `subscribe`,
         `ping`; pushes are sent by `push`. Like Bybit, it sends no snapshot on subscribe."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        stream = _Stream(socket)
-        self._streams.append(stream)
-        try:
-            async for message in socket:
-                if message.type is WSMsgType.TEXT:
-                    await self._on_message(stream, json.loads(message.data))
-        finally:
-            self._streams.remove(stream)
-        return socket
-
-    async def _on_message(self, stream: _Stream, message: dict[str, Any]) -> None:
+        message = json.loads(frame)
         op = message.get("op")
         reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
         if "req_id" in message:
@@ -136,11 +113,11 @@ class BybitDialect(Dialect):
             reply |= {"op": "pong", "args": [str(self.state.now_ms())]}
         else:
             reply |= {"success": False, "ret_msg": f"unknown op {op}"}
-        await stream.socket.send_json(reply)
+        return [json.dumps(reply)]
 
-    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """Send `topic` (`wallet` or `position`) from the current state to every subscriber;
-        how many sockets it went to. `coins`: a wallet push naming only these coins."""
+    def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
+        """A `wallet` or `position` push from the current state (`coins`: a wallet push naming
+        only these coins)."""
         if topic == "wallet":
             wallet = self._unified()
             if coins is not None:
@@ -154,26 +131,7 @@ class BybitDialect(Dialect):
         else:
             raise ValueError(f"bybit has no private topic {topic!r} here")
         now = self.state.now_ms()
-        message = {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
-        sent = 0
-        for stream in list(self._streams):
-            if topic in stream.topics:
-                await stream.socket.send_json(message)
-                sent += 1
-        return sent
-
-    async def drop_streams(self) -> None:
-        """Close every websocket, as Bybit does to an idle or expired connection."""
-        for stream in list(self._streams):
-            await stream.socket.close()
-
-    @property
-    def subscribers(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for stream in self._streams:
-            for topic in stream.topics:
-                counts[topic] = counts.get(topic, 0) + 1
-        return counts
+        return {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
 
     # -- public --------------------------------------------------------------------------------
 

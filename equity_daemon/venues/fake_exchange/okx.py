@@ -4,17 +4,38 @@ positions, deposit and withdrawal history, tickers and mark prices.
 Accounts: `trading` (`/api/v5/account/balance`) and `funding` (`/api/v5/asset/balances`). Every
 answer has OKX's envelope (`code` "0", `msg`, `data`); numbers are strings. A swap's `pos` is in
 contracts of `ctVal` base units (0.01 BTC, 0.1 ETH), as on OKX.
+
+The private websocket (`/ws/v5/private`) takes `login` (`apiKey`, `passphrase`, `timestamp` and
+`sign` present; a refused one gets OKX's `error` event), `subscribe` to the `account` and
+`positions` channels (after login only), and the text frame `ping` (answered `pong`). `push`
+sends an `account` push (the trading account as REST renders it, `details` only of the coins
+named) or a `positions` push (every position, a closed one with `pos` "0"). Unlike OKX, it sends
+no snapshot on subscribe and no periodic push: tests push when they mean to.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from aiohttp import web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route
-from equity_daemon.venues.fake_exchange.state import ZERO, FakePosition, Market, Transfer, num
+from equity_daemon.venues.fake_exchange.server import (
+    Json,
+    Route,
+    Stream,
+    StreamingDialect,
+    WebsocketHandler,
+)
+from equity_daemon.venues.fake_exchange.state import (
+    ZERO,
+    FakePosition,
+    FakeState,
+    Market,
+    Transfer,
+    num,
+)
 
 CONTRACT_VALUES = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1")}
 
@@ -24,8 +45,18 @@ def contract_value(base: str) -> Decimal:
     return CONTRACT_VALUES.get(base, Decimal(1))
 
 
-class OkxDialect(Dialect):
+# what a `login` op's one argument must carry (never checked further, like the REST headers)
+LOGIN_FIELDS = ("apiKey", "passphrase", "timestamp", "sign")
+CHANNELS = frozenset({"account", "positions"})
+UID = "44705892343619584"  # the account's user id, echoed in every push's `arg`
+
+
+class OkxDialect(StreamingDialect):
     name = "okx"
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self.logins = 0  # every `login` op received, accepted or not
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -42,6 +73,9 @@ class OkxDialect(Dialect):
             Route("GET", "/api/v5/asset/withdrawal-history", self.withdrawals, private=True),
         )
 
+    def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
+        return (("/ws/v5/private", self.serve_stream),)
+
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE")
         return all(request.headers.get(name) for name in needed)
@@ -57,6 +91,62 @@ class OkxDialect(Dialect):
 
     def _ok(self, data: Json) -> Json:
         return {"code": "0", "msg": "", "data": data}
+
+    # -- the private websocket: `login`, then `account` and `positions` pushes ------------------
+
+    def answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        if frame == "ping":  # OKX's keep-alive is a text frame, not a websocket ping
+            return ["pong"]
+        try:
+            message = json.loads(frame)
+            op = message.get("op")
+        except (ValueError, AttributeError):
+            return [self._event_error(stream, "60012", f"Illegal request: {frame}")]
+        if op == "login":
+            self.logins += 1
+            args = message.get("args") or [{}]
+            present = isinstance(args[0], dict) and all(args[0].get(k) for k in LOGIN_FIELDS)
+            if not present:
+                return [self._event_error(stream, "60009", "Login failed.")]
+            if self.refuse_stream_auth:
+                return [self._event_error(stream, "60005", "Invalid apiKey")]
+            stream.authenticated = True
+            return [json.dumps({"event": "login", "code": "0", "msg": "", "connId": stream.id})]
+        if op == "subscribe":
+            if not stream.authenticated:
+                return [self._event_error(stream, "60011", "Please log in.")]
+            replies = []
+            for arg in message.get("args") or []:
+                channel = arg.get("channel") if isinstance(arg, dict) else None
+                if channel not in CHANNELS:
+                    replies.append(
+                        self._event_error(stream, "60018", f"Wrong URL or channel:{channel}")
+                    )
+                    continue
+                stream.topics.add(channel)
+                replies.append(json.dumps({"event": "subscribe", "arg": arg, "connId": stream.id}))
+            return replies
+        return [self._event_error(stream, "60019", f"Invalid op: {op}")]
+
+    def _event_error(self, stream: Stream, code: str, message: str) -> str:
+        return json.dumps({"event": "error", "code": code, "msg": message, "connId": stream.id})
+
+    def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
+        """An `account` push (`details` only of `coins`, if named) or a `positions` push (every
+        position of the state, a closed one with `pos` "0", `pTime` the push time)."""
+        if topic == "account":
+            account = self._trading()
+            if coins is not None:
+                account["details"] = [d for d in account["details"] if d["ccy"] in coins]
+            arg: dict[str, str] = {"channel": "account", "uid": UID}
+            data = [account]
+        elif topic == "positions":
+            now = str(self.state.now_ms())
+            arg = {"channel": "positions", "instType": "ANY", "uid": UID}
+            data = [self._position(p) | {"pTime": now} for p in self.state.positions]
+        else:
+            raise ValueError(f"okx has no private channel {topic!r} here")
+        return {"arg": arg, "eventType": "event", "curPage": 1, "lastPage": True, "data": data}
 
     # -- public --------------------------------------------------------------------------------
 
@@ -155,6 +245,11 @@ class OkxDialect(Dialect):
         )
 
     def trading(self, query: Mapping[str, str]) -> Json:
+        return self._ok([self._trading()])
+
+    def _trading(self) -> dict[str, Json]:
+        """The trading account as both `/api/v5/account/balance` and the `account` channel
+        render it."""
         now = str(self.state.now_ms())
         details = []
         totals = dict.fromkeys(("eq", "imr", "mmr", "upl", "notional"), ZERO)
@@ -214,7 +309,7 @@ class OkxDialect(Dialect):
             "uTime": now,
             "details": details,
         }
-        return self._ok([account])
+        return account
 
     def funding(self, query: Mapping[str, str]) -> Json:
         return self._ok(

@@ -4,23 +4,26 @@ Every request goes through one handler: it records the call, checks that the sig
 there (401 with the exchange's own auth error body when they are not), plays the next queued
 fault of the route if there is one, and else answers from the dialect's route table. Websocket
 routes can be added beside it (`Dialect.websockets`): Binance's listen-key stream, Bybit's `auth`
-and OKX's `login` are each one more aiohttp route on the same application.
+and OKX's `login` are each one more aiohttp route on the same application. `StreamingDialect` holds
+what Bybit's and OKX's private sockets share (log in, subscribe to topics, pushes, drops, silence);
+each of them only says how it answers a frame and how a push of a topic looks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import json
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from equity_daemon.venues.fake_exchange.state import (
     FakePosition,
@@ -106,7 +109,11 @@ class Dialect(ABC):
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Send `topic` from the current state to its websocket subscribers; how many.
         `coins`: a balance push naming only these coins (the others unchanged). A dialect that
-        serves no websocket (OKX's fake, for now) refuses."""
+        serves no websocket refuses."""
+        raise LookupError(f"the fake {self.name} serves no websocket")
+
+    async def send(self, topic: str, message: Json) -> int:
+        """Send `message` as it is (a test's malformed push) to the subscribers of `topic`."""
         raise LookupError(f"the fake {self.name} serves no websocket")
 
     async def drop_streams(self) -> None:
@@ -130,6 +137,84 @@ class Dialect(ABC):
 
     def not_found(self) -> Json:
         return {"error": "not found"}
+
+
+_connections = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Stream:
+    """One open private websocket: whether it logged in, and the topics it follows."""
+
+    socket: web.WebSocketResponse
+    authenticated: bool = False
+    topics: set[str] = field(default_factory=set)
+    id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
+
+
+class StreamingDialect(Dialect):
+    """**Base class**: a dialect with a log-in-then-subscribe private websocket (Bybit, OKX).
+
+    The sockets, their topics, pushes, drops and silence live here; a subclass says how it
+    answers one text frame (`answer`: the frames to send back) and how a push looks (`message`).
+    `silent` (set by a test) makes every socket a half-open one: it stays up but answers
+    nothing, not even pings, and carries no push.
+    """
+
+    silent = False
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self._streams: list[Stream] = []
+
+    @abstractmethod
+    def answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """The text frames to send back to one frame a client sent."""
+
+    @abstractmethod
+    def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
+        """A push of `topic` from the current state (`coins`: a balance naming only these)."""
+
+    async def serve_stream(self, request: web.Request) -> web.StreamResponse:
+        """One private websocket, open until the client or `drop_streams` closes it."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        stream = Stream(socket)
+        self._streams.append(stream)
+        try:
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT and not self.silent:
+                    for reply in self.answer(stream, frame.data):
+                        await socket.send_str(reply)
+        finally:
+            self._streams.remove(stream)
+        return socket
+
+    async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
+        return await self.send(topic, self.message(topic, coins))
+
+    async def send(self, topic: str, message: Json) -> int:
+        if self.silent:
+            return 0
+        sent = 0
+        for stream in list(self._streams):
+            if topic in stream.topics:
+                await stream.socket.send_json(message)
+                sent += 1
+        return sent
+
+    async def drop_streams(self) -> None:
+        """Close every websocket, as an exchange does to an idle or expired connection."""
+        for stream in list(self._streams):
+            await stream.socket.close()
+
+    @property
+    def subscribers(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for stream in self._streams:
+            for topic in stream.topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return counts
 
 
 class FakeExchange:
@@ -251,9 +336,14 @@ class FakeExchange:
         queue.extend(_Queued(fault, status, retry_after) for _ in range(times))
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """Push `topic` (Bybit: `wallet`, `position`) from the current state to the websocket
-        subscribers; how many sockets it reached. `coins`: a balance push naming only these."""
+        """Push `topic` (Bybit `wallet`, `position`; OKX `account`, `positions`; Binance
+        `account`) from the current state to the websocket subscribers; how many sockets it
+        reached. `coins`: a balance push naming only these."""
         return await self.dialect.push(topic, coins)
+
+    async def send(self, topic: str, message: Any) -> int:
+        """Send a raw `message` (e.g. a malformed push) to the subscribers of `topic`."""
+        return await self.dialect.send(topic, message)
 
     async def drop_streams(self) -> None:
         """Close every open websocket, as an exchange does at a disconnect."""
