@@ -47,7 +47,7 @@ from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
 from equity_daemon.venues.exchange_client import Credentials
-from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchange_errors import Path, check_answer, error_code, exchange_errors
 from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
@@ -430,6 +430,7 @@ class StreamingExchangeVenue(ExchangeVenue):
         """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`),
         or, when the exchange closed the socket (`CUT`), may be rejoined."""
         cut = False
+        lost: frozenset[str] = getattr(self.mapping, "STREAM_LOST_CODES", frozenset())
         try:
             with exchange_errors(self.name, client):
                 try:
@@ -437,6 +438,11 @@ class StreamingExchangeVenue(ExchangeVenue):
                         await call()
                 except Exception as exc:
                     cut = exchange_client.closed_by_exchange(exc)
+                    code = error_code(exc)
+                    if code in lost:  # a new key fixes it: not a refused API key
+                        raise VenueUnavailable(
+                            self.name, f"stream key lost (code {code})"
+                        ) from None
                     raise
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -200,6 +200,9 @@ STREAM_OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "usdm": {"defaultType": "future"},
     "portfolio_margin": {"defaultType": "future"},
 }
+# error codes that mean the stream's key is gone, not that the API key is refused: ccxt reads
+# -1125 ("This listenKey does not exist.", a failed keep-alive) as an AuthenticationError
+STREAM_LOST_CODES: frozenset[str] = frozenset({"-1125"})
 # the accounts whose patched balance still carries a current exchange total (`usdm` moves
 # `totalMarginBalance` with the wallet); the others' totals wait for the next REST snapshot
 PUSH_KEEPS_TOTAL: frozenset[str] = frozenset({"usdm"})
