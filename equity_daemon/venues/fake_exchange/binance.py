@@ -26,14 +26,18 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.server import (
+    Json,
+    Route,
+    Stream,
+    StreamingDialect,
+    WebsocketHandler,
+)
 from equity_daemon.venues.fake_exchange.state import (
     ZERO,
     FakePosition,
@@ -61,29 +65,17 @@ WS_API_METHODS: Mapping[str, str] = {
     "userDataStream.subscribe.listenToken": "margin",
 }
 TOKEN_VALIDITY_MS = 86_400_000  # a listen token's default (and longest) life: 24 h
+SUBSCRIPTION_ID = 0
 
 
-@dataclass(eq=False)
-class _Follower:
-    """A socket following one topic (module table): by listen `key`, or by websocket-API
-    `subscription`."""
-
-    socket: web.WebSocketResponse
-    topic: str
-    key: str | None = None
-    subscription: int | None = None
-
-
-class BinanceDialect(Dialect):
+class BinanceDialect(StreamingDialect):
     name = "binance"
 
     def __init__(self, state: FakeState) -> None:
         super().__init__(state)
         self.listen_keys: set[str] = set()  # USDⓈ-M's and portfolio margin's
         self.listen_tokens: set[str] = set()  # margin's, for the websocket API
-        # a socket whose listen key expired stays open and hears nothing
-        self._followers: list[_Follower] = []
-        self._subscriptions = itertools.count(0)
+        self._keys: dict[str, str] = {}  # a listen-key socket's (by `Stream.id`) key
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -117,9 +109,9 @@ class BinanceDialect(Dialect):
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
         return (
-            ("/private/ws", self.user_data_stream),
-            ("/pm/ws/{listenKey}", self.user_data_stream),
-            ("/ws-api/v3", self.websocket_api),
+            ("/private/ws", self.serve_stream),
+            ("/pm/ws/{listenKey}", self.serve_stream),
+            ("/ws-api/v3", self.serve_stream),
         )
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
@@ -145,42 +137,29 @@ class BinanceDialect(Dialect):
         self.listen_tokens.add(token)
         return {"token": token, "expirationTime": self.state.now_ms() + TOKEN_VALIDITY_MS}
 
-    async def user_data_stream(self, request: web.Request) -> web.StreamResponse:
-        """`/private/ws?listenKey=…` (USDⓈ-M) or `/pm/ws/<listenKey>` (portfolio margin):
-        every event of the account; no subscribe, no login."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
+    def opened(self, stream: Stream, request: web.Request) -> bool:
+        """A user-data socket (`/private/ws?listenKey=…`, `/pm/ws/<listenKey>`) follows its
+        account from the start, if its key is valid; a websocket-API one subscribes later."""
+        if request.path.startswith("/ws-api/"):
+            return True
         key = request.match_info.get("listenKey") or request.query.get("listenKey", "")
         if key not in self.listen_keys:
-            await socket.close(code=1008, message=b"invalid listenKey")
-            return socket
-        topic = "portfolio" if "listenKey" in request.match_info else "account"
-        await self._follow(_Follower(socket, topic, key=key))
-        return socket
+            return False
+        stream.authenticated = True
+        stream.topics.add("portfolio" if "listenKey" in request.match_info else "account")
+        self._keys[stream.id] = key
+        return True
 
-    async def websocket_api(self, request: web.Request) -> web.StreamResponse:
-        """`/ws-api/v3`: requests `{id, method, params}` answered `{id, status, result}` (or
-        `error`); a user-data subscription then hears its account's events."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        await self._follow(_Follower(socket, ""), self._on_request)
-        return socket
-
-    async def _follow(self, follower: _Follower, on_text: Any = None) -> None:
-        self._followers.append(follower)
-        try:
-            async for message in follower.socket:
-                if message.type is WSMsgType.TEXT and on_text is not None:
-                    await on_text(follower, json.loads(message.data))
-                elif message.type is WSMsgType.ERROR:
-                    break
-        finally:
-            self._followers.remove(follower)
-
-    async def _on_request(self, follower: _Follower, request: Any) -> None:
-        method = request.get("method") if isinstance(request, dict) else None
-        params = request.get("params") or {} if isinstance(request, dict) else {}
-        reply: dict[str, Json] = {"id": request.get("id") if isinstance(request, dict) else None}
+    def answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """The websocket API: `{id, method, params}` answered `{id, status, result | error}`; a
+        user-data socket ignores what it is sent."""
+        if stream.id in self._keys:
+            return ()
+        request = json.loads(frame)
+        if not isinstance(request, dict):
+            request = {}
+        method, params = request.get("method"), request.get("params") or {}
+        reply: dict[str, Json] = {"id": request.get("id")}
         topic = WS_API_METHODS.get(str(method))
         if topic is None:
             reply |= {"status": 400, "error": {"code": -1100, "msg": f"Unknown method {method}"}}
@@ -189,65 +168,61 @@ class BinanceDialect(Dialect):
         elif topic == "margin" and params.get("listenToken") not in self.listen_tokens:
             reply |= {"status": 400, "error": {"code": -1209, "msg": "Invalid listenToken."}}
         else:
-            follower.topic, follower.subscription = topic, next(self._subscriptions)
-            result: dict[str, Json] = {"subscriptionId": follower.subscription}
+            stream.authenticated = True
+            stream.topics.add(topic)
+            # one subscription per connection here: Binance numbers a session's from 0
+            result: dict[str, Json] = {"subscriptionId": SUBSCRIPTION_ID}
             if topic == "margin":
                 result["expirationTime"] = self.state.now_ms() + TOKEN_VALIDITY_MS
             reply |= {"status": 200, "result": result}
-        await follower.socket.send_json(reply)
+        return (json.dumps(reply),)
 
     async def expire_listen_keys(self) -> None:
         """Every listen key and token expires, as a key does an hour after its last keep-alive
         and a token at its `expirationTime`: a key's sockets hear `listenKeyExpired`, a token's
         subscription `eventStreamTerminated`, and then nothing more, though they stay open."""
         now = self.state.now_ms()
-        for follower in self._listening():
-            if follower.key is not None:
-                event = {"e": "listenKeyExpired", "E": now, "listenKey": follower.key}
-                await follower.socket.send_json(event)
-            elif follower.topic == "margin":
+        for stream in list(self._streams):
+            key = self._keys.get(stream.id)
+            if key is not None and stream.topics:
+                event = {"e": "listenKeyExpired", "E": now, "listenKey": key}
+                await stream.socket.send_json(event)
+            elif "margin" in stream.topics:
                 event = {"e": "eventStreamTerminated", "E": now}
-                wrapped = {"subscriptionId": follower.subscription, "event": event}
-                await follower.socket.send_json(wrapped)
-                follower.subscription = None
+                await stream.socket.send_json({"subscriptionId": SUBSCRIPTION_ID, "event": event})
+            else:
+                continue
+            stream.topics.clear()
         self.listen_keys.clear()
         self.listen_tokens.clear()
 
-    def _listening(self, topic: str | None = None) -> list[_Follower]:
-        return [
-            f
-            for f in self._followers
-            if (f.key in self.listen_keys or f.subscription is not None)
-            and f.topic
-            and topic in (None, f.topic)
-        ]
+    def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
+        """The first (for most topics the only) event of a `topic` push."""
+        return self._events(topic, coins)[0]
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """Send `topic`'s events (module table) from the current state to its followers; how
-        many sockets heard them. `coins`: the balances name only these coins. `account` and
-        `portfolio`'s `ACCOUNT_UPDATE` carries every position (a closed one with `pa` "0")."""
+        """Send `topic`'s events (module docstring) from the current state to its followers;
+        how many sockets heard them. `coins`: the balances name only these coins. `account`
+        and `portfolio`'s `ACCOUNT_UPDATE` carries every position (a closed one `pa` "0")."""
+        sent = 0
+        for event in self._events(topic, coins):
+            sent = await self.send(topic, event)
+        return sent
+
+    def _events(self, topic: str, coins: Sequence[str] | None) -> list[Json]:
         match topic:
             case "account":
-                events = [self._account_update(self._wallets("futures", coins))]
+                return [self._account_update(self._wallets("futures", coins))]
             case "portfolio":
-                um_wallets = [
-                    dict(row, wb="0", cw="0") for row in self._wallets("portfolio", coins)
-                ]
-                events = [
+                um_wallets = [dict(r, wb="0", cw="0") for r in self._wallets("portfolio", coins)]
+                return [
                     self._account_position("portfolio", coins),
                     self._account_update(um_wallets, fs="UM"),
                 ]
-            case "spot" | "margin":
-                events = [self._account_position(topic, coins)]
-            case _:
-                raise ValueError(f"binance has no private topic {topic!r} here")
-        listening = self._listening(topic)
-        for follower in listening:
-            for event in events:
-                if follower.subscription is not None:  # the websocket API wraps every event
-                    event = {"subscriptionId": follower.subscription, "event": event}
-                await follower.socket.send_json(event)
-        return len(listening)
+            case "spot" | "margin":  # the websocket API wraps every event
+                event = self._account_position(topic, coins)
+                return [{"subscriptionId": SUBSCRIPTION_ID, "event": event}]
+        raise ValueError(f"binance has no private topic {topic!r} here")
 
     def _wallets(self, account: str, coins: Sequence[str] | None) -> list[dict[str, str]]:
         return [
@@ -287,17 +262,6 @@ class BinanceDialect(Dialect):
             if coins is None or asset in coins
         ]
         return {"e": "outboundAccountPosition", "E": now, "u": now, "B": balances}
-
-    async def drop_streams(self) -> None:
-        for follower in list(self._followers):
-            await follower.socket.close()
-
-    @property
-    def subscribers(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for follower in self._listening():
-            counts[follower.topic] = counts.get(follower.topic, 0) + 1
-        return counts
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form

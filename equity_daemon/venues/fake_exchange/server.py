@@ -153,7 +153,7 @@ class Stream:
 
 
 class StreamingDialect(Dialect):
-    """**Base class**: a dialect with a log-in-then-subscribe private websocket (Bybit, OKX).
+    """**Base class**: a dialect with a private websocket (Bybit, OKX, Binance).
 
     The sockets, their topics, pushes, drops and silence live here; a subclass says how it
     answers one text frame (`answer`: the frames to send back) and how a push looks (`message`).
@@ -175,11 +175,19 @@ class StreamingDialect(Dialect):
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """A push of `topic` from the current state (`coins`: a balance naming only these)."""
 
+    def opened(self, stream: Stream, request: web.Request) -> bool:
+        """Whether to keep a socket just opened; a subclass may subscribe it by its URL (a
+        listen key in it, as Binance's user-data streams) or refuse it."""
+        return True
+
     async def serve_stream(self, request: web.Request) -> web.StreamResponse:
         """One private websocket, open until the client or `drop_streams` closes it."""
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         stream = Stream(socket)
+        if not self.opened(stream, request):
+            await socket.close(code=1008, message=b"refused")
+            return socket
         self._streams.append(stream)
         try:
             async for frame in socket:
