@@ -19,6 +19,11 @@ User-data streams, as ccxt.pro follows them (`push(topic)` sends from the curren
 Listen-key and listen-token requests need only the API-key header, as on Binance. The websocket
 API answers each `{id, method, params}` with `{id, status, result | error}` and wraps every event
 as `{subscriptionId, event}`. No push carries debt: Binance streams no `borrowed`/`interest`.
+
+The public market streams (`/ws/<n>`, as ccxt numbers its sockets) take `SUBSCRIBE` to
+`<symbol>@miniTicker` (ccxt's `watch_ticker`; answered `{"result": null, "id": …}`, no
+snapshot, as on Binance), and `push("<symbol>@miniTicker")` sends that symbol's
+`24hrMiniTicker` event (Binance sends one a second).
 """
 
 from __future__ import annotations
@@ -56,6 +61,16 @@ PRICE_FILTER = {
 }
 LOT_SIZE = {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"}
 PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
+# a `24hrMiniTicker` stream event's fields, and the REST ticker's name for each
+MINI_TICKER_EVENT = {
+    "s": "symbol",
+    "c": "lastPrice",
+    "o": "openPrice",
+    "h": "highPrice",
+    "l": "lowPrice",
+    "v": "volume",
+    "q": "quoteVolume",
+}
 
 
 _keys = itertools.count(1)
@@ -112,6 +127,7 @@ class BinanceDialect(StreamingDialect):
             ("/private/ws", self.serve_stream),
             ("/pm/ws/{listenKey}", self.serve_stream),
             ("/ws-api/v3", self.serve_stream),
+            ("/ws/{n}", self.serve_public_stream),
         )
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
@@ -139,8 +155,9 @@ class BinanceDialect(StreamingDialect):
 
     def opened(self, stream: Stream, request: web.Request) -> bool:
         """A user-data socket (`/private/ws?listenKey=…`, `/pm/ws/<listenKey>`) follows its
-        account from the start, if its key is valid; a websocket-API one subscribes later."""
-        if request.path.startswith("/ws-api/"):
+        account from the start, if its key is valid; a websocket-API or market one subscribes
+        later."""
+        if stream.public or request.path.startswith("/ws-api/"):
             return True
         key = request.match_info.get("listenKey") or request.query.get("listenKey", "")
         if key not in self.listen_keys:
@@ -210,6 +227,9 @@ class BinanceDialect(StreamingDialect):
         return sent
 
     def _events(self, topic: str, coins: Sequence[str] | None) -> list[Json]:
+        ticker = self._ticker_event(topic)
+        if ticker is not None:
+            return [ticker]
         match topic:
             case "account":
                 return [self._account_update(self._wallets("futures", coins))]
@@ -262,6 +282,36 @@ class BinanceDialect(StreamingDialect):
             if coins is None or asset in coins
         ]
         return {"e": "outboundAccountPosition", "E": now, "u": now, "B": balances}
+
+    # -- the public market streams: `SUBSCRIBE` to `<symbol>@miniTicker` -----------------------
+
+    def public_answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """`/ws/<n>`: raw market streams, subscribed to by `SUBSCRIBE` frames."""
+        return (json.dumps(self.market_answer(stream.topics, json.loads(frame))),)
+
+    def market_answer(self, topics: set[str], message: Json) -> Json:
+        """Binance's answer to one frame: a subscription's `result`, or its error."""
+        params = [str(param) for param in message.get("params") or []]
+        if message.get("method") != "SUBSCRIBE" or any(
+            self._ticker_event(param) is None for param in params
+        ):
+            return {"error": {"code": 2, "msg": "Invalid request"}, "id": message.get("id")}
+        topics.update(params)
+        return {"result": None, "id": message.get("id")}
+
+    def _ticker_event(self, topic: str) -> Json | None:
+        """The `24hrMiniTicker` event of a `<symbol>@miniTicker` topic (its REST ticker's fields
+        under the stream's one-letter names), if the spot market is listed."""
+        symbol, _, channel = topic.partition("@")
+        rows = [
+            self._ticker(m, spot=True)
+            for m in self.state.markets
+            if (m.base + m.quote).lower() == symbol
+        ]
+        if channel != "miniTicker" or not rows:
+            return None
+        event = {short: rows[0][long] for short, long in MINI_TICKER_EVENT.items()}
+        return {"e": "24hrMiniTicker", "E": self.state.now_ms(), **event}
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form
