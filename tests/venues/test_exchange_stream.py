@@ -633,3 +633,16 @@ async def test_a_closed_stream_leaves_no_keep_alive_behind() -> None:
             await subscribed(fake, "account")
         await anyio.sleep(0.5)  # past the keep-alive ccxt had scheduled
         assert listen_key_calls(fake, "PUT") == 0
+
+
+async def test_the_portfolio_margin_listen_key_is_kept_alive_on_the_papi() -> None:
+    async with binance_account("portfolio_margin") as (fake, venue):
+        venue.client("portfolio_margin", streaming=True).options["listenKeyRefreshRate"] = 100
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "portfolio")
+            with anyio.fail_after(5):
+                while not any(  # noqa: ASYNC110 (the fake's log)
+                    (s.method, s.path) == ("PUT", "/papi/v1/listenKey") for s in fake.requests
+                ):
+                    await anyio.sleep(0.02)
