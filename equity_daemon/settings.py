@@ -162,10 +162,11 @@ class ExchangeVenue(Section):
     for the transfers still under way.
 
     `stream` follows the account types that have a private websocket stream here (Bybit's
-    `unified`, Binance's `usdm`) between REST snapshots; others are polled. A REST snapshot
-    replaces the streamed state every `resync_seconds`; meanwhile what no push carries (debt,
-    interest, the other account types, transfers) is polled every `interval_seconds`. A stream
-    silent for `keepalive_seconds` counts as down and REST polling covers at `interval_seconds`.
+    `unified`; Binance's `usdm`, `portfolio_margin`, `spot`, `cross_margin`; OKX's `trading`)
+    between REST snapshots; others are polled. A REST snapshot replaces the streamed state every
+    `resync_seconds`; meanwhile what no push carries (debt, interest, the other account types,
+    transfers) is polled every `interval_seconds`. A stream silent for `keepalive_seconds`
+    counts as down and REST polling covers at `interval_seconds`.
     """
 
     kind: Literal["binance", "bybit", "okx"]
@@ -178,7 +179,7 @@ class ExchangeVenue(Section):
     base_url: AnyHttpUrl | None = None
     rate_limit: bool = True
     in_transit: bool = True  # read deposit and withdrawal history
-    stream: bool = True  # where a stream is implemented (Bybit unified, Binance usdm)
+    stream: bool = True  # where a stream is implemented (see the docstring)
     resync_seconds: Interval = 300.0
     keepalive_seconds: Interval = 30.0
     interval_seconds: Interval = 10.0

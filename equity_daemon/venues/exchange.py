@@ -10,9 +10,9 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
-  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`, OKX `trading`) patches
-  this snapshot between fetches with the coins and positions each push names; a REST fetch
-  still owns it.
+  A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
+  `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
+  and positions each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
@@ -42,14 +42,14 @@ import anyio
 import structlog
 
 from equity_daemon.clock import Clock
-from equity_daemon.errors import VenueDataError, VenueError
+from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
 from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_str
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
-from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchange_errors import Path, check_answer, error_code, exchange_errors
 from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
@@ -143,6 +143,7 @@ class ExchangeVenue:
     def client(self, key: str, *, streaming: bool = False) -> Any:
         """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
         `streaming`: a ccxt.pro instance of its own (key `<account>:stream`)."""
+        account = key
         if streaming:
             key = f"{key}{STREAM}"
         client = self._clients.get(key)
@@ -157,6 +158,8 @@ class ExchangeVenue:
                 streaming=streaming,
                 budget=self._budget,
             )
+            if streaming:  # what ccxt.pro must be told to keep this account's stream alive
+                client.options.update(getattr(self.mapping, "STREAM_OPTIONS", {}).get(account, {}))
             self._clients[key] = client
         return client
 
@@ -279,6 +282,11 @@ class ExchangeVenue:
                 self.mapping.position(lines, raw, market)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        keeps = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
+        if found.pushed and keeps is not None and account not in keeps:
+            # the exchange's total is as old as the REST snapshot, the pushed lines are newer:
+            # reconciling them would warn of a drift that is not there
+            lines.reported.clear()
         return lines
 
     async def _read_transfers(self) -> Lines:
@@ -316,10 +324,13 @@ class ExchangeVenue:
     async def aclose(self) -> None:
         """Close every ccxt session, even while being cancelled (ccxt warns of unclosed ones)."""
         clients, self._clients = list(self._clients.values()), {}
+        await self._close(clients)
+
+    async def _close(self, clients: Sequence[Any]) -> None:
         with anyio.move_on_after(CLOSE_GRACE, shield=True):
             for client in clients:
                 try:
-                    await client.close()
+                    await exchange_client.close(client)
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
 
@@ -394,28 +405,25 @@ class StreamingExchangeVenue(ExchangeVenue):
 
         The watchers and the REST reads run as asyncio tasks of their own rather than in a task
         group: a task group must not stay open across a generator's `yield`. Their results and
-        failures come through the same channel as the pushes; a failure ends the stream.
+        failures come through the same channel as the pushes; a failure ends the stream. Each
+        run has its own ccxt.pro instances, closed when it ends: the next run starts with a new
+        listen key and empty caches (an expired or refused key is never reused).
+
+        An exchange closing a connection that had worked for a whole `keepalive` window
+        (Binance cuts every connection at 24 h) is churn, not an outage: the watchers subscribe
+        again and a REST snapshot resyncs, with no error. A cut sooner than that ends the stream.
         """
         send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
-        tasks: list[asyncio.Task[None]] = []
+        watchers: list[asyncio.Task[None]] = []
+        reading: asyncio.Task[None] | None = None
         try:
-            for account in self.streamed:
-                client = self.client(account, streaming=True)
-                exchange_client.listen(client, partial(self._heard, send, account))
-                params = self.mapping.WATCH[account]
-                tasks += [
-                    asyncio.ensure_future(self._watch(send, client, call))
-                    for call in (
-                        partial(client.watch_balance, dict(params)),
-                        partial(client.watch_positions, None, None, None, dict(params)),
-                    )
-                ]
+            watchers = self._subscribe(send)
+            joined_at = anyio.current_time()  # (the generator sleeps at each yield)
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
             self._started_at = self._clock.monotonic()
             now = anyio.current_time()
             resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
-            reading: asyncio.Task[None] | None = None
             while True:
                 now = anyio.current_time()
                 if (reading is None or reading.done()) and now >= min(resync_at, poll_at):
@@ -426,7 +434,6 @@ class StreamingExchangeVenue(ExchangeVenue):
                         self._since_resync = []
                     if full or not self._silent():  # silent: the runtime's fetches cover all
                         reading = asyncio.ensure_future(self._read_rest(send, full))
-                        tasks.append(reading)
                 busy = reading is not None and not reading.done()
                 wait = math.inf if busy else max(0.0, min(resync_at, poll_at) - now)
                 heard = None
@@ -434,12 +441,24 @@ class StreamingExchangeVenue(ExchangeVenue):
                     heard = await receive.receive()
                 if heard is None:
                     continue
-                batch = [heard]
-                while True:  # debounce: every push already waiting goes into one report
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
+                batch = [heard, *_waiting(receive)]  # debounce: every waiting push, one report
+                now = anyio.current_time()
+                if any(kind == CUT for _, kind, _ in batch) and now - joined_at >= self.keepalive:
+                    log.info("stream_rejoined", venue=self.name)
+                    await _stopped([*watchers, *([reading] if reading else [])])
+                    # new instances subscribe afresh: ccxt would skip a listen token it
+                    # still thinks current, leaving the new socket unsubscribed
+                    await self._close_streams()
+                    _waiting(receive)  # the old sockets' last words; the snapshot covers them
+                    watchers, reading, self._since_resync = self._subscribe(send), None, None
+                    joined_at = anyio.current_time()
+                    self._compare_next = False  # what changed while cut is no disagreement
+                    yield await self.fetch()
+                    self._compare_next = True
+                    self._started_at = self._clock.monotonic()
+                    now = anyio.current_time()
+                    resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
+                    continue
                 yield self._patched(batch)
         finally:
             self._compare_next = False
@@ -447,25 +466,69 @@ class StreamingExchangeVenue(ExchangeVenue):
             self._started_at = None
             send.close()
             receive.close()
-            for task in tasks:
-                task.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _stopped([*watchers, *([reading] if reading else [])])
+                await self._close_streams()
+
+    async def _close_streams(self) -> None:
+        """Close this run's ccxt.pro instances; `client` makes new ones on next use."""
+        keys = [a + STREAM for a in self.streamed if a + STREAM in self._clients]
+        await self._close([self._clients.pop(key) for key in keys])
+
+    def _subscribe(self, send: Any) -> list[asyncio.Task[None]]:
+        """One watcher per subscription of every streamed account type (`mapping.WATCH`)."""
+        watchers: list[asyncio.Task[None]] = []
+        for account in self.streamed:
+            client = self.client(account, streaming=True)
+            exchange_client.listen(client, partial(self._heard, send, account))
+            params = self.mapping.WATCH[account]
+            calls = [partial(client.watch_balance, dict(params))]
+            if account in getattr(self.mapping, "WATCH_POSITIONS", self.mapping.WATCH):
+                calls.append(partial(client.watch_positions, None, None, None, dict(params)))
+            watchers += [asyncio.ensure_future(self._watch(send, client, c)) for c in calls]
+        return watchers
 
     def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
-        self._pushed_at = self._clock.monotonic()
+        heard: _Heard = (account, kind, message)
+        if kind == "message":  # a raw frame: only an event that ends the stream matters here
+            ended = getattr(self.mapping, "stream_end", _never)(message)
+            if ended is None:
+                return
+            heard = ("", "error", VenueUnavailable(self.name, f"{account} stream: {ended}"))
+        else:  # a push: the subscription is alive (a ping answered says only the socket is)
+            self._pushed_at = self._clock.monotonic()
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            send.send_nowait((account, kind, message))
+            send.send_nowait(heard)
 
     async def _watch(self, send: Any, client: Any, call: Callable[[], Awaitable[Any]]) -> None:
-        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
+        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`),
+        or, when the exchange closed the socket (`CUT`), may be rejoined."""
+        cut = False
+        lost: frozenset[str] = getattr(self.mapping, "STREAM_LOST_CODES", frozenset())
         try:
-            while True:
-                with exchange_errors(self.name, client):
-                    await call()
+            with exchange_errors(self.name, client):
+                try:
+                    while True:
+                        await call()
+                except Exception as exc:
+                    cut = exchange_client.closed_by_exchange(exc)
+                    code = error_code(exc)
+                    if code in lost:  # a new key fixes it: not a refused API key
+                        raise VenueUnavailable(
+                            self.name, f"stream key lost (code {code})"
+                        ) from None
+                    raise
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                send.send_nowait(("", "error", exc))
+                send.send_nowait(("", CUT if cut else "error", exc))
+
+    def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
+        """ccxt's unified symbol of a pushed position row: from the exchange's market id where
+        the mapping names it (ccxt has no `parse_position` for Binance), else ccxt's parse."""
+        market_id = getattr(self.mapping, "pushed_market_id", None)
+        if market_id is None:
+            return client.parse_position(raw).get("symbol")
+        return client.safe_market(market_id(raw), None, None, "swap").get("symbol")
 
     async def _read_rest(self, send: Any, full: bool) -> None:
         """A full snapshot (`full`) or a poll, handed to the stream as ("", kind, (found,
@@ -533,6 +596,7 @@ class StreamingExchangeVenue(ExchangeVenue):
         try:
             if kind == "balance":
                 found.info = self.mapping.patch_balance(found.info, message)
+                found.pushed = True
                 return True
             client = self.client(account, streaming=True)
             for raw in self.mapping.pushed_positions(message):
@@ -542,7 +606,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                     continue
                 kept = found.positions.get(key)
                 raw = raw if kept is None else {**kept[0], **raw}
-                symbol = client.parse_position(raw).get("symbol")
+                symbol = self._pushed_symbol(client, raw)
                 market = client.markets.get(symbol)
                 if market is None:
                     raise BadField(f"a position in an unlisted market {symbol!r}")
@@ -565,8 +629,31 @@ class StreamingExchangeVenue(ExchangeVenue):
             self._transfers = polled.transfers
 
 
-# (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
+# (account, "balance" | "positions", raw message) from a push; ("", "resync" | "poll",
+# (what it found, when it started)) from a REST read; ("", "error" | CUT, exception)
 _Heard = tuple[str, str, Any]
+CUT = "cut"  # the exchange closed a socket
+
+
+def _waiting(receive: Any) -> list[_Heard]:
+    """Everything already waiting in the channel, taken out."""
+    found: list[_Heard] = []
+    while True:
+        try:
+            found.append(receive.receive_nowait())
+        except anyio.WouldBlock:
+            return found
+
+
+async def _stopped(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _never(message: Any) -> None:
+    """No event of this exchange ends a stream by itself."""
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,6 +673,7 @@ class _Account:
     info: Any
     extra: Any
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
+    pushed: bool = False  # a push patched `info` since the REST answer
 
 
 def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:

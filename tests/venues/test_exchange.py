@@ -75,7 +75,14 @@ ISOLATED = {
     "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
     "USDT": Holding(balance=D(2000), borrowed=D(500), interest=D("0.25")),
 }
-PORTFOLIO = {**BORROWED, "USDC": Holding(balance=D(300), unrealized_pnl=D(-20))}
+# portfolio margin: cross-margin debt, and the UM uPnL of `POSITIONS` in the USDT/USDC rows
+PORTFOLIO = {
+    **BORROWED,
+    "USDT": Holding(
+        balance=D(5000), borrowed=D(1000), interest=D("2.5"), unrealized_pnl=PNL["USDT"]
+    ),
+    "USDC": Holding(balance=D(300), unrealized_pnl=PNL["USDC"]),
+}
 # (exchange, account) -> (the fake's account name, holdings, reported total's label or None)
 ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] = {
     ("binance", "spot"): ("spot", PLAIN, None),
@@ -89,7 +96,12 @@ ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] =
     ("okx", "trading"): ("trading", UNIFIED, "totalEq"),
     ("okx", "funding"): ("funding", PLAIN, None),
 }
-WITH_POSITIONS = {("binance", "usdm"), ("bybit", "unified"), ("okx", "trading")}
+WITH_POSITIONS = {
+    ("binance", "usdm"),
+    ("binance", "portfolio_margin"),
+    ("bybit", "unified"),
+    ("okx", "trading"),
+}
 BALANCE_PATHS = {
     "binance": "/fapi/v3/account",
     "bybit": "/v5/account/wallet-balance",
@@ -558,3 +570,23 @@ async def test_the_running_daemon_closes_every_ccxt_session_when_it_stops(tmp_pa
     assert snap is not None
     assert snap.complete
     assert snap.equity == 5000 + 2 * 3000
+
+
+async def test_portfolio_margin_um_positions_are_hedges_and_legs_from_the_papi() -> None:
+    async with venue_on("binance", ("portfolio_margin",)) as (fake, venue):
+        fake.set_account("portfolio", PORTFOLIO)
+        fake.set_positions(POSITIONS)
+        report = await venue.fetch()
+    hedges = {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
+    assert hedges == {
+        "ETH/USDT:USDT:BOTH": -2,
+        "BTC/USDT:USDT:BOTH": D("0.1"),
+        "ETH/USDC:USDC:BOTH": 1,
+    }
+    found = lines(report)
+    assert found[("USDT", "asset", "ETH/USDT:USDT:BOTH")] == 6200  # 2 × 3100
+    assert found[("ETH", "asset", "ETH/USDT:USDT:BOTH")] == -2
+    # the UM uPnL is in the legs, never also a line of the exchange's own figure
+    assert ("USDT", "asset", "upnl") not in found
+    assert fake.calls("/papi/v1/um/positionRisk")
+    assert not fake.calls("/fapi/v3/positionRisk")

@@ -175,8 +175,8 @@ class Stream:
 
 
 class StreamingDialect(Dialect):
-    """**Base class**: a dialect with a log-in-then-subscribe private websocket and a public
-    market-data one (Bybit, OKX).
+    """**Base class**: a dialect with a private websocket (log-in-then-subscribe, or subscribed
+    by its URL) and a public market-data one (Bybit, OKX, Binance).
 
     The sockets, their topics, pushes, drops and silence live here; a subclass says how it
     answers one text frame (`answer` on the private socket, `public_answer` on the public one:
@@ -203,6 +203,11 @@ class StreamingDialect(Dialect):
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """A push of `topic` from the current state (`coins`: a balance naming only these)."""
 
+    def opened(self, stream: Stream, request: web.Request) -> bool:
+        """Whether to keep a socket just opened; a subclass may subscribe it by its URL (a
+        listen key in it, as Binance's user-data streams) or refuse it."""
+        return True
+
     async def serve_stream(self, request: web.Request) -> web.StreamResponse:
         """One private websocket, open until the client or `drop_streams` closes it."""
         return await self._serve(request, public=False)
@@ -215,6 +220,9 @@ class StreamingDialect(Dialect):
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         stream = Stream(socket, public=public)
+        if not self.opened(stream, request):
+            await socket.close(code=1008, message=b"refused")
+            return socket
         answer = self.public_answer if public else self.answer
         self._streams.append(stream)
         try:
