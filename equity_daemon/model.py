@@ -98,6 +98,13 @@ class ReportedTotal:
     compares it with `amount` (like with like, both converted at the same price of `currency`)
     instead of valuing the lines at the book's prices, so a difference means the balances or
     the venue's figure disagree, not the two price sets.
+
+    `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
+    inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
+    by currency. The calculator then compares the uPnL-free figures: `amount` minus it, beside
+    the account's lines without the perpetuals' legs. Both totals of a leveraged account move
+    by the notional times the price change, at two different moments and marks (the venue's
+    at the read, the book's now); without their uPnL, neither moves with the perpetuals' price.
     """
 
     account: str
@@ -105,6 +112,7 @@ class ReportedTotal:
     currency: str
     label: str
     computed_at_venue_prices: Decimal | None = None
+    unrealized_pnl: tuple[tuple[str, Decimal], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +289,11 @@ class Reconciliation:
     are `difference` (computed - reported) and `ratio` (difference / |reported|). `computed` is
     the account's lines at the venue's own prices when the venue gave them
     (`ReportedTotal.computed_at_venue_prices`), else at the book's.
+
+    `unrealized_pnl` (None: the account's total has no perpetuals' uPnL to take out) is the
+    venue's own uPnL of the account's perpetuals, in the share class: then `reported` is the
+    venue's total without it and `computed` the account's lines without the perpetuals' legs
+    (`ReportedTotal.unrealized_pnl`).
     """
 
     venue: str
@@ -290,6 +303,7 @@ class Reconciliation:
     reported: Decimal | None
     reported_amount: Decimal
     reported_currency: str
+    unrealized_pnl: Decimal | None = None
 
     @property
     def difference(self) -> Decimal | None:
@@ -476,6 +490,7 @@ def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
         "reported_currency": item.reported_currency,
         "difference": decimal_str_or_none(item.difference),
         "ratio": decimal_str_or_none(item.ratio),
+        "unrealized_pnl": decimal_str_or_none(item.unrealized_pnl),
     }
 
 

@@ -6,7 +6,8 @@
 * `isolated_margin`: per pair, `baseAsset`/`quoteAsset` `totalAsset` -> asset, `borrowed` and
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
-  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
+  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode),
+  compared without `totalUnrealizedProfit` (`exchanges` docstring).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
   -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
   `/papi/v1/account` `actualEquity` (USD).
@@ -86,7 +87,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(text(row, "asset"), number(row, "walletBalance"))
             multi = isinstance(extra, Mapping) and extra.get("multiAssetsMargin") in (True, "true")
             currency = "USD" if multi else "USDT"
-            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance")
+            pnl = [(currency, number(info, "totalUnrealizedProfit"))]  # same scope as the total
+            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance", pnl)
         case "portfolio_margin":
             for row in rows(info, "portfolio margin balance"):
                 asset = text(row, "asset")
