@@ -140,6 +140,9 @@ class VenueReport:
     no such token.
 
     `health` carries lending accounts' health factors (exported as metrics, not valued).
+
+    `refused`: the fetch failed because the venue refused our key or a permission
+    (`VenueAuthError`); retrying does not fix that, so the monitor says so (`venue_refused`).
     """
 
     venue: str
@@ -151,6 +154,7 @@ class VenueReport:
     revision: str | None = None
     reported: tuple[ReportedTotal, ...] = ()
     health: tuple[HealthFactor, ...] = ()
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -161,8 +165,8 @@ class VenueReport:
         return self.fetched_at if self.as_of is None else self.as_of
 
     @classmethod
-    def failed(cls, venue: str, at: datetime, reason: str) -> VenueReport:
-        return cls(venue=venue, fetched_at=at, error=reason)
+    def failed(cls, venue: str, at: datetime, reason: str, *, refused: bool = False) -> VenueReport:
+        return cls(venue=venue, fetched_at=at, error=reason, refused=refused)
 
 
 @dataclass(frozen=True, slots=True)

@@ -429,6 +429,43 @@ async def test_an_outage_never_lowers_equity_nor_fires_a_threshold(
             await run.aclose()
 
 
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_refused_key_raises_one_venue_refused_event_and_its_end_when_it_reads_again(
+    tmp_path: Path, exchange: str
+) -> None:
+    clock = Clock()
+    async with fake_exchange(exchange) as fake:
+        fake.set_account(FAKE_ACCOUNT[exchange], {"USDT": Holding(balance=D(5000))})
+        prices = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
+        run = daemon(clock, [exchange_venue(fake, [MAIN_ACCOUNT[exchange]])], prices)
+        history = await History.open(tmp_path / "h.sqlite3")
+        kinds: list[list[EventKind]] = []
+        try:
+            await run.fetch_all_once()
+            with capture_logs():
+                await run.cycle(history)
+            fake.fail(BALANCE_PATHS[exchange], Fault.AUTH, times=4)  # the key was revoked
+            for _ in range(5):  # four refused fetches, then the key works again
+                clock.now += timedelta(seconds=20)
+                with capture_logs():
+                    await run.fetch_all_once()
+                    kinds.append([e.kind for e in await run.cycle(history)])
+            stored = await history.events()
+        finally:
+            await history.aclose()
+            await run.aclose()
+    assert kinds == [[EventKind.VENUE_REFUSED], [], [], [], [EventKind.VENUE_RESTORED]]
+    refused, restored = stored
+    assert (refused["kind"], refused["venue"], restored["kind"]) == (
+        "venue_refused",
+        "cex",
+        "venue_restored",
+    )
+    assert refused["detail"].startswith("cex refused our key or a permission: ")
+    assert refused["snapshot"]["complete"]  # within the max age: nothing else to say yet
+    assert not any(secret in repr(stored) for secret in SECRETS)
+
+
 def coin_off(rows_at: tuple[str | int, ...], coin_key: str, field: str) -> Any:
     """An edit of a balance answer: its USDT row's `field` 2 % higher, its total unchanged."""
 
