@@ -269,6 +269,19 @@ async def test_transfers_under_way_are_in_transit_and_a_credited_one_never(
     }
 
 
+async def test_a_binance_withdrawal_from_funding_is_in_transit_once_not_twice() -> None:
+    async with venue_on("binance", ("funding",)) as (fake, venue):
+        fake.set_account("funding", {"USDT": Holding(balance=D(100))})
+        fake.add_withdrawal(Transfer("USDT", D(40), "4", "0xleaving", 1_795_000_000_000))
+        report = await venue.fetch()
+        (row,) = fake.dialect.funding({})  # type: ignore[attr-defined]
+    assert row["withdrawing"] == "40"  # the funding wallet shows it too
+    assert lines(report) == {
+        ("USDT", "asset", None): D(100),
+        ("USDT", "in_transit", "withdrawal:0xleaving"): D(40),
+    }
+
+
 async def test_a_malformed_transfer_history_fails_the_fetch() -> None:
     async with venue_on("okx", ("funding",)) as (fake, venue):
         fake.fail("/api/v5/asset/deposit-history", Fault.EMPTY)

@@ -11,12 +11,17 @@
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
   -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
   `/papi/v1/account` `actualEquity` (USD).
-* `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
+* `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
 (`exchanges.Perp`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit worth 1 USD:
-the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`). A funding row's
-`withdrawing` is an `in_transit` line.
+the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
+
+A funding row's `withdrawing` is a withdrawal under way, out of `free`: the withdrawal history
+(`/sapi/v1/capital/withdraw/history`, `WITHDRAWALS`) lists the same withdrawal, so only the
+history makes it an `in_transit` line. It is the one source: one record per withdrawal with its
+transaction id and raw status, from either wallet (`walletType` 0 spot, 1 funding), matched by
+id like every exchange's; `withdrawing` is a per-coin sum no record can be matched against.
 
 Portfolio margin positions are not read yet: its uPnL is the exchange's figure (a line of its
 own, `upnl`), valued at the exchange's mark, not both legs at one price.
@@ -28,7 +33,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from equity_daemon.model import PositionKind
 from equity_daemon.venues.exchanges import (
     ZERO,
     BadField,
@@ -110,9 +114,7 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 held = sum(
                     (number(row, k, default=ZERO) for k in ("free", "locked", "freeze")), ZERO
                 )
-                lines.asset(asset, held)
-                withdrawing = number(row, "withdrawing", default=ZERO)
-                lines.add(PositionKind.IN_TRANSIT, asset, withdrawing, "withdrawing")
+                lines.asset(asset, held)  # `withdrawing`: see the module docstring
         case _:
             raise BadField(f"binance has no account type {account!r}")
 
