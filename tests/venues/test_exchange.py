@@ -210,6 +210,43 @@ async def test_a_perpetual_is_a_hedge_line_and_two_legs_that_are_its_upnl(exchan
     assert row["details"]["symbol"] in {"ETH/USDT:USDT", "ETH/USDC:USDC"}
 
 
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_hedge_line_carries_its_liquidation_price_and_leverage(exchange: str) -> None:
+    async with venue_on(exchange, (MAIN_ACCOUNT[exchange],)) as (fake, venue):
+        fake.set_positions(
+            [
+                FakePosition("ETH", D(-2), D(3100), leverage=5, liquidation_price=D("3512.5")),
+                FakePosition("BTC", D("0.1"), D(61000), leverage=20),  # none: "0" or ""
+            ]
+        )
+        report = await venue.fetch()
+    details = {p.asset.symbol: p.details for p in report.positions if p.kind is PositionKind.HEDGE}
+    assert (details["ETH"]["liquidation_price"], details["ETH"]["leverage"]) == (
+        D("3512.5"),
+        D(5),
+    )
+    assert "liquidation_price" not in details["BTC"]  # no price is not a price of 0
+    assert details["BTC"]["leverage"] == D(20)
+
+
+async def test_okx_position_rows_of_pos_zero_are_not_positions() -> None:
+    def with_a_zero_row(answer: Any) -> Any:
+        (row,) = answer["data"]
+        answer["data"].append({**row, "instId": "BTC-USDT-SWAP", "pos": "0", "upl": "0"})
+        return answer
+
+    async with venue_on("okx", ("trading",)) as (fake, venue):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        fake.tamper("/api/v5/account/positions", with_a_zero_row)
+        report = await venue.fetch()
+        raw = [row["instId"] for row in with_a_zero_row(fake.dialect.positions({}))["data"]]  # type: ignore[attr-defined]
+    assert "BTC-USDT-SWAP" in raw  # the answer did list it, with `pos` "0"
+    assert {p.asset.symbol for p in report.positions if p.line_id} == {"ETH", "USDT"}
+    assert [p.details["symbol"] for p in report.positions if p.kind is PositionKind.HEDGE] == [
+        "ETH/USDT:USDT"
+    ]
+
+
 async def test_binance_single_asset_mode_reports_its_total_in_usdt() -> None:
     state = FakeState(multi_assets=False)
     async with venue_on("binance", ("usdm",), state) as (fake, venue):

@@ -127,7 +127,6 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
     symbol, base, settle, _, _ = contract_of(market)  # USDⓈ-M: linear, amounts in base units
     isolated = number(raw, "isolatedWallet", default=ZERO) != 0
     margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
-    leverage = raw.get("leverage")
     lines.perp(
         Perp(
             symbol=symbol,
@@ -141,11 +140,25 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             mark_price=optional(raw, "markPrice"),
             unrealized_pnl=number(raw, "unRealizedProfit"),
             liquidation_price=optional(raw, "liquidationPrice"),
-            leverage=None if leverage in (None, "") else Decimal(str(leverage)),
+            leverage=_leverage(raw),
             margin_mode=str(margin_mode).lower(),
             position_side=str(raw.get("positionSide") or "BOTH"),
         )
     )
+
+
+def _leverage(raw: Mapping[str, Any]) -> Decimal | None:
+    """The position's leverage: v3 `positionRisk` has no `leverage` field (v2 had), but its
+    `positionInitialMargin` is `|notional| / leverage`, and Binance leverage is a whole number
+    (1-125), so the ratio rounded to an integer is the leverage; None without a margin."""
+    given = raw.get("leverage")
+    if given not in (None, ""):
+        return Decimal(str(given))
+    margin = number(raw, "positionInitialMargin", default=ZERO)
+    notional = number(raw, "notional", default=ZERO)
+    if margin <= 0 or notional == 0:
+        return None
+    return (abs(notional) / margin).to_integral_value()
 
 
 def _margin_asset(lines: Lines, row: Any, pair: str | None = None, held: str | None = None) -> None:

@@ -28,6 +28,7 @@ from equity_daemon.venues.fake_exchange.state import (
     Holding,
     Market,
     Transfer,
+    liquidation,
     num,
 )
 
@@ -541,7 +542,7 @@ class BinanceDialect(Dialect):
             "breakEvenPrice": num(p.entry_price),
             "markPrice": num(mark),
             "unRealizedProfit": num(self.state.position_pnl(p)),
-            "liquidationPrice": "0",
+            "liquidationPrice": liquidation(p, "0"),
             "isolatedMargin": "0",
             "notional": num(notional),
             "marginAsset": p.settle,
