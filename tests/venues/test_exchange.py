@@ -414,7 +414,9 @@ def exchange_venue(fake: FakeExchange, accounts: list[str], **extra: Any) -> dic
     return venue
 
 
-def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]]) -> Daemon:
+def daemon(
+    clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
+) -> Daemon:
     settings = Settings.model_validate(
         {
             "interval_seconds": 10,
@@ -425,6 +427,7 @@ def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, An
                     "venues": venues,
                     "prices": prices,
                     "reconciliation_tolerance": "0.001",
+                    **book,
                 }
             },
         }
@@ -487,7 +490,9 @@ async def test_a_refused_key_raises_one_venue_refused_event_and_its_end_when_it_
     async with fake_exchange(exchange) as fake:
         fake.set_account(FAKE_ACCOUNT[exchange], {"USDT": Holding(balance=D(5000))})
         prices = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
-        run = daemon(clock, [exchange_venue(fake, [MAIN_ACCOUNT[exchange]])], prices)
+        hook = {"name": "ops", "url": "http://127.0.0.1:9/hook"}  # never called here
+        venue = exchange_venue(fake, [MAIN_ACCOUNT[exchange]])
+        run = daemon(clock, [venue], prices, webhooks=[hook])
         history = await History.open(tmp_path / "h.sqlite3")
         kinds: list[list[EventKind]] = []
         try:
@@ -501,6 +506,7 @@ async def test_a_refused_key_raises_one_venue_refused_event_and_its_end_when_it_
                     await run.fetch_all_once()
                     kinds.append([e.kind for e in await run.cycle(history)])
             stored = await history.events()
+            outbox = await history.due_deliveries("ops", clock.now + timedelta(days=1), 10)
         finally:
             await history.aclose()
             await run.aclose()
@@ -514,6 +520,8 @@ async def test_a_refused_key_raises_one_venue_refused_event_and_its_end_when_it_
     assert refused["detail"].startswith("cex refused our key or a permission: ")
     assert refused["snapshot"]["complete"]  # within the max age: nothing else to say yet
     assert not any(secret in repr(stored) for secret in SECRETS)
+    # queued for the webhook in the same transaction
+    assert [row.event_id for row in outbox] == [refused["id"], restored["id"]]
 
 
 def coin_off(rows_at: tuple[str | int, ...], coin_key: str, field: str) -> Any:
