@@ -135,6 +135,7 @@ def calculate(
         equity=equity,
         equity_by_venue=dict(sorted(totals.by_venue.items())),
         equity_by_asset=dict(sorted(totals.by_asset.items())),
+        equity_by_account=totals.by_venue_account(),
         excluded=tuple(totals.excluded),
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
         venues=tuple(summaries),
@@ -205,6 +206,8 @@ class _Totals:
         # perpetuals (an open perpetual's two legs share its hedge line's id)
         self.by_line: dict[tuple[str, str, str], Decimal] = {}
         self.hedge_ids: set[tuple[str, str, str]] = set()
+        # asset lines' values by (venue, account, symbol): for a venue total that leaves some out
+        self.account_assets: dict[tuple[str, str, str], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
@@ -260,6 +263,16 @@ class _Totals:
         if position.line_id is not None:
             line = (venue, position.account, position.line_id)
             self.by_line[line] = self.by_line.get(line, ZERO) + value
+        if position.kind is PositionKind.ASSET:
+            line = (venue, position.account, symbol)
+            self.account_assets[line] = self.account_assets.get(line, ZERO) + value
+
+    def by_venue_account(self) -> dict[str, dict[str, Decimal]]:
+        """Equity by venue, then by account (a chain venue's accounts are its protocols)."""
+        nested: dict[str, dict[str, Decimal]] = {}
+        for (venue, account), value in sorted(self.by_account.items()):
+            nested.setdefault(venue, {})[account] = value
+        return nested
 
     def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
         """The account's equity lines as valued here, beside what the venue says they are worth.
@@ -272,7 +285,10 @@ class _Totals:
         both sides leave the perpetuals out (see `_without_perpetuals`).
         """
         price = self.price_of(total.currency)
-        computed = self.by_account.get((venue, total.account), ZERO)
+        computed = self.by_account.get((venue, total.account), ZERO) - sum(
+            (self.account_assets.get((venue, total.account, s), ZERO) for s in total.uncounted),
+            ZERO,
+        )
         if total.computed_at_venue_prices is not None and price is not None:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)

@@ -26,7 +26,13 @@ from datetime import datetime
 from decimal import Decimal
 from math import nan
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -127,6 +133,20 @@ class DaemonMetrics:
             registry=self.registry,
         )
 
+        self.exchange_weight = Counter(
+            "equity_daemon_exchange_request_weight",
+            "REST request weight sent to each exchange (ccxt's endpoint costs), all venues and "
+            "market data together.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_cycle_weight = Gauge(
+            "equity_daemon_exchange_cycle_request_weight",
+            "REST request weight sent to each exchange since the calculator cycle before.",
+            ["exchange"],
+            registry=self.registry,
+        )
+
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)
 
@@ -139,6 +159,14 @@ class DaemonMetrics:
     def stream_disagreed(self, venue: str) -> None:
         """The hook a streaming venue calls when a REST snapshot disagrees with its stream."""
         self.stream_disagreements.labels(venue).inc()
+
+    def request_weight(self, exchange: str, cost: float) -> None:
+        """The hook an exchange's request budget calls for every REST request it lets through."""
+        self.exchange_weight.labels(exchange).inc(cost)
+
+    def cycle_weights(self, weights: Mapping[str, float]) -> None:
+        for exchange, weight in weights.items():
+            self.exchange_cycle_weight.labels(exchange).set(weight)
 
     def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
         """Export zeros for every venue and webhook from the start, so rate() and increase()
@@ -264,6 +292,15 @@ class _Gauges:
             "(+Inf without debt).",
             ["book", "venue", "market", "address"],
         )
+        aave = ["book", "venue", "market", "address", "currency"]
+        self.aave_collateral = gauge(
+            "aave_collateral",
+            "Aave totalCollateralBase of an address in a market, in its base currency.",
+            aave,
+        )
+        self.aave_debt = gauge(
+            "aave_debt", "Aave totalDebtBase of an address in a market, in its base currency.", aave
+        )
         self.outbox_backlog = gauge(
             "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
         )
@@ -277,6 +314,11 @@ class _Gauges:
                 self.health_factor.add_metric(
                     [book, state.venue, health.market, health.address], float(health.value)
                 )
+                labels = [book, state.venue, health.market, health.address, health.currency or ""]
+                if health.collateral is not None:
+                    self.aave_collateral.add_metric(labels, float(health.collateral))
+                if health.debt is not None:
+                    self.aave_debt.add_metric(labels, float(health.debt))
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value

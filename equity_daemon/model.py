@@ -99,6 +99,9 @@ class ReportedTotal:
     instead of valuing the lines at the book's prices, so a difference means the balances or
     the venue's figure disagree, not the two price sets.
 
+    `uncounted` names assets whose asset lines in the account the venue's figure leaves out
+    (Aave supplies not enabled as collateral): they are equity, but not compared.
+
     `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
     inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
     by currency. The calculator then compares the uPnL-free figures: `amount` minus it, beside
@@ -112,6 +115,7 @@ class ReportedTotal:
     currency: str
     label: str
     computed_at_venue_prices: Decimal | None = None
+    uncounted: frozenset[str] = frozenset()
     unrealized_pnl: tuple[tuple[str, Decimal], ...] | None = None
 
 
@@ -120,11 +124,16 @@ class HealthFactor:
     """A lending account's health factor as its protocol reports it (Aave `getUserAccountData`).
 
     `value` is `Decimal("Infinity")` for an account without debt (Aave answers uint256 max).
+    `collateral` and `debt` are the protocol's own totals (`totalCollateralBase`,
+    `totalDebtBase`) in its base `currency` (USD on Ethereum), when it gives them.
     """
 
     market: str
     address: str
     value: Decimal
+    collateral: Decimal | None = None
+    debt: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +344,8 @@ class Snapshot:
     `equity_is_partial` is true when some line that belongs in equity has no price at all: the
     totals then sum only what could be valued, and `unvalued` lists the lines left out. Every line
     value is rounded to `calculator.VALUE_QUANTUM` before it is summed, so `equity_by_venue` and
-    `equity_by_asset` each add up to `equity` exactly.
+    `equity_by_asset` each add up to `equity` exactly, and each venue's `equity_by_account` to
+    its `equity_by_venue`.
 
     `ignored` lists the lines of assets the book is configured to ignore (dust, airdrops): never
     in equity, never a problem. `quote_failures` names the sources that gave no usable quote
@@ -364,6 +374,8 @@ class Snapshot:
     suspect_edges: tuple[str, ...] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
     pegs: tuple[PegCheck, ...] = ()
+    # by venue, then account: a chain venue's accounts name the protocol (`aave-core:0x…`)
+    equity_by_account: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -388,6 +400,10 @@ class Snapshot:
             "equity": decimal_str(self.equity),
             "equity_by_venue": {k: decimal_str(v) for k, v in self.equity_by_venue.items()},
             "equity_by_asset": {k: decimal_str(v) for k, v in self.equity_by_asset.items()},
+            "equity_by_account": {
+                venue: {k: decimal_str(v) for k, v in accounts.items()}
+                for venue, accounts in self.equity_by_account.items()
+            },
             "unvalued": [_line_json(line) for line in self.unvalued],
             "ignored": [_line_json(line) for line in self.ignored],
             "excluded": [_excluded_json(line) for line in self.excluded],

@@ -202,12 +202,18 @@ class ExchangeVenue(Section):
             raise ValueError("password: OKX keys need their passphrase (password or password_file)")
         if self.kind != "okx" and self.password is not None:
             raise ValueError(f"password: {self.kind} keys have no passphrase")
-        if self.base_url is not None:
-            if self.base_url.query or self.base_url.fragment:
-                raise ValueError("base_url must not have a query or a fragment")
-            if self.base_url.username or self.base_url.password:
-                raise ValueError("base_url must not carry credentials")
+        if problem := _base_url_problem(self.base_url):
+            raise ValueError(f"base_url {problem}")
         return self
+
+
+def _base_url_problem(url: AnyHttpUrl | None) -> str | None:
+    """What makes an exchange's `base_url` unusable (never echoing it), if anything."""
+    if url is not None and (url.query or url.fragment):
+        return "must not have a query or a fragment"
+    if url is not None and (url.username or url.password):
+        return "must not carry credentials"
+    return None
 
 
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -236,13 +242,38 @@ class VaultSettings(Section):
     asset: Symbol
 
 
+class WithdrawalNftSettings(Section):
+    """Another EtherFi WithdrawRequestNFT (same ABI) holding an address's pending requests:
+    `requests` ids on it, and those found in its mint logs from `scan_from_block`."""
+
+    contract: Address
+    requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> WithdrawalNftSettings:
+        if not self.requests and self.scan_from_block is None:
+            raise ValueError("give requests, scan_from_block or both")
+        return self
+
+
+class PriorityQueueSettings(Section):
+    """An EtherFi PriorityWithdrawalQueue (whitelisted addresses) holding an address's pending
+    requests: found in its `WithdrawRequestCreated` logs from `scan_from_block`."""
+
+    contract: Address
+    scan_from_block: int = Field(ge=0, lt=2**63)
+
+
 class HoldingSettings(Section):
     """One address and what it holds on the chain; each protocol is its own account line.
 
     `wallet` names `ETH` (native) or tokens of the venue's `tokens` (or the registry's); only
     those are ever valued. `aave` names markets, `vaults` names `vaults` entries,
     `etherfi_requests` the ids of the address's pending withdrawal requests, to which
-    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0).
+    `etherfi_scan_from_block` adds those found in the NFT's mint logs (`Transfer` from 0), both
+    on `contracts.etherfi_withdrawals`; `etherfi_withdrawal_nfts` lists other request NFTs,
+    `etherfi_priority_queues` the PriorityWithdrawalQueues the address uses.
     """
 
     address: Address
@@ -253,6 +284,8 @@ class HoldingSettings(Section):
     etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
     # find this address's request ids from the NFT's mint logs, scanning from this block
     etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+    etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(default=(), max_length=8)
+    etherfi_priority_queues: tuple[PriorityQueueSettings, ...] = Field(default=(), max_length=4)
     vaults: tuple[Symbol, ...] = ()
 
 
@@ -262,7 +295,8 @@ class ChainVenue(Section):
     `rpc` lists the endpoints in order of preference (their URLs usually hold API keys: inline,
     from the environment, or `rpc_file` with one URL per line). Addresses of tokens, Aave
     markets, other contracts and feeds come from the built-in registry of `chain_id` (Ethereum
-    mainnet is built in) and are overridden by `tokens`, `aave_markets`, `contracts`, `feeds`.
+    mainnet is built in) and are overridden by `multicall`, `tokens`, `aave_markets`,
+    `aave_oracles`, `contracts`, `feeds`.
     """
 
     kind: Literal["chain"]
@@ -274,6 +308,8 @@ class ChainVenue(Section):
     multicall: Address | None = None
     tokens: dict[Symbol, Address] = {}
     aave_markets: dict[Name, Address] = {}
+    # a market's AaveOracle, instead of the one its Pool's addresses provider names
+    aave_oracles: dict[Name, Address] = {}
     contracts: dict[Name, Address] = {}
     vaults: tuple[VaultSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()
@@ -313,6 +349,17 @@ class ChainVenue(Section):
             scans = holding.etherfi_scan_from_block is not None
             if (holding.etherfi_requests or scans) and "etherfi_withdrawals" not in contracts:
                 raise ValueError(f"{at}.etherfi_requests: no contracts.etherfi_withdrawals")
+            nfts = [nft.contract.lower() for nft in holding.etherfi_withdrawal_nfts]
+            if holding.etherfi_requests or scans:
+                nfts.append(contracts["etherfi_withdrawals"].lower())
+            if len(set(nfts)) != len(nfts):
+                raise ValueError(f"{at}.etherfi_withdrawal_nfts: a contract is listed twice")
+            queues = [queue.contract.lower() for queue in holding.etherfi_priority_queues]
+            if len(set(queues)) != len(queues):
+                raise ValueError(f"{at}.etherfi_priority_queues: a contract is listed twice")
+        unknown_markets = sorted(set(self.aave_oracles) - set(markets))
+        if unknown_markets:
+            raise ValueError(f"aave_oracles: unknown market {', '.join(unknown_markets)}")
         for index, feed in enumerate(self.feeds):
             known_feed = registry.feeds.get((feed.base, feed.quote))
             if known_feed is None and (feed.address is None or feed.heartbeat_seconds is None):
@@ -385,6 +432,32 @@ class PriceApiSettings(Section):
     min_confidence: Decimal = Field(default=Decimal("0.9"), ge=0, le=1)
 
 
+class MarketSettings(Section):
+    """An exchange's public market data (tickers), read without a key: configured once, one
+    ccxt instance shared by every book whose edges name it in `sources`.
+
+    `sandbox`, `base_url` and `rate_limit` mean what they mean for an exchange venue; its REST
+    requests share the exchange host's one rate limiter with every venue on that host. A price is
+    reused for `cache_seconds` at most; with `stream`, the exchange's spot ticker stream gives
+    each cycle the latest push, and REST reads a price older than that.
+    """
+
+    kind: Literal["binance", "bybit", "okx"]
+    sandbox: bool = False
+    base_url: AnyHttpUrl | None = None
+    rate_limit: bool = True
+    timeout_seconds: Timeout = 10.0
+    cache_seconds: float = Field(default=5.0, ge=0, le=DAY, allow_inf_nan=False)
+    stream: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_base_url(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if problem := _base_url_problem(url):
+            raise ValueError(problem)
+        return url
+
+
 class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
@@ -453,6 +526,7 @@ class Settings(BaseSettings, Section):
 
     books: dict[Name, BookSettings] = Field(min_length=1)
     price_sources: dict[Name, PriceApiSettings] = {}
+    markets: dict[Name, MarketSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
     debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
@@ -490,21 +564,29 @@ class Settings(BaseSettings, Section):
                             f"{kind} names must be unique"
                         )
                     owners[item.name] = book_name
+        _one_market_per_host(self.markets)
+        for name in self.markets.keys() & self.price_sources.keys():
+            raise ValueError(f"markets.{name}: also a price_sources entry; names must differ")
         for book_name, book in self.books.items():
             for venue in book.venues:
-                if venue.name in self.price_sources:
-                    raise ValueError(
-                        f"price_sources.{venue.name}: the name of a venue of book "
-                        f"{book_name!r}; price source and venue names must differ"
-                    )
+                for section, entries in (
+                    ("price_sources", self.price_sources),
+                    ("markets", self.markets),
+                ):
+                    if venue.name in entries:
+                        raise ValueError(
+                            f"{section}.{venue.name}: the name of a venue of book "
+                            f"{book_name!r}; {section} and venue names must differ"
+                        )
             names = {venue.name for venue in book.venues} | set(self.price_sources)
+            names |= set(self.markets)
             for index, edge in enumerate(book.prices):
                 unknown = [s for s in edge.sources if s not in names]
                 if unknown:
                     raise ValueError(
                         f"books.{book_name}.prices[{index}].sources: {edge.base}/{edge.quote} "
-                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book "
-                        "or a price_sources entry)"
+                        f"names unknown source(s) {', '.join(unknown)} (a venue of this book, "
+                        "a markets entry or a price_sources entry)"
                     )
         return self
 
@@ -521,12 +603,33 @@ class Settings(BaseSettings, Section):
                             (f"{at}.quote_cache_seconds", book.quote_cache_seconds),
                             (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
                         )
+            for index, edge in enumerate(book.prices):
+                for name in edge.sources:
+                    if name in self.markets:  # a streamed market reuses prices itself
+                        _below(
+                            (f"markets.{name}.cache_seconds", self.markets[name].cache_seconds),
+                            (f"{at}.prices[{index}].max_age_seconds", edge.max_age_seconds),
+                        )
             for index, venue in enumerate(book.venues):
                 max_age = (f"{at}.venue_max_age_seconds", book.venue_max_age_seconds)
                 if venue.max_age_seconds is not None:
                     max_age = (f"{at}.venues[{index}].max_age_seconds", venue.max_age_seconds)
                 _below((f"{at}.venues[{index}].interval_seconds", venue.interval_seconds), max_age)
         return self
+
+
+def _one_market_per_host(markets: dict[str, MarketSettings]) -> None:
+    """Two entries for one exchange host would be two instances and two caches of one thing."""
+    seen: dict[tuple[str, bool, str | None], str] = {}
+    for name, market in markets.items():
+        url = None if market.base_url is None else str(market.base_url).rstrip("/")
+        host = (market.kind, market.sandbox, url)
+        if host in seen:
+            raise ValueError(
+                f"markets.{name}: the same exchange as markets.{seen[host]}; "
+                "configure each exchange's market data once"
+            )
+        seen[host] = name
 
 
 def _below(field: tuple[str, float], limit: tuple[str, float]) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from prometheus_client import generate_latest
 
 from equity_daemon import healthcheck
-from equity_daemon.model import Reconciliation
+from equity_daemon.model import HealthFactor, Reconciliation, VenueState
 from equity_daemon.pegs import PegCheck
 from equity_daemon.settings import HttpSettings
 from tests import deploy
@@ -146,6 +146,13 @@ def full_exposition() -> str:
     )
     peg = PegCheck("stETH", "ETH", Decimal(1), Decimal("0.997"), "curve", Decimal(-30), False)
     basis = replace(basis, snapshot=replace(basis.snapshot, reconciliations=(drift,), pegs=(peg,)))
+    lido, okx = basis.venues
+    assert lido.last_good is not None
+    aave = replace(
+        lido.last_good,
+        health=(HealthFactor("core", "0xa", Decimal("1.3"), Decimal(13), Decimal(10), "USD"),),
+    )
+    basis = replace(basis, venues=(VenueState(aave, aave), okx))
     metrics = scrape_registry([basis, incomplete_view()], {"pager": 1})
     metrics.prepare(["lido", "okx", "bybit"], ["pager"])
     metrics.failed("okx", "timeout")

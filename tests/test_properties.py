@@ -95,7 +95,7 @@ random_books = st.lists(
 
 
 @given(random_books, st.tuples(inverted_rates, inverted_rates, inverted_rates))
-def test_equity_by_venue_and_by_asset_sum_exactly_to_equity(
+def test_equity_by_venue_asset_and_account_sum_exactly_to_equity(
     book: list[tuple[str, str, Decimal, PositionKind]], rates: tuple[Decimal, Decimal, Decimal]
 ) -> None:
     quotes = tuple(quote("USDT", asset, rate) for asset, rate in zip("ABC", rates, strict=True))
@@ -105,6 +105,8 @@ def test_equity_by_venue_and_by_asset_sum_exactly_to_equity(
         assert sum(snap.equity_by_venue.values(), Decimal(0)) == snap.equity
         assert sum(snap.equity_by_asset.values(), Decimal(0)) == snap.equity
         assert snap.total_assets - snap.total_debt == snap.equity
+        for venue, accounts in snap.equity_by_account.items():
+            assert sum(accounts.values(), Decimal(0)) == snap.equity_by_venue[venue]
 
 
 steps = st.lists(st.decimals(min_value=-5, max_value=5, places=4), min_size=1, max_size=60)

@@ -159,7 +159,7 @@ def perp_account(total: str, pnl: tuple[tuple[str, Decimal], ...]) -> VenueState
             Position("bybit", "uta", Asset("ETH"), Decimal(-10), line_id=leg),
             Position("bybit", "uta", Asset("USDT"), Decimal(30000), line_id=leg),
         ),
-        reported=(ReportedTotal("uta", Decimal(total), "USD", "totalEquity", None, pnl),),
+        reported=(ReportedTotal("uta", Decimal(total), "USD", "totalEquity", unrealized_pnl=pnl),),
     )
     return VenueState(report, report)
 

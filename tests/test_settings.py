@@ -147,7 +147,7 @@ def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tupl
         pytest.param(
             EDGE + "sources = ['binance']\n",
             "books.basis.prices[0].sources: ETH/USDT names unknown source(s) binance (a venue of "
-            "this book or a price_sources entry)",
+            "this book, a markets entry or a price_sources entry)",
             id="unknown-source-venue",
         ),
         pytest.param(

@@ -56,6 +56,7 @@ from equity_daemon.settings import (
     DemoVenue,
     ExchangeVenue,
     ManualVenue,
+    MarketSettings,
     PriceApiSettings,
     Settings,
 )
@@ -63,7 +64,9 @@ from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
 from equity_daemon.venues import chain, demo, exchange, manual
 from equity_daemon.venues.base import RemembersVenue, StreamingVenue, Venue
+from equity_daemon.venues.exchange_budget import Budgets
 from equity_daemon.venues.exchange_client import Credentials
+from equity_daemon.venues.market_data import ExchangeMarket
 
 log = structlog.get_logger()
 
@@ -79,11 +82,16 @@ def make_venue(
     config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue,
     clock: Clock,
     on_disagreement: Callable[[str], None] | None = None,
+    budgets: Budgets | None = None,
 ) -> Venue:
     if isinstance(config, ChainVenue):
         return chain.ChainVenue(config, clock)
     if isinstance(config, ExchangeVenue):
         password = None if config.password is None else config.password.get_secret_value()
+        base_url = None if config.base_url is None else str(config.base_url)
+        budget = None
+        if budgets is not None:  # one rate limiter per exchange host, with its market data
+            budget = budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url)
         streaming: dict[str, Any] = {}
         if config.stream and exchange.streams(config.kind, config.accounts):
             streaming = {
@@ -98,13 +106,14 @@ def make_venue(
                 config.api_key.get_secret_value(), config.secret.get_secret_value(), password
             ),
             clock,
-            base_url=None if config.base_url is None else str(config.base_url),
+            base_url=base_url,
             sandbox=config.sandbox,
             # a fetch makes several requests: each gets half the fetch's time
             request_timeout=config.timeout_seconds / 2,
             rate_limit=config.rate_limit,
             in_transit=config.in_transit,
             on_disagreement=on_disagreement,
+            budget=budget,
             **streaming,
         )
     if isinstance(config, DemoVenue):
@@ -128,6 +137,24 @@ def make_price_source(name: str, config: PriceApiSettings) -> QuoteSource:
         config.timeout_seconds,
         config.cache_seconds,
         config.min_confidence,
+    )
+
+
+def make_market(
+    name: str, config: MarketSettings, clock: Clock, budgets: Budgets
+) -> ExchangeMarket:
+    base_url = None if config.base_url is None else str(config.base_url)
+    return ExchangeMarket(
+        name,
+        config.kind,
+        clock,
+        base_url=base_url,
+        sandbox=config.sandbox,
+        request_timeout=config.timeout_seconds,
+        rate_limit=config.rate_limit,
+        cache_seconds=config.cache_seconds,
+        stream=config.stream,
+        budget=budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url),
     )
 
 
@@ -170,6 +197,13 @@ class Daemon:
         self._price_sources: dict[str, QuoteSource] = {
             name: make_price_source(name, config) for name, config in settings.price_sources.items()
         }
+        # every venue and market of one exchange host waits on one rate limiter
+        self.budgets = Budgets(self.instruments.request_weight)
+        self.markets = {
+            name: make_market(name, config, self.clock, self.budgets)
+            for name, config in settings.markets.items()
+        }
+        self._price_sources.update(self.markets)
         self.books = [self._book(name, book) for name, book in settings.books.items()]
         venue_names = [name for book in self.books for name in book.venue_names]
         self.store = PositionStore(venue_names, self.clock)
@@ -190,7 +224,7 @@ class Daemon:
 
     def _book(self, name: str, book: BookSettings) -> Book:
         venues = [
-            make_venue(config, self.clock, self.instruments.stream_disagreed)
+            make_venue(config, self.clock, self.instruments.stream_disagreed, self.budgets)
             for config in book.venues
         ]
         limits = Limits(
@@ -369,6 +403,8 @@ class Daemon:
         with anyio.move_on_after(SHUTDOWN_GRACE, shield=True):
             for venue in self._closable_venues():
                 await venue.aclose()
+            for market in self.markets.values():
+                await market.aclose()
 
     async def cycle(self, history: History, tg: TaskGroup | None = None) -> list[Event]:
         """One snapshot per book: judge, persist (with the outbox rows), commit, deliver.
@@ -391,6 +427,7 @@ class Daemon:
                 self.instruments.events.labels(book.name, event.kind.value).inc()
             raised += cycle.events
         self.instruments.cycles.inc()
+        self.instruments.cycle_weights(self.budgets.weight_since_last_call())
         self._last_cycle_at = self.clock.monotonic()
         if raised and self.outbox is not None:
             self.outbox.wake()

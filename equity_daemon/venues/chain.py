@@ -16,9 +16,9 @@ their answers become lines — lives in `protocols/`; this module holds the mech
   at the first fetch and then every `discovery_interval_seconds`, through the same multicall; a
   refresh that fails keeps the last one's results. With a memory attached (the history
   database, `attach_memory`) its results and the request-log cursors survive a restart.
-  EtherFi request ids may also come from the NFT's mint logs, scanned at discovery and again
-  (in the same fetch, at the same block) whenever an address holds more request NFTs than
-  were read.
+  EtherFi requests may also come from logs (request NFTs' mints, PriorityWithdrawalQueues'
+  requests: `withdrawals.py`), scanned at discovery and again, in the same fetch and at the
+  same block, whenever a read shows a request not known yet.
 * **All or nothing.** A call a line depends on that fails — reverts, has no code at its target,
   answers data too short to decode — fails the whole report, naming the line: the poller keeps
   the last good report (and its age shows), where dropping the line would silently move
@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -57,7 +57,7 @@ from equity_daemon.model import VenueReport
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.settings import ChainVenue as ChainSettings
-from equity_daemon.settings import FeedSettings, HoldingSettings
+from equity_daemon.settings import FeedSettings
 from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.multicall import (
     Aggregate,
@@ -78,16 +78,12 @@ from equity_daemon.venues.protocols import (
 from equity_daemon.venues.protocols.aave import AaveReader, Market, Reserve, discover_market
 from equity_daemon.venues.protocols.chainlink import Feed, FeedReader
 from equity_daemon.venues.protocols.erc4626 import Vault, VaultRate, discover_vaults
-from equity_daemon.venues.protocols.etherfi import (
-    WithdrawalReader,
-    mint_topics,
-    minted_ids,
-    weeth_rate,
-)
+from equity_daemon.venues.protocols.etherfi import weeth_rate
 from equity_daemon.venues.protocols.lido import wsteth_rate
 from equity_daemon.venues.protocols.wallet import NATIVE, WalletReader
 from equity_daemon.venues.registry import registry_for
 from equity_daemon.venues.rpc import RpcEndpoint
+from equity_daemon.venues.withdrawals import WithdrawalScans
 
 log = structlog.get_logger()
 
@@ -116,6 +112,12 @@ class ChainVenue:
         registry = registry_for(config.chain_id)
         self._multicall = config.multicall or registry.multicall
         self._tokens = {**registry.tokens, **config.tokens}
+        # symbols by token address, for tokens discovery finds (Aave reserves): configured first
+        self._names = {
+            address.lower(): symbol
+            for tokens in (registry.tokens, config.tokens)
+            for symbol, address in tokens.items()
+        }
         self._markets = {**registry.aave_markets, **config.aave_markets}
         self._contracts = {**registry.contracts, **config.contracts}
         self._feeds = [(feed, registry.feeds.get((feed.base, feed.quote))) for feed in config.feeds]
@@ -138,10 +140,9 @@ class ChainVenue:
         self._discovered_at: float | None = None
         self._rates: dict[tuple[str, str], Observation] = {}
         self._rate_failures: dict[tuple[str, str], str] = {}
-        # withdrawal request ids found in mint logs, and the next block to scan, by address
-        # (also kept in the venue memory, when attached: a restart resumes the scan)
-        self._found: dict[str, set[int]] = {}
-        self._cursor: dict[str, int] = {}
+        self._withdrawals = WithdrawalScans(
+            config, self._contracts.get("etherfi_withdrawals", ""), self._remember
+        )
         self._facts: _Facts | None = None  # what the last discovery found
         self._memory: VenueMemory | None = None
         self._memory_loaded = False
@@ -209,10 +210,12 @@ class ChainVenue:
         block = max(head - self._config.confirmations, 0)
         readers = await self._current_readers(rpc, block)
         out = await self._read_at(rpc, readers, block)
-        if await self._found_new_requests(rpc, out, block):
+        readers, found = await self._withdrawals.found_new(rpc, readers, out, block)
+        if found:
             # read again at the same block, new requests included: a request made since the
             # last scan must not read as eETH that vanished
-            out = await self._read_at(rpc, await self._current_readers(rpc, block), block)
+            self._readers = readers
+            out = await self._read_at(rpc, readers, block)
         return out
 
     async def _read_at(self, rpc: RpcEndpoint, readers: Sequence[Reader], block: int) -> Readout:
@@ -295,41 +298,6 @@ class ChainVenue:
 
     # --- discovery ------------------------------------------------------------------------
 
-    async def _found_new_requests(self, rpc: RpcEndpoint, out: Readout, block: int) -> bool:
-        """Scan the logs of holdings holding more request NFTs than were read; True if that
-        found requests not read yet (the readers then know them)."""
-        found = False
-        assert self._readers is not None  # _read discovered them
-        readers = list(self._readers)
-        for index, reader in enumerate(readers):
-            if not isinstance(reader, WithdrawalReader) or not reader.count:
-                continue
-            read = sum(1 for p in out.positions if p.account == reader.account and p.line_id)
-            if out.nft_balances.get(reader.address, 0) <= read:
-                continue
-            holding = next(h for h in self._config.holdings if h.address == reader.address)
-            await self._scan(rpc, holding, block)
-            ids = tuple(sorted({*reader.request_ids, *self._found[reader.address]}))
-            if ids != reader.request_ids:
-                readers[index] = replace(reader, request_ids=ids)
-                found = True
-        self._readers = tuple(readers)
-        return found
-
-    async def _scan(self, rpc: RpcEndpoint, holding: HoldingSettings, block: int) -> None:
-        """Mint logs of the withdrawal NFT to `holding`'s address, from where the last scan
-        stopped up to `block`, in ranges of `log_range_blocks` (one eth_getLogs each)."""
-        address, nft = holding.address, self._contracts["etherfi_withdrawals"]
-        assert holding.etherfi_scan_from_block is not None
-        start = self._cursor.setdefault(address, holding.etherfi_scan_from_block)
-        found = self._found.setdefault(address, set())
-        while start <= block:
-            end = min(start + self._config.log_range_blocks - 1, block)
-            found |= minted_ids(await rpc.logs(nft, mint_topics(address), start, end))
-            start = self._cursor[address] = end + 1
-        log.info("etherfi_requests_scanned", venue=self.name, address=address, found=len(found))
-        await self._remember_scan(holding)
-
     async def _current_readers(self, rpc: RpcEndpoint, block: int) -> tuple[Reader, ...]:
         if self._readers is not None and not self._due():
             return self._readers
@@ -380,6 +348,11 @@ class ChainVenue:
             "tokens": dict(sorted(tokens.items())),
             "vaults": {s: vault_settings[s].asset for s in used_vaults},
             "markets": {market: self._markets[market] for market in markets},
+            "oracles": {
+                m: self._config.aave_oracles[m] for m in markets if m in self._config.aave_oracles
+            },
+            # configured symbols of Aave reserves' tokens, by address (they win over symbol())
+            "names": dict(sorted(self._names.items())) if markets else {},
             "feeds": sorted(address for _, address, _ in self._resolved_feeds()),
         }
 
@@ -401,7 +374,9 @@ class ChainVenue:
             else {}
         )
         markets: dict[str, Market] = {
-            market: await discover_market(run, market, pool)
+            market: await discover_market(
+                run, market, pool, inputs["names"], inputs["oracles"].get(market)
+            )
             for market, pool in inputs["markets"].items()
         }
         feeds = await self._discover_feeds(run)
@@ -435,13 +410,7 @@ class ChainVenue:
                 readers.append(TokenReader("lido", address, _pick(tokens, holding.lido)))
             if holding.etherfi:
                 readers.append(TokenReader("etherfi", address, _pick(tokens, holding.etherfi)))
-            scans = holding.etherfi_scan_from_block is not None
-            if holding.etherfi_requests or scans:
-                nft = self._contracts["etherfi_withdrawals"]
-                if scans:
-                    await self._scan(rpc, holding, block)
-                ids = sorted({*holding.etherfi_requests, *self._found.get(address, ())})
-                readers.append(WithdrawalReader(address, nft, tuple(ids), count=scans))
+            readers += await self._withdrawals.readers(rpc, holding, block)
             if holding.vaults:
                 shares = tuple(vaults[s].share for s in holding.vaults)
                 readers.append(TokenReader("erc4626", address, shares))
@@ -509,15 +478,7 @@ class ChainVenue:
             self._memory_failed(exc)
             return
         try:
-            for holding in self._config.holdings:
-                text = stored.get(f"{_REQUESTS_KEY}:{holding.address}")
-                if text is None or holding.etherfi_scan_from_block is None:
-                    continue
-                scan = json.loads(text)
-                if scan["from"] != holding.etherfi_scan_from_block:
-                    continue  # configured anew: scan again
-                self._cursor[holding.address] = int(scan["cursor"])
-                self._found[holding.address] = {int(i) for i in scan["found"]}
+            self._withdrawals.recall(stored)
             text = stored.get(_DISCOVERY_KEY)
             if text is None:
                 return
@@ -555,20 +516,8 @@ class ChainVenue:
     async def _remember_facts(self, facts: _Facts) -> None:
         await self._remember(_DISCOVERY_KEY, facts.to_json())
 
-    async def _remember_scan(self, holding: HoldingSettings) -> None:
-        address = holding.address
-        await self._remember(
-            f"{_REQUESTS_KEY}:{address}",
-            {
-                "from": holding.etherfi_scan_from_block,
-                "cursor": self._cursor[address],
-                "found": sorted(self._found[address]),
-            },
-        )
-
 
 _DISCOVERY_KEY = "discovery"
-_REQUESTS_KEY = "etherfi_requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,8 +560,8 @@ class _Facts:
             markets={
                 name: Market(
                     tuple(
-                        Reserve(str(s), str(u), int(d), str(a), str(v))
-                        for s, u, d, a, v in market["reserves"]
+                        Reserve(str(s), str(u), int(d), str(a), str(v), int(i))
+                        for s, u, d, a, v, i in market["reserves"]
                     ),
                     None if market["oracle"] is None else str(market["oracle"]),
                 )

@@ -5,7 +5,8 @@ One class for every exchange; what differs per exchange is only the field mappin
 
 * one ccxt instance per configured account type (`exchange_client.create_exchange`), plus one
   for market data (`observe`): separate instances keep ccxt's caches, rate-limit headers and,
-  later, websocket clients apart (venue-pitfalls 16);
+  later, websocket clients apart (venue-pitfalls 16); with a `budget`, they all wait on the
+  exchange host's one rate limiter (`exchange_budget`);
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
@@ -46,6 +47,7 @@ from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_st
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
+from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchanges import (
@@ -53,7 +55,6 @@ from equity_daemon.venues.exchanges import (
     Lines,
     binance,
     bybit,
-    number,
     okx,
     transfers,
 )
@@ -82,6 +83,8 @@ class ExchangeVenue:
         request_timeout: seconds for one HTTP request (a fetch makes several).
         rate_limit: ccxt's client-side throttle (off only against a local test server).
         in_transit: also read deposit and withdrawal history (`in_transit` lines).
+        budget: the exchange host's request budget, shared with every other instance that
+            calls it (`exchange_budget`); each instance has its own throttle without one.
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -101,6 +104,7 @@ class ExchangeVenue:
         rate_limit: bool = True,
         in_transit: bool = True,
         on_disagreement: Callable[[str], None] | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if exchange_id not in MAPPINGS:
             raise ValueError(f"unsupported exchange {exchange_id!r}")
@@ -124,6 +128,7 @@ class ExchangeVenue:
         self._transfers: Lines | None = None
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
         self._on_disagreement = on_disagreement or (lambda venue: None)
+        self._budget = budget
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -143,6 +148,7 @@ class ExchangeVenue:
                 timeout=self._timeout,
                 rate_limit=self._rate_limit,
                 streaming=streaming,
+                budget=self._budget,
             )
             self._clients[key] = client
         return client
@@ -272,16 +278,9 @@ class ExchangeVenue:
     async def observe(self, base: str, quote: str) -> Observation:
         """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
         client = self.client(MARKET_DATA)
-        symbol = f"{base}/{quote}"
-        with exchange_errors(self.name, client):
-            await client.load_markets()
-            if symbol not in client.markets:
-                raise LookupError(f"{self.exchange_id} lists no {symbol} market")
-            ticker = await client.fetch_ticker(symbol)
-        try:
-            rate = number(ticker.get("info"), self.mapping.TICKER_LAST)
-        except BadField as exc:
-            raise VenueDataError(self.name, f"{symbol} ticker: {exc}") from None
+        rate = await exchange_client.last_price(
+            client, self.name, self.mapping.TICKER_LAST, base, quote
+        )
         return Observation(rate, self._clock())
 
     async def aclose(self) -> None:

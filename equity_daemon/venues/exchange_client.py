@@ -31,13 +31,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt
 import ccxt.pro as ccxtpro
 
+from equity_daemon.errors import VenueDataError
+from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchange_urls import point_at
+from equity_daemon.venues.exchanges import BadField, number
 
 SUPPORTED = ("binance", "bybit", "okx")
 DEFAULT_TIMEOUT = 10.0
@@ -60,6 +64,9 @@ OPTIONS: Mapping[str, Mapping[str, Any]] = {
         "fetchMarkets": {"types": ["spot", "swap"]},
     },
 }
+
+
+SPOT_ONLY: Mapping[str, Any] = {"fetchMarkets": {"types": ["spot"]}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +124,18 @@ POSITIONS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
 
 def create_exchange(
     exchange_id: str,
-    credentials: Credentials,
+    credentials: Credentials | None,
     *,
     base_url: str | None = None,
     sandbox: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     rate_limit: bool = True,
     streaming: bool = False,
+    budget: RequestBudget | None = None,
+    spot_only: bool = False,
 ) -> Any:
-    """A ccxt async exchange for one account; the caller must `await exchange.close()`.
+    """A ccxt async exchange for one account (keyless for market data with `credentials`
+    None); the caller must `await exchange.close()`.
 
     Args:
         streaming: a ccxt.pro instance (REST and websockets), else a REST-only one.
@@ -133,6 +143,10 @@ def create_exchange(
         sandbox: use the exchange's test network.
         timeout: seconds for one HTTP request.
         rate_limit: ccxt's client-side throttle (tests against a fake server turn it off).
+        budget: the exchange host's shared throttle, which this instance then waits on and
+            counts its request weight in (`exchange_budget`).
+        spot_only: load spot markets only (market data: fewer requests, and a symbol id such
+            as Binance's `ETHUSDT` then names one market, not the spot one and the perpetual).
 
     Raises:
         ValueError: for an exchange not in `SUPPORTED`, or an unusable `base_url`.
@@ -142,18 +156,20 @@ def create_exchange(
     wire_log = logging.getLogger(WIRE_LOG)
     wire_log.setLevel(logging.WARNING)
     config: dict[str, Any] = {
-        "apiKey": credentials.api_key,
-        "secret": credentials.secret,
         "timeout": round(timeout * 1000),
         "enableRateLimit": rate_limit,
         "enableLastJsonResponse": True,  # the positions check reads the raw answer
-        "options": _copy(OPTIONS[exchange_id]),
+        "options": _copy(OPTIONS[exchange_id]) | (_copy(SPOT_ONLY) if spot_only else {}),
         "logger": wire_log,
     }
-    if credentials.password is not None:
-        config["password"] = credentials.password
+    if credentials is not None:
+        config |= {"apiKey": credentials.api_key, "secret": credentials.secret}
+        if credentials.password is not None:
+            config["password"] = credentials.password
     exchange = getattr(ccxtpro if streaming else ccxt, exchange_id)(config)
     point_at(exchange, base_url, sandbox=sandbox)
+    if budget is not None:
+        budget.attach(exchange)
     if streaming:
         # a silent socket is found within 2 pings (ccxt's `maxPingPongMisses`), not 6 minutes
         exchange.streaming["keepAlive"] = STREAM_PING_MS
@@ -221,6 +237,27 @@ async def fetch_positions(
         positions: list[dict[str, Any]] = await exchange.fetch_positions(None, request)
     check_answer(venue, "positions", exchange.last_json_response, POSITIONS_REQUIRED[exchange.id])
     return positions
+
+
+async def last_price(exchange: Any, source: str, field: str, base: str, quote: str) -> Decimal:
+    """The exchange's last spot price of `base` in `quote`: the raw ticker's `field`
+    (`venues/exchanges/<x>.TICKER_LAST`), parsed from the exchange's string.
+
+    Raises:
+        LookupError: the exchange lists no such spot market.
+        VenueUnavailable, VenueAuthError, VenueDataError: as `exchange_errors` translates them;
+            `VenueDataError` too when the ticker lacks the field or it is no number.
+    """
+    symbol = f"{base}/{quote}"
+    with exchange_errors(source, exchange):
+        await exchange.load_markets()
+        if symbol not in exchange.markets:
+            raise LookupError(f"{exchange.id} lists no {symbol} market")
+        ticker = await exchange.fetch_ticker(symbol)
+    try:
+        return number(ticker.get("info"), field)
+    except BadField as exc:
+        raise VenueDataError(source, f"{symbol} ticker: {exc}") from None
 
 
 def _copy(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -142,11 +142,14 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
-    """What one call answered: its decoded `values`, or the `error` that makes it unusable."""
+    """What one call answered: its decoded `values`, or the `error` that makes it unusable;
+    `data` is the raw return data of a call that did not revert (for a caller that knows
+    another encoding), empty for one that did."""
 
     call: Call
     values: tuple[Any, ...] = ()
     error: str | None = None
+    data: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -218,8 +221,10 @@ def interpret(call: Call, success: bool, data: bytes) -> CallResult:
         values = decode(call.returns, data)
     except DecodingError:
         types = ",".join(call.returns)
-        return CallResult(call, error=f"answer of {len(data)} bytes does not decode as ({types})")
-    return CallResult(call, values=tuple(values))
+        return CallResult(
+            call, error=f"answer of {len(data)} bytes does not decode as ({types})", data=data
+        )
+    return CallResult(call, values=tuple(values), data=data)
 
 
 def decode_results(calls: Sequence[Call], data: bytes) -> tuple[CallResult, ...]:

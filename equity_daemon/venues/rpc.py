@@ -146,9 +146,9 @@ class RpcEndpoint:
 
     async def logs(
         self, address: str, topics: list[bytes | None], from_block: int, to_block: int
-    ) -> list[list[bytes]]:
+    ) -> list[tuple[list[bytes], bytes]]:
         """`eth_getLogs` of `address` matching `topics` in [from_block, to_block]: each log's
-        topics."""
+        topics and data."""
         web3 = self.web3
         query: Any = {
             "address": AsyncWeb3.to_checksum_address(address),
@@ -158,7 +158,9 @@ class RpcEndpoint:
         }
         with self._translated():
             found = await web3.eth.get_logs(query)
-        return [[bytes(topic) for topic in entry["topics"]] for entry in found]
+        return [
+            ([bytes(topic) for topic in entry["topics"]], bytes(entry["data"])) for entry in found
+        ]
 
     async def block_number(self) -> int:
         """`eth_blockNumber`: the endpoint's head."""

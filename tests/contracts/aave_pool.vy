@@ -4,8 +4,11 @@
 @notice Mainnet reads, same selectors and encodings: `getUserAccountData(address)` (six
     uint256), `getReservesList()`, `getReserveData(address)` (the `ReserveDataLegacy` tuple of
     v3.2+, deprecated fields zero), `getReserveNormalizedIncome(address)` and
-    `getReserveNormalizedVariableDebt(address)`, `ADDRESSES_PROVIDER()`. Indexes, account data
-    and the addresses provider are set by test helpers; nothing accrues by itself.
+    `getReserveNormalizedVariableDebt(address)`, `ADDRESSES_PROVIDER()`,
+    `getUserConfiguration(address)` (the `UserConfigurationMap` bitmap: bit `2 * id` borrowing,
+    bit `2 * id + 1` collateral, `id` the reserve's in `getReserveData`), and the user's own
+    `setUserUseReserveAsCollateral(address,bool)` (unguarded: no health check). Indexes,
+    account data and the addresses provider are set by test helpers; nothing accrues by itself.
 """
 
 RAY: constant(uint256) = 10**27
@@ -34,6 +37,10 @@ struct ReserveDataLegacy:
     isolationModeTotalDebt: uint128
 
 
+struct UserConfigurationMap:
+    data: uint256
+
+
 struct AccountData:
     totalCollateralBase: uint256
     totalDebtBase: uint256
@@ -46,6 +53,7 @@ struct AccountData:
 reserves: DynArray[address, MAX_RESERVES]
 reserve_data: HashMap[address, ReserveDataLegacy]
 accounts: HashMap[address, AccountData]
+user_configuration: HashMap[address, uint256]
 addresses_provider: address
 
 
@@ -76,6 +84,22 @@ def getUserAccountData(user: address) -> (uint256, uint256, uint256, uint256, ui
         data.ltv,
         health_factor,
     )
+
+
+@view
+@external
+def getUserConfiguration(user: address) -> UserConfigurationMap:
+    return UserConfigurationMap(data=self.user_configuration[user])
+
+
+@external
+def setUserUseReserveAsCollateral(asset: address, useAsCollateral: bool):
+    assert self.reserve_data[asset].aTokenAddress != empty(address), "reserve not listed"
+    bit: uint256 = 1 << (2 * convert(self.reserve_data[asset].id, uint256) + 1)
+    if useAsCollateral:
+        self.user_configuration[msg.sender] |= bit
+    else:
+        self.user_configuration[msg.sender] &= ~bit
 
 
 @view

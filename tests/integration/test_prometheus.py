@@ -2,7 +2,9 @@
 
 Prometheus loads deploy/prometheus's rule files and scrapes, every second, a daemon running the
 README's demo book (config/demo.toml) beside a manual-venue book that adds what the demo cannot
-show: debt, an in-transit transfer, a quote source that fails, a webhook that delivers. Then every
+show: debt, an in-transit transfer, a quote source that fails, a webhook that delivers; and a
+chain book reading an Aave position on anvil (our contracts, tests/chain.py), which exports the
+health factor the alert rules and the dashboard read. Then every
 recording rule, every alert expression and every dashboard query is asked through Prometheus's
 HTTP API and must return series with the labels its rule or panel names. Metrics no venue can
 produce yet (tests/deploy.py, NOT_EXPORTED_YET) are the only ones allowed to be missing.
@@ -21,9 +23,11 @@ import httpx
 import pytest
 
 from tests import deploy
+from tests.chain import Anvil, Chain, compile_contracts, require_anvil
 from tests.integration.processes import DaemonProcess, Receiver, free_port, wait_for
 from tests.integration.test_daemon_process import edit
 from tests.tools import require_tool
+from tests.venues.conftest import World, deploy_world
 
 DEMO = Path(__file__).parents[2] / "config" / "demo.toml"
 SECRET = "webhook-signing-secret"
@@ -178,22 +182,72 @@ def prometheus_server(tmp_path: Path, target: int) -> Server:
     return Server(command, port, tmp_path / "prometheus.log", "/-/ready")
 
 
+def staking_book(url: str, world: World) -> str:
+    """An ETH book of the deployed Aave position: 412 WETH supplied, 267.5 owed (HF 1.27)."""
+    return f"""
+[books.staking]
+share_class = "ETH"
+
+[[books.staking.venues]]
+kind = "chain"
+name = "anvil"
+chain = "anvil"
+chain_id = 31337
+rpc = ["{url}"]
+confirmations = 0
+interval_seconds = 0.5
+aave_markets = {{ core = "{world.pool.address}" }}
+
+[[books.staking.venues.feeds]]
+base = "ETH"
+quote = "USD"
+address = "{world.eth_usd.address}"
+heartbeat_seconds = 3600
+
+[[books.staking.venues.holdings]]
+address = "{world.fund}"
+aave = ["core"]
+
+[[books.staking.prices]]
+base = "WETH"
+quote = "ETH"
+fixed = 1
+
+[[books.staking.prices]]
+base = "ETH"
+quote = "USD"
+sources = ["anvil"]
+"""
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Server, Path, Receiver]]:
     require_tool("prometheus", "prometheus")
+    anvil = Anvil(require_anvil())
     receiver = Receiver(free_port(), SECRET)
     book = tmp_path / "treasury.toml"
     edit(book, treasury("100000"))
     config = tmp_path / "equity.toml"
-    config.write_text(DEMO.read_text() + treasury_book(book, receiver.port))
-    daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
-    prometheus = prometheus_server(tmp_path, daemon.port)
     try:
-        yield daemon, prometheus, book, receiver
+        url = anvil.start()
+        chain = Chain(url)
+        try:
+            world = deploy_world(chain, compile_contracts())
+        finally:
+            chain.close()
+        config.write_text(
+            DEMO.read_text() + treasury_book(book, receiver.port) + staking_book(url, world)
+        )
+        daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
+        prometheus = prometheus_server(tmp_path, daemon.port)
+        try:
+            yield daemon, prometheus, book, receiver
+        finally:
+            prometheus.stop()
+            daemon.kill()
     finally:
-        prometheus.stop()
-        daemon.kill()
         receiver.stop()
+        anvil.close()
 
 
 def vector(prometheus: Server, expr: str) -> list[dict[str, Any]]:
@@ -245,6 +299,10 @@ def test_every_rule_and_panel_query_has_data_from_a_real_daemon(
         for series in result:
             assert query.labels <= set(series["metric"]), (query.where, series["metric"])
     assert set().union(*skipped.values()) == set(absent)
+
+    (health,) = vector(prometheus, "equity_daemon_aave_health_factor")
+    assert health["metric"]["market"] == "core"
+    assert float(health["value"][1]) == pytest.approx(1.27)  # above the alert's 1.1
 
     # a healthy demo trips nothing, not even a pending alert
     assert vector(prometheus, "ALERTS") == []

@@ -126,6 +126,7 @@ def deploy_world(chain: Chain, contracts: dict[str, Artifact]) -> World:
     pool.transact("init_reserve", weth.address, a_weth.address, debt_weth.address)
     pool.transact("set_indexes", weth.address, RAY * 103 // 100, RAY * 107 // 100)
     a_weth.transact("mint_scaled", fund, 400 * WAD)
+    pool.transact("setUserUseReserveAsCollateral", weth.address, True, sender=fund)
     debt_weth.transact("mint_scaled", fund, 250 * WAD)
     pool.transact(
         "set_user_account_data",

@@ -110,6 +110,7 @@ def supply_wsteth(world: World, contracts: dict[str, Artifact], holder: str) -> 
     )  # fmt: skip
     world.pool.transact("init_reserve", world.wsteth.address, a_wsteth.address, debt_wsteth.address)
     a_wsteth.transact("mint_scaled", holder, 100 * WAD)  # index 1: 100 wstETH
+    world.pool.transact("setUserUseReserveAsCollateral", world.wsteth.address, True, sender=holder)
     world.debt_weth.transact("mint_scaled", holder, 80 * WAD)  # index 1.07: 85.6 WETH
 
 
@@ -135,6 +136,7 @@ async def test_a_leveraged_staking_book_in_eth(
         assert snap.total_assets == 121
         assert snap.total_debt == Decimal("85.6")
         assert dict(snap.equity_by_venue) == {"anvil-eth": Decimal("35.4")}
+        assert snap.equity_by_account == {"anvil-eth": {f"aave-core:{holder}": Decimal("35.4")}}
         (reconciliation,) = snap.reconciliations
         assert reconciliation.account == f"aave-core:{holder}"
         assert reconciliation.reported == Decimal("35.4")  # (363000 - 256800) USD / 3000
@@ -203,6 +205,59 @@ async def test_aave_is_reconciled_at_its_own_oracle_prices(
         assert item.reported_amount == Decimal("83200")
 
 
+async def test_a_supply_not_used_as_collateral_neither_warns_nor_hides_a_difference(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    holder = world.chain.accounts[2]
+    supply_wsteth(world, contracts, holder)  # 100 wstETH as collateral, 85.6 WETH owed
+    world.a_usdt.transact("mint_scaled", holder, 30_000 * 10**6)  # collateral left disabled
+    world.aave_oracle.transact("set_asset_price", world.wsteth.address, 3_630 * 10**8)
+    world.aave_oracle.transact("set_asset_price", world.weth.address, 3_000 * 10**8)
+
+    def aave_says(collateral_usd: int) -> None:
+        world.pool.transact(
+            "set_user_account_data", holder, collateral_usd * 10**8, 256_800 * 10**8, 0, 8250,
+            8000, 14 * WAD // 10,
+        )  # fmt: skip
+
+    aave_says(363_000)  # Aave's collateral: the wstETH only
+    venue = chain_venue(world, "anvil-eth", proxy.url, {"address": holder, "aave": ["core"]})
+    prices = [*STAKING_PRICES, ETH_IN_USD, {"base": "USDT", "quote": "USD", "fixed": 1}]
+    settings = staking_book(tmp_path, venue, prices, reconciliation_tolerance="0.001")
+
+    async def reconcile() -> tuple[Snapshot, list[str]]:
+        await daemon.fetch_all_once()
+        events = await daemon.cycle(history)
+        (snap,) = [book.tracker.latest for book in daemon.books]
+        assert snap is not None
+        return snap, [e.detail or "" for e in events if e.kind.value == "reconciliation"]
+
+    async with running(settings, tmp_path) as (daemon, history):
+        snap, warnings = await reconcile()
+        assert snap.complete, snap.problems
+        # the USDT is equity all the same: 121 - 85.6 + 30,000 USD / 3000 = 45.4 ETH
+        assert snap.equity == Decimal("45.4")
+        (item,) = snap.reconciliations
+        assert (item.computed, item.reported) == (Decimal("35.4"), Decimal("35.4"))
+        assert warnings == []
+
+        # Aave's oracle gone: reconciled at the book's prices, still without the USDT
+        world.chain.set_code(world.aave_oracle.address, b"")
+        snap, warnings = await reconcile()
+        (item,) = snap.reconciliations
+        assert (item.computed, item.reported) == (Decimal("35.4"), Decimal("35.4"))
+        assert warnings == []
+
+        # Aave counts 30,000 USD more collateral than the reserves enabled as collateral hold:
+        # counting every supply would agree with it; the difference is real and shows
+        aave_says(393_000)
+        snap, warnings = await reconcile()
+        (item,) = snap.reconciliations
+        assert (item.computed, item.reported) == (Decimal("35.4"), Decimal("45.4"))
+        (warning,) = warnings
+        assert f"aave-core:{holder}" in warning
+
+
 async def test_a_basis_book_in_usdt_with_a_manual_hedge(
     world: World, proxy: RpcProxy, tmp_path: Path
 ) -> None:
@@ -237,6 +292,11 @@ async def test_a_basis_book_in_usdt_with_a_manual_hedge(
         # 40 weETH x 1.06 eETH x 1 ETH x 3000 USD x 1 USDT = 127200, plus 5000 USDT margin
         assert snap.equity == 132_200
         assert dict(snap.equity_by_venue) == {"anvil-usdt": 127_200, "exchange": 5_000}
+        # a fund reads its equity by protocol: the chain venue's accounts
+        assert snap.to_json()["equity_by_account"] == {
+            "anvil-usdt": {f"wallet:{holder}": "127200"},
+            "exchange": {"perp": "5000"},
+        }
         (hedge_line,) = snap.excluded
         assert hedge_line.value == Decimal("127200")  # 42.4 ETH x 3000: the other leg
         assert hedge_line.side == "short"
@@ -312,6 +372,10 @@ async def test_a_running_daemon_serves_chain_metrics_remembers_discovery_and_clo
             assert (
                 f'equity_daemon_aave_health_factor{{address="{world.fund}",book="staking",'
                 'market="core",venue="anvil-eth"} 1.27'
+            ) in text
+            assert (
+                f'equity_daemon_aave_collateral{{address="{world.fund}",book="staking",'
+                'currency="USD",market="core",venue="anvil-eth"} 1.236e+08'
             ) in text
             tg.cancel_scope.cancel()
         # the daemon gave the venue its history: discovery is there for the next start

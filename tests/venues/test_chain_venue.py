@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi.abi import decode
 from structlog.testing import capture_logs
 
 from equity_daemon.clock import SystemClock
@@ -26,7 +27,8 @@ from equity_daemon.model import HealthFactor, Position, PositionKind, ReportedTo
 from equity_daemon.settings import ChainVenue as ChainSettings
 from equity_daemon.venues.base import VenueMemory
 from equity_daemon.venues.chain import ChainVenue
-from tests.chain import RAY, WAD, Artifact
+from equity_daemon.venues.multicall import MULTICALL3_ADDRESS
+from tests.chain import RAY, WAD, Artifact, Contract
 from tests.rpc_proxy import Mode, RpcProxy
 from tests.venues.conftest import World
 
@@ -136,12 +138,22 @@ async def test_every_holding_is_read_at_one_block_in_two_requests(
                 computed_at_venue_prices=Decimal(43_350_000),
             ),
         )
-        assert report.health == (HealthFactor("core", fund, Decimal("1.27")),)
+        assert report.health == (
+            HealthFactor(
+                "core", fund, Decimal("1.27"), Decimal(123_600_000), Decimal(80_250_000), "USD"
+            ),
+        )
+        assert {
+            p.kind.value: p.details.get("collateral")
+            for p in report.positions
+            if p.account.startswith("aave-core")
+        } == {"asset": "true", "debt": None}
         (request,) = locked(report)
         assert request.asset.symbol == "ETH"
         assert request.amount == 5
         assert dict(request.details) == {
             "request_id": str(world.request_id),
+            "contract": world.withdrawals.address,
             "finalized": "false",
             "valid": "true",
         }
@@ -244,12 +256,14 @@ async def test_a_configured_token_without_code_fails_discovery(
 
 
 class ChainIdProxy(RpcProxy):
-    """A proxy in front of anvil that says it is another chain."""
+    """A proxy in front of anvil that says it is another chain (`chain_id`)."""
+
+    chain_id = 5
 
     def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
         request = json.loads(body)
         if request.get("method") == "eth_chainId":
-            answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": "0x5"}
+            answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(self.chain_id)}
             return 200, "application/json", json.dumps(answer).encode()
         return super()._answer(body)
 
@@ -442,7 +456,9 @@ async def test_an_address_without_debt_has_an_infinite_health_factor(
     holdings = [{"address": other, "aave": ["core"]}]
     async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
         report = await venue.fetch()
-    assert report.health == (HealthFactor("core", other, Decimal("Infinity")),)
+    assert report.health == (
+        HealthFactor("core", other, Decimal("Infinity"), Decimal(1), Decimal(0), "USD"),
+    )
     assert report.reported[0].amount == 1  # 1 USD of collateral, no debt
     assert report.positions == ()
 
@@ -646,3 +662,221 @@ async def test_an_oracle_that_fails_never_fails_the_balances(world: World, proxy
     assert lines(report) == lines(first)
     (total,) = report.reported
     assert total.computed_at_venue_prices is None
+
+
+def list_reserve(world: World, contracts: dict[str, Artifact], underlying: str) -> None:
+    """`underlying` listed in the Aave market, the fund supplying 2 of it (18 decimals)."""
+    a_token = world.chain.deploy(
+        contracts["aave_atoken"], world.pool.address, underlying, "Aave X", "aEthX", 18
+    )
+    debt = world.chain.deploy(
+        contracts["aave_debt_token"], world.pool.address, underlying, "Debt X", "debtX", 18
+    )
+    world.pool.transact("init_reserve", underlying, a_token.address, debt.address)
+    a_token.transact("mint_scaled", world.fund, 2 * WAD)
+
+
+async def test_reserve_symbols_decode_from_bytes32_and_configuration_wins(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    mkr = world.chain.deploy(contracts["ds_token"], b"MKR".ljust(32, b"\0"))
+    list_reserve(world, contracts, mkr.address)
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        assert lines(await venue.fetch())[("aave-core", "MKR", "asset")] == 2
+    renamed = {"MKR.old": mkr.address}  # the configured symbol wins over the token's own
+    config = settings(world, [proxy.url], holdings=holdings, tokens=renamed)
+    async with opened(config) as venue:
+        report = lines(await venue.fetch())
+    assert report[("aave-core", "MKR.old", "asset")] == 2
+    assert ("aave-core", "MKR", "asset") not in report
+
+
+async def test_a_reserve_without_a_readable_symbol_fails_until_it_is_named(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    nameless = world.chain.deploy(contracts["aggregator"], 18, "no symbol()")  # it reverts
+    list_reserve(world, contracts, nameless.address)
+    holdings = [{"address": world.fund, "aave": ["core"]}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        with pytest.raises(VenueDataError) as failed:
+            await venue.fetch()
+    assert f"aave-core reserve {nameless.address}: symbol() unreadable (" in failed.value.reason
+    assert "name the token in the venue's tokens" in failed.value.reason
+    config = settings(world, [proxy.url], holdings=holdings, tokens={"XYZ": nameless.address})
+    async with opened(config) as venue:
+        assert lines(await venue.fetch())[("aave-core", "XYZ", "asset")] == 2
+
+
+async def test_every_built_in_mainnet_address_gives_way_to_configuration(
+    world: World, anvil_url: str, contracts: dict[str, Artifact]
+) -> None:
+    # anvil posing as Ethereum mainnet: a built-in address read instead of the configured
+    # one has no code there, and fails the read
+    multicall = world.chain.deploy(contracts["multicall3"])
+    world.chain.set_code(MULTICALL3_ADDRESS, b"")
+    oracle = world.chain.deploy(contracts["aave_oracle"])  # prices WETH at 310,000 USD
+    oracle.transact("set_asset_price", world.weth.address, 310_000 * 10**8)
+    with ChainIdProxy(anvil_url) as mainnet:
+        mainnet.chain_id = 1
+        config = settings(
+            world,
+            [mainnet.url],
+            chain="ethereum",
+            chain_id=1,
+            multicall=multicall.address,
+            aave_oracles={"core": oracle.address},
+            feeds=[{"base": "ETH", "quote": "USD", "address": world.eth_usd.address}],
+        )
+        async with opened(config) as venue:
+            report = await venue.fetch()
+            assert (await venue.observe("ETH", "USD")).rate == 3000
+            assert (await venue.observe("wstETH", "stETH")).rate == Decimal("1.21")
+            assert (await venue.observe("weETH", "eETH")).rate == Decimal("1.06")
+    assert lines(report)[("wallet", "USDT", "asset")] == 1_250_000
+    assert [p.details["request_id"] for p in locked(report)] == [str(world.request_id)]
+    (total,) = report.reported
+    # (412 - 267.5) WETH at the configured oracle's 310,000 USD
+    assert total.computed_at_venue_prices == Decimal(44_795_000)
+
+
+def test_an_oracle_for_an_unknown_market_is_a_configuration_error(world: World) -> None:
+    with pytest.raises(ValueError, match="aave_oracles: unknown market lido"):
+        settings(world, ["http://127.0.0.1:1"], aave_oracles={"lido": world.nobody})
+
+
+async def test_a_request_made_through_the_weeth_adapter_is_found_in_the_mint_logs(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    adapter = world.chain.deploy(
+        contracts["weeth_withdraw_adapter"], world.weeth.address, world.withdrawals.address
+    )
+    holdings = [{"address": world.fund, "etherfi_scan_from_block": 0}]
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        await venue.fetch()
+        # someone else sends the transaction; the NFT mints to the fund as recipient
+        adapter.transact("requestWithdraw", 2 * WAD, world.fund, sender=world.chain.accounts[5])
+        report = await venue.fetch()
+    by_id = {p.details["request_id"]: p.amount for p in locked(report)}
+    assert by_id == {str(world.request_id): 5, str(world.request_id + 1): Decimal("2.12")}
+
+
+async def test_requests_in_several_withdrawal_nfts_are_each_read(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact]
+) -> None:
+    other = world.chain.deploy(contracts["withdraw_request_nft"])
+    receipt = other.transact("requestWithdraw", 7 * WAD, 7 * WAD, world.fund)
+    assert int(receipt["logs"][0]["topics"][3], 16) == world.request_id  # the same id: 1
+    holdings = [
+        {
+            "address": world.fund,
+            "etherfi_requests": [world.request_id],
+            "etherfi_withdrawal_nfts": [{"contract": other.address, "scan_from_block": 0}],
+        }
+    ]
+
+    def requests(report: VenueReport) -> dict[str | None, tuple[str, Decimal]]:
+        return {p.line_id: (str(p.details["contract"]), p.amount) for p in locked(report)}
+
+    async with opened(settings(world, [proxy.url], holdings=holdings)) as venue:
+        first = f"etherfi-request-{other.address}-{world.request_id}"
+        assert requests(await venue.fetch()) == {
+            f"etherfi-request-{world.request_id}": (world.withdrawals.address, Decimal(5)),
+            first: (other.address, Decimal(7)),
+        }
+        receipt = other.transact("requestWithdraw", 3 * WAD, 3 * WAD, world.fund)
+        second = f"etherfi-request-{other.address}-{world.request_id + 1}"
+        proxy.reset()
+        report = await venue.fetch()
+    # the other NFT's count said one more: its logs, and a second read at the same block
+    assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+    assert requests(report) == {
+        f"etherfi-request-{world.request_id}": (world.withdrawals.address, Decimal(5)),
+        first: (other.address, Decimal(7)),
+        second: (other.address, Decimal(3)),
+    }
+
+
+def test_a_withdrawal_nft_or_queue_listed_twice_is_a_configuration_error(world: World) -> None:
+    holding = {
+        "address": world.fund,
+        "etherfi_requests": [1],
+        "etherfi_withdrawal_nfts": [{"contract": world.withdrawals.address, "requests": [2]}],
+    }
+    with pytest.raises(ValueError, match="a contract is listed twice"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+    holding = {"address": world.fund, "etherfi_withdrawal_nfts": [{"contract": world.nobody}]}
+    with pytest.raises(ValueError, match="give requests, scan_from_block or both"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+    queue = {"contract": world.nobody, "scan_from_block": 0}
+    holding = {"address": world.fund, "etherfi_priority_queues": [queue, queue]}
+    with pytest.raises(ValueError, match=r"etherfi_priority_queues: a contract is listed twice"):
+        settings(world, ["http://127.0.0.1:1"], holdings=[holding])
+
+
+def queue_request(queue: Contract, sender: str, amount: int, with_fee: int) -> tuple[Any, ...]:
+    """A PriorityWithdrawalQueue request by `sender`: the struct its claim takes, from its log."""
+    (entry,) = queue.transact("requestWithdraw", amount, with_fee, sender=sender)["logs"]
+    data = bytes.fromhex(entry["data"].removeprefix("0x"))
+    return (sender, *decode(["uint96", "uint96", "uint96", "uint32", "uint32"], data))
+
+
+async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    queue = world.chain.deploy(contracts["priority_withdrawal_queue"])
+    fund, other = world.fund, world.chain.accounts[5]
+    first = queue_request(queue, fund, 4 * WAD, 4 * WAD - 4 * 10**15)
+    holdings = [
+        {
+            "address": fund,
+            "etherfi_priority_queues": [{"contract": queue.address, "scan_from_block": 0}],
+        }
+    ]
+    config = settings(world, [proxy.url], holdings=holdings, log_range_blocks=7)
+
+    def pending(report: VenueReport) -> list[tuple[Decimal, str, str]]:
+        return sorted(
+            (p.amount, str(p.details["finalized"]), str(p.details["amount_of_eeth"]))
+            for p in locked(report)
+        )
+
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        async with remembering(config, history) as venue:
+            report = await venue.fetch()
+            (line,) = locked(report)
+            assert line.line_id == f"etherfi-priority-{line.details['request_id']}"
+            assert line.details["contract"] == queue.address
+            assert pending(report) == [(Decimal("3.996"), "false", "4")]  # what its claim pays
+            queue_request(queue, other, WAD, WAD)  # someone else's: the nonce moves
+            proxy.reset()
+            assert pending(await venue.fetch()) == [(Decimal("3.996"), "false", "4")]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs"]
+            proxy.reset()
+            await venue.fetch()
+            assert proxy.methods == ["eth_blockNumber", "eth_call"]  # nothing new: no scan
+            second = queue_request(queue, fund, 2 * WAD, 2 * WAD)
+            proxy.reset()
+            # found and read in the same fetch, at the same block: no eETH that vanished
+            assert pending(await venue.fetch()) == [
+                (Decimal(2), "false", "2"),
+                (Decimal("3.996"), "false", "4"),
+            ]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+            queue.transact("fulfillRequests", [first, second])
+            assert pending(await venue.fetch()) == [
+                (Decimal(2), "true", "2"),
+                (Decimal("3.996"), "true", "4"),
+            ]
+            queue.transact("claimWithdraw", first)
+            assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+        proxy.reset()
+        async with remembering(config, history) as venue:  # a restart resumes the scan
+            assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+        assert proxy.methods.count("eth_getLogs") == 1  # the new blocks only
+        queue.transact("cancelWithdraw", second, sender=fund)
+        async with remembering(config, history) as venue:
+            assert locked(await venue.fetch()) == []
+    finally:
+        await history.aclose()

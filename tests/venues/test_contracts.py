@@ -1,11 +1,12 @@
 """The test contracts speak the mainnet ABIs, and behave as the protocols they stand for.
 
 The table below is written from the mainnet contracts' interfaces (Aave v3 `IPool`,
-`IPoolAddressesProvider`, `IAaveOracle`, Lido
-`WstETH`, EtherFi `WeETH` and `WithdrawRequestNFT`, Chainlink `AggregatorV3Interface`, ERC-20,
-ERC-721, ERC-4626, Multicall3), not from our sources: a function the daemon reads must have the
-same signature (so the same selector) and the same return types (so the same encoding), or the
-client code tested here would not read mainnet unchanged.
+`IPoolAddressesProvider`, `IAaveOracle`, Maker's `DSToken`, Lido `WstETH`, EtherFi `WeETH`,
+`WithdrawRequestNFT`, `WeETHWithdrawAdapter` and `PriorityWithdrawalQueue`, Chainlink
+`AggregatorV3Interface`, ERC-20, ERC-721, ERC-4626, Multicall3), not from our sources: a
+function the daemon reads must have the same signature (so the same selector) and the same
+return types (so the same encoding), or the client code tested here would not read mainnet
+unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi.abi import decode
+from eth_abi.abi import decode, encode
 from eth_utils.abi import abi_to_signature, get_abi_output_types
 from eth_utils.crypto import keccak
 
@@ -46,8 +47,18 @@ RESERVE_DATA_LEGACY = (
     "((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,"
     "address,address,address,address,uint128,uint128,uint128)"
 )
+# PriorityWithdrawalQueue's WithdrawRequest: user, amountOfEEth, shareOfEEth, amountWithFee,
+# nonce, creationTime
+QUEUED = "(address,uint96,uint96,uint96,uint32,uint32)"
 MAINNET: dict[str, dict[str, str]] = {
     "erc20": ERC20,
+    "ds_token": {
+        "symbol()": "bytes32",
+        "name()": "bytes32",
+        "decimals()": "uint256",
+        "balanceOf(address)": "uint256",
+        "totalSupply()": "uint256",
+    },
     "multicall3": {
         "aggregate3((address,bool,bytes)[])": "(bool,bytes)[]",
         "getBlockNumber()": "uint256",
@@ -67,6 +78,8 @@ MAINNET: dict[str, dict[str, str]] = {
         "getReserveNormalizedIncome(address)": "uint256",
         "getReserveNormalizedVariableDebt(address)": "uint256",
         "ADDRESSES_PROVIDER()": "address",
+        "getUserConfiguration(address)": "(uint256)",
+        "setUserUseReserveAsCollateral(address,bool)": "",
     },
     "aave_addresses_provider": {"getPriceOracle()": "address"},
     "aave_oracle": {
@@ -102,6 +115,20 @@ MAINNET: dict[str, dict[str, str]] = {
         "finalizeRequests(uint256)": "",
         "invalidateRequest(uint256)": "",
         "claimWithdraw(uint256)": "",
+    },
+    "priority_withdrawal_queue": {
+        "requestWithdraw(uint96,uint96)": "bytes32",
+        "requestExists(bytes32)": "bool",
+        "isFinalized(bytes32)": "bool",
+        "nonce()": "uint32",
+        f"getRequestId({QUEUED})": "bytes32",
+        f"fulfillRequests({QUEUED}[])": "",
+        f"claimWithdraw({QUEUED})": "",
+        f"cancelWithdraw({QUEUED})": "bytes32",
+    },
+    "weeth_withdraw_adapter": {
+        "requestWithdraw(uint256,address)": "uint256",
+        "getEETHByWeETH(uint256)": "uint256",
     },
     "aggregator": {
         "latestRoundData()": "uint80,int256,uint256,uint256,uint80",
@@ -139,6 +166,8 @@ SELECTORS = {
     "getAssetsPrices(address[])": "9d23d9f2",
     "getPriceOracle()": "fca513a8",
     "ADDRESSES_PROVIDER()": "0542975c",
+    "getUserConfiguration(address)": "4417a583",
+    "setUserUseReserveAsCollateral(address,bool)": "5a3b74b9",
 }
 EVENTS: dict[str, dict[str, tuple[bool, ...]]] = {
     "erc20": {"Transfer(address,address,uint256)": (True, True, False)},
@@ -146,6 +175,17 @@ EVENTS: dict[str, dict[str, tuple[bool, ...]]] = {
         "Transfer(address,address,uint256)": (True, True, True),
         "WithdrawRequestCreated(uint32,uint256,uint256,address)": (True, False, False, False),
         "WithdrawRequestInvalidated(uint32)": (True,),
+    },
+    "priority_withdrawal_queue": {
+        "WithdrawRequestCreated(bytes32,address,uint96,uint96,uint96,uint32,uint32)": (
+            True,
+            True,
+            False,
+            False,
+            False,
+            False,
+            False,
+        ),
     },
 }
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -230,6 +270,16 @@ def test_reserve_data_puts_the_token_addresses_where_aave_does(world: World) -> 
     assert world.pool.call("getReserveData", world.nobody)[8] == "0x" + "00" * 20
 
 
+def test_the_user_configuration_has_a_collateral_bit_per_reserve_id(world: World) -> None:
+    other = world.chain.accounts[6]
+    assert world.pool.call("getUserConfiguration", other) == (0,)
+    world.pool.transact("setUserUseReserveAsCollateral", world.weth.address, True, sender=other)
+    assert world.pool.call("getUserConfiguration", other) == (1 << 3,)  # WETH: id 1, bit 2*1+1
+    world.pool.transact("setUserUseReserveAsCollateral", world.usdt.address, True, sender=other)
+    world.pool.transact("setUserUseReserveAsCollateral", world.weth.address, False, sender=other)
+    assert world.pool.call("getUserConfiguration", other) == (1 << 1,)  # USDT: id 0
+
+
 def test_user_account_data_has_an_infinite_health_factor_without_debt(world: World) -> None:
     assert world.pool.call("getUserAccountData", world.fund)[5] == 127 * WAD // 100
     assert world.pool.call("getUserAccountData", world.nobody) == (0, 0, 0, 0, 0, 2**256 - 1)
@@ -312,3 +362,26 @@ def test_rates_feeds_and_vaults(world: World) -> None:
     assert world.vault.call("asset") == world.usdt.address.lower()
     assert world.vault.call("convertToAssets", 10 * 10**6) == 11 * 10**6
     assert world.vault.call("balanceOf", world.fund) == 1_000 * 10**6
+
+
+def test_a_priority_request_id_is_the_hash_of_its_abi_encoded_struct(world: World) -> None:
+    queue = world.chain.deploy(compile_contracts()["priority_withdrawal_queue"])
+    receipt = queue.transact("requestWithdraw", 3 * WAD, 3 * WAD - 10**15, sender=world.fund)
+    (entry,) = receipt["logs"]
+    request_id = bytes.fromhex(entry["topics"][1].removeprefix("0x"))
+    values = decode(
+        ["uint96", "uint96", "uint96", "uint32", "uint32"],
+        bytes.fromhex(entry["data"].removeprefix("0x")),
+    )
+    request = (world.fund, *values)
+    assert request_id == keccak(encode([QUEUED], [request]))  # Solidity's abi.encode(request)
+    assert queue.call("getRequestId", request) == request_id
+    assert (queue.call("requestExists", request_id), queue.call("isFinalized", request_id)) == (
+        True,
+        False,
+    )
+    queue.transact("fulfillRequests", [request])
+    assert queue.call("isFinalized", request_id)
+    queue.transact("claimWithdraw", request)
+    assert not queue.call("requestExists", request_id)
+    assert queue.call("nonce") == 2

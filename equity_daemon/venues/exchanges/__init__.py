@@ -136,7 +136,9 @@ class Lines:
         """What the exchange itself says this account is worth (reconciliation), and the
         perpetuals' uPnL inside that figure, by currency, read from the same answer."""
         pnl = None if unrealized_pnl is None else tuple(unrealized_pnl)
-        self.reported.append(ReportedTotal(self.account, amount, currency, label, None, pnl))
+        self.reported.append(
+            ReportedTotal(self.account, amount, currency, label, unrealized_pnl=pnl)
+        )
 
     def perp(self, perp: Perp) -> None:
         """An open perpetual: its hedge line (excluded) and its two equity legs."""

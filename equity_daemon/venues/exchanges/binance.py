@@ -63,6 +63,8 @@ DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"
 WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
+# the same in a `<symbol>@miniTicker` stream event (ccxt's `watch_ticker`): market data follows it
+TICKER_STREAM_LAST = "c"
 # (portfolio margin: the account's own equity, for reconciliation)
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "usdm": ("fapiPrivateGetMultiAssetsMargin", {}),

@@ -46,6 +46,8 @@ WITHDRAWALS = TransferFields(
 )
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
+# the same in a public spot ticker push (`tickers.<SYMBOL>`'s `data`): market data follows it
+TICKER_STREAM_LAST = "lastPrice"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
 

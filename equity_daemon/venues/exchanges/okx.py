@@ -52,6 +52,8 @@ WITHDRAWALS = TransferFields(
 )
 # the raw ticker field `observe` reads
 TICKER_LAST = "last"
+# the same in a `tickers` channel push (`data[0]`): market data follows it
+TICKER_STREAM_LAST = "last"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
 

@@ -9,11 +9,17 @@ The USDⓈ-M user-data stream: `POST /fapi/v1/listenKey` issues a key (`PUT` kee
 both need only the API-key header, as on Binance), the websocket `/private/ws?listenKey=…`
 takes it, and `push("account")` sends an `ACCOUNT_UPDATE` event (`a.B` balances, `a.P`
 positions) from the current state to every socket holding a valid key.
+
+The public market streams (`/ws/<n>`, as ccxt numbers its sockets) take `SUBSCRIBE` to
+`<symbol>@miniTicker` (ccxt's `watch_ticker`; answered `{"result": null, "id": …}`, no
+snapshot, as on Binance), and `push("<symbol>@miniTicker")` sends that symbol's
+`24hrMiniTicker` event (Binance sends one a second).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,6 +48,16 @@ PRICE_FILTER = {
 WITHDRAWAL_UNDER_WAY = frozenset({"0", "2", "4"})
 LOT_SIZE = {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"}
 PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
+# a `24hrMiniTicker` stream event's fields, and the REST ticker's name for each
+MINI_TICKER_EVENT = {
+    "s": "symbol",
+    "c": "lastPrice",
+    "o": "openPrice",
+    "h": "highPrice",
+    "l": "lowPrice",
+    "v": "volume",
+    "q": "quoteVolume",
+}
 
 
 _keys = itertools.count(1)
@@ -54,6 +70,7 @@ class BinanceDialect(Dialect):
         super().__init__(state)
         self.listen_keys: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
+        self._market_sockets: dict[web.WebSocketResponse, set[str]] = {}  # socket -> its topics
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -81,7 +98,7 @@ class BinanceDialect(Dialect):
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/private/ws", self.user_data_stream),)
+        return (("/private/ws", self.user_data_stream), ("/ws/{n}", self.market_stream))
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
 
@@ -116,6 +133,8 @@ class BinanceDialect(Dialect):
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """`account`: an `ACCOUNT_UPDATE` with the futures balances (only `coins`, if named)
         and every USDⓈ-M position (a closed one with `pa` "0")."""
+        if self._ticker_event(topic) is not None:
+            return await self.send(topic, self._ticker_event(topic))
         if topic != "account":
             raise ValueError(f"binance has no private topic {topic!r} here")
         now = self.state.now_ms()
@@ -150,12 +169,63 @@ class BinanceDialect(Dialect):
         return len(self._sockets)
 
     async def drop_streams(self) -> None:
-        for socket in list(self._sockets):
+        for socket in [*self._sockets, *self._market_sockets]:
             await socket.close()
 
     @property
     def subscribers(self) -> dict[str, int]:
-        return {"account": len(self._sockets)} if self._sockets else {}
+        counts = {"account": len(self._sockets)} if self._sockets else {}
+        for topics in self._market_sockets.values():
+            for topic in topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return counts
+
+    # -- the public market streams: `SUBSCRIBE` to `<symbol>@miniTicker` -----------------------
+
+    async def market_stream(self, request: web.Request) -> web.StreamResponse:
+        """`/ws/<n>`: raw market streams, subscribed to by `SUBSCRIBE` frames."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        topics: set[str] = set()
+        self._market_sockets[socket] = topics
+        try:
+            async for message in socket:
+                if message.type is WSMsgType.TEXT:
+                    await socket.send_json(self.market_answer(topics, json.loads(message.data)))
+        finally:
+            del self._market_sockets[socket]
+        return socket
+
+    def market_answer(self, topics: set[str], message: Json) -> Json:
+        """Binance's answer to one frame: a subscription's `result`, or its error."""
+        params = [str(param) for param in message.get("params") or []]
+        if message.get("method") != "SUBSCRIBE" or any(
+            self._ticker_event(param) is None for param in params
+        ):
+            return {"error": {"code": 2, "msg": "Invalid request"}, "id": message.get("id")}
+        topics.update(params)
+        return {"result": None, "id": message.get("id")}
+
+    async def send(self, topic: str, message: Json) -> int:
+        """Send `message` as it is (a test's malformed push) to the subscribers of `topic`."""
+        sockets = [socket for socket, topics in self._market_sockets.items() if topic in topics]
+        for socket in sockets:
+            await socket.send_json(message)
+        return len(sockets)
+
+    def _ticker_event(self, topic: str) -> Json | None:
+        """The `24hrMiniTicker` event of a `<symbol>@miniTicker` topic (its REST ticker's fields
+        under the stream's one-letter names), if the spot market is listed."""
+        symbol, _, channel = topic.partition("@")
+        rows = [
+            self._ticker(m, spot=True)
+            for m in self.state.markets
+            if (m.base + m.quote).lower() == symbol
+        ]
+        if channel != "miniTicker" or not rows:
+            return None
+        event = {short: rows[0][long] for short, long in MINI_TICKER_EVENT.items()}
+        return {"e": "24hrMiniTicker", "E": self.state.now_ms(), **event}
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         has_signature = "signature" in request.query or "signature" in form

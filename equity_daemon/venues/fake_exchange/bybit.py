@@ -7,6 +7,8 @@ Like Bybit, the wallet leaves out coins whose assets and liabilities are both ze
 
 The private websocket (`/v5/private`) takes `auth`, `subscribe` and `ping`, and pushes the
 `wallet` and `position` topics when a test calls `push` (Bybit sends no snapshot on subscribe).
+The public spot websocket (`/v5/public/spot`) takes `subscribe` to `tickers.<SYMBOL>` (answered
+with the ticker's snapshot at once, as Bybit does) and `ping`; `push("tickers.ETHUSDT")` sends it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class BybitDialect(StreamingDialect):
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/v5/private", self.serve_stream),)
+        return (("/v5/private", self.serve_stream), ("/v5/public/spot", self.serve_public_stream))
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-TIMESTAMP")
@@ -118,7 +120,9 @@ class BybitDialect(StreamingDialect):
 
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """A `wallet` or `position` push from the current state (`coins`: a wallet push naming
-        only these coins)."""
+        only these coins), or a public `tickers.<SYMBOL>` push."""
+        if topic.startswith("tickers."):
+            return self.ticker_push(topic)
         if topic == "wallet":
             wallet = self._unified()
             if coins is not None:
@@ -133,6 +137,46 @@ class BybitDialect(StreamingDialect):
             raise ValueError(f"bybit has no private topic {topic!r} here")
         now = self.state.now_ms()
         return {"id": f"{topic}-{now}", "topic": topic, "creationTime": now, "data": data}
+
+    # -- the public spot websocket: `subscribe` to `tickers.<SYMBOL>`, no `auth` ---------------
+
+    def public_answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """The frames Bybit's public spot stream sends back to one frame: a `subscribe` reply
+        (then each ticker's snapshot, as Bybit sends one at once) or a `pong`."""
+        message = json.loads(frame)
+        op = message.get("op")
+        reply: dict[str, Any] = {"op": op, "conn_id": stream.id}
+        if "req_id" in message:
+            reply["req_id"] = message["req_id"]
+        if op == "ping":
+            return [json.dumps(reply | {"success": True, "ret_msg": "pong"})]
+        if op != "subscribe":
+            return [json.dumps(reply | {"success": False, "ret_msg": f"unknown op {op}"})]
+        topics = [str(topic) for topic in message.get("args") or []]
+        if not all(self._spot_ticker(topic) is not None for topic in topics):
+            return [json.dumps(reply | {"success": False, "ret_msg": "Invalid topic"})]
+        stream.topics.update(topics)
+        answer = reply | {"success": True, "ret_msg": "subscribe"}
+        return [json.dumps(frame) for frame in (answer, *map(self.ticker_push, topics))]
+
+    def _spot_ticker(self, topic: str) -> Json | None:
+        """The spot ticker row a `tickers.<SYMBOL>` topic names, if the market is listed."""
+        prefix, _, symbol = topic.partition(".")
+        if prefix != "tickers":
+            return None
+        rows = self.tickers({"category": "spot", "symbol": symbol})["result"]["list"]
+        return rows[0] if rows else None
+
+    def ticker_push(self, topic: str) -> Json:
+        """A spot ticker push as Bybit sends it: the whole row (`type` snapshot), `ts`, `cs`."""
+        row = self._spot_ticker(topic)
+        if row is None:
+            raise ValueError(f"bybit lists no spot market for {topic!r}")
+        keep = ("symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h", "volume24h")
+        data = {key: row[key] for key in (*keep, "turnover24h", "price24hPcnt")}
+        data["usdIndexPrice"] = row["lastPrice"]
+        now = self.state.now_ms()
+        return {"topic": topic, "ts": now, "type": "snapshot", "cs": now, "data": data}
 
     # -- public --------------------------------------------------------------------------------
 

@@ -11,6 +11,10 @@ The private websocket (`/ws/v5/private`) takes `login` (`apiKey`, `passphrase`, 
 sends an `account` push (the trading account as REST renders it, `details` only of the coins
 named) or a `positions` push (every position, a closed one with `pos` "0"). Unlike OKX, it sends
 no snapshot on subscribe and no periodic push: tests push when they mean to.
+
+The public websocket (`/ws/v5/public`) answers the text `ping` with `pong` and takes `subscribe`
+to the `tickers` channel of listed spot instruments (no login); `push("tickers:ETH-USDT")` sends
+that ticker's row as OKX pushes it (`arg`, `data`).
 """
 
 from __future__ import annotations
@@ -75,7 +79,10 @@ class OkxDialect(StreamingDialect):
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/ws/v5/private", self.serve_stream),)
+        return (
+            ("/ws/v5/private", self.serve_stream),
+            ("/ws/v5/public", self.serve_public_stream),
+        )
 
     def signed(self, request: web.Request, form: Mapping[str, str]) -> bool:
         needed = ("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE")
@@ -134,7 +141,13 @@ class OkxDialect(StreamingDialect):
 
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """An `account` push (`details` only of `coins`, if named) or a `positions` push (every
-        position of the state, a closed one with `pos` "0", `pTime` the push time)."""
+        position of the state, a closed one with `pos` "0", `pTime` the push time), or a public
+        `tickers:<instId>` push."""
+        if topic.startswith("tickers:"):
+            ticker = self._ticker_push(topic)
+            if ticker is None:
+                raise ValueError(f"okx has no public topic {topic!r} here")
+            return ticker
         if topic == "account":
             account = self._trading()
             if coins is not None:
@@ -148,6 +161,28 @@ class OkxDialect(StreamingDialect):
         else:
             raise ValueError(f"okx has no private channel {topic!r} here")
         return {"arg": arg, "eventType": "event", "curPage": 1, "lastPage": True, "data": data}
+
+    # -- the public websocket: `tickers` of spot instruments, no login --------------------------
+
+    def public_answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """OKX's answer to one frame: `pong`, each subscription's echo, or an error."""
+        if frame == "ping":
+            return ["pong"]
+        message = json.loads(frame)
+        args = message.get("args") or []
+        wanted = [f"{arg.get('channel')}:{arg.get('instId')}" for arg in args]
+        if message.get("op") != "subscribe" or any(self._ticker_push(t) is None for t in wanted):
+            return [self._event_error(stream, "60018", "channel doesn't exist")]
+        stream.topics.update(wanted)
+        return [json.dumps({"event": "subscribe", "arg": arg, "connId": stream.id}) for arg in args]
+
+    def _ticker_push(self, topic: str) -> Json | None:
+        """A `tickers:<instId>` push from the current state, if the spot instrument is listed."""
+        channel, _, inst = topic.partition(":")
+        rows = [row for row in self.tickers({"instType": "SPOT"})["data"] if row["instId"] == inst]
+        if channel != "tickers" or not rows:
+            return None
+        return {"arg": {"channel": "tickers", "instId": inst}, "data": rows}
 
     # -- public --------------------------------------------------------------------------------
 

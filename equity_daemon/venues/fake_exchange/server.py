@@ -15,6 +15,7 @@ import asyncio
 import enum
 import itertools
 import json
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -72,11 +73,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One request the server received (never its headers: they carry the key)."""
+    """One request the server received (never its headers: they carry the key), and when
+    (monotonic seconds: a test counts requests per time)."""
 
     method: str
     path: str
     query: Mapping[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +147,23 @@ _connections = itertools.count(1)
 
 @dataclass(eq=False)
 class Stream:
-    """One open private websocket: whether it logged in, and the topics it follows."""
+    """One open websocket: whether it logged in, and the topics it follows. A `public` one
+    (market data) needs no log-in."""
 
     socket: web.WebSocketResponse
     authenticated: bool = False
+    public: bool = False
     topics: set[str] = field(default_factory=set)
     id: str = field(default_factory=lambda: f"fake-{next(_connections)}")
 
 
 class StreamingDialect(Dialect):
-    """**Base class**: a dialect with a log-in-then-subscribe private websocket (Bybit, OKX).
+    """**Base class**: a dialect with a log-in-then-subscribe private websocket and a public
+    market-data one (Bybit, OKX).
 
     The sockets, their topics, pushes, drops and silence live here; a subclass says how it
-    answers one text frame (`answer`: the frames to send back) and how a push looks (`message`).
+    answers one text frame (`answer` on the private socket, `public_answer` on the public one:
+    the frames to send back) and how a push looks (`message`, private or public topics alike).
     `silent` (set by a test) makes every socket a half-open one: it stays up but answers
     nothing, not even pings, and carries no push.
     """
@@ -172,19 +179,31 @@ class StreamingDialect(Dialect):
         """The text frames to send back to one frame a client sent."""
 
     @abstractmethod
+    def public_answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """The text frames the public (market-data) socket sends back to one client frame."""
+
+    @abstractmethod
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """A push of `topic` from the current state (`coins`: a balance naming only these)."""
 
     async def serve_stream(self, request: web.Request) -> web.StreamResponse:
         """One private websocket, open until the client or `drop_streams` closes it."""
+        return await self._serve(request, public=False)
+
+    async def serve_public_stream(self, request: web.Request) -> web.StreamResponse:
+        """One public (market-data) websocket, open until the client or `drop_streams` closes it."""
+        return await self._serve(request, public=True)
+
+    async def _serve(self, request: web.Request, *, public: bool) -> web.StreamResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        stream = Stream(socket)
+        stream = Stream(socket, public=public)
+        answer = self.public_answer if public else self.answer
         self._streams.append(stream)
         try:
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT and not self.silent:
-                    for reply in self.answer(stream, frame.data):
+                    for reply in answer(stream, frame.data):
                         await socket.send_str(reply)
         finally:
             self._streams.remove(stream)

@@ -51,7 +51,10 @@ class Readout:
     rate_failures: dict[tuple[str, str], str] = field(default_factory=dict)
     reported: list[ReportedTotal] = field(default_factory=list)
     health: list[HealthFactor] = field(default_factory=list)
-    nft_balances: dict[str, int] = field(default_factory=dict)  # withdrawal NFTs held
+    # withdrawal NFTs held, by (holder, NFT contract)
+    nft_balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    # PriorityWithdrawalQueue nonces, by (holder, queue contract)
+    queue_nonces: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Reader(Protocol):

@@ -2,9 +2,13 @@
 pending withdrawal requests.
 
 A request is a `locked` line (reported beside equity, not in it) of `amountOfEEth` in ETH, the
-upper bound of what it pays (venue-pitfalls 47), with its id and whether it is finalized and
-valid in `details`. A request whose NFT is burned (claimed: `ownerOf` reverts) or no longer
-ours drops out; an invalidated one stays, with `valid = false` in its details, as value at risk.
+upper bound of what it pays (venue-pitfalls 47), with its id, its NFT contract and whether it
+is finalized and valid in `details`. An address may hold requests in several NFT contracts
+(venue-pitfalls 48); the lines of one other than the venue's own carry its address in their
+`line_id`, as ids repeat across contracts. `WeETHWithdrawAdapter.requestWithdraw` mints the
+same NFT to its recipient, so its requests are found like any other. A request whose NFT is
+burned (claimed: `ownerOf` reverts) or no longer ours drops out; an invalidated one stays, with
+`valid = false` in its details, as value at risk.
 """
 
 from __future__ import annotations
@@ -12,11 +16,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
-from equity_daemon.model import Asset, Position, PositionKind
+from equity_daemon.model import Asset, Position, PositionKind, decimal_str
 from equity_daemon.venues.multicall import Call, CallResult
-from equity_daemon.venues.protocols import RateReader, Readout, account, need, units
+from equity_daemon.venues.protocols import (
+    RateReader,
+    ReadFailed,
+    Readout,
+    account,
+    need,
+    units,
+)
 
 ETH_DECIMALS = 18
 _REQUEST = ("(uint96,uint96,bool,uint32)",)
@@ -31,9 +44,9 @@ def mint_topics(holder: str) -> list[bytes | None]:
     return [TRANSFER, _ZERO_TOPIC, bytes(12) + bytes.fromhex(holder.removeprefix("0x"))]
 
 
-def minted_ids(logs: list[list[bytes]]) -> set[int]:
+def minted_ids(logs: list[tuple[list[bytes], bytes]]) -> set[int]:
     """The token ids (request ids) of mint logs found with `mint_topics`."""
-    return {int.from_bytes(topics[3], "big") for topics in logs if len(topics) == 4}
+    return {int.from_bytes(topics[3], "big") for topics, _ in logs if len(topics) == 4}
 
 
 def weeth_rate(weeth: str) -> RateReader:
@@ -50,10 +63,14 @@ class WithdrawalReader:
     nft: str
     request_ids: tuple[int, ...]
     count: bool = False
+    own: bool = True  # the venue's own NFT (contracts.etherfi_withdrawals): short line ids
 
     @property
     def account(self) -> str:
         return account("etherfi", self.address)
+
+    def line_id(self, request: int) -> str:
+        return f"etherfi-request-{request}" if self.own else f"etherfi-request-{self.nft}-{request}"
 
     def calls(self) -> Sequence[Call]:
         calls = []
@@ -72,7 +89,7 @@ class WithdrawalReader:
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
         if self.count:
             held = need(results[-1], f"{self.account}/withdrawal requests held")
-            out.nft_balances[self.address] = int(held)
+            out.nft_balances[(self.address, self.nft)] = int(held)
         for index, request in enumerate(self.request_ids):
             owner, data, finalized = results[3 * index : 3 * index + 3]
             if not owner.ok or str(owner.value).lower() != self.address.lower():
@@ -89,9 +106,105 @@ class WithdrawalReader:
                     PositionKind.LOCKED,
                     details={
                         "request_id": str(request),
+                        "contract": self.nft,
                         "finalized": str(is_finalized).lower(),
                         "valid": str(bool(valid)).lower(),
                     },
-                    line_id=f"etherfi-request-{request}",
+                    line_id=self.line_id(request),
+                )
+            )
+
+
+# --- PriorityWithdrawalQueue ---------------------------------------------------------------
+# Whitelisted addresses' requests, kept in the queue's own sets by the hash of the request
+# struct (no NFT): found from its `WithdrawRequestCreated` logs (user indexed), each then
+# confirmed with `requestExists` / `isFinalized` at the block read. A claimed, cancelled or
+# invalidated request leaves the sets (its eETH or ETH went back to the user) and drops out.
+# The queue's global `nonce()` moves with every request: read each fetch, a change means the
+# logs since the last scan may hold a new request of ours.
+
+QUEUE_CREATED = keccak(
+    text="WithdrawRequestCreated(bytes32,address,uint96,uint96,uint96,uint32,uint32)"
+)
+_QUEUED_DATA = ("uint96", "uint96", "uint96", "uint32", "uint32")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """A request in the PriorityWithdrawalQueue: its id (hash) and amounts, from its log."""
+
+    request_id: bytes
+    amount_of_eeth: int
+    amount_with_fee: int
+
+
+def queue_topics(holder: str) -> list[bytes | None]:
+    """`eth_getLogs` topics of the queue's requests made by `holder`."""
+    return [QUEUE_CREATED, None, bytes(12) + bytes.fromhex(holder.removeprefix("0x"))]
+
+
+def queued_requests(logs: list[tuple[list[bytes], bytes]]) -> list[QueuedRequest]:
+    """The requests of logs found with `queue_topics`.
+
+    Raises:
+        ReadFailed: a log does not decode as `WithdrawRequestCreated` (not this ABI).
+    """
+    found = []
+    for topics, data in logs:
+        try:
+            amount, _shares, with_fee, _nonce, _created = decode(_QUEUED_DATA, data)
+        except DecodingError:
+            raise ReadFailed(f"a WithdrawRequestCreated log of {len(data)} bytes") from None
+        found.append(QueuedRequest(topics[1], int(amount), int(with_fee)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityQueueReader:
+    """The PriorityWithdrawalQueue requests of `address` at `queue`, and the queue's nonce."""
+
+    address: str
+    queue: str
+    requests: tuple[QueuedRequest, ...]
+
+    @property
+    def account(self) -> str:
+        return account("etherfi", self.address)
+
+    def calls(self) -> Sequence[Call]:
+        calls = []
+        for request in self.requests:
+            calls += [
+                Call.of(
+                    self.queue, "requestExists(bytes32)", request.request_id, returns=("bool",)
+                ),
+                Call.of(self.queue, "isFinalized(bytes32)", request.request_id, returns=("bool",)),
+            ]
+        calls.append(Call.of(self.queue, "nonce()", returns=("uint32",)))
+        return calls
+
+    def read(self, results: Sequence[CallResult], out: Readout) -> None:
+        nonce = need(results[-1], f"{self.account}/priority queue nonce")
+        out.queue_nonces[(self.address, self.queue)] = int(nonce)
+        for index, request in enumerate(self.requests):
+            exists, finalized = results[2 * index : 2 * index + 2]
+            hexid = "0x" + request.request_id.hex()
+            what = f"{self.account}/priority withdrawal {hexid}"
+            if not need(exists, what):
+                continue  # claimed, cancelled or invalidated: not pending any more
+            out.positions.append(
+                Position(
+                    out.venue,
+                    self.account,
+                    Asset("ETH", out.chain),
+                    units(request.amount_with_fee, ETH_DECIMALS),  # what its claim pays
+                    PositionKind.LOCKED,
+                    details={
+                        "request_id": hexid,
+                        "contract": self.queue,
+                        "finalized": str(bool(need(finalized, what))).lower(),
+                        "amount_of_eeth": decimal_str(units(request.amount_of_eeth, ETH_DECIMALS)),
+                    },
+                    line_id=f"etherfi-priority-{hexid}",
                 )
             )
