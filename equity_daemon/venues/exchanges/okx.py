@@ -1,7 +1,8 @@
 """OKX v5: which raw field of which answer becomes which line (docs/exchanges.md).
 
 * `trading` (`data[0].details[]`): `cashBal + liab` -> asset, `liab - interest` and
-  `interest` -> debt, open swaps -> hedge lines and legs; total `totalEq` (USD).
+  `interest` -> debt, open swaps -> hedge lines and legs; total `totalEq` (USD), compared
+  without the coins' `upl` (`exchanges` docstring).
 * `funding` (`data[]`): `bal` -> asset.
 
 OKX's `eq` is already net (`cashBal + upl`, and a borrowed-and-spent coin has `cashBal = -liab`),
@@ -65,6 +66,7 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
             if not data:
                 raise BadField("data is empty")
             summary = data[0]
+            pnl = []
             for row in rows(summary.get("details"), "details"):
                 asset = text(row, "ccy")
                 liab = abs(number(row, "liab", default=ZERO))
@@ -74,7 +76,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, number(row, "cashBal") + liab)
                 lines.debt(asset, liab - interest)
                 lines.debt(asset, interest, "interest")
-            lines.total(number(summary, "totalEq"), "USD", "totalEq")
+                pnl.append((asset, number(row, "upl", default=ZERO)))
+            lines.total(number(summary, "totalEq"), "USD", "totalEq", pnl)
         case "funding":
             for row in data:
                 lines.asset(text(row, "ccy"), number(row, "bal"))
