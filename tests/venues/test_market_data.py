@@ -3,7 +3,8 @@ on the fake Binance, Bybit and OKX servers, through the daemon's settings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -113,28 +114,38 @@ async def streaming(fake: FakeExchange, source: ExchangeMarket) -> None:
     await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
 
 
-@pytest.mark.parametrize("exchange", sorted(STREAMED))
-async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
-    exchange: str,
-) -> None:
-    clock = Clock()
+@asynccontextmanager
+async def streamed_market(
+    exchange: str, clock: Clock
+) -> AsyncIterator[tuple[FakeExchange, ExchangeMarket]]:
+    """The market of a fake `exchange` quoting ETH at 3,000, its ticker stream live; closed on
+    exit."""
     async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
             await streaming(fake, source)
-            assert source.cache_seconds == 0  # the oracle asks every cycle
-            fake.set_price("ETH", "3210.5")
-            pushed_at = clock()
-            assert await fake.push(STREAMED[exchange][0]) == 1
-            await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
-            clock.now += timedelta(seconds=4)
-            seen = await source.observe("ETH", "USDT")
-            assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
-            assert len(fake.calls(TICKERS[exchange])) == 1
+            yield fake, source
         finally:
             await source.aclose()
-        assert source.streamed == {}
+
+
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
+async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
+    exchange: str,
+) -> None:
+    clock = Clock()
+    async with streamed_market(exchange, clock) as (fake, source):
+        assert source.cache_seconds == 0  # the oracle asks every cycle
+        fake.set_price("ETH", "3210.5")
+        pushed_at = clock()
+        assert await fake.push(STREAMED[exchange][0]) == 1
+        await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
+        clock.now += timedelta(seconds=4)
+        seen = await source.observe("ETH", "USDT")
+        assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
+        assert len(fake.calls(TICKERS[exchange])) == 1
+    assert source.streamed == {}  # closed
 
 
 @pytest.mark.parametrize("exchange", sorted(STREAMED))
@@ -142,16 +153,10 @@ async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_pric
     exchange: str,
 ) -> None:
     clock = Clock()
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
-            clock.now += timedelta(seconds=5)
-            seen = await source.observe("ETH", "USDT")
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange, clock) as (fake, source):
+        fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
+        clock.now += timedelta(seconds=5)
+        seen = await source.observe("ETH", "USDT")
     assert (seen.rate, seen.at) == (D(3100), clock())
     assert len(fake.calls(TICKERS[exchange])) == 2
 
@@ -163,25 +168,19 @@ async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
     monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
     clock = Clock()
     topic = STREAMED[exchange][0]
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            with capture_logs() as logs:
-                await fake.drop_streams()
-                await eventually(lambda: not source.streamed, "the drop")
-                fake.set_price("ETH", "2900")
-                clock.now += timedelta(seconds=6)
-                assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
-                assert len(fake.calls(TICKERS[exchange])) == 2
-                await eventually(lambda: topic in fake.dialect.subscribers, "a new subscription")
-            fake.set_price("ETH", "2950")
-            await fake.push(topic)
-            await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
-            assert (await source.observe("ETH", "USDT")).rate == D(2950)
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange, clock) as (fake, source):
+        with capture_logs() as logs:
+            await fake.drop_streams()
+            await eventually(lambda: not source.streamed, "the drop")
+            fake.set_price("ETH", "2900")
+            clock.now += timedelta(seconds=6)
+            assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
+            assert len(fake.calls(TICKERS[exchange])) == 2
+            await eventually(lambda: topic in fake.dialect.subscribers, "a new subscription")
+        fake.set_price("ETH", "2950")
+        await fake.push(topic)
+        await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
+        assert (await source.observe("ETH", "USDT")).rate == D(2950)
     assert [e for e in logs if e["event"] == "ticker_stream_down"]
     assert all(fake.base_url not in str(e) for e in logs)
 
@@ -193,19 +192,13 @@ async def test_a_push_without_a_price_is_logged_with_its_reason_and_never_priced
     monkeypatch.setattr(market_data, "STREAM_RETRY", 30.0)
     clock = Clock()
     topic, bad = STREAMED[exchange]
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            with capture_logs() as logs:
-                await fake.dialect.send(topic, bad)
-                await eventually(lambda: not source.streamed, "the stream to fail")
-            clock.now += timedelta(seconds=5)
-            fake.set_price("ETH", "3050")
-            seen = await source.observe("ETH", "USDT")  # over REST
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange, clock) as (fake, source):
+        with capture_logs() as logs:
+            await fake.dialect.send(topic, bad)
+            await eventually(lambda: not source.streamed, "the stream to fail")
+        clock.now += timedelta(seconds=5)
+        fake.set_price("ETH", "3050")
+        seen = await source.observe("ETH", "USDT")  # over REST
     assert seen.rate == D(3050)
     (down,) = [e for e in logs if e["event"] == "ticker_stream_down"]
     assert "no " in down["error"]  # the missing field, named
