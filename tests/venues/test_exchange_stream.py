@@ -172,7 +172,9 @@ def settings(venues: list[dict[str, Any]]) -> Settings:
     )
 
 
-def bybit_venue(fake: FakeExchange, **extra: Any) -> dict[str, Any]:
+def venue_config(fake: FakeExchange | None, **extra: Any) -> dict[str, Any]:
+    """The settings of exchange venue `cex` on `fake` (else a closed port): Bybit's unified
+    account unless `extra` says otherwise."""
     key, secret, _ = SECRETS
     return {
         "kind": "bybit",
@@ -180,7 +182,7 @@ def bybit_venue(fake: FakeExchange, **extra: Any) -> dict[str, Any]:
         "api_key": key,
         "secret": secret,
         "accounts": ["unified"],
-        "base_url": fake.base_url,
+        "base_url": "http://127.0.0.1:1" if fake is None else fake.base_url,
         "rate_limit": False,
         "in_transit": False,
         "interval_seconds": 30,
@@ -228,7 +230,7 @@ async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a
 ) -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
-        async with running(tmp_path, bybit_venue(fake)) as daemon:
+        async with running(tmp_path, venue_config(fake)) as daemon:
             before = daemon.latest()
             assert before is not None
             await subscribed(fake, "wallet", "position")
@@ -247,7 +249,7 @@ async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a
 async def test_a_silent_stream_past_its_keepalive_falls_back_to_rest(tmp_path: Path) -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
-        venue = bybit_venue(fake, keepalive_seconds=0.5, interval_seconds=0.2)
+        venue = venue_config(fake, keepalive_seconds=0.5, interval_seconds=0.2)
         with capture_logs():
             async with running(tmp_path, venue) as daemon:
                 await subscribed(fake, "wallet", "position")
@@ -266,7 +268,7 @@ async def test_a_dropped_socket_is_noted_and_rest_carries_the_change_made_meanwh
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
         with capture_logs():
-            async with running(tmp_path, bybit_venue(fake)) as daemon:
+            async with running(tmp_path, venue_config(fake)) as daemon:
                 await subscribed(fake, "wallet", "position")
                 await fake.drop_streams()
                 fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
@@ -279,7 +281,7 @@ async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
         with capture_logs():
-            async with running(tmp_path, bybit_venue(fake, resync_seconds=0.3)) as daemon:
+            async with running(tmp_path, venue_config(fake, resync_seconds=0.3)) as daemon:
                 await subscribed(fake, "wallet", "position")
                 fake.set_holding("unified", "ETH", None)  # gone to zero, never pushed
                 sample = partial(
@@ -475,7 +477,7 @@ async def test_the_daemon_rides_out_binances_connection_cut_with_no_event_or_not
 ) -> None:
     async with fake_exchange("binance") as fake:
         fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
-        venue = bybit_venue(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
+        venue = venue_config(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
         with capture_logs() as logs:
             async with running(tmp_path, venue) as daemon:
                 await subscribed(fake, "account")

@@ -22,7 +22,7 @@ from equity_daemon.venues.exchanges import BadField, Polled, refresh
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
 from tests.reports import snapshot
 from tests.venues.exchanges import quotes_at, subscribed, venue_at
-from tests.venues.test_exchange_stream import bybit_venue, running
+from tests.venues.test_exchange_stream import running, venue_config
 
 pytestmark = pytest.mark.anyio
 
@@ -169,7 +169,7 @@ async def test_a_poll_that_keeps_failing_fails_the_venue_and_keeps_its_lines(
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_account("funding", {"USDT": Holding(balance=D(100))})
-        venue = bybit_venue(fake, accounts=["unified", "funding"], interval_seconds=POLL)
+        venue = venue_config(fake, accounts=["unified", "funding"], interval_seconds=POLL)
         with capture_logs():
             async with running(tmp_path, venue) as daemon:
                 before = daemon.latest()

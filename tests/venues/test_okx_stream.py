@@ -35,6 +35,7 @@ from tests.venues.test_exchange_stream import (
     next_report,
     running,
     store_has,
+    venue_config,
     venue_of,
 )
 from tests.venues.test_exchange_stream import venue_on as stream_venue_on
@@ -187,21 +188,9 @@ async def test_okx_trading_makes_a_streaming_venue_and_funding_does_not() -> Non
 
 
 def okx_venue_config(fake: FakeExchange | None = None, **extra: Any) -> dict[str, Any]:
-    key, secret, password = SECRETS
-    return {
-        "kind": "okx",
-        "name": "cex",
-        "api_key": key,
-        "secret": secret,
-        "password": password,
-        "accounts": ["trading"],
-        "base_url": "http://127.0.0.1:1" if fake is None else fake.base_url,
-        "rate_limit": False,
-        "in_transit": False,
-        "interval_seconds": 0.2,
-        "timeout_seconds": 4,
-        **extra,
-    }
+    _, _, password = SECRETS
+    okx = {"kind": "okx", "password": password, "accounts": ["trading"], "interval_seconds": 0.2}
+    return venue_config(fake, **{**okx, **extra})
 
 
 @asynccontextmanager
