@@ -116,16 +116,17 @@ async def streaming(fake: FakeExchange, source: ExchangeMarket) -> None:
 
 @asynccontextmanager
 async def streamed_market(
-    exchange: str, clock: Clock
-) -> AsyncIterator[tuple[FakeExchange, ExchangeMarket]]:
-    """The market of a fake `exchange` quoting ETH at 3,000, its ticker stream live; closed on
-    exit."""
+    exchange: str,
+) -> AsyncIterator[tuple[FakeExchange, ExchangeMarket, Clock]]:
+    """The market of a fake `exchange` quoting ETH at 3,000, its ticker stream live, and the
+    test clock it reads; closed on exit."""
+    clock = Clock()
     async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
             await streaming(fake, source)
-            yield fake, source
+            yield fake, source, clock
         finally:
             await source.aclose()
 
@@ -134,8 +135,7 @@ async def streamed_market(
 async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
     exchange: str,
 ) -> None:
-    clock = Clock()
-    async with streamed_market(exchange, clock) as (fake, source):
+    async with streamed_market(exchange) as (fake, source, clock):
         assert source.cache_seconds == 0  # the oracle asks every cycle
         fake.set_price("ETH", "3210.5")
         pushed_at = clock()
@@ -152,8 +152,7 @@ async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
 async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_price(
     exchange: str,
 ) -> None:
-    clock = Clock()
-    async with streamed_market(exchange, clock) as (fake, source):
+    async with streamed_market(exchange) as (fake, source, clock):
         fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
         clock.now += timedelta(seconds=5)
         seen = await source.observe("ETH", "USDT")
@@ -166,9 +165,8 @@ async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
     monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
-    clock = Clock()
     topic = STREAMED[exchange][0]
-    async with streamed_market(exchange, clock) as (fake, source):
+    async with streamed_market(exchange) as (fake, source, clock):
         with capture_logs() as logs:
             await fake.drop_streams()
             await eventually(lambda: not source.streamed, "the drop")
@@ -190,9 +188,8 @@ async def test_a_push_without_a_price_is_logged_with_its_reason_and_never_priced
     monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 30.0)
-    clock = Clock()
     topic, bad = STREAMED[exchange]
-    async with streamed_market(exchange, clock) as (fake, source):
+    async with streamed_market(exchange) as (fake, source, clock):
         with capture_logs() as logs:
             await fake.dialect.send(topic, bad)
             await eventually(lambda: not source.streamed, "the stream to fail")
