@@ -306,6 +306,22 @@ def two_books(fake: FakeExchange, markets: dict[str, Any]) -> Settings:
     )
 
 
+@asynccontextmanager
+async def cycled(tmp_path: Path, settings: Settings) -> AsyncIterator[tuple[Daemon, History]]:
+    """A daemon of `settings` on a test clock that has fetched every venue and run one cycle,
+    its logs captured; closed on exit."""
+    run = Daemon(settings, Clock())
+    history = await History.open(tmp_path / "h.sqlite3")
+    try:
+        await run.fetch_all_once()
+        with capture_logs():
+            await run.cycle(history)
+            yield run, history
+    finally:
+        await history.aclose()
+        await run.aclose()
+
+
 async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metric(
     tmp_path: Path,
 ) -> None:
@@ -315,16 +331,8 @@ async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metr
         fake.set_account("funding", {"ETH": Holding(balance=D(1))})
         markets = {"bybit-md": {"kind": "bybit", "base_url": fake.base_url, "stream": False}}
         settings = two_books(fake, markets)
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)
+        async with cycled(tmp_path, settings) as (run, _):
             client = run.markets["bybit-md"].client
-        finally:
-            await history.aclose()
-            await run.aclose()
         exposition = run.metrics()[0].decode()
     assert client.session is None or client.session.closed  # the daemon closed it
     assert [run.latest(book).equity for book in ("a", "b")] == [D(6000), D(3000)]  # type: ignore[union-attr]
@@ -359,17 +367,9 @@ async def test_the_cycle_gauge_is_the_weight_since_the_cycle_before(tmp_path: Pa
                 }
             },
         )
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)
-                before = len(fake.requests)
-                await run.cycle(history)  # two tickers again, nothing else
-        finally:
-            await history.aclose()
-            await run.aclose()
+        async with cycled(tmp_path, settings) as (run, history):
+            before = len(fake.requests)
+            await run.cycle(history)  # two tickers again, nothing else
         exposition = run.metrics()[0].decode()
     assert [seen.path for seen in fake.requests[before:]] == [TICKERS["bybit"]] * 2
     assert 'equity_daemon_exchange_cycle_request_weight{exchange="bybit"} 10.0' in exposition
@@ -482,22 +482,14 @@ async def test_the_daemon_prices_every_book_at_the_market_s_latest_push(tmp_path
         fake.set_account("unified", {"ETH": Holding(balance=D(2))})
         fake.set_account("funding", {"ETH": Holding(balance=D(1))})
         settings = two_books(fake, {"bybit-md": {"kind": "bybit", "base_url": fake.base_url}})
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)  # over REST, which subscribes
-                topic = STREAMED["bybit"][0]
-                await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
-                fake.set_price("ETH", "3300")
-                await fake.push(topic)
-                source = run.markets["bybit-md"]
-                await eventually(lambda: source.streamed.get("ETH/USDT") == D(3300), "the push")
-                read = len(fake.calls(TICKERS["bybit"]))
-                await run.cycle(history)
-        finally:
-            await history.aclose()
-            await run.aclose()
+        async with cycled(tmp_path, settings) as (run, history):  # over REST, which subscribes
+            topic = STREAMED["bybit"][0]
+            await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
+            fake.set_price("ETH", "3300")
+            await fake.push(topic)
+            source = run.markets["bybit-md"]
+            await eventually(lambda: source.streamed.get("ETH/USDT") == D(3300), "the push")
+            read = len(fake.calls(TICKERS["bybit"]))
+            await run.cycle(history)
     assert [run.latest(book).equity for book in ("a", "b")] == [D(6600), D(3300)]  # type: ignore[union-attr]
     assert len(fake.calls(TICKERS["bybit"])) == read  # the second cycle asked no REST ticker
