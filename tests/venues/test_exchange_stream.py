@@ -114,9 +114,7 @@ async def test_a_coin_gone_to_zero_unpushed_is_zero_after_the_resync_and_counted
 
 async def test_a_reconnect_loses_no_change() -> None:
     async with venue_on() as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "wallet")
+        async with following(fake, venue, "wallet") as (_, updates):
             await fake.drop_streams()
             fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
             assert await fake.push("wallet") == 0  # nobody hears it
@@ -340,13 +338,23 @@ def binance(fake: FakeExchange) -> BinanceDialect:
     return fake.dialect
 
 
+@asynccontextmanager
+async def following(
+    fake: FakeExchange, venue: StreamingExchangeVenue, topic: str
+) -> AsyncIterator[tuple[VenueReport, AsyncIterator[VenueReport]]]:
+    """The venue's first report and its updates after it, once the fake has `topic`
+    subscribed."""
+    async with aclosing(venue.updates()) as updates:
+        first = await next_report(updates)
+        await subscribed(fake, topic)
+        yield first, updates
+
+
 async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
     async with binance_venue() as (fake, venue):
         # ccxt PUTs after `listenKeyRefreshRate` ms (20 minutes); a test cannot wait that long
         venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 100
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             with anyio.fail_after(5):
                 while not listen_key_calls(fake, "PUT"):  # noqa: ASYNC110 (the fake's log)
                     await anyio.sleep(0.02)
@@ -359,9 +367,7 @@ async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
 async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_follows() -> None:
     async with binance_venue() as (fake, venue):
         venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             binance(fake).listen_keys.clear()  # Binance forgot it: the PUT answers -1125
             # a new key fixes it: not a refused API key, which the poller would wait out
             with pytest.raises(VenueUnavailable, match="stream key lost"):
@@ -376,16 +382,12 @@ async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_fol
 
 async def test_an_expired_listen_key_ends_the_stream_and_the_next_one_takes_a_new_key() -> None:
     async with binance_venue() as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             await binance(fake).expire_listen_keys()  # the socket stays open, but quiet
             with pytest.raises(VenueUnavailable, match="listen key expired"):
                 await next_report(updates)
         fake.set_holding("futures", "USDT", Holding(balance=D(4000)))
-        async with aclosing(venue.updates()) as updates:
-            resynced = await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (resynced, updates):
             fake.set_holding("futures", "USDT", Holding(balance=D(4100)))
             assert await fake.push("account") == 1
             pushed = await next_report(updates)
@@ -603,9 +605,7 @@ async def test_an_expired_margin_listen_token_ends_the_stream_and_the_next_takes
     None
 ):
     async with binance_account("cross_margin") as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "margin")
+        async with following(fake, venue, "margin") as (_, updates):
             await binance(fake).expire_listen_keys()
             with pytest.raises(VenueUnavailable, match="event stream terminated"):
                 await next_report(updates)
@@ -628,9 +628,7 @@ async def test_a_closed_stream_leaves_no_keep_alive_behind() -> None:
 async def test_the_portfolio_margin_listen_key_is_kept_alive_on_the_papi() -> None:
     async with binance_account("portfolio_margin") as (fake, venue):
         venue.client("portfolio_margin", streaming=True).options["listenKeyRefreshRate"] = 100
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "portfolio")
+        async with following(fake, venue, "portfolio") as _:
             with anyio.fail_after(5):
                 while not any(  # noqa: ASYNC110 (the fake's log)
                     (s.method, s.path) == ("PUT", "/papi/v1/listenKey") for s in fake.requests
