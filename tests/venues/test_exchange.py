@@ -227,6 +227,44 @@ async def test_binance_futures_credits_are_a_bnfcr_line_the_book_prices_at_one_u
     assert item.ratio == 0
 
 
+async def test_binance_portfolio_margin_nets_every_wallet_and_counts_a_negative_one_once() -> None:
+    cross = {
+        "USDT": Holding(balance=D(5000), locked=D(100), borrowed=D(1000), interest=D("2.5")),
+        "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
+        "BTC": Holding(balance=D("0.2"), borrowed=D("0.05"), interest=D("0.0001")),
+    }
+    um = {
+        "USDT": Holding(balance=D(2000), unrealized_pnl=D(-150)),
+        "USDC": Holding(balance=D(-80), unrealized_pnl=D(30)),  # losses beyond the wallet
+    }
+    cm = {"BTC": Holding(balance=D("0.1"), unrealized_pnl=D("0.002"))}
+    async with venue_on("binance", ("portfolio_margin",)) as (fake, venue):
+        fake.set_account("portfolio", cross)
+        fake.set_account("portfolio/um", um)
+        fake.set_account("portfolio/cm", cm)
+        (raw,) = [
+            r
+            for r in (await venue.client("portfolio_margin").papiGetBalance())
+            if r["asset"] == "USDC"
+        ]
+        report = await venue.fetch()
+    assert (raw["umWalletBalance"], raw["negativeBalance"]) == ("-80", "80")  # one loss, twice
+    found = lines(report)
+    assert found[("USDC", "asset", "um")] == -80
+    assert ("USDC", "debt", "negative") not in found  # the negative wallet already subtracts it
+    assert found[("BTC", "asset", "cm")] == D("0.1")
+    assert found[("BTC", "debt", None)] == D("0.05")
+    assert found[("BTC", "debt", "interest")] == D("0.0001")
+    assert found[("USDT", "asset", "upnl")] == -150
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    expected = net_worth(cross) + net_worth(um) + net_worth(cm)
+    assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
+    (item,) = snap.reconciliations
+    assert item.label == "actualEquity"
+    assert item.ratio is not None
+    assert abs(item.ratio) < D("1e-12")
+
+
 # (pending deposit, credited deposit, pending withdrawal, completed withdrawal): raw codes
 STATUSES = {
     "binance": ("0", "6", "4", "6"),  # 6: credited but locked is credited

@@ -109,3 +109,31 @@ def test_binance_funding_counts_frozen_coins_and_withdrawing_ones_as_in_transit(
         (PositionKind.ASSET, D(13), None),
         (PositionKind.IN_TRANSIT, D(5), "withdrawing"),
     }
+
+
+@pytest.mark.parametrize(
+    ("um", "negative", "debt"),
+    [
+        ("0", "50", D(50)),  # the wallets show nothing below zero: the negative balance is debt
+        ("-50", "50", None),  # the negative UM wallet is that balance: never subtracted twice
+        ("-30", "50", D(20)),  # only what the wallet does not show
+    ],
+)
+def test_binance_portfolio_margin_negative_balance_is_debt_once(
+    um: str, negative: str, debt: Decimal | None
+) -> None:
+    lines = Lines("cex", "portfolio_margin")
+    row = {
+        "asset": "USDT",
+        "crossMarginAsset": "100",
+        "umWalletBalance": um,
+        "cmWalletBalance": "0",
+        "negativeBalance": negative,
+    }
+    binance.balance(lines, "portfolio_margin", [row])
+    found = {(p.kind, p.line_id): p.amount for p in lines.positions}
+    assert found.get((PositionKind.DEBT, "negative")) == debt
+    net = sum(
+        (p.amount if p.kind is PositionKind.ASSET else -p.amount for p in lines.positions), D(0)
+    )
+    assert net == 100 + D(um) - (debt or 0)

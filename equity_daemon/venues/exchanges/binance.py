@@ -7,9 +7,10 @@
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
-* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, UM + CM uPnL
-  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; total
-  `/papi/v1/account` `actualEquity` (USD).
+* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
+  losses exceed it), UM + CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` ->
+  debt; `negativeBalance` -> debt only for what the wallets do not already show below zero
+  (`unshown_negative`); total `/papi/v1/account` `actualEquity` (USD).
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
@@ -92,16 +93,19 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
         case "portfolio_margin":
             for row in rows(info, "portfolio margin balance"):
                 asset = text(row, "asset")
+                um = number(row, "umWalletBalance", default=ZERO)
+                cm = number(row, "cmWalletBalance", default=ZERO)
                 lines.asset(asset, number(row, "crossMarginAsset"))
-                lines.asset(asset, number(row, "umWalletBalance", default=ZERO), "um")
-                lines.asset(asset, number(row, "cmWalletBalance", default=ZERO), "cm")
+                lines.asset(asset, um, "um")
+                lines.asset(asset, cm, "cm")
                 upnl = number(row, "umUnrealizedPNL", default=ZERO) + number(
                     row, "cmUnrealizedPNL", default=ZERO
                 )
                 lines.asset(asset, upnl, "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
-                lines.debt(asset, abs(number(row, "negativeBalance", default=ZERO)), "negative")
+                negative = abs(number(row, "negativeBalance", default=ZERO))
+                lines.debt(asset, unshown_negative(negative, um, cm), "negative")
             if extra is not None:  # without collateral haircuts, as the lines are valued
                 lines.total(number(extra, "actualEquity"), "USD", "actualEquity")
         case "funding":
@@ -144,6 +148,14 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             position_side=str(raw.get("positionSide") or "BOTH"),
         )
     )
+
+
+def unshown_negative(negative: Decimal, um: Decimal, cm: Decimal) -> Decimal:
+    """The part of a portfolio-margin `negativeBalance` that the futures wallets do not already
+    show as negative (pitfall 23): a UM or CM wallet below zero is that negative balance, and
+    its asset line already subtracts it; only what is left over is a debt line of its own."""
+    shown = -(min(um, ZERO) + min(cm, ZERO))
+    return max(negative - shown, ZERO)
 
 
 def _margin_asset(lines: Lines, row: Any, pair: str | None = None, held: str | None = None) -> None:
