@@ -302,6 +302,64 @@ async def test_transfers_under_way_are_in_transit_and_a_credited_one_never(
     }
 
 
+# every raw status code each exchange documents, and whether it is under way (docs/exchanges.md)
+DEPOSIT_CODES = {
+    "binance": {"0": True, "7": True, "8": True, "1": False, "2": False, "6": False},
+    "bybit": {
+        "1": True,
+        "2": True,
+        "10011": True,
+        "0": False,
+        "3": False,
+        "4": False,
+        "10012": False,
+        "70001": False,  # undocumented (a rollback of a credited deposit): not arriving
+    },
+    "okx": {
+        **dict.fromkeys(("0", "8", "11", "12", "13", "14", "17"), True),
+        **dict.fromkeys(("1", "2"), False),
+    },
+}
+WITHDRAWAL_CODES = {
+    "binance": {**dict.fromkeys("024", True), **dict.fromkeys("1356", False)},
+    "bybit": {
+        **dict.fromkeys(("SecurityCheck", "Pending", "MoreInformationRequired"), True),
+        **dict.fromkeys(
+            ("success", "BlockchainConfirmed", "CancelByUser", "Reject", "Fail", "Unknown"), False
+        ),
+    },
+    "okx": {
+        **dict.fromkeys(
+            ("0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17", "19", "-3"),
+            True,
+        ),
+        **dict.fromkeys(("-2", "-1", "2"), False),
+    },
+}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_every_raw_transfer_status_is_in_transit_only_while_under_way(
+    exchange: str,
+) -> None:
+    at = 1_795_000_000_000
+    async with venue_on(exchange, ("funding",)) as (fake, venue):
+        for i, code in enumerate(DEPOSIT_CODES[exchange]):
+            fake.add_deposit(Transfer("ETH", D(1), code, f"0xdep{code}", at + i, id=f"d{i}"))
+        for i, code in enumerate(WITHDRAWAL_CODES[exchange]):
+            fake.add_withdrawal(Transfer("USDT", D(5), code, f"0xwd{code}", at + i, id=f"w{i}"))
+        report = await venue.fetch()
+    found = {p.line_id for p in report.positions if p.kind is PositionKind.IN_TRANSIT}
+    assert found == {
+        *(f"deposit:0xdep{c}" for c, under_way in DEPOSIT_CODES[exchange].items() if under_way),
+        *(
+            f"withdrawal:0xwd{c}"
+            for c, under_way in WITHDRAWAL_CODES[exchange].items()
+            if under_way
+        ),
+    }
+
+
 async def test_a_malformed_transfer_history_fails_the_fetch() -> None:
     async with venue_on("okx", ("funding",)) as (fake, venue):
         fake.fail("/api/v5/asset/deposit-history", Fault.EMPTY)

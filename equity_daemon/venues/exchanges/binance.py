@@ -55,7 +55,11 @@ ACCOUNTS: Mapping[str, str] = {
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"usdm": ({},)}
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
-DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "8"}))
+# (deposits: 0 pending, 7 wrong deposit — arrived, not credited, awaiting recovery — and
+# 8 waiting for user confirmation; 1 success, 2 rejected and 6 credited-but-locked are not;
+# withdrawals: 0 email sent, 2 awaiting approval, 4 processing; 1 cancelled, 3 rejected,
+# 5 failure and 6 completed are not)
+DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "7", "8"}))
 WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"

@@ -38,8 +38,12 @@ from equity_daemon.venues.exchanges import (
 ACCOUNTS: Mapping[str, str] = {"trading": "trading", "funding": "funding"}
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"trading": ({},)}
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+# (deposits: 0 waiting for confirmations, 8 suspended, 11 blacklisted address, 12 frozen,
+# 13 sub-account interception, 14 KYC limit, 17 travel-rule check; 1 credited and 2 successful
+# are in the balance. Withdrawals: stage 1 — 0, 4-10, 12, 17, 19 — and stage 2 — 1, 15, 16 and
+# -3 canceling — are under way; -2 canceled, -1 failed and 2 success are final)
 DEPOSITS = TransferFields(
-    "ccy", "amt", "state", "txId", "depId", frozenset({"0", "8", "11", "12", "13", "14"})
+    "ccy", "amt", "state", "txId", "depId", frozenset({"0", "8", "11", "12", "13", "14", "17"})
 )
 WITHDRAWALS = TransferFields(
     "ccy",
@@ -47,7 +51,7 @@ WITHDRAWALS = TransferFields(
     "state",
     "txId",
     "wdId",
-    frozenset({"0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17"}),
+    frozenset({"0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17", "19", "-3"}),
 )
 # the raw ticker field `observe` reads
 TICKER_LAST = "last"
