@@ -10,6 +10,9 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
+  An account *mode* that decides how the answers read (`mapping.MODE`: OKX's account level) is
+  the exception: read at the first fetch, at every stream (re)start and resync, and after any
+  failed fetch — not every cycle; a mapping fails a fetch whose answers do not fit the mode.
   A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`, OKX `trading`) patches
   this snapshot between fetches with the coins and positions each push names; a REST fetch
   still owns it.
@@ -129,6 +132,9 @@ class ExchangeVenue:
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
         self._on_disagreement = on_disagreement or (lambda venue: None)
         self._budget = budget
+        # the raw answer of each account's `mapping.MODE` call: read at the first fetch, again
+        # after a failed fetch and at every stream resync, never per cycle
+        self._modes: dict[str, Any] = {}
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -177,8 +183,13 @@ class ExchangeVenue:
             for account in reads:
                 tg.start_soon(read, account)
         if failures:
+            self._modes.clear()  # a mode switched since it was read fails; read it again
             raise failures[0]
-        lines = {account: self._lines(account, results[account]) for account in self.accounts}
+        try:
+            lines = {account: self._lines(account, results[account]) for account in self.accounts}
+        except VenueDataError:
+            self._modes.clear()
+            raise
         if self._compare_next and self._state and self._signature() != _signature(lines):
             self._on_disagreement(self.name)
             log.warning("stream_rest_disagreement", venue=self.name)
@@ -222,7 +233,7 @@ class ExchangeVenue:
         raw_positions: list[dict[str, Any]] = []
         for params in self.mapping.POSITIONS.get(account, ()):
             raw_positions += await exchange_client.fetch_positions(client, self.name, params)
-        found = _Account(balance.get("info"), extra)
+        found = _Account(balance.get("info"), extra, await self._mode(client, account))
         try:
             for i, position in enumerate(raw_positions):
                 market = client.markets.get(position.get("symbol"))
@@ -236,6 +247,16 @@ class ExchangeVenue:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         return found
 
+    async def _mode(self, client: Any, account: str) -> Any:
+        """The account's mode (`mapping.MODE`, e.g. OKX's account level), read once and kept."""
+        if account not in getattr(self.mapping, "MODE", {}):
+            return None
+        if account not in self._modes:
+            method, params = self.mapping.MODE[account]
+            with exchange_errors(self.name, client):
+                self._modes[account] = await getattr(client, method)(dict(params))
+        return self._modes[account]
+
     def _position_key(self, raw: Any, index: int) -> Any:
         key = getattr(self.mapping, "position_key", None)
         return index if key is None else key(raw)
@@ -243,10 +264,11 @@ class ExchangeVenue:
     def _lines(self, account: str, found: _Account) -> Lines:
         """The lines of one account from its raw answers, as the mapping reads them."""
         lines = Lines(self.name, account)
+        mode = {} if found.mode is None else {"mode": found.mode}  # only mappings with a MODE
         try:
-            self.mapping.balance(lines, account, found.info, found.extra)
+            self.mapping.balance(lines, account, found.info, found.extra, **mode)
             for raw, market in found.positions.values():
-                self.mapping.position(lines, raw, market)
+                self.mapping.position(lines, raw, market, **mode)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         return lines
@@ -353,6 +375,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                         partial(client.watch_positions, None, None, None, dict(params)),
                     )
                 ]
+            self._modes.clear()  # (re)connected: the account mode is read again
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
             resync_at = anyio.current_time() + self.resync_seconds
@@ -361,6 +384,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                 with anyio.move_on_after(max(0.0, resync_at - anyio.current_time())):
                     heard = await receive.receive()
                 if heard is None:
+                    self._modes.clear()  # a resync reads the account mode again
                     yield await self.fetch()
                     resync_at = anyio.current_time() + self.resync_seconds
                     continue
@@ -436,10 +460,11 @@ _Heard = tuple[str, str, Any]
 
 @dataclass
 class _Account:
-    """One account type's raw answers: balance, extra call, open positions by key."""
+    """One account type's raw answers: balance, extra call, mode, open positions by key."""
 
     info: Any
     extra: Any
+    mode: Any = None
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
 
 
