@@ -5,6 +5,7 @@ dated futures as hedges whose legs agree with OKX's `totalEq`."""
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,8 @@ from equity_daemon.venues.fake_exchange.okx import (
 )
 from tests.reports import snapshot
 from tests.venues.test_exchange import BORROWED, QUOTES, lines, net_worth, venue_on
+from tests.venues.test_exchange_stream import next_report, subscribed
+from tests.venues.test_exchange_stream import venue_on as stream_venue_on
 
 pytestmark = pytest.mark.anyio
 
@@ -172,3 +175,19 @@ async def test_okx_inverse_swaps_and_dated_futures_are_hedges_that_reconcile() -
     snap = snapshot(VenueState(report, report), quotes=QUOTES)
     assert snap.equity == pytest.approx(net_worth(held), abs=D("1e-9"))
     agrees(report)
+
+
+async def test_a_streaming_okx_venue_reads_the_mode_again_at_each_resync_only() -> None:
+    async with (
+        stream_venue_on("okx", "trading", BORROWED, resync_seconds=0.3) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        assert len(fake.calls(CONFIG)) == 1
+        await subscribed(fake, "account", "positions")
+        okx(fake).account_level = "2"  # switched: the resync reads the new mode, and its debt
+        okx(fake).margins = list(MARGINS)
+        fake.set_account("trading", CASH)
+        resynced = await next_report(updates)
+        assert len(fake.calls(CONFIG)) == 2
+    assert lines(resynced)[("USDT", "debt", "BTC-USDT:isolated:net")] == 20000
