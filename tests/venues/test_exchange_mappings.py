@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from equity_daemon.model import PositionKind
-from equity_daemon.venues.exchanges import BadField, Lines, Perp, binance, number
+from equity_daemon.venues.exchanges import BadField, Lines, Perp, binance, number, okx
 
 D = Decimal
 
@@ -137,3 +137,10 @@ def test_binance_portfolio_margin_negative_balance_is_debt_once(
         (p.amount if p.kind is PositionKind.ASSET else -p.amount for p in lines.positions), D(0)
     )
     assert net == 100 + D(um) - (debt or 0)
+
+
+def test_an_okx_option_position_is_not_valued_but_fails_with_its_reason() -> None:
+    row = {"instType": "OPTION", "instId": "BTC-USD-261225-60000-C", "pos": "1"}
+    market = {"symbol": "BTC/USD:BTC-261225-60000-C", "base": "BTC", "settle": "BTC"}
+    with pytest.raises(BadField, match="OPTION position, which is not valued"):
+        okx.position(Lines("cex", "trading"), row, market, {"data": [{"acctLv": "3"}]})
