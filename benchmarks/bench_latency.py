@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from equity_daemon.settings import Settings
 from equity_daemon.venues.fake_exchange import FakeExchange, Holding, fake_exchange
 
 SECRET = "bench-webhook-secret"
@@ -46,7 +47,8 @@ START = Decimal(10_000)
 STEP = Decimal(1_000)  # 10 % of equity: every change crosses the 1 % threshold
 STARTUP_TIMEOUT = 60.0
 SAMPLE_TIMEOUT = 10.0
-DEBOUNCE = 0.05  # the calculator's wait for a burst of pushes to settle (default 0.25 s)
+# the calculator's wait for a burst of pushes to settle: the daemon's default, as it ships
+DEBOUNCE: float = Settings.model_fields["debounce_seconds"].default
 
 
 @dataclass

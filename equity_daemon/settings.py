@@ -162,8 +162,10 @@ class ExchangeVenue(Section):
     for the transfers still under way.
 
     `stream` follows the account types that have a private websocket stream here (Bybit's
-    `unified`, Binance's `usdm`) between REST snapshots; others are polled. A REST snapshot
-    replaces the streamed state every `resync_seconds`; a stream silent for `keepalive_seconds`
+    `unified`; Binance's `usdm`, `portfolio_margin`, `spot`, `cross_margin`; OKX's `trading`)
+    between REST snapshots; others are polled. A REST snapshot replaces the streamed state every
+    `resync_seconds`; meanwhile what no push carries (debt, interest, the other account types,
+    transfers) is polled every `interval_seconds`. A stream silent for `keepalive_seconds`
     counts as down and REST polling covers at `interval_seconds`.
     """
 
@@ -177,7 +179,7 @@ class ExchangeVenue(Section):
     base_url: AnyHttpUrl | None = None
     rate_limit: bool = True
     in_transit: bool = True  # read deposit and withdrawal history
-    stream: bool = True  # where a stream is implemented (Bybit unified, Binance usdm)
+    stream: bool = True  # where a stream is implemented (see the docstring)
     resync_seconds: Interval = 300.0
     keepalive_seconds: Interval = 30.0
     interval_seconds: Interval = 10.0
@@ -529,7 +531,7 @@ class Settings(BaseSettings, Section):
     markets: dict[Name, MarketSettings] = {}
     http: HttpSettings = HttpSettings()
     interval_seconds: Interval = 60.0
-    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # settles a burst of pushes
+    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # paces change-driven cycles
     history_path: Path = Path("equity-daemon.sqlite3")
     keep_all_days: float = Field(default=7.0, gt=0, le=3650, allow_inf_nan=False)
     callback_timeout_seconds: Timeout = 5.0

@@ -16,6 +16,8 @@ or 418) is waited out in full.
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
+A venue that also yields REST polls between pushes says when its stream last spoke
+(`HeardVenue.last_heard`): silence is measured from that, not from its last report.
 A stream whose login is refused is reconnected no sooner than `max_backoff`, as a refused fetch.
 """
 
@@ -27,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 import structlog
@@ -56,6 +58,16 @@ class PollMetrics(Protocol):
     def failed(self, venue: str, reason: str) -> None: ...
 
     def unconfirmed(self, venue: str) -> None: ...
+
+
+@runtime_checkable
+class HeardVenue(Protocol):
+    """**Protocol**: a streaming venue that says when its stream last said something (a push,
+    or its start), because it also yields reports that did not come from the stream (REST
+    polls of what no push carries): those must not make a dead socket look alive."""
+
+    @property
+    def last_heard(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +253,7 @@ class Poller:
         failures = 0
         while True:
             updates = venue.updates()
+            retry_after = 0.0
             refused: VenueAuthError | None = None
             try:
                 async for pushed in updates:
@@ -250,6 +263,8 @@ class Poller:
                 reason = "stream ended"
             except Exception as exc:  # the adapter boundary, as in fetch_once
                 reason = _classify(venue, exc)[1]
+                if isinstance(exc, VenueUnavailable) and exc.retry_after is not None:
+                    retry_after = exc.retry_after  # a 429 to one of the stream's REST reads
                 refused = exc if isinstance(exc, VenueAuthError) else None
             finally:  # a generator is closed here, in its own task, not later by the collector
                 aclose = getattr(updates, "aclose", None)
@@ -259,6 +274,7 @@ class Poller:
             failures += 1
             self._store.note(venue.name, f"stream down ({reason}); polling")
             log.warning("stream_down", venue=venue.name, reason=reason)
+            await anyio.sleep(retry_after)  # the exchange's Retry-After, waited out in full
             await self.fetch(tg)  # what changed while it was down; REST covers from here on
             if refused is not None:  # a refused login is not retried soon, even if REST works
                 self._note_failure(refused)
@@ -272,14 +288,22 @@ class Poller:
         if self._suspicious(report):
             log.warning("push_unconfirmed", venue=self.venue.name)
             report = await self._confirmed(tg, report)
-        self._store.note(self.venue.name, None)
+        venue = self.venue
+        speaking = not isinstance(venue, StreamingVenue) or self._silence(venue) < venue.keepalive
+        if speaking:  # a REST poll's report between pushes is not the stream speaking again
+            self._store.note(venue.name, None)
         self._store.update(report)
+
+    def _silence(self, venue: StreamingVenue) -> float:
+        """Seconds since the stream last said something."""
+        heard = venue.last_heard if isinstance(venue, HeardVenue) else None
+        return self._clock.monotonic() - (self._last_push if heard is None else heard)
 
     async def _cover_silences(self, venue: StreamingVenue, tg: TaskGroup) -> None:
         """REST fetches at the venue's interval while the stream says nothing."""
         failures = 0
         while True:
-            silent = self._clock.monotonic() - self._last_push
+            silent = self._silence(venue)
             if silent < venue.keepalive:
                 await anyio.sleep(venue.keepalive - silent)
                 continue

@@ -3,7 +3,7 @@
     supervisor task group
     ├── http.serve                 / /metrics /healthz /readyz /snapshot /events
     ├── Poller.run × venue         -> PositionStore (pulls `changed` when equity could move)
-    ├── calculate_forever          every interval, or `debounce` after a change:
+    ├── calculate_forever          every interval, and on a change (at most one per `debounce`):
     │                              per book: oracle -> calculator -> monitor -> history
     ├── stragglers                 venue fetches and quotes still blocked past their timeout
     ├── deliver_callbacks          events -> in-process callbacks, off the calculator's path
@@ -20,6 +20,7 @@ writes is reported by `/readyz` while the events wait in memory for it.
 
 from __future__ import annotations
 
+import math
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -97,6 +98,7 @@ def make_venue(
             streaming = {
                 "keepalive": config.keepalive_seconds,
                 "resync_seconds": config.resync_seconds,
+                "poll_seconds": config.interval_seconds,  # what no push carries, meanwhile
             }
         return (exchange.StreamingExchangeVenue if streaming else exchange.ExchangeVenue)(
             config.name,
@@ -600,10 +602,20 @@ class Daemon:
         await poller.run(tg)
 
     async def _calculate_forever(self, history: History, tg: TaskGroup) -> None:
+        """A cycle every interval, and one on every change, at most one per `debounce_seconds`.
+
+        The first change after a quiet spell is computed at once (a push reaches the webhook in
+        milliseconds, not after a fixed delay); changes that follow it within the window wait for
+        the window's end and are computed together, so a burst of pushes costs two cycles.
+        """
+        last_cycle = -math.inf
         while True:
             with anyio.move_on_after(self.settings.interval_seconds):
                 await self.store.changed.wait()
-                await anyio.sleep(self.settings.debounce_seconds)  # let a burst of pushes settle
+                await anyio.sleep(
+                    max(0.0, last_cycle + self.settings.debounce_seconds - anyio.current_time())
+                )
+            last_cycle = anyio.current_time()
             await self._cycle_guarded(history, tg)
             systemd.notify("WATCHDOG=1")
 

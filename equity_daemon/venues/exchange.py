@@ -13,9 +13,9 @@ One class for every exchange; what differs per exchange is only the field mappin
   An account *mode* that decides how the answers read (`mapping.MODE`: OKX's account level) is
   the exception: read at the first fetch, at every stream (re)start and resync, and after any
   failed fetch — not every cycle; a mapping fails a fetch whose answers do not fit the mode.
-  A stream (`StreamingExchangeVenue`: Bybit `unified`, Binance `usdm`, OKX `trading`) patches
-  this snapshot between fetches with the coins and positions each push names; a REST fetch
-  still owns it.
+  A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
+  `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
+  and positions each push names; a REST fetch still owns it.
 * any account failing fails the whole fetch with that account's reason: a partial report would
   read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
   `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
@@ -45,20 +45,22 @@ import anyio
 import structlog
 
 from equity_daemon.clock import Clock
-from equity_daemon.errors import VenueDataError, VenueError
+from equity_daemon.errors import VenueDataError, VenueError, VenueUnavailable
 from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_str
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
-from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchange_errors import Path, check_answer, error_code, exchange_errors
 from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
+    Polled,
     binance,
     bybit,
     okx,
+    refresh,
     transfers,
 )
 
@@ -69,6 +71,9 @@ CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
 TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
 STREAM = ":stream"  # the key suffix of an account type's ccxt.pro instance
+# seconds after a push in which a snapshot that disagrees with the stream is not counted: the
+# two may be from either side of the change (venue-pitfalls 51)
+STREAM_GRACE = 2.0
 # the raw deposit/withdrawal history answer: Binance a list, Bybit `result.rows`, OKX `data`
 TRANSFERS_REQUIRED: Mapping[str, tuple[Path, ...]] = {
     "binance": ((),),
@@ -130,10 +135,12 @@ class ExchangeVenue:
         self._state: dict[str, _Account] = {}
         self._transfers: Lines | None = None
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
+        self._pushed_at: float | None = None  # when the last push was heard (monotonic)
+        self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
         self._on_disagreement = on_disagreement or (lambda venue: None)
         self._budget = budget
         # the raw answer of each account's `mapping.MODE` call: read at the first fetch, again
-        # after a failed fetch and at every stream resync, never per cycle
+        # after a failed fetch and at every stream (re)start and resync, never per cycle
         self._modes: dict[str, Any] = {}
 
     def __repr__(self) -> str:  # never the credentials
@@ -142,6 +149,7 @@ class ExchangeVenue:
     def client(self, key: str, *, streaming: bool = False) -> Any:
         """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
         `streaming`: a ccxt.pro instance of its own (key `<account>:stream`)."""
+        account = key
         if streaming:
             key = f"{key}{STREAM}"
         client = self._clients.get(key)
@@ -156,6 +164,8 @@ class ExchangeVenue:
                 streaming=streaming,
                 budget=self._budget,
             )
+            if streaming:  # what ccxt.pro must be told to keep this account's stream alive
+                client.options.update(getattr(self.mapping, "STREAM_OPTIONS", {}).get(account, {}))
             self._clients[key] = client
         return client
 
@@ -165,37 +175,58 @@ class ExchangeVenue:
         The answers replace the venue's state (what a stream patches between fetches); a
         snapshot that disagrees with a state a stream has been keeping is counted.
         """
-        results: dict[str, _Account] = {}
-        failures: list[VenueError] = []
-        transfers_lines: list[Lines] = []
+        started = self._clock.monotonic()
+        lines = self._replace(await self._snapshot(), started)
+        return self._report(lines, None)
 
-        async def read(account: str) -> None:
+    async def _snapshot(self) -> _Snapshot:
+        """Every account type and, with `in_transit`, the transfers under way, read at once."""
+        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
+        found = await self._gather(reads, self._read_any)
+        transfers_found = found.pop(TRANSFERS, None)
+        return _Snapshot(found, transfers_found)
+
+    async def _read_any(self, what: str) -> Any:
+        return await (self._read_transfers() if what == TRANSFERS else self._read(what))
+
+    async def _gather(
+        self, reads: Sequence[str], read: Callable[[str], Awaitable[Any]]
+    ) -> dict[str, Any]:
+        """`read` of each of `reads`, concurrently; the first failure fails them all."""
+        results: dict[str, Any] = {}
+        failures: list[VenueError] = []
+
+        async def one(what: str) -> None:
             try:
-                if account == TRANSFERS:
-                    transfers_lines.append(await self._read_transfers())
-                else:
-                    results[account] = await self._read(account)
+                results[what] = await read(what)
             except VenueError as exc:
                 failures.append(exc)
 
-        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
         async with anyio.create_task_group() as tg:
-            for account in reads:
-                tg.start_soon(read, account)
+            for what in reads:
+                tg.start_soon(one, what)
         if failures:
             self._modes.clear()  # a mode switched since it was read fails; read it again
             raise failures[0]
+        return results
+
+    def _replace(self, snapshot: _Snapshot, started: float) -> dict[str, Lines]:
+        """Make a full snapshot the state; count it when it disagrees with a streamed state,
+        unless a push was heard within the grace window before its requests went out (or
+        while they were under way): then the two may simply be from either side of that push
+        (venue-pitfalls 51)."""
         try:
-            lines = {account: self._lines(account, results[account]) for account in self.accounts}
+            lines = {a: self._lines(a, snapshot.accounts[a]) for a in self.accounts}
         except VenueDataError:
-            self._modes.clear()
+            self._modes.clear()  # answers that do not fit the mode: read the mode again
             raise
-        if self._compare_next and self._state and self._signature() != _signature(lines):
+        pushed = self._pushed_at is not None and self._pushed_at >= started - self._grace
+        if self._compare_next and self._state and not pushed and self._differs(lines):
             self._on_disagreement(self.name)
             log.warning("stream_rest_disagreement", venue=self.name)
-        self._state = results
-        self._transfers = transfers_lines[0] if transfers_lines else None
-        return self._report(lines, None)
+        self._state = dict(snapshot.accounts)
+        self._transfers = snapshot.transfers
+        return lines
 
     def _report(self, lines: Mapping[str, Lines], as_of: datetime | None) -> VenueReport:
         positions: list[Position] = []
@@ -216,9 +247,11 @@ class ExchangeVenue:
             reported=tuple(reported),
         )
 
-    def _signature(self) -> frozenset[tuple[str, str, str, str, str]]:
-        """The amounts of the lines of the current state (details such as uPnL left out)."""
-        return _signature({a: self._lines(a, self._state[a]) for a in self.accounts})
+    def _differs(self, lines: Mapping[str, Lines]) -> bool:
+        """Whether `lines` hold other amounts than the current state (details such as uPnL
+        left out)."""
+        current = {a: self._lines(a, self._state[a]) for a in self.accounts}
+        return _signature(current) != _signature(lines)
 
     async def _read(self, account: str) -> _Account:
         client = self.client(account)
@@ -271,6 +304,11 @@ class ExchangeVenue:
                 self.mapping.position(lines, raw, market, **mode)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        keeps = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
+        if found.pushed and keeps is not None and account not in keeps:
+            # the exchange's total is as old as the REST snapshot, the pushed lines are newer:
+            # reconciling them would warn of a drift that is not there
+            lines.reported.clear()
         return lines
 
     async def _read_transfers(self) -> Lines:
@@ -308,10 +346,13 @@ class ExchangeVenue:
     async def aclose(self) -> None:
         """Close every ccxt session, even while being cancelled (ccxt warns of unclosed ones)."""
         clients, self._clients = list(self._clients.values()), {}
+        await self._close(clients)
+
+    async def _close(self, clients: Sequence[Any]) -> None:
         with anyio.move_on_after(CLOSE_GRACE, shield=True):
             for client in clients:
                 try:
-                    await client.close()
+                    await exchange_client.close(client)
                 except Exception as exc:  # closing is best effort; the next one still closes
                     log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
 
@@ -327,11 +368,18 @@ class StreamingExchangeVenue(ExchangeVenue):
 
     `updates()` takes a REST snapshot, then patches it with every balance and position push
     (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
-    the full report after each batch of pushes, its `as_of` the push's event time. Debt and
-    interest keep their REST values (OKX: unless a push carries both). A REST snapshot replaces
+    the full report after each batch of pushes, its `as_of` the push's event time.
+
+    What no push carries is polled over REST every `poll_seconds` while the stream is live:
+    the account types without a stream (read whole), the fields of streamed accounts that no
+    push carries (`mapping.POLLED`: debt, interest; pushed fields are left alone) and the
+    transfers under way. A poll is not compared with the stream. A full REST snapshot replaces
     the state every `resync_seconds` and whenever `updates()` starts again (after a reconnect);
-    one that disagrees with the streamed state calls `on_disagreement`. Account types without a
-    stream keep their last REST lines until the next snapshot.
+    one that disagrees with the streamed state calls `on_disagreement`, unless a push was heard
+    within `grace_seconds` of it. REST reads run beside the stream, one at a time: pushes keep
+    coming while one is under way, and those heard meanwhile are applied again on top of the
+    snapshot, which may be older than they are. A failed poll or resync ends the stream with
+    its error, as a failed socket does.
     """
 
     def __init__(
@@ -339,6 +387,8 @@ class StreamingExchangeVenue(ExchangeVenue):
         *args: Any,
         keepalive: float = 30.0,
         resync_seconds: float = 300.0,
+        poll_seconds: float = 10.0,
+        grace_seconds: float = STREAM_GRACE,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -349,103 +399,213 @@ class StreamingExchangeVenue(ExchangeVenue):
             raise ValueError(f"{self.exchange_id} streams none of {self.accounts}")
         self._keepalive = keepalive
         self.resync_seconds = resync_seconds
+        self.poll_seconds = poll_seconds
+        self._grace = grace_seconds
+        self._polled: Mapping[str, Polled] = getattr(self.mapping, "POLLED", {})
+        self._since_resync: list[_Heard] | None = None  # pushes applied while a resync is out
+        self._started_at: float | None = None
 
     @property
     def keepalive(self) -> float:
         return self._keepalive
 
-    async def updates(self) -> AsyncGenerator[VenueReport, None]:
-        """A full report at start, then one after every batch of pushes (and every resync).
+    @property
+    def last_heard(self) -> float | None:
+        """When (monotonic) the stream last said something: a push, or its (re)start. Reports
+        of REST polls do not count: they say nothing about the socket."""
+        heard = [t for t in (self._pushed_at, self._started_at) if t is not None]
+        return max(heard) if heard else None
 
-        The watchers run as asyncio tasks of their own rather than in a task group: a task
-        group must not stay open across a generator's `yield`. Their failures come through the
-        same channel as the pushes and end the stream; the tasks end with it.
+    def _silent(self) -> bool:
+        """Whether the stream has said nothing for longer than `keepalive` (it counts as down,
+        and the runtime's REST fetches read everything)."""
+        heard = self.last_heard
+        return heard is not None and self._clock.monotonic() - heard > self._keepalive
+
+    async def updates(self) -> AsyncGenerator[VenueReport, None]:
+        """A full report at start, then one after every batch of pushes, polls and resyncs.
+
+        The watchers and the REST reads run as asyncio tasks of their own rather than in a task
+        group: a task group must not stay open across a generator's `yield`. Their results and
+        failures come through the same channel as the pushes; a failure ends the stream. Each
+        run has its own ccxt.pro instances, closed when it ends: the next run starts with a new
+        listen key and empty caches (an expired or refused key is never reused).
+
+        An exchange closing a connection that had worked for a whole `keepalive` window
+        (Binance cuts every connection at 24 h) is churn, not an outage: the watchers subscribe
+        again and a REST snapshot resyncs, with no error. A cut sooner than that ends the stream.
         """
         send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
         watchers: list[asyncio.Task[None]] = []
+        reading: asyncio.Task[None] | None = None
         try:
-            for account in self.streamed:
-                client = self.client(account, streaming=True)
-                exchange_client.listen(client, partial(self._heard, send, account))
-                params = self.mapping.WATCH[account]
-                watchers += [
-                    asyncio.ensure_future(self._watch(send, client, call))
-                    for call in (
-                        partial(client.watch_balance, dict(params)),
-                        partial(client.watch_positions, None, None, None, dict(params)),
-                    )
-                ]
+            watchers = self._subscribe(send)
+            joined_at = anyio.current_time()  # (the generator sleeps at each yield)
             self._modes.clear()  # (re)connected: the account mode is read again
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
-            resync_at = anyio.current_time() + self.resync_seconds
+            self._started_at = self._clock.monotonic()
+            now = anyio.current_time()
+            resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
             while True:
+                now = anyio.current_time()
+                if (reading is None or reading.done()) and now >= min(resync_at, poll_at):
+                    full = now >= resync_at
+                    poll_at = now + self.poll_seconds
+                    if full:
+                        resync_at = now + self.resync_seconds
+                        self._since_resync = []
+                        self._modes.clear()  # a resync reads the account mode again
+                    if full or not self._silent():  # silent: the runtime's fetches cover all
+                        reading = asyncio.ensure_future(self._read_rest(send, full))
+                busy = reading is not None and not reading.done()
+                wait = math.inf if busy else max(0.0, min(resync_at, poll_at) - now)
                 heard = None
-                with anyio.move_on_after(max(0.0, resync_at - anyio.current_time())):
+                with anyio.move_on_after(wait):
                     heard = await receive.receive()
                 if heard is None:
-                    self._modes.clear()  # a resync reads the account mode again
-                    yield await self.fetch()
-                    resync_at = anyio.current_time() + self.resync_seconds
                     continue
-                batch = [heard]
-                while True:  # debounce: every push already waiting goes into one report
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
+                batch = [heard, *_waiting(receive)]  # debounce: every waiting push, one report
+                now = anyio.current_time()
+                if any(kind == CUT for _, kind, _ in batch) and now - joined_at >= self.keepalive:
+                    log.info("stream_rejoined", venue=self.name)
+                    await _stopped([*watchers, *([reading] if reading else [])])
+                    # new instances subscribe afresh: ccxt would skip a listen token it
+                    # still thinks current, leaving the new socket unsubscribed
+                    await self._close_streams()
+                    _waiting(receive)  # the old sockets' last words; the snapshot covers them
+                    watchers, reading, self._since_resync = self._subscribe(send), None, None
+                    joined_at = anyio.current_time()
+                    self._compare_next = False  # what changed while cut is no disagreement
+                    self._modes.clear()
+                    yield await self.fetch()
+                    self._compare_next = True
+                    self._started_at = self._clock.monotonic()
+                    now = anyio.current_time()
+                    resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
+                    continue
                 yield self._patched(batch)
         finally:
             self._compare_next = False
+            self._since_resync = None
+            self._started_at = None
             send.close()
             receive.close()
-            for watcher in watchers:
-                watcher.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.gather(*watchers, return_exceptions=True)
+                await _stopped([*watchers, *([reading] if reading else [])])
+                await self._close_streams()
+
+    async def _close_streams(self) -> None:
+        """Close this run's ccxt.pro instances; `client` makes new ones on next use."""
+        keys = [a + STREAM for a in self.streamed if a + STREAM in self._clients]
+        await self._close([self._clients.pop(key) for key in keys])
+
+    def _subscribe(self, send: Any) -> list[asyncio.Task[None]]:
+        """One watcher per subscription of every streamed account type (`mapping.WATCH`)."""
+        watchers: list[asyncio.Task[None]] = []
+        for account in self.streamed:
+            client = self.client(account, streaming=True)
+            exchange_client.listen(client, partial(self._heard, send, account))
+            params = self.mapping.WATCH[account]
+            calls = [partial(client.watch_balance, dict(params))]
+            if account in getattr(self.mapping, "WATCH_POSITIONS", self.mapping.WATCH):
+                calls.append(partial(client.watch_positions, None, None, None, dict(params)))
+            watchers += [asyncio.ensure_future(self._watch(send, client, c)) for c in calls]
+        return watchers
 
     def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
+        heard: _Heard = (account, kind, message)
+        if kind == "message":  # a raw frame: only an event that ends the stream matters here
+            ended = getattr(self.mapping, "stream_end", _never)(message)
+            if ended is None:
+                return
+            heard = ("", "error", VenueUnavailable(self.name, f"{account} stream: {ended}"))
+        else:  # a push: the subscription is alive (a ping answered says only the socket is)
+            self._pushed_at = self._clock.monotonic()
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            send.send_nowait((account, kind, message))
+            send.send_nowait(heard)
 
     async def _watch(self, send: Any, client: Any, call: Callable[[], Awaitable[Any]]) -> None:
-        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`)."""
+        """Keep one subscription alive; its failure ends the stream (the data comes by `_heard`),
+        or, when the exchange closed the socket (`CUT`), may be rejoined."""
+        cut = False
+        lost: frozenset[str] = getattr(self.mapping, "STREAM_LOST_CODES", frozenset())
         try:
-            while True:
-                with exchange_errors(self.name, client):
-                    await call()
+            with exchange_errors(self.name, client):
+                try:
+                    while True:
+                        await call()
+                except Exception as exc:
+                    cut = exchange_client.closed_by_exchange(exc)
+                    code = error_code(exc)
+                    if code in lost:  # a new key fixes it: not a refused API key
+                        raise VenueUnavailable(
+                            self.name, f"stream key lost (code {code})"
+                        ) from None
+                    raise
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                send.send_nowait(("", "error", exc))
+                send.send_nowait(("", CUT if cut else "error", exc))
+
+    def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
+        """ccxt's unified symbol of a pushed position row: from the exchange's market id where
+        the mapping names it (ccxt has no `parse_position` for Binance), else ccxt's parse."""
+        market_id = getattr(self.mapping, "pushed_market_id", None)
+        if market_id is None:
+            return client.parse_position(raw).get("symbol")
+        return client.safe_market(market_id(raw), None, None, "swap").get("symbol")
+
+    async def _read_rest(self, send: Any, full: bool) -> None:
+        """A full snapshot (`full`) or a poll, handed to the stream as ("", kind, (found,
+        when its requests went out))."""
+        started = self._clock.monotonic()
+        try:
+            found = await (self._snapshot() if full else self._poll())
+            heard: _Heard = ("", "resync" if full else "poll", (found, started))
+        except Exception as exc:  # a REST failure ends the stream, as a socket's does
+            heard = ("", "error", exc)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            send.send_nowait(heard)
+
+    async def _poll(self) -> _Snapshot:
+        """What no push carries: the account types without a stream, whole; the `POLLED`
+        fields of the streamed ones (their raw balance answers); the transfers under way."""
+        reads = [a for a in self.accounts if a not in self.streamed or a in self._polled]
+        if self._in_transit:
+            reads.append(TRANSFERS)
+        found = await self._gather(reads, self._poll_one)
+        transfers_found = found.pop(TRANSFERS, None)
+        answers = {a: found.pop(a) for a in self.streamed if a in found}
+        return _Snapshot(found, transfers_found, answers)
+
+    async def _poll_one(self, what: str) -> Any:
+        if what not in self.streamed:
+            return await self._read_any(what)
+        client = self.client(what)
+        balance = await exchange_client.fetch_balance(
+            client, self.name, self.mapping.ACCOUNTS[what]
+        )
+        return balance.get("info")
 
     def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
-        """The state with every push of `batch` applied, as a full report."""
+        """The state with every push, poll and resync of `batch` applied, as a full report."""
         latest: int | None = None
-        for account, kind, message in batch:
+        for heard in batch:
+            account, kind, message = heard
             if isinstance(message, BaseException):
                 raise message
-            found = self._state.get(account)
-            if found is None:
+            if kind == "resync":
+                found, started = message
+                replay, self._since_resync = self._since_resync or [], None
+                self._replace(found, started)
+                for again in replay:  # heard while the snapshot was out: maybe newer than it
+                    self._apply(*again)
                 continue
-            try:
-                if kind == "balance":
-                    found.info = self.mapping.patch_balance(found.info, message)
-                else:
-                    client = self.client(account, streaming=True)
-                    for raw in self.mapping.pushed_positions(message):
-                        key = self.mapping.position_key(raw)
-                        if self.mapping.closed(raw):
-                            found.positions.pop(key, None)
-                            continue
-                        kept = found.positions.get(key)
-                        raw = raw if kept is None else {**kept[0], **raw}
-                        symbol = client.parse_position(raw).get("symbol")
-                        market = client.markets.get(symbol)
-                        if market is None:
-                            raise BadField(f"a position in an unlisted market {symbol!r}")
-                        found.positions[key] = (raw, market)
-            except (BadField, KeyError, TypeError, IndexError) as exc:
-                raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+            if kind == "poll":
+                self._refresh(message[0])
+                continue
+            if self._apply(account, kind, message) and self._since_resync is not None:
+                self._since_resync.append(heard)
             when = self.mapping.event_ms(message)
             if when is not None and (latest is None or when > latest):
                 latest = when
@@ -453,9 +613,82 @@ class StreamingExchangeVenue(ExchangeVenue):
         as_of = None if latest is None else datetime.fromtimestamp(latest / 1000, UTC)
         return self._report(lines, as_of)
 
+    def _apply(self, account: str, kind: str, message: Any) -> bool:
+        """One push patched into the state; False when its account has no state."""
+        found = self._state.get(account)
+        if found is None:
+            return False
+        try:
+            if kind == "balance":
+                found.info = self.mapping.patch_balance(found.info, message)
+                found.pushed = True
+                return True
+            client = self.client(account, streaming=True)
+            for raw in self.mapping.pushed_positions(message):
+                key = self.mapping.position_key(raw)
+                if self.mapping.closed(raw):
+                    found.positions.pop(key, None)
+                    continue
+                kept = found.positions.get(key)
+                raw = raw if kept is None else {**kept[0], **raw}
+                symbol = self._pushed_symbol(client, raw)
+                market = client.markets.get(symbol)
+                if market is None:
+                    raise BadField(f"a position in an unlisted market {symbol!r}")
+                found.positions[key] = (raw, market)
+        except (BadField, KeyError, TypeError, IndexError) as exc:
+            raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+        return True
 
-# (account, "balance" | "positions", raw message) from a push, or ("", "error", exception)
+    def _refresh(self, polled: _Snapshot) -> None:
+        """A poll's answers into the state: un-streamed accounts whole, the `POLLED` fields of
+        streamed ones, the transfers; never compared with the stream."""
+        for account, answer in polled.answers.items():
+            kept = self._state[account]
+            try:
+                kept.info = refresh(kept.info, answer, self._polled[account])
+            except (BadField, KeyError, TypeError) as exc:
+                raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        self._state.update(polled.accounts)
+        if polled.transfers is not None:
+            self._transfers = polled.transfers
+
+
+# (account, "balance" | "positions", raw message) from a push; ("", "resync" | "poll",
+# (what it found, when it started)) from a REST read; ("", "error" | CUT, exception)
 _Heard = tuple[str, str, Any]
+CUT = "cut"  # the exchange closed a socket
+
+
+def _waiting(receive: Any) -> list[_Heard]:
+    """Everything already waiting in the channel, taken out."""
+    found: list[_Heard] = []
+    while True:
+        try:
+            found.append(receive.receive_nowait())
+        except anyio.WouldBlock:
+            return found
+
+
+async def _stopped(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _never(message: Any) -> None:
+    """No event of this exchange ends a stream by itself."""
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What one REST read found: account types' answers, the transfers under way (None: not
+    read) and, for a poll, streamed accounts' raw balance answers (`mapping.POLLED`)."""
+
+    accounts: Mapping[str, _Account]
+    transfers: Lines | None
+    answers: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -466,6 +699,7 @@ class _Account:
     extra: Any
     mode: Any = None
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
+    pushed: bool = False  # a push patched `info` since the REST answer
 
 
 def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:

@@ -2,7 +2,8 @@
 
 `create_exchange` builds one ccxt async instance per (exchange, account): separate instances keep
 ccxt's caches and websocket clients apart (venue-pitfalls 16). Its options keep `load_markets`
-to spot and linear perpetuals (two to three requests instead of a dozen), tell Bybit the account
+to spot and linear perpetuals, and Bybit's inverse ones (two to three requests instead of a
+dozen), tell Bybit the account
 is unified (skipping two requests before every balance), keep ccxt's own wire logging, which
 prints URLs with signatures and headers with the key at DEBUG, at WARNING, and use the daemon's
 timeout.
@@ -28,6 +29,7 @@ an empty account.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +58,7 @@ OPTIONS: Mapping[str, Mapping[str, Any]] = {
         "fetchMarkets": {"types": ["spot", "linear"]},
     },
     "bybit": {
-        "fetchMarkets": {"types": ["spot", "linear"]},
+        "fetchMarkets": {"types": ["spot", "linear", "inverse"]},  # inverse: unified positions
         "enableUnifiedAccount": True,
         "enableUnifiedMargin": False,
     },
@@ -175,18 +177,51 @@ def create_exchange(
         exchange.streaming["keepAlive"] = STREAM_PING_MS
         # the venue takes its own REST snapshot; ccxt's would be two more requests per socket
         exchange.options.setdefault("watchPositions", {})["fetchPositionsSnapshot"] = False
+        _track_timers(exchange)
     return exchange
+
+
+def _track_timers(exchange: Any) -> None:
+    """Keep the handles of the timers ccxt.pro sets (Binance's listen-key keep-alive every
+    20 minutes, its listen-token renewal) so that `close` can cancel them: a keep-alive firing
+    on a closed instance fails, and ccxt's failure path then opens a session nobody closes."""
+    timers: list[asyncio.TimerHandle] = []
+    original = exchange.delay
+
+    def delay(timeout: float, method: Any, *args: Any) -> asyncio.TimerHandle:
+        timers[:] = [t for t in timers if not t.cancelled() and t.when() > t_now()]
+        handle: asyncio.TimerHandle = original(timeout, method, *args)
+        timers.append(handle)
+        return handle
+
+    def t_now() -> float:
+        return float(exchange.asyncio_loop.time())
+
+    exchange.delay = delay
+    exchange.equity_daemon_timers = timers
+
+
+async def close(exchange: Any) -> None:
+    """Close a ccxt instance: its timers first (`_track_timers`), then its sockets and session."""
+    for timer in getattr(exchange, "equity_daemon_timers", ()):
+        timer.cancel()
+    await exchange.close()
 
 
 STREAM_PING_MS = 20_000
 PushListener = Callable[[str, dict[str, Any]], None]
 # the ccxt.pro handlers whose raw messages `listen` hands over, and what they carry
-_PUSH_HANDLERS: Mapping[str, str] = {"handle_balance": "balance", "handle_positions": "positions"}
+_PUSH_HANDLERS: Mapping[str, str] = {
+    "handle_balance": "balance",
+    "handle_positions": "positions",
+    "handle_message": "message",  # every frame, also the events ccxt has no handler for
+}
 
 
 def listen(exchange: Any, listener: PushListener) -> None:
     """Call `listener(kind, raw message)` for every balance (`kind` "balance") and position
-    ("positions") push, before ccxt parses it.
+    ("positions") push, before ccxt parses it, and for every frame the socket receives
+    ("message": e.g. Binance's `listenKeyExpired`, which ccxt ignores).
 
     ccxt resolves a `watch_*` call with its parsed cache only: a push arriving before the
     caller awaits again is merged into that cache but never handed over, and the raw message
@@ -203,6 +238,13 @@ def listen(exchange: Any, listener: PushListener) -> None:
             return original(exchange, client, message)
 
         setattr(exchange, name, handler)  # ccxt looks its handlers up on the instance
+
+
+def closed_by_exchange(exc: BaseException) -> bool:
+    """Whether a `watch_*` failed because the exchange closed a working socket: ccxt.pro's
+    client rejects its futures with a plain `NetworkError` then ("Connection closed by remote
+    server"); its subclasses (timeouts, refusals, rate limits) mean something else."""
+    return type(exc) is ccxt.NetworkError
 
 
 async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, Any]:
@@ -222,11 +264,13 @@ async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, An
 async def fetch_positions(
     exchange: Any, venue: str, params: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """ccxt's open positions (Binance USDⓈ-M, Bybit linear, OKX every instrument type), checked.
+    """ccxt's open positions (Binance USDⓈ-M, Bybit linear or inverse, OKX every instrument
+    type), checked.
 
-    On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default);
-    pages are followed (`paginate`). On OKX no `instType` unless `params` names one: OKX then
-    returns every open position (margin, swaps, futures, options) for the mapping to place.
+    On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default)
+    and `{"subType": "inverse"}` for the inverse ones; pages are followed (`paginate`). On OKX
+    no `instType` unless `params` names one: OKX then returns every open position (margin,
+    swaps, futures, options) for the mapping to place.
     """
     request = dict(params or {})
     if exchange.id == "bybit":

@@ -97,9 +97,15 @@ def exchange_errors(venue: str, exchange: Any) -> Iterator[None]:
         raise translate(exc, venue, headers if isinstance(headers, Mapping) else None) from None
 
 
-def _code(exc: Exception) -> str:
+def error_code(exc: BaseException) -> str | None:
+    """The exchange's numeric error code in a ccxt error's text (`-1125`), if it has one."""
     match = _CODE.search(str(exc))
-    return f", code {match.group(1)}" if match else ""
+    return match.group(1) if match else None
+
+
+def _code(exc: Exception) -> str:
+    code = error_code(exc)
+    return "" if code is None else f", code {code}"
 
 
 def _retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:

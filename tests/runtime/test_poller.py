@@ -350,3 +350,72 @@ async def test_the_floor_goes_with_the_next_fetch() -> None:
             assert (await poller.fetch(tg)).ok
     assert poller._pause(0) == 1
     assert poller._pause(1) <= 2
+
+
+class PollsBetweenPushes:
+    """A stream that pushed once, long ago, and since yields a REST poll's report every 10 ms:
+    it says so through `last_heard`."""
+
+    name = "cex"
+    keepalive = 0.1
+
+    def __init__(self, clock: Clock) -> None:
+        self.last_heard = clock.monotonic()
+        self.rest_fetches = 0
+
+    async def fetch(self) -> VenueReport:
+        self.rest_fetches += 1
+        return report("7")
+
+    async def updates(self) -> AsyncIterator[VenueReport]:
+        while True:
+            yield report("5")
+            await anyio.sleep(0.01)
+
+
+async def test_reports_of_rest_polls_do_not_make_a_silent_stream_look_alive() -> None:
+    clock = Clock()
+    venue = PollsBetweenPushes(clock)
+    store = RecordingStore()
+    with capture_logs(), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Poller(venue, store, POLICY, clock, Recorder()).run, tg)
+            while venue.rest_fetches < 2:
+                clock.now += timedelta(seconds=0.05)
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert "stream silent" in str(store.state("cex").note)
+
+
+class RateLimitedStream:
+    """Its stream fails at once with a 429 that says to retry after 0.3 s."""
+
+    name = "cex"
+    keepalive = 60.0
+
+    def __init__(self) -> None:
+        self.failed_at: float | None = None
+        self.fetched_at: float | None = None
+
+    async def fetch(self) -> VenueReport:
+        if self.fetched_at is None:
+            self.fetched_at = anyio.current_time()
+        return report("1")
+
+    async def updates(self) -> AsyncIterator[VenueReport]:
+        self.failed_at = anyio.current_time()
+        raise VenueUnavailable("cex", "rate limited", retry_after=0.3)
+        yield report("2")  # pragma: no cover - makes this a generator
+
+
+async def test_a_stream_ended_by_a_rate_limit_waits_out_its_retry_after_before_rest() -> None:
+    venue = RateLimitedStream()
+    with capture_logs(), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Poller(venue, RecordingStore(), POLICY, Clock(), Recorder()).run, tg)
+            while venue.fetched_at is None:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert venue.failed_at is not None
+    assert venue.fetched_at is not None
+    assert venue.fetched_at - venue.failed_at >= 0.3

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -382,3 +383,36 @@ def test_a_file_venue_is_polled_without_backoff_and_a_remote_one_with(tmp_path: 
         {"books": {"d": {"share_class": "USDT", "venues": [{"kind": "demo", "name": "d"}]}}}
     )
     assert [poller.policy.backoff for poller in Daemon(demo, Clock()).pollers] == [True]
+
+
+async def test_a_change_after_a_quiet_spell_is_computed_at_once_and_a_burst_is_paced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push must reach the webhook in milliseconds, not after a fixed debounce; the pushes of
+    a burst that follows it are computed together, no sooner than `debounce_seconds` later."""
+    clock = Clock()
+    daemon = two_books(tmp_path, clock)
+    daemon.settings = daemon.settings.model_copy(update={"debounce_seconds": 1.0})
+    history = await History.open(tmp_path / "h.sqlite3")
+    cycles: list[float] = []
+
+    async def counted(history: object, tg: object) -> None:
+        cycles.append(anyio.current_time())
+
+    monkeypatch.setattr(daemon, "_cycle_guarded", counted)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon._calculate_forever, history, tg)
+        await anyio.sleep(0.05)
+        pushed = anyio.current_time()
+        daemon.store.changed.pull()
+        await anyio.sleep(0.2)
+        assert len(cycles) == 1
+        assert cycles[0] - pushed < 0.1  # at once
+        for _ in range(5):  # a burst right after it
+            daemon.store.changed.pull()
+            await anyio.sleep(0.05)
+        await anyio.sleep(1.2)
+        tg.cancel_scope.cancel()
+    assert len(cycles) == 2  # the burst is one more cycle...
+    assert cycles[1] - cycles[0] >= 1.0  # ...once the window has passed
+    await history.aclose()

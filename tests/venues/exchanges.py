@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from equity_daemon.model import VenueReport
+from equity_daemon.prices import Quote
 from equity_daemon.venues.exchange_client import Credentials, create_exchange
 from equity_daemon.venues.fake_exchange import FakeExchange, FakeState, fake_exchange
+from tests.reports import NOW, quote
 
 EXCHANGES = ("binance", "bybit", "okx")
 # recognisable, so a test can prove none of them reaches a message or a log line
@@ -31,3 +34,15 @@ async def connected(
             yield fake, client
         finally:
             await client.close()
+
+
+def quotes_at(
+    report: VenueReport, prices: Sequence[tuple[str, str, str, str | None]]
+) -> tuple[Quote, ...]:
+    """Quotes of (base, quote, rate, source or None) dated at the report's fetch time, for a
+    report read on the system clock."""
+    age = NOW - report.fetched_at  # `quote` dates a quote NOW - age
+    return tuple(
+        quote(base, counter, rate, source=source or "binance", age=age)
+        for base, counter, rate, source in prices
+    )

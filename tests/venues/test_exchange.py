@@ -75,7 +75,14 @@ ISOLATED = {
     "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
     "USDT": Holding(balance=D(2000), borrowed=D(500), interest=D("0.25")),
 }
-PORTFOLIO = {**BORROWED, "USDC": Holding(balance=D(300), unrealized_pnl=D(-20))}
+# portfolio margin: cross-margin debt, and the UM uPnL of `POSITIONS` in the USDT/USDC rows
+PORTFOLIO = {
+    **BORROWED,
+    "USDT": Holding(
+        balance=D(5000), borrowed=D(1000), interest=D("2.5"), unrealized_pnl=PNL["USDT"]
+    ),
+    "USDC": Holding(balance=D(300), unrealized_pnl=PNL["USDC"]),
+}
 # (exchange, account) -> (the fake's account name, holdings, reported total's label or None)
 ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] = {
     ("binance", "spot"): ("spot", PLAIN, None),
@@ -89,7 +96,12 @@ ACCOUNTS: dict[tuple[str, str], tuple[str, Mapping[str, Holding], str | None]] =
     ("okx", "trading"): ("trading", UNIFIED, "totalEq"),
     ("okx", "funding"): ("funding", PLAIN, None),
 }
-WITH_POSITIONS = {("binance", "usdm"), ("bybit", "unified"), ("okx", "trading")}
+WITH_POSITIONS = {
+    ("binance", "usdm"),
+    ("binance", "portfolio_margin"),
+    ("bybit", "unified"),
+    ("okx", "trading"),
+}
 BALANCE_PATHS = {
     "binance": "/fapi/v3/account",
     "bybit": "/v5/account/wallet-balance",
@@ -233,9 +245,9 @@ async def test_binance_portfolio_margin_nets_every_wallet_and_counts_a_negative_
         "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
         "BTC": Holding(balance=D("0.2"), borrowed=D("0.05"), interest=D("0.0001")),
     }
-    um = {
-        "USDT": Holding(balance=D(2000), unrealized_pnl=D(-150)),
-        "USDC": Holding(balance=D(-80), unrealized_pnl=D(30)),  # losses beyond the wallet
+    um = {  # (UM uPnL enters through its positions' legs, none open here)
+        "USDT": Holding(balance=D(2000)),
+        "USDC": Holding(balance=D(-80)),  # losses beyond the wallet
     }
     cm = {"BTC": Holding(balance=D("0.1"), unrealized_pnl=D("0.002"))}
     async with venue_on("binance", ("portfolio_margin",)) as (fake, venue):
@@ -255,7 +267,7 @@ async def test_binance_portfolio_margin_nets_every_wallet_and_counts_a_negative_
     assert found[("BTC", "asset", "cm")] == D("0.1")
     assert found[("BTC", "debt", None)] == D("0.05")
     assert found[("BTC", "debt", "interest")] == D("0.0001")
-    assert found[("USDT", "asset", "upnl")] == -150
+    assert found[("BTC", "asset", "upnl")] == D("0.002")  # COIN-M: the exchange's figure
     snap = snapshot(VenueState(report, report), quotes=QUOTES)
     expected = net_worth(cross) + net_worth(um) + net_worth(cm)
     assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
@@ -654,3 +666,23 @@ async def test_the_running_daemon_closes_every_ccxt_session_when_it_stops(tmp_pa
     assert snap is not None
     assert snap.complete
     assert snap.equity == 5000 + 2 * 3000
+
+
+async def test_portfolio_margin_um_positions_are_hedges_and_legs_from_the_papi() -> None:
+    async with venue_on("binance", ("portfolio_margin",)) as (fake, venue):
+        fake.set_account("portfolio", PORTFOLIO)
+        fake.set_positions(POSITIONS)
+        report = await venue.fetch()
+    hedges = {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
+    assert hedges == {
+        "ETH/USDT:USDT:BOTH": -2,
+        "BTC/USDT:USDT:BOTH": D("0.1"),
+        "ETH/USDC:USDC:BOTH": 1,
+    }
+    found = lines(report)
+    assert found[("USDT", "asset", "ETH/USDT:USDT:BOTH")] == 6200  # 2 × 3100
+    assert found[("ETH", "asset", "ETH/USDT:USDT:BOTH")] == -2
+    # the UM uPnL is in the legs, never also a line of the exchange's own figure
+    assert ("USDT", "asset", "upnl") not in found
+    assert fake.calls("/papi/v1/um/positionRisk")
+    assert not fake.calls("/fapi/v3/positionRisk")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,13 @@ from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.venues.base import StreamingVenue
 from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
-from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, fake_exchange
+from equity_daemon.venues.fake_exchange import (
+    BinanceDialect,
+    FakeExchange,
+    FakePosition,
+    Holding,
+    fake_exchange,
+)
 from tests.venues.exchanges import CREDENTIALS, SECRETS
 
 pytestmark = pytest.mark.anyio
@@ -150,7 +157,7 @@ async def test_only_exchanges_with_a_stream_make_a_streaming_venue() -> None:
     )
     assert not isinstance(venue_of({"kind": "bybit", "accounts": ["funding"]}), StreamingVenue)
     assert isinstance(venue_of({"kind": "binance", "accounts": ["usdm"]}), StreamingVenue)
-    assert type(venue_of({"kind": "binance", "accounts": ["spot"]})) is ExchangeVenue
+    assert type(venue_of({"kind": "binance", "accounts": ["isolated_margin"]})) is ExchangeVenue
     with pytest.raises(ValueError, match="streams none"):
         StreamingExchangeVenue("x", "okx", ("funding",), CREDENTIALS, SystemClock())
 
@@ -322,3 +329,320 @@ async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
     (before,) = first.reported
     assert total.amount - before.amount == 1000
     assert pushed.as_of is not None
+
+
+# --- Binance USDⓈ-M: the listen key's life --------------------------------------------------
+
+LISTEN_KEY = "/fapi/v1/listenKey"
+
+
+@asynccontextmanager
+async def binance_venue(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            ("usdm",),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+            **extra,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+def listen_key_calls(fake: FakeExchange, method: str) -> int:
+    return sum(1 for seen in fake.requests if (seen.method, seen.path) == (method, LISTEN_KEY))
+
+
+def binance(fake: FakeExchange) -> BinanceDialect:
+    assert isinstance(fake.dialect, BinanceDialect)
+    return fake.dialect
+
+
+async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
+    async with binance_venue() as (fake, venue):
+        # ccxt PUTs after `listenKeyRefreshRate` ms (20 minutes); a test cannot wait that long
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 100
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            with anyio.fail_after(5):
+                while not listen_key_calls(fake, "PUT"):  # noqa: ASYNC110 (the fake's log)
+                    await anyio.sleep(0.02)
+            fake.set_holding("futures", "USDT", Holding(balance=D(5500)))
+            assert await fake.push("account") == 1
+            pushed = await next_report(updates)
+    assert amounts(pushed) == {"USDT": 5500}
+
+
+async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_follows() -> None:
+    async with binance_venue() as (fake, venue):
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            binance(fake).listen_keys.clear()  # Binance forgot it: the PUT answers -1125
+            # a new key fixes it: not a refused API key, which the poller would wait out
+            with pytest.raises(VenueUnavailable, match="stream key lost"):
+                await next_report(updates)
+        fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
+        async with aclosing(venue.updates()) as updates:  # the poller's reconnect
+            again = await next_report(updates)
+            await subscribed(fake, "account")
+    assert amounts(again) == {"USDT": 6000}
+    assert listen_key_calls(fake, "POST") == 2
+
+
+async def test_an_expired_listen_key_ends_the_stream_and_the_next_one_takes_a_new_key() -> None:
+    async with binance_venue() as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+            await binance(fake).expire_listen_keys()  # the socket stays open, but quiet
+            with pytest.raises(VenueUnavailable, match="listen key expired"):
+                await next_report(updates)
+        fake.set_holding("futures", "USDT", Holding(balance=D(4000)))
+        async with aclosing(venue.updates()) as updates:
+            resynced = await next_report(updates)
+            await subscribed(fake, "account")
+            fake.set_holding("futures", "USDT", Holding(balance=D(4100)))
+            assert await fake.push("account") == 1
+            pushed = await next_report(updates)
+    assert amounts(resynced) == {"USDT": 4000}
+    assert amounts(pushed) == {"USDT": 4100}
+    assert listen_key_calls(fake, "POST") == 2
+
+
+async def test_the_exchange_cutting_a_working_socket_rejoins_and_resyncs_without_an_error() -> None:
+    disagreed: list[str] = []
+    async with (
+        binance_venue(keepalive=0.2, on_disagreement=disagreed.append) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, "account")
+        await anyio.sleep(0.3)  # the socket worked for a whole keep-alive window
+        fake.set_holding("futures", "USDT", Holding(balance=D(5200)))
+        await fake.drop_streams()  # Binance's 24-hour cut; nobody hears the change
+        resynced = await next_report(updates)
+        await subscribed(fake, "account")
+        fake.set_holding("futures", "USDT", Holding(balance=D(5300)))
+        assert await fake.push("account") == 1
+        pushed = await next_report(updates)
+    assert amounts(resynced) == {"USDT": 5200}
+    assert amounts(pushed) == {"USDT": 5300}
+    assert listen_key_calls(fake, "POST") == 2  # new instances ask (Binance: the same key)
+    assert disagreed == []  # a change made while cut is not the stream disagreeing
+
+
+async def test_a_socket_cut_soon_after_it_opened_ends_the_stream() -> None:
+    async with (
+        binance_venue(keepalive=30) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, "account")
+        await fake.drop_streams()
+        with pytest.raises(VenueUnavailable, match="network error"):
+            await next_report(updates)
+
+
+async def test_the_daemon_rides_out_binances_connection_cut_with_no_event_or_note(
+    tmp_path: Path,
+) -> None:
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
+        venue = bybit_venue(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
+        with capture_logs() as logs:
+            async with running(tmp_path, venue) as daemon:
+                await subscribed(fake, "account")
+                await anyio.sleep(0.4)
+                fake.set_holding("futures", "USDT", Holding(balance=D(5001)))
+                await fake.drop_streams()
+                with anyio.fail_after(5):
+                    while True:
+                        held = daemon.store.state("cex").latest
+                        if held is not None and amounts(held).get("USDT") == 5001:
+                            break
+                        await anyio.sleep(0.02)
+                await subscribed(fake, "account")
+                events = await daemon.events(None)
+                latest = daemon.latest()
+    assert latest is not None
+    assert latest.complete
+    assert events == []
+    assert not [e for e in logs if e["event"] == "stream_down"]
+    assert [e for e in logs if e["event"] == "stream_rejoined"]
+
+
+# --- Binance spot, cross margin and portfolio margin ----------------------------------------
+
+# streamed account -> (the fake's account, its push topic)
+BINANCE_STREAMS = {
+    "spot": ("spot", "spot"),
+    "cross_margin": ("margin", "margin"),
+    "portfolio_margin": ("portfolio", "portfolio"),
+    "usdm": ("futures", "account"),
+}
+HELD = {
+    "USDT": Holding(balance=D(1000), borrowed=D(100), interest=D("0.5")),
+    "ETH": Holding(balance=D(2), locked=D("0.5"), borrowed=D(1)),
+}
+EVENT_MS = 1_790_000_000_000
+WITH_DEBT = {"cross_margin", "portfolio_margin"}
+
+
+@asynccontextmanager
+async def binance_account(
+    account: str, **extra: Any
+) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+    fake_account, _ = BINANCE_STREAMS[account]
+    async with fake_exchange("binance") as fake:
+        held = HELD if account in WITH_DEBT else {a: Holding(h.balance) for a, h in HELD.items()}
+        fake.set_account(fake_account, held)
+        venue = StreamingExchangeVenue(
+            "cex",
+            "binance",
+            (account,),
+            CREDENTIALS,
+            SystemClock(),
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+            **extra,
+        )
+        try:
+            yield fake, venue
+        finally:
+            await venue.aclose()
+
+
+@pytest.mark.parametrize("account", sorted(BINANCE_STREAMS))
+async def test_a_binance_push_patches_its_coins_at_once_and_keeps_the_rest_and_the_debt(
+    account: str,
+) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with binance_account(account) as (fake, venue), aclosing(venue.updates()) as updates:
+        first = await next_report(updates)
+        await subscribed(fake, topic)
+        fake.state.now_ms = lambda: EVENT_MS  # the event time `E` of the push
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(3), borrowed=D(5)))
+        fake.set_holding(fake_account, "USDT", Holding(balance=D(1)))  # not pushed
+        assert await fake.push(topic, coins=["ETH"]) == 1
+        pushed = await next_report(updates)
+    assert amounts(first) == {"USDT": 1000, "ETH": 2}
+    assert amounts(pushed) == {"USDT": 1000, "ETH": 3}
+    assert pushed.as_of == datetime.fromtimestamp(EVENT_MS / 1000, UTC)
+    if account in WITH_DEBT:  # never streamed: the REST debt stays until the next snapshot
+        assert amounts(pushed, PositionKind.DEBT) == {"USDT": 100, "ETH": 1}
+        assert first.reported
+        assert not pushed.reported  # the REST total is older than the pushed lines
+
+
+@pytest.mark.parametrize("account", sorted(BINANCE_STREAMS))
+async def test_a_binance_stream_resyncs_from_rest_after_a_reconnect(account: str) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with binance_account(account) as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, topic)
+            await fake.drop_streams()
+            fake.set_holding(fake_account, "ETH", Holding(balance=D(7)))
+            with pytest.raises(VenueUnavailable):
+                await next_report(updates)
+        async with aclosing(venue.updates()) as updates:
+            again = await next_report(updates)
+            await subscribed(fake, topic)
+            fake.set_holding(fake_account, "ETH", Holding(balance=D(8)))
+            assert await fake.push(topic, coins=["ETH"]) == 1
+            pushed = await next_report(updates)
+    assert amounts(again)["ETH"] == 7
+    assert amounts(pushed)["ETH"] == 8
+
+
+@pytest.mark.parametrize("account", ["spot", "cross_margin", "portfolio_margin"])
+async def test_a_binance_cut_after_a_working_window_is_rejoined(account: str) -> None:
+    fake_account, topic = BINANCE_STREAMS[account]
+    async with (
+        binance_account(account, keepalive=0.2) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, topic)
+        await anyio.sleep(0.3)
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(4)))
+        await fake.drop_streams()
+        resynced = await next_report(updates)
+        await subscribed(fake, topic)
+        fake.set_holding(fake_account, "ETH", Holding(balance=D(5)))
+        assert await fake.push(topic, coins=["ETH"]) == 1
+        pushed = await next_report(updates)
+    assert amounts(resynced)["ETH"] == 4
+    assert amounts(pushed)["ETH"] == 5
+
+
+async def test_portfolio_margin_pushes_open_and_close_um_positions() -> None:
+    async with (
+        binance_account("portfolio_margin") as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        first = await next_report(updates)
+        await subscribed(fake, "portfolio")
+        fake.set_positions([FakePosition("ETH", D(0), D(3100)), FakePosition("BTC", D(1), D(1))])
+        assert await fake.push("portfolio", coins=[]) == 1
+        pushed = await next_report(updates)
+        if hedges_of(pushed) == hedges_of(first):  # the margin event came alone, first
+            pushed = await next_report(updates)
+    assert hedges_of(first) == {"ETH/USDT:USDT:BOTH": -2}
+    assert hedges_of(pushed) == {"BTC/USDT:USDT:BOTH": 1}
+
+
+def hedges_of(report: VenueReport) -> dict[str | None, Decimal]:
+    return {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
+
+
+async def test_an_expired_margin_listen_token_ends_the_stream_and_the_next_takes_a_new_one() -> (
+    None
+):
+    async with binance_account("cross_margin") as (fake, venue):
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "margin")
+            await binance(fake).expire_listen_keys()
+            with pytest.raises(VenueUnavailable, match="event stream terminated"):
+                await next_report(updates)
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "margin")
+    assert len(fake.calls("/sapi/v1/userListenToken")) == 2
+
+
+async def test_a_closed_stream_leaves_no_keep_alive_behind() -> None:
+    async with binance_venue() as (fake, venue):
+        venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "account")
+        await anyio.sleep(0.5)  # past the keep-alive ccxt had scheduled
+        assert listen_key_calls(fake, "PUT") == 0
+
+
+async def test_the_portfolio_margin_listen_key_is_kept_alive_on_the_papi() -> None:
+    async with binance_account("portfolio_margin") as (fake, venue):
+        venue.client("portfolio_margin", streaming=True).options["listenKeyRefreshRate"] = 100
+        async with aclosing(venue.updates()) as updates:
+            await next_report(updates)
+            await subscribed(fake, "portfolio")
+            with anyio.fail_after(5):
+                while not any(  # noqa: ASYNC110 (the fake's log)
+                    (s.method, s.path) == ("PUT", "/papi/v1/listenKey") for s in fake.requests
+                ):
+                    await anyio.sleep(0.02)

@@ -208,6 +208,63 @@ async def test_binance_refuses_a_listen_key_to_a_bad_key_and_a_socket_without_on
     assert closed.type is aiohttp.WSMsgType.CLOSE
 
 
+async def test_binances_websocket_api_answers_requests_by_id_and_wraps_events() -> None:
+    async with (
+        fake_exchange("binance") as fake,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(fake.base_url + "/ws-api/v3") as socket,
+    ):
+        await socket.send_json({"id": "1", "method": "session.dance", "params": {}})
+        unknown = await socket.receive_json()
+        unsigned = {"id": "2", "method": "userDataStream.subscribe.signature", "params": {}}
+        await socket.send_json(unsigned)
+        refused = await socket.receive_json()
+        bad_token = {"listenToken": "nope"}
+        await socket.send_json(
+            {"id": "3", "method": "userDataStream.subscribe.listenToken", "params": bad_token}
+        )
+        invalid = await socket.receive_json()
+        signed = {"apiKey": "k", "timestamp": 1, "signature": "s"}
+        await socket.send_json(
+            {"id": "4", "method": "userDataStream.subscribe.signature", "params": signed}
+        )
+        accepted = await socket.receive_json()
+        fake.set_holding("spot", "ETH", Holding(balance=D(3), locked=D(1)))
+        assert fake.dialect.subscribers == {"spot": 1}
+        assert await fake.push("spot") == 1
+        event = await socket.receive_json()
+    assert (unknown["id"], unknown["status"]) == ("1", 400)
+    assert (refused["status"], refused["error"]["code"]) == (401, -2015)
+    assert invalid["error"]["code"] == -1209
+    assert accepted == {"id": "4", "status": 200, "result": {"subscriptionId": 0}}
+    assert event["subscriptionId"] == 0
+    assert event["event"]["e"] == "outboundAccountPosition"
+    assert event["event"]["B"] == [{"a": "ETH", "f": "2", "l": "1"}]
+
+
+async def test_binance_margin_subscribes_with_a_listen_token_and_pm_with_a_papi_key() -> None:
+    async with fake_exchange("binance") as fake:
+        margin = create_exchange(
+            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        portfolio = create_exchange(
+            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(margin.watch_balance, {"type": "margin"})
+                tg.start_soon(portfolio.watch_balance, {"type": "future", "portfolioMargin": True})
+                await subscribed(fake, "margin")
+                await subscribed(fake, "portfolio")
+                tg.cancel_scope.cancel()
+        finally:
+            await margin.close()
+            await portfolio.close()
+    assert fake.calls("/sapi/v1/userListenToken")
+    assert fake.calls("/papi/v1/listenKey")
+    assert not fake.calls("/fapi/v1/listenKey")
+
+
 # --- OKX: `login`, then the `account` and `positions` channels -----------------------------
 
 

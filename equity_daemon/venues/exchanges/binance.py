@@ -8,9 +8,11 @@
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
-  losses exceed it), UM + CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` ->
-  debt; `negativeBalance` -> debt only for what the wallets do not already show below zero
-  (`unshown_negative`); total `/papi/v1/account` `actualEquity` (USD).
+  losses exceed it), CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` -> debt;
+  `negativeBalance` -> debt only for what the wallets do not already show below zero
+  (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`) -> hedge lines and
+  legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity without collateral
+  haircuts, as the lines are valued; `accountEquity` applies them).
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
@@ -18,8 +20,8 @@
 the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`). A funding row's
 `withdrawing` is an `in_transit` line.
 
-Portfolio margin positions are not read yet: its uPnL is the exchange's figure (a line of its
-own, `upnl`), valued at the exchange's mark, not both legs at one price.
+Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (a line of
+its own, `upnl`), valued at the exchange's mark, not both legs at one price.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    Polled,
     TransferFields,
     contract_of,
     number,
@@ -52,7 +55,11 @@ ACCOUNTS: Mapping[str, str] = {
     "funding": "funding",
 }
 # accounts whose open perpetuals are read, with each `fetch_positions` call's params
-POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"usdm": ({},)}
+# (portfolio margin: its USDⓈ-M positions, `/papi/v1/um/positionRisk`)
+POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+    "usdm": ({},),
+    "portfolio_margin": ({"portfolioMargin": True},),
+}
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
 # (deposits: 0 pending, 7 wrong deposit — arrived, not credited, awaiting recovery — and
@@ -102,10 +109,9 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, number(row, "crossMarginAsset"))
                 lines.asset(asset, um, "um")
                 lines.asset(asset, cm, "cm")
-                upnl = number(row, "umUnrealizedPNL", default=ZERO) + number(
-                    row, "cmUnrealizedPNL", default=ZERO
-                )
-                lines.asset(asset, upnl, "upnl")
+                # UM positions enter as legs (`position`); COIN-M ones are not read: their
+                # uPnL is the exchange's figure, at its mark
+                lines.asset(asset, number(row, "cmUnrealizedPNL", default=ZERO), "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
                 negative = abs(number(row, "negativeBalance", default=ZERO))
@@ -126,7 +132,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
 
 
 def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
-    """One `/fapi/v3/positionRisk` row (zero-size rows are skipped)."""
+    """One `/fapi/v3/positionRisk` or `/papi/v1/um/positionRisk` row (zero-size rows are
+    skipped; portfolio margin's rows have no margin type, margin asset or isolated wallet)."""
     amount = number(raw, "positionAmt")
     if amount == 0:
         return
@@ -176,25 +183,123 @@ def _get(node: Any, key: str) -> Any:
     return node[key]
 
 
-# -- streaming (the USDⓈ-M user-data stream's `ACCOUNT_UPDATE`): what a push may patch --------
+# -- streaming: what a user-data push may patch ----------------------------------------------
+#
+# How ccxt.pro 4.5.90 subscribes each streamed account, and the events read:
+# * `usdm`: `POST /fapi/v1/listenKey`, socket `/private/ws?listenKey=…`; `ACCOUNT_UPDATE`.
+# * `portfolio_margin`: `POST /papi/v1/listenKey`, socket `/pm/ws/<listenKey>`;
+#   `ACCOUNT_UPDATE` (`fs` UM or CM) and `outboundAccountPosition` (cross margin).
+# * `spot`: websocket API `userDataStream.subscribe.signature`; `outboundAccountPosition`.
+# * `cross_margin`: `POST /sapi/v1/userListenToken`, then websocket API
+#   `userDataStream.subscribe.listenToken`; `outboundAccountPosition`.
+#
+# `balanceUpdate` (a deposit's or transfer's delta) is not applied: Binance sends an
+# `outboundAccountPosition` with the absolute balances on every balance change, and a delta
+# applied beside it would count the change twice whenever it arrives second. No event carries
+# debt (venue-pitfalls 7): `borrowed` and `interest` keep their REST values. `isolated_margin`
+# and `funding` are not streamed (ccxt 4.5.90 follows isolated margin one pair per listen
+# token; the funding wallet has no user-data stream).
 
 # the account types whose pushes patch the REST snapshot
-STREAMED: frozenset[str] = frozenset({"usdm"})
+STREAMED: frozenset[str] = frozenset({"usdm", "portfolio_margin", "spot", "cross_margin"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
-WATCH: Mapping[str, Mapping[str, Any]] = {"usdm": {"type": "future"}}
+WATCH: Mapping[str, Mapping[str, Any]] = {
+    "usdm": {"type": "future"},
+    "portfolio_margin": {"type": "future", "portfolioMargin": True},
+    "spot": {"type": "spot"},
+    "cross_margin": {"type": "margin"},
+}
+# the accounts with positions to watch (ccxt sends spot and margin to a futures stream)
+WATCH_POSITIONS: frozenset[str] = frozenset({"usdm", "portfolio_margin"})
+# options of the account's ccxt.pro instance. ccxt 4.5.90's `authenticate` drops `type` from
+# the params it hands its delayed `keep_alive_listen_key`, which then takes the type from
+# `options['defaultType']` ("spot" unless set), finds no spot listen key and returns without a
+# PUT: a futures key would expire after 60 minutes. `defaultType` "future" makes it PUT.
+STREAM_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "usdm": {"defaultType": "future"},
+    "portfolio_margin": {"defaultType": "future"},
+}
+# error codes that mean the stream's key is gone, not that the API key is refused: ccxt reads
+# -1125 ("This listenKey does not exist.", a failed keep-alive) as an AuthenticationError
+STREAM_LOST_CODES: frozenset[str] = frozenset({"-1125"})
+# the accounts whose patched balance still carries a current exchange total (`usdm` moves
+# `totalMarginBalance` with the wallet); the others' totals wait for the next REST snapshot
+PUSH_KEEPS_TOTAL: frozenset[str] = frozenset({"usdm"})
+# what a REST poll between snapshots refreshes in a streamed account: the fields no push
+# carries (debt, interest; portfolio margin's negative balance and COIN-M uPnL). USDⓈ-M and spot
+# hold no debt.
+POLLED: Mapping[str, Polled] = {
+    "cross_margin": Polled(("userAssets",), "asset", ("borrowed", "interest")),
+    "portfolio_margin": Polled(
+        (),
+        "asset",
+        ("crossMarginBorrowed", "crossMarginInterest", "negativeBalance", "cmUnrealizedPNL"),
+    ),
+}
 
 
-def patch_balance(info: Any, message: Any) -> dict[str, Any]:
-    """The raw `/fapi/v3/account` answer `info` with the assets of an `ACCOUNT_UPDATE` patched.
+def patch_balance(info: Any, message: Any) -> Any:
+    """The raw REST answer `info` with the balances an event names patched; assets it does not
+    name keep their REST rows, and debt fields always do. Which answer `info` is follows from
+    its shape: a list is `/papi/v1/balance`, `balances` `/api/v3/account`, `userAssets`
+    `/sapi/v1/margin/account`, `assets` `/fapi/v3/account`. Other events change nothing."""
+    event = message.get("e") if isinstance(message, Mapping) else None
+    if event == "ACCOUNT_UPDATE":
+        if isinstance(info, list):
+            return _patch_portfolio_futures(info, message)
+        return _patch_usdm(info, message)
+    if event != "outboundAccountPosition":
+        return info
+    if isinstance(info, list):
+        return _patch_held(info, message, PORTFOLIO_ROW, portfolio=True)
+    if isinstance(info, Mapping) and "balances" in info:
+        return {**info, "balances": _patch_held(info["balances"], message, {})}
+    if isinstance(info, Mapping) and "userAssets" in info:
+        return {**info, "userAssets": _patch_held(info["userAssets"], message, MARGIN_ROW)}
+    return info
 
-    Each pushed `a.B[]` row sets its asset's `walletBalance` to `wb` (the push's wallet
+
+# what an asset the REST answer did not have starts from (no debt: a push carries none)
+MARGIN_ROW: Mapping[str, str] = {"borrowed": "0", "interest": "0"}
+PORTFOLIO_ROW: Mapping[str, str] = {
+    "crossMarginAsset": "0",
+    "crossMarginBorrowed": "0",
+    "crossMarginInterest": "0",
+    "umWalletBalance": "0",
+    "cmWalletBalance": "0",
+    "cmUnrealizedPNL": "0",
+    "negativeBalance": "0",
+}
+
+
+def _patch_held(
+    table: Any, message: Mapping[str, Any], new_row: Mapping[str, str], *, portfolio: bool = False
+) -> list[dict[str, Any]]:
+    """Rows keyed by `asset` with each pushed `B[]` row's free `f` and locked `l` written in
+    (portfolio margin's as `crossMarginFree`/`Locked`, and `crossMarginAsset` their sum)."""
+    found = {text(row, "asset"): dict(row) for row in rows(table, "balances")}
+    for row in rows(_get(message, "B"), "B"):
+        asset = text(row, "a")
+        free, locked = number(row, "f"), number(row, "l")
+        old = found.get(asset, {"asset": asset, **new_row})
+        if portfolio:
+            held = {
+                "crossMarginFree": row["f"],
+                "crossMarginLocked": row["l"],
+                "crossMarginAsset": str(free + locked),
+            }
+        else:
+            held = {"free": row["f"], "locked": row["l"]}
+        found[asset] = old | held
+    return list(found.values())
+
+
+def _patch_usdm(info: Any, message: Mapping[str, Any]) -> dict[str, Any]:
+    """Each pushed `a.B[]` row sets its asset's `walletBalance` to `wb` (the push's wallet
     balance; its uPnL-free figure is the one REST's `walletBalance` holds); assets it does not
     name keep their REST rows. The push has no account total: `totalMarginBalance` moves by the
     change in USDT's wallet balance (exact in single-asset mode; in multi-assets mode other
-    assets' changes reach it at the next REST snapshot). Other events change nothing.
-    """
-    if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
-        return dict(info)
+    assets' changes reach it at the next REST snapshot)."""
     assets = {text(row, "asset"): dict(row) for row in rows(_get(info, "assets"), "assets")}
     total = number(info, "totalMarginBalance")
     for row in rows(_get(_get(message, "a"), "B"), "a.B"):
@@ -207,10 +312,24 @@ def patch_balance(info: Any, message: Any) -> dict[str, Any]:
     return {**info, "assets": list(assets.values()), "totalMarginBalance": str(total)}
 
 
+def _patch_portfolio_futures(info: list[Any], message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Portfolio margin's `ACCOUNT_UPDATE`: `wb` is the UM (`fs` "UM") or CM wallet balance."""
+    column = "umWalletBalance" if message.get("fs", "UM") == "UM" else "cmWalletBalance"
+    found = {text(row, "asset"): dict(row) for row in rows(info, "portfolio margin balance")}
+    for row in rows(_get(_get(message, "a"), "B"), "a.B"):
+        asset = text(row, "a")
+        number(row, "wb")
+        found[asset] = found.get(asset, {"asset": asset, **PORTFOLIO_ROW}) | {column: row["wb"]}
+    return list(found.values())
+
+
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
     """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (the
-    venue keeps the REST row's other fields, e.g. `markPrice`, which the push lacks)."""
+    venue keeps the REST row's other fields, e.g. `markPrice`, which the push lacks); none of
+    portfolio margin's COIN-M (`fs` "CM"), whose positions are not read."""
     if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
+        return []
+    if message.get("fs", "UM") != "UM":
         return []
     return [
         {
@@ -227,6 +346,11 @@ def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
     ]
 
 
+def pushed_market_id(raw: Mapping[str, Any]) -> str:
+    """The exchange's market id of a pushed position row (`BTCUSDT`, a perpetual's)."""
+    return text(raw, "symbol")
+
+
 def closed(raw: Mapping[str, Any]) -> bool:
     """Whether a position row is closed (`positionAmt` 0: Binance pushes `pa` "0")."""
     return number(raw, "positionAmt") == 0
@@ -235,6 +359,19 @@ def closed(raw: Mapping[str, Any]) -> bool:
 def position_key(raw: Mapping[str, Any]) -> tuple[str, str]:
     """Symbol and position side (`BOTH`, or `LONG`/`SHORT` in hedge mode)."""
     return text(raw, "symbol"), str(raw.get("positionSide") or "BOTH")
+
+
+def stream_end(message: Any) -> str | None:
+    """Why a raw frame ends the stream: `listenKeyExpired` (ccxt has no handler for it, and the
+    socket stays open but hears nothing more until a new key is used), or the websocket API's
+    `eventStreamTerminated` (a listen token expired; ccxt's own error for it says less)."""
+    event = message.get("event", message) if isinstance(message, Mapping) else None
+    ended = event.get("e") if isinstance(event, Mapping) else None
+    if ended == "listenKeyExpired":
+        return "listen key expired"
+    if ended == "eventStreamTerminated":
+        return "event stream terminated"
+    return None
 
 
 def event_ms(message: Any) -> int | None:

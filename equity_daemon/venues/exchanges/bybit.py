@@ -8,7 +8,8 @@
 `walletBalance` holds spot-borrowed coins (Bybit's "manual borrow" logic), so `spotBorrow` is
 subtracted once as debt. `borrowAmount` is not used: it adds derivatives liabilities, which
 already show as a negative `walletBalance`. The coin's `unrealisedPnl` (inside `equity`) is left
-out: open positions (USDT and USDC perpetuals, every page) enter as two legs each.
+out: open positions (USDT and USDC perpetuals and inverse ones such as `BTCUSD`, every page)
+enter as two legs each.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
+    Polled,
     TransferFields,
     contract_of,
     number,
@@ -31,8 +33,10 @@ from equity_daemon.venues.exchanges import (
 )
 
 ACCOUNTS: Mapping[str, str] = {"unified": "unified", "funding": "funding"}
+# ccxt asks `category=linear` with a settle coin (USDT by default: venue-pitfalls 20), and
+# `category=inverse` (every settle coin at once) for `subType: inverse`
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
-    "unified": ({"settleCoin": "USDT"}, {"settleCoin": "USDC"}),
+    "unified": ({"settleCoin": "USDT"}, {"settleCoin": "USDC"}, {"subType": "inverse"}),
 }
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
 # (deposits: 1 to be confirmed, 2 processing, 10011 pending to the funding pool; 0 unknown,
@@ -85,7 +89,7 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
     size = number(raw, "size")
     if size == 0:
         return
-    symbol, base, settle, inverse, contract_size = contract_of(market)
+    symbol, base, settle, inverse, _ = contract_of(market)
     side = raw.get("side")
     if side not in ("Buy", "Sell"):
         raise BadField(f"{symbol} position has side {side!r}")
@@ -96,7 +100,9 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             settle=settle,
             side="long" if side == "Buy" else "short",
             contracts=size,
-            contract_size=Decimal(1) if not inverse else contract_size,
+            # linear: `size` in base units; inverse: in contracts of 1 USD each (ccxt's
+            # inverse contractSize is the minimum order quantity, not the contract's value)
+            contract_size=Decimal(1),
             entry_price=number(raw, "avgPrice"),
             mark_price=optional(raw, "markPrice"),
             unrealized_pnl=number(raw, "unrealisedPnl", default=ZERO),
@@ -115,6 +121,10 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
 STREAMED: frozenset[str] = frozenset({"unified"})
 # coin fields no push changes for us: debt and interest keep the values of the last REST answer
 NOT_STREAMED = ("spotBorrow", "accruedInterest")
+# what a REST poll between snapshots refreshes in a streamed account: its un-pushed fields
+POLLED: Mapping[str, Polled] = {
+    "unified": Polled(("result", "list", 0, "coin"), "coin", NOT_STREAMED)
+}
 
 
 # the params of the `watch_balance` / `watch_positions` calls, per streamed account type

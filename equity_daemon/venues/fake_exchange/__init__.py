@@ -21,7 +21,14 @@ from collections.abc import Callable
 from equity_daemon.venues.fake_exchange.binance import BinanceDialect
 from equity_daemon.venues.fake_exchange.bybit import BybitDialect
 from equity_daemon.venues.fake_exchange.okx import OkxDialect
-from equity_daemon.venues.fake_exchange.server import Dialect, FakeExchange, Fault, Route, Seen
+from equity_daemon.venues.fake_exchange.server import (
+    Dialect,
+    FakeExchange,
+    Fault,
+    Held,
+    Route,
+    Seen,
+)
 from equity_daemon.venues.fake_exchange.state import (
     FakePosition,
     FakeState,
@@ -51,6 +58,7 @@ __all__ = [
     "FakePosition",
     "FakeState",
     "Fault",
+    "Held",
     "Holding",
     "Market",
     "OkxDialect",

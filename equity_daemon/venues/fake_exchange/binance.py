@@ -1,14 +1,24 @@
 """Binance as ccxt 4.5 calls it: spot, cross and isolated margin, USDⓈ-M futures, funding and
-portfolio-margin balances, USDⓈ-M positions, deposit and withdrawal history, tickers and marks.
+portfolio-margin balances, USDⓈ-M positions (also as portfolio margin's UM positions, from the
+same `FakeState.positions`), deposit and withdrawal history, tickers and marks.
 
 Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`), `futures`
 (USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
 Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
 
-The USDⓈ-M user-data stream: `POST /fapi/v1/listenKey` issues a key (`PUT` keeps it alive;
-both need only the API-key header, as on Binance), the websocket `/private/ws?listenKey=…`
-takes it, and `push("account")` sends an `ACCOUNT_UPDATE` event (`a.B` balances, `a.P`
-positions) from the current state to every socket holding a valid key.
+User-data streams, as ccxt.pro follows them (`push(topic)` sends from the current state):
+
+* `account` (USDⓈ-M): `POST /fapi/v1/listenKey`, socket `/private/ws?listenKey=…`;
+  `ACCOUNT_UPDATE`.
+* `portfolio`: `POST /papi/v1/listenKey`, socket `/pm/ws/<listenKey>`;
+  `outboundAccountPosition` (cross margin) and `ACCOUNT_UPDATE` (`fs` UM).
+* `spot`: socket `/ws-api/v3`, `userDataStream.subscribe.signature`; `outboundAccountPosition`.
+* `margin`: `POST /sapi/v1/userListenToken`, then `/ws-api/v3`,
+  `userDataStream.subscribe.listenToken`; `outboundAccountPosition`.
+
+Listen-key and listen-token requests need only the API-key header, as on Binance. The websocket
+API answers each `{id, method, params}` with `{id, status, result | error}` and wraps every event
+as `{subscriptionId, event}`. No push carries debt: Binance streams no `borrowed`/`interest`.
 
 The public market streams (`/ws/<n>`, as ccxt numbers its sockets) take `SUBSCRIBE` to
 `<symbol>@miniTicker` (ccxt's `watch_ticker`; answered `{"result": null, "id": …}`, no
@@ -24,9 +34,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from equity_daemon.venues.fake_exchange.server import Dialect, Json, Route, WebsocketHandler
+from equity_daemon.venues.fake_exchange.server import (
+    Json,
+    Route,
+    Stream,
+    StreamingDialect,
+    WebsocketHandler,
+)
 from equity_daemon.venues.fake_exchange.state import (
     ZERO,
     FakePosition,
@@ -58,16 +74,23 @@ MINI_TICKER_EVENT = {
 
 
 _keys = itertools.count(1)
+# what a websocket-API method subscribes to, when its params hold what it needs
+WS_API_METHODS: Mapping[str, str] = {
+    "userDataStream.subscribe.signature": "spot",
+    "userDataStream.subscribe.listenToken": "margin",
+}
+TOKEN_VALIDITY_MS = 86_400_000  # a listen token's default (and longest) life: 24 h
+SUBSCRIPTION_ID = 0
 
 
-class BinanceDialect(Dialect):
+class BinanceDialect(StreamingDialect):
     name = "binance"
 
     def __init__(self, state: FakeState) -> None:
         super().__init__(state)
-        self.listen_keys: set[str] = set()
-        self._sockets: list[web.WebSocketResponse] = []
-        self._market_sockets: dict[web.WebSocketResponse, set[str]] = {}  # socket -> its topics
+        self.listen_keys: set[str] = set()  # USDⓈ-M's and portfolio margin's
+        self.listen_tokens: set[str] = set()  # margin's, for the websocket API
+        self._keys: dict[str, str] = {}  # a listen-key socket's (by `Stream.id`) key
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -88,14 +111,24 @@ class BinanceDialect(Dialect):
             Route("GET", "/papi/v1/account", self.portfolio_account, private=True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_brackets, private=True),
             Route("GET", "/fapi/v3/positionRisk", self.position_risk, private=True),
+            Route("GET", "/papi/v1/um/leverageBracket", self.leverage_brackets, private=True),
+            Route("GET", "/papi/v1/um/positionRisk", self.um_position_risk, private=True),
             Route("GET", "/sapi/v1/capital/deposit/hisrec", self.deposits, private=True),
             Route("GET", "/sapi/v1/capital/withdraw/history", self.withdrawals, private=True),
             Route("POST", "/fapi/v1/listenKey", self.new_listen_key),
             Route("PUT", "/fapi/v1/listenKey", self.keep_listen_key),
+            Route("POST", "/papi/v1/listenKey", self.new_listen_key),
+            Route("PUT", "/papi/v1/listenKey", self.keep_listen_key),
+            Route("POST", "/sapi/v1/userListenToken", self.new_listen_token),
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
-        return (("/private/ws", self.user_data_stream), ("/ws/{n}", self.market_stream))
+        return (
+            ("/private/ws", self.serve_stream),
+            ("/pm/ws/{listenKey}", self.serve_stream),
+            ("/ws-api/v3", self.serve_stream),
+            ("/ws/{n}", self.serve_public_stream),
+        )
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
 
@@ -107,39 +140,119 @@ class BinanceDialect(Dialect):
         return {"listenKey": key}
 
     def keep_listen_key(self, query: Mapping[str, str]) -> Json:
-        if query.get("listenKey") not in self.listen_keys:
+        """The PUT names no key (an account has one): it fails once the key is gone."""
+        key = query.get("listenKey")
+        if not self.listen_keys or (key is not None and key not in self.listen_keys):
             return {"code": -1125, "msg": "This listenKey does not exist."}
         return {}
 
-    async def user_data_stream(self, request: web.Request) -> web.StreamResponse:
-        """`/private/ws?listenKey=…`: every event of the account; no subscribe, no login."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        if request.query.get("listenKey") not in self.listen_keys:
-            await socket.close(code=1008, message=b"invalid listenKey")
-            return socket
-        self._sockets.append(socket)
-        try:
-            async for message in socket:
-                if message.type is WSMsgType.ERROR:
-                    break
-        finally:
-            self._sockets.remove(socket)
-        return socket
+    def new_listen_token(self, query: Mapping[str, str]) -> Json:
+        if self.refuse_stream_auth:
+            return {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+        token = f"fakelistentoken{next(_keys):08d}"
+        self.listen_tokens.add(token)
+        return {"token": token, "expirationTime": self.state.now_ms() + TOKEN_VALIDITY_MS}
+
+    def opened(self, stream: Stream, request: web.Request) -> bool:
+        """A user-data socket (`/private/ws?listenKey=…`, `/pm/ws/<listenKey>`) follows its
+        account from the start, if its key is valid; a websocket-API or market one subscribes
+        later."""
+        if stream.public or request.path.startswith("/ws-api/"):
+            return True
+        key = request.match_info.get("listenKey") or request.query.get("listenKey", "")
+        if key not in self.listen_keys:
+            return False
+        stream.authenticated = True
+        stream.topics.add("portfolio" if "listenKey" in request.match_info else "account")
+        self._keys[stream.id] = key
+        return True
+
+    def answer(self, stream: Stream, frame: str) -> Sequence[str]:
+        """The websocket API: `{id, method, params}` answered `{id, status, result | error}`; a
+        user-data socket ignores what it is sent."""
+        if stream.id in self._keys:
+            return ()
+        request = json.loads(frame)
+        if not isinstance(request, dict):
+            request = {}
+        method, params = request.get("method"), request.get("params") or {}
+        reply: dict[str, Json] = {"id": request.get("id")}
+        topic = WS_API_METHODS.get(str(method))
+        if topic is None:
+            reply |= {"status": 400, "error": {"code": -1100, "msg": f"Unknown method {method}"}}
+        elif topic == "spot" and (self.refuse_stream_auth or not _signed_params(params)):
+            reply |= {"status": 401, "error": {"code": -2015, "msg": "Invalid API-key."}}
+        elif topic == "margin" and params.get("listenToken") not in self.listen_tokens:
+            reply |= {"status": 400, "error": {"code": -1209, "msg": "Invalid listenToken."}}
+        else:
+            stream.authenticated = True
+            stream.topics.add(topic)
+            # one subscription per connection here: Binance numbers a session's from 0
+            result: dict[str, Json] = {"subscriptionId": SUBSCRIPTION_ID}
+            if topic == "margin":
+                result["expirationTime"] = self.state.now_ms() + TOKEN_VALIDITY_MS
+            reply |= {"status": 200, "result": result}
+        return (json.dumps(reply),)
+
+    async def expire_listen_keys(self) -> None:
+        """Every listen key and token expires, as a key does an hour after its last keep-alive
+        and a token at its `expirationTime`: a key's sockets hear `listenKeyExpired`, a token's
+        subscription `eventStreamTerminated`, and then nothing more, though they stay open."""
+        now = self.state.now_ms()
+        for stream in list(self._streams):
+            key = self._keys.get(stream.id)
+            if key is not None and stream.topics:
+                event = {"e": "listenKeyExpired", "E": now, "listenKey": key}
+                await stream.socket.send_json(event)
+            elif "margin" in stream.topics:
+                event = {"e": "eventStreamTerminated", "E": now}
+                await stream.socket.send_json({"subscriptionId": SUBSCRIPTION_ID, "event": event})
+            else:
+                continue
+            stream.topics.clear()
+        self.listen_keys.clear()
+        self.listen_tokens.clear()
+
+    def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
+        """The first (for most topics the only) event of a `topic` push."""
+        return self._events(topic, coins)[0]
 
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
-        """`account`: an `ACCOUNT_UPDATE` with the futures balances (only `coins`, if named)
-        and every USDⓈ-M position (a closed one with `pa` "0")."""
-        if self._ticker_event(topic) is not None:
-            return await self.send(topic, self._ticker_event(topic))
-        if topic != "account":
-            raise ValueError(f"binance has no private topic {topic!r} here")
-        now = self.state.now_ms()
-        balances = [
+        """Send `topic`'s events (module docstring) from the current state to its followers;
+        how many sockets heard them. `coins`: the balances name only these coins. `account`
+        and `portfolio`'s `ACCOUNT_UPDATE` carries every position (a closed one `pa` "0")."""
+        sent = 0
+        for event in self._events(topic, coins):
+            sent = await self.send(topic, event)
+        return sent
+
+    def _events(self, topic: str, coins: Sequence[str] | None) -> list[Json]:
+        ticker = self._ticker_event(topic)
+        if ticker is not None:
+            return [ticker]
+        match topic:
+            case "account":
+                return [self._account_update(self._wallets("futures", coins))]
+            case "portfolio":
+                um_wallets = [dict(r, wb="0", cw="0") for r in self._wallets("portfolio", coins)]
+                return [
+                    self._account_position("portfolio", coins),
+                    self._account_update(um_wallets, fs="UM"),
+                ]
+            case "spot" | "margin":  # the websocket API wraps every event
+                event = self._account_position(topic, coins)
+                return [{"subscriptionId": SUBSCRIPTION_ID, "event": event}]
+        raise ValueError(f"binance has no private topic {topic!r} here")
+
+    def _wallets(self, account: str, coins: Sequence[str] | None) -> list[dict[str, str]]:
+        return [
             {"a": asset, "wb": num(h.balance), "cw": num(h.balance), "bc": "0"}
-            for asset, h in self.state.account("futures").items()
+            for asset, h in self.state.account(account).items()
             if coins is None or asset in coins
         ]
+
+    def _account_update(self, balances: list[dict[str, str]], fs: str | None = None) -> Json:
+        now = self.state.now_ms()
         positions = [
             {
                 "s": p.base + p.settle,
@@ -155,43 +268,26 @@ class BinanceDialect(Dialect):
             }
             for p in self.state.positions
         ]
-        event = {
-            "e": "ACCOUNT_UPDATE",
-            "E": now,
-            "T": now,
-            "a": {"m": "ORDER", "B": balances, "P": positions},
-        }
-        for socket in list(self._sockets):
-            await socket.send_json(event)
-        return len(self._sockets)
+        event: dict[str, Json] = {"e": "ACCOUNT_UPDATE", "E": now, "T": now}
+        if fs is not None:  # portfolio margin: which futures account (UM or CM)
+            event["fs"] = fs
+        return event | {"a": {"m": "ORDER", "B": balances, "P": positions}}
 
-    async def drop_streams(self) -> None:
-        for socket in [*self._sockets, *self._market_sockets]:
-            await socket.close()
-
-    @property
-    def subscribers(self) -> dict[str, int]:
-        counts = {"account": len(self._sockets)} if self._sockets else {}
-        for topics in self._market_sockets.values():
-            for topic in topics:
-                counts[topic] = counts.get(topic, 0) + 1
-        return counts
+    def _account_position(self, account: str, coins: Sequence[str] | None) -> Json:
+        """`outboundAccountPosition`: free and locked of the named coins, never debt."""
+        now = self.state.now_ms()
+        balances = [
+            {"a": asset, "f": num(h.free), "l": num(h.locked)}
+            for asset, h in self.state.account(account).items()
+            if coins is None or asset in coins
+        ]
+        return {"e": "outboundAccountPosition", "E": now, "u": now, "B": balances}
 
     # -- the public market streams: `SUBSCRIBE` to `<symbol>@miniTicker` -----------------------
 
-    async def market_stream(self, request: web.Request) -> web.StreamResponse:
+    def public_answer(self, stream: Stream, frame: str) -> Sequence[str]:
         """`/ws/<n>`: raw market streams, subscribed to by `SUBSCRIBE` frames."""
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        topics: set[str] = set()
-        self._market_sockets[socket] = topics
-        try:
-            async for message in socket:
-                if message.type is WSMsgType.TEXT:
-                    await socket.send_json(self.market_answer(topics, json.loads(message.data)))
-        finally:
-            del self._market_sockets[socket]
-        return socket
+        return (json.dumps(self.market_answer(stream.topics, json.loads(frame))),)
 
     def market_answer(self, topics: set[str], message: Json) -> Json:
         """Binance's answer to one frame: a subscription's `result`, or its error."""
@@ -202,13 +298,6 @@ class BinanceDialect(Dialect):
             return {"error": {"code": 2, "msg": "Invalid request"}, "id": message.get("id")}
         topics.update(params)
         return {"result": None, "id": message.get("id")}
-
-    async def send(self, topic: str, message: Json) -> int:
-        """Send `message` as it is (a test's malformed push) to the subscribers of `topic`."""
-        sockets = [socket for socket, topics in self._market_sockets.items() if topic in topics]
-        for socket in sockets:
-            await socket.send_json(message)
-        return len(sockets)
 
     def _ticker_event(self, topic: str) -> Json | None:
         """The `24hrMiniTicker` event of a `<symbol>@miniTicker` topic (its REST ticker's fields
@@ -628,6 +717,27 @@ class BinanceDialect(Dialect):
             "updateTime": p.updated_ms,
         }
 
+    def um_position_risk(self, query: Mapping[str, str]) -> Json:
+        """Portfolio margin's USDⓈ-M positions: the same positions, in the papi's fewer fields
+        (cross only: no margin type, margin asset or isolated wallet)."""
+        return [
+            {
+                "entryPrice": num(p.entry_price),
+                "leverage": str(p.leverage),
+                "markPrice": num(self.state.position_mark(p)),
+                "maxNotionalValue": "20000000",
+                "positionAmt": num(p.size),
+                "notional": num(p.size * self.state.position_mark(p)),
+                "symbol": p.base + p.settle,
+                "unRealizedProfit": num(self.state.position_pnl(p)),
+                "liquidationPrice": "0",
+                "positionSide": "BOTH",
+                "updateTime": p.updated_ms,
+            }
+            for p in self.state.positions
+            if p.size
+        ]
+
     # -- money in transit ----------------------------------------------------------------------
 
     def deposits(self, query: Mapping[str, str]) -> Json:
@@ -701,6 +811,11 @@ def _futures_asset(asset: str, h: Holding, now: int) -> dict[str, Json]:
         "maxWithdrawAmount": num(available),
         "updateTime": now,  # ccxt skips an asset whose updateTime is 0
     }
+
+
+def _signed_params(params: Mapping[str, Json]) -> bool:
+    """A websocket-API request signed as Binance wants: key, time and signature present."""
+    return all(params.get(k) for k in ("apiKey", "timestamp", "signature"))
 
 
 def _window(transfers: list[Transfer], query: Mapping[str, str]) -> list[Transfer]:

@@ -1,5 +1,6 @@
 """Bybit v5 as ccxt 4.5 calls it: the unified trading account and the funding account, linear
-positions by settle coin with cursor pagination, deposit and withdrawal records, tickers.
+positions by settle coin and inverse ones (`category=inverse`) with cursor pagination, deposit
+and withdrawal records, tickers.
 
 Accounts: `unified` (UTA, `accountType=UNIFIED`) and `funding` (`accountType=FUND`). Every answer
 has Bybit's envelope (`retCode`, `retMsg`, `result`, `retExtInfo`, `time`); numbers are strings.
@@ -129,7 +130,7 @@ class BybitDialect(StreamingDialect):
             data: list[Json] = [wallet]
         elif topic == "position":
             data = [
-                self._position(p) | {"category": "linear", "entryPrice": num(p.entry_price)}
+                self._position(p) | {"category": _category(p), "entryPrice": num(p.entry_price)}
                 for p in self.state.positions
             ]
         else:
@@ -185,10 +186,12 @@ class BybitDialect(StreamingDialect):
 
     def instruments(self, query: Mapping[str, str]) -> Json:
         category = query.get("category", "")
-        if query.get("status") == "PreLaunch" or category not in {"spot", "linear"}:
+        if query.get("status") == "PreLaunch" or category not in {"spot", "linear", "inverse"}:
             return self._ok({"category": category, "list": [], "nextPageCursor": ""})
         if category == "spot":
             rows = [_spot_instrument(m) for m in self.state.markets]
+        elif category == "inverse":
+            rows = [_inverse_instrument(base) for base in self.state.inverse]
         else:
             rows = [_perp_instrument(m) for m in self.state.perps()]
         return self._ok({"category": category, "list": rows, "nextPageCursor": ""})
@@ -335,15 +338,17 @@ class BybitDialect(StreamingDialect):
         category = query.get("category")
         settle = query.get("settleCoin")
         symbol = query.get("symbol")
-        if category == "inverse":  # no inverse contracts here: an empty page
-            return self._ok({"category": "inverse", "list": [], "nextPageCursor": ""})
-        if category != "linear" or not (settle or symbol or query.get("baseCoin")):
+        if category not in {"linear", "inverse"}:
+            return self._error(10001, "params error: category")
+        # linear needs a settle coin, symbol or base coin; inverse lists all without one
+        if category == "linear" and not (settle or symbol or query.get("baseCoin")):
             return self._error(10001, "settleCoin or symbol is required")
         limit = min(int(query.get("limit", 20)), 200, self.state.page_size)
         matching = [
             p
             for p in self.state.positions
             if p.size
+            and _category(p) == category
             and (settle is None or p.settle == settle)
             and (symbol is None or _position_symbol(p) == symbol)
         ]
@@ -352,11 +357,13 @@ class BybitDialect(StreamingDialect):
         after = start + limit
         cursor = f"page:{after}" if after < len(matching) else ""
         rows = [self._position(p) for p in page]
-        return self._ok({"category": "linear", "list": rows, "nextPageCursor": cursor})
+        return self._ok({"category": category, "list": rows, "nextPageCursor": cursor})
 
     def _position(self, p: FakePosition) -> Json:
+        """A `/v5/position/list` row: `size` in base units (inverse: USD contracts); values,
+        margins and uPnL in the settle coin (inverse: the base coin)."""
         mark = self.state.position_mark(p)
-        value = abs(p.size) * mark
+        value = abs(p.size) / mark if p.inverse else abs(p.size) * mark
         return {
             "positionIdx": 0,
             "riskId": 1,
@@ -365,7 +372,7 @@ class BybitDialect(StreamingDialect):
             "side": "Buy" if p.size > 0 else "Sell",
             "size": num(abs(p.size)),
             "avgPrice": num(p.entry_price),
-            "positionValue": num(abs(p.size) * p.entry_price),
+            "positionValue": num(self.state.position_value(p)),
             "tradeMode": 0,
             "autoAddMargin": 0,
             "positionStatus": "Normal",
@@ -440,7 +447,45 @@ def _symbol(market: Market, category: str) -> str:
 
 
 def _position_symbol(p: FakePosition) -> str:
-    return _symbol(Market(p.base, p.settle), "linear")
+    return f"{p.base}USD" if p.inverse else _symbol(Market(p.base, p.settle), "linear")
+
+
+def _category(p: FakePosition) -> str:
+    return "inverse" if p.inverse else "linear"
+
+
+def _inverse_instrument(base: str) -> Json:
+    """An inverse perpetual as Bybit lists it: quoted in USD, settled in the base coin, one
+    contract is 1 USD."""
+    return {
+        "symbol": f"{base}USD",
+        "contractType": "InversePerpetual",
+        "status": "Trading",
+        "baseCoin": base,
+        "quoteCoin": "USD",
+        "settleCoin": base,
+        "launchTime": "1585526400000",
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": "2",
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": "0.50", "maxPrice": "1999999.00", "tickSize": "0.50"},
+        "lotSizeFilter": {
+            "maxOrderQty": "1000000",
+            "minOrderQty": "1",
+            "qtyStep": "1",
+            "postOnlyMaxOrderQty": "1000000",
+            "maxMktOrderQty": "500000",
+            "minNotionalValue": "",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": 480,
+        "copyTrading": "none",
+        "upperFundingRate": "0.00375",
+        "lowerFundingRate": "-0.00375",
+        "isPreListing": False,
+        "preListingInfo": None,
+    }
 
 
 def _spot_instrument(m: Market) -> Json:

@@ -82,6 +82,23 @@ class Seen:
     at: float = field(default_factory=time.monotonic)
 
 
+class Held:
+    """One held answer of a route (`FakeExchange.hold`): computed from the state when its
+    request arrives, sent only when the test calls `release()` (a slow REST answer, older by
+    then than what the exchange pushes meanwhile)."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def wait(self) -> None:
+        self.arrived.set()
+        await self._released.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class _Queued:
     fault: Fault
@@ -158,8 +175,8 @@ class Stream:
 
 
 class StreamingDialect(Dialect):
-    """**Base class**: a dialect with a log-in-then-subscribe private websocket and a public
-    market-data one (Bybit, OKX).
+    """**Base class**: a dialect with a private websocket (log-in-then-subscribe, or subscribed
+    by its URL) and a public market-data one (Bybit, OKX, Binance).
 
     The sockets, their topics, pushes, drops and silence live here; a subclass says how it
     answers one text frame (`answer` on the private socket, `public_answer` on the public one:
@@ -186,6 +203,11 @@ class StreamingDialect(Dialect):
     def message(self, topic: str, coins: Sequence[str] | None = None) -> Json:
         """A push of `topic` from the current state (`coins`: a balance naming only these)."""
 
+    def opened(self, stream: Stream, request: web.Request) -> bool:
+        """Whether to keep a socket just opened; a subclass may subscribe it by its URL (a
+        listen key in it, as Binance's user-data streams) or refuse it."""
+        return True
+
     async def serve_stream(self, request: web.Request) -> web.StreamResponse:
         """One private websocket, open until the client or `drop_streams` closes it."""
         return await self._serve(request, public=False)
@@ -198,6 +220,9 @@ class StreamingDialect(Dialect):
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         stream = Stream(socket, public=public)
+        if not self.opened(stream, request):
+            await socket.close(code=1008, message=b"refused")
+            return socket
         answer = self.public_answer if public else self.answer
         self._streams.append(stream)
         try:
@@ -241,8 +266,8 @@ class FakeExchange:
 
     Use it as `async with FakeExchange(BinanceDialect) as fake:`; point a ccxt exchange at
     `fake.base_url` (`exchange_urls.point_at`). Change what it serves with `set_holding`,
-    `set_account`, `set_positions`, `set_price`, `add_deposit`, `add_withdrawal`, and make the
-    next answers of a route fail with `fail`.
+    `set_account`, `set_positions`, `set_price`, `add_deposit`, `add_withdrawal`, make the
+    next answers of a route fail with `fail`, or hold one back with `hold`.
     """
 
     def __init__(
@@ -253,6 +278,7 @@ class FakeExchange:
         self.requests: list[Seen] = []
         self._routes = {(r.method, r.path): r for r in self.dialect.routes()}
         self._faults: dict[str, deque[_Queued]] = {}
+        self._held: dict[str, deque[Held]] = {}
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -285,6 +311,9 @@ class FakeExchange:
 
     async def close(self) -> None:
         self._release.set()
+        for held in self._held.values():
+            for answer in held:
+                answer.release()
         await self.dialect.drop_streams()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -354,6 +383,15 @@ class FakeExchange:
         queue = self._faults.setdefault(path, deque())
         queue.extend(_Queued(fault, status, retry_after) for _ in range(times))
 
+    def hold(self, path: str) -> Held:
+        """Hold the next answer of `path`: computed when its request arrives, sent at
+        `release()` (`arrived` is set once the request is in)."""
+        if path not in self.paths:
+            raise KeyError(f"{self.name} serves no {path}")
+        held = Held()
+        self._held.setdefault(path, deque()).append(held)
+        return held
+
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Push `topic` (Bybit `wallet`, `position`; OKX `account`, `positions`; Binance
         `account`) from the current state to the websocket subscribers; how many sockets it
@@ -388,7 +426,11 @@ class FakeExchange:
         queued = self._faults.get(route.path)
         if queued:
             return await self._fault(queued.popleft())
-        return _json(200, route.handler(query))
+        answer = route.handler(query)
+        held = self._held.get(route.path)
+        if held:
+            await held.popleft().wait()
+        return _json(200, answer)
 
     async def _fault(self, queued: _Queued) -> web.StreamResponse:
         headers = {} if queued.retry_after is None else {"Retry-After": str(queued.retry_after)}

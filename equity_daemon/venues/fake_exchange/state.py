@@ -63,6 +63,8 @@ class Holding:
 class FakePosition:
     """A linear perpetual: `size` in base units (+ long, - short), settled in `settle`.
 
+    `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`; only the Bybit fake serves
+    those): `size` in USD contracts of 1 USD, settled in the base coin (`settle` = `base`).
     `mark_price` None: the exchange's current mark price for the base is used.
     """
 
@@ -73,6 +75,7 @@ class FakePosition:
     mark_price: Decimal | None = None
     leverage: int = 10
     updated_ms: int = 1_700_000_000_000
+    inverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,8 @@ class FakeState:
     markets: list[Market] = field(
         default_factory=lambda: [Market("BTC"), Market("ETH"), Market("ETH", "USDC")]
     )
+    # the bases of the inverse perpetuals listed (Bybit `BTCUSD`, settled in BTC)
+    inverse: tuple[str, ...] = ("BTC", "ETH")
     holdings: dict[str, dict[str, Holding]] = field(default_factory=dict)
     positions: list[FakePosition] = field(default_factory=list)
     deposits: list[Transfer] = field(default_factory=list)
@@ -141,7 +146,17 @@ class FakeState:
         return position.mark_price if position.mark_price is not None else self.mark(position.base)
 
     def position_pnl(self, position: FakePosition) -> Decimal:
-        return position.size * (self.position_mark(position) - position.entry_price)
+        """In the settle coin: an inverse contract's `Q × (1/entry − 1/mark)` base coins."""
+        move = self.position_mark(position) - position.entry_price
+        if position.inverse:
+            return position.size * move / (position.entry_price * self.position_mark(position))
+        return position.size * move
+
+    def position_value(self, position: FakePosition) -> Decimal:
+        """The position's size at its entry price, in the settle coin."""
+        if position.inverse:
+            return abs(position.size) / position.entry_price
+        return abs(position.size) * position.entry_price
 
     def perps(self) -> list[Market]:
         return [m for m in self.markets if m.quote in STABLES]
