@@ -202,6 +202,10 @@ class _Totals:
         self.by_venue: dict[str, Decimal] = {}
         self.by_asset: dict[str, Decimal] = {}
         self.by_account: dict[tuple[str, str], Decimal] = {}
+        # (venue, account, line id): the values of identified equity lines, and which ids are
+        # perpetuals (an open perpetual's two legs share its hedge line's id)
+        self.by_line: dict[tuple[str, str, str], Decimal] = {}
+        self.hedge_ids: set[tuple[str, str, str]] = set()
         # asset lines' values by (venue, account, symbol): for a venue total that leaves some out
         self.account_assets: dict[tuple[str, str, str], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
@@ -235,6 +239,8 @@ class _Totals:
             return
         if position.kind in EXCLUDED_KINDS:
             self.excluded.append(self._excluded_line(position))
+            if position.kind is PositionKind.HEDGE and position.line_id is not None:
+                self.hedge_ids.add((venue, position.account, position.line_id))
             return
         if position.amount == 0:
             return
@@ -254,6 +260,9 @@ class _Totals:
         self.by_asset[symbol] = self.by_asset.get(symbol, ZERO) + value
         account = (venue, position.account)
         self.by_account[account] = self.by_account.get(account, ZERO) + value
+        if position.line_id is not None:
+            line = (venue, position.account, position.line_id)
+            self.by_line[line] = self.by_line.get(line, ZERO) + value
         if position.kind is PositionKind.ASSET:
             line = (venue, position.account, symbol)
             self.account_assets[line] = self.account_assets.get(line, ZERO) + value
@@ -272,6 +281,8 @@ class _Totals:
         an edge like any asset); without one it stays unconverted, never compared with a guess.
         When the venue also valued the lines at its own prices, that figure is the computed side
         (converted at the same price): the comparison is then independent of the book's prices.
+        When the venue's total holds its perpetuals' uPnL (`ReportedTotal.unrealized_pnl`),
+        both sides leave the perpetuals out (see `_without_perpetuals`).
         """
         price = self.price_of(total.currency)
         computed = self.by_account.get((venue, total.account), ZERO) - sum(
@@ -281,15 +292,46 @@ class _Totals:
         if total.computed_at_venue_prices is not None and price is not None:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)
+        reported = None if price is None else _value(total.amount, price)
+        pnl = None
+        if total.unrealized_pnl is not None:
+            computed, reported, pnl = self._without_perpetuals(venue, total, computed, reported)
         return Reconciliation(
             venue=venue,
             account=total.account,
             label=total.label,
             computed=computed,
-            reported=None if price is None else _value(total.amount, price),
+            reported=reported,
             reported_amount=total.amount,
             reported_currency=total.currency,
+            unrealized_pnl=pnl,
         )
+
+    def _without_perpetuals(
+        self, venue: str, total: ReportedTotal, computed: Decimal, reported: Decimal | None
+    ) -> tuple[Decimal, Decimal | None, Decimal | None]:
+        """(computed, reported, the venue's uPnL) with the account's perpetuals taken out.
+
+        The venue's total holds its perpetuals' uPnL at its mark at the moment it was read; our
+        lines hold their legs at the book's price now. On a leveraged account each is the
+        notional times a price, so a move between the two moments (or a mark that differs from
+        the book's price) is a large difference that says nothing about the balances. Without
+        them both sides are the wallet (collateral less debt): the venue's uPnL (read with its
+        total) is converted at the book's prices of its currencies, and our side drops the legs.
+        An uPnL currency without a fresh price leaves the total uncompared.
+        """
+        account = (venue, total.account)
+        legs = (self.by_line.get(line, ZERO) for line in self.hedge_ids if line[:2] == account)
+        computed -= sum(legs, ZERO)
+        pnl = ZERO
+        for currency, amount in total.unrealized_pnl or ():
+            if amount == 0:
+                continue
+            price = self.price_of(currency)
+            if price is None:
+                return computed, None, None
+            pnl += _value(amount, price)
+        return computed, None if reported is None else reported - pnl, pnl
 
     def _excluded_line(self, position: Position) -> ExcludedLine:
         price = self.price_of(position.asset.symbol)

@@ -101,6 +101,13 @@ class ReportedTotal:
 
     `uncounted` names assets whose asset lines in the account the venue's figure leaves out
     (Aave supplies not enabled as collateral): they are equity, but not compared.
+
+    `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
+    inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
+    by currency. The calculator then compares the uPnL-free figures: `amount` minus it, beside
+    the account's lines without the perpetuals' legs. Both totals of a leveraged account move
+    by the notional times the price change, at two different moments and marks (the venue's
+    at the read, the book's now); without their uPnL, neither moves with the perpetuals' price.
     """
 
     account: str
@@ -109,6 +116,7 @@ class ReportedTotal:
     label: str
     computed_at_venue_prices: Decimal | None = None
     uncounted: frozenset[str] = frozenset()
+    unrealized_pnl: tuple[tuple[str, Decimal], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,9 @@ class VenueReport:
     no such token.
 
     `health` carries lending accounts' health factors (exported as metrics, not valued).
+
+    `refused`: the fetch failed because the venue refused our key or a permission
+    (`VenueAuthError`); retrying does not fix that, so the monitor says so (`venue_refused`).
     """
 
     venue: str
@@ -152,6 +163,7 @@ class VenueReport:
     revision: str | None = None
     reported: tuple[ReportedTotal, ...] = ()
     health: tuple[HealthFactor, ...] = ()
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -162,8 +174,8 @@ class VenueReport:
         return self.fetched_at if self.as_of is None else self.as_of
 
     @classmethod
-    def failed(cls, venue: str, at: datetime, reason: str) -> VenueReport:
-        return cls(venue=venue, fetched_at=at, error=reason)
+    def failed(cls, venue: str, at: datetime, reason: str, *, refused: bool = False) -> VenueReport:
+        return cls(venue=venue, fetched_at=at, error=reason, refused=refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +302,11 @@ class Reconciliation:
     are `difference` (computed - reported) and `ratio` (difference / |reported|). `computed` is
     the account's lines at the venue's own prices when the venue gave them
     (`ReportedTotal.computed_at_venue_prices`), else at the book's.
+
+    `unrealized_pnl` (None: the account's total has no perpetuals' uPnL to take out) is the
+    venue's own uPnL of the account's perpetuals, in the share class: then `reported` is the
+    venue's total without it and `computed` the account's lines without the perpetuals' legs
+    (`ReportedTotal.unrealized_pnl`).
     """
 
     venue: str
@@ -299,6 +316,7 @@ class Reconciliation:
     reported: Decimal | None
     reported_amount: Decimal
     reported_currency: str
+    unrealized_pnl: Decimal | None = None
 
     @property
     def difference(self) -> Decimal | None:
@@ -492,6 +510,7 @@ def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
         "reported_currency": item.reported_currency,
         "difference": decimal_str_or_none(item.difference),
         "ratio": decimal_str_or_none(item.ratio),
+        "unrealized_pnl": decimal_str_or_none(item.unrealized_pnl),
     }
 
 

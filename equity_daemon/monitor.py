@@ -11,19 +11,24 @@ slow drift alerts once it adds up to the threshold (spec-notes row 2).
 | complete -> incomplete           | `incomplete` | no              |
 | incomplete -> complete           | `recovered`  | no (then the threshold rule runs) |
 | incomplete, again                | none         | no              |
+
+Beside the equity, two kinds of notice that never move the reference (`reference`, `change`
+None; `detail` says what it is about): `reconciliation`, an account too far from its venue's
+own total (`drifting`), and `venue_refused` / `venue_restored`, a venue refusing our key or a
+permission, and reading again (`refusals`).
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from equity_daemon.model import Snapshot, decimal_str, decimal_str_or_none
+from equity_daemon.model import Snapshot, VenueState, decimal_str, decimal_str_or_none
 from equity_daemon.prices import PRICE_PRECISION
 
 
@@ -66,6 +71,8 @@ class EventKind(enum.StrEnum):
     INCOMPLETE = "incomplete"
     RECOVERED = "recovered"
     RECONCILIATION = "reconciliation"
+    VENUE_REFUSED = "venue_refused"
+    VENUE_RESTORED = "venue_restored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,8 @@ class Event:
     `change` and `relative_change` compare the snapshot's equity with the reference, at the
     calculator's precision (`prices.PRICE_PRECISION`); they are None for `incomplete` events (an
     incomplete figure is not a move) and before any reference. `detail` says what a
-    `reconciliation` warning is about.
+    `reconciliation`, `venue_refused` or `venue_restored` notice is about, and `venue` names the
+    venue of a `venue_*` one.
     """
 
     id: str
@@ -88,6 +96,7 @@ class Event:
     relative_change: Decimal | None
     snapshot: Snapshot
     detail: str | None = None
+    venue: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +109,7 @@ class Event:
             "change": decimal_str_or_none(self.change),
             "relative_change": decimal_str_or_none(self.relative_change),
             "detail": self.detail,
+            "venue": self.venue,
             "snapshot": self.snapshot.to_json(),
         }
 
@@ -193,23 +203,69 @@ def drift_events(
     It carries the book's equity; the account's figures are in `detail` and in the snapshot.
     """
     return [
-        Event(
-            id=new_id(),
-            book=snapshot.book,
-            kind=EventKind.RECONCILIATION,
-            at=snapshot.at,
-            # the book's figures stay what they are; the account's are in `detail` and the
-            # snapshot's `reconciliations`
-            reference=None,
-            equity=snapshot.equity,
-            change=None,
-            relative_change=None,
-            snapshot=snapshot,
-            detail=(
-                f"{item.key}: computed {decimal_str(item.computed)} vs {item.label} "
-                f"{decimal_str(item.reported_amount)} {item.reported_currency}"
-            ),
+        notice(
+            snapshot,
+            EventKind.RECONCILIATION,
+            f"{item.key}: computed {decimal_str(item.computed)} vs {item.label} "
+            f"{decimal_str(item.reported_amount)} {item.reported_currency}",
+            new_id,
         )
         for item in snapshot.reconciliations
         if item.key in now_drifting - previous
     ]
+
+
+def refusals(previous: frozenset[str], venues: Iterable[VenueState]) -> frozenset[str]:
+    """The venues refusing our key or a permission: one enters when its latest fetch is refused
+    (`VenueReport.refused`) and leaves when a fetch succeeds again; a venue that fails in
+    another way meanwhile (a timeout) is still refused, for nothing says the key works."""
+    return frozenset(
+        state.venue
+        for state in venues
+        if state.latest.refused or (state.venue in previous and not state.latest.ok)
+    )
+
+
+def refusal_events(
+    previous: frozenset[str],
+    now_refused: frozenset[str],
+    venues: Iterable[VenueState],
+    snapshot: Snapshot,
+    new_id: Callable[[], str] = new_event_id,
+) -> list[Event]:
+    """One `venue_refused` per venue that started refusing, one `venue_restored` per venue that
+    reads again. The reason is the venue's error (`VenueAuthError.reason`: never a secret)."""
+    events = []
+    for state in sorted(venues, key=lambda s: s.venue):
+        venue = state.venue
+        if venue in now_refused - previous:
+            detail = f"{venue} refused our key or a permission: {state.latest.error}"
+            events.append(notice(snapshot, EventKind.VENUE_REFUSED, detail, new_id, venue))
+        elif venue in previous - now_refused:
+            detail = f"{venue} reads again"
+            events.append(notice(snapshot, EventKind.VENUE_RESTORED, detail, new_id, venue))
+    return events
+
+
+def notice(
+    snapshot: Snapshot,
+    kind: EventKind,
+    detail: str,
+    new_id: Callable[[], str] = new_event_id,
+    venue: str | None = None,
+) -> Event:
+    """An event about something beside the equity: it carries the book's equity as it is and
+    no reference or change (the figures it is about are in `detail` and the snapshot)."""
+    return Event(
+        id=new_id(),
+        book=snapshot.book,
+        kind=kind,
+        at=snapshot.at,
+        reference=None,
+        equity=snapshot.equity,
+        change=None,
+        relative_change=None,
+        snapshot=snapshot,
+        detail=detail,
+        venue=venue,
+    )

@@ -272,7 +272,13 @@ def _events(events: Sequence[Mapping[str, Any]], now: datetime) -> str:
     rows: list[list[Cell]] = []
     for event in recent:
         kind = str(event["kind"])
-        tone = {"threshold": "warn", "incomplete": "bad", "recovered": "ok"}.get(kind, "warn")
+        tone = {
+            "threshold": "warn",
+            "incomplete": "bad",
+            "recovered": "ok",
+            "venue_refused": "bad",
+            "venue_restored": "ok",
+        }.get(kind, "warn")
         share_class = str(event.get("snapshot", {}).get("share_class", ""))
         rows.append(
             [
@@ -313,7 +319,7 @@ def _event_detail(event: Mapping[str, Any], share_class: str) -> str:
         return escape(f"from {_money(event['reference'], share_class)}")
     if event["kind"] == "recovered":
         return "complete again"
-    return ""
+    return escape(str(event.get("detail") or ""))  # a reconciliation or venue notice says it
 
 
 def _footer(open_only: bool = False) -> str:

@@ -11,8 +11,9 @@ demand (spec-notes row 14).
 
 Between cycles the tracker also carries what the pure calculator needs from earlier snapshots:
 the last good (fresh and clean) price of every asset, to value an asset whose quotes vanished,
-and the edges that were suspect, for the hysteresis of `prices.resolve`. Both advance on
-`commit()` only, like the reference, and start empty after a restart.
+and the edges that were suspect, for the hysteresis of `prices.resolve`; and which accounts
+drift from their venue's total and which venues refuse our key (so each warns once per
+episode). All advance on `commit()` only, like the reference, and start empty after a restart.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from equity_daemon.monitor import (
     drifting,
     new_event_id,
     observe,
+    refusal_events,
+    refusals,
 )
 from equity_daemon.prices import Quote, QuoteFailure
 
@@ -44,6 +47,7 @@ class Cycle:
     reference: Reference
     events: list[Event]
     drifting: frozenset[str] = frozenset()  # accounts too far from their venue's own total
+    refused: frozenset[str] = frozenset()  # venues refusing our key or a permission
 
 
 class BookTracker:
@@ -73,6 +77,7 @@ class BookTracker:
         self._suspect_edges: frozenset[str] = frozenset()
         self._tolerance = reconciliation_tolerance
         self._drifting: frozenset[str] = frozenset()
+        self._refused: frozenset[str] = frozenset()
 
     def restore(self, reference: Reference, last_sequence: int) -> None:
         self.reference = reference
@@ -100,7 +105,9 @@ class BookTracker:
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
         drifting_now = drifting(self._drifting, snap, self._tolerance)
         events += drift_events(self._drifting, drifting_now, snap, self._new_id)
-        return Cycle(snap, reference, events, drifting_now)
+        refused_now = refusals(self._refused, venues)
+        events += refusal_events(self._refused, refused_now, venues, snap, self._new_id)
+        return Cycle(snap, reference, events, drifting_now, refused_now)
 
     def failed(self, detail: str) -> Cycle | None:
         """A cycle whose calculation raised: the last figures, incomplete, naming why.
@@ -115,7 +122,7 @@ class BookTracker:
             self.latest, at=self._clock(), sequence=self.sequence + 1, problems=(*kept, problem)
         )
         reference, events = observe(self.reference, snap, self._rule, self._new_id)
-        return Cycle(snap, reference, events, self._drifting)
+        return Cycle(snap, reference, events, self._drifting, self._refused)
 
     def commit(self, cycle: Cycle) -> None:
         snap = cycle.snapshot
@@ -128,3 +135,4 @@ class BookTracker:
         )
         self._suspect_edges = frozenset(snap.suspect_edges)
         self._drifting = cycle.drifting
+        self._refused = cycle.refused

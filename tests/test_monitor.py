@@ -7,10 +7,17 @@ from itertools import count
 
 import pytest
 
-from equity_daemon.model import Snapshot
-from equity_daemon.monitor import EventKind, Reference, ThresholdRule, observe
+from equity_daemon.model import Snapshot, VenueReport, VenueState
+from equity_daemon.monitor import (
+    EventKind,
+    Reference,
+    ThresholdRule,
+    observe,
+    refusal_events,
+    refusals,
+)
 from equity_daemon.prices import PRICE_PRECISION
-from tests.reports import book_at
+from tests.reports import NOW, book_at, ok, pos
 
 RULE = ThresholdRule()
 
@@ -153,3 +160,22 @@ def test_change_and_relative_change_are_computed_at_the_calculators_precision() 
     assert len(relative.as_tuple().digits) == PRICE_PRECISION
     with localcontext(prec=PRICE_PRECISION):
         assert relative == Decimal("12345678898.123456789012345678") / 3
+
+
+def test_a_refused_venue_is_told_once_until_it_reads_again() -> None:
+    snap = book_at("1000")
+    good = ok(pos("cex", "USDT", "1000"))
+    refused = VenueState(VenueReport.failed("cex", NOW, "bybit: invalid key", refused=True), None)
+    timed_out = VenueState(VenueReport.failed("cex", NOW, "timeout"), None)
+    seen: list[list[EventKind]] = []
+    details: list[str | None] = []
+    state: frozenset[str] = frozenset()
+    for venues in ([good], [refused], [refused], [timed_out], [good], [timed_out]):
+        now = refusals(state, venues)
+        events = refusal_events(state, now, venues, snap)
+        seen.append([e.kind for e in events])
+        details += [e.detail for e in events if e.venue == "cex"]
+        state = now
+    # a timeout while refused is still refused; a timeout of a venue that reads is not a refusal
+    assert seen == [[], [EventKind.VENUE_REFUSED], [], [], [EventKind.VENUE_RESTORED], []]
+    assert details == ["cex refused our key or a permission: bybit: invalid key", "cex reads again"]

@@ -9,7 +9,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from equity_daemon.history import History
-from equity_daemon.model import ReportedTotal, VenueReport, VenueState
+from equity_daemon.model import (
+    Asset,
+    Position,
+    PositionKind,
+    ReportedTotal,
+    VenueReport,
+    VenueState,
+)
 from equity_daemon.monitor import EventKind, drift_events, drifting
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
@@ -26,6 +33,7 @@ def bybit(total: str, currency: str = "USD", *extra: ReportedTotal) -> VenueStat
     return VenueState(report, report)
 
 
+D = Decimal
 USD = (*ETH_3000, quote("USD", "USDT", "1", source="fixed"))
 
 
@@ -137,3 +145,44 @@ def test_lines_valued_at_the_venues_own_prices_are_compared_like_with_like() -> 
     (item,) = snapshot(state).reconciliations
     assert item.computed == Decimal(4000)
     assert item.reported is None
+
+
+def perp_account(total: str, pnl: tuple[tuple[str, Decimal], ...]) -> VenueState:
+    """A futures account: 20000 USDT, a 10 ETH short entered at 3000 (hedge line and legs)."""
+    leg = "ETH/USDT:USDT:BOTH"
+    report = VenueReport(
+        "bybit",
+        NOW,
+        (
+            pos("bybit", "USDT", "20000", account="uta"),
+            Position("bybit", "uta", Asset("ETH"), Decimal(-10), PositionKind.HEDGE, {}, leg),
+            Position("bybit", "uta", Asset("ETH"), Decimal(-10), line_id=leg),
+            Position("bybit", "uta", Asset("USDT"), Decimal(30000), line_id=leg),
+        ),
+        reported=(ReportedTotal("uta", Decimal(total), "USD", "totalEquity", unrealized_pnl=pnl),),
+    )
+    return VenueState(report, report)
+
+
+def test_a_perpetuals_upnl_is_left_out_of_both_sides_so_a_lagging_mark_is_no_difference() -> None:
+    # the venue read its total at a mark of 2900 (uPnL +1000); the book prices ETH at 3150
+    # (our legs: -1500): 2500 apart, 12 % of the account, yet the wallets agree
+    state = perp_account("21000", (("USDT", Decimal(1000)),))
+    (item,) = snapshot(state, quotes=(quote("ETH", "USDT", "3150"), *USD[1:])).reconciliations
+    assert (item.computed, item.reported, item.unrealized_pnl) == (D(20000), D(20000), D(1000))
+    assert item.ratio == 0
+    assert item.reported_amount == 21000  # the venue's own figure stays shown
+
+
+def test_a_wallet_that_disagrees_is_still_a_difference_without_the_upnl() -> None:
+    state = perp_account("20600", (("USDT", Decimal(1000)),))
+    (item,) = snapshot(state, quotes=USD).reconciliations
+    assert item.difference == 400
+    assert snapshot(state, quotes=USD).to_json()["reconciliations"][0]["unrealized_pnl"] == "1000"
+
+
+def test_an_upnl_in_a_currency_without_a_price_leaves_the_total_uncompared() -> None:
+    state = perp_account("21000", (("USDC", Decimal(1000)),))
+    (item,) = snapshot(state, quotes=USD).reconciliations
+    assert item.reported is None
+    assert item.ratio is None

@@ -12,7 +12,8 @@ not retry together), up to `max_backoff`; a local venue (a file) is re-read at i
 failures set a floor under the pause: a refused key or permission (`VenueAuthError`) is retried
 no more often than every `max_backoff` (retrying cannot fix it, and exchanges ban IPs that keep
 failing authentication), and a venue's `Retry-After` (`VenueUnavailable.retry_after`, from a 429
-or 418) is waited out in full.
+or 418) is waited out in full. A refused fetch's report is marked `refused`, so that every book
+holding the venue raises one `venue_refused` event (`monitor.refusals`), not only a log line.
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
@@ -146,7 +147,7 @@ def _failed(
 ) -> VenueReport:
     metrics.failed(venue.name, kind)
     log.warning("poll_failed", venue=venue.name, reason_kind=kind, reason=reason)
-    return VenueReport.failed(venue.name, clock(), reason)
+    return VenueReport.failed(venue.name, clock(), reason, refused=kind == "auth")
 
 
 class Poller:

@@ -431,9 +431,10 @@ class StreamingExchangeVenue(ExchangeVenue):
         run has its own ccxt.pro instances, closed when it ends: the next run starts with a new
         listen key and empty caches (an expired or refused key is never reused).
 
-        An exchange closing a connection that had worked for a whole `keepalive` window
-        (Binance cuts every connection at 24 h) is churn, not an outage: the watchers subscribe
-        again and a REST snapshot resyncs, with no error. A cut sooner than that ends the stream.
+        An exchange closing a connection, or expiring its listen key, after it had worked for a
+        whole `keepalive` window (Binance cuts every connection at 24 h) is churn, not an outage:
+        the watchers subscribe again with new instances (a new key) and a REST snapshot
+        resyncs, with no error. A cut or an expiry sooner than that ends the stream.
         """
         send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
         watchers: list[asyncio.Task[None]] = []
@@ -519,7 +520,9 @@ class StreamingExchangeVenue(ExchangeVenue):
             ended = getattr(self.mapping, "stream_end", _never)(message)
             if ended is None:
                 return
-            heard = ("", "error", VenueUnavailable(self.name, f"{account} stream: {ended}"))
+            # like a cut: an expired key after a working window is churn (Binance's listen key
+            # lapses every ~80 minutes under ccxt 4.5.90, whose keep-alive runs only once)
+            heard = ("", CUT, VenueUnavailable(self.name, f"{account} stream: {ended}"))
         else:  # a push: the subscription is alive (a ping answered says only the socket is)
             self._pushed_at = self._clock.monotonic()
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):

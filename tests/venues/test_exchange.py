@@ -5,7 +5,7 @@ delta-neutral book whose ETH price moves."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -16,13 +16,17 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
+from equity_daemon.calculator import Limits
+from equity_daemon.clock import SystemClock
 from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.history import History
-from equity_daemon.model import PositionKind, VenueReport, VenueState
-from equity_daemon.monitor import EventKind
+from equity_daemon.model import Asset, Position, PositionKind, ShareClass, VenueReport, VenueState
+from equity_daemon.monitor import EventKind, ThresholdRule
+from equity_daemon.prices import Quote
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
-from equity_daemon.venues.exchange import ExchangeVenue
+from equity_daemon.tracker import BookTracker
+from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import (
     FakeExchange,
     FakePosition,
@@ -217,6 +221,43 @@ async def test_a_perpetual_is_a_hedge_line_and_two_legs_that_are_its_upnl(exchan
     assert row["details"]["symbol"] in {"ETH/USDT:USDT", "ETH/USDC:USDC"}
 
 
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_hedge_line_carries_its_liquidation_price_and_leverage(exchange: str) -> None:
+    async with venue_on(exchange, (MAIN_ACCOUNT[exchange],)) as (fake, venue):
+        fake.set_positions(
+            [
+                FakePosition("ETH", D(-2), D(3100), leverage=5, liquidation_price=D("3512.5")),
+                FakePosition("BTC", D("0.1"), D(61000), leverage=20),  # none: "0" or ""
+            ]
+        )
+        report = await venue.fetch()
+    details = {p.asset.symbol: p.details for p in report.positions if p.kind is PositionKind.HEDGE}
+    assert (details["ETH"]["liquidation_price"], details["ETH"]["leverage"]) == (
+        D("3512.5"),
+        D(5),
+    )
+    assert "liquidation_price" not in details["BTC"]  # no price is not a price of 0
+    assert details["BTC"]["leverage"] == D(20)
+
+
+async def test_okx_position_rows_of_pos_zero_are_not_positions() -> None:
+    def with_a_zero_row(answer: Any) -> Any:
+        (row,) = answer["data"]
+        answer["data"].append({**row, "instId": "BTC-USDT-SWAP", "pos": "0", "upl": "0"})
+        return answer
+
+    async with venue_on("okx", ("trading",)) as (fake, venue):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        fake.tamper("/api/v5/account/positions", with_a_zero_row)
+        report = await venue.fetch()
+        raw = [row["instId"] for row in with_a_zero_row(fake.dialect.positions({}))["data"]]  # type: ignore[attr-defined]
+    assert "BTC-USDT-SWAP" in raw  # the answer did list it, with `pos` "0"
+    assert {p.asset.symbol for p in report.positions if p.line_id} == {"ETH", "USDT"}
+    assert [p.details["symbol"] for p in report.positions if p.kind is PositionKind.HEDGE] == [
+        "ETH/USDT:USDT"
+    ]
+
+
 async def test_binance_single_asset_mode_reports_its_total_in_usdt() -> None:
     state = FakeState(multi_assets=False)
     async with venue_on("binance", ("usdm",), state) as (fake, venue):
@@ -372,6 +413,19 @@ async def test_every_raw_transfer_status_is_in_transit_only_while_under_way(
     }
 
 
+async def test_a_binance_withdrawal_from_funding_is_in_transit_once_not_twice() -> None:
+    async with venue_on("binance", ("funding",)) as (fake, venue):
+        fake.set_account("funding", {"USDT": Holding(balance=D(100))})
+        fake.add_withdrawal(Transfer("USDT", D(40), "4", "0xleaving", 1_795_000_000_000))
+        report = await venue.fetch()
+        (row,) = fake.dialect.funding({})  # type: ignore[attr-defined]
+    assert row["withdrawing"] == "40"  # the funding wallet shows it too
+    assert lines(report) == {
+        ("USDT", "asset", None): D(100),
+        ("USDT", "in_transit", "withdrawal:0xleaving"): D(40),
+    }
+
+
 async def test_a_malformed_transfer_history_fails_the_fetch() -> None:
     async with venue_on("okx", ("funding",)) as (fake, venue):
         fake.fail("/api/v5/asset/deposit-history", Fault.EMPTY)
@@ -467,7 +521,9 @@ def exchange_venue(fake: FakeExchange, accounts: list[str], **extra: Any) -> dic
     return venue
 
 
-def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]]) -> Daemon:
+def daemon(
+    clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
+) -> Daemon:
     settings = Settings.model_validate(
         {
             "interval_seconds": 10,
@@ -478,6 +534,7 @@ def daemon(clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, An
                     "venues": venues,
                     "prices": prices,
                     "reconciliation_tolerance": "0.001",
+                    **book,
                 }
             },
         }
@@ -532,17 +589,118 @@ async def test_an_outage_never_lowers_equity_nor_fires_a_threshold(
             await run.aclose()
 
 
-async def test_an_inconsistent_payload_is_flagged_by_reconciliation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_refused_key_raises_one_venue_refused_event_and_its_end_when_it_reads_again(
+    tmp_path: Path, exchange: str
+) -> None:
     clock = Clock()
-    async with fake_exchange("bybit") as fake:
-        # the exchange's coin uPnL says +5000, its positions say +200: its total disagrees
-        fake.set_account("unified", {"USDT": Holding(balance=D(10000), unrealized_pnl=D(5000))})
-        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+    async with fake_exchange(exchange) as fake:
+        fake.set_account(FAKE_ACCOUNT[exchange], {"USDT": Holding(balance=D(5000))})
+        prices = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
+        hook = {"name": "ops", "url": "http://127.0.0.1:9/hook"}  # never called here
+        venue = exchange_venue(fake, [MAIN_ACCOUNT[exchange]])
+        run = daemon(clock, [venue], prices, webhooks=[hook])
+        history = await History.open(tmp_path / "h.sqlite3")
+        kinds: list[list[EventKind]] = []
+        try:
+            await run.fetch_all_once()
+            with capture_logs():
+                await run.cycle(history)
+            fake.fail(BALANCE_PATHS[exchange], Fault.AUTH, times=4)  # the key was revoked
+            for _ in range(5):  # four refused fetches, then the key works again
+                clock.now += timedelta(seconds=20)
+                with capture_logs():
+                    await run.fetch_all_once()
+                    kinds.append([e.kind for e in await run.cycle(history)])
+            stored = await history.events()
+            outbox = await history.due_deliveries("ops", clock.now + timedelta(days=1), 10)
+        finally:
+            await history.aclose()
+            await run.aclose()
+    assert kinds == [[EventKind.VENUE_REFUSED], [], [], [], [EventKind.VENUE_RESTORED]]
+    refused, restored = stored
+    assert (refused["kind"], refused["venue"], restored["kind"]) == (
+        "venue_refused",
+        "cex",
+        "venue_restored",
+    )
+    assert refused["detail"].startswith("cex refused our key or a permission: ")
+    assert refused["snapshot"]["complete"]  # within the max age: nothing else to say yet
+    assert not any(secret in repr(stored) for secret in SECRETS)
+    # queued for the webhook in the same transaction
+    assert [row.event_id for row in outbox] == [refused["id"], restored["id"]]
+
+
+def coin_off(rows_at: tuple[str | int, ...], coin_key: str, field: str) -> Any:
+    """An edit of a balance answer: its USDT row's `field` 2 % higher, its total unchanged."""
+
+    def edit(answer: Any) -> Any:
+        node = answer
+        for key in rows_at:
+            node = node[key]
+        for row in node:
+            if row[coin_key] == "USDT":
+                row[field] = str(Decimal(row[field]) * D("1.02"))
+        return answer
+
+    return edit
+
+
+# (exchange, account, the fake's account, balance path, the edit of its answer)
+INCONSISTENT = [
+    (
+        "bybit",
+        "unified",
+        "unified",
+        BALANCE_PATHS["bybit"],
+        coin_off(("result", "list", 0, "coin"), "coin", "walletBalance"),
+    ),
+    (
+        "okx",
+        "trading",
+        "trading",
+        BALANCE_PATHS["okx"],
+        coin_off(("data", 0, "details"), "ccy", "cashBal"),
+    ),
+    (
+        "binance",
+        "usdm",
+        "futures",
+        BALANCE_PATHS["binance"],
+        coin_off(("assets",), "asset", "walletBalance"),
+    ),
+    (
+        "binance",
+        "cross_margin",
+        "margin",
+        "/sapi/v1/margin/account",
+        coin_off(("userAssets",), "asset", "free"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("exchange", "account", "fake_account", "path", "edit"),
+    INCONSISTENT,
+    ids=[f"{e}-{a}" for e, a, *_ in INCONSISTENT],
+)
+async def test_a_coin_balance_off_by_two_percent_is_flagged_by_reconciliation(
+    tmp_path: Path, exchange: str, account: str, fake_account: str, path: str, edit: Any
+) -> None:
+    clock = Clock()
+    async with fake_exchange(exchange) as fake:
+        # a leveraged short whose mark lags the price: the uPnL is taken out of both sides,
+        # the coin's 2 % is not
+        fake.set_account(fake_account, {"USDT": Holding(balance=D(10000), unrealized_pnl=D(-100))})
+        fake.set_positions([FakePosition("ETH", D(-20), D(3000))])
+        fake.set_price("ETH", 3050, mark=3005)
+        fake.tamper(path, edit)
         prices: list[dict[str, Any]] = [
             {"base": "ETH", "quote": "USDT", "sources": ["cex"]},
+            {"base": "BTC", "quote": "USDT", "sources": ["cex"]},
             *FIXED_USD,
         ]
-        run = daemon(clock, [exchange_venue(fake, ["unified"])], prices)
+        run = daemon(clock, [exchange_venue(fake, [account])], prices)
         history = await History.open(tmp_path / "h.sqlite3")
         try:
             await run.fetch_all_once()
@@ -553,16 +711,14 @@ async def test_an_inconsistent_payload_is_flagged_by_reconciliation(tmp_path: Pa
             await run.aclose()
     snap = run.latest()
     assert snap is not None
-    assert snap.equity == 10200
     (item,) = snap.reconciliations
-    assert item.reported == 15000
     assert item.ratio is not None
-    assert item.ratio < D("-0.3")
+    assert abs(item.ratio - D("0.02")) < D("0.0001"), item
     assert [e.kind for e in events] == [EventKind.RECONCILIATION]
     assert run.instruments.registry.get_sample_value(
         "equity_daemon_reconciliation_difference_ratio",
-        {"book": "basis", "venue": "cex", "account": "unified"},
-    ) == pytest.approx(-0.32)
+        {"book": "basis", "venue": "cex", "account": account},
+    ) == pytest.approx(0.02, abs=1e-4)
 
 
 WALLET = """
@@ -583,7 +739,7 @@ rate = "0.999"
 """
 
 
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
 async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
     tmp_path: Path, exchange: str
 ) -> None:
@@ -628,19 +784,99 @@ async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
                 snap = run.latest()
                 assert snap is not None
                 assert snap.complete, snap.problems
-                assert EventKind.THRESHOLD not in [e.kind for e in events]
+                assert events == []  # neither a threshold nor a reconciliation warning
                 assert abs(snap.equity - expected) / expected <= D("0.0002")
                 eth = next(p for p in snap.prices if p.asset == "ETH")
                 assert eth.price == price  # the exchange's ticker priced the spot leg
                 (item,) = snap.reconciliations
-                # the exchange's total differs from ours by exactly its mark's lag
-                assert item.difference == -exposure * (price - mark)
+                # the exchange's total less its own uPnL (at its lagging mark) is the margin,
+                # as are our lines less the perpetual's legs (at the book's price)
+                assert (item.reported, item.computed, item.difference) == (margin, margin, D(0))
+                assert item.unrealized_pnl == pnl
                 seen.append(snap.equity)
         finally:
             await history.aclose()
             await run.aclose()
     assert len(seen) == len(path) == 12  # 55 s
     assert (max(path), min(path)) == (D(3150), D(2850))
+    assert set(seen) == {expected}
+
+
+# the topic of each streamed account's balance pushes, on the fake
+BALANCE_TOPIC = {"binance": "account", "bybit": "wallet", "okx": "account"}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_streamed_delta_neutral_book_raises_no_reconciliation_warning_while_eth_moves(
+    exchange: str,
+) -> None:
+    clock = SystemClock()
+    exposure = D(10) * D("1.2") * D("0.999")
+    entry, margin = D(3000), D(20000)
+    expected = margin + exposure * entry
+    tracker = BookTracker(
+        book="basis",
+        share_class=ShareClass.USDT,
+        limits=Limits(),
+        rule=ThresholdRule(),
+        clock=clock,
+        reconciliation_tolerance=D("0.001"),
+    )
+    wallet = Position("wallet", "cold", Asset("wstETH"), D(10))
+    fake_account = FAKE_ACCOUNT[exchange]
+
+    def account_at(mark: Decimal) -> None:
+        pnl = -exposure * (mark - entry)
+        fake.set_account(fake_account, {"USDT": Holding(balance=margin, unrealized_pnl=pnl)})
+
+    async with fake_exchange(exchange) as fake:
+        fake.set_positions([FakePosition("ETH", -exposure, entry)])
+        account_at(entry)
+        venue = StreamingExchangeVenue(
+            "cex",
+            exchange,
+            (MAIN_ACCOUNT[exchange],),
+            CREDENTIALS,
+            clock,
+            base_url=fake.base_url,
+            rate_limit=False,
+            in_transit=False,
+        )
+        path = [D(p) for p in (3050, 3100, 3150, 3100, 3050, 3000, 2950, 2900, 2850, 2925, 3000)]
+        seen = []
+        try:
+            async with aclosing(venue.updates()) as updates:
+                with anyio.fail_after(5):
+                    report = await anext(updates)  # the REST snapshot, at the mark of 3000
+                    while not fake.dialect.subscribers.get(BALANCE_TOPIC[exchange]):  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                for step, price in enumerate(path):
+                    mark = path[step - 1] if step else entry  # the exchange's mark lags
+                    fake.set_price("ETH", price, mark=mark)
+                    account_at(mark)
+                    if step % 2:  # a balance push carries the total at the mark of its moment;
+                        assert await fake.push(BALANCE_TOPIC[exchange]) == 1
+                        with anyio.fail_after(5):  # a uPnL change alone pushes nothing
+                            report = await anext(updates)
+                    now = clock()
+                    quotes = [
+                        Quote("wstETH", "stETH", D("1.2"), "wallet", now, timedelta(minutes=5)),
+                        Quote("stETH", "ETH", D("0.999"), "wallet", now, timedelta(minutes=5)),
+                        Quote("ETH", "USDT", price, "cex", now, timedelta(minutes=5)),
+                        Quote("USD", "USDT", D(1), "fixed", now, timedelta(minutes=5)),
+                    ]
+                    held = VenueReport("wallet", now, (wallet,))
+                    states = [VenueState(report, report), VenueState(held, held)]
+                    cycle = tracker.judge(states, quotes)
+                    tracker.commit(cycle)
+                    snap = cycle.snapshot
+                    assert snap.complete, snap.problems
+                    assert cycle.events == [], [e.detail for e in cycle.events]
+                    (item,) = snap.reconciliations
+                    assert item.difference == 0, item
+                    seen.append(snap.equity)
+        finally:
+            await venue.aclose()
     assert set(seen) == {expected}
 
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+import anyio
+import ccxt.pro as ccxtpro
 import pytest
 
 from equity_daemon.venues.exchange_client import (
     BALANCES,
+    STREAM_PING_MS,
     Credentials,
     create_exchange,
     fetch_balance,
     fetch_positions,
 )
-from equity_daemon.venues.fake_exchange import FakePosition, FakeState, Holding
+from equity_daemon.venues.fake_exchange import FakePosition, FakeState, Holding, fake_exchange
 from tests.venues.exchanges import CREDENTIALS, EXCHANGES, SECRETS, connected
 
 pytestmark = pytest.mark.anyio
@@ -173,3 +176,27 @@ async def test_ccxt_wire_logging_stays_quiet_even_at_debug(
         await fetch_balance(client, "cex", next(iter(BALANCES[exchange])))
     assert not [r for r in caplog.records if r.name.startswith("equity_daemon.ccxt")]
     assert not [r for r in caplog.records if any(s in r.getMessage() for s in SECRETS)]
+
+
+WATCHED = {"binance": {"type": "future"}, "bybit": {}, "okx": {}}
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_the_private_socket_pings_every_20_seconds_not_binances_180(exchange: str) -> None:
+    async with fake_exchange(exchange) as fake:
+        client = create_exchange(
+            exchange, CREDENTIALS, streaming=True, base_url=fake.base_url, rate_limit=False
+        )
+        try:
+            with anyio.move_on_after(1):  # subscribed; no push comes
+                await client.watch_balance(WATCHED[exchange])
+            # ccxt also files a future named `authenticationFlights` among its clients
+            sockets = [c for url, c in client.clients.items() if url.startswith("ws")]
+            opened = [socket.connected.done() for socket in sockets]
+        finally:
+            await client.close()
+    assert sockets
+    assert all(opened)
+    # the interval ccxt's own ping loop sleeps (`Client.ping_loop`), on every socket it opened
+    assert {socket.keepAlive for socket in sockets} == {STREAM_PING_MS} == {20_000}
+    assert ccxtpro.binance().streaming["keepAlive"] == 180_000  # ccxt's default, overridden

@@ -420,6 +420,30 @@ async def test_an_expired_listen_key_ends_the_stream_and_the_next_one_takes_a_ne
     assert listen_key_calls(fake, "POST") == 2
 
 
+async def test_a_listen_key_expiring_after_a_working_window_rejoins_with_a_new_key() -> None:
+    """ccxt 4.5.90 keeps a futures listen key alive once only: it lapses about every 80 minutes.
+    That must not read as an outage (a stream-down note and a warning each time)."""
+    disagreed: list[str] = []
+    async with (
+        binance_venue(keepalive=0.2, on_disagreement=disagreed.append) as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
+        await next_report(updates)
+        await subscribed(fake, "account")
+        await anyio.sleep(0.3)  # the stream worked for a whole keep-alive window
+        fake.set_holding("futures", "USDT", Holding(balance=D(5200)))
+        await binance(fake).expire_listen_keys()
+        resynced = await next_report(updates)  # no error: a new key and a REST snapshot
+        await subscribed(fake, "account")
+        fake.set_holding("futures", "USDT", Holding(balance=D(5300)))
+        assert await fake.push("account") == 1
+        pushed = await next_report(updates)
+    assert amounts(resynced) == {"USDT": 5200}
+    assert amounts(pushed) == {"USDT": 5300}
+    assert listen_key_calls(fake, "POST") == 2
+    assert disagreed == []
+
+
 async def test_the_exchange_cutting_a_working_socket_rejoins_and_resyncs_without_an_error() -> None:
     disagreed: list[str] = []
     async with (

@@ -24,6 +24,16 @@ prices of the same cycle as the spot leg it hedges:
 
 which is exactly the uPnL at price P. The exchange's own uPnL stays in the hedge line's
 details and in the account's reported total (reconciliation), never in equity.
+
+**Reconciliation, like with like.** An account with perpetuals reports its total with the uPnL
+the same answer holds (`Lines.total(..., unrealized_pnl=...)`: Binance `totalUnrealizedProfit`,
+Bybit coin `unrealisedPnl`, OKX coin `upl`). The calculator then compares the total without
+that uPnL with the account's lines without the legs (the legs share the hedge line's id): the
+exchange's total is read at its mark at one moment, our legs are valued at the book's price
+now, and on a leveraged account any difference between the two is many times the equity.
+What is left is the wallet, which no perpetual's price moves. A coin other than the total's
+currency is still valued at the exchange's price in its total and at the book's in ours: that
+difference is the coin's share of the account times the price difference, never leveraged.
 """
 
 from __future__ import annotations
@@ -116,9 +126,19 @@ class Lines:
             raise BadField(f"{symbol} debt is negative ({decimal_str(amount)})")
         self.add(PositionKind.DEBT, symbol, amount, line_id)
 
-    def total(self, amount: Decimal, currency: str, label: str) -> None:
-        """What the exchange itself says this account is worth (reconciliation)."""
-        self.reported.append(ReportedTotal(self.account, amount, currency, label))
+    def total(
+        self,
+        amount: Decimal,
+        currency: str,
+        label: str,
+        unrealized_pnl: Sequence[tuple[str, Decimal]] | None = None,
+    ) -> None:
+        """What the exchange itself says this account is worth (reconciliation), and the
+        perpetuals' uPnL inside that figure, by currency, read from the same answer."""
+        pnl = None if unrealized_pnl is None else tuple(unrealized_pnl)
+        self.reported.append(
+            ReportedTotal(self.account, amount, currency, label, unrealized_pnl=pnl)
+        )
 
     def perp(self, perp: Perp) -> None:
         """An open perpetual: its hedge line (excluded) and its two equity legs."""

@@ -6,19 +6,26 @@
 * `isolated_margin`: per pair, `baseAsset`/`quoteAsset` `totalAsset` -> asset, `borrowed` and
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
-  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode).
+  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode),
+  compared without `totalUnrealizedProfit` (`exchanges` docstring).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
   losses exceed it), CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` -> debt;
   `negativeBalance` -> debt only for what the wallets do not already show below zero
   (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`) -> hedge lines and
   legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity without collateral
-  haircuts, as the lines are valued; `accountEquity` applies them).
-* `funding`: `free + locked + freeze` -> asset; `withdrawing` -> in transit.
+  haircuts, as the lines are valued; `accountEquity` applies them), compared without the
+  rows' `umUnrealizedPNL`.
+* `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
 (`exchanges.Perp`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit worth 1 USD:
-the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`). A funding row's
-`withdrawing` is an `in_transit` line.
+the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
+
+A funding row's `withdrawing` is a withdrawal under way, out of `free`: the withdrawal history
+(`/sapi/v1/capital/withdraw/history`, `WITHDRAWALS`) lists the same withdrawal, so only the
+history makes it an `in_transit` line. It is the one source: one record per withdrawal with its
+transaction id and raw status, from either wallet (`walletType` 0 spot, 1 funding), matched by
+id like every exchange's; `withdrawing` is a per-coin sum no record can be matched against.
 
 Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (a line of
 its own, `upnl`), valued at the exchange's mark, not both legs at one price.
@@ -30,7 +37,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from equity_daemon.model import PositionKind
 from equity_daemon.venues.exchanges import (
     ZERO,
     BadField,
@@ -100,7 +106,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(text(row, "asset"), number(row, "walletBalance"))
             multi = isinstance(extra, Mapping) and extra.get("multiAssetsMargin") in (True, "true")
             currency = "USD" if multi else "USDT"
-            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance")
+            pnl = [(currency, number(info, "totalUnrealizedProfit"))]  # same scope as the total
+            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance", pnl)
         case "portfolio_margin":
             for row in rows(info, "portfolio margin balance"):
                 asset = text(row, "asset")
@@ -117,16 +124,18 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 negative = abs(number(row, "negativeBalance", default=ZERO))
                 lines.debt(asset, unshown_negative(negative, um, cm), "negative")
             if extra is not None:  # without collateral haircuts, as the lines are valued
-                lines.total(number(extra, "actualEquity"), "USD", "actualEquity")
+                pnl = [  # the UM positions' uPnL inside the total, per asset, from the same read
+                    (text(row, "asset"), number(row, "umUnrealizedPNL", default=ZERO))
+                    for row in rows(info, "portfolio margin balance")
+                ]
+                lines.total(number(extra, "actualEquity"), "USD", "actualEquity", pnl)
         case "funding":
             for row in rows(info, "funding assets"):
                 asset = text(row, "asset")
                 held = sum(
                     (number(row, k, default=ZERO) for k in ("free", "locked", "freeze")), ZERO
                 )
-                lines.asset(asset, held)
-                withdrawing = number(row, "withdrawing", default=ZERO)
-                lines.add(PositionKind.IN_TRANSIT, asset, withdrawing, "withdrawing")
+                lines.asset(asset, held)  # `withdrawing`: see the module docstring
         case _:
             raise BadField(f"binance has no account type {account!r}")
 
@@ -140,7 +149,6 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
     symbol, base, settle, _, _ = contract_of(market)  # USDⓈ-M: linear, amounts in base units
     isolated = number(raw, "isolatedWallet", default=ZERO) != 0
     margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
-    leverage = raw.get("leverage")
     lines.perp(
         Perp(
             symbol=symbol,
@@ -154,7 +162,7 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             mark_price=optional(raw, "markPrice"),
             unrealized_pnl=number(raw, "unRealizedProfit"),
             liquidation_price=optional(raw, "liquidationPrice"),
-            leverage=None if leverage in (None, "") else Decimal(str(leverage)),
+            leverage=_leverage(raw),
             margin_mode=str(margin_mode).lower(),
             position_side=str(raw.get("positionSide") or "BOTH"),
         )
@@ -167,6 +175,20 @@ def unshown_negative(negative: Decimal, um: Decimal, cm: Decimal) -> Decimal:
     its asset line already subtracts it; only what is left over is a debt line of its own."""
     shown = -(min(um, ZERO) + min(cm, ZERO))
     return max(negative - shown, ZERO)
+
+
+def _leverage(raw: Mapping[str, Any]) -> Decimal | None:
+    """The position's leverage: v3 `positionRisk` has no `leverage` field (v2 had), but its
+    `positionInitialMargin` is `|notional| / leverage`, and Binance leverage is a whole number
+    (1-125), so the ratio rounded to an integer is the leverage; None without a margin."""
+    given = raw.get("leverage")
+    if given not in (None, ""):
+        return Decimal(str(given))
+    margin = number(raw, "positionInitialMargin", default=ZERO)
+    notional = number(raw, "notional", default=ZERO)
+    if margin <= 0 or notional == 0:
+        return None
+    return (abs(notional) / margin).to_integral_value()
 
 
 def _margin_asset(lines: Lines, row: Any, pair: str | None = None, held: str | None = None) -> None:

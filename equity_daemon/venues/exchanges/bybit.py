@@ -2,7 +2,7 @@
 
 * `unified` (`result.list[0].coin[]`): `walletBalance` -> asset (negative: debt),
   `spotBorrow` and `accruedInterest` -> debt, open positions -> hedge lines and legs; total
-  `totalEquity` (USD).
+  `totalEquity` (USD), compared without the coins' `unrealisedPnl` (`exchanges` docstring).
 * `funding` (`result.balance[]`): `walletBalance` -> asset.
 
 `walletBalance` holds spot-borrowed coins (Bybit's "manual borrow" logic), so `spotBorrow` is
@@ -71,12 +71,14 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
             if not wallets:
                 raise BadField("result.list is empty")
             wallet = wallets[0]
+            pnl = []
             for coin in rows(wallet.get("coin"), "coin"):
                 asset = text(coin, "coin")
                 lines.asset(asset, number(coin, "walletBalance"))
                 lines.debt(asset, number(coin, "spotBorrow", default=ZERO))
                 lines.debt(asset, number(coin, "accruedInterest", default=ZERO), "interest")
-            lines.total(number(wallet, "totalEquity"), "USD", "totalEquity")
+                pnl.append((asset, number(coin, "unrealisedPnl", default=ZERO)))
+            lines.total(number(wallet, "totalEquity"), "USD", "totalEquity", pnl)
         case "funding":
             for row in rows(result.get("balance"), "result.balance"):
                 lines.asset(text(row, "coin"), number(row, "walletBalance"))

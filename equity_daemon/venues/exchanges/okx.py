@@ -2,7 +2,7 @@
 
 * `trading` (`data[0].details[]`): `cashBal + liab` -> asset, `liab - interest` and
   `interest` -> debt, open swaps and dated futures (linear and inverse) -> hedge lines and
-  legs; total `totalEq` (USD).
+  legs; total `totalEq` (USD), compared without the coins' `upl` (`exchanges` docstring).
 * `funding` (`data[]`): `bal` -> asset.
 
 **Account mode.** Where OKX shows borrowing depends on the account level (`acctLv` of
@@ -117,8 +117,10 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None, mode: Any 
                 raise BadField("data is empty")
             acct_lv = level(mode)
             summary = data[0]
+            pnl = []
             for row in rows(summary.get("details"), "details"):
                 asset = text(row, "ccy")
+                pnl.append((asset, number(row, "upl", default=ZERO)))
                 if acct_lv == "2":  # OKX keeps Futures mode's debt in MARGIN positions
                     if any(number(row, k, default=ZERO) for k in DEBT):
                         raise BadField(
@@ -135,7 +137,7 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None, mode: Any 
                 lines.asset(asset, number(row, "cashBal") + liab)
                 lines.debt(asset, liab - interest)
                 lines.debt(asset, interest, "interest")
-            lines.total(number(summary, "totalEq"), "USD", "totalEq")
+            lines.total(number(summary, "totalEq"), "USD", "totalEq", pnl)
         case "funding":
             for row in data:
                 lines.asset(text(row, "ccy"), number(row, "bal"))

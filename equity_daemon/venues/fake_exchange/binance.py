@@ -50,6 +50,7 @@ from equity_daemon.venues.fake_exchange.state import (
     Holding,
     Market,
     Transfer,
+    liquidation,
     num,
 )
 
@@ -59,6 +60,8 @@ PRICE_FILTER = {
     "maxPrice": "1000000",
     "tickSize": "0.01",
 }
+# withdrawal statuses still under way: 0 email sent, 2 awaiting approval, 4 processing
+WITHDRAWAL_UNDER_WAY = frozenset({"0", "2", "4"})
 LOT_SIZE = {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"}
 PERPETUAL_DELIVERY = 4133404800000  # Binance's "never" for perpetuals
 # a `24hrMiniTicker` stream event's fields, and the REST ticker's name for each
@@ -596,16 +599,24 @@ class BinanceDialect(StreamingDialect):
         return {"multiAssetsMargin": self.state.multi_assets}
 
     def funding(self, query: Mapping[str, str]) -> Json:
+        """The funding wallet; a withdrawal under way (from this wallet: the fake files every
+        withdrawal with `walletType` 1) sits in its coin's `withdrawing`, out of `free`, until
+        it completes."""
+        held = self.state.account("funding")
+        withdrawing: dict[str, Decimal] = {}
+        for t in self.state.withdrawals:
+            if t.status in WITHDRAWAL_UNDER_WAY:
+                withdrawing[t.asset] = withdrawing.get(t.asset, ZERO) + t.amount
         return [
             {
                 "asset": asset,
                 "free": num(h.free),
                 "locked": num(h.locked),
                 "freeze": "0",
-                "withdrawing": "0",
+                "withdrawing": num(withdrawing.get(asset, ZERO)),
                 "btcValuation": self._btc(h.balance * self.state.usd(asset)),
             }
-            for asset, h in self.state.account("funding").items()
+            for asset, h in ((a, held.get(a, Holding())) for a in sorted({*held, *withdrawing}))
             if not query.get("asset") or query["asset"] == asset
         ]
 
@@ -702,7 +713,7 @@ class BinanceDialect(StreamingDialect):
             "breakEvenPrice": num(p.entry_price),
             "markPrice": num(mark),
             "unRealizedProfit": num(self.state.position_pnl(p)),
-            "liquidationPrice": "0",
+            "liquidationPrice": liquidation(p, "0"),
             "isolatedMargin": "0",
             "notional": num(notional),
             "marginAsset": p.settle,
@@ -756,7 +767,7 @@ class BinanceDialect(StreamingDialect):
                 "transferType": 0,
                 "confirmTimes": "12/12",
                 "unlockConfirm": 0,
-                "walletType": 0,
+                "walletType": 1,  # 1 funding wallet, 0 spot wallet
             }
             for t in _window(self.state.deposits, query)
         ]
@@ -776,7 +787,7 @@ class BinanceDialect(StreamingDialect):
                 "transferType": 0,
                 "info": "",
                 "confirmNo": 12,
-                "walletType": 0,
+                "walletType": 1,  # 1 funding wallet, 0 spot wallet
                 "txKey": "",
                 "completeTime": _utc_text(t.at_ms),
             }

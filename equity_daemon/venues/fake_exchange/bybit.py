@@ -32,6 +32,7 @@ from equity_daemon.venues.fake_exchange.state import (
     FakePosition,
     Market,
     Transfer,
+    liquidation,
     num,
 )
 
@@ -378,7 +379,7 @@ class BybitDialect(StreamingDialect):
             "positionStatus": "Normal",
             "leverage": str(p.leverage),
             "markPrice": num(mark),
-            "liqPrice": "",
+            "liqPrice": liquidation(p, ""),
             "bustPrice": "",
             "positionIM": num(value / p.leverage),
             "positionMM": num(value / 200),

@@ -48,6 +48,7 @@ from equity_daemon.venues.fake_exchange.state import (
     FakeState,
     Market,
     Transfer,
+    liquidation,
     num,
 )
 
@@ -522,7 +523,7 @@ class OkxDialect(StreamingDialect):
             "uplRatio": "0",
             "notionalUsd": num(notional),
             "lever": str(p.leverage),
-            "liqPx": "",
+            "liqPx": liquidation(p, ""),
             "imr": num(notional / p.leverage),
             "mmr": num(notional / 200),
             "margin": "",

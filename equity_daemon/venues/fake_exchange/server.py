@@ -267,7 +267,8 @@ class FakeExchange:
     Use it as `async with FakeExchange(BinanceDialect) as fake:`; point a ccxt exchange at
     `fake.base_url` (`exchange_urls.point_at`). Change what it serves with `set_holding`,
     `set_account`, `set_positions`, `set_price`, `add_deposit`, `add_withdrawal`, make the
-    next answers of a route fail with `fail`, or hold one back with `hold`.
+    next answers of a route fail with `fail`, hold one back with `hold`, or edit them with
+    `tamper`.
     """
 
     def __init__(
@@ -279,6 +280,7 @@ class FakeExchange:
         self._routes = {(r.method, r.path): r for r in self.dialect.routes()}
         self._faults: dict[str, deque[_Queued]] = {}
         self._held: dict[str, deque[Held]] = {}
+        self._tampered: dict[str, Callable[[Json], Json]] = {}
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -392,6 +394,16 @@ class FakeExchange:
         self._held.setdefault(path, deque()).append(held)
         return held
 
+    def tamper(self, path: str, edit: Callable[[Json], Json] | None) -> None:
+        """Pass every answer of `path` through `edit` (None: stop), e.g. a payload whose coin
+        balance disagrees with the exchange's own total, which no consistent state renders."""
+        if path not in self.paths:
+            raise KeyError(f"{self.name} serves no {path}")
+        if edit is None:
+            self._tampered.pop(path, None)
+        else:
+            self._tampered[path] = edit
+
     async def push(self, topic: str, coins: Sequence[str] | None = None) -> int:
         """Push `topic` (Bybit `wallet`, `position`; OKX `account`, `positions`; Binance
         `account`) from the current state to the websocket subscribers; how many sockets it
@@ -430,7 +442,8 @@ class FakeExchange:
         held = self._held.get(route.path)
         if held:
             await held.popleft().wait()
-        return _json(200, answer)
+        edit = self._tampered.get(route.path)
+        return _json(200, answer if edit is None else edit(answer))
 
     async def _fault(self, queued: _Queued) -> web.StreamResponse:
         headers = {} if queued.retry_after is None else {"Retry-After": str(queued.retry_after)}

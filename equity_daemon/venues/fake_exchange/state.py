@@ -66,6 +66,7 @@ class FakePosition:
     `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`; only the Bybit fake serves
     those): `size` in USD contracts of 1 USD, settled in the base coin (`settle` = `base`).
     `mark_price` None: the exchange's current mark price for the base is used.
+    `liquidation_price` None: the exchange's "none" (Binance "0", Bybit and OKX "").
     """
 
     base: str
@@ -74,6 +75,7 @@ class FakePosition:
     settle: str = "USDT"
     mark_price: Decimal | None = None
     leverage: int = 10
+    liquidation_price: Decimal | None = None
     updated_ms: int = 1_700_000_000_000
     inverse: bool = False
 
@@ -160,6 +162,12 @@ class FakeState:
 
     def perps(self) -> list[Market]:
         return [m for m in self.markets if m.quote in STABLES]
+
+
+def liquidation(position: FakePosition, none: str) -> str:
+    """A position's liquidation price as the exchange sends it, `none` when it has none."""
+    price = position.liquidation_price
+    return none if price is None else num(price)
 
 
 def num(value: Decimal | int) -> str:
