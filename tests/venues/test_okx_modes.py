@@ -31,7 +31,7 @@ CONFIG = "/api/v5/account/config"
 CASH = {"USDT": Holding(balance=D(5000)), "BTC": Holding(balance=D("0.1"))}
 # Futures mode: a long BTC bought with borrowed USDT, and a short ETH sold for USDT
 MARGINS = [
-    MarginPosition("BTC-USDT", "BTC", D("0.5"), "USDT", D(20000), D(3), D(60000)),
+    MarginPosition("BTC-USDT", "BTC", D("0.5"), "USDT", D(20000), D(3), D(59000), upl=D("0.01")),
     MarginPosition("ETH-USDT", "USDT", D(9000), "ETH", D(2), D("0.01"), D(3000)),
 ]
 

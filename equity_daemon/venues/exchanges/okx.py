@@ -41,6 +41,7 @@ pair stays. Either way the coin nets to its pushed `cashBal` (asset `cashBal + l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from equity_daemon.venues.exchanges import (
@@ -195,6 +196,11 @@ def _margin(lines: Lines, raw: Mapping[str, Any], acct_lv: str) -> None:
             "OKX does not document where its holdings and debt show in this mode"
         )
     line_id = f"{inst}:{margin_mode}:{raw.get('posSide') or 'net'}"
+    upl = number(raw, "upl", default=ZERO)
+    if upl and lines.reported:  # in its coin's `upl`, taken out of `totalEq`: keep it in, as
+        total = lines.reported[-1]  # the position's lines (no perpetual legs) hold it too
+        pnl = (*(total.unrealized_pnl or ()), (text(raw, "ccy"), -upl))
+        lines.reported[-1] = replace(total, unrealized_pnl=pnl)
     liab_ccy = text(raw, "liabCcy")
     lines.asset(text(raw, "posCcy"), number(raw, "pos"), line_id)
     lines.debt(liab_ccy, abs(number(raw, "liab", default=ZERO)), line_id)

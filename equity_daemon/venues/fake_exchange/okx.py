@@ -107,6 +107,7 @@ class MarginPosition:
     interest: Decimal = ZERO
     avg_px: Decimal = ZERO
     mgn_mode: str = "isolated"
+    upl: Decimal = ZERO  # in `pos_ccy`, inside the `upl` of that coin's balance row (OKX)
 
 
 class OkxDialect(StreamingDialect):
@@ -428,6 +429,8 @@ class OkxDialect(StreamingDialect):
         if self.account_level == "2":  # fields that do not apply to the mode are ""
             for row in details:
                 row |= {"liab": "", "crossLiab": "", "interest": ""}
+                margin_upl = sum((m.upl for m in self.margins if m.pos_ccy == row["ccy"]), ZERO)
+                row["upl"] = num(Decimal(str(row["upl"])) + margin_upl)
         account = {
             "totalEq": num(totals["eq"]),
             "adjEq": num(totals["eq"]),
@@ -499,7 +502,7 @@ class OkxDialect(StreamingDialect):
             "liabCcy": m.liab_ccy,
             "interest": num(m.interest),
             "ccy": m.pos_ccy,
-            "upl": "0",
+            "upl": num(m.upl),
             "posId": m.inst_id,
         }
 
