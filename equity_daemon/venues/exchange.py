@@ -10,6 +10,9 @@ One class for every exchange; what differs per exchange is only the field mappin
 * every fetch reads **every** configured account type (balances, then the account's open
   perpetuals and any extra raw call its mapping names) and replaces the venue's state with that
   full snapshot: nothing is merged from an earlier fetch, so a coin that went to zero is zero.
+  An account *mode* that decides how the answers read (`mapping.MODE`: OKX's account level) is
+  the exception: read at the first fetch, at every stream (re)start and resync, and after any
+  failed fetch — not every cycle; a mapping fails a fetch whose answers do not fit the mode.
   A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
   `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
   and positions each push names; a REST fetch still owns it.
@@ -136,6 +139,9 @@ class ExchangeVenue:
         self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
         self._on_disagreement = on_disagreement or (lambda venue: None)
         self._budget = budget
+        # the raw answer of each account's `mapping.MODE` call: read at the first fetch, again
+        # after a failed fetch and at every stream (re)start and resync, never per cycle
+        self._modes: dict[str, Any] = {}
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
@@ -200,6 +206,7 @@ class ExchangeVenue:
             for what in reads:
                 tg.start_soon(one, what)
         if failures:
+            self._modes.clear()  # a mode switched since it was read fails; read it again
             raise failures[0]
         return results
 
@@ -208,7 +215,11 @@ class ExchangeVenue:
         unless a push was heard within the grace window before its requests went out (or
         while they were under way): then the two may simply be from either side of that push
         (venue-pitfalls 51)."""
-        lines = {a: self._lines(a, snapshot.accounts[a]) for a in self.accounts}
+        try:
+            lines = {a: self._lines(a, snapshot.accounts[a]) for a in self.accounts}
+        except VenueDataError:
+            self._modes.clear()  # answers that do not fit the mode: read the mode again
+            raise
         pushed = self._pushed_at is not None and self._pushed_at >= started - self._grace
         if self._compare_next and self._state and not pushed and self._differs(lines):
             self._on_disagreement(self.name)
@@ -255,7 +266,7 @@ class ExchangeVenue:
         raw_positions: list[dict[str, Any]] = []
         for params in self.mapping.POSITIONS.get(account, ()):
             raw_positions += await exchange_client.fetch_positions(client, self.name, params)
-        found = _Account(balance.get("info"), extra)
+        found = _Account(balance.get("info"), extra, await self._mode(client, account))
         try:
             for i, position in enumerate(raw_positions):
                 market = client.markets.get(position.get("symbol"))
@@ -269,6 +280,16 @@ class ExchangeVenue:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         return found
 
+    async def _mode(self, client: Any, account: str) -> Any:
+        """The account's mode (`mapping.MODE`, e.g. OKX's account level), read once and kept."""
+        if account not in getattr(self.mapping, "MODE", {}):
+            return None
+        if account not in self._modes:
+            method, params = self.mapping.MODE[account]
+            with exchange_errors(self.name, client):
+                self._modes[account] = await getattr(client, method)(dict(params))
+        return self._modes[account]
+
     def _position_key(self, raw: Any, index: int) -> Any:
         key = getattr(self.mapping, "position_key", None)
         return index if key is None else key(raw)
@@ -276,10 +297,11 @@ class ExchangeVenue:
     def _lines(self, account: str, found: _Account) -> Lines:
         """The lines of one account from its raw answers, as the mapping reads them."""
         lines = Lines(self.name, account)
+        mode = {} if found.mode is None else {"mode": found.mode}  # only mappings with a MODE
         try:
-            self.mapping.balance(lines, account, found.info, found.extra)
+            self.mapping.balance(lines, account, found.info, found.extra, **mode)
             for raw, market in found.positions.values():
-                self.mapping.position(lines, raw, market)
+                self.mapping.position(lines, raw, market, **mode)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         keeps = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
@@ -420,6 +442,7 @@ class StreamingExchangeVenue(ExchangeVenue):
         try:
             watchers = self._subscribe(send)
             joined_at = anyio.current_time()  # (the generator sleeps at each yield)
+            self._modes.clear()  # (re)connected: the account mode is read again
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
             self._started_at = self._clock.monotonic()
@@ -433,6 +456,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                     if full:
                         resync_at = now + self.resync_seconds
                         self._since_resync = []
+                        self._modes.clear()  # a resync reads the account mode again
                     if full or not self._silent():  # silent: the runtime's fetches cover all
                         reading = asyncio.ensure_future(self._read_rest(send, full))
                 busy = reading is not None and not reading.done()
@@ -454,6 +478,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                     watchers, reading, self._since_resync = self._subscribe(send), None, None
                     joined_at = anyio.current_time()
                     self._compare_next = False  # what changed while cut is no disagreement
+                    self._modes.clear()
                     yield await self.fetch()
                     self._compare_next = True
                     self._started_at = self._clock.monotonic()
@@ -671,10 +696,11 @@ class _Snapshot:
 
 @dataclass
 class _Account:
-    """One account type's raw answers: balance, extra call, open positions by key."""
+    """One account type's raw answers: balance, extra call, mode, open positions by key."""
 
     info: Any
     extra: Any
+    mode: Any = None
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
     pushed: bool = False  # a push patched `info` since the REST answer
 

@@ -62,8 +62,8 @@ OPTIONS: Mapping[str, Mapping[str, Any]] = {
         "enableUnifiedAccount": True,
         "enableUnifiedMargin": False,
     },
-    "okx": {
-        "fetchMarkets": {"types": ["spot", "swap"]},
+    "okx": {  # dated futures too: a position in one is a hedge (`exchanges.okx.position`)
+        "fetchMarkets": {"types": ["spot", "swap", "future"]},
     },
 }
 
@@ -264,16 +264,17 @@ async def fetch_balance(exchange: Any, venue: str, account: str) -> dict[str, An
 async def fetch_positions(
     exchange: Any, venue: str, params: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """ccxt's open positions (Binance USDⓈ-M, Bybit linear or inverse, OKX swaps), checked.
+    """ccxt's open positions (Binance USDⓈ-M, Bybit linear or inverse, OKX every instrument
+    type), checked.
 
     On Bybit pass `{"settleCoin": "USDC"}` for the USDC perpetuals (USDT is ccxt's default)
-    and `{"subType": "inverse"}` for the inverse ones; pages are followed (`paginate`).
+    and `{"subType": "inverse"}` for the inverse ones; pages are followed (`paginate`). On OKX
+    no `instType` unless `params` names one: OKX then returns every open position (margin,
+    swaps, futures, options) for the mapping to place.
     """
     request = dict(params or {})
     if exchange.id == "bybit":
         request.setdefault("paginate", True)
-    if exchange.id == "okx":
-        request.setdefault("instType", "SWAP")
     exchange.last_json_response = None
     with exchange_errors(venue, exchange):
         positions: list[dict[str, Any]] = await exchange.fetch_positions(None, request)

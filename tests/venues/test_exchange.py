@@ -280,6 +280,44 @@ async def test_binance_futures_credits_are_a_bnfcr_line_the_book_prices_at_one_u
     assert item.ratio == 0
 
 
+async def test_binance_portfolio_margin_nets_every_wallet_and_counts_a_negative_one_once() -> None:
+    cross = {
+        "USDT": Holding(balance=D(5000), locked=D(100), borrowed=D(1000), interest=D("2.5")),
+        "ETH": Holding(balance=D(3), borrowed=D("1.5"), interest=D("0.001")),
+        "BTC": Holding(balance=D("0.2"), borrowed=D("0.05"), interest=D("0.0001")),
+    }
+    um = {  # (UM uPnL enters through its positions' legs, none open here)
+        "USDT": Holding(balance=D(2000)),
+        "USDC": Holding(balance=D(-80)),  # losses beyond the wallet
+    }
+    cm = {"BTC": Holding(balance=D("0.1"), unrealized_pnl=D("0.002"))}
+    async with venue_on("binance", ("portfolio_margin",)) as (fake, venue):
+        fake.set_account("portfolio", cross)
+        fake.set_account("portfolio/um", um)
+        fake.set_account("portfolio/cm", cm)
+        (raw,) = [
+            r
+            for r in (await venue.client("portfolio_margin").papiGetBalance())
+            if r["asset"] == "USDC"
+        ]
+        report = await venue.fetch()
+    assert (raw["umWalletBalance"], raw["negativeBalance"]) == ("-80", "80")  # one loss, twice
+    found = lines(report)
+    assert found[("USDC", "asset", "um")] == -80
+    assert ("USDC", "debt", "negative") not in found  # the negative wallet already subtracts it
+    assert found[("BTC", "asset", "cm")] == D("0.1")
+    assert found[("BTC", "debt", None)] == D("0.05")
+    assert found[("BTC", "debt", "interest")] == D("0.0001")
+    assert found[("BTC", "asset", "upnl")] == D("0.002")  # COIN-M: the exchange's figure
+    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    expected = net_worth(cross) + net_worth(um) + net_worth(cm)
+    assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
+    (item,) = snap.reconciliations
+    assert item.label == "actualEquity"
+    assert item.ratio is not None
+    assert abs(item.ratio) < D("1e-12")
+
+
 # (pending deposit, credited deposit, pending withdrawal, completed withdrawal): raw codes
 STATUSES = {
     "binance": ("0", "6", "4", "6"),  # 6: credited but locked is credited
@@ -314,6 +352,64 @@ async def test_transfers_under_way_are_in_transit_and_a_credited_one_never(
     assert {(line.asset, line.kind) for line in snap.excluded} == {
         ("ETH", PositionKind.IN_TRANSIT),
         ("USDT", PositionKind.IN_TRANSIT),
+    }
+
+
+# every raw status code each exchange documents, and whether it is under way (docs/exchanges.md)
+DEPOSIT_CODES = {
+    "binance": {"0": True, "7": True, "8": True, "1": False, "2": False, "6": False},
+    "bybit": {
+        "1": True,
+        "2": True,
+        "10011": True,
+        "0": False,
+        "3": False,
+        "4": False,
+        "10012": False,
+        "70001": False,  # undocumented (a rollback of a credited deposit): not arriving
+    },
+    "okx": {
+        **dict.fromkeys(("0", "8", "11", "12", "13", "14", "17"), True),
+        **dict.fromkeys(("1", "2"), False),
+    },
+}
+WITHDRAWAL_CODES = {
+    "binance": {**dict.fromkeys("024", True), **dict.fromkeys("1356", False)},
+    "bybit": {
+        **dict.fromkeys(("SecurityCheck", "Pending", "MoreInformationRequired"), True),
+        **dict.fromkeys(
+            ("success", "BlockchainConfirmed", "CancelByUser", "Reject", "Fail", "Unknown"), False
+        ),
+    },
+    "okx": {
+        **dict.fromkeys(
+            ("0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17", "19", "-3"),
+            True,
+        ),
+        **dict.fromkeys(("-2", "-1", "2"), False),
+    },
+}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_every_raw_transfer_status_is_in_transit_only_while_under_way(
+    exchange: str,
+) -> None:
+    at = 1_795_000_000_000
+    async with venue_on(exchange, ("funding",)) as (fake, venue):
+        for i, code in enumerate(DEPOSIT_CODES[exchange]):
+            fake.add_deposit(Transfer("ETH", D(1), code, f"0xdep{code}", at + i, id=f"d{i}"))
+        for i, code in enumerate(WITHDRAWAL_CODES[exchange]):
+            fake.add_withdrawal(Transfer("USDT", D(5), code, f"0xwd{code}", at + i, id=f"w{i}"))
+        report = await venue.fetch()
+    found = {p.line_id for p in report.positions if p.kind is PositionKind.IN_TRANSIT}
+    assert found == {
+        *(f"deposit:0xdep{c}" for c, under_way in DEPOSIT_CODES[exchange].items() if under_way),
+        *(
+            f"withdrawal:0xwd{c}"
+            for c, under_way in WITHDRAWAL_CODES[exchange].items()
+            if under_way
+        ),
     }
 
 

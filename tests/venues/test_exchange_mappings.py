@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from equity_daemon.model import PositionKind
-from equity_daemon.venues.exchanges import BadField, Lines, Perp, binance, number
+from equity_daemon.venues.exchanges import BadField, Lines, Perp, binance, number, okx
 
 D = Decimal
 
@@ -107,3 +107,38 @@ def test_binance_funding_counts_frozen_coins_and_leaves_withdrawing_ones_to_the_
     found = {(p.kind, p.amount, p.line_id) for p in lines.positions}
     # the withdrawal history lists the 5 under way: counted there, once (docs/exchanges.md)
     assert found == {(PositionKind.ASSET, D(13), None)}
+
+
+@pytest.mark.parametrize(
+    ("um", "negative", "debt"),
+    [
+        ("0", "50", D(50)),  # the wallets show nothing below zero: the negative balance is debt
+        ("-50", "50", None),  # the negative UM wallet is that balance: never subtracted twice
+        ("-30", "50", D(20)),  # only what the wallet does not show
+    ],
+)
+def test_binance_portfolio_margin_negative_balance_is_debt_once(
+    um: str, negative: str, debt: Decimal | None
+) -> None:
+    lines = Lines("cex", "portfolio_margin")
+    row = {
+        "asset": "USDT",
+        "crossMarginAsset": "100",
+        "umWalletBalance": um,
+        "cmWalletBalance": "0",
+        "negativeBalance": negative,
+    }
+    binance.balance(lines, "portfolio_margin", [row])
+    found = {(p.kind, p.line_id): p.amount for p in lines.positions}
+    assert found.get((PositionKind.DEBT, "negative")) == debt
+    net = sum(
+        (p.amount if p.kind is PositionKind.ASSET else -p.amount for p in lines.positions), D(0)
+    )
+    assert net == 100 + D(um) - (debt or 0)
+
+
+def test_an_okx_option_position_is_not_valued_but_fails_with_its_reason() -> None:
+    row = {"instType": "OPTION", "instId": "BTC-USD-261225-60000-C", "pos": "1"}
+    market = {"symbol": "BTC/USD:BTC-261225-60000-C", "base": "BTC", "settle": "BTC"}
+    with pytest.raises(BadField, match="OPTION position, which is not valued"):
+        okx.position(Lines("cex", "trading"), row, market, {"data": [{"acctLv": "3"}]})

@@ -27,6 +27,7 @@ from equity_daemon.venues.fake_exchange import (
     OkxDialect,
     fake_exchange,
 )
+from equity_daemon.venues.fake_exchange.okx import FUTURE
 from tests.venues.exchanges import SECRETS, subscribed
 from tests.venues.test_exchange_stream import (
     amounts,
@@ -132,12 +133,12 @@ async def test_an_okx_position_is_opened_and_closed_by_push() -> None:
         fake.state.now_ms = lambda: PAST_MS
         fake.set_positions([FakePosition("ETH", D(0), D(3100)), FakePosition("BTC", D(1), D(1))])
         message = dialect(fake).message("positions")
-        # ccxt follows every instrument type: a spot-margin row is not a swap, REST reads none
-        margin = message["data"][0] | {"instType": "MARGIN", "instId": "ETH-USDT", "pos": "5"}
-        message["data"].append(margin)
+        # ccxt follows every instrument type: a dated future's row is a hedge too, as on REST
+        future = message["data"][0] | {"instType": "FUTURES", "instId": FUTURE, "pos": "-3"}
+        message["data"].append(future)
         assert await fake.send("positions", message) == 1
         pushed = await next_report(updates)
-    assert hedges(pushed) == {"BTC/USDT:USDT:net": 1}
+    assert hedges(pushed) == {"BTC/USDT:USDT:net": 1, "ETH/USDT:USDT-261225:net": D("-0.3")}
     assert pushed.as_of == datetime.fromtimestamp(PAST_MS / 1000, UTC)
 
 

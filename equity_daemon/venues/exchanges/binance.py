@@ -8,11 +8,13 @@
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode),
   compared without `totalUnrealizedProfit` (`exchanges` docstring).
-* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`, CM uPnL
-  -> asset; `crossMarginBorrowed`, `crossMarginInterest`, `negativeBalance` -> debt; open UM
-  positions (`/papi/v1/um/positionRisk`) -> hedge lines and legs, as `usdm`'s; total
-  `/papi/v1/account` `actualEquity` (USD: equity without collateral haircuts, as the lines are
-  valued; `accountEquity` applies them), compared without the rows' `umUnrealizedPNL`.
+* `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
+  losses exceed it), CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` -> debt;
+  `negativeBalance` -> debt only for what the wallets do not already show below zero
+  (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`) -> hedge lines and
+  legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity without collateral
+  haircuts, as the lines are valued; `accountEquity` applies them), compared without the
+  rows' `umUnrealizedPNL`.
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
@@ -66,7 +68,11 @@ POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
 }
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
-DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "8"}))
+# (deposits: 0 pending, 7 wrong deposit — arrived, not credited, awaiting recovery — and
+# 8 waiting for user confirmation; 1 success, 2 rejected and 6 credited-but-locked are not;
+# withdrawals: 0 email sent, 2 awaiting approval, 4 processing; 1 cancelled, 3 rejected,
+# 5 failure and 6 completed are not)
+DEPOSITS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "7", "8"}))
 WITHDRAWALS = TransferFields("coin", "amount", "status", "txId", "id", frozenset({"0", "2", "4"}))
 # the raw ticker field `observe` reads
 TICKER_LAST = "lastPrice"
@@ -105,15 +111,18 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
         case "portfolio_margin":
             for row in rows(info, "portfolio margin balance"):
                 asset = text(row, "asset")
+                um = number(row, "umWalletBalance", default=ZERO)
+                cm = number(row, "cmWalletBalance", default=ZERO)
                 lines.asset(asset, number(row, "crossMarginAsset"))
-                lines.asset(asset, number(row, "umWalletBalance", default=ZERO), "um")
-                lines.asset(asset, number(row, "cmWalletBalance", default=ZERO), "cm")
+                lines.asset(asset, um, "um")
+                lines.asset(asset, cm, "cm")
                 # UM positions enter as legs (`position`); COIN-M ones are not read: their
                 # uPnL is the exchange's figure, at its mark
                 lines.asset(asset, number(row, "cmUnrealizedPNL", default=ZERO), "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
-                lines.debt(asset, abs(number(row, "negativeBalance", default=ZERO)), "negative")
+                negative = abs(number(row, "negativeBalance", default=ZERO))
+                lines.debt(asset, unshown_negative(negative, um, cm), "negative")
             if extra is not None:  # without collateral haircuts, as the lines are valued
                 pnl = [  # the UM positions' uPnL inside the total, per asset, from the same read
                     (text(row, "asset"), number(row, "umUnrealizedPNL", default=ZERO))
@@ -158,6 +167,14 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             position_side=str(raw.get("positionSide") or "BOTH"),
         )
     )
+
+
+def unshown_negative(negative: Decimal, um: Decimal, cm: Decimal) -> Decimal:
+    """The part of a portfolio-margin `negativeBalance` that the futures wallets do not already
+    show as negative (pitfall 23): a UM or CM wallet below zero is that negative balance, and
+    its asset line already subtracts it; only what is left over is a debt line of its own."""
+    shown = -(min(um, ZERO) + min(cm, ZERO))
+    return max(negative - shown, ZERO)
 
 
 def _leverage(raw: Mapping[str, Any]) -> Decimal | None:

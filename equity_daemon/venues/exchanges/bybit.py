@@ -39,6 +39,11 @@ POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
     "unified": ({"settleCoin": "USDT"}, {"settleCoin": "USDC"}, {"subType": "inverse"}),
 }
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+# (deposits: 1 to be confirmed, 2 processing, 10011 pending to the funding pool; 0 unknown,
+# 3 success, 4 failed, 10012 credited to the funding pool and any other code — a rollback of
+# a credited deposit among them — are not. Withdrawals: `SecurityCheck`, `Pending`,
+# `MoreInformationRequired`; `success`, `BlockchainConfirmed`, `CancelByUser`, `Reject`,
+# `Fail` and `Unknown` are not)
 DEPOSITS = TransferFields("coin", "amount", "status", "txID", "id", frozenset({"1", "2", "10011"}))
 WITHDRAWALS = TransferFields(
     "coin",

@@ -1,9 +1,29 @@
 """OKX v5: which raw field of which answer becomes which line (docs/exchanges.md).
 
 * `trading` (`data[0].details[]`): `cashBal + liab` -> asset, `liab - interest` and
-  `interest` -> debt, open swaps -> hedge lines and legs; total `totalEq` (USD), compared
-  without the coins' `upl` (`exchanges` docstring).
+  `interest` -> debt, open swaps and dated futures (linear and inverse) -> hedge lines and
+  legs; total `totalEq` (USD), compared without the coins' `upl` (`exchanges` docstring).
 * `funding` (`data[]`): `bal` -> asset.
+
+**Account mode.** Where OKX shows borrowing depends on the account level (`acctLv` of
+`GET /api/v5/account/config`, read once, not every cycle — see `venues/exchange.py`). OKX's
+"Get balance" lists `liab`, `interest` and `crossLiab` as applicable to Spot mode (1),
+Multi-currency margin (3) and Portfolio margin (4) only, and returns `""` for fields that do
+not apply; "Get positions" gives `liab`, `liabCcy` and `interest` for `MARGIN` rows only. So:
+
+| `acctLv`  | balance `liab`/`interest`             | `MARGIN` position rows                   |
+|-----------|---------------------------------------|------------------------------------------|
+| 1 Spot    | the debt (empty: borrowing is off)    | fail                                     |
+| 2 Futures | empty or 0 (else the mode changed)    | isolated: `pos` asset, `liab` + interest |
+|           |                                       | debt (`posCcy`, `liabCcy`); cross: fail  |
+| 3, 4      | the debt; empty: the mode changed     | fail                                     |
+
+A row the mode cannot place fails the venue with the mode named, never a silently missed
+debt: an isolated `MARGIN` position's `pos` includes its margin and is not in `cashBal`, so in
+Futures mode it nets as `pos − liab − interest` (its equity, `margin + upl`); in the other
+modes the balance's `liab` already includes isolated liabilities while their holdings are
+not in `cashBal`, and where a cross `MARGIN` position's holdings sit is not documented.
+`OPTION` and `EVENTS` rows are not valued: fail.
 
 OKX's `eq` is already net (`cashBal + upl`, and a borrowed-and-spent coin has `cashBal = -liab`),
 so `eq` is never added beside a debt: the holding is rebuilt as `cashBal + liab` and the
@@ -21,6 +41,7 @@ pair stays. Either way the coin nets to its pushed `cashBal` (asset `cashBal + l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from equity_daemon.venues.exchanges import (
@@ -38,10 +59,25 @@ from equity_daemon.venues.exchanges import (
 )
 
 ACCOUNTS: Mapping[str, str] = {"trading": "trading", "funding": "funding"}
+# no `instType`: one call returns every open position (MARGIN, SWAP, FUTURES, OPTION), and
+# `position` places each kind or fails, so a futures hedge or a margin loan is never missed
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {"trading": ({},)}
+# the account level decides where the trading account's debt shows (module docstring)
+MODE: Mapping[str, tuple[str, Mapping[str, Any]]] = {"trading": ("privateGetAccountConfig", {})}
+LEVELS: Mapping[str, str] = {
+    "1": "Spot mode",
+    "2": "Futures mode",
+    "3": "Multi-currency margin",
+    "4": "Portfolio margin",
+}
+CONTRACTS = frozenset({"SWAP", "FUTURES"})
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
+# (deposits: 0 waiting for confirmations, 8 suspended, 11 blacklisted address, 12 frozen,
+# 13 sub-account interception, 14 KYC limit, 17 travel-rule check; 1 credited and 2 successful
+# are in the balance. Withdrawals: stage 1 — 0, 4-10, 12, 17, 19 — and stage 2 — 1, 15, 16 and
+# -3 canceling — are under way; -2 canceled, -1 failed and 2 success are final)
 DEPOSITS = TransferFields(
-    "ccy", "amt", "state", "txId", "depId", frozenset({"0", "8", "11", "12", "13", "14"})
+    "ccy", "amt", "state", "txId", "depId", frozenset({"0", "8", "11", "12", "13", "14", "17"})
 )
 WITHDRAWALS = TransferFields(
     "ccy",
@@ -49,7 +85,7 @@ WITHDRAWALS = TransferFields(
     "state",
     "txId",
     "wdId",
-    frozenset({"0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17"}),
+    frozenset({"0", "1", "4", "5", "6", "7", "8", "9", "10", "12", "15", "16", "17", "19", "-3"}),
 )
 # the raw ticker field `observe` reads
 TICKER_LAST = "last"
@@ -58,17 +94,43 @@ TICKER_STREAM_LAST = "last"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
 
-def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
-    """The lines of one account type from its raw answer."""
+def level(mode: Any) -> str:
+    """The account level (`acctLv`) of a `/api/v5/account/config` answer, one OKX documents."""
+    data = rows(mode.get("data") if isinstance(mode, Mapping) else None, "account config")
+    if not data:
+        raise BadField("account config is empty")
+    found = data[0].get("acctLv")
+    if found not in LEVELS:
+        raise BadField(f"account level acctLv {found!r} is not one this mapping knows")
+    return str(found)
+
+
+def _mode_name(acct_lv: str) -> str:
+    return f"{LEVELS[acct_lv]} (acctLv {acct_lv})"
+
+
+def balance(lines: Lines, account: str, info: Any, extra: Any = None, mode: Any = None) -> None:
+    """The lines of one account type from its raw answer (`mode`: the account config)."""
     data = rows(info.get("data") if isinstance(info, Mapping) else None, "data")
     match account:
         case "trading":
             if not data:
                 raise BadField("data is empty")
+            acct_lv = level(mode)
             summary = data[0]
             pnl = []
             for row in rows(summary.get("details"), "details"):
                 asset = text(row, "ccy")
+                pnl.append((asset, number(row, "upl", default=ZERO)))
+                if acct_lv == "2":  # OKX keeps Futures mode's debt in MARGIN positions
+                    if any(number(row, k, default=ZERO) for k in DEBT):
+                        raise BadField(
+                            f"{asset} has a liab in {_mode_name(acct_lv)}: mode changed?"
+                        )
+                    lines.asset(asset, number(row, "cashBal"))
+                    continue
+                if acct_lv in ("3", "4") and any(row.get(k) in (None, "") for k in DEBT):
+                    raise BadField(f"{asset} liab is empty in {_mode_name(acct_lv)}: mode changed?")
                 liab = abs(number(row, "liab", default=ZERO))
                 interest = abs(number(row, "interest", default=ZERO))
                 if interest > liab:
@@ -76,7 +138,6 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, number(row, "cashBal") + liab)
                 lines.debt(asset, liab - interest)
                 lines.debt(asset, interest, "interest")
-                pnl.append((asset, number(row, "upl", default=ZERO)))
             lines.total(number(summary, "totalEq"), "USD", "totalEq", pnl)
         case "funding":
             for row in data:
@@ -85,11 +146,20 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
             raise BadField(f"okx has no account type {account!r}")
 
 
-def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
-    """One `/api/v5/account/positions` row; `pos` is signed in net mode."""
+def position(
+    lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any], mode: Any = None
+) -> None:
+    """One `/api/v5/account/positions` row: a swap or dated future (linear or inverse; `pos`
+    in contracts of `ctVal`, signed in net mode) or a `MARGIN` position, as the mode says."""
     pos = number(raw, "pos")
     if pos == 0:
         return
+    kind = text(raw, "instType")
+    if kind == "MARGIN":
+        _margin(lines, raw, level(mode))
+        return
+    if kind not in CONTRACTS:
+        raise BadField(f"{raw.get('instId')} is an {kind} position, which is not valued")
     symbol, base, settle, inverse, contract_size = contract_of(market)
     pos_side = str(raw.get("posSide") or "net")
     long = pos_side == "long" or (pos_side == "net" and pos > 0)
@@ -111,6 +181,30 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             inverse=inverse,
         )
     )
+
+
+def _margin(lines: Lines, raw: Mapping[str, Any], acct_lv: str) -> None:
+    """A `MARGIN` position: in Futures mode, an isolated one is its holding (`pos` of `posCcy`,
+    margin included) and its loan (`liab` and `interest` of `liabCcy`); the module docstring
+    says why every other case fails. `interest` is taken as not inside `liab` (OKX's example
+    leaves it open): if it is, it is counted twice, a few units of interest too low, which
+    reconciliation against `totalEq` shows; the other reading could miss it."""
+    inst, margin_mode = text(raw, "instId"), str(raw.get("mgnMode") or "cross")
+    if acct_lv != "2" or margin_mode != "isolated":
+        raise BadField(
+            f"{margin_mode} MARGIN position {inst} in {_mode_name(acct_lv)} is not read: "
+            "OKX does not document where its holdings and debt show in this mode"
+        )
+    line_id = f"{inst}:{margin_mode}:{raw.get('posSide') or 'net'}"
+    upl = number(raw, "upl", default=ZERO)
+    if upl and lines.reported:  # in its coin's `upl`, taken out of `totalEq`: keep it in, as
+        total = lines.reported[-1]  # the position's lines (no perpetual legs) hold it too
+        pnl = (*(total.unrealized_pnl or ()), (text(raw, "ccy"), -upl))
+        lines.reported[-1] = replace(total, unrealized_pnl=pnl)
+    liab_ccy = text(raw, "liabCcy")
+    lines.asset(text(raw, "posCcy"), number(raw, "pos"), line_id)
+    lines.debt(liab_ccy, abs(number(raw, "liab", default=ZERO)), line_id)
+    lines.debt(liab_ccy, abs(number(raw, "interest", default=ZERO)), f"{line_id}:interest")
 
 
 # -- streaming (ccxt.pro `watch_balance` / `watch_positions`): what a push may patch ------------
@@ -156,11 +250,13 @@ def patch_balance(info: Any, message: Any) -> dict[str, Any]:
 
 
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The swap rows of a `positions` push, shaped as `/api/v5/account/positions` rows (plus
-    `pTime`). ccxt subscribes `instType` ANY; margin, futures and option rows are left out,
-    as the REST snapshot (`instType=SWAP`) leaves them out."""
+    """The rows of a `positions` push, shaped as `/api/v5/account/positions` rows (plus
+    `pTime`). ccxt subscribes `instType` ANY, as the REST call asks for every type: `position`
+    places each row (or fails) exactly as it does a REST row."""
     found = rows(message.get("data"), "positions push")
-    return [row for row in found if text(row, "instType") == "SWAP"]
+    for row in found:
+        text(row, "instType")
+    return found
 
 
 def closed(raw: Mapping[str, Any]) -> bool:

@@ -621,30 +621,42 @@ class BinanceDialect(StreamingDialect):
         ]
 
     def portfolio(self, query: Mapping[str, str]) -> Json:
+        """`/papi/v1/balance`: the cross-margin wallet is account `portfolio`, the UM and CM
+        futures wallets `portfolio/um` and `portfolio/cm` (their `balance` the wallet balance,
+        negative when losses exceed it; `unrealized_pnl` their uPnL). `negativeBalance` is the
+        part of the futures wallets below zero, as a positive amount: the same money the
+        negative wallet shows, which a netting must not subtract twice."""
         now = self.state.now_ms()
-        return [
-            {
-                "asset": asset,
-                "totalWalletBalance": num(h.balance),
-                "crossMarginAsset": num(h.balance),
-                "crossMarginBorrowed": num(h.borrowed),
-                "crossMarginFree": num(h.free),
-                "crossMarginInterest": num(h.interest),
-                "crossMarginLocked": num(h.locked),
-                "umWalletBalance": "0",
-                "umUnrealizedPNL": num(h.unrealized_pnl),
-                "cmWalletBalance": "0",
-                "cmUnrealizedPNL": "0",
-                "updateTime": now,
-                "negativeBalance": "0",
-            }
-            for asset, h in self.state.account("portfolio").items()
-        ]
+        cross, um, cm = (self.state.account(f"portfolio{s}") for s in ("", "/um", "/cm"))
+        rows = []
+        for asset in sorted({*cross, *um, *cm}):
+            h, u, c = (held.get(asset, Holding()) for held in (cross, um, cm))
+            negative = -(min(u.balance, ZERO) + min(c.balance, ZERO))
+            rows.append(
+                {
+                    "asset": asset,
+                    "totalWalletBalance": num(h.balance + u.balance + c.balance),
+                    "crossMarginAsset": num(h.balance),
+                    "crossMarginBorrowed": num(h.borrowed),
+                    "crossMarginFree": num(h.free),
+                    "crossMarginInterest": num(h.interest),
+                    "crossMarginLocked": num(h.locked),
+                    "umWalletBalance": num(u.balance),
+                    "umUnrealizedPNL": num(h.unrealized_pnl + u.unrealized_pnl),
+                    "cmWalletBalance": num(c.balance),
+                    "cmUnrealizedPNL": num(c.unrealized_pnl),
+                    "updateTime": now,
+                    "negativeBalance": num(negative),
+                }
+            )
+        return rows
 
     def portfolio_account(self, query: Mapping[str, str]) -> Json:
-        held = self.state.account("portfolio")
-        equity = sum((h.equity * self.state.usd(a) for a, h in held.items()), ZERO)
-        maint = sum((h.maint_margin * self.state.usd(a) for a, h in held.items()), ZERO)
+        wallets = [self.state.account(f"portfolio{s}") for s in ("", "/um", "/cm")]
+        equity = maint = ZERO
+        for held in wallets:
+            equity += sum((h.equity * self.state.usd(a) for a, h in held.items()), ZERO)
+            maint += sum((h.maint_margin * self.state.usd(a) for a, h in held.items()), ZERO)
         return {
             "uniMMR": num(equity / maint) if maint else "999",
             "accountEquity": num(equity),

@@ -12,6 +12,15 @@ sends an `account` push (the trading account as REST renders it, `details` only 
 named) or a `positions` push (every position, a closed one with `pos` "0"). Unlike OKX, it sends
 no snapshot on subscribe and no periodic push: tests push when they mean to.
 
+The account level (`/api/v5/account/config` `acctLv`) is `OkxDialect.account_level`, "3"
+(multi-currency margin) unless a test sets it. In Futures mode ("2") the balance's `liab`,
+`interest` and `crossLiab` are `""`, as OKX sends fields that do not apply, and borrowing is
+in `margins`: isolated `MARGIN` positions (`pos` of `posCcy`, margin included; `liab`
+negative, as OKX's example shows; `interest` in `liabCcy`), whose equity `totalEq` includes.
+Besides the linear swaps of the state, it lists the inverse swap `BTC-USD-SWAP` (`ctVal` 100
+USD, settled in BTC) and the dated linear future `ETH-USDT-261225`; `contracts` holds
+positions in them (`pos` signed contracts), rendered as OKX renders them.
+
 The public websocket (`/ws/v5/public`) answers the text `ping` with `pong` and takes `subscribe`
 to the `tickers` channel of listed spot instruments (no login); `push("tickers:ETH-USDT")` sends
 that ticker's row as OKX pushes it (`arg`, `data`).
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from aiohttp import web
@@ -54,6 +64,50 @@ def contract_value(base: str) -> Decimal:
 LOGIN_FIELDS = ("apiKey", "passphrase", "timestamp", "sign")
 CHANNELS = frozenset({"account", "positions"})
 UID = "44705892343619584"  # the account's user id, echoed in every push's `arg`
+INVERSE_SWAP = "BTC-USD-SWAP"
+FUTURE = "ETH-USDT-261225"
+FUTURE_EXPIRY_MS = "1798185600000"  # 2026-12-25 08:00 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """A position in `INVERSE_SWAP` or `FUTURE`: `pos` signed contracts, entry and mark."""
+
+    inst_id: str
+    pos: Decimal
+    avg_px: Decimal
+    mark_px: Decimal
+
+    @property
+    def inverse(self) -> bool:
+        return self.inst_id == INVERSE_SWAP
+
+    @property
+    def ct_val(self) -> Decimal:
+        return Decimal(100) if self.inverse else contract_value("ETH")
+
+    @property
+    def upl(self) -> Decimal:
+        """In the settle coin: BTC for the inverse swap (OKX's formula), USDT for the future."""
+        if self.inverse:
+            return (1 / self.avg_px - 1 / self.mark_px) * self.pos * self.ct_val
+        return (self.mark_px - self.avg_px) * self.pos * self.ct_val
+
+
+@dataclass(frozen=True, slots=True)
+class MarginPosition:
+    """A `MARGIN` position (isolated unless `mgn_mode` says): `pos` of `pos_ccy` held, margin
+    included, and `liab` plus `interest` of `liab_ccy` owed."""
+
+    inst_id: str
+    pos_ccy: str
+    pos: Decimal
+    liab_ccy: str
+    liab: Decimal
+    interest: Decimal = ZERO
+    avg_px: Decimal = ZERO
+    mgn_mode: str = "isolated"
+    upl: Decimal = ZERO  # in `pos_ccy`, inside the `upl` of that coin's balance row (OKX)
 
 
 class OkxDialect(StreamingDialect):
@@ -62,6 +116,9 @@ class OkxDialect(StreamingDialect):
     def __init__(self, state: FakeState) -> None:
         super().__init__(state)
         self.logins = 0  # every `login` op received, accepted or not
+        self.account_level = "3"  # `acctLv`: 1 spot, 2 futures, 3 multi-currency, 4 portfolio
+        self.margins: list[MarginPosition] = []
+        self.contracts: list[Contract] = []
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -71,6 +128,7 @@ class OkxDialect(StreamingDialect):
             Route("GET", "/api/v5/market/ticker", self.ticker),
             Route("GET", "/api/v5/public/mark-price", self.mark_prices),
             Route("GET", "/api/v5/asset/currencies", self.currencies, private=True),
+            Route("GET", "/api/v5/account/config", self.config, private=True),
             Route("GET", "/api/v5/account/balance", self.trading, private=True),
             Route("GET", "/api/v5/asset/balances", self.funding, private=True),
             Route("GET", "/api/v5/account/positions", self.positions, private=True),
@@ -194,7 +252,9 @@ class OkxDialect(StreamingDialect):
         if kind == "SPOT":
             return self._ok([_spot(m) for m in self.state.markets])
         if kind == "SWAP":
-            return self._ok([_swap(m) for m in self.state.perps()])
+            return self._ok([*(_swap(m) for m in self.state.perps()), _inverse_swap()])
+        if kind == "FUTURES":
+            return self._ok([_future()])
         return self._ok([])
 
     def tickers(self, query: Mapping[str, str]) -> Json:
@@ -280,6 +340,38 @@ class OkxDialect(StreamingDialect):
             ]
         )
 
+    def config(self, query: Mapping[str, str]) -> Json:
+        return self._ok(
+            [
+                {
+                    "uid": UID,
+                    "mainUid": UID,
+                    "acctLv": self.account_level,
+                    "acctStpMode": "cancel_maker",
+                    "posMode": "net_mode",
+                    "autoLoan": False,
+                    "greeksType": "PA",
+                    "level": "Lv1",
+                    "levelTmp": "",
+                    "ctIsoMode": "automatic",
+                    "mgnIsoMode": "automatic",
+                    "roleType": "0",
+                    "traderInsts": [],
+                    "spotRoleType": "0",
+                    "spotTraderInsts": [],
+                    "opAuth": "0",
+                    "kycLv": "3",
+                    "label": "read-only",
+                    "ip": "",
+                    "perm": "read_only",
+                    "liquidationGear": "-1",
+                    "enableSpotBorrow": False,
+                    "spotBorrowAutoRepay": False,
+                    "type": "0",
+                }
+            ]
+        )
+
     def trading(self, query: Mapping[str, str]) -> Json:
         return self._ok([self._trading()])
 
@@ -331,6 +423,14 @@ class OkxDialect(StreamingDialect):
             )
         for p in self.state.positions:
             totals["notional"] += abs(p.size) * self.state.position_mark(p)
+        for m in self.margins:  # an isolated position's equity: holding minus its loan
+            owed = (m.liab + m.interest) * self.state.usd(m.liab_ccy)
+            totals["eq"] += m.pos * self.state.usd(m.pos_ccy) - owed
+        if self.account_level == "2":  # fields that do not apply to the mode are ""
+            for row in details:
+                row |= {"liab": "", "crossLiab": "", "interest": ""}
+                margin_upl = sum((m.upl for m in self.margins if m.pos_ccy == row["ccy"]), ZERO)
+                row["upl"] = num(Decimal(str(row["upl"])) + margin_upl)
         account = {
             "totalEq": num(totals["eq"]),
             "adjEq": num(totals["eq"]),
@@ -362,9 +462,49 @@ class OkxDialect(StreamingDialect):
 
     def positions(self, query: Mapping[str, str]) -> Json:
         kind = query.get("instType")
-        if kind not in {None, "SWAP"}:
-            return self._ok([])
-        return self._ok([self._position(p) for p in self.state.positions if p.size])
+        found = [self._position(p) for p in self.state.positions if p.size]
+        found += [self._contract(c) for c in self.contracts if c.pos]
+        found += [self._margin(m) for m in self.margins if m.pos]
+        return self._ok([row for row in found if kind in {None, row["instType"]}])
+
+    def _contract(self, c: Contract) -> Json:
+        """A position in the inverse swap or the dated future, as OKX renders it."""
+        now = str(self.state.now_ms())
+        notional = abs(c.pos) * c.ct_val * (1 if c.inverse else c.mark_px)
+        return {
+            **self._position(FakePosition("ETH", ZERO, c.avg_px)),
+            "instType": "SWAP" if c.inverse else "FUTURES",
+            "instId": c.inst_id,
+            "pos": num(c.pos),
+            "avgPx": num(c.avg_px),
+            "markPx": num(c.mark_px),
+            "last": num(c.mark_px),
+            "upl": num(c.upl),
+            "notionalUsd": num(notional),
+            "ccy": "BTC" if c.inverse else "USDT",
+            "posId": c.inst_id,
+            "imr": num(notional / 10),
+            "mmr": num(notional / 200),
+            "uTime": now,
+        }
+
+    def _margin(self, m: MarginPosition) -> Json:
+        """An isolated `MARGIN` row (OKX's example: `liab` negative, `posCcy` the held coin)."""
+        return {
+            **self._position(FakePosition("ETH", ZERO, m.avg_px)),
+            "instType": "MARGIN",
+            "instId": m.inst_id,
+            "mgnMode": m.mgn_mode,
+            "pos": num(m.pos),
+            "posCcy": m.pos_ccy,
+            "availPos": num(m.pos),
+            "liab": num(-m.liab),
+            "liabCcy": m.liab_ccy,
+            "interest": num(m.interest),
+            "ccy": m.pos_ccy,
+            "upl": num(m.upl),
+            "posId": m.inst_id,
+        }
 
     def _position(self, p: FakePosition) -> Json:
         mark = self.state.position_mark(p)
@@ -512,6 +652,24 @@ def _swap(m: Market) -> Json:
         "maxLmtSz": "100000000",
         "maxMktSz": "10000",
         "ruleType": "normal",
+    }
+
+
+def _inverse_swap() -> Json:
+    return _swap(Market("BTC", "USD")) | {
+        "settleCcy": "BTC",
+        "ctVal": "100",
+        "ctValCcy": "USD",
+        "ctType": "inverse",
+    }
+
+
+def _future() -> Json:
+    return _swap(Market("ETH")) | {
+        "instType": "FUTURES",
+        "instId": FUTURE,
+        "expTime": FUTURE_EXPIRY_MS,
+        "alias": "next_quarter",
     }
 
 
