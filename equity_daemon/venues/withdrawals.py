@@ -219,17 +219,7 @@ class WithdrawalScans:
 
         topics = mint_topics(source.address)
         await self._scan(rpc, source.key, source.nft, topics, source.scan_from, block, collect)
-        log.info(
-            "etherfi_requests_scanned",
-            venue=self._config.name,
-            address=source.address,
-            contract=source.nft,
-            found=len(found),
-        )
-        await self._remember(
-            source.key,
-            {"from": source.scan_from, "cursor": self._cursor[source.key], "found": sorted(found)},
-        )
+        await self._scanned("etherfi_requests_scanned", source, source.nft, sorted(found))
 
     async def _scan_queue(self, rpc: RpcEndpoint, source: QueueSource, block: int) -> None:
         found = self._queued.setdefault(source.key, {})
@@ -239,24 +229,10 @@ class WithdrawalScans:
 
         topics = queue_topics(source.address)
         await self._scan(rpc, source.key, source.queue, topics, source.scan_from, block, collect)
-        log.info(
-            "etherfi_priority_requests_scanned",
-            venue=self._config.name,
-            address=source.address,
-            contract=source.queue,
-            found=len(found),
-        )
-        await self._remember(
-            source.key,
-            {
-                "from": source.scan_from,
-                "cursor": self._cursor[source.key],
-                "found": [
-                    ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee]
-                    for r in found.values()
-                ],
-            },
-        )
+        stored = [
+            ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee] for r in found.values()
+        ]
+        await self._scanned("etherfi_priority_requests_scanned", source, source.queue, stored)
 
     async def _scan(
         self,
@@ -276,6 +252,23 @@ class WithdrawalScans:
             end = min(start + self._config.log_range_blocks - 1, block)
             collect(await rpc.logs(contract, topics, start, end))
             start = self._cursor[key] = end + 1
+
+    async def _scanned(
+        self, event: str, source: NftSource | QueueSource, contract: str, found: list[Any]
+    ) -> None:
+        """Logs `source`'s finished scan of `contract` and remembers where it started, its
+        cursor and what it `found` (as stored), so that a restart resumes it."""
+        log.info(
+            event,
+            venue=self._config.name,
+            address=source.address,
+            contract=contract,
+            found=len(found),
+        )
+        await self._remember(
+            source.key,
+            {"from": source.scan_from, "cursor": self._cursor[source.key], "found": found},
+        )
 
     # --- memory ----------------------------------------------------------------------------
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+
+from equity_daemon.clock import SystemClock
 from equity_daemon.model import VenueReport
 from equity_daemon.prices import Quote
+from equity_daemon.venues.exchange import ExchangeVenue
 from equity_daemon.venues.exchange_client import Credentials, create_exchange
 from equity_daemon.venues.fake_exchange import FakeExchange, FakeState, fake_exchange
 from tests.reports import NOW, quote
@@ -16,6 +20,8 @@ EXCHANGES = ("binance", "bybit", "okx")
 # recognisable, so a test can prove none of them reaches a message or a log line
 CREDENTIALS = Credentials("CANARYKEY7f3a9", "CANARYSECRET5b1e", "CANARYPASS20c4")
 SECRETS = ("CANARYKEY7f3a9", "CANARYSECRET5b1e", "CANARYPASS20c4")
+
+V = TypeVar("V", bound=ExchangeVenue)
 
 
 @asynccontextmanager
@@ -34,6 +40,34 @@ async def connected(
             yield fake, client
         finally:
             await client.close()
+
+
+@asynccontextmanager
+async def venue_at(
+    kind: type[V], fake: FakeExchange, accounts: Sequence[str], **extra: Any
+) -> AsyncIterator[V]:
+    """A venue `cex` of `kind` reading `accounts` on `fake`, unthrottled and without transfers
+    in transit unless `extra` says otherwise; closed on exit."""
+    venue = kind(
+        "cex",
+        fake.name,
+        tuple(accounts),
+        CREDENTIALS,
+        SystemClock(),
+        base_url=fake.base_url,
+        **{"rate_limit": False, "in_transit": False, **extra},
+    )
+    try:
+        yield venue
+    finally:
+        await venue.aclose()
+
+
+async def subscribed(fake: FakeExchange, *topics: str) -> None:
+    """Waits until the fake has a subscriber to each of `topics`."""
+    with anyio.fail_after(5):
+        while any(not fake.dialect.subscribers.get(t) for t in topics):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
 
 
 def quotes_at(

@@ -11,13 +11,11 @@ from decimal import Decimal
 import anyio
 import pytest
 
-from equity_daemon.clock import SystemClock
 from equity_daemon.model import PositionKind, VenueReport, VenueState
 from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import FakePosition, Holding, fake_exchange
 from tests.reports import snapshot
-from tests.venues.exchanges import CREDENTIALS, quotes_at
-from tests.venues.test_exchange_stream import subscribed
+from tests.venues.exchanges import quotes_at, subscribed, venue_at
 
 pytestmark = pytest.mark.anyio
 
@@ -47,20 +45,8 @@ async def test_bybit_inverse_positions_are_hedge_lines_with_inverse_legs_that_re
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_positions([LINEAR, INVERSE])
-        venue = ExchangeVenue(
-            "cex",
-            "bybit",
-            ("unified",),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-        )
-        try:
+        async with venue_at(ExchangeVenue, fake, ("unified",)) as venue:
             report = await venue.fetch()
-        finally:
-            await venue.aclose()
         asked = fake.calls("/v5/position/list")
     assert {q.get("category") for q in asked} == {"linear", "inverse"}
     assert all("settleCoin" not in q for q in asked if q.get("category") == "inverse")
@@ -95,25 +81,15 @@ async def test_a_pushed_inverse_position_patches_the_snapshot() -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_positions([INVERSE])
-        venue = StreamingExchangeVenue(
-            "cex",
-            "bybit",
-            ("unified",),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-        )
-        try:
-            async with aclosing(venue.updates()) as updates:
-                first = await anext(updates)
-                await subscribed(fake, "wallet", "position")
-                fake.set_positions([FakePosition("BTC", D(-60000), D(50000), "BTC", inverse=True)])
-                assert await fake.push("position") == 1
-                with anyio.fail_after(5):
-                    pushed = await anext(updates)
-        finally:
-            await venue.aclose()
+        async with (
+            venue_at(StreamingExchangeVenue, fake, ("unified",)) as venue,
+            aclosing(venue.updates()) as updates,
+        ):
+            first = await anext(updates)
+            await subscribed(fake, "wallet", "position")
+            fake.set_positions([FakePosition("BTC", D(-60000), D(50000), "BTC", inverse=True)])
+            assert await fake.push("position") == 1
+            with anyio.fail_after(5):
+                pushed = await anext(updates)
     assert hedges(first) == {"BTC/USD:BTC:0": D("-0.5")}
     assert hedges(pushed) == {"BTC/USD:BTC:0": D(-1)}

@@ -4,8 +4,8 @@ push to the store and the next snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from equity_daemon.clock import SystemClock
 from equity_daemon.errors import VenueAuthError, VenueUnavailable
 from equity_daemon.history import History
-from equity_daemon.model import PositionKind, VenueReport
+from equity_daemon.model import PositionKind, Snapshot, VenueReport, VenueState
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.venues.base import StreamingVenue
@@ -31,7 +31,7 @@ from equity_daemon.venues.fake_exchange import (
     Holding,
     fake_exchange,
 )
-from tests.venues.exchanges import CREDENTIALS, SECRETS
+from tests.venues.exchanges import CREDENTIALS, SECRETS, subscribed, venue_at
 
 pytestmark = pytest.mark.anyio
 
@@ -44,32 +44,17 @@ async def venue_on(
     exchange: str = "bybit",
     account: str = "unified",
     start: Mapping[str, Holding] = START,
+    fake_account: str | None = None,
     **extra: Any,
 ) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
-    """A streaming venue of one account type on a fake exchange holding `start` there."""
-    async with fake_exchange(exchange) as fake:
-        fake.set_account(account, start)
-        venue = StreamingExchangeVenue(
-            "cex",
-            exchange,
-            (account,),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-            **extra,
-        )
-        try:
-            yield fake, venue
-        finally:
-            await venue.aclose()
-
-
-async def subscribed(fake: FakeExchange, *topics: str) -> None:
-    with anyio.fail_after(5):
-        while any(not fake.dialect.subscribers.get(t) for t in topics):  # noqa: ASYNC110
-            await anyio.sleep(0.01)
+    """A streaming venue of one account type on a fake exchange holding `start` there (in the
+    fake's `fake_account` where the fake names it otherwise)."""
+    async with (
+        fake_exchange(exchange) as fake,
+        venue_at(StreamingExchangeVenue, fake, (account,), **extra) as venue,
+    ):
+        fake.set_account(fake_account or account, start)
+        yield fake, venue
 
 
 def amounts(report: VenueReport, kind: PositionKind = PositionKind.ASSET) -> dict[str, Decimal]:
@@ -129,9 +114,7 @@ async def test_a_coin_gone_to_zero_unpushed_is_zero_after_the_resync_and_counted
 
 async def test_a_reconnect_loses_no_change() -> None:
     async with venue_on() as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "wallet")
+        async with following(fake, venue, "wallet") as (_, updates):
             await fake.drop_streams()
             fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
             assert await fake.push("wallet") == 0  # nobody hears it
@@ -187,7 +170,9 @@ def settings(venues: list[dict[str, Any]]) -> Settings:
     )
 
 
-def bybit_venue(fake: FakeExchange, **extra: Any) -> dict[str, Any]:
+def venue_config(fake: FakeExchange | None, **extra: Any) -> dict[str, Any]:
+    """The settings of exchange venue `cex` on `fake` (else a closed port): Bybit's unified
+    account unless `extra` says otherwise."""
     key, secret, _ = SECRETS
     return {
         "kind": "bybit",
@@ -195,13 +180,33 @@ def bybit_venue(fake: FakeExchange, **extra: Any) -> dict[str, Any]:
         "api_key": key,
         "secret": secret,
         "accounts": ["unified"],
-        "base_url": fake.base_url,
+        "base_url": "http://127.0.0.1:1" if fake is None else fake.base_url,
         "rate_limit": False,
         "in_transit": False,
         "interval_seconds": 30,
         "timeout_seconds": 4,
         **extra,
     }
+
+
+async def store_has(daemon: Daemon, check: Callable[[VenueState], object]) -> None:
+    """Waits until the daemon's state of venue `cex` passes `check`."""
+    with anyio.fail_after(5):
+        while not check(daemon.store.state("cex")):  # noqa: ASYNC110 (the daemon's state)
+            await anyio.sleep(0.02)
+
+
+def holds(coin: str, amount: int) -> Callable[[VenueState], bool]:
+    """A `store_has` check: the venue's latest report holds `amount` of `coin`."""
+    return lambda state: state.latest is not None and amounts(state.latest).get(coin) == amount
+
+
+async def next_equity(daemon: Daemon, before: Snapshot) -> Snapshot:
+    """The daemon's first snapshot whose equity differs from `before`, within a second."""
+    with anyio.fail_after(1):
+        while (latest := daemon.latest()) is None or latest.equity == before.equity:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    return latest
 
 
 @asynccontextmanager
@@ -223,16 +228,14 @@ async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a
 ) -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
-        async with running(tmp_path, bybit_venue(fake)) as daemon:
+        async with running(tmp_path, venue_config(fake)) as daemon:
             before = daemon.latest()
             assert before is not None
             await subscribed(fake, "wallet", "position")
             fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
             assert await fake.push("wallet", coins=["USDT"]) == 1
             started = anyio.current_time()
-            with anyio.fail_after(1):
-                while (latest := daemon.latest()) is None or latest.equity == before.equity:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
+            latest = await next_equity(daemon, before)
             took = anyio.current_time() - started
             held = daemon.store.state("cex").latest
             assert held is not None
@@ -244,7 +247,7 @@ async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a
 async def test_a_silent_stream_past_its_keepalive_falls_back_to_rest(tmp_path: Path) -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
-        venue = bybit_venue(fake, keepalive_seconds=0.5, interval_seconds=0.2)
+        venue = venue_config(fake, keepalive_seconds=0.5, interval_seconds=0.2)
         with capture_logs():
             async with running(tmp_path, venue) as daemon:
                 await subscribed(fake, "wallet", "position")
@@ -263,17 +266,12 @@ async def test_a_dropped_socket_is_noted_and_rest_carries_the_change_made_meanwh
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
         with capture_logs():
-            async with running(tmp_path, bybit_venue(fake)) as daemon:
+            async with running(tmp_path, venue_config(fake)) as daemon:
                 await subscribed(fake, "wallet", "position")
                 await fake.drop_streams()
                 fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
                 assert await fake.push("wallet") == 0  # the socket is down: nobody hears it
-                with anyio.fail_after(5):
-                    while True:
-                        held = daemon.store.state("cex").latest
-                        if held is not None and amounts(held).get("USDT") == 1500:
-                            break
-                        await anyio.sleep(0.02)
+                await store_has(daemon, holds("USDT", 1500))
                 assert "stream down" in str(daemon.store.state("cex").note)
 
 
@@ -281,7 +279,7 @@ async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", START)
         with capture_logs():
-            async with running(tmp_path, bybit_venue(fake, resync_seconds=0.3)) as daemon:
+            async with running(tmp_path, venue_config(fake, resync_seconds=0.3)) as daemon:
                 await subscribed(fake, "wallet", "position")
                 fake.set_holding("unified", "ETH", None)  # gone to zero, never pushed
                 sample = partial(
@@ -296,31 +294,18 @@ async def test_the_daemon_counts_a_resync_that_disagrees(tmp_path: Path) -> None
 
 
 async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
-    async with fake_exchange("binance") as fake:
-        fake.set_account(
-            "futures", {"USDT": Holding(balance=D(5000)), "BNB": Holding(balance=D(2))}
-        )
+    held = {"USDT": Holding(balance=D(5000)), "BNB": Holding(balance=D(2))}
+    async with (
+        venue_on("binance", "usdm", held, fake_account="futures") as (fake, venue),
+        aclosing(venue.updates()) as updates,
+    ):
         fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
-        venue = StreamingExchangeVenue(
-            "cex",
-            "binance",
-            ("usdm",),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-        )
-        try:
-            async with aclosing(venue.updates()) as updates:
-                first = await next_report(updates)
-                await subscribed(fake, "account")
-                fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
-                fake.set_positions([FakePosition("ETH", D(0), D(3100))])
-                assert await fake.push("account", coins=["USDT"]) >= 1
-                pushed = await next_report(updates)
-        finally:
-            await venue.aclose()
+        first = await next_report(updates)
+        await subscribed(fake, "account")
+        fake.set_holding("futures", "USDT", Holding(balance=D(6000)))
+        fake.set_positions([FakePosition("ETH", D(0), D(3100))])
+        assert await fake.push("account", coins=["USDT"]) >= 1
+        pushed = await next_report(updates)
     assert amounts(first) == {"USDT": 5000, "BNB": 2}
     assert [p.kind for p in first.positions].count(PositionKind.HEDGE) == 1
     assert amounts(pushed) == {"USDT": 6000, "BNB": 2}
@@ -336,25 +321,12 @@ async def test_binance_usdm_account_updates_patch_the_rest_snapshot() -> None:
 LISTEN_KEY = "/fapi/v1/listenKey"
 
 
-@asynccontextmanager
-async def binance_venue(**extra: Any) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
-    async with fake_exchange("binance") as fake:
-        fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
-        venue = StreamingExchangeVenue(
-            "cex",
-            "binance",
-            ("usdm",),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-            **extra,
-        )
-        try:
-            yield fake, venue
-        finally:
-            await venue.aclose()
+def binance_venue(
+    **extra: Any,
+) -> AbstractAsyncContextManager[tuple[FakeExchange, StreamingExchangeVenue]]:
+    """Binance USDⓈ-M holding 5,000 USDT."""
+    held = {"USDT": Holding(balance=D(5000))}
+    return venue_on("binance", "usdm", held, fake_account="futures", **extra)
 
 
 def listen_key_calls(fake: FakeExchange, method: str) -> int:
@@ -366,13 +338,23 @@ def binance(fake: FakeExchange) -> BinanceDialect:
     return fake.dialect
 
 
+@asynccontextmanager
+async def following(
+    fake: FakeExchange, venue: StreamingExchangeVenue, topic: str
+) -> AsyncIterator[tuple[VenueReport, AsyncIterator[VenueReport]]]:
+    """The venue's first report and its updates after it, once the fake has `topic`
+    subscribed."""
+    async with aclosing(venue.updates()) as updates:
+        first = await next_report(updates)
+        await subscribed(fake, topic)
+        yield first, updates
+
+
 async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
     async with binance_venue() as (fake, venue):
         # ccxt PUTs after `listenKeyRefreshRate` ms (20 minutes); a test cannot wait that long
         venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 100
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             with anyio.fail_after(5):
                 while not listen_key_calls(fake, "PUT"):  # noqa: ASYNC110 (the fake's log)
                     await anyio.sleep(0.02)
@@ -385,9 +367,7 @@ async def test_the_usdm_listen_key_is_kept_alive_and_still_streams() -> None:
 async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_follows() -> None:
     async with binance_venue() as (fake, venue):
         venue.client("usdm", streaming=True).options["listenKeyRefreshRate"] = 300
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             binance(fake).listen_keys.clear()  # Binance forgot it: the PUT answers -1125
             # a new key fixes it: not a refused API key, which the poller would wait out
             with pytest.raises(VenueUnavailable, match="stream key lost"):
@@ -402,22 +382,44 @@ async def test_a_refused_listen_key_keep_alive_ends_the_stream_and_a_new_key_fol
 
 async def test_an_expired_listen_key_ends_the_stream_and_the_next_one_takes_a_new_key() -> None:
     async with binance_venue() as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (_, updates):
             await binance(fake).expire_listen_keys()  # the socket stays open, but quiet
             with pytest.raises(VenueUnavailable, match="listen key expired"):
                 await next_report(updates)
         fake.set_holding("futures", "USDT", Holding(balance=D(4000)))
-        async with aclosing(venue.updates()) as updates:
-            resynced = await next_report(updates)
-            await subscribed(fake, "account")
+        async with following(fake, venue, "account") as (resynced, updates):
             fake.set_holding("futures", "USDT", Holding(balance=D(4100)))
             assert await fake.push("account") == 1
             pushed = await next_report(updates)
     assert amounts(resynced) == {"USDT": 4000}
     assert amounts(pushed) == {"USDT": 4100}
     assert listen_key_calls(fake, "POST") == 2
+
+
+async def cut_after_a_working_window(
+    fake: FakeExchange,
+    updates: AsyncIterator[VenueReport],
+    cut: Callable[[], Awaitable[None]],
+    topic: str,
+    held: tuple[str, str],
+    meanwhile: int,
+    then: int,
+) -> tuple[VenueReport, VenueReport]:
+    """The stream works for a whole keep-alive window (the venue's is 0.2 s), the `held`
+    (account, coin) becomes `meanwhile` unheard and `cut` ends the socket. Returns the report
+    the stream goes on with (no error) and the one of a push of `then` after it."""
+    account, coin = held
+    await next_report(updates)
+    await subscribed(fake, topic)
+    await anyio.sleep(0.3)
+    fake.set_holding(account, coin, Holding(balance=D(meanwhile)))
+    await cut()
+    resynced = await next_report(updates)
+    await subscribed(fake, topic)
+    fake.set_holding(account, coin, Holding(balance=D(then)))
+    assert await fake.push(topic, coins=[coin]) == 1
+    pushed = await next_report(updates)
+    return resynced, pushed
 
 
 async def test_a_listen_key_expiring_after_a_working_window_rejoins_with_a_new_key() -> None:
@@ -428,16 +430,16 @@ async def test_a_listen_key_expiring_after_a_working_window_rejoins_with_a_new_k
         binance_venue(keepalive=0.2, on_disagreement=disagreed.append) as (fake, venue),
         aclosing(venue.updates()) as updates,
     ):
-        await next_report(updates)
-        await subscribed(fake, "account")
-        await anyio.sleep(0.3)  # the stream worked for a whole keep-alive window
-        fake.set_holding("futures", "USDT", Holding(balance=D(5200)))
-        await binance(fake).expire_listen_keys()
-        resynced = await next_report(updates)  # no error: a new key and a REST snapshot
-        await subscribed(fake, "account")
-        fake.set_holding("futures", "USDT", Holding(balance=D(5300)))
-        assert await fake.push("account") == 1
-        pushed = await next_report(updates)
+        # no error: a new key and a REST snapshot
+        resynced, pushed = await cut_after_a_working_window(
+            fake,
+            updates,
+            binance(fake).expire_listen_keys,
+            "account",
+            ("futures", "USDT"),
+            5200,
+            5300,
+        )
     assert amounts(resynced) == {"USDT": 5200}
     assert amounts(pushed) == {"USDT": 5300}
     assert listen_key_calls(fake, "POST") == 2
@@ -450,16 +452,10 @@ async def test_the_exchange_cutting_a_working_socket_rejoins_and_resyncs_without
         binance_venue(keepalive=0.2, on_disagreement=disagreed.append) as (fake, venue),
         aclosing(venue.updates()) as updates,
     ):
-        await next_report(updates)
-        await subscribed(fake, "account")
-        await anyio.sleep(0.3)  # the socket worked for a whole keep-alive window
-        fake.set_holding("futures", "USDT", Holding(balance=D(5200)))
-        await fake.drop_streams()  # Binance's 24-hour cut; nobody hears the change
-        resynced = await next_report(updates)
-        await subscribed(fake, "account")
-        fake.set_holding("futures", "USDT", Holding(balance=D(5300)))
-        assert await fake.push("account") == 1
-        pushed = await next_report(updates)
+        # Binance's 24-hour cut; nobody hears the change made meanwhile
+        resynced, pushed = await cut_after_a_working_window(
+            fake, updates, fake.drop_streams, "account", ("futures", "USDT"), 5200, 5300
+        )
     assert amounts(resynced) == {"USDT": 5200}
     assert amounts(pushed) == {"USDT": 5300}
     assert listen_key_calls(fake, "POST") == 2  # new instances ask (Binance: the same key)
@@ -483,19 +479,14 @@ async def test_the_daemon_rides_out_binances_connection_cut_with_no_event_or_not
 ) -> None:
     async with fake_exchange("binance") as fake:
         fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
-        venue = bybit_venue(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
+        venue = venue_config(fake, kind="binance", accounts=["usdm"], keepalive_seconds=0.3)
         with capture_logs() as logs:
             async with running(tmp_path, venue) as daemon:
                 await subscribed(fake, "account")
                 await anyio.sleep(0.4)
                 fake.set_holding("futures", "USDT", Holding(balance=D(5001)))
                 await fake.drop_streams()
-                with anyio.fail_after(5):
-                    while True:
-                        held = daemon.store.state("cex").latest
-                        if held is not None and amounts(held).get("USDT") == 5001:
-                            break
-                        await anyio.sleep(0.02)
+                await store_has(daemon, holds("USDT", 5001))
                 await subscribed(fake, "account")
                 events = await daemon.events(None)
                 latest = daemon.latest()
@@ -523,29 +514,13 @@ EVENT_MS = 1_790_000_000_000
 WITH_DEBT = {"cross_margin", "portfolio_margin"}
 
 
-@asynccontextmanager
-async def binance_account(
+def binance_account(
     account: str, **extra: Any
-) -> AsyncIterator[tuple[FakeExchange, StreamingExchangeVenue]]:
+) -> AbstractAsyncContextManager[tuple[FakeExchange, StreamingExchangeVenue]]:
+    """A streamed Binance `account` holding `HELD`, without its debt where it has none."""
     fake_account, _ = BINANCE_STREAMS[account]
-    async with fake_exchange("binance") as fake:
-        held = HELD if account in WITH_DEBT else {a: Holding(h.balance) for a, h in HELD.items()}
-        fake.set_account(fake_account, held)
-        venue = StreamingExchangeVenue(
-            "cex",
-            "binance",
-            (account,),
-            CREDENTIALS,
-            SystemClock(),
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-            **extra,
-        )
-        try:
-            yield fake, venue
-        finally:
-            await venue.aclose()
+    held = HELD if account in WITH_DEBT else {a: Holding(h.balance) for a, h in HELD.items()}
+    return venue_on("binance", account, held, fake_account=fake_account, **extra)
 
 
 @pytest.mark.parametrize("account", sorted(BINANCE_STREAMS))
@@ -598,16 +573,9 @@ async def test_a_binance_cut_after_a_working_window_is_rejoined(account: str) ->
         binance_account(account, keepalive=0.2) as (fake, venue),
         aclosing(venue.updates()) as updates,
     ):
-        await next_report(updates)
-        await subscribed(fake, topic)
-        await anyio.sleep(0.3)
-        fake.set_holding(fake_account, "ETH", Holding(balance=D(4)))
-        await fake.drop_streams()
-        resynced = await next_report(updates)
-        await subscribed(fake, topic)
-        fake.set_holding(fake_account, "ETH", Holding(balance=D(5)))
-        assert await fake.push(topic, coins=["ETH"]) == 1
-        pushed = await next_report(updates)
+        resynced, pushed = await cut_after_a_working_window(
+            fake, updates, fake.drop_streams, topic, (fake_account, "ETH"), 4, 5
+        )
     assert amounts(resynced)["ETH"] == 4
     assert amounts(pushed)["ETH"] == 5
 
@@ -637,9 +605,7 @@ async def test_an_expired_margin_listen_token_ends_the_stream_and_the_next_takes
     None
 ):
     async with binance_account("cross_margin") as (fake, venue):
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "margin")
+        async with following(fake, venue, "margin") as (_, updates):
             await binance(fake).expire_listen_keys()
             with pytest.raises(VenueUnavailable, match="event stream terminated"):
                 await next_report(updates)
@@ -662,9 +628,7 @@ async def test_a_closed_stream_leaves_no_keep_alive_behind() -> None:
 async def test_the_portfolio_margin_listen_key_is_kept_alive_on_the_papi() -> None:
     async with binance_account("portfolio_margin") as (fake, venue):
         venue.client("portfolio_margin", streaming=True).options["listenKeyRefreshRate"] = 100
-        async with aclosing(venue.updates()) as updates:
-            await next_report(updates)
-            await subscribed(fake, "portfolio")
+        async with following(fake, venue, "portfolio") as _:
             with anyio.fail_after(5):
                 while not any(  # noqa: ASYNC110 (the fake's log)
                     (s.method, s.path) == ("PUT", "/papi/v1/listenKey") for s in fake.requests

@@ -15,15 +15,14 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon.clock import SystemClock
 from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.venues.exchange import StreamingExchangeVenue
 from equity_daemon.venues.exchanges import BadField, Polled, refresh
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
 from tests.reports import snapshot
-from tests.venues.exchanges import CREDENTIALS, quotes_at
-from tests.venues.test_exchange_stream import bybit_venue, running, subscribed
+from tests.venues.exchanges import quotes_at, subscribed, venue_at
+from tests.venues.test_exchange_stream import running, venue_config
 
 pytestmark = pytest.mark.anyio
 
@@ -42,23 +41,16 @@ FUNDING_PATH = "/v5/asset/transfer/query-account-coins-balance"
 
 @asynccontextmanager
 async def streaming(
-    exchange: str, accounts: tuple[str, ...], fake: FakeExchange, **extra: Any
+    accounts: tuple[str, ...], fake: FakeExchange, **extra: Any
 ) -> AsyncIterator[AsyncIterator[VenueReport]]:
-    venue = StreamingExchangeVenue(
-        "cex",
-        exchange,
-        accounts,
-        CREDENTIALS,
-        SystemClock(),
-        base_url=fake.base_url,
-        rate_limit=False,
-        **{"in_transit": False, "poll_seconds": POLL, **extra},
-    )
-    try:
-        async with aclosing(venue.updates()) as updates:
-            yield updates
-    finally:
-        await venue.aclose()
+    """The updates of a streaming venue `cex` of `accounts` on `fake`, polled every `POLL`."""
+    async with (
+        venue_at(
+            StreamingExchangeVenue, fake, accounts, **{"poll_seconds": POLL, **extra}
+        ) as venue,
+        aclosing(venue.updates()) as updates,
+    ):
+        yield updates
 
 
 async def report_where(
@@ -90,9 +82,7 @@ async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_
     disagreed: list[str] = []
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
-        async with streaming(
-            "bybit", ("unified",), fake, on_disagreement=disagreed.append
-        ) as updates:
+        async with streaming(("unified",), fake, on_disagreement=disagreed.append) as updates:
             first = await anext(updates)
             await subscribed(fake, "wallet", "position")
             # interest accrues (no push: Bybit's wallet topic carries no debt for ccxt), and
@@ -118,7 +108,7 @@ async def test_a_funding_account_and_a_transfer_under_way_show_within_one_interv
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_account("funding", {"USDT": Holding(balance=D(100))})
-        async with streaming("bybit", ("unified", "funding"), fake, in_transit=True) as updates:
+        async with streaming(("unified", "funding"), fake, in_transit=True) as updates:
             first = await anext(updates)
             fake.set_account("funding", {"USDT": Holding(balance=D(250))})
             fake.add_deposit(Transfer("ETH", D(1), "2", "0xarriving", 1_795_000_000_000))
@@ -143,7 +133,7 @@ async def test_binance_cross_margin_interest_beside_a_streamed_usdm_shows_within
     async with fake_exchange("binance") as fake:
         fake.set_account("futures", {"USDT": Holding(balance=D(5000))})
         fake.set_account("margin", {"ETH": Holding(balance=D(3), borrowed=D(1))})
-        async with streaming("binance", ("usdm", "cross_margin"), fake) as updates:
+        async with streaming(("usdm", "cross_margin"), fake) as updates:
             first = await anext(updates)
             fake.set_account(
                 "margin", {"ETH": Holding(balance=D(3), borrowed=D(1), interest=D("0.002"))}
@@ -164,7 +154,7 @@ async def test_a_failing_poll_ends_the_stream_with_the_exchanges_error(
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_account("funding", {"USDT": Holding(balance=D(100))})
-        async with streaming("bybit", ("unified", "funding"), fake) as updates:
+        async with streaming(("unified", "funding"), fake) as updates:
             await anext(updates)
             fake.fail(FUNDING_PATH, fault, retry_after=retry_after)
             with anyio.fail_after(2 * POLL + 1), pytest.raises(VenueUnavailable) as raised:
@@ -179,7 +169,7 @@ async def test_a_poll_that_keeps_failing_fails_the_venue_and_keeps_its_lines(
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         fake.set_account("funding", {"USDT": Holding(balance=D(100))})
-        venue = bybit_venue(fake, accounts=["unified", "funding"], interval_seconds=POLL)
+        venue = venue_config(fake, accounts=["unified", "funding"], interval_seconds=POLL)
         with capture_logs():
             async with running(tmp_path, venue) as daemon:
                 before = daemon.latest()
@@ -213,38 +203,43 @@ async def follow(updates: AsyncIterator[VenueReport], send: Any) -> None:
         await send.send(report)
 
 
+@asynccontextmanager
+async def resyncing(
+    disagreed: list[str], **extra: Any
+) -> AsyncIterator[tuple[FakeExchange, AsyncIterator[VenueReport]]]:
+    """A Bybit unified venue that resyncs (`extra`) but never polls, counting its
+    disagreements in `disagreed`; its first report read and its stream subscribed."""
+    async with fake_exchange("bybit") as fake:
+        fake.set_account("unified", UNIFIED)
+        async with streaming(
+            ("unified",), fake, poll_seconds=3600, on_disagreement=disagreed.append, **extra
+        ) as updates:
+            await anext(updates)
+            await subscribed(fake, "wallet", "position")
+            yield fake, updates
+
+
 async def test_a_push_while_a_resync_is_out_is_neither_held_up_nor_undone_by_its_older_answer() -> (
     None
 ):
     disagreed: list[str] = []
-    async with fake_exchange("bybit") as fake:
-        fake.set_account("unified", UNIFIED)
-        async with streaming(
-            "bybit",
-            ("unified",),
-            fake,
-            poll_seconds=3600,
-            resync_seconds=0.3,
-            on_disagreement=disagreed.append,
-        ) as updates:
-            await anext(updates)
-            await subscribed(fake, "wallet", "position")
-            held = fake.hold(WALLET_PATH)
-            send, reports = anyio.create_memory_object_stream[VenueReport](10)
-            async with anyio.create_task_group() as tg:  # the stream followed meanwhile
-                tg.start_soon(follow, updates, send)
-                with anyio.fail_after(2):
-                    await held.arrived.wait()  # the resync's answer: USDT 1000, held back
-                fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
-                assert await fake.push("wallet", coins=["USDT"]) == 1
-                with anyio.fail_after(1):
-                    pushed = await reports.receive()  # the stream does not wait for REST
-                held.release()
-                with anyio.fail_after(2):
-                    resynced = await reports.receive()
-                tg.cancel_scope.cancel()
-            send.close()
-            reports.close()
+    async with resyncing(disagreed, resync_seconds=0.3) as (fake, updates):
+        held = fake.hold(WALLET_PATH)
+        send, reports = anyio.create_memory_object_stream[VenueReport](10)
+        async with anyio.create_task_group() as tg:  # the stream followed meanwhile
+            tg.start_soon(follow, updates, send)
+            with anyio.fail_after(2):
+                await held.arrived.wait()  # the resync's answer: USDT 1000, held back
+            fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
+            assert await fake.push("wallet", coins=["USDT"]) == 1
+            with anyio.fail_after(1):
+                pushed = await reports.receive()  # the stream does not wait for REST
+            held.release()
+            with anyio.fail_after(2):
+                resynced = await reports.receive()
+            tg.cancel_scope.cancel()
+        send.close()
+        reports.close()
     assert lines(pushed)[("USDT", "asset", None)] == 2000
     assert resynced.as_of is None  # the snapshot's report, not a push's
     assert lines(resynced)[("USDT", "asset", None)] == 2000  # the push applied again on top
@@ -257,26 +252,14 @@ async def test_a_disagreement_right_after_a_push_is_not_counted(
     grace: float, counted: list[str]
 ) -> None:
     disagreed: list[str] = []
-    async with fake_exchange("bybit") as fake:
-        fake.set_account("unified", UNIFIED)
-        async with streaming(
-            "bybit",
-            ("unified",),
-            fake,
-            poll_seconds=3600,
-            resync_seconds=0.5,
-            grace_seconds=grace,
-            on_disagreement=disagreed.append,
-        ) as updates:
+    async with resyncing(disagreed, resync_seconds=0.5, grace_seconds=grace) as (fake, updates):
+        fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
+        assert await fake.push("wallet", coins=["USDT"]) == 1
+        await anext(updates)
+        # REST lags behind the stream: the next snapshot still says 1000
+        fake.set_holding("unified", "USDT", Holding(balance=D(1000)))
+        with anyio.fail_after(2), capture_logs():
             await anext(updates)
-            await subscribed(fake, "wallet", "position")
-            fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
-            assert await fake.push("wallet", coins=["USDT"]) == 1
-            await anext(updates)
-            # REST lags behind the stream: the next snapshot still says 1000
-            fake.set_holding("unified", "USDT", Holding(balance=D(1000)))
-            with anyio.fail_after(2), capture_logs():
-                await anext(updates)
     assert disagreed == counted
 
 
@@ -285,7 +268,7 @@ async def test_a_coin_borrowed_after_the_snapshot_and_never_pushed_shows_within_
 ):
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
-        async with streaming("bybit", ("unified",), fake) as updates:
+        async with streaming(("unified",), fake) as updates:
             await anext(updates)
             fake.set_holding("unified", "BTC", Holding(balance=D("0.5"), borrowed=D("0.5")))
             fake.set_holding("unified", "ETH", Holding(balance=D(2)))  # repaid
@@ -326,7 +309,7 @@ def test_a_poll_refreshes_only_its_fields_and_a_row_it_leaves_out_owes_nothing()
 async def test_a_malformed_poll_answer_ends_the_stream_naming_the_account() -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
-        async with streaming("bybit", ("unified",), fake) as updates:
+        async with streaming(("unified",), fake) as updates:
             await anext(updates)
             fake.fail(WALLET_PATH, Fault.EMPTY)
             with anyio.fail_after(2 * POLL + 1), pytest.raises(VenueDataError, match="unified"):

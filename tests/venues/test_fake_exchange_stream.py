@@ -25,7 +25,7 @@ from equity_daemon.venues.fake_exchange import (
     OkxDialect,
     fake_exchange,
 )
-from tests.venues.exchanges import CREDENTIALS
+from tests.venues.exchanges import CREDENTIALS, subscribed
 
 pytestmark = pytest.mark.anyio
 
@@ -33,21 +33,29 @@ D = Decimal
 
 
 @asynccontextmanager
-async def streaming() -> AsyncIterator[tuple[FakeExchange, Any]]:
-    async with fake_exchange("bybit") as fake:
-        client = create_exchange(
-            "bybit", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            yield fake, client
-        finally:
-            await client.close()
+async def client_of(fake: FakeExchange) -> AsyncIterator[Any]:
+    """A streaming ccxt.pro instance pointed at `fake`; closed on exit."""
+    client = create_exchange(
+        fake.name, CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
-async def subscribed(fake: FakeExchange, topic: str) -> None:
-    with anyio.fail_after(5):
-        while not fake.dialect.subscribers.get(topic):  # noqa: ASYNC110 (the fake's state)
-            await anyio.sleep(0.01)
+@asynccontextmanager
+async def streaming(exchange: str = "bybit") -> AsyncIterator[tuple[FakeExchange, Any]]:
+    async with fake_exchange(exchange) as fake, client_of(fake) as client:
+        yield fake, client
+
+
+async def login_refused(fake: FakeExchange, client: Any, *params: Any) -> None:
+    """Asserts that `watch_balance(*params)` on a fake refusing the stream's login is an auth
+    error."""
+    fake.dialect.refuse_stream_auth = True
+    with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
+        await client.watch_balance(*params)
 
 
 async def test_a_wallet_push_reaches_watch_balance() -> None:
@@ -92,9 +100,7 @@ async def test_positions_start_from_rest_then_follow_pushes() -> None:
 
 async def test_a_refused_login_is_an_auth_error() -> None:
     async with streaming() as (fake, client):
-        fake.dialect.refuse_stream_auth = True
-        with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
-            await client.watch_balance()
+        await login_refused(fake, client)
 
 
 async def test_a_dropped_socket_is_unavailable_not_a_crash() -> None:
@@ -163,24 +169,18 @@ async def test_an_unknown_topic_or_a_dialect_without_streams_is_refused() -> Non
 
 
 async def test_binance_usdm_account_updates_reach_ccxt_over_a_listen_key_socket() -> None:
-    async with fake_exchange("binance") as fake:
-        client = create_exchange(
-            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
-            async with anyio.create_task_group() as tg:
-                got: list[Any] = []
+    async with streaming("binance") as (fake, client):
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        async with anyio.create_task_group() as tg:
+            got: list[Any] = []
 
-                async def watch() -> None:
-                    got.append(await client.watch_balance({"type": "future"}))
+            async def watch() -> None:
+                got.append(await client.watch_balance({"type": "future"}))
 
-                tg.start_soon(watch)
-                await subscribed(fake, "account")
-                fake.set_holding("futures", "USDT", Holding(balance=D(5000)))
-                assert await fake.push("account") == 1
-        finally:
-            await client.close()
+            tg.start_soon(watch)
+            await subscribed(fake, "account")
+            fake.set_holding("futures", "USDT", Holding(balance=D(5000)))
+            assert await fake.push("account") == 1
     (balance,) = got
     # the push's total is the wallet balance `wb`, not REST's margin balance (pitfalls 5)
     assert balance["USDT"]["total"] == pytest.approx(5000)
@@ -191,15 +191,8 @@ async def test_binance_usdm_account_updates_reach_ccxt_over_a_listen_key_socket(
 
 async def test_binance_refuses_a_listen_key_to_a_bad_key_and_a_socket_without_one() -> None:
     async with fake_exchange("binance") as fake:
-        client = create_exchange(
-            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            fake.dialect.refuse_stream_auth = True
-            with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
-                await client.watch_balance({"type": "future"})
-        finally:
-            await client.close()
+        async with client_of(fake) as client:
+            await login_refused(fake, client, {"type": "future"})
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(fake.base_url + "/private/ws?listenKey=nope") as socket,
@@ -243,23 +236,17 @@ async def test_binances_websocket_api_answers_requests_by_id_and_wraps_events() 
 
 
 async def test_binance_margin_subscribes_with_a_listen_token_and_pm_with_a_papi_key() -> None:
-    async with fake_exchange("binance") as fake:
-        margin = create_exchange(
-            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        portfolio = create_exchange(
-            "binance", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(margin.watch_balance, {"type": "margin"})
-                tg.start_soon(portfolio.watch_balance, {"type": "future", "portfolioMargin": True})
-                await subscribed(fake, "margin")
-                await subscribed(fake, "portfolio")
-                tg.cancel_scope.cancel()
-        finally:
-            await margin.close()
-            await portfolio.close()
+    async with (
+        fake_exchange("binance") as fake,
+        client_of(fake) as margin,
+        client_of(fake) as portfolio,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(margin.watch_balance, {"type": "margin"})
+        tg.start_soon(portfolio.watch_balance, {"type": "future", "portfolioMargin": True})
+        await subscribed(fake, "margin")
+        await subscribed(fake, "portfolio")
+        tg.cancel_scope.cancel()
     assert fake.calls("/sapi/v1/userListenToken")
     assert fake.calls("/papi/v1/listenKey")
     assert not fake.calls("/fapi/v1/listenKey")
@@ -313,31 +300,24 @@ async def test_okx_wants_login_before_subscribe_and_answers_its_text_ping() -> N
 
 
 async def test_okx_account_and_positions_pushes_reach_ccxt() -> None:
-    async with fake_exchange("okx") as fake:
-        client = create_exchange(
-            "okx", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            async with anyio.create_task_group() as tg:
-                balances: list[Any] = []
-                positions: list[Any] = []
+    async with streaming("okx") as (fake, client), anyio.create_task_group() as tg:
+        balances: list[Any] = []
+        positions: list[Any] = []
 
-                async def watch_balance() -> None:
-                    balances.append(await client.watch_balance())
+        async def watch_balance() -> None:
+            balances.append(await client.watch_balance())
 
-                async def watch_positions() -> None:
-                    positions.append(await client.watch_positions())
+        async def watch_positions() -> None:
+            positions.append(await client.watch_positions())
 
-                tg.start_soon(watch_balance)
-                tg.start_soon(watch_positions)
-                await subscribed(fake, "account")
-                await subscribed(fake, "positions")
-                fake.set_holding("trading", "ETH", Holding(balance=D(10), borrowed=D(2)))
-                fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
-                assert await fake.push("account") == 1
-                assert await fake.push("positions") == 1
-        finally:
-            await client.close()
+        tg.start_soon(watch_balance)
+        tg.start_soon(watch_positions)
+        await subscribed(fake, "account")
+        await subscribed(fake, "positions")
+        fake.set_holding("trading", "ETH", Holding(balance=D(10), borrowed=D(2)))
+        fake.set_positions([FakePosition("ETH", D(-2), D(3100))])
+        assert await fake.push("account") == 1
+        assert await fake.push("positions") == 1
     (balance,) = balances
     # ccxt's websocket total is OKX's `eq`, already net of the liability (pitfalls 17)
     assert balance["ETH"]["total"] == pytest.approx(8)
@@ -350,13 +330,5 @@ async def test_okx_account_and_positions_pushes_reach_ccxt() -> None:
 
 
 async def test_okx_a_refused_login_is_an_auth_error() -> None:
-    async with fake_exchange("okx") as fake:
-        client = create_exchange(
-            "okx", CREDENTIALS, base_url=fake.base_url, rate_limit=False, streaming=True
-        )
-        try:
-            fake.dialect.refuse_stream_auth = True
-            with anyio.fail_after(5), pytest.raises(VenueAuthError), exchange_errors("cex", client):
-                await client.watch_balance()
-        finally:
-            await client.close()
+    async with streaming("okx") as (fake, client):
+        await login_refused(fake, client)

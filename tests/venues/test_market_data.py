@@ -3,7 +3,8 @@ on the fake Binance, Bybit and OKX servers, through the daemon's settings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -113,45 +114,48 @@ async def streaming(fake: FakeExchange, source: ExchangeMarket) -> None:
     await eventually(lambda: "ETH/USDT" in source.streamed, "the stream")
 
 
-@pytest.mark.parametrize("exchange", sorted(STREAMED))
-async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
+@asynccontextmanager
+async def streamed_market(
     exchange: str,
-) -> None:
+) -> AsyncIterator[tuple[FakeExchange, ExchangeMarket, Clock]]:
+    """The market of a fake `exchange` quoting ETH at 3,000, its ticker stream live, and the
+    test clock it reads; closed on exit."""
     clock = Clock()
     async with fake_exchange(exchange) as fake:
         fake.set_price("ETH", "3000")
         source = market(fake, clock=clock)
         try:
             await streaming(fake, source)
-            assert source.cache_seconds == 0  # the oracle asks every cycle
-            fake.set_price("ETH", "3210.5")
-            pushed_at = clock()
-            assert await fake.push(STREAMED[exchange][0]) == 1
-            await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
-            clock.now += timedelta(seconds=4)
-            seen = await source.observe("ETH", "USDT")
-            assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
-            assert len(fake.calls(TICKERS[exchange])) == 1
+            yield fake, source, clock
         finally:
             await source.aclose()
-        assert source.streamed == {}
+
+
+@pytest.mark.parametrize("exchange", sorted(STREAMED))
+async def test_a_streamed_ticker_answers_from_its_last_push_without_a_request(
+    exchange: str,
+) -> None:
+    async with streamed_market(exchange) as (fake, source, clock):
+        assert source.cache_seconds == 0  # the oracle asks every cycle
+        fake.set_price("ETH", "3210.5")
+        pushed_at = clock()
+        assert await fake.push(STREAMED[exchange][0]) == 1
+        await eventually(lambda: source.streamed.get("ETH/USDT") == D("3210.5"), "the push")
+        clock.now += timedelta(seconds=4)
+        seen = await source.observe("ETH", "USDT")
+        assert (seen.rate, seen.at) == (D("3210.5"), pushed_at)  # as of its arrival
+        assert len(fake.calls(TICKERS[exchange])) == 1
+    assert source.streamed == {}  # closed
 
 
 @pytest.mark.parametrize("exchange", sorted(STREAMED))
 async def test_a_quiet_stream_is_no_older_than_cache_seconds_rest_reads_the_price(
     exchange: str,
 ) -> None:
-    clock = Clock()
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
-            clock.now += timedelta(seconds=5)
-            seen = await source.observe("ETH", "USDT")
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange) as (fake, source, clock):
+        fake.set_price("ETH", "3100")  # and no push: a stalled or quiet stream
+        clock.now += timedelta(seconds=5)
+        seen = await source.observe("ETH", "USDT")
     assert (seen.rate, seen.at) == (D(3100), clock())
     assert len(fake.calls(TICKERS[exchange])) == 2
 
@@ -161,27 +165,20 @@ async def test_a_dropped_ticker_stream_falls_back_to_rest_and_follows_again(
     monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 0.2)
-    clock = Clock()
     topic = STREAMED[exchange][0]
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            with capture_logs() as logs:
-                await fake.drop_streams()
-                await eventually(lambda: not source.streamed, "the drop")
-                fake.set_price("ETH", "2900")
-                clock.now += timedelta(seconds=6)
-                assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
-                assert len(fake.calls(TICKERS[exchange])) == 2
-                await eventually(lambda: topic in fake.dialect.subscribers, "a new subscription")
-            fake.set_price("ETH", "2950")
-            await fake.push(topic)
-            await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
-            assert (await source.observe("ETH", "USDT")).rate == D(2950)
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange) as (fake, source, clock):
+        with capture_logs() as logs:
+            await fake.drop_streams()
+            await eventually(lambda: not source.streamed, "the drop")
+            fake.set_price("ETH", "2900")
+            clock.now += timedelta(seconds=6)
+            assert (await source.observe("ETH", "USDT")).rate == D(2900)  # over REST
+            assert len(fake.calls(TICKERS[exchange])) == 2
+            await eventually(lambda: topic in fake.dialect.subscribers, "a new subscription")
+        fake.set_price("ETH", "2950")
+        await fake.push(topic)
+        await eventually(lambda: source.streamed.get("ETH/USDT") == D(2950), "the push")
+        assert (await source.observe("ETH", "USDT")).rate == D(2950)
     assert [e for e in logs if e["event"] == "ticker_stream_down"]
     assert all(fake.base_url not in str(e) for e in logs)
 
@@ -191,21 +188,14 @@ async def test_a_push_without_a_price_is_logged_with_its_reason_and_never_priced
     monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     monkeypatch.setattr(market_data, "STREAM_RETRY", 30.0)
-    clock = Clock()
     topic, bad = STREAMED[exchange]
-    async with fake_exchange(exchange) as fake:
-        fake.set_price("ETH", "3000")
-        source = market(fake, clock=clock)
-        try:
-            await streaming(fake, source)
-            with capture_logs() as logs:
-                await fake.dialect.send(topic, bad)
-                await eventually(lambda: not source.streamed, "the stream to fail")
-            clock.now += timedelta(seconds=5)
-            fake.set_price("ETH", "3050")
-            seen = await source.observe("ETH", "USDT")  # over REST
-        finally:
-            await source.aclose()
+    async with streamed_market(exchange) as (fake, source, clock):
+        with capture_logs() as logs:
+            await fake.dialect.send(topic, bad)
+            await eventually(lambda: not source.streamed, "the stream to fail")
+        clock.now += timedelta(seconds=5)
+        fake.set_price("ETH", "3050")
+        seen = await source.observe("ETH", "USDT")  # over REST
     assert seen.rate == D(3050)
     (down,) = [e for e in logs if e["event"] == "ticker_stream_down"]
     assert "no " in down["error"]  # the missing field, named
@@ -316,6 +306,22 @@ def two_books(fake: FakeExchange, markets: dict[str, Any]) -> Settings:
     )
 
 
+@asynccontextmanager
+async def cycled(tmp_path: Path, settings: Settings) -> AsyncIterator[tuple[Daemon, History]]:
+    """A daemon of `settings` on a test clock that has fetched every venue and run one cycle,
+    its logs captured; closed on exit."""
+    run = Daemon(settings, Clock())
+    history = await History.open(tmp_path / "h.sqlite3")
+    try:
+        await run.fetch_all_once()
+        with capture_logs():
+            await run.cycle(history)
+            yield run, history
+    finally:
+        await history.aclose()
+        await run.aclose()
+
+
 async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metric(
     tmp_path: Path,
 ) -> None:
@@ -325,16 +331,8 @@ async def test_every_book_prices_through_the_one_market_and_its_weight_is_a_metr
         fake.set_account("funding", {"ETH": Holding(balance=D(1))})
         markets = {"bybit-md": {"kind": "bybit", "base_url": fake.base_url, "stream": False}}
         settings = two_books(fake, markets)
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)
+        async with cycled(tmp_path, settings) as (run, _):
             client = run.markets["bybit-md"].client
-        finally:
-            await history.aclose()
-            await run.aclose()
         exposition = run.metrics()[0].decode()
     assert client.session is None or client.session.closed  # the daemon closed it
     assert [run.latest(book).equity for book in ("a", "b")] == [D(6000), D(3000)]  # type: ignore[union-attr]
@@ -369,17 +367,9 @@ async def test_the_cycle_gauge_is_the_weight_since_the_cycle_before(tmp_path: Pa
                 }
             },
         )
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)
-                before = len(fake.requests)
-                await run.cycle(history)  # two tickers again, nothing else
-        finally:
-            await history.aclose()
-            await run.aclose()
+        async with cycled(tmp_path, settings) as (run, history):
+            before = len(fake.requests)
+            await run.cycle(history)  # two tickers again, nothing else
         exposition = run.metrics()[0].decode()
     assert [seen.path for seen in fake.requests[before:]] == [TICKERS["bybit"]] * 2
     assert 'equity_daemon_exchange_cycle_request_weight{exchange="bybit"} 10.0' in exposition
@@ -492,22 +482,14 @@ async def test_the_daemon_prices_every_book_at_the_market_s_latest_push(tmp_path
         fake.set_account("unified", {"ETH": Holding(balance=D(2))})
         fake.set_account("funding", {"ETH": Holding(balance=D(1))})
         settings = two_books(fake, {"bybit-md": {"kind": "bybit", "base_url": fake.base_url}})
-        run = Daemon(settings, Clock())
-        history = await History.open(tmp_path / "h.sqlite3")
-        try:
-            await run.fetch_all_once()
-            with capture_logs():
-                await run.cycle(history)  # over REST, which subscribes
-                topic = STREAMED["bybit"][0]
-                await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
-                fake.set_price("ETH", "3300")
-                await fake.push(topic)
-                source = run.markets["bybit-md"]
-                await eventually(lambda: source.streamed.get("ETH/USDT") == D(3300), "the push")
-                read = len(fake.calls(TICKERS["bybit"]))
-                await run.cycle(history)
-        finally:
-            await history.aclose()
-            await run.aclose()
+        async with cycled(tmp_path, settings) as (run, history):  # over REST, which subscribes
+            topic = STREAMED["bybit"][0]
+            await eventually(lambda: topic in fake.dialect.subscribers, "the subscription")
+            fake.set_price("ETH", "3300")
+            await fake.push(topic)
+            source = run.markets["bybit-md"]
+            await eventually(lambda: source.streamed.get("ETH/USDT") == D(3300), "the push")
+            read = len(fake.calls(TICKERS["bybit"]))
+            await run.cycle(history)
     assert [run.latest(book).equity for book in ("a", "b")] == [D(6600), D(3300)]  # type: ignore[union-attr]
     assert len(fake.calls(TICKERS["bybit"])) == read  # the second cycle asked no REST ticker

@@ -20,8 +20,9 @@ from equity_daemon.venues.fake_exchange.okx import (
     MarginPosition,
 )
 from tests.reports import snapshot
+from tests.venues.exchanges import subscribed
 from tests.venues.test_exchange import BORROWED, QUOTES, lines, net_worth, venue_on
-from tests.venues.test_exchange_stream import next_report, subscribed
+from tests.venues.test_exchange_stream import next_report
 from tests.venues.test_exchange_stream import venue_on as stream_venue_on
 
 pytestmark = pytest.mark.anyio

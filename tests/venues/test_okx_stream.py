@@ -5,7 +5,8 @@ counted twice, and the real daemon survives a refused login, a dropped socket an
 from __future__ import annotations
 
 import copy
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,12 +28,15 @@ from equity_daemon.venues.fake_exchange import (
     fake_exchange,
 )
 from equity_daemon.venues.fake_exchange.okx import FUTURE
-from tests.venues.exchanges import SECRETS
+from tests.venues.exchanges import SECRETS, subscribed
 from tests.venues.test_exchange_stream import (
     amounts,
+    holds,
+    next_equity,
     next_report,
     running,
-    subscribed,
+    store_has,
+    venue_config,
     venue_of,
 )
 from tests.venues.test_exchange_stream import venue_on as stream_venue_on
@@ -185,27 +189,21 @@ async def test_okx_trading_makes_a_streaming_venue_and_funding_does_not() -> Non
 
 
 def okx_venue_config(fake: FakeExchange | None = None, **extra: Any) -> dict[str, Any]:
-    key, secret, password = SECRETS
-    return {
-        "kind": "okx",
-        "name": "cex",
-        "api_key": key,
-        "secret": secret,
-        "password": password,
-        "accounts": ["trading"],
-        "base_url": "http://127.0.0.1:1" if fake is None else fake.base_url,
-        "rate_limit": False,
-        "in_transit": False,
-        "interval_seconds": 0.2,
-        "timeout_seconds": 4,
-        **extra,
-    }
+    _, _, password = SECRETS
+    okx = {"kind": "okx", "password": password, "accounts": ["trading"], "interval_seconds": 0.2}
+    return venue_config(fake, **{**okx, **extra})
 
 
-async def store_has(daemon: Daemon, check: Any) -> None:
-    with anyio.fail_after(5):
-        while not check(daemon.store.state("cex")):  # noqa: ASYNC110 (the daemon's state)
-            await anyio.sleep(0.02)
+@asynccontextmanager
+async def okx_daemon(tmp_path: Path, **extra: Any) -> AsyncIterator[tuple[FakeExchange, Daemon]]:
+    """The real daemon (its logs captured) following a fake OKX holding `START` in `trading`,
+    once its socket is subscribed."""
+    async with fake_exchange("okx") as fake:
+        fake.set_account("trading", START)
+        with capture_logs():
+            async with running(tmp_path, okx_venue_config(fake, **extra)) as daemon:
+                await subscribed(fake, "account", "positions")
+                yield fake, daemon
 
 
 async def test_an_okx_push_reaches_the_daemons_equity_at_once(tmp_path: Path) -> None:
@@ -217,9 +215,7 @@ async def test_an_okx_push_reaches_the_daemons_equity_at_once(tmp_path: Path) ->
             await subscribed(fake, "account", "positions")
             fake.set_holding("trading", "USDT", Holding(balance=D(2000)))
             assert await fake.push("account", coins=["USDT"]) == 1
-            with anyio.fail_after(1):
-                while (latest := daemon.latest()) is None or latest.equity == before.equity:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
+            latest = await next_equity(daemon, before)
     assert latest.equity - before.equity == 1000
 
 
@@ -242,54 +238,38 @@ async def test_a_refused_okx_login_is_noted_and_not_retried_soon(tmp_path: Path)
 
 
 async def test_a_dropped_okx_socket_is_covered_by_rest_and_comes_back(tmp_path: Path) -> None:
-    async with fake_exchange("okx") as fake:
-        fake.set_account("trading", START)
-        with capture_logs():
-            async with running(tmp_path, okx_venue_config(fake)) as daemon:
-                await subscribed(fake, "account", "positions")
-                await fake.drop_streams()
-                fake.set_holding("trading", "USDT", Holding(balance=D(1500)))
-                assert await fake.push("account") == 0  # the socket is down: nobody hears it
-                await store_has(daemon, lambda s: s.latest and amounts(s.latest)["USDT"] == 1500)
-                assert "stream down" in str(daemon.store.state("cex").note)
-                await subscribed(fake, "account", "positions")  # ccxt logged in again
-                fake.set_holding("trading", "USDT", Holding(balance=D(1700)))
-                assert await fake.push("account", coins=["USDT"]) == 1
-                await store_has(
-                    daemon,
-                    lambda s: s.note is None and s.latest and amounts(s.latest)["USDT"] == 1700,
-                )
+    async with okx_daemon(tmp_path) as (fake, daemon):
+        await fake.drop_streams()
+        fake.set_holding("trading", "USDT", Holding(balance=D(1500)))
+        assert await fake.push("account") == 0  # the socket is down: nobody hears it
+        await store_has(daemon, holds("USDT", 1500))
+        assert "stream down" in str(daemon.store.state("cex").note)
+        await subscribed(fake, "account", "positions")  # ccxt logged in again
+        fake.set_holding("trading", "USDT", Holding(balance=D(1700)))
+        assert await fake.push("account", coins=["USDT"]) == 1
+        await store_has(daemon, lambda s: s.note is None and holds("USDT", 1700)(s))
 
 
 async def test_a_silenced_okx_socket_falls_back_to_rest_past_its_keepalive(
     tmp_path: Path,
 ) -> None:
-    async with fake_exchange("okx") as fake:
-        fake.set_account("trading", START)
-        with capture_logs():
-            venue = okx_venue_config(fake, keepalive_seconds=0.5)
-            async with running(tmp_path, venue) as daemon:
-                await subscribed(fake, "account", "positions")
-                dialect(fake).silent = True  # half-open: no pong, no push
-                fake.set_holding("trading", "USDT", Holding(balance=D(1300)))
-                await store_has(daemon, lambda s: "stream silent" in str(s.note))
-                await store_has(daemon, lambda s: s.latest and amounts(s.latest)["USDT"] == 1300)
+    async with okx_daemon(tmp_path, keepalive_seconds=0.5) as (fake, daemon):
+        dialect(fake).silent = True  # half-open: no pong, no push
+        fake.set_holding("trading", "USDT", Holding(balance=D(1300)))
+        await store_has(daemon, lambda s: "stream silent" in str(s.note))
+        await store_has(daemon, holds("USDT", 1300))
 
 
 async def test_a_malformed_okx_push_is_noted_with_its_reason_and_the_daemon_goes_on(
     tmp_path: Path,
 ) -> None:
-    async with fake_exchange("okx") as fake:
-        fake.set_account("trading", START)
-        with capture_logs():
-            async with running(tmp_path, okx_venue_config(fake)) as daemon:
-                await subscribed(fake, "account", "positions")
-                bad = dialect(fake).message("account")
-                bad["data"][0]["details"][0].pop("cashBal")
-                assert await fake.send("account", bad) == 1
-                await store_has(daemon, lambda s: "no cashBal" in str(s.note))
-                fake.set_holding("trading", "USDT", Holding(balance=D(1200)))
-                await store_has(daemon, lambda s: s.latest and amounts(s.latest)["USDT"] == 1200)
-                latest = daemon.latest()
-                assert latest is not None
-                assert latest.complete
+    async with okx_daemon(tmp_path) as (fake, daemon):
+        bad = dialect(fake).message("account")
+        bad["data"][0]["details"][0].pop("cashBal")
+        assert await fake.send("account", bad) == 1
+        await store_has(daemon, lambda s: "no cashBal" in str(s.note))
+        fake.set_holding("trading", "USDT", Holding(balance=D(1200)))
+        await store_has(daemon, holds("USDT", 1200))
+        latest = daemon.latest()
+        assert latest is not None
+        assert latest.complete
