@@ -189,13 +189,11 @@ def _track_timers(exchange: Any) -> None:
     original = exchange.delay
 
     def delay(timeout: float, method: Any, *args: Any) -> asyncio.TimerHandle:
-        timers[:] = [t for t in timers if not t.cancelled() and t.when() > t_now()]
+        loop: asyncio.AbstractEventLoop = exchange.asyncio_loop
+        timers[:] = [t for t in timers if not t.cancelled() and t.when() > loop.time()]
         handle: asyncio.TimerHandle = original(timeout, method, *args)
         timers.append(handle)
         return handle
-
-    def t_now() -> float:
-        return float(exchange.asyncio_loop.time())
 
     exchange.delay = delay
     exchange.equity_daemon_timers = timers
