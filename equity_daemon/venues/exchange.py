@@ -67,7 +67,6 @@ from equity_daemon.venues.exchanges import (
 log = structlog.get_logger()
 
 MAPPINGS: Mapping[str, ModuleType] = {"binance": binance, "bybit": bybit, "okx": okx}
-CLOSE_GRACE = 5.0
 MARKET_DATA = "market"  # the key of the instance that reads tickers
 TRANSFERS = "transfers"  # the account of deposits and withdrawals under way
 STREAM = ":stream"  # the key suffix of an account type's ccxt.pro instance
@@ -349,12 +348,7 @@ class ExchangeVenue:
         await self._close(clients)
 
     async def _close(self, clients: Sequence[Any]) -> None:
-        with anyio.move_on_after(CLOSE_GRACE, shield=True):
-            for client in clients:
-                try:
-                    await exchange_client.close(client)
-                except Exception as exc:  # closing is best effort; the next one still closes
-                    log.warning("exchange_close_failed", venue=self.name, error=type(exc).__name__)
+        await exchange_client.close_all(clients, venue=self.name)
 
 
 def streams(exchange_id: str, accounts: Sequence[str]) -> bool:

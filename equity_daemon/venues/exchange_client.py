@@ -31,19 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import ccxt.async_support as ccxt
 import ccxt.pro as ccxtpro
+import structlog
 
 from equity_daemon.errors import VenueDataError
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
 from equity_daemon.venues.exchange_urls import point_at
 from equity_daemon.venues.exchanges import BadField, number
+
+log = structlog.get_logger()
 
 SUPPORTED = ("binance", "bybit", "okx")
 DEFAULT_TIMEOUT = 10.0
@@ -204,6 +208,20 @@ async def close(exchange: Any) -> None:
     for timer in getattr(exchange, "equity_daemon_timers", ()):
         timer.cancel()
     await exchange.close()
+
+
+CLOSE_GRACE = 5.0  # seconds all of an owner's ccxt instances may take to close
+
+
+async def close_all(clients: Sequence[Any], **context: str) -> None:
+    """Close every instance (`close`), even while being cancelled (ccxt warns of unclosed
+    ones), within `CLOSE_GRACE`; a failure is logged with `context` and the next still closes."""
+    with anyio.move_on_after(CLOSE_GRACE, shield=True):
+        for client in clients:
+            try:
+                await close(client)
+            except Exception as exc:  # closing is best effort
+                log.warning("exchange_close_failed", error=type(exc).__name__, **context)
 
 
 STREAM_PING_MS = 20_000

@@ -44,7 +44,7 @@ from equity_daemon.clock import Clock
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
-from equity_daemon.venues.exchange import CLOSE_GRACE, MAPPINGS
+from equity_daemon.venues.exchange import MAPPINGS
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchanges import BadField, number
 
@@ -139,18 +139,16 @@ class ExchangeMarket:
         rate = await exchange_client.last_price(self.client, self.name, self._field, base, quote)
         if self._stream_field is not None:
             self._keep(symbol, rate)
-            self._follow(symbol)  # after a REST answer: the market exists
+            self._follow(symbol, self._stream_field)  # after a REST answer: the market exists
         return Observation(rate, self._clock())
 
     def _keep(self, symbol: str, rate: Decimal) -> None:
         self._latest[symbol] = (rate, self._clock(), self._clock.monotonic())
 
-    def _follow(self, symbol: str) -> None:
-        if self._stream_field is None:
-            return
+    def _follow(self, symbol: str, field: str) -> None:
         watcher = self._watchers.get(symbol)
         if watcher is None or watcher.done():
-            self._watchers[symbol] = asyncio.ensure_future(self._watch(symbol, self._stream_field))
+            self._watchers[symbol] = asyncio.ensure_future(self._watch(symbol, field))
 
     async def _watch(self, symbol: str, field: str) -> None:
         """Keep `symbol`'s last pushed price while its stream lives; resubscribe after a failure."""
@@ -175,16 +173,11 @@ class ExchangeMarket:
         """Stop the streams and close the ccxt session, even while being cancelled."""
         watchers, self._watchers = list(self._watchers.values()), {}
         client, self._client = self._client, None
-        with anyio.move_on_after(CLOSE_GRACE, shield=True):
+        with anyio.move_on_after(exchange_client.CLOSE_GRACE, shield=True):
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
-            if client is None:
-                return
-            try:
-                await client.close()
-            except Exception as exc:  # closing is best effort
-                log.warning("exchange_close_failed", source=self.name, error=type(exc).__name__)
+        await exchange_client.close_all([] if client is None else [client], source=self.name)
 
 
 def _describe(exc: Exception) -> str:

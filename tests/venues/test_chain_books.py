@@ -24,36 +24,13 @@ from equity_daemon.venues.chain import ChainVenue
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import RpcProxy
 from tests.venues.conftest import World
-from tests.venues.test_chain_venue import ANVIL_CHAIN_ID
+from tests.venues.test_chain_venue import chain_config
 
 pytestmark = pytest.mark.anyio
 
 
 def chain_venue(world: World, name: str, url: str, holding: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "chain",
-        "name": name,
-        "chain": "anvil",
-        "chain_id": ANVIL_CHAIN_ID,
-        "rpc": [url],
-        "confirmations": 0,
-        "tokens": {
-            "WETH": world.weth.address,
-            "wstETH": world.wsteth.address,
-            "weETH": world.weeth.address,
-        },
-        "aave_markets": {"core": world.pool.address},
-        "feeds": [
-            {
-                "base": "ETH",
-                "quote": "USD",
-                "address": world.eth_usd.address,
-                "heartbeat_seconds": 3600,
-                "stale_margin_seconds": 60,
-            }
-        ],
-        "holdings": [holding],
-    }
+    return chain_config(world, name, [url], holding)
 
 
 STAKING_PRICES: list[dict[str, Any]] = [

@@ -37,6 +37,38 @@ pytestmark = pytest.mark.anyio
 ANVIL_CHAIN_ID = 31337
 
 
+def chain_config(
+    world: World, name: str, urls: list[str], holding: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A chain venue's configuration on the deployed world: its tokens, the Aave market and
+    the ETH/USD feed, reading `holding`; `extra` adds or replaces keys."""
+    return {
+        "kind": "chain",
+        "name": name,
+        "chain": "anvil",
+        "chain_id": ANVIL_CHAIN_ID,
+        "rpc": urls,
+        "confirmations": 0,
+        "tokens": {
+            "WETH": world.weth.address,
+            "wstETH": world.wsteth.address,
+            "weETH": world.weeth.address,
+        },
+        "aave_markets": {"core": world.pool.address},
+        "feeds": [
+            {
+                "base": "ETH",
+                "quote": "USD",
+                "address": world.eth_usd.address,
+                "heartbeat_seconds": 3600,
+                "stale_margin_seconds": 60,
+            }
+        ],
+        "holdings": [holding],
+        **extra,
+    }
+
+
 def settings(world: World, urls: list[str], **overrides: Any) -> ChainSettings:
     """The whole deployed book as one chain venue's configuration."""
     holding = {
@@ -48,33 +80,10 @@ def settings(world: World, urls: list[str], **overrides: Any) -> ChainSettings:
         "etherfi_requests": [world.request_id],
         "vaults": ["sUSDT"],
     }
-    data: dict[str, Any] = {
-        "kind": "chain",
-        "name": "anvil",
-        "chain": "anvil",
-        "chain_id": ANVIL_CHAIN_ID,
-        "rpc": urls,
-        "confirmations": 0,
-        "tokens": {
-            "USDT": world.usdt.address,
-            "WETH": world.weth.address,
-            "wstETH": world.wsteth.address,
-            "weETH": world.weeth.address,
-        },
-        "aave_markets": {"core": world.pool.address},
-        "contracts": {"etherfi_withdrawals": world.withdrawals.address},
-        "vaults": [{"symbol": "sUSDT", "address": world.vault.address, "asset": "USDT"}],
-        "feeds": [
-            {
-                "base": "ETH",
-                "quote": "USD",
-                "address": world.eth_usd.address,
-                "heartbeat_seconds": 3600,
-                "stale_margin_seconds": 60,
-            }
-        ],
-        "holdings": [holding],
-    }
+    data = chain_config(world, "anvil", urls, holding)
+    data["tokens"] = {"USDT": world.usdt.address, **data["tokens"]}
+    data["contracts"] = {"etherfi_withdrawals": world.withdrawals.address}
+    data["vaults"] = [{"symbol": "sUSDT", "address": world.vault.address, "asset": "USDT"}]
     data.update(overrides)
     return ChainSettings.model_validate(data)
 
