@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -285,6 +285,10 @@ class PageBackend(Backend):
         return [EquityPoint(NOW, Decimal(512000), True)]
 
 
+# the page charts the last 24 h before its clock: it reads the test's moment, never the wall's
+PAGE_CLOCK = (NOW + timedelta(minutes=1)).timestamp
+
+
 @pytest.fixture
 async def page_server() -> AsyncIterator[tuple[PageBackend, httpx.AsyncClient, int]]:
     backend = PageBackend()
@@ -292,7 +296,7 @@ async def page_server() -> AsyncIterator[tuple[PageBackend, httpx.AsyncClient, i
         async with anyio.create_task_group() as tg:
             limits = Limits(request_timeout=0.5)
             port = await tg.start(
-                partial(serve, Api(backend, "s3cret"), LOOPBACK, 0, limits=limits)
+                partial(serve, Api(backend, "s3cret", PAGE_CLOCK), LOOPBACK, 0, limits=limits)
             )
             async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}") as client:
                 yield backend, client, port
@@ -381,7 +385,7 @@ async def test_the_page_survives_a_history_that_cannot_be_read(
 async def test_without_a_token_the_page_is_open_and_login_goes_home() -> None:
     with capture_logs():
         async with anyio.create_task_group() as tg:
-            port = await tg.start(serve, Api(PageBackend(), None), LOOPBACK, 0)
+            port = await tg.start(serve, Api(PageBackend(), None, PAGE_CLOCK), LOOPBACK, 0)
             async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}") as client:
                 page = await client.get("/")
                 assert (page.status_code, EQUITY in page.text) == (200, True)
