@@ -522,6 +522,9 @@ class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9731, ge=0, le=65535)
     bearer_token: SecretStr | None = None
+    # /metrics carries equity, assets and debt by venue and asset: with a token set, it asks
+    # for it like /snapshot (Prometheus sends it with `authorization`), unless this is true
+    open_metrics: bool = False
 
     @field_validator("bearer_token")
     @classmethod

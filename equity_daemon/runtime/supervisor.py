@@ -581,7 +581,11 @@ class Daemon:
                 on_dead_letter=lambda target: dead_letters.labels(target).inc(),
             )
             token = self.settings.http.bearer_token
-            api = Api(self, None if token is None else token.get_secret_value())
+            api = Api(
+                self,
+                None if token is None else token.get_secret_value(),
+                open_metrics=self.settings.http.open_metrics,
+            )
             port = await tg.start(serve, api, self.settings.http.host, self.settings.http.port)
             if handle_signals:
                 tg.start_soon(self._stop_on_signal, tg.cancel_scope)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -480,3 +481,28 @@ async def test_events_held_through_a_history_outage_reach_the_webhook_once_they_
     assert daemon.ready()[0]
     await history.aclose()
 
+
+@pytest.mark.parametrize(("open_metrics", "status"), [(False, 401), (True, 200)])
+async def test_a_daemon_with_a_token_asks_for_it_on_metrics_unless_they_are_open(
+    tmp_path: Path, open_metrics: bool, status: int
+) -> None:
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "USDT"\namount = "1000"\n')
+    venue = {"kind": "manual", "name": "ops", "path": tmp_path / "ops.toml"}
+    http = {"port": 0, "bearer_token": "s3cret", "open_metrics": open_metrics}
+    settings = Settings.model_validate(
+        {"books": {"ops": {"share_class": "USDT", "venues": [venue]}}, "http": http}
+    )
+    daemon = Daemon(settings, Clock())
+    history = await History.open(tmp_path / "h.sqlite3")
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(partial(daemon.run, history, handle_signals=False))
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/metrics")).status_code == status
+                authorised = await client.get(
+                    "/metrics", headers={"Authorization": "Bearer s3cret"}
+                )
+                assert "equity_daemon_equity{" in authorised.text
+                assert (await client.get("/snapshot")).status_code == 401
+            tg.cancel_scope.cancel()
+    await history.aclose()
