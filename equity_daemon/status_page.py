@@ -323,7 +323,8 @@ def _event_detail(event: Mapping[str, Any], share_class: str) -> str:
 
 
 def _footer(open_only: bool = False) -> str:
-    paths = ["/metrics", "/healthz", "/readyz"] + ([] if open_only else ["/snapshot", "/events"])
+    guarded = ["/metrics", "/snapshot", "/events"]  # the sign-in page links only the probes
+    paths = ["/healthz", "/readyz"] + ([] if open_only else guarded)
     links = " · ".join(f'<a href="{path}">{path}</a>' for path in paths)
     return f'<footer class="muted">{links}</footer>'
 
