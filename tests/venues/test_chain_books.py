@@ -5,6 +5,7 @@ Figures are worked out by hand in each test from the state the test sets up.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +19,10 @@ import pytest
 
 from equity_daemon.history import History
 from equity_daemon.model import ProblemKind, Snapshot
+from equity_daemon.render import snapshot_table
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
+from equity_daemon.status_page import StatusData, render
 from equity_daemon.venues.chain import ChainVenue
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import RpcProxy
@@ -416,3 +419,62 @@ async def test_a_failover_to_a_lagging_endpoint_neither_counts_money_twice_nor_a
                 )
                 == 1
             )
+
+
+async def test_withdrawal_requests_show_their_id_and_state_wherever_the_book_is_read(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    holder, nft = world.chain.accounts[2], world.withdrawals
+    claimable = int(
+        nft.transact("requestWithdraw", 12_500 * WAD // 1000, 12 * WAD, holder)["logs"][0][
+            "topics"
+        ][3],
+        16,
+    )
+    nft.transact("finalizeRequests", claimable)
+    pending = int(
+        nft.transact("requestWithdraw", 30_250 * WAD // 1000, 29 * WAD, holder)["logs"][0][
+            "topics"
+        ][3],
+        16,
+    )
+    venue = chain_venue(
+        world, "anvil-eth", proxy.url, {"address": holder, "etherfi_requests": [claimable, pending]}
+    )
+    venue["contracts"] = {"etherfi_withdrawals": nft.address}
+    async with running(staking_book(tmp_path, venue, []), tmp_path) as (daemon, history):
+        (snap,) = await cycle(daemon, history)
+        (doc,) = daemon.snapshots()
+    # /snapshot
+    assert [(line["amount"], line["details"]) for line in doc["excluded"]] == [
+        (
+            "12.5",
+            {
+                "request_id": str(claimable),
+                "contract": nft.address,
+                "finalized": "true",
+                "valid": "true",
+            },
+        ),
+        (
+            "30.25",
+            {
+                "request_id": str(pending),
+                "contract": nft.address,
+                "finalized": "false",
+                "valid": "true",
+            },
+        ),
+    ]
+    # `once`
+    table = snapshot_table(snap)
+    assert re.search(rf"locked .* 12\.5 .*value 12\.500000  request {claimable} claimable", table)
+    assert re.search(rf"locked .* 30\.25 .*value 30\.250000  request {pending} pending", table)
+    # the status page
+    page = render(
+        StatusData(now=snap.at, snapshots=[doc], histories={}, events=[], healthy=(True, ""),
+                   ready=(True, []))
+    )  # fmt: skip
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert re.search(rf"ETH 12\.5 12\.50* request {claimable} claimable", text)
+    assert re.search(rf"ETH 30\.25 30\.250* request {pending} pending", text)
