@@ -878,12 +878,17 @@ async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
             ]
             assert proxy.methods == ["eth_blockNumber", "eth_call", *SCAN, "eth_call"]
             queue.transact("fulfillRequests", [first, second])
+            proxy.reset()
             assert pending(await venue.fetch()) == [
                 (Decimal(2), "true", "2"),
                 (Decimal("3.996"), "true", "4"),
             ]
+            (two_open,) = proxy.aggregated
             queue.transact("claimWithdraw", first)
             assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+            proxy.reset()
+            await venue.fetch()
+            assert proxy.aggregated == [two_open - 2]  # the claimed one is no longer read
         proxy.reset()
         async with remembering(config, history) as venue:  # a restart resumes the scan
             assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
@@ -988,5 +993,33 @@ async def test_claimed_requests_leave_the_read_set_and_stay_out_after_a_restart(
         async with remembering(config, history) as venue:  # a restart: the claimed stay out
             assert open_ids(await venue.fetch()) == ids[-1:]
         assert proxy.aggregated[-1] == one_open
+    finally:
+        await history.aclose()
+
+
+async def test_a_priority_queue_scan_stored_without_request_nonces_is_scanned_again(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    queue = world.chain.deploy(contracts["priority_withdrawal_queue"])
+    request = queue_request(queue, world.fund, 4 * WAD, 4 * WAD)
+    hexid = "0x" + bytes(queue.call("getRequestId", request)).hex()
+    source = {"contract": queue.address, "scan_from_block": 0}
+    config = settings(
+        world, [proxy.url], holdings=[{"address": world.fund, "etherfi_priority_queues": [source]}]
+    )
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        # as stored before requests kept the queue's nonce: it cannot tell a request closed
+        # for good from one not made yet at the block read
+        old = {"from": 0, "cursor": 10**9, "found": [[hexid, 4 * WAD, 4 * WAD]]}
+        key = f"etherfi_priority:{world.fund}:{queue.address}"
+        await history.remember("anvil", key, json.dumps(old), datetime.now(UTC))
+        async with remembering(config, history) as venue:
+            report = await venue.fetch()
+        assert [p.details["request_id"] for p in locked(report)] == [hexid]
+        assert proxy.methods.count("eth_getLogs") == 1  # from block 0 again
+        (stored,) = json.loads((await history.recall("anvil"))[key])["found"]
+        assert stored[0] == hexid
+        assert len(stored) == 4
     finally:
         await history.aclose()
