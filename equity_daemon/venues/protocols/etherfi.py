@@ -58,8 +58,9 @@ def weeth_rate(weeth: str) -> RateReader:
 
 @dataclass(frozen=True, slots=True)
 class WithdrawalReader:
-    """The withdrawal requests of `address` on the `nft` contract; with `count`, also how many
-    request NFTs it holds (more than the lines read: ids not known yet, scan the logs)."""
+    """The withdrawal requests of `address` on the `nft` contract; with `count` (its mint logs
+    are scanned), also how many request NFTs it holds (more than the lines read: ids not known
+    yet, scan the logs) and which requests were made by the block read (`nextRequestId`)."""
 
     address: str
     nft: str
@@ -82,7 +83,8 @@ class WithdrawalReader:
                 Call.of(self.nft, "getRequest(uint256)", request, returns=_REQUEST),
                 Call.of(self.nft, "isFinalized(uint256)", request, returns=("bool",)),
             ]
-        if self.request_ids:  # which of them were made by the block read
+        if self.count and self.request_ids:
+            # which were made by the block read: one found in logs and burned since is closed
             calls.append(Call.of(self.nft, "nextRequestId()", returns=("uint256",)))
         if self.count:
             calls.append(
@@ -94,7 +96,8 @@ class WithdrawalReader:
         if self.count:
             held = need(results[-1], f"{self.account}/withdrawal requests held")
             out.nft_balances[(self.address, self.nft)] = int(held)
-        made_before = _next_id(results[3 * len(self.request_ids)]) if self.request_ids else 0
+        checked = self.count and self.request_ids
+        made_before = _next_id(results[3 * len(self.request_ids)]) if checked else 0
         for index, request in enumerate(self.request_ids):
             owner, data, finalized = results[3 * index : 3 * index + 3]
             if not owner.ok and request < made_before:
