@@ -184,7 +184,7 @@ class RpcEndpoint:
                 batch.add(web3.eth.get_logs(query))
                 # web3 types a batch's answers as raw responses; they come formatted
                 answers: list[Any] = await batch.async_execute()
-        head, found = int(answers[0]), answers[1]
+            head, found = int(answers[0]), answers[1]
         if head < to_block:
             raise EndpointBehind(self.venue, self.label, head, to_block)
         return [
