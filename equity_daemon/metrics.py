@@ -126,6 +126,14 @@ class DaemonMetrics:
             ["venue"],
             registry=self.registry,
         )
+        self.chain_behind = Counter(
+            "equity_daemon_chain_endpoint_behind",
+            "Chain answers refused because the node had not reached the block needed (before "
+            "the block the venue last read, or a log range's end): the venue read again on its "
+            "next endpoint, or failed the fetch and kept its last report.",
+            ["venue", "endpoint"],
+            registry=self.registry,
+        )
         self.webhook_dead_letters = Counter(
             "equity_daemon_webhook_dead_letters",
             "Events a webhook refused for good and that are no longer tried (`outbox list`).",
@@ -159,6 +167,10 @@ class DaemonMetrics:
     def stream_disagreed(self, venue: str) -> None:
         """The hook a streaming venue calls when a REST snapshot disagrees with its stream."""
         self.stream_disagreements.labels(venue).inc()
+
+    def chain_endpoint_behind(self, venue: str, endpoint: str) -> None:
+        """The hook a chain venue calls when it refuses an answer from a node behind."""
+        self.chain_behind.labels(venue, endpoint).inc()
 
     def request_weight(self, exchange: str, cost: float) -> None:
         """The hook an exchange's request budget calls for every REST request it lets through."""

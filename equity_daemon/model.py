@@ -247,10 +247,11 @@ class PriceUsed:
 class ExcludedLine:
     """A position reported beside equity but not in it. Values are `None` when unpriced.
 
-    `details` is what the venue says about a hedge, as text: `symbol`, `side`, `contracts`,
-    `contract_size`, `notional` (in the settle currency), `entry_price`, `mark_price`,
-    `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
-    `margin_mode`, `settle`.
+    `details` is what the venue says about the line, as text. A hedge: `symbol`, `side`,
+    `contracts`, `contract_size`, `notional` (in the settle currency), `entry_price`,
+    `mark_price`, `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
+    `margin_mode`, `settle`. An EtherFi withdrawal request (`locked`): `request_id`,
+    `contract`, `finalized`, `valid` (`line_notes.excluded_note` says it in words).
     """
 
     venue: str

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import Any
 
+from equity_daemon.line_notes import excluded_note
 from equity_daemon.model import EquityPoint
 
 CHART_WINDOW = timedelta(hours=24)
@@ -209,11 +210,12 @@ def _excluded(lines: Sequence[Mapping[str, Any]], share_class: str) -> str:
             _num(_amount(line["amount"])),
             _num(_money(line.get("value"), share_class)),
             _num(_money(line.get("unrealized_pnl"), share_class)),
+            escape(excluded_note(str(line["kind"]), line.get("details") or {})),
         ]
         for line in lines
     ]
     head: list[Cell] = ["Kind", "Venue", "Account", "Asset", "Side"]
-    head += [_num("Size"), _num("Notional / value"), _num("uPnL")]
+    head += [_num("Size"), _num("Notional / value"), _num("uPnL"), "Details"]
     return _table("Excluded from equity (hedges, locked, in transit)", head, rows) if rows else ""
 
 

@@ -84,9 +84,10 @@ def make_venue(
     clock: Clock,
     on_disagreement: Callable[[str], None] | None = None,
     budgets: Budgets | None = None,
+    on_behind: Callable[[str, str], None] | None = None,
 ) -> Venue:
     if isinstance(config, ChainVenue):
-        return chain.ChainVenue(config, clock)
+        return chain.ChainVenue(config, clock, on_behind)
     if isinstance(config, ExchangeVenue):
         password = None if config.password is None else config.password.get_secret_value()
         base_url = None if config.base_url is None else str(config.base_url)
@@ -226,7 +227,13 @@ class Daemon:
 
     def _book(self, name: str, book: BookSettings) -> Book:
         venues = [
-            make_venue(config, self.clock, self.instruments.stream_disagreed, self.budgets)
+            make_venue(
+                config,
+                self.clock,
+                self.instruments.stream_disagreed,
+                self.budgets,
+                self.instruments.chain_endpoint_behind,
+            )
             for config in book.venues
         ]
         limits = Limits(
