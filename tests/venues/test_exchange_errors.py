@@ -17,9 +17,9 @@ from equity_daemon.runtime.poller import PollPolicy, fetch_once
 from equity_daemon.venues.exchange_client import BALANCES, fetch_balance, fetch_positions
 from equity_daemon.venues.exchange_errors import (
     LONGEST_RETRY_AFTER,
-    _retry_after,
     check_answer,
     exchange_errors,
+    retry_after_seconds,
     translate,
 )
 from equity_daemon.venues.fake_exchange import Fault, Holding
@@ -107,7 +107,7 @@ async def test_a_reason_names_the_class_and_the_exchanges_code(exchange: str, co
 async def test_an_auth_failure_is_permanent_and_named(exchange: str, reason: str) -> None:
     got = await failing_balance(exchange, Fault.AUTH)
     assert isinstance(got, VenueAuthError)
-    assert got.reason == reason
+    assert got.reason == f"{reason}: GET {BALANCE_PATH[exchange]} answered 401"
 
 
 async def test_a_server_error_of_any_5xx_is_unavailable() -> None:
@@ -286,7 +286,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def test_retry_after_reads_seconds_and_dates(
     headers: dict[str, str], seconds: float | None
 ) -> None:
-    assert _retry_after(headers, NOW) == seconds
+    assert retry_after_seconds(headers, NOW) == seconds
 
 
 @pytest.mark.parametrize(
