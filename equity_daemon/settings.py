@@ -146,6 +146,7 @@ EXCHANGE_ACCOUNTS: dict[str, tuple[str, ...]] = {
         "usdm",
         "portfolio_margin",
         "funding",
+        "coinm",
     ),
     "bybit": ("unified", "funding"),
     "okx": ("trading", "funding"),

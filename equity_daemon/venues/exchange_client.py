@@ -21,6 +21,7 @@ an empty account.
 | binance  | `futures`   | GET /fapi/v3/account (USDⓈ-M)                     |
 | binance  | `funding`   | POST /sapi/v1/asset/get-funding-asset             |
 | binance  | `portfolio` | GET /papi/v1/balance (portfolio margin)           |
+| binance  | `coinm`     | GET /dapi/v1/account (COIN-M)                     |
 | bybit    | `unified`   | GET /v5/account/wallet-balance?accountType=UNIFIED |
 | bybit    | `funding`   | GET /v5/asset/transfer/query-account-coins-balance?accountType=FUND |
 | okx      | `trading`   | GET /api/v5/account/balance                       |
@@ -106,6 +107,7 @@ BALANCES: Mapping[str, Mapping[str, BalanceCall]] = {
         ),
         "funding": BalanceCall({"type": "funding"}, ((),)),
         "portfolio": BalanceCall({"portfolioMargin": True}, ((),)),
+        "coinm": BalanceCall({"type": "swap", "subType": "inverse"}, (("assets",),)),
     },
     "bybit": {
         "unified": BalanceCall(

@@ -556,7 +556,14 @@ def exchange_venue(fake: FakeExchange, accounts: list[str], **extra: Any) -> dic
 def daemon(
     clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
 ) -> Daemon:
-    settings = Settings.model_validate(
+    return Daemon(book_settings(venues, prices, **book), clock)
+
+
+def book_settings(
+    venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
+) -> Settings:
+    """One book, `basis` (USDT unless `book` says otherwise), of these venues and prices."""
+    return Settings.model_validate(
         {
             "interval_seconds": 10,
             "http": {"port": 0},
@@ -571,7 +578,6 @@ def daemon(
             },
         }
     )
-    return Daemon(settings, clock)
 
 
 FIXED_USD: list[dict[str, Any]] = [
