@@ -46,7 +46,7 @@ from equity_daemon.venues.fake_exchange import (
     fake_exchange,
 )
 from tests.reports import NOW, Clock, quote, snapshot
-from tests.venues.exchanges import CREDENTIALS, SECRETS
+from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics
 
 pytestmark = pytest.mark.anyio
 
@@ -486,22 +486,11 @@ async def test_a_failing_endpoint_is_named_with_its_account_at_the_default_log_l
         await venue.fetch()
         fake.fail("/fapi/v1/multiAssetsMargin", Fault.SERVER_ERROR, status=404)
         with capture_logs() as logs:
-            report = await fetch_once(venue, PollPolicy(10, 5), Clock(), _NoMetrics())
+            report = await fetch_once(venue, PollPolicy(10, 5), Clock(), NoMetrics())
     reason = "usdm: unavailable (ExchangeNotAvailable): GET /fapi/v1/multiAssetsMargin answered 404"
     assert report.error == reason
     (logged,) = [entry for entry in logs if entry["event"] == "poll_failed"]
     assert (logged["log_level"], logged["venue"], logged["reason"]) == ("warning", "cex", reason)
-
-
-class _NoMetrics:
-    def fetched(self, venue: str, seconds: float) -> None:
-        pass
-
-    def failed(self, venue: str, reason: str) -> None:
-        pass
-
-    def unconfirmed(self, venue: str) -> None:
-        pass
 
 
 async def test_a_position_in_a_market_ccxt_does_not_list_is_malformed() -> None:

@@ -27,7 +27,7 @@ from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.fake_exchange import Fault, Holding, fake_exchange
 from equity_daemon.venues.market_data import ExchangeMarket
 from tests.reports import NOW, Clock
-from tests.venues.exchanges import CREDENTIALS, SECRETS
+from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics
 
 pytestmark = pytest.mark.anyio
 
@@ -171,7 +171,7 @@ async def test_the_poller_waits_out_a_ban_another_caller_heard() -> None:
             budget=budget,
         )
         store = PositionStore(["cex"], clock)
-        poller = Poller(venue, store, PollPolicy(interval=10, timeout=5), clock, _Metrics())
+        poller = Poller(venue, store, PollPolicy(interval=10, timeout=5), clock, NoMetrics())
         try:
             fake.fail("/api/v3/ticker/24hr", Fault.RATE_LIMIT, retry_after=120)
             with pytest.raises(VenueUnavailable, match="retry after 120s"):
@@ -198,14 +198,3 @@ def test_a_later_retry_after_never_shortens_a_ban() -> None:
     clock.now += timedelta(seconds=100)
     assert budget.ban_left() == 500
     assert budget.banned_until == NOW + timedelta(seconds=600)
-
-
-class _Metrics:
-    def fetched(self, venue: str, seconds: float) -> None:
-        pass
-
-    def failed(self, venue: str, reason: str) -> None:
-        pass
-
-    def unconfirmed(self, venue: str) -> None:
-        pass

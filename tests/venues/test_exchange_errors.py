@@ -23,7 +23,7 @@ from equity_daemon.venues.exchange_errors import (
     translate,
 )
 from equity_daemon.venues.fake_exchange import Fault, Holding
-from tests.venues.exchanges import EXCHANGES, SECRETS, connected
+from tests.venues.exchanges import EXCHANGES, SECRETS, NoMetrics, connected
 
 pytestmark = pytest.mark.anyio
 
@@ -156,7 +156,7 @@ async def test_the_canary_key_never_reaches_a_message_or_a_log_line(
                         raw.append(str(exc))
                     fake.fail(BALANCE_PATH[exchange], fault)
                     venue = _BalanceVenue(client, exchange)
-                    report = await fetch_once(venue, POLICY, _Clock(), _Metrics())
+                    report = await fetch_once(venue, POLICY, _Clock(), NoMetrics())
                     assert report.error is not None
                     mapped.append(report.error)
     assert any("signature=" in text for text in raw)  # what would have leaked
@@ -181,17 +181,6 @@ class _Clock:
 
     def monotonic(self) -> float:
         return 0.0
-
-
-class _Metrics:
-    def fetched(self, venue: str, seconds: float) -> None:
-        pass
-
-    def failed(self, venue: str, reason: str) -> None:
-        pass
-
-    def unconfirmed(self, venue: str) -> None:
-        pass
 
 
 class _BalanceVenue:

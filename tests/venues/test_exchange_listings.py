@@ -37,14 +37,19 @@ SOL = FakePosition("SOL", D(10), D(90))
 
 @asynccontextmanager
 async def venue_on(
-    exchange: str, kind: type[ExchangeVenue] = ExchangeVenue, **extra: Any
+    exchange: str,
+    kind: type[ExchangeVenue] = ExchangeVenue,
+    accounts: tuple[str, ...] | None = None,
+    **extra: Any,
 ) -> AsyncIterator[tuple[FakeExchange, Any, Clock]]:
+    """A venue of `kind` reading `accounts` (the one with perpetuals) on a fake `exchange`, on
+    a test clock."""
     clock = Clock()
     async with fake_exchange(exchange) as fake:
         venue = kind(
             "cex",
             exchange,
-            (MAIN[exchange],),
+            accounts or (MAIN[exchange],),
             CREDENTIALS,
             clock,
             base_url=fake.base_url,
@@ -112,7 +117,7 @@ async def test_a_pushed_position_in_a_market_listed_after_start_does_not_end_the
 async def test_an_unknown_symbol_reloads_the_markets_at_most_once_per_interval() -> None:
     async with venue_on("binance") as (fake, venue, clock):
         await venue.fetch()
-        fake.set_positions([SOL])  # a market ccxt will not find, listed or not: never listed
+        fake.set_positions([SOL])  # SOL is not listed: each fetch fails, one reload a while
         for _ in range(3):
             with pytest.raises(VenueDataError, match="unlisted market 'SOLUSDT'"):
                 await venue.fetch()
@@ -127,24 +132,10 @@ async def test_an_unknown_symbol_reloads_the_markets_at_most_once_per_interval()
 async def test_instances_of_one_host_share_a_reload() -> None:
     """Two account types of one venue (two ccxt instances) miss the same new market: one
     reload, the other instance takes its markets over."""
-    clock = Clock()
-    async with fake_exchange("binance") as fake:
-        venue = ExchangeVenue(
-            "cex",
-            "binance",
-            ("usdm", "portfolio_margin"),
-            CREDENTIALS,
-            clock,
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-        )
-        try:
-            await venue.fetch()
-            list_sol(fake)
-            report = await venue.fetch()
-        finally:
-            await venue.aclose()
+    async with venue_on("binance", accounts=("usdm", "portfolio_margin")) as (fake, venue, _):
+        await venue.fetch()
+        list_sol(fake)
+        report = await venue.fetch()
     assert {p.account for p in report.positions if p.kind is PositionKind.HEDGE} == {
         "usdm",
         "portfolio_margin",
