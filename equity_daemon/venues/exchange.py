@@ -16,9 +16,13 @@ One class for every exchange; what differs per exchange is only the field mappin
   A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
   `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
   and positions each push names; a REST fetch still owns it.
-* any account failing fails the whole fetch with that account's reason: a partial report would
-  read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
-  `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
+* a position (read or pushed) in a market the instance does not know, listed since start,
+  reloads the host's markets (`exchange_listings`: bounded, shared by the host's instances) and
+  is read against them;
+* any account failing fails the whole fetch with that account's reason, prefixed with the
+  account type (a partial report would read as a drop in equity). ccxt's errors arrive as
+  `VenueUnavailable` (with `retry_after`), `VenueAuthError` or `VenueDataError`
+  (`exchange_errors`, which names the failed request); a raw answer that lacks a field the
   mapping needs is a `VenueDataError` naming the field;
 * `aclose()` closes every ccxt session (the supervisor calls it at shutdown, shielded).
 
