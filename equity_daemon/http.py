@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -60,6 +60,8 @@ class Backend(Protocol):
     def ready(self) -> tuple[bool, list[str]]: ...
 
     def snapshots(self) -> list[dict[str, Any]]: ...
+
+    def exchange_bans(self) -> Mapping[str, datetime]: ...
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]: ...
 
@@ -150,6 +152,7 @@ class Api:
             ready=self._backend.ready(),
             history_problem=problem,
             signed_in=not self._access.open,
+            exchange_bans=self._backend.exchange_bans(),
         )
         return _html(200, status_page.render(data))
 

@@ -154,6 +154,25 @@ class DaemonMetrics:
             ["exchange"],
             registry=self.registry,
         )
+        self.exchange_bans = Counter(
+            "equity_daemon_exchange_bans",
+            "Bans an exchange answered (418 or 429 with Retry-After); each holds every request "
+            "to that host until it ends.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_banned_until = Gauge(
+            "equity_daemon_exchange_banned_until_seconds",
+            "Unix time the exchange's latest ban ends (a past time: it is over; absent: none yet).",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_refused = Counter(
+            "equity_daemon_exchange_requests_refused",
+            "Requests not sent because their exchange host's ban had not ended (our own hold).",
+            ["exchange"],
+            registry=self.registry,
+        )
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)
@@ -176,13 +195,27 @@ class DaemonMetrics:
         """The hook an exchange's request budget calls for every REST request it lets through."""
         self.exchange_weight.labels(exchange).inc(cost)
 
+    def exchange_banned(self, exchange: str, until: datetime) -> None:
+        """The hook a request budget calls when its host answers a ban."""
+        self.exchange_bans.labels(exchange).inc()
+        self.exchange_banned_until.labels(exchange).set(until.timestamp())
+
+    def request_refused(self, exchange: str) -> None:
+        """The hook a request budget calls for a request its host's ban held back."""
+        self.exchange_refused.labels(exchange).inc()
+
     def cycle_weights(self, weights: Mapping[str, float]) -> None:
         for exchange, weight in weights.items():
             self.exchange_cycle_weight.labels(exchange).set(weight)
 
-    def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
-        """Export zeros for every venue and webhook from the start, so rate() and increase()
-        see the first error."""
+    def prepare(
+        self, venues: Iterable[str], webhooks: Iterable[str] = (), exchanges: Iterable[str] = ()
+    ) -> None:
+        """Export zeros for every venue, webhook and exchange from the start, so rate() and
+        increase() see the first error."""
+        for exchange in exchanges:
+            self.exchange_bans.labels(exchange)
+            self.exchange_refused.labels(exchange)
         for venue in venues:
             for reason in ("timeout", "unavailable", "malformed", "unexpected"):
                 self.venue_errors.labels(venue, reason)

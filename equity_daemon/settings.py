@@ -146,6 +146,7 @@ EXCHANGE_ACCOUNTS: dict[str, tuple[str, ...]] = {
         "usdm",
         "portfolio_margin",
         "funding",
+        "coinm",
     ),
     "bybit": ("unified", "funding"),
     "okx": ("trading", "funding"),
@@ -159,9 +160,10 @@ EXCHANGE_ACCOUNTS: dict[str, tuple[str, ...]] = {
 # portfolio-margin account, fail every fetch. Isolated margin, spot and funding stay outside it.
 SAME_WALLETS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("binance", "portfolio_margin"): (
-        ("cross_margin", "usdm"),
-        "a portfolio-margin account's cross-margin and USDⓈ-M wallets are the ones "
-        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance), so the "
+        ("cross_margin", "usdm", "coinm"),
+        "a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are the ones "
+        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance, "
+        "cmWalletBalance), so the "
         "same money would count twice; list portfolio_margin without them (a classic account "
         "is another key: another venue)",
     ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from html import escape
@@ -34,7 +34,8 @@ class StatusData:
 
     `snapshots` are `/snapshot`'s documents, `events` `/events`' (oldest first), `histories` each
     book's recorded equity over `CHART_WINDOW`. `history_problem` says why history could not be
-    read, when it could not.
+    read, when it could not. `exchange_bans` names each exchange whose ban (its `Retry-After`)
+    holds every request to it, with when it ends.
     """
 
     now: datetime
@@ -45,6 +46,7 @@ class StatusData:
     ready: tuple[bool, Sequence[str]]
     history_problem: str | None = None
     signed_in: bool = False
+    exchange_bans: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def render(data: StatusData) -> str:
@@ -112,6 +114,11 @@ def _header(data: StatusData) -> str:
         lines.append(f'<ul class="notice">{items}</ul>')
     if data.history_problem is not None:
         lines.append(f'<p class="notice">History unavailable: {escape(data.history_problem)}</p>')
+    for exchange, until in sorted(data.exchange_bans.items()):
+        lines.append(
+            f'<p class="notice">{escape(exchange)} banned until {until:%H:%M:%S} UTC: '
+            "no request is sent to it before then (its Retry-After).</p>"
+        )
     return "\n".join(lines)
 
 

@@ -110,20 +110,21 @@ def test_a_bad_exchange_venue_is_refused_without_echoing_a_secret(
         ["portfolio_margin", "usdm"],
         ["cross_margin", "portfolio_margin"],
         ["spot", "cross_margin", "usdm", "portfolio_margin"],
+        ["portfolio_margin", "coinm"],
     ],
 )
 def test_portfolio_margin_beside_the_wallets_it_already_reads_is_refused(
     accounts: list[str],
 ) -> None:
-    # a portfolio-margin account's cross-margin and USDⓈ-M wallets are what /papi/v1/balance
-    # returns: `usdm` or `cross_margin` on the same key would count that money a second time
+    # a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are what
+    # /papi/v1/balance returns: listing them on the same key would count that money twice
     (problem,) = config_error(book(venue(accounts=accounts)))
-    also = ", ".join(a for a in accounts if a in ("cross_margin", "usdm"))
+    also = ", ".join(a for a in accounts if a in ("cross_margin", "usdm", "coinm"))
     assert problem.startswith(
         f"books.basis.venues[0].binance: accounts: {also} beside portfolio_margin: "
-        "a portfolio-margin account's cross-margin and USDⓈ-M wallets are the ones "
-        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance), so the "
-        "same money would count twice"
+        "a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are the ones "
+        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance, "
+        "cmWalletBalance), so the same money would count twice"
     ), problem
 
 

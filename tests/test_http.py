@@ -42,6 +42,9 @@ class Backend:
     def snapshots(self) -> list[dict[str, Any]]:
         return [{"book": "basis", "equity": "1.5"}]
 
+    def exchange_bans(self) -> dict[str, datetime]:
+        return {}
+
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         self.since.append(since)
         return [{"id": "e1"}]

@@ -200,8 +200,8 @@ class Daemon:
         self._price_sources: dict[str, QuoteSource] = {
             name: make_price_source(name, config) for name, config in settings.price_sources.items()
         }
-        # every venue and market of one exchange host waits on one rate limiter
-        self.budgets = Budgets(self.instruments.request_weight)
+        # every venue and market of one exchange host waits on one rate limiter, and one ban
+        self.budgets = Budgets(self.instruments, self.clock)
         self.markets = {
             name: make_market(name, config, self.clock, self.budgets)
             for name, config in settings.markets.items()
@@ -212,7 +212,9 @@ class Daemon:
         self.store = PositionStore(venue_names, self.clock)
         self.pollers = list(self._pollers())
         self.instruments.prepare(
-            venue_names, [hook.name for book in settings.books.values() for hook in book.webhooks]
+            venue_names,
+            [hook.name for book in settings.books.values() for hook in book.webhooks],
+            self.budgets.exchanges,
         )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
@@ -367,6 +369,10 @@ class Daemon:
                 }
                 documents.append(snap.to_json() | freshness)
         return documents
+
+    def exchange_bans(self) -> dict[str, datetime]:
+        """The exchanges banning us now, each with when its ban ends (the status page)."""
+        return self.budgets.bans()
 
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         return [] if self.history is None else await self.history.events(since=since)

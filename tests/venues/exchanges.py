@@ -80,3 +80,16 @@ def quotes_at(
         quote(base, counter, rate, source=source or "binance", age=age)
         for base, counter, rate, source in prices
     )
+
+
+class NoMetrics:
+    """A poller's metrics that record nothing (`runtime.poller.PollMetrics`)."""
+
+    def fetched(self, venue: str, seconds: float) -> None:
+        pass
+
+    def failed(self, venue: str, reason: str) -> None:
+        pass
+
+    def unconfirmed(self, venue: str) -> None:
+        pass

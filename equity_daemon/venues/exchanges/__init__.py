@@ -140,11 +140,13 @@ class Lines:
             ReportedTotal(self.account, amount, currency, label, unrealized_pnl=pnl)
         )
 
-    def perp(self, perp: Perp) -> None:
-        """An open perpetual: its hedge line (excluded) and its two equity legs."""
+    def perp(self, perp: Perp, line_id: str | None = None) -> None:
+        """An open perpetual: its hedge line (excluded) and its two equity legs, under one
+        `line_id`: `symbol:position_side` unless the mapping names it (OKX, whose symbol and
+        side do not tell a cross and an isolated position apart)."""
         if perp.contracts == 0:
             return
-        line_id = f"{perp.symbol}:{perp.position_side}"
+        line_id = line_id or f"{perp.symbol}:{perp.position_side}"
         self.add(PositionKind.HEDGE, perp.base, perp.base_size, line_id, perp.details())
         for symbol, amount in perp.legs():
             self.asset(symbol, amount, line_id)

@@ -163,6 +163,7 @@ def position(
     symbol, base, settle, inverse, contract_size = contract_of(market)
     pos_side = str(raw.get("posSide") or "net")
     long = pos_side == "long" or (pos_side == "net" and pos > 0)
+    margin_mode = str(raw.get("mgnMode") or "cross")
     lines.perp(
         Perp(
             symbol=symbol,
@@ -176,11 +177,21 @@ def position(
             unrealized_pnl=number(raw, "upl", default=ZERO),
             liquidation_price=optional(raw, "liqPx"),
             leverage=optional(raw, "lever"),
-            margin_mode=str(raw.get("mgnMode") or "cross"),
+            margin_mode=margin_mode,
             position_side=pos_side,
             inverse=inverse,
-        )
+        ),
+        line_id=_line_id(symbol, margin_mode, pos_side),
     )
+
+
+def _line_id(symbol: str, margin_mode: str, pos_side: str) -> str:
+    """A swap or future position's line id. OKX keeps a cross and an isolated position of one
+    instrument and side apart (each its own `posId`; `position_key`): an isolated one's id names
+    its margin mode. (A cross one's keeps the `symbol:side` every exchange's has.)"""
+    if margin_mode == "isolated":
+        return f"{symbol}:isolated:{pos_side}"
+    return f"{symbol}:{pos_side}"
 
 
 def _margin(lines: Lines, raw: Mapping[str, Any], acct_lv: str) -> None:

@@ -78,6 +78,7 @@ class FakePosition:
     liquidation_price: Decimal | None = None
     updated_ms: int = 1_700_000_000_000
     inverse: bool = False
+    margin_mode: str = "cross"  # OKX holds a cross and an isolated position of one swap apart
 
 
 @dataclass(frozen=True, slots=True)
