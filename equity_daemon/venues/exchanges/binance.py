@@ -227,7 +227,8 @@ def _get(node: Any, key: str) -> Any:
 # (ccxt 4.5.90 follows isolated margin one pair per listen token; the funding wallet has no
 # user-data stream).
 
-# the account types whose pushes patch the REST snapshot
+# the account types followed by a stream (their pushes patch the REST snapshot, or cue a read:
+# `READ_ON_PUSH`)
 STREAMED: frozenset[str] = frozenset({"usdm", "portfolio_margin", "spot", "cross_margin"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
 WATCH: Mapping[str, Mapping[str, Any]] = {
