@@ -206,8 +206,9 @@ class _Totals:
         # perpetuals (an open perpetual's two legs share its hedge line's id)
         self.by_line: dict[tuple[str, str, str], Decimal] = {}
         self.hedge_ids: set[tuple[str, str, str]] = set()
-        # asset lines' values by (venue, account, symbol): for a venue total that leaves some out
-        self.account_assets: dict[tuple[str, str, str], Decimal] = {}
+        # asset lines' values by (venue, account, symbol, line id): for a venue total that leaves
+        # some assets out
+        self.account_assets: dict[tuple[str, str, str, str | None], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
@@ -264,8 +265,8 @@ class _Totals:
             line = (venue, position.account, position.line_id)
             self.by_line[line] = self.by_line.get(line, ZERO) + value
         if position.kind is PositionKind.ASSET:
-            line = (venue, position.account, symbol)
-            self.account_assets[line] = self.account_assets.get(line, ZERO) + value
+            held = (venue, position.account, symbol, position.line_id)
+            self.account_assets[held] = self.account_assets.get(held, ZERO) + value
 
     def by_venue_account(self) -> dict[str, dict[str, Decimal]]:
         """Equity by venue, then by account (a chain venue's accounts are its protocols)."""
@@ -285,10 +286,7 @@ class _Totals:
         both sides leave the perpetuals out (see `_without_perpetuals`).
         """
         price = self.price_of(total.currency)
-        computed = self.by_account.get((venue, total.account), ZERO) - sum(
-            (self.account_assets.get((venue, total.account, s), ZERO) for s in total.uncounted),
-            ZERO,
-        )
+        computed = self.by_account.get((venue, total.account), ZERO) - self._uncounted(venue, total)
         if total.computed_at_venue_prices is not None and price is not None:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)
@@ -305,6 +303,20 @@ class _Totals:
             reported_amount=total.amount,
             reported_currency=total.currency,
             unrealized_pnl=pnl,
+        )
+
+    def _uncounted(self, venue: str, total: ReportedTotal) -> Decimal:
+        """The value of the account's holdings of the assets `total` leaves out; a perpetual's
+        leg in one of them is no holding (`_without_perpetuals` takes the legs out)."""
+        return sum(
+            (
+                value
+                for (v, account, symbol, line), value in self.account_assets.items()
+                if (v, account) == (venue, total.account)
+                and symbol in total.uncounted
+                and (venue, account, line) not in self.hedge_ids
+            ),
+            ZERO,
         )
 
     def _without_perpetuals(
