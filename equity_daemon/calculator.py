@@ -25,9 +25,9 @@
   `stale_venue` when fetches succeed but stopped arriving (row 5). A failure while the last good
   report is still fresh shows in the venue's status (`failing`) without making the book incomplete:
   a single timeout is not an outage.
-* A venue with no good report at all leaves the equity unknown, never a sum without it: it is
-  `waiting` (`unreported_venue`) for its max age from when the daemon began following it, then
-  `failed` (`failed_venue`), and is listed in `unreported` either way.
+* A venue with no good report at all leaves the equity unknown, never a sum without it
+  (`holdings`: it is `waiting` for its max age from when the daemon began following it, then
+  `failed`). What a gap makes unknown is `unknown.Gaps`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from equity_daemon.holdings import age_text, holdings
 from equity_daemon.model import (
     EXCLUDED_KINDS,
     EquityCandidate,
@@ -53,7 +54,6 @@ from equity_daemon.model import (
     ShareClass,
     Snapshot,
     VenueState,
-    VenueSummary,
     decimal_str,
 )
 from equity_daemon.pegs import Peg, apply_pegs
@@ -67,15 +67,6 @@ VALUE_PLACES = 18
 VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_PLACES)
 _QUANTIZABLE_BELOW = PRICE_PRECISION - VALUE_PLACES  # adjusted exponent of the largest value
 _NO_PRICES: Mapping[str, PriceUsed] = MappingProxyType({})
-
-# (latest fetch succeeded, last good report within max age) -> the venue's status
-_STATUS = {
-    (True, True): "ok",
-    (True, False): "stale",
-    (False, True): "failing",
-    (False, False): "failed",
-}
-WAITING = "waiting"  # no good report yet, within the venue's max age of being followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +115,7 @@ def calculate(
             previously_suspect=previously_suspect,
             quote_failures=quote_failures,
         )
-        held = _venue_positions(venues, now, limits)
+        held = holdings(venues, now, limits.max_age_of)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
         for position in held.positions:
             totals.add(position)
@@ -165,61 +156,6 @@ def calculate(
     )
 
 
-@dataclass
-class _Held:
-    """What the venues hold, as far as their last good reports say, and how fresh that is."""
-
-    summaries: list[VenueSummary] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    positions: list[Position] = field(default_factory=list)
-    reported: list[tuple[str, ReportedTotal]] = field(default_factory=list)
-    unreported: tuple[str, ...] = ()
-
-
-def _venue_positions(venues: Sequence[VenueState], now: datetime, limits: Limits) -> _Held:
-    held = _Held()
-    unreported = []
-    for state in sorted(venues, key=lambda s: s.venue):
-        latest, good = state.latest, state.last_good
-        max_age = limits.max_age_of(state.venue)
-        age = None if good is None else now - good.data_time
-        fresh = age is not None and age <= max_age
-        status = _STATUS[(latest.ok, fresh)]
-        if good is None:
-            unreported.append(state.venue)
-            followed = None if state.followed_since is None else now - state.followed_since
-            if followed is not None and followed <= max_age:
-                status = WAITING
-                detail = f"no report since the daemon started {_age_text(followed)} ago"
-                detail += f" (latest: {latest.error})"
-                held.problems.append(
-                    Problem(ProblemKind.UNREPORTED_VENUE, state.venue, detail, followed)
-                )
-        if status == "stale":
-            detail = f"last report is {_age_text(age)} old"
-            held.problems.append(Problem(ProblemKind.STALE_VENUE, state.venue, detail, age))
-        elif status == "failed":
-            since = "never succeeded" if age is None else f"last good {_age_text(age)} ago"
-            detail = f"{latest.error} ({since})"
-            held.problems.append(Problem(ProblemKind.FAILED_VENUE, state.venue, detail, age))
-        held.summaries.append(
-            VenueSummary(
-                venue=state.venue,
-                status=status,
-                fetched_at=None if good is None else good.fetched_at,
-                age=age,
-                block_number=None if good is None else good.block_number,
-                error=latest.error,
-                note=state.note,
-            )
-        )
-        if good is not None:
-            held.positions.extend(good.positions)
-            held.reported.extend((state.venue, total) for total in good.reported)
-    held.unreported = tuple(unreported)
-    return held
-
-
 class _Totals:
     """Accumulates one pass over the positions."""
 
@@ -252,7 +188,6 @@ class _Totals:
         # assets whose only fresh price is suspect, with no agreed price to fall back on, and the
         # signed amounts of their lines in equity (for `candidates`)
         self.disputed: dict[str, list[Decimal]] = {}
-        self.in_equity: set[str] = set()
 
     def price_of(self, symbol: str) -> Decimal | None:
         """The fresh price (suspect or not) for a line beside equity; None without one.
@@ -309,7 +244,6 @@ class _Totals:
                 self.unpriced.setdefault(symbol, set()).add(venue)
             self.unvalued.append(PositionLine.of(position))
             return
-        self.in_equity.add(symbol)
         value = _value(amount, price.price)
         if value >= 0:
             self.assets += value
@@ -426,7 +360,7 @@ class _Totals:
         self, share_class: ShareClass, table: PriceTable, now: datetime
     ) -> list[Problem]:
         stale = ", ".join(
-            f"{q.edge} from {q.source} is {_age_text(now - q.at)} old" for q in table.stale
+            f"{q.edge} from {q.source} is {age_text(now - q.at)} old" for q in table.stale
         )
         problems = []
         for symbol, venues in sorted(self.unpriced.items()):
@@ -501,16 +435,5 @@ def _value(amount: Decimal, price: Decimal) -> Decimal:
 def _held_at(price: PriceUsed, now: datetime, name: str = "last good") -> str:
     return (
         f"valued at its {name} price {decimal_str(price.price)} via {' > '.join(price.path)} "
-        f"({', '.join(price.sources)}), {_age_text(now - price.as_of)} old"
+        f"({', '.join(price.sources)}), {age_text(now - price.as_of)} old"
     )
-
-
-def _age_text(age: timedelta | None) -> str:
-    if age is None:
-        return "unknown"
-    seconds = int(age.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"

@@ -248,7 +248,7 @@ def _venues(venues: Sequence[Mapping[str, Any]]) -> str:
     rows: list[list[Cell]] = []
     for venue in venues:
         status = str(venue["status"])
-        tone = "ok" if status == "ok" else "warn" if status == "failing" else "bad"
+        tone = "ok" if status == "ok" else "warn" if status in ("failing", "waiting") else "bad"
         note = " · ".join(str(text) for text in (venue.get("error"), venue.get("note")) if text)
         age = venue.get("age_seconds")
         rows.append(
