@@ -356,12 +356,11 @@ def equity_chart(
     """An inline SVG line of equity over the last `CHART_WINDOW`, with threshold alerts marked.
 
     Incomplete snapshots are drawn as hollow red dots on the line; their equity is the best
-    estimate, not a number to act on. Where the equity was unknown the line breaks: a gap, never
-    a fall to zero.
+    estimate, not a number to act on. Where the equity was unknown the line breaks over a grey
+    band: a gap, never a fall to zero.
     """
     start = now - CHART_WINDOW
-    window = [p for p in points if p.at >= start]
-    runs = _known_runs(window)
+    runs, gaps = _runs_and_gaps([p for p in points if p.at >= start])
     drawn = [p for run in runs for p in run]
     if not drawn:
         return '<p class="muted chart-empty">No history yet.</p>'
@@ -373,7 +372,7 @@ def equity_chart(
         and datetime.fromisoformat(e["at"]) >= start
     ]
     end = max(now, drawn[-1].at)
-    first = min([drawn[0].at, end - MIN_SPAN, *(at for at, _ in markers)])
+    first = min([drawn[0].at, end - MIN_SPAN, *(at for at, _ in markers), *(a for a, _ in gaps)])
     span_seconds = (end - first).total_seconds()
     # money stays Decimal here too: only the pixel coordinates are rounded, when formatted
     values = [p.equity for p in drawn] + [v for _, v in markers]
@@ -392,6 +391,12 @@ def equity_chart(
     ]
     step = math.ceil(len(drawn) / CHART_POINTS)
     base = HEIGHT - BOTTOM
+    for gap_from, gap_to in gaps:
+        width = max(x(gap_to) - x(gap_from), 3.0)
+        parts.append(
+            f'<rect class="gap" x="{x(gap_from):.1f}" y="{TOP}" width="{width:.1f}" '
+            f'height="{base - TOP}"><title>equity unknown</title></rect>'
+        )
     for run in runs:
         line = " ".join(f"{x(at):.1f},{y(value):.1f}" for at, value, _ in _thin(run, step))
         area = f"{x(run[0].at):.1f},{base} {line} {x(run[-1].at):.1f},{base}"
@@ -417,8 +422,8 @@ def equity_chart(
         keys.append('<span class="key threshold"></span>threshold alert')
     if not all(p.complete for p in drawn):
         keys.append('<span class="key incomplete"></span>incomplete')
-    if len(runs) > 1 or len(drawn) < len(window):
-        keys.append("gaps: equity unknown")
+    if gaps:
+        keys.append('<span class="key gap"></span>equity unknown')
     legend = f'<div class="legend muted">{"".join(keys)}</div>'
     return '<figure class="chart-box">' + "".join(parts) + legend + "</figure>"
 
@@ -431,16 +436,27 @@ class _Known(NamedTuple):
     complete: bool
 
 
-def _known_runs(points: Sequence[EquityPoint]) -> list[list[_Known]]:
-    """The points with a known equity, in runs that an unknown one ends (each a line)."""
+def _runs_and_gaps(
+    points: Sequence[EquityPoint],
+) -> tuple[list[list[_Known]], list[tuple[datetime, datetime]]]:
+    """The points with a known equity in runs (each a line), and the spans where it was
+    unknown: from an unknown point to the next known one (or to the last unknown one)."""
     runs: list[list[_Known]] = [[]]
+    gaps: list[tuple[datetime, datetime]] = []
+    unknown_since = unknown_until = None
     for at, equity, complete in points:
         if equity is None or not equity.is_finite():
+            unknown_since, unknown_until = unknown_since or at, at
             if runs[-1]:
                 runs.append([])
             continue
+        if unknown_since is not None:
+            gaps.append((unknown_since, at))
+            unknown_since = None
         runs[-1].append(_Known(at, equity, complete))
-    return [run for run in runs if run]
+    if unknown_since is not None and unknown_until is not None:
+        gaps.append((unknown_since, unknown_until))
+    return [run for run in runs if run], gaps
 
 
 def _thin(points: Sequence[_Known], step: int) -> list[_Known]:
@@ -641,11 +657,13 @@ border-radius:8px}
 .chart .incomplete{fill:#fff;stroke:var(--bad);stroke-width:2}
 .chart .last{fill:var(--accent);stroke:#fff;stroke-width:2}
 .chart .threshold{fill:#f59e0b;stroke:#fff;stroke-width:2}
+.chart .gap{fill:rgba(102,112,133,.14)}
 .legend{font-size:12.5px;margin-top:6px;display:flex;flex-wrap:wrap;align-items:center;gap:4px}
 .key{display:inline-block;width:12px;height:12px;border-radius:50%;margin:0 4px 0 12px}
 .key.line{height:3px;border-radius:2px;background:var(--accent);margin-left:0}
 .key.threshold{background:#f59e0b}
 .key.incomplete{border:2px solid var(--bad)}
+.key.gap{border-radius:2px;background:rgba(102,112,133,.3)}
 footer{text-align:center;font-size:13px;padding:8px 0 24px}
 a{color:var(--accent)}
 .login{max-width:380px;margin:12vh auto 16px}

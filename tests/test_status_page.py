@@ -226,7 +226,11 @@ def test_the_chart_breaks_where_the_equity_was_unknown() -> None:
     axis = re.findall(r'<text class="axis" x="4" y="[^"]*">([\d,.]+)</text>', svg)
     assert len(axis) == 4
     assert all(Decimal(label.replace(",", "")) > 511_000 for label in axis)  # no zero to fall to
-    assert "gaps: equity unknown" in svg
+    (gap,) = re.findall(r'<rect class="gap" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
+    end_of_line = float(lines[0].split()[-1].split(",")[0])
+    start_of_next = float(lines[1].split()[0].split(",")[0])
+    assert end_of_line < float(gap[0]) < start_of_next  # a grey band where nothing is known
+    assert "equity unknown" in svg  # its title and the legend
     only_unknown = equity_chart(unknown, [], NOW, "USDT")
     assert "No history yet." in only_unknown
 
@@ -234,4 +238,4 @@ def test_the_chart_breaks_where_the_equity_was_unknown() -> None:
 def test_the_live_snapshot_of_an_unknown_equity_ends_the_line_with_a_gap() -> None:
     page = render(data(unknown_doc(), histories={"basis": history(10)}))
     assert len(points_of(page)) == 10
-    assert "gaps: equity unknown" in page
+    assert page.count('<rect class="gap"') == 1  # from the unknown snapshot to now
