@@ -9,7 +9,7 @@ Pure. A venue keeps counting with its last good report; its status says how far 
 | failed       | within its max age           | `failing` | (one timeout is not an outage) |
 | failed       | older                        | `failed`  | `failed_venue`     |
 | failed       | none, followed < max age     | `waiting` | `unreported_venue` |
-| failed       | none, longer (or since when unknown) | `failed` | `failed_venue` |
+| failed       | none, longer, or refused     | `failed`  | `failed_venue`     |
 
 A venue with no good report at all is `unreported`: its holdings are unknown (`unknown.Gaps`).
 It is awaited for its max age from when the daemon began following it
@@ -67,7 +67,8 @@ def holdings(
         if good is None:
             unreported.append(state.venue)
             followed = None if state.followed_since is None else now - state.followed_since
-            if followed is not None and followed <= max_age:
+            # a refused key is no outage to wait out: retrying cannot fix it
+            if followed is not None and followed <= max_age and not latest.refused:
                 status = WAITING
                 detail = f"no report since the daemon started {age_text(followed)} ago"
                 detail += f" (latest: {latest.error})"

@@ -77,6 +77,14 @@ def test_a_venue_not_heard_from_since_start_is_awaited_for_its_max_age_then_fail
     assert failed.equity is None
 
 
+def test_a_venue_refusing_our_key_at_start_is_failed_at_once() -> None:
+    refused = VenueReport.failed("cex", NOW, "auth refused", refused=True)
+    snap = snapshot(VenueState(refused, None, followed_since=NOW))
+    assert [v.status for v in snap.venues] == ["failed"]  # retrying cannot fix it: no waiting
+    assert [p.kind for p in snap.problems] == [ProblemKind.FAILED_VENUE]
+    assert snap.equity is None
+
+
 def restored_tracker(clock: Clock, equity: str) -> BookTracker:
     book = BookTracker(
         book="staking",
