@@ -13,7 +13,11 @@
   earlier snapshot used, which the caller remembers), marked `stale`; the snapshot is incomplete
   with a `stale_price` problem giving that price's age. Only an asset never priced is
   `unpriced`: its lines are left out of the totals, never valued at zero (row 4), and listed in
-  `unvalued`, so readers know the equity is partial rather than low.
+  `unvalued`, and the equity is unknown (None) rather than low.
+* A line whose price is suspect (its sources disagree) is valued at the last price they agreed
+  on (the last good price, marked `stale` and `suspect`), never at one side of the
+  disagreement; with none, it is left out like an unpriced line, and when that is the only gap
+  the snapshot shows what each side would make the equity (`equity_candidates`).
 * Every line value is rounded to `VALUE_QUANTUM` before it is summed: the totals, the venue
   breakdown and the asset breakdown then add up exactly.
 * A venue keeps counting with its last good report. When that report is older than the venue's
@@ -21,6 +25,9 @@
   `stale_venue` when fetches succeed but stopped arriving (row 5). A failure while the last good
   report is still fresh shows in the venue's status (`failing`) without making the book incomplete:
   a single timeout is not an outage.
+* A venue with no good report at all leaves the equity unknown, never a sum without it
+  (`holdings`: it is `waiting` for its max age from when the daemon began following it, then
+  `failed`). What a gap makes unknown is `unknown.Gaps`.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from equity_daemon.holdings import age_text, holdings
 from equity_daemon.model import (
     EXCLUDED_KINDS,
+    EquityCandidate,
     ExcludedLine,
     Position,
     PositionKind,
@@ -45,11 +54,11 @@ from equity_daemon.model import (
     ShareClass,
     Snapshot,
     VenueState,
-    VenueSummary,
     decimal_str,
 )
 from equity_daemon.pegs import Peg, apply_pegs
 from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, QuoteFailure, resolve
+from equity_daemon.unknown import Gaps
 
 ZERO = Decimal(0)
 # One wei in an ETH share class, far below a cent in USDT: rounding each line value to it keeps
@@ -58,14 +67,6 @@ VALUE_PLACES = 18
 VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_PLACES)
 _QUANTIZABLE_BELOW = PRICE_PRECISION - VALUE_PLACES  # adjusted exponent of the largest value
 _NO_PRICES: Mapping[str, PriceUsed] = MappingProxyType({})
-
-# (latest fetch succeeded, last good report within max age) -> the venue's status
-_STATUS = {
-    (True, True): "ok",
-    (True, False): "stale",
-    (False, True): "failing",
-    (False, False): "failed",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +115,19 @@ def calculate(
             previously_suspect=previously_suspect,
             quote_failures=quote_failures,
         )
-        summaries, problems, positions, reported = _venue_positions(venues, now, limits)
+        held = holdings(venues, now, limits.max_age_of)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
-        for position in positions:
+        for position in held.positions:
             totals.add(position)
-        reconciliations = tuple(totals.reconcile(venue, total) for venue, total in reported)
+        reconciliations = tuple(totals.reconcile(venue, total) for venue, total in held.reported)
+        problems = held.problems
         problems.extend(totals.unpriced_problems(share_class, table, now))
         problems.extend(totals.stale_problems(share_class, now))
-        problems.extend(totals.suspect_problems(table))
-        equity = totals.assets - totals.debt
+        problems.extend(totals.suspect_problems(table, now))
+        known = Gaps(held.unreported, tuple(totals.unvalued)).figures(
+            totals.assets, totals.debt, totals.by_venue, totals.by_asset, totals.by_account
+        )
+        candidates = () if held.unreported or totals.unpriced else totals.candidates(table)
 
     problems.sort(key=lambda p: (p.kind, p.subject))
     return Snapshot(
@@ -130,15 +135,17 @@ def calculate(
         share_class=share_class,
         at=now,
         sequence=sequence,
-        total_assets=totals.assets,
-        total_debt=totals.debt,
-        equity=equity,
-        equity_by_venue=dict(sorted(totals.by_venue.items())),
-        equity_by_asset=dict(sorted(totals.by_asset.items())),
-        equity_by_account=totals.by_venue_account(),
+        total_assets=known.assets,
+        total_debt=known.debt,
+        equity=known.equity,
+        equity_by_venue=known.by_venue,
+        equity_by_asset=known.by_asset,
+        equity_by_account=known.by_account,
+        unreported=held.unreported,
+        equity_candidates=candidates,
         excluded=tuple(totals.excluded),
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
-        venues=tuple(summaries),
+        venues=tuple(held.summaries),
         problems=tuple(problems),
         unvalued=tuple(totals.unvalued),
         ignored=tuple(totals.ignored),
@@ -147,42 +154,6 @@ def calculate(
         reconciliations=reconciliations,
         pegs=peg_checks,
     )
-
-
-def _venue_positions(
-    venues: Sequence[VenueState], now: datetime, limits: Limits
-) -> tuple[list[VenueSummary], list[Problem], list[Position], list[tuple[str, ReportedTotal]]]:
-    summaries: list[VenueSummary] = []
-    problems: list[Problem] = []
-    positions: list[Position] = []
-    reported: list[tuple[str, ReportedTotal]] = []
-    for state in sorted(venues, key=lambda s: s.venue):
-        latest, good = state.latest, state.last_good
-        age = None if good is None else now - good.data_time
-        fresh = age is not None and age <= limits.max_age_of(state.venue)
-        status = _STATUS[(latest.ok, fresh)]
-        if status == "stale":
-            detail = f"last report is {_age_text(age)} old"
-            problems.append(Problem(ProblemKind.STALE_VENUE, state.venue, detail, age))
-        elif status == "failed":
-            since = "never succeeded" if age is None else f"last good {_age_text(age)} ago"
-            detail = f"{latest.error} ({since})"
-            problems.append(Problem(ProblemKind.FAILED_VENUE, state.venue, detail, age))
-        summaries.append(
-            VenueSummary(
-                venue=state.venue,
-                status=status,
-                fetched_at=None if good is None else good.fetched_at,
-                age=age,
-                block_number=None if good is None else good.block_number,
-                error=latest.error,
-                note=state.note,
-            )
-        )
-        if good is not None:
-            positions.extend(good.positions)
-            reported.extend((state.venue, total) for total in good.reported)
-    return summaries, problems, positions, reported
 
 
 class _Totals:
@@ -213,25 +184,45 @@ class _Totals:
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
         self.used_prices: dict[str, PriceUsed] = {}
+        self.equity_prices: dict[str, PriceUsed | None] = {}
         self.unpriced: dict[str, set[str]] = {}
-        self.in_equity: set[str] = set()
+        # assets whose only fresh price is suspect, with no agreed price to fall back on, and the
+        # signed amounts of their lines in equity (for `candidates`)
+        self.disputed: dict[str, list[Decimal]] = {}
 
-    def price_of(self, symbol: str, *, stale_ok: bool = False) -> Decimal | None:
-        """The fresh price, or with `stale_ok` the last good one marked stale; None if neither.
+    def price_of(self, symbol: str) -> Decimal | None:
+        """The fresh price (suspect or not) for a line beside equity; None without one.
 
-        Only equity lines take a stale price: an excluded line or a hedge's PnL is not worth an
-        incomplete book, and stays unvalued instead.
+        An excluded line or a hedge's PnL is not worth an incomplete book: it takes no stale
+        price, and a disagreement on it makes nothing suspect (`suspect_problems`).
         """
-        used = self.used_prices.get(symbol)
-        if used is not None and (stale_ok or not used.stale):
-            return used.price
         price = self.prices.get(symbol)
-        if price is None and stale_ok and symbol in self.last_good:
-            price = replace(self.last_good[symbol], stale=True)
         if price is None:
             return None
-        self.used_prices[symbol] = price
+        self.used_prices.setdefault(symbol, price)  # an equity line's choice stays the one shown
         return price.price
+
+    def equity_price(self, symbol: str) -> PriceUsed | None:
+        """The price a line in equity is valued at: the fresh one when its sources agree; else
+        the last good one (the last clean price an earlier snapshot used), marked `stale`, and
+        `suspect` when the fresh one is; None when there is none: the line is left out.
+
+        One side of a disagreement is never the equity: the last price both sides agreed on
+        is a figure somebody vouched for, named and aged like a stale one.
+        """
+        if symbol in self.equity_prices:
+            return self.equity_prices[symbol]
+        fresh = self.prices.get(symbol)
+        chosen = fresh
+        if fresh is None or fresh.suspect:
+            last = self.last_good.get(symbol)
+            chosen = None if last is None else replace(last, stale=True, suspect=fresh is not None)
+        self.equity_prices[symbol] = chosen
+        if chosen is not None:
+            self.used_prices[symbol] = chosen
+        elif fresh is not None:  # shown, flagged suspect, beside the candidates it gives
+            self.used_prices.setdefault(symbol, fresh)
+        return chosen
 
     def add(self, position: Position) -> None:
         symbol, venue = position.asset.symbol, position.venue
@@ -245,14 +236,16 @@ class _Totals:
             return
         if position.amount == 0:
             return
-        price = self.price_of(symbol, stale_ok=True)
+        amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
+        price = self.equity_price(symbol)
         if price is None:
-            self.unpriced.setdefault(symbol, set()).add(venue)
+            if symbol in self.prices:  # fresh, but its sources disagree
+                self.disputed.setdefault(symbol, []).append(amount)
+            else:
+                self.unpriced.setdefault(symbol, set()).add(venue)
             self.unvalued.append(PositionLine.of(position))
             return
-        self.in_equity.add(symbol)
-        amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
-        value = _value(amount, price)
+        value = _value(amount, price.price)
         if value >= 0:
             self.assets += value
         else:
@@ -267,13 +260,6 @@ class _Totals:
         if position.kind is PositionKind.ASSET:
             held = (venue, position.account, symbol, position.line_id)
             self.account_assets[held] = self.account_assets.get(held, ZERO) + value
-
-    def by_venue_account(self) -> dict[str, dict[str, Decimal]]:
-        """Equity by venue, then by account (a chain venue's accounts are its protocols)."""
-        nested: dict[str, dict[str, Decimal]] = {}
-        for (venue, account), value in sorted(self.by_account.items()):
-            nested.setdefault(venue, {})[account] = value
-        return nested
 
     def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
         """The account's equity lines as valued here, beside what the venue says they are worth.
@@ -386,7 +372,7 @@ class _Totals:
         self, share_class: ShareClass, table: PriceTable, now: datetime
     ) -> list[Problem]:
         stale = ", ".join(
-            f"{q.edge} from {q.source} is {_age_text(now - q.at)} old" for q in table.stale
+            f"{q.edge} from {q.source} is {age_text(now - q.at)} old" for q in table.stale
         )
         problems = []
         for symbol, venues in sorted(self.unpriced.items()):
@@ -403,28 +389,51 @@ class _Totals:
         """Every asset valued at its last good price, with that price, its path and its age."""
         problems = []
         for symbol, price in sorted(self.used_prices.items()):
-            if not price.stale:
+            if not price.stale or price.suspect:
                 continue
-            age = now - price.as_of
-            detail = (
-                f"no fresh price path to {share_class.value}; valued at its last good price "
-                f"{decimal_str(price.price)} via {' > '.join(price.path)} "
-                f"({', '.join(price.sources)}), {_age_text(age)} old"
-            )
-            problems.append(Problem(ProblemKind.STALE_PRICE, symbol, detail, age))
+            detail = f"no fresh price path to {share_class.value}; " + _held_at(price, now)
+            problems.append(Problem(ProblemKind.STALE_PRICE, symbol, detail, now - price.as_of))
         return problems
 
-    def suspect_problems(self, table: PriceTable) -> list[Problem]:
-        """Only prices that feed equity can make it untrustworthy; a hedge's cannot."""
-        return [
-            Problem(
-                ProblemKind.SUSPECT_PRICE,
-                symbol,
-                "; ".join(found.describe() for found in table.disagreements_on(price)),
-            )
-            for symbol, price in sorted(self.used_prices.items())
-            if price.suspect and symbol in self.in_equity
-        ]
+    def suspect_problems(self, table: PriceTable, now: datetime) -> list[Problem]:
+        """Only prices that feed equity can make it untrustworthy; a hedge's cannot. Each names
+        the disagreement, and the last agreed price used instead (or that there is none)."""
+        problems = []
+        for symbol, price in sorted(self.equity_prices.items()):
+            fresh = self.prices.get(symbol)
+            if fresh is None or not fresh.suspect:
+                continue
+            disagreement = "; ".join(found.describe() for found in table.disagreements_on(fresh))
+            if price is None:
+                detail = f"{disagreement}; no price they agreed on yet: left out of equity"
+                problems.append(Problem(ProblemKind.SUSPECT_PRICE, symbol, detail))
+                continue
+            detail = f"{disagreement}; {_held_at(price, now, 'last agreed')}"
+            age = now - price.as_of
+            problems.append(Problem(ProblemKind.SUSPECT_PRICE, symbol, detail, age))
+        return problems
+
+    def candidates(self, table: PriceTable) -> tuple[EquityCandidate, ...]:
+        """When the only lines left out are disputed: the equity as the used sources would
+        make it, and as the cross-checking ones would; () otherwise."""
+        if not self.disputed:
+            return ()
+        primary = checked = self.assets - self.debt
+        used: set[str] = set()
+        others: set[str] = set()
+        for symbol, amounts in sorted(self.disputed.items()):
+            price = self.prices[symbol]
+            cross = table.cross_checked(price)
+            for amount in amounts:
+                primary += _value(amount, price.price)
+                checked += _value(amount, cross)
+            for found in table.disagreements_on(price):
+                used.add(found.used.source)
+                others.add(found.other.source)
+        return (
+            EquityCandidate(tuple(sorted(used)), primary),
+            EquityCandidate(tuple(sorted(others)), checked),
+        )
 
 
 def _value(amount: Decimal, price: Decimal) -> Decimal:
@@ -435,12 +444,8 @@ def _value(amount: Decimal, price: Decimal) -> Decimal:
     return value  # 10^32 units or more cannot be quantized at this precision; never raise on data
 
 
-def _age_text(age: timedelta | None) -> str:
-    if age is None:
-        return "unknown"
-    seconds = int(age.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
+def _held_at(price: PriceUsed, now: datetime, name: str = "last good") -> str:
+    return (
+        f"valued at its {name} price {decimal_str(price.price)} via {' > '.join(price.path)} "
+        f"({', '.join(price.sources)}), {age_text(now - price.as_of)} old"
+    )

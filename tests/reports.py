@@ -6,7 +6,7 @@ tests of what consumes snapshots (history) stay independent of pricing rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -117,6 +117,19 @@ def snapshot(
         quote_failures=quote_failures,
         last_good_prices=last_good_prices or {},
     )
+
+
+def equity_of(snap: Snapshot) -> Decimal:
+    """The equity of a snapshot the test expects to know it; fails naming why it does not."""
+    assert snap.equity is not None, snap.unknown_because()
+    return snap.equity
+
+
+def known(figures: Iterable[Decimal | None]) -> list[Decimal]:
+    """Breakdown entries a test expects to be known (a complete snapshot's are)."""
+    found = list(figures)
+    assert None not in found
+    return [figure for figure in found if figure is not None]
 
 
 def book_at(equity: str | Decimal, *, complete: bool = True, sequence: int = 1) -> Snapshot:

@@ -122,14 +122,15 @@ def test_prices_used_are_listed_with_path_source_and_age() -> None:
 
 
 def test_snapshot_json_has_every_money_value_as_a_decimal_string() -> None:
+    good = ok(pos("okx", "USDT", "1"), age=timedelta(minutes=10))
     snap = snapshot(
         ok(pos("aave", "ETH", "1.000000000000000001"), pos("aave", "USDT", "0.5", DEBT)),
-        failed(None, "okx", "timeout"),
+        failed(good, "okx", "timeout"),
     )
     doc = json.loads(json.dumps(snap.to_json()))
-    assert doc["equity"] == "2999.500000000000003"
-    assert doc["total_assets"] == "3000.000000000000003"
-    assert doc["equity_by_venue"] == {"aave": "2999.500000000000003"}
+    assert doc["equity"] == "3000.500000000000003"
+    assert doc["total_assets"] == "3001.000000000000003"
+    assert doc["equity_by_venue"] == {"aave": "2999.500000000000003", "okx": "1"}
     assert doc["complete"] is False
     assert doc["problems"][0]["kind"] == "failed_venue"
     assert doc["at"] == "2026-11-25T12:00:00+00:00"
@@ -186,7 +187,7 @@ def test_an_unpriced_asset_names_itself_and_the_stale_quote() -> None:
         "no fresh price path to USDT (held on lido); no last good price; "
         "stale quotes: ETH/USDT from binance is 90m old"
     )
-    assert snap.equity == 5
+    assert snap.equity is None  # unknown: never the 5 that could be valued
 
 
 def test_a_suspect_price_in_equity_makes_the_snapshot_incomplete() -> None:
@@ -279,10 +280,18 @@ def test_an_asset_never_priced_leaves_equity_partial_and_lists_the_unvalued_line
     doc = snap.to_json()
     assert (doc["equity_is_partial"], doc["equity"], doc["total_assets"], doc["total_debt"]) == (
         True,
-        "500000",
-        "500000",
-        "0",
+        None,
+        None,
+        None,
     )
+    assert doc["equity_unknown_because"] == ["GHO has no price"]
+    # what the gap reaches is unknown; what it cannot reach stays exact
+    assert doc["equity_by_venue"] == {"aave": None, "okx": None}
+    assert doc["equity_by_asset"] == {"GHO": None, "USDT": "500000"}
+    assert doc["equity_by_account"] == {
+        "aave": {"main": "500000", "pool": None},
+        "okx": {"main": None},
+    }
     assert doc["unvalued"] == [
         {"venue": "aave", "account": "pool", "asset": "GHO", "kind": "asset", "amount": "500000"},
         {"venue": "okx", "account": "main", "asset": "GHO", "kind": "asset", "amount": "-3"},

@@ -45,7 +45,7 @@ from equity_daemon.venues.fake_exchange import (
     Transfer,
     fake_exchange,
 )
-from tests.reports import NOW, Clock, quote, snapshot
+from tests.reports import NOW, Clock, equity_of, quote, snapshot
 from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics
 
 pytestmark = pytest.mark.anyio
@@ -819,7 +819,7 @@ async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
                 assert snap is not None
                 assert snap.complete, snap.problems
                 assert events == []  # neither a threshold nor a reconciliation warning
-                assert abs(snap.equity - expected) / expected <= D("0.0002")
+                assert abs(equity_of(snap) - expected) / expected <= D("0.0002")
                 eth = next(p for p in snap.prices if p.asset == "ETH")
                 assert eth.price == price  # the exchange's ticker priced the spot leg
                 (item,) = snap.reconciliations

@@ -31,6 +31,7 @@ from equity_daemon.venues.fake_exchange import (
     Holding,
     fake_exchange,
 )
+from tests.reports import equity_of
 from tests.venues.exchanges import CREDENTIALS, SECRETS, subscribed, venue_at
 
 pytestmark = pytest.mark.anyio
@@ -230,7 +231,7 @@ async def test_a_pushed_balance_reaches_the_store_and_the_next_snapshot_within_a
             held = daemon.store.state("cex").latest
             assert held is not None
             assert amounts(held)["USDT"] == 2000
-    assert latest.equity - before.equity == 1000
+    assert equity_of(latest) - equity_of(before) == 1000
     assert took < 1
 
 

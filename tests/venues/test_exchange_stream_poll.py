@@ -19,7 +19,7 @@ from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.venues.exchange import StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
-from tests.reports import snapshot
+from tests.reports import equity_of, snapshot
 from tests.venues.exchanges import quotes_at, subscribed, venue_at
 from tests.venues.test_exchange_stream import running, venue_config
 
@@ -72,7 +72,7 @@ def lines(report: VenueReport, account: str | None = None) -> dict[tuple[str, st
 
 def equity(report: VenueReport) -> Decimal:
     state = VenueState(report, report)
-    return snapshot(state, quotes=quotes_at(report, PRICES), now=report.fetched_at).equity
+    return equity_of(snapshot(state, quotes=quotes_at(report, PRICES), now=report.fetched_at))
 
 
 async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_one_interval() -> (
