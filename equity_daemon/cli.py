@@ -4,15 +4,15 @@
     equity-daemon once          --config FILE   fetch and value every book once; record nothing
     equity-daemon check-config  --config FILE   validate the configuration and exit
     equity-daemon history       --config FILE   export stored snapshots as CSV or JSON lines
-    equity-daemon outbox list   --config FILE   webhook events not delivered yet
+    equity-daemon outbox list   --config FILE   events not delivered yet
     equity-daemon outbox retry  --config FILE   send dead-lettered events again
     equity-daemon outbox drop   --config FILE   forget a target's undelivered events
     equity-daemon --version
 
 The configuration file can also come from `$EQUITY_DAEMON_CONFIG`.
 
-The outbox holds one row per event and webhook target until it is delivered. An undelivered row
-is in one of three states:
+The outbox holds one row per event and target (a webhook or an Apprise destination) until it is
+delivered. An undelivered row is in one of three states:
 
     pending    waiting for its (next) try
     dead       refused for good by the receiver, no longer tried (a dead letter)
@@ -92,16 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--since", type=_time, help="from this time (ISO 8601 with offset)")
     history.add_argument("--until", type=_time, help="up to this time (ISO 8601 with offset)")
     history.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    outbox = commands.add_parser("outbox", help="list, retry or drop undelivered webhook events")
+    outbox = commands.add_parser("outbox", help="list, retry or drop undelivered events")
     actions = outbox.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[config], help="undelivered events by target")
-    listing.add_argument("--target", help="only this webhook")
+    listing.add_argument("--target", help="only this target")
     listing.add_argument("--format", choices=("table", "jsonl"), default="table")
     retry = actions.add_parser("retry", parents=[config], help="send dead letters again")
-    retry.add_argument("--target", help="only this webhook")
+    retry.add_argument("--target", help="only this target")
     retry.add_argument("--event", help="only this event id")
     drop = actions.add_parser("drop", parents=[config], help="forget undelivered events")
-    drop.add_argument("--target", required=True, help="the webhook whose rows go")
+    drop.add_argument("--target", required=True, help="the target whose rows go")
     drop.add_argument("--event", help="only this event id")
     drop.add_argument("--dead-only", action="store_true", help="only dead letters")
     return parser
@@ -187,7 +187,7 @@ async def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
-    configured = [hook.name for book in settings.books.values() for hook in book.webhooks]
+    configured = [name for book in settings.books.values() for name in book.outbox_targets]
     history = await History.open(settings.history_path)
     try:
         rows = await history.undelivered()

@@ -1,7 +1,10 @@
-"""Webhook delivery from the durable outbox: at least once, in order, nothing lost.
+"""Delivery from the durable outbox: at least once, in order, nothing lost.
 
 Events reach the outbox in the same transaction that records them (`History.record_cycle`), one
-row per webhook target. A delivery loop per target then POSTs them oldest first:
+row per target. A target is a `Channel`: a webhook (`WebhookClient`, below) or an Apprise
+destination (`messenger.AppriseChannel`: a short message a person reads). A delivery loop per
+target sends its events oldest first, and retries, dead-letters and counts them the same way for
+every kind of channel; for a webhook:
 
 * body: the event's JSON exactly as stored, so every retry sends the same bytes;
 * headers: `X-Equity-Event-Id` (stable: receivers de-duplicate on it) and, when the target has a
@@ -15,7 +18,9 @@ row per webhook target. A delivery loop per target then POSTs them oldest first:
   `DEAD_LETTER_AFTER` of them in a row the event is dead-lettered: its row is kept with its last
   error, counted in `equity_daemon_webhook_dead_letters_total`, logged (`webhook_dead_lettered`),
   and the target moves on to the next event. `equity-daemon outbox retry` sends it again.
-  Transient failures (no answer, 5xx, 408, 429) are retried for as long as they last.
+  Transient failures (no answer, 5xx, 408, 429) are retried for as long as they last. (A channel
+  says which failures count, and after how many in a row: `Outcome.permanent`,
+  `Channel.dead_letter_after`.)
 
 A history that refuses a read or a write for a while (locked, disk full) never ends a loop: it
 logs the reason once (`outbox_history_unavailable`), waits with the same backoff, and tries again.
@@ -24,7 +29,9 @@ Rows survive restarts: a daemon that stops with a backlog resumes delivering it 
 Rows of a target no longer configured are "orphaned": reported at start (`outbox_orphaned`, one
 line per target) and left for `equity-daemon outbox list|drop`. Each loop reads the database
 every time it looks, so rows the CLI changes meanwhile are seen at the loop's next wake-up.
-Failures are logged by target name and status, never by URL (a URL may carry a token).
+Failures are logged by target name and status, never by URL (a URL may carry a token). The log
+events (`webhook_delivered`, `webhook_failed`, `webhook_dead_lettered`) and metrics keep their
+names for every channel; `target` says which.
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ import hashlib
 import hmac
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import anyio
 import httpx
@@ -73,9 +80,10 @@ def retry_delay(attempts: int, cap: float, rng: random.Random) -> float:
 
 
 class Outcome(NamedTuple):
-    """What one POST came to: `delivered`, `rejected` (an error status) or `error` (no answer).
+    """What one try came to: `delivered`, `rejected` (an error status) or `error` (no answer).
 
-    `permanent` marks a refusal that sending the same bytes again will not change.
+    `permanent` marks a failure that counts towards a dead letter: for a webhook, a refusal that
+    sending the same bytes again will not change.
     """
 
     result: str
@@ -88,17 +96,36 @@ def refused_for_good(status: int) -> bool:
     return 400 <= status < 500 and status not in TRANSIENT_4XX
 
 
+class Channel(Protocol):
+    """One outbox target: where a target's events go, and its retry policy.
+
+    `max_backoff` caps the wait between tries (seconds); `dead_letter_after` is how many
+    failures marked `permanent` in a row dead-letter an event.
+    """
+
+    name: str
+    max_backoff: float
+    dead_letter_after: int
+
+    async def send(self, delivery: PendingDelivery) -> Outcome:
+        """Try to deliver the event once; an outcome, never an exception."""
+        ...
+
+
 class WebhookClient:
     """POSTs one stored event to one target. Returns an outcome; never raises on HTTP trouble."""
 
+    dead_letter_after = DEAD_LETTER_AFTER
+
     def __init__(self, target: WebhookSettings, client: httpx.AsyncClient) -> None:
         self.name = target.name
+        self.max_backoff = target.max_backoff_seconds
         self._url = target.url.get_secret_value()
         self._secret = None if target.secret is None else target.secret.get_secret_value()
         self._timeout = target.timeout_seconds
         self._client = client
 
-    async def post(self, delivery: PendingDelivery) -> Outcome:
+    async def send(self, delivery: PendingDelivery) -> Outcome:
         """POST the event once."""
         headers = {"Content-Type": "application/json", EVENT_ID_HEADER: delivery.event_id}
         if self._secret is not None:
@@ -117,13 +144,12 @@ class WebhookClient:
 
 
 class Outbox:
-    """Runs the delivery loop of every webhook target."""
+    """Runs the delivery loop of every target."""
 
     def __init__(
         self,
         history: History,
-        targets: list[WebhookSettings],
-        client: httpx.AsyncClient,
+        channels: Sequence[Channel],
         clock: Callable[[], datetime],
         on_outcome: Callable[[str, str], None],
         rng: random.Random | None = None,
@@ -133,13 +159,12 @@ class Outbox:
         """`on_outcome(target, result)` hears every attempt, `on_dead_letter(target)` each dead
         letter (the daemon counts both in its metrics)."""
         self._history = history
-        self._targets = targets
-        self._client = client
+        self._channels = channels
         self._clock = clock
         self._on_outcome = on_outcome
         self._on_dead_letter = on_dead_letter or (lambda target: None)
         self._rng = rng or random.Random()
-        self._wakeups = {target.name: Trigger() for target in targets}
+        self._wakeups = {channel.name: Trigger() for channel in channels}
         self.backlog: dict[str, int] = dict.fromkeys(self._wakeups, 0)
 
     def wake(self) -> None:
@@ -155,8 +180,8 @@ class Outbox:
         except HistoryUnavailable as exc:  # only a report: delivery matters more
             log.warning("outbox_orphans_unknown", reason=exc.reason)
         async with anyio.create_task_group() as tg:
-            for target in self._targets:
-                tg.start_soon(self._deliver_forever, target)
+            for channel in self._channels:
+                tg.start_soon(self._deliver_forever, channel)
 
     async def report_orphans(self) -> None:
         """One warning per target no longer configured that still has events waiting for it.
@@ -164,66 +189,68 @@ class Outbox:
         Nothing delivers them any more: `equity-daemon outbox list` shows them, `outbox drop`
         forgets them (or the target comes back in the configuration).
         """
-        configured = {target.name for target in self._targets}
+        configured = {channel.name for channel in self._channels}
         rows = await self._history.undelivered()
         orphaned = Counter(row.target for row in rows if row.state(configured) == "orphaned")
         for target, pending in sorted(orphaned.items()):
             log.warning("outbox_orphaned", target=target, pending=pending)
 
-    async def _deliver_forever(self, target: WebhookSettings) -> None:
-        client = WebhookClient(target, self._client)
-        wakeup = self._wakeups[target.name]
+    async def _deliver_forever(self, channel: Channel) -> None:
+        wakeup = self._wakeups[channel.name]
         trouble: str | None = None  # what the history last said, logged once, not every try
         tries = 0
         while True:
             try:
-                delay = await self._deliver_due(client, target.max_backoff_seconds)
+                delay = await self._deliver_due(channel)
             except HistoryUnavailable as exc:
                 # the rows wait in the database; a sent event whose delivery could not be
                 # written down is sent again (receivers de-duplicate on the event id)
                 if exc.reason != trouble:
-                    log.warning("outbox_history_unavailable", target=target.name, reason=exc.reason)
+                    log.warning(
+                        "outbox_history_unavailable", target=channel.name, reason=exc.reason
+                    )
                 trouble, tries = exc.reason, tries + 1
-                delay = retry_delay(tries, target.max_backoff_seconds, self._rng)
+                delay = retry_delay(tries, channel.max_backoff, self._rng)
             else:
                 if trouble is not None:
-                    log.info("outbox_history_available", target=target.name)
+                    log.info("outbox_history_available", target=channel.name)
                 trouble, tries = None, 0
             with anyio.move_on_after(delay):
                 await wakeup.wait()
 
-    async def _deliver_due(self, client: WebhookClient, cap: float) -> float:
+    async def _deliver_due(self, channel: Channel) -> float:
         """Deliver what is due, oldest first; returns how long to wait before looking again."""
+        cap = channel.max_backoff
         while True:
             now = self._clock()
-            self.backlog[client.name] = await self._history.outbox_backlog(client.name)
-            following = await self._history.next_delivery_at(client.name)
+            self.backlog[channel.name] = await self._history.outbox_backlog(channel.name)
+            following = await self._history.next_delivery_at(channel.name)
             if following is not None and following - now > timedelta(seconds=cap):
                 # no backoff is that long: the wall clock was stepped back since; due now
                 now = following
-            due = await self._history.due_deliveries(client.name, now, limit=1)
+            due = await self._history.due_deliveries(channel.name, now, limit=1)
             if not due:
                 if following is None:
                     return IDLE_LOOK
                 return max(0.0, (following - now).total_seconds())
             delivery = due[0]
-            outcome = await client.post(delivery)
-            self._on_outcome(client.name, outcome.result)
+            outcome = await channel.send(delivery)
+            self._on_outcome(channel.name, outcome.result)
             if outcome.result == "delivered":
-                await self._history.mark_delivered(delivery.event_id, client.name, self._clock())
-                log.info("webhook_delivered", target=client.name, event_id=delivery.event_id)
+                await self._history.mark_delivered(delivery.event_id, channel.name, self._clock())
+                log.info("webhook_delivered", target=channel.name, event_id=delivery.event_id)
                 continue
             attempts = delivery.attempts + 1
             reason = outcome.reason or outcome.result
             refusals = delivery.refusals + 1 if outcome.permanent else 0
-            if refusals >= DEAD_LETTER_AFTER:
+            if refusals >= channel.dead_letter_after:
                 await self._history.mark_dead(
-                    delivery.event_id, client.name, attempts, self._clock(), reason
+                    delivery.event_id, channel.name, attempts, self._clock(), reason
                 )
-                self._on_dead_letter(client.name)
+                self._on_dead_letter(channel.name)
                 log.error(
                     "webhook_dead_lettered",
-                    target=client.name,
+                    target=channel.name,
                     event_id=delivery.event_id,
                     attempts=attempts,
                     reason=reason,
@@ -232,11 +259,11 @@ class Outbox:
             delay = retry_delay(attempts, cap, self._rng)
             retry_at = self._clock() + timedelta(seconds=delay)
             await self._history.mark_attempt_failed(
-                delivery.event_id, client.name, attempts, retry_at, reason, refusals
+                delivery.event_id, channel.name, attempts, retry_at, reason, refusals
             )
             log.warning(
                 "webhook_failed",
-                target=client.name,
+                target=channel.name,
                 event_id=delivery.event_id,
                 attempts=attempts,
                 reason=reason,

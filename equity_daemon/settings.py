@@ -2,9 +2,9 @@
 
 Nesting in the environment uses `__`: `EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT=0.5`.
 
-Secrets (webhook URLs and signing secrets, the HTTP bearer token) are `SecretStr`. Each can be given
-directly or as `<field>_file`: a path, or a bare name looked up in the systemd credentials
-directory (`$CREDENTIALS_DIRECTORY`) and then in `/run/secrets` (Docker).
+Secrets (webhook URLs and signing secrets, Apprise URLs, the HTTP bearer token) are `SecretStr`.
+Each can be given directly or as `<field>_file`: a path, or a bare name looked up in the systemd
+credentials directory (`$CREDENTIALS_DIRECTORY`) and then in `/run/secrets` (Docker).
 
 TOML floats are read as `Decimal`, so `threshold_percent = 0.1` is exactly one tenth.
 
@@ -446,6 +446,36 @@ class WebhookSettings(Section):
         return url
 
 
+class AppriseSettings(Section):
+    """A place people read (Slack, Telegram, Discord, e-mail, PagerDuty, ntfy …), reached through
+    Apprise: every event as a short plain message, from the same durable outbox as webhooks.
+
+    `url` is one Apprise URL (`slack://…`, `tgram://…`, `mailtos://…`, `ntfy://…`): a secret,
+    for it carries the service's token. Apprise cannot tell a refusal that will last (a revoked
+    token) from an outage, so every failure counts: after `dead_letter_after_attempts` failed
+    tries in a row (12 is about a quarter of an hour with the default backoff) the event is
+    dead-lettered and the destination moves on to the next one.
+    """
+
+    name: Name
+    url: SecretStr
+    timeout_seconds: Timeout = 10.0
+    max_backoff_seconds: Interval = 300.0
+    dead_letter_after_attempts: int = Field(default=12, ge=1, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, url: SecretStr) -> SecretStr:
+        # imported here, not at the top: Apprise loads its plugins in some 0.4 s, and only a
+        # configuration that names a destination should pay for it
+        from equity_daemon.messenger import apprise_accepts
+
+        if not apprise_accepts(url.get_secret_value()):
+            # never echo it: it is secret
+            raise ValueError("must be one Apprise URL of a service Apprise supports")
+        return url
+
+
 class PriceApiSettings(Section):
     """An HTTP price API, usable by any book's edges as a (fallback) source: prices in USD."""
 
@@ -500,6 +530,12 @@ class BookSettings(Section):
     # how far (a ratio) an account may be from the total its venue reports before a warning
     reconciliation_tolerance: Decimal = Field(default=Decimal("0.005"), gt=0, le=1)
     webhooks: tuple[WebhookSettings, ...] = ()
+    apprise: tuple[AppriseSettings, ...] = ()
+
+    @property
+    def outbox_targets(self) -> list[str]:
+        """The names the outbox delivers this book's events to: webhooks, then Apprise."""
+        return [hook.name for hook in self.webhooks] + [place.name for place in self.apprise]
 
     @field_validator("venues")
     @classmethod
@@ -590,19 +626,28 @@ class Settings(BaseSettings, Section):
 
     @model_validator(mode="after")
     def _names_are_unique_and_known(self) -> Settings:
-        """Venue and webhook names identify them in metrics, logs and the outbox."""
-        # these problems span fields, so their messages carry the field path themselves
-        for kind, section in (("venue", "venues"), ("webhook", "webhooks")):
-            owners: dict[str, str] = {}
+        """Venue and outbox target names identify them in metrics, logs and the outbox."""
+        # these problems span fields, so their messages carry the field path themselves;
+        # webhooks and Apprise destinations are both outbox targets: one set of names
+        targets: dict[str, tuple[str, str]] = {}
+        for kind, section in (("venue", "venues"), ("webhook", "webhooks"), ("apprise", "apprise")):
+            owners: dict[str, tuple[str, str]] = {} if kind == "venue" else targets
             for book_name, book in self.books.items():
                 for index, item in enumerate(getattr(book, section)):
-                    if item.name in owners:
+                    at = f"books.{book_name}.{section}[{index}].name"
+                    if item.name not in owners:
+                        owners[item.name] = (kind, book_name)
+                        continue
+                    owner_kind, owner_book = owners[item.name]
+                    if owner_kind != kind:
                         raise ValueError(
-                            f"books.{book_name}.{section}[{index}].name: {kind} {item.name!r} "
-                            f"is already used in book {owners[item.name]!r}; "
-                            f"{kind} names must be unique"
+                            f"{at}: {item.name!r} is already a {owner_kind} target of book "
+                            f"{owner_book!r}; webhook and apprise names must differ"
                         )
-                    owners[item.name] = book_name
+                    raise ValueError(
+                        f"{at}: {kind} {item.name!r} is already used in book {owner_book!r}; "
+                        f"{kind} names must be unique"
+                    )
         _one_market_per_host(self.markets)
         for name in self.markets.keys() & self.price_sources.keys():
             raise ValueError(f"markets.{name}: also a price_sources entry; names must differ")

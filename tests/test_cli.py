@@ -256,6 +256,27 @@ def test_outbox_retry_sends_dead_letters_again_but_not_to_an_unconfigured_target
     db.close()
 
 
+def test_an_apprise_destinations_rows_are_listed_and_retried_like_a_webhooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "1"\n')
+    with config.open("a") as text:
+        text.write('[[books.ops.apprise]]\nname = "chat"\nurl = "ntfy://127.0.0.1:9/alerts"\n')
+    db = HistoryDB(tmp_path / "history.sqlite3")
+    for cycle in threshold_cycles(2):
+        db.record_cycle(*cycle, targets=["chat"])
+    db.mark_dead("e-1", "chat", 12, NOW, "apprise failure")
+    assert main(outbox(config, "list", "--target", "chat")) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "chat    dead     e-1    12        apprise failure",
+        "chat    pending  e-2    0         -",
+    ]
+    assert main(outbox(config, "retry", "--target", "chat")) == EXIT_OK
+    assert capsys.readouterr().out == "1 dead letter(s) pending again\n"
+    assert db.outbox_backlog("chat") == 2
+    db.close()
+
+
 def test_outbox_drop_deletes_rows_never_events(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,7 +49,7 @@ def target(secret: str | None = "s3") -> WebhookSettings:
 async def test_the_body_is_sent_as_stored_and_signed() -> None:
     route = respx.post(URL).mock(return_value=httpx.Response(204))
     async with httpx.AsyncClient() as http:
-        assert await WebhookClient(target(), http).post(DELIVERY) == Outcome("delivered")
+        assert await WebhookClient(target(), http).send(DELIVERY) == Outcome("delivered")
     request = route.calls.last.request
     assert request.content == DELIVERY.body
     assert request.headers["X-Equity-Event-Id"] == "e1"
@@ -62,7 +62,7 @@ async def test_the_body_is_sent_as_stored_and_signed() -> None:
 async def test_without_a_secret_there_is_no_signature() -> None:
     route = respx.post(URL).mock(return_value=httpx.Response(200))
     async with httpx.AsyncClient() as http:
-        await WebhookClient(target(None), http).post(DELIVERY)
+        await WebhookClient(target(None), http).send(DELIVERY)
     assert "X-Equity-Signature" not in route.calls.last.request.headers
 
 
@@ -71,8 +71,8 @@ async def test_refusals_and_errors_are_outcomes_that_never_name_the_url() -> Non
     respx.post(URL).mock(side_effect=[httpx.Response(500), httpx.ConnectError(f"to {URL}")])
     async with httpx.AsyncClient() as http:
         client = WebhookClient(target(), http)
-        assert await client.post(DELIVERY) == Outcome("rejected", "HTTP 500")
-        outcome, reason, permanent = await client.post(DELIVERY)
+        assert await client.send(DELIVERY) == Outcome("rejected", "HTTP 500")
+        outcome, reason, permanent = await client.send(DELIVERY)
     assert (outcome, reason, permanent) == ("error", "ConnectError", False)
     assert "tok3n" not in str(reason)
     assert "127.0.0.1" not in str(reason)
@@ -117,9 +117,9 @@ def sent_ids(route: respx.Route) -> list[str]:
 
 async def deliver_for_a_while(outbox: Outbox, clock: Clock, looks: int = 50) -> None:
     """Let the delivery loop look `looks` times, the clock moving on to each next retry."""
-    client = WebhookClient(target(), outbox._client)
+    (channel,) = outbox._channels
     for _ in range(looks):
-        clock.now += timedelta(seconds=await outbox._deliver_due(client, 300))
+        clock.now += timedelta(seconds=await outbox._deliver_due(channel))
 
 
 @respx.mock
@@ -131,21 +131,21 @@ async def test_the_outbox_retries_in_order_until_the_receiver_accepts(history: H
     clock = Clock(LATER)
     first, second = (e["id"] for e in await history.events())
     async with httpx.AsyncClient() as http:
-        outbox = Outbox(
-            history, [target()], http, clock, lambda t, o: outcomes.append((t, o)), random.Random(0)
-        )
         client = WebhookClient(target(), http)
+        outbox = Outbox(
+            history, [client], clock, lambda t, o: outcomes.append((t, o)), random.Random(0)
+        )
         with capture_logs() as logs:
-            delay = await outbox._deliver_due(client, 300)
+            delay = await outbox._deliver_due(client)
             assert 0.5 <= delay <= 1
             assert await history.next_delivery_at("ops") == LATER + timedelta(seconds=delay)
             assert await history.due_deliveries("ops", LATER, limit=1) == []
-            assert await outbox._deliver_due(client, 300) > 0  # not due yet: nothing sent
+            assert await outbox._deliver_due(client) > 0  # not due yet: nothing sent
             clock.now += timedelta(seconds=delay)
-            delay = await outbox._deliver_due(client, 300)
+            delay = await outbox._deliver_due(client)
             assert 1 <= delay <= 2
             clock.now += timedelta(seconds=delay)
-            assert await outbox._deliver_due(client, 300) == 60  # nothing left: check hourly-ish
+            assert await outbox._deliver_due(client) == 60  # nothing left: check hourly-ish
     sent = [call.request.headers["X-Equity-Event-Id"] for call in route.calls]
     assert sent == [first, first, first, second]  # the second waited behind the first
     bodies = {
@@ -165,9 +165,11 @@ async def test_the_backlog_is_known_before_anything_is_sent(history: History) ->
     with respx.mock:
         respx.post(URL).mock(return_value=httpx.Response(500))
         async with httpx.AsyncClient() as http:
-            outbox = Outbox(history, [target()], http, Clock(LATER), lambda t, o: None)
+            outbox = Outbox(
+                history, [WebhookClient(target(), http)], Clock(LATER), lambda t, o: None
+            )
             with capture_logs():
-                await outbox._deliver_due(WebhookClient(target(), http), 1)
+                await outbox._deliver_due(WebhookClient(target(), http))
     assert outbox.backlog == {"ops": 2}
 
 
@@ -187,7 +189,11 @@ async def test_a_permanently_refused_event_is_dead_lettered_and_the_target_moves
     dead: list[str] = []
     async with httpx.AsyncClient() as http:
         outbox = Outbox(
-            history, [target()], http, clock, lambda t, o: None, on_dead_letter=dead.append
+            history,
+            [WebhookClient(target(), http)],
+            clock,
+            lambda t, o: None,
+            on_dead_letter=dead.append,
         )
         with capture_logs() as logs:
             await deliver_for_a_while(outbox, clock)  # long enough for 50 tries of one event
@@ -222,7 +228,11 @@ async def test_transient_failures_are_retried_for_as_long_as_they_last(tmp_path:
     dead: list[str] = []
     async with httpx.AsyncClient() as http:
         outbox = Outbox(
-            history, [target()], http, clock, lambda t, o: None, on_dead_letter=dead.append
+            history,
+            [WebhookClient(target(), http)],
+            clock,
+            lambda t, o: None,
+            on_dead_letter=dead.append,
         )
         with capture_logs():
             await deliver_for_a_while(outbox, clock)
@@ -280,7 +290,7 @@ async def test_outbox_orphaned_rows_are_reported_at_start(tmp_path: Path) -> Non
     await history.mark_dead("e-1", "older", 5, NOW, "HTTP 404")
     respx.post(URL).mock(return_value=httpx.Response(204))
     async with httpx.AsyncClient() as http:
-        outbox = Outbox(history, [target()], http, Clock(LATER), lambda t, o: None)
+        outbox = Outbox(history, [WebhookClient(target(), http)], Clock(LATER), lambda t, o: None)
         with capture_logs() as logs, anyio.move_on_after(0.2):
             await outbox.run()
     orphaned = [entry for entry in logs if entry["event"] == "outbox_orphaned"]
@@ -310,14 +320,14 @@ webhooks = [{{name = "ops", url = "{URL}"}}]
     route = respx.post(URL).mock(side_effect=[*[httpx.Response(400)] * 5, httpx.Response(204)])
     clock = Clock(LATER)
     async with httpx.AsyncClient() as http:
-        outbox = Outbox(history, [target()], http, clock, lambda t, o: None)
+        outbox = Outbox(history, [WebhookClient(target(), http)], clock, lambda t, o: None)
         with capture_logs():
             await deliver_for_a_while(outbox, clock, looks=10)
             assert await history.outbox_backlog("ops") == 0  # dead-lettered: nothing waits
             retry = ["outbox", "retry", "--config", str(config)]
             assert await anyio.to_thread.run_sync(main, retry) == 0  # another process, in effect
             # the loop's next look reads the database again: it finds the row and sends it
-            assert await outbox._deliver_due(WebhookClient(target(), http), 300) == 60
+            assert await outbox._deliver_due(WebhookClient(target(), http)) == 60
     assert sent_ids(route) == [event] * 6
     assert await history.outbox_backlog("ops") == 0
     await history.aclose()
@@ -333,7 +343,7 @@ async def test_the_delivery_loop_survives_an_unavailable_history(tmp_path: Path)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # e.g. an operator's sqlite3 shell, left open
     async with httpx.AsyncClient() as http, anyio.create_task_group() as tg:
-        outbox = Outbox(history, [hook], http, SystemClock(), lambda t, o: None)
+        outbox = Outbox(history, [WebhookClient(hook, http)], SystemClock(), lambda t, o: None)
         with capture_logs() as logs:
             tg.start_soon(outbox.run)
             # sent, but "delivered" cannot be written down: sent again, and again
@@ -356,11 +366,13 @@ async def test_the_delivery_loop_survives_an_unavailable_history(tmp_path: Path)
 async def test_a_backward_wall_clock_step_does_not_hold_a_retry_back(history: History) -> None:
     route = respx.post(URL).mock(side_effect=[httpx.Response(503), httpx.Response(204)] * 2)
     clock = Clock(LATER)
+    hook = WebhookSettings.model_validate({"name": "ops", "url": URL, "max_backoff_seconds": 30})
     async with httpx.AsyncClient() as http:
-        outbox = Outbox(history, [target()], http, clock, lambda t, o: None)
+        client = WebhookClient(hook, http)
+        outbox = Outbox(history, [client], clock, lambda t, o: None)
         with capture_logs():
-            delay = await outbox._deliver_due(WebhookClient(target(), http), cap=30)
+            delay = await outbox._deliver_due(client)
             assert delay <= 1  # the first retry is due within a second...
             clock.step(-timedelta(hours=1))  # ...but NTP steps the wall clock back an hour
-            await outbox._deliver_due(WebhookClient(target(), http), cap=30)
+            await outbox._deliver_due(client)
     assert len(route.calls) >= 3  # retried at once, then the next event, not an hour later

@@ -1,14 +1,16 @@
 """A canary in every secret field never shows up anywhere a person or a program can read.
 
-The secret fields are the webhook `url` and `secret` and `http.bearer_token`, given directly or
-through `<field>_file`. The places looked at: log lines, the Prometheus exposition, every HTTP
-answer (with and without the token), `once --format json`, the history database, `repr`/`str`/
-JSON of the settings, and the text of configuration errors.
+The secret fields are the webhook `url` and `secret`, the Apprise destination's `url` and
+`http.bearer_token`, given directly or through `<field>_file`. The places looked at: log lines
+(ours, and any a host process's handlers would get from Apprise), the Prometheus exposition,
+every HTTP answer (with and without the token), `once --format json`, the history database,
+`repr`/`str`/JSON of the settings, and the text of configuration errors.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -45,12 +47,17 @@ def hook_url() -> str:
     return f"http://127.0.0.1:{closed_port()}/hook/{CANARY}?key={CANARY}"
 
 
-def config(tmp_path: Path, url: str | None = None) -> Path:
+def apprise_url() -> str:
+    return f"json://ops:{CANARY}@127.0.0.1:{closed_port()}/chat/{CANARY}?-key={CANARY}"
+
+
+def config(tmp_path: Path, url: str | None = None, chat: str | None = None) -> Path:
     """A complete `basis` book (demo venue, every price edge) and an `ops` book that is
     incomplete from the start (one manual file is missing, the other holds an asset nothing
-    prices), so the first cycle raises an event and its webhook delivery fails on a closed port.
-    The canary is in every secret field."""
+    prices), so the first cycle raises an event and its webhook and Apprise deliveries fail on
+    a closed port. The canary is in every secret field."""
     (tmp_path / "signing").write_text(f"{CANARY}-from-file\n")
+    (tmp_path / "chat").write_text(f"{chat or apprise_url()}\n")
     (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "PEPE"\namount = "1e9"\n')
     url = url or hook_url()
     path = tmp_path / "equity.toml"
@@ -74,6 +81,9 @@ prices = [
 name = "pager"
 url = "{url}"
 secret = "{CANARY}-signing"
+[[books.basis.apprise]]
+name = "chat"
+url = "{chat or apprise_url()}"
 [books.ops]
 share_class = "USDT"
 venues = [
@@ -84,6 +94,9 @@ venues = [
 name = "ops-pager"
 url = "{url}"
 secret_file = "{tmp_path / "signing"}"
+[[books.ops.apprise]]
+name = "ops-chat"
+url_file = "{tmp_path / "chat"}"
 """
     )
     return path
@@ -114,6 +127,8 @@ def test_the_canary_is_really_in_the_settings(tmp_path: Path) -> None:
     assert ops.secret.get_secret_value() == f"{CANARY}-from-file"
     assert settings.http.bearer_token is not None
     assert settings.http.bearer_token.get_secret_value() == f"{CANARY}-token"
+    chats = [settings.books[book].apprise[0].url.get_secret_value() for book in ("basis", "ops")]
+    assert all(CANARY in chat for chat in chats)
 
 
 def test_settings_print_without_secrets(tmp_path: Path) -> None:
@@ -124,6 +139,7 @@ def test_settings_print_without_secrets(tmp_path: Path) -> None:
         settings.model_dump_json(),
         repr(settings.model_dump()),
         repr(settings.books["basis"].webhooks[0]),
+        repr(settings.books["ops"].apprise[0]),
         repr(settings.http),
     ):
         assert CANARY not in text
@@ -144,9 +160,9 @@ async def test_the_running_daemon_shows_no_secret(
     try:
         async with anyio.create_task_group() as tg:
             port: int = await tg.start(partial(daemon.run, history, handle_signals=False))
-            # the `ops` book's incomplete event goes to a closed port: wait for the failure
-            with anyio.move_on_after(3):
-                while "webhook_failed" not in logged:
+            # the `ops` book's incomplete event goes to closed ports: wait for both failures
+            with anyio.move_on_after(5):
+                while not all(f'"target": "{t}"' in logged for t in ("ops-pager", "ops-chat")):
                     await anyio.sleep(0.02)
                     logged += capsys.readouterr().out
             tokens = {
@@ -168,6 +184,8 @@ async def test_the_running_daemon_shows_no_secret(
     # the run did what the test relies on
     records = [json.loads(line) for line in logged.splitlines()]
     assert {"equity_event", "webhook_failed", "cycle"} <= {r["event"] for r in records}
+    failed = {r["target"]: r["reason"] for r in records if r["event"] == "webhook_failed"}
+    assert failed["ops-chat"] == "apprise failure"
     assert answers["/snapshot", "none"].status_code == 401
     assert answers["/snapshot", "wrong"].status_code == 401
     assert answers["/snapshot", "good"].status_code == 200
@@ -316,3 +334,63 @@ def test_config_errors_and_validation_errors_carry_no_secret(tmp_path: Path) -> 
     assert CANARY not in str(caught.value)
     assert CANARY not in repr(caught.value)
     assert all(CANARY not in line for line in describe_errors(caught.value))
+
+
+@pytest.mark.parametrize(
+    "bad_url",
+    [
+        f"slak://{CANARY}/{CANARY}/{CANARY}",  # no such service
+        f"json://127.0.0.1/{CANARY} json://127.0.0.1/{CANARY}",  # two under one name
+        f"http://[{CANARY}",
+        CANARY,
+    ],
+)
+def test_a_rejected_apprise_url_is_not_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad_url: str
+) -> None:
+    assert main(["check-config", "--config", str(config(tmp_path, chat=bad_url))]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    problem = "url: must be one Apprise URL of a service Apprise supports"
+    assert err.splitlines() == [
+        f"config error: books.basis.apprise[0].{problem}",
+        f"config error: books.ops.apprise[0].{problem}",
+    ]
+
+
+class Kept(logging.Handler):
+    """A host's own log handler: keeps every record formatted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.mark.anyio
+async def test_apprise_logs_reach_no_handler_even_when_the_host_logs_everything(
+    tmp_path: Path,
+) -> None:
+    """A strategy process that embeds the daemon may log every library at debug level: Apprise's
+    plugins log the URLs they call there (its token in them). Its records reach no handler."""
+    from equity_daemon.history import PendingDelivery
+    from equity_daemon.messenger import AppriseChannel
+    from equity_daemon.settings import AppriseSettings
+
+    root, kept = logging.getLogger(), Kept()
+    level = root.level
+    root.addHandler(kept)
+    root.setLevel(logging.DEBUG)
+    try:
+        place = AppriseSettings.model_validate({"name": "chat", "url": apprise_url()})
+        channel = AppriseChannel(place, anyio.CapacityLimiter(1))
+        body = json.dumps({"id": "e1", "book": "basis", "kind": "threshold", "equity": "1"})
+        outcome = await channel.send(PendingDelivery("e1", body.encode(), 0))
+    finally:
+        root.removeHandler(kept)
+        root.setLevel(level)
+    assert outcome.result != "delivered"  # nothing listens: Apprise had plenty to say
+    assert [line for line in kept.lines if line.startswith("apprise")] == []
+    assert all(CANARY not in line for line in kept.lines)
+    assert CANARY not in str(outcome)

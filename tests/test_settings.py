@@ -25,6 +25,7 @@ venues = [{kind = "demo", name = "demo"}]
 """
 WEBHOOK = BOOK + "[[books.basis.webhooks]]\nname = 'pager'\nurl = 'http://127.0.0.1/h'\n"
 EDGE = BOOK + "[[books.basis.prices]]\nbase = 'ETH'\nquote = 'USDT'\n"
+APPRISE = BOOK + "[[books.basis.apprise]]\nname = 'chat'\nurl = 'ntfy://127.0.0.1/alerts'\n"
 
 
 def with_venue(extra: str) -> str:
@@ -143,6 +144,30 @@ def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tupl
             "books.basis.webhooks[1].name: webhook 'pager' is already used in book 'basis'; "
             "webhook names must be unique",
             id="webhook-twice",
+        ),
+        pytest.param(
+            WEBHOOK + "[[books.basis.apprise]]\nname = 'pager'\nurl = 'ntfy://127.0.0.1/a'\n",
+            "books.basis.apprise[0].name: 'pager' is already a webhook target of book 'basis'; "
+            "webhook and apprise names must differ",
+            id="apprise-named-as-a-webhook",
+        ),
+        pytest.param(
+            APPRISE + "[books.other]\nshare_class = 'ETH'\nvenues = [{kind = 'demo', name = 'd2'}]"
+            "\n[[books.other.apprise]]\nname = 'chat'\nurl = 'ntfy://127.0.0.1/b'\n",
+            "books.other.apprise[0].name: apprise 'chat' is already used in book 'basis'; "
+            "apprise names must be unique",
+            id="apprise-in-two-books",
+        ),
+        pytest.param(
+            APPRISE.replace("ntfy://", "ntfyy://"),
+            "books.basis.apprise[0].url: must be one Apprise URL of a service Apprise supports",
+            id="apprise-unknown-service",
+        ),
+        pytest.param(
+            APPRISE + "dead_letter_after_attempts = 0\n",
+            "books.basis.apprise[0].dead_letter_after_attempts: Input should be greater than or "
+            "equal to 1",
+            id="apprise-never-dead-letters",
         ),
         pytest.param(
             EDGE + "sources = ['binance']\n",
@@ -370,6 +395,19 @@ def test_secrets_come_from_docker_secrets_and_absolute_paths(
     secret = settings.books["basis"].webhooks[0].secret
     assert secret is not None
     assert secret.get_secret_value() == "from-a-path"
+
+
+def test_an_apprise_url_comes_from_a_secret_file_with_its_defaults(
+    tmp_path: Path, clean_environment: Path
+) -> None:
+    (clean_environment / "chat_url").write_text("tgram://123456789:AbCdEf/-1001234567\n")
+    text = BOOK + "[[books.basis.apprise]]\nname = 'chat'\nurl_file = 'chat_url'\n"
+    book = load_settings(write(tmp_path, text)).books["basis"]
+    (chat,) = book.apprise
+    assert chat.url.get_secret_value() == "tgram://123456789:AbCdEf/-1001234567"
+    assert (chat.timeout_seconds, chat.max_backoff_seconds) == (10.0, 300.0)
+    assert chat.dead_letter_after_attempts == 12
+    assert book.outbox_targets == ["chat"]
 
 
 def test_a_secret_file_can_be_named_in_the_environment(

@@ -7,7 +7,7 @@
     │                              per book: oracle -> calculator -> monitor -> history
     ├── stragglers                 venue fetches and quotes still blocked past their timeout
     ├── deliver_callbacks          events -> in-process callbacks, off the calculator's path
-    ├── Outbox.run                 webhook delivery from the durable outbox
+    ├── Outbox.run                 webhooks and Apprise messages from the durable outbox
     ├── prune_forever              history retention, hourly
     └── stop_on_signal             SIGTERM/SIGINT -> cancel everything, exit 0
 
@@ -43,10 +43,11 @@ from equity_daemon.clock import Clock, SystemClock
 from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.http import Api, serve
+from equity_daemon.messenger import APPRISE_THREADS, AppriseChannel
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
 from equity_daemon.model import EquityPoint, Snapshot, decimal_str_or_none
 from equity_daemon.monitor import Event, ThresholdRule
-from equity_daemon.notify import Outbox
+from equity_daemon.notify import Channel, Outbox, WebhookClient
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
 from equity_daemon.pegs import Peg
 from equity_daemon.price_api import DefiLlama
@@ -213,13 +214,12 @@ class Daemon:
         self.pollers = list(self._pollers())
         self.instruments.prepare(
             venue_names,
-            [hook.name for book in settings.books.values() for hook in book.webhooks],
+            [name for book in settings.books.values() for name in book.outbox_targets],
             self.budgets.exchanges,
         )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
         self._errors_seen: set[tuple[str, str, str]] = set()
-        self._webhooks = [hook for book in settings.books.values() for hook in book.webhooks]
         self.outbox: Outbox | None = None
         # run() opens it: the calculator hands events over and goes on
         self._to_callbacks: MemoryObjectSendStream[Event] | None = None
@@ -484,7 +484,7 @@ class Daemon:
             log.error("unwritten_events_dropped", book=book.name)
         book.unwritten.extend(cycle.events)
         snap = cycle.snapshot if self._record_due(book, cycle) else None
-        targets = [hook.name for hook in book.settings.webhooks]
+        targets = book.settings.outbox_targets
         try:
             await history.record_cycle(snap, cycle.reference, list(book.unwritten), targets)
         except HistoryUnavailable as exc:
@@ -587,8 +587,7 @@ class Daemon:
             dead_letters = self.instruments.webhook_dead_letters
             self.outbox = Outbox(
                 history,
-                self._webhooks,
-                client,
+                self._channels(client),
                 self.clock,
                 self._count_delivery,
                 on_dead_letter=lambda target: dead_letters.labels(target).inc(),
@@ -612,6 +611,14 @@ class Daemon:
             systemd.notify("READY=1")
             tg.start_soon(self._calculate_forever, history, tg)
             task_status.started(port)
+
+    def _channels(self, client: httpx.AsyncClient) -> list[Channel]:
+        """Every outbox target: each book's webhooks, then its Apprise destinations."""
+        books = self.settings.books.values()
+        threads = anyio.CapacityLimiter(APPRISE_THREADS)  # for every destination together
+        webhooks = [WebhookClient(hook, client) for book in books for hook in book.webhooks]
+        places = [AppriseChannel(place, threads) for book in books for place in book.apprise]
+        return [*webhooks, *places]
 
     def _closable_venues(self) -> Iterator[Closable]:
         """Venues holding connections (ccxt or RPC sessions), closed when run() or preview() end."""
