@@ -27,12 +27,15 @@ import logging
 from functools import partial
 
 import anyio
+import structlog
 from apprise import Apprise, AppriseAsset, AppriseResultStatus, NotifyFormat, PersistentStoreMode
 
 from equity_daemon.history import PendingDelivery
 from equity_daemon.message import Message, message_for
 from equity_daemon.notify import Outcome
 from equity_daemon.settings import AppriseSettings
+
+log = structlog.get_logger()
 
 # worker threads for every destination together: a message takes a second or two
 APPRISE_THREADS = 4
@@ -87,7 +90,13 @@ class AppriseChannel:
 
     async def send(self, delivery: PendingDelivery) -> Outcome:
         """Send the event's message once."""
-        message = message_for(json.loads(delivery.body))
+        try:
+            message = message_for(json.loads(delivery.body))
+        except Exception as exc:  # a bug here must cost this message, not the delivery loop
+            log.error(
+                "message_unwritable", target=self.name, event_id=delivery.event_id, exc_info=exc
+            )
+            return Outcome("error", f"message failed: {type(exc).__name__}", permanent=True)
         try:
             with anyio.move_on_after(self._timeout + GRACE):
                 status = await anyio.to_thread.run_sync(

@@ -89,7 +89,8 @@ class DaemonMetrics:
         )
         self.webhook_deliveries = Counter(
             "equity_daemon_webhook_deliveries",
-            "Webhook delivery attempts, by outcome (delivered, rejected, error).",
+            "Delivery attempts to webhooks and Apprise destinations, by target and outcome "
+            "(delivered, rejected, error).",
             ["target", "outcome"],
             registry=self.registry,
         )
@@ -138,7 +139,8 @@ class DaemonMetrics:
         )
         self.webhook_dead_letters = Counter(
             "equity_daemon_webhook_dead_letters",
-            "Events a webhook refused for good and that are no longer tried (`outbox list`).",
+            "Events a webhook refused for good, or an Apprise destination failed to take too "
+            "many times in a row, and that are no longer tried (`outbox list`).",
             ["target"],
             registry=self.registry,
         )
@@ -356,7 +358,9 @@ class _Gauges:
             "aave_debt", "Aave totalDebtBase of an address in a market, in its base currency.", aave
         )
         self.outbox_backlog = gauge(
-            "outbox_backlog", "Events waiting for delivery to a webhook.", ["target"]
+            "outbox_backlog",
+            "Events waiting for delivery to a webhook or Apprise destination.",
+            ["target"],
         )
 
     def venue(self, book: str, state: VenueState) -> None:

@@ -453,7 +453,7 @@ class AppriseSettings(Section):
     `url` is one Apprise URL (`slack://…`, `tgram://…`, `mailtos://…`, `ntfy://…`): a secret,
     for it carries the service's token. Apprise cannot tell a refusal that will last (a revoked
     token) from an outage, so every failure counts: after `dead_letter_after_attempts` failed
-    tries in a row (12 is about a quarter of an hour with the default backoff) the event is
+    tries in a row (12 take 10 to 20 minutes with the default backoff) the event is
     dead-lettered and the destination moves on to the next one.
     """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from equity_daemon.history import History
+from equity_daemon import messenger
+from equity_daemon.history import History, PendingDelivery
 from equity_daemon.message import message_for
 from equity_daemon.messenger import AppriseChannel, apprise_accepts, outcome_of
 from equity_daemon.notify import IDLE_LOOK, Outbox, Outcome
@@ -216,6 +218,41 @@ async def test_a_receiver_that_hangs_is_a_timeout_and_the_loop_goes_on(history: 
             assert await channel.send(delivery) == Outcome("error", "apprise timeout", True)
 
 
+async def test_an_event_no_message_can_be_made_of_fails_its_try_not_the_delivery_loop() -> None:
+    channel = channel_to(closed_port())
+    with capture_logs() as logs:
+        outcome = await channel.send(PendingDelivery("e1", b'{"kind": "threshold"}', 0))
+    assert outcome == Outcome("error", "message failed: KeyError", True)
+    (entry,) = logs
+    assert (entry["event"], entry["target"], entry["event_id"]) == (
+        "message_unwritable",
+        "chat",
+        "e1",
+    )
+
+
+async def test_a_call_apprise_never_ends_is_given_up_and_one_that_raises_names_no_url(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await record_events(history, 1, ["chat"])
+    (delivery,) = await history.due_deliveries("chat", LATER, limit=1)
+    channel = channel_to(closed_port(), timeout_seconds=0.1)
+    monkeypatch.setattr(messenger, "GRACE", 0.1)
+    stuck = threading.Event()
+    monkeypatch.setattr(channel, "_notify", lambda message: stuck.wait(10))
+    try:
+        with anyio.fail_after(5):
+            assert await channel.send(delivery) == Outcome("error", "apprise timeout", True)
+    finally:
+        stuck.set()  # the abandoned thread ends
+
+    def raises(message: object) -> None:
+        raise RuntimeError("json://127.0.0.1/alerts/t0ken refused")
+
+    monkeypatch.setattr(channel, "_notify", raises)
+    assert await channel.send(delivery) == Outcome("error", "apprise raised RuntimeError", True)
+
+
 def test_any_status_but_success_is_a_failure_that_counts_towards_a_dead_letter() -> None:
     from apprise import AppriseResultStatus
 
@@ -289,10 +326,10 @@ async def test_the_daemon_messages_an_unknown_equity_and_counts_a_dead_letter(
     assert heard["title"] == "ops: incomplete, equity unknown"
     assert heard["message"].splitlines()[:2] == ["Equity: unknown", "  unknown: PEPE has no price"]
     assert len(bad.messages) == 2
-    assert scraped("equity_daemon_webhook_deliveries_total") == [
+    assert set(scraped("equity_daemon_webhook_deliveries_total")) == {
         'equity_daemon_webhook_deliveries_total{outcome="delivered",target="chat"} 1.0',
         'equity_daemon_webhook_deliveries_total{outcome="rejected",target="broken"} 2.0',
-    ]
+    }
     assert scraped("equity_daemon_outbox_backlog{") == [
         'equity_daemon_outbox_backlog{target="broken"} 0.0',
         'equity_daemon_outbox_backlog{target="chat"} 0.0',
