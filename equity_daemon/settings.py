@@ -1,6 +1,8 @@
 """Configuration: one TOML file, overridable by `EQUITY_DAEMON_*` environment variables.
 
-Nesting in the environment uses `__`: `EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT=0.5`.
+Nesting in the environment uses `__`, and a number is a list's item (`environment.py`):
+`EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT=0.5`,
+`EQUITY_DAEMON_BOOKS__BASIS__VENUES__0__API_KEY=…`.
 
 Secrets (webhook URLs and signing secrets, the HTTP bearer token) are `SecretStr`. Each can be given
 directly or as `<field>_file`: a path, or a bare name looked up in the systemd credentials
@@ -46,6 +48,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from equity_daemon.environment import EnvironmentOverFile
 from equity_daemon.errors import ConfigError
 from equity_daemon.model import ShareClass
 from equity_daemon.validation import Amount, Rate, describe_errors
@@ -585,8 +588,9 @@ class Settings(BaseSettings, Section):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init data; the environment overrides it.
-        return (env_settings, init_settings)
+        # The TOML file arrives as init data; the environment is laid over it value by value,
+        # into list items too (pydantic-settings' own source replaces a list by a table)
+        return (EnvironmentOverFile(settings_cls, init_settings),)
 
     @model_validator(mode="after")
     def _names_are_unique_and_known(self) -> Settings:

@@ -229,13 +229,12 @@ def test_a_bad_environment_value_is_named(
 def test_malformed_json_in_the_environment_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # pydantic-settings raises its own SettingsError here, not a ValidationError
     monkeypatch.setenv("EQUITY_DAEMON_HTTP", '{"port": 1,')
     code, err = check(tmp_path, BOOK, capsys)
     assert code == EXIT_USAGE
     assert err == (
-        'config error: environment: error parsing value for field "http" '
-        'from source "EnvSettingsSource"\n'
+        "config error: environment: EQUITY_DAEMON_HTTP: not valid JSON "
+        "(Expecting property name enclosed in double quotes)\n"
     )
 
 
