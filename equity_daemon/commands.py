@@ -56,9 +56,10 @@ def _startup_errors(exc: BaseException) -> list[StartupError]:
 
 
 async def _once(settings: Settings, output_format: str) -> int:
-    snapshots = await Daemon(settings).preview()
-    if output_format == "json":
-        text = json.dumps({"books": [snap.to_json() for snap in snapshots]}, indent=2)
+    daemon = Daemon(settings)
+    snapshots = await daemon.preview()
+    if output_format == "json":  # the /snapshot document, freshness included
+        text = json.dumps({"books": daemon.snapshots()}, indent=2)
     else:
         text = "\n\n".join(snapshot_table(snap) for snap in snapshots)
     sys.stdout.write(text + "\n")
@@ -83,6 +84,10 @@ async def _history(settings: Settings, args: argparse.Namespace) -> int:
         rows = await history.snapshots(args.book, args.since, args.until)
     finally:
         await history.aclose()
+    if args.book is not None and args.book not in settings.books and not rows:
+        books = ", ".join(settings.books)
+        sys.stderr.write(f"history: no book named {args.book!r} (books: {books})\n")
+        return EXIT_USAGE
     if args.format == "jsonl":
         sys.stdout.writelines(json.dumps(row) + "\n" for row in rows)
         return EXIT_OK

@@ -283,8 +283,16 @@ class Daemon:
         """The exchanges banning us now, each with when its ban ends (the status page)."""
         return self.budgets.bans()
 
-    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
-        return [] if self.history is None else await self.history.events(since=since)
+    async def events(
+        self, since: datetime | None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored events (`History.events`); none before `run()` opened a history."""
+        if self.history is None:
+            return []
+        return await self.history.events(since, book, limit)
+
+    def book_names(self) -> list[str]:
+        return [book.name for book in self.books]
 
     async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
         """The book's recorded equity since `since`, oldest first (for the status page's chart);
@@ -309,13 +317,16 @@ class Daemon:
     # --- the cycle ----------------------------------------------------------------------
 
     async def preview(self) -> list[Snapshot]:
-        """Fetch every venue once and value every book, recording and notifying nothing."""
+        """Fetch every venue once and value every book, recording and notifying nothing (the
+        snapshots are the latest in memory: `snapshots()` gives their documents)."""
         async with anyio.create_task_group() as tg:
             await self.fetch_all_once(tg)
             snapshots = []
             for book in self.books:
                 cycle = await self._judge(book, tg)
                 if cycle is not None:
+                    book.tracker.commit(cycle)
+                    book.judged_at = self.clock.monotonic()
                     snapshots.append(cycle.snapshot)
             tg.cancel_scope.cancel()  # stragglers (a venue stuck in a thread) are not waited for
         await self.aclose()
@@ -344,9 +355,10 @@ class Daemon:
             if cycle is None:
                 continue
             queued |= await self._record(book, cycle, history)
+            previous = book.tracker.latest
             book.tracker.commit(cycle)
             book.judged_at = self.clock.monotonic()
-            _log_cycle(cycle)
+            _log_cycle(cycle, previous)
             for event in cycle.events:
                 _log_event(event)
                 self.instruments.events.labels(book.name, event.kind.value).inc()
@@ -585,10 +597,13 @@ class Daemon:
         self.instruments.webhook_deliveries.labels(target, outcome).inc()
 
 
-def _log_cycle(cycle: Cycle) -> None:
-    """The canonical log line of a cycle: one per book."""
+def _log_cycle(cycle: Cycle, previous: Snapshot | None) -> None:
+    """The canonical log line of a cycle, one per book: at info when the book's state changed
+    (an event fired, it became complete or incomplete, its problems or whether its equity is
+    known changed), else at debug: a quiet daemon does not log every few seconds."""
     snap = cycle.snapshot
-    log.info(
+    changed = previous is None or bool(cycle.events) or _state(previous) != _state(snap)
+    (log.info if changed else log.debug)(
         "cycle",
         book=snap.book,
         sequence=snap.sequence,
@@ -598,6 +613,13 @@ def _log_cycle(cycle: Cycle) -> None:
         problems=[f"{p.kind.value}:{p.subject}" for p in snap.problems],
         events=[e.kind.value for e in cycle.events],
     )
+
+
+def _state(snap: Snapshot) -> tuple[object, ...]:
+    """What makes a cycle worth a line at info when it changes (not the equity's every move:
+    a threshold event says when that matters)."""
+    problems = tuple((problem.kind, problem.subject) for problem in snap.problems)
+    return snap.complete, snap.equity is None, problems
 
 
 def _log_event(event: Event) -> None:
