@@ -95,22 +95,39 @@ class Section(BaseModel):
 
 
 def read_secret_file(field: str, where: object) -> str:
-    """A secret's value from a file: an absolute path, or a credential/Docker secret name."""
+    """A secret's value from a file: an absolute path, or a credential/Docker secret name.
+
+    A bare name is looked up in the systemd credentials directory, as itself and as
+    `secrets_<name>` (what systemd calls a file of the folder the unit loads whole with
+    `LoadCredential=secrets:/etc/equity-daemon/secrets`), then in `/run/secrets` (Docker). A
+    file that exists but cannot be read (permissions: a container runs as uid 10001) or holds
+    nothing is named as such, never skipped silently.
+    """
     if not isinstance(where, str) or not where:
         raise ValueError(f"{field} must be a file path or a credential name")
     path = Path(where)
     candidates = [path] if path.is_absolute() else []
     if not path.is_absolute():
         if credentials := os.environ.get("CREDENTIALS_DIRECTORY"):
-            candidates.append(Path(credentials) / path)
+            candidates += [Path(credentials) / path, Path(credentials) / f"secrets_{path}"]
         candidates.append(DOCKER_SECRETS / path)
     for candidate in candidates:
         try:
-            return candidate.read_text().strip()
+            secret = candidate.read_text().strip()
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise ValueError(
+                f"{field}: cannot read secret {where!r} ({candidate}: permission denied to "
+                f"uid {os.getuid()})"
+            ) from None
         except OSError:
             continue
         except UnicodeDecodeError:  # its message quotes a byte of the secret
             raise ValueError(f"{field}: secret {where!r} is not UTF-8 text") from None
+        if not secret:
+            raise ValueError(f"{field}: secret {where!r} is empty ({candidate})")
+        return secret
     looked = ", ".join(str(c) for c in candidates)
     raise ValueError(f"{field}: cannot read secret {where!r} (looked in {looked})")
 
