@@ -41,6 +41,14 @@ def write(tmp_path: Path, *parts: str, share_class: str = "USDT") -> Path:
     return path
 
 
+def manual_venue(tmp_path: Path, content: str | None) -> str:
+    """A manual venue `treasury` reading a file holding `content` (None: no file)."""
+    positions = tmp_path / "treasury.toml"
+    if content is not None:
+        positions.write_text(content)
+    return f'[[books.staking.venues]]\nkind = "manual"\nname = "treasury"\npath = "{positions}"\n'
+
+
 def check(path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str, str]:
     code = main(["check-config", "--config", str(path), *flags])
     out, err = capsys.readouterr()
@@ -158,14 +166,13 @@ def test_a_source_asked_for_a_pair_it_does_not_quote_is_named(
 def test_a_manual_file_is_checked_as_it_is_now(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    positions = tmp_path / "treasury.toml"
-    positions.write_text(
+    venue = manual_venue(
+        tmp_path,
         '[[positions]]\nasset = "GHO"\namount = "10"\n'
         '[[positions]]\nasset = "PEPE"\namount = "1e9"\n'
         '[[quotes]]\nbase = "GHO"\nquote = "USDT"\nrate = "0.998"\n'
-        '[[reported]]\naccount = "main"\namount = "10"\ncurrency = "EUR"\n'
+        '[[reported]]\naccount = "main"\namount = "10"\ncurrency = "EUR"\n',
     )
-    venue = f'[[books.staking.venues]]\nkind = "manual"\nname = "treasury"\npath = "{positions}"\n'
     path = write(tmp_path, venue, edge("GHO", "USDT", "treasury"))
     code, _, err = check(path, capsys)
     assert code == EXIT_OK
@@ -180,15 +187,14 @@ def test_a_manual_file_is_checked_as_it_is_now(
 def test_ignored_assets_and_builtin_edges_are_no_gaps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    positions = tmp_path / "treasury.toml"
-    positions.write_text(
+    venue = manual_venue(
+        tmp_path,
         "positions = ["
         '{asset = "WETH", amount = "1"}, {asset = "aEthLidoWETH", amount = "2"},'
         '{asset = "variableDebtEthWETH", amount = "1", kind = "debt"},'
         '{asset = "SHIB", amount = "9"}'
-        "]\n"
+        "]\n",
     )
-    venue = f'[[books.staking.venues]]\nkind = "manual"\nname = "treasury"\npath = "{positions}"\n'
     path = write(
         tmp_path, venue.replace("[[", 'ignore_assets = ["SHIB"]\n[[', 1), share_class="ETH"
     )
@@ -198,9 +204,8 @@ def test_ignored_assets_and_builtin_edges_are_no_gaps(
 def test_a_manual_file_that_cannot_be_read_is_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    missing = tmp_path / "gone.toml"
-    venue = f'[[books.staking.venues]]\nkind = "manual"\nname = "treasury"\npath = "{missing}"\n'
-    code, _, err = check(write(tmp_path, venue), capsys)
+    missing = tmp_path / "treasury.toml"
+    code, _, err = check(write(tmp_path, manual_venue(tmp_path, None)), capsys)
     assert code == EXIT_OK
     assert err == (
         f"warning: books.staking.venues[0]: treasury: cannot read {missing} (No such file or "
