@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from equity_daemon.builtin_edges import builtin_quotes
 from equity_daemon.holdings import age_text, holdings
 from equity_daemon.model import (
     EXCLUDED_KINDS,
@@ -106,6 +107,9 @@ def calculate(
     """
     with localcontext() as ctx:
         ctx.prec = PRICE_PRECISION
+        held = holdings(venues, now, limits.max_age_of)
+        quotes = list(quotes)
+        quotes += _builtin(quotes, quote_failures, held.positions, now)
         quotes, peg_checks = apply_pegs(quotes, limits.pegs, now)
         table = resolve(
             quotes,
@@ -115,7 +119,6 @@ def calculate(
             previously_suspect=previously_suspect,
             quote_failures=quote_failures,
         )
-        held = holdings(venues, now, limits.max_age_of)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
         for position in held.positions:
             totals.add(position)
@@ -154,6 +157,18 @@ def calculate(
         reconciliations=reconciliations,
         pegs=peg_checks,
     )
+
+
+def _builtin(
+    quotes: Sequence[Quote],
+    failures: Sequence[QuoteFailure],
+    positions: Iterable[Position],
+    now: datetime,
+) -> list[Quote]:
+    """The built-in 1:1 edges the positions need (WETH = ETH, an Aave token = its underlying),
+    less those the book prices itself: an edge it configured has quotes, or failures, here."""
+    configured = {quote.edge for quote in quotes} | {failure.edge for failure in failures}
+    return builtin_quotes({p.asset.symbol for p in positions}, configured, now)
 
 
 class _Totals:

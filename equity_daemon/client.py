@@ -67,8 +67,13 @@ class EquityClient:
             raise StaleEquity(book, snap["age_seconds"], snap["stale_after_seconds"])
         return snap
 
-    async def events(self, since: str | None = None) -> list[dict[str, Any]]:
-        response = await self._http.get("/events", params={} if since is None else {"since": since})
+    async def events(
+        self, since: str | None = None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """`/events`: the latest `limit` (100 by default), or the first from `since`."""
+        asked = {"since": since, "book": book, "limit": limit}
+        params = {name: str(value) for name, value in asked.items() if value is not None}
+        response = await self._http.get("/events", params=params)
         response.raise_for_status()
         events: list[dict[str, Any]] = response.json()["events"]
         return events

@@ -462,11 +462,20 @@ class HistoryDB:
             )
 
     def events(
-        self, since: datetime | None = None, book: str | None = None
+        self, since: datetime | None = None, book: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """`Event.to_json()` documents at or after `since`, oldest first."""
+        """`Event.to_json()` documents at or after `since`, oldest first; at most `limit` of
+        them: the first ones from `since`, or without `since` the latest ones."""
         query, params = self._range("SELECT doc FROM events", book, since, None)
-        rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
+        if limit is None:
+            rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
+        elif since is None:
+            query += " ORDER BY epoch DESC, rowid DESC LIMIT ?"
+            rows = self._db.execute(query, [*params, limit]).fetchall()[::-1]
+        else:
+            rows = self._db.execute(
+                query + " ORDER BY epoch, rowid LIMIT ?", [*params, limit]
+            ).fetchall()
         return [_unpack(doc) for (doc,) in rows]
 
     @staticmethod
@@ -695,9 +704,9 @@ class History:
         await self._run(self._db.remember, venue, key, value, at)
 
     async def events(
-        self, since: datetime | None = None, book: str | None = None
+        self, since: datetime | None = None, book: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        return await self._run(self._db.events, since, book)
+        return await self._run(self._db.events, since, book, limit)
 
     async def prune(self, now: datetime, keep_all_for: timedelta) -> int:
         return await self._run(self._db.prune, now, keep_all_for)

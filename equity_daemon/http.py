@@ -12,7 +12,11 @@ the asyncio loop the daemon uses, and is well kept.
 | `/healthz`          | 200 while the calculator loop keeps ticking               | no       |
 | `/readyz`           | 200 when every book has a complete, fresh snapshot        | no       |
 | `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings    | token    |
-| `/events?since=ISO` | `{"events": [event, ...]}` from history                   | token    |
+| `/events`           | `{"events": [event, ...]}` from history (below)           | token    |
+
+`/events` takes `book` (only that book's), `limit` (1 to 10,000; 100 by default) and `since`
+(ISO 8601 with an offset): the latest `limit` events, oldest first; with `since`, the first
+`limit` from then (ask again from the last one's `at` for more, de-duplicating by `id`).
 
 "token": when one is configured, `Authorization: Bearer <token>` or a session (`access.py`).
 *`/metrics` carries equity, assets and debt by venue and asset, so it asks for the token too,
@@ -48,6 +52,7 @@ log = structlog.get_logger()
 JSON = "application/json"
 SHUTDOWN_TIMEOUT = 2.0  # open requests get this long to finish when the daemon stops
 BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take to arrive
+EVENTS_LIMIT, EVENTS_MAX = 100, 10_000  # events in one /events answer: by default, at most
 
 
 class Backend(Protocol):
@@ -63,7 +68,11 @@ class Backend(Protocol):
 
     def exchange_bans(self) -> Mapping[str, datetime]: ...
 
-    async def events(self, since: datetime | None) -> list[dict[str, Any]]: ...
+    def book_names(self) -> list[str]: ...
+
+    async def events(
+        self, since: datetime | None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
 
     async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]: ...
 
@@ -206,7 +215,14 @@ class Api:
             since = _aware_time(request.query["since"])
             if since is None:
                 raise web.HTTPBadRequest(text="since must be an ISO 8601 time with a UTC offset\n")
-        return _json(200, {"events": await self._backend.events(since)})
+        text = request.query.get("limit", str(EVENTS_LIMIT))
+        if not text.isdigit() or not 1 <= int(text) <= EVENTS_MAX:
+            raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {EVENTS_MAX}\n")
+        book = request.query.get("book")
+        books = self._backend.book_names()
+        if book is not None and book not in books:
+            raise web.HTTPNotFound(text=f"no book named {book!r} (books: {', '.join(books)})\n")
+        return _json(200, {"events": await self._backend.events(since, book, int(text))})
 
 
 def _html(status: int, page: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,6 +1,8 @@
 """Configuration: one TOML file, overridable by `EQUITY_DAEMON_*` environment variables.
 
-Nesting in the environment uses `__`: `EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT=0.5`.
+Nesting in the environment uses `__`, and a number is a list's item (`environment.py`):
+`EQUITY_DAEMON_BOOKS__BASIS__THRESHOLD_PERCENT=0.5`,
+`EQUITY_DAEMON_BOOKS__BASIS__VENUES__0__API_KEY=…`.
 
 Secrets (webhook URLs and signing secrets, Apprise URLs, the HTTP bearer token) are `SecretStr`.
 Each can be given directly or as `<field>_file`: a path, or a bare name looked up in the systemd
@@ -46,6 +48,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from equity_daemon.environment import EnvironmentOverFile
 from equity_daemon.errors import ConfigError
 from equity_daemon.model import ShareClass
 from equity_daemon.validation import Amount, Rate, describe_errors
@@ -92,22 +95,39 @@ class Section(BaseModel):
 
 
 def read_secret_file(field: str, where: object) -> str:
-    """A secret's value from a file: an absolute path, or a credential/Docker secret name."""
+    """A secret's value from a file: an absolute path, or a credential/Docker secret name.
+
+    A bare name is looked up in the systemd credentials directory, as itself and as
+    `secrets_<name>` (what systemd calls a file of the folder the unit loads whole with
+    `LoadCredential=secrets:/etc/equity-daemon/secrets`), then in `/run/secrets` (Docker). A
+    file that exists but cannot be read (permissions: a container runs as uid 10001) or holds
+    nothing is named as such, never skipped silently.
+    """
     if not isinstance(where, str) or not where:
         raise ValueError(f"{field} must be a file path or a credential name")
     path = Path(where)
     candidates = [path] if path.is_absolute() else []
     if not path.is_absolute():
         if credentials := os.environ.get("CREDENTIALS_DIRECTORY"):
-            candidates.append(Path(credentials) / path)
+            candidates += [Path(credentials) / path, Path(credentials) / f"secrets_{path}"]
         candidates.append(DOCKER_SECRETS / path)
     for candidate in candidates:
         try:
-            return candidate.read_text().strip()
+            secret = candidate.read_text().strip()
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise ValueError(
+                f"{field}: cannot read secret {where!r} ({candidate}: permission denied to "
+                f"uid {os.getuid()})"
+            ) from None
         except OSError:
             continue
         except UnicodeDecodeError:  # its message quotes a byte of the secret
             raise ValueError(f"{field}: secret {where!r} is not UTF-8 text") from None
+        if not secret:
+            raise ValueError(f"{field}: secret {where!r} is empty ({candidate})")
+        return secret
     looked = ", ".join(str(c) for c in candidates)
     raise ValueError(f"{field}: cannot read secret {where!r} (looked in {looked})")
 
@@ -621,8 +641,9 @@ class Settings(BaseSettings, Section):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init data; the environment overrides it.
-        return (env_settings, init_settings)
+        # The TOML file arrives as init data; the environment is laid over it value by value,
+        # into list items too (pydantic-settings' own source replaces a list by a table)
+        return (EnvironmentOverFile(settings_cls, init_settings),)
 
     @model_validator(mode="after")
     def _names_are_unique_and_known(self) -> Settings:

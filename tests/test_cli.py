@@ -51,6 +51,14 @@ def test_once_json_is_the_snapshot_document(capsys: pytest.CaptureFixture[str]) 
     assert main(["once", "--format", "json", "--config", str(DEMO)]) == EXIT_OK
     (book,) = json.loads(capsys.readouterr().out)["books"]
     assert (book["book"], book["equity"], book["complete"]) == ("demo", "512500.5", True)
+    # /snapshot's freshness too: age, the limit and whether it is stale (they were missing)
+    assert book["age_seconds"] >= 0
+    assert (book["stale_after_seconds"], book["stale"]) == (120, False)
+    daemon = Daemon(load_settings(DEMO))
+    with capture_logs():
+        anyio.run(daemon.preview)
+    (served,) = daemon.snapshots()
+    assert served.keys() == book.keys()
 
 
 def test_once_exits_3_and_names_the_problem_when_incomplete(
@@ -137,6 +145,15 @@ def test_history_exports_csv_and_json_lines(
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [doc["sequence"] for doc in docs] == [1, 2, 3]
     assert docs[0]["equity"] == "2.5"
+
+
+def test_history_of_a_book_that_does_not_exist_exits_2_naming_the_books(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "2.5"\n')
+    assert main(["history", "--config", str(config), "--book", "nope"]) == EXIT_USAGE
+    assert capsys.readouterr() == ("", "history: no book named 'nope' (books: ops)\n")
+    assert main(["history", "--config", str(config), "--book", "ops"]) == EXIT_OK  # just empty
 
 
 def test_the_example_config_is_valid_with_its_credentials(
@@ -239,7 +256,7 @@ def test_outbox_retry_sends_dead_letters_again_but_not_to_an_unconfigured_target
     assert capsys.readouterr().err == "outbox: no dead letter 'e-2' for a configured webhook\n"
     assert main(outbox(config, "retry", "--target", "nobody")) == EXIT_USAGE
     assert capsys.readouterr().err == (
-        "outbox: no webhook target named 'nobody' (known: old, pager)\n"
+        "outbox: no outbox target named 'nobody' (known: old, pager)\n"
     )
 
     assert main(outbox(config, "retry")) == EXIT_OK

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from prometheus_client import generate_latest
 
 from equity_daemon import healthcheck
+from equity_daemon.cli import EXIT_USAGE
 from equity_daemon.model import HealthFactor, Reconciliation, VenueState
 from equity_daemon.pegs import PegCheck
 from equity_daemon.settings import HttpSettings
@@ -77,6 +78,29 @@ def test_the_unit_is_a_notify_service_with_a_watchdog() -> None:
     text = UNIT.read_text()
     for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "LoadCredential="):
         assert line in text
+
+
+def unit_lines() -> list[str]:
+    return [line.strip() for line in UNIT.read_text().splitlines() if not line.startswith("#")]
+
+
+def test_a_configuration_error_is_not_restarted_every_5_seconds() -> None:
+    # exit 2 is bad usage or configuration: a restart cannot fix it
+    assert f"RestartPreventExitStatus={EXIT_USAGE}" in unit_lines()
+    assert "Restart=on-failure" in unit_lines()
+
+
+def test_the_unit_starts_with_whatever_secrets_are_installed() -> None:
+    # one LoadCredential= per file failed the start for any file not installed, named by the
+    # configuration or not; the folder loaded whole holds what the configuration names
+    loads = [line for line in unit_lines() if line.startswith("LoadCredential=")]
+    assert loads == ["LoadCredential=secrets:/etc/equity-daemon/secrets"]
+
+
+def test_the_unit_points_at_no_documentation_the_install_does_not_create() -> None:
+    # Documentation=file:///opt/equity-daemon/README.md: pip installs no README there
+    documentation = [line for line in unit_lines() if line.startswith("Documentation=")]
+    assert not [line for line in documentation if "file:" in line]
 
 
 # --- Prometheus ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 
 from equity_daemon import settings as settings_module
 from equity_daemon.history import History
-from equity_daemon.runtime.supervisor import Daemon, make_venue
+from equity_daemon.runtime.compose import make_venue
+from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import ExchangeVenue, Settings, load_settings
 from equity_daemon.validation import describe_errors
 from equity_daemon.venues.exchange import ExchangeVenue as ExchangeVenueImpl

@@ -159,6 +159,17 @@ def test_events_since_a_time_and_by_book(db: HistoryDB) -> None:
     assert [e["book"] for e in db.events(book="basis")] == ["basis"]
 
 
+def test_a_limit_keeps_the_latest_events_or_the_first_ones_since_a_time(db: HistoryDB) -> None:
+    ref = Reference("basis")
+    for minute, equity in enumerate(("100", "200", "300", "400", "500"), start=1):
+        ref = record(db, ref, equity, minute)
+    assert [e["equity"] for e in db.events()] == ["200", "300", "400", "500"]  # 100 set it
+    assert [e["equity"] for e in db.events(limit=2)] == ["400", "500"]  # latest, oldest first
+    since = NOW + timedelta(minutes=3)
+    assert [e["equity"] for e in db.events(since=since, limit=1)] == ["300"]  # first from then
+    assert [e["equity"] for e in db.events(book="carry", limit=2)] == []
+
+
 def test_a_failed_write_leaves_nothing_behind(db: HistoryDB) -> None:
     ref = record(db, Reference("basis"), "1000", 1)
     snap = make_snapshot(sequence=1, equity="2000")  # the same sequence again: the insert fails

@@ -29,6 +29,7 @@ class Backend:
         self.is_healthy = True
         self.is_ready = True
         self.since: list[datetime | None] = []
+        self.asked: list[tuple[str | None, int | None]] = []
 
     def metrics(self) -> tuple[bytes, str]:
         return b"equity_daemon_up 1\n", "text/plain; version=0.0.4; charset=utf-8"
@@ -45,8 +46,14 @@ class Backend:
     def exchange_bans(self) -> dict[str, datetime]:
         return {}
 
-    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
+    def book_names(self) -> list[str]:
+        return ["basis", "carry"]
+
+    async def events(
+        self, since: datetime | None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         self.since.append(since)
+        self.asked.append((book, limit))
         return [{"id": "e1"}]
 
     async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
@@ -123,6 +130,28 @@ async def test_bearer_scheme_is_case_insensitive(
     for refused in ("bearer S3CRET", "Bearer s3cre", "Bearer s3crett", "Basic s3cret", "s3cret"):
         answer = await client.get("/snapshot", headers={"Authorization": refused})
         assert answer.status_code == 401, refused
+
+
+async def test_events_are_the_latest_100_unless_told_and_a_book_s_alone_when_named(
+    server: tuple[Backend, httpx.AsyncClient, int],
+) -> None:
+    backend, client, _ = server
+    assert (await client.get("/events", headers=AUTH)).status_code == 200
+    named = {"book": "carry", "limit": "5"}
+    assert (await client.get("/events", params=named, headers=AUTH)).status_code == 200
+    assert backend.asked == [(None, 100), ("carry", 5)]
+    unknown = await client.get("/events", params={"book": "nope"}, headers=AUTH)
+    assert (unknown.status_code, unknown.text) == (
+        404,
+        "no book named 'nope' (books: basis, carry)\n",
+    )
+    for bad in ("0", "10001", "ten", "-1"):
+        answer = await client.get("/events", params={"limit": bad}, headers=AUTH)
+        assert (answer.status_code, answer.text) == (
+            400,
+            "limit must be a whole number from 1 to 10000\n",
+        )
+    assert len(backend.asked) == 2  # a refused request never reaches the backend
 
 
 async def test_events_since_must_be_an_aware_time(
@@ -289,7 +318,9 @@ class PageBackend(Backend):
     def snapshots(self) -> list[dict[str, Any]]:
         return [basis_doc()]
 
-    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
+    async def events(
+        self, since: datetime | None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         if self.history_fails:
             raise sqlite3.OperationalError("disk I/O error")
         return []

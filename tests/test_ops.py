@@ -56,7 +56,12 @@ class Healthy:
     def exchange_bans(self) -> dict[str, datetime]:
         return {}
 
-    async def events(self, since: object) -> list[dict[str, object]]:
+    def book_names(self) -> list[str]:
+        return []
+
+    async def events(
+        self, since: object, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, object]]:
         return []
 
     async def equity_history(self, book: str, since: object) -> list[EquityPoint]:

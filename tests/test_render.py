@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from equity_daemon.calculator import Limits
-from equity_daemon.model import PriceUsed
+from equity_daemon.model import PositionKind, PriceUsed
 from equity_daemon.prices import QuoteFailure
 from equity_daemon.render import snapshot_table
 from tests.reports import NOW, ok, pos, quote, snapshot
@@ -38,3 +38,26 @@ def test_the_table_flags_stale_fallback_partial_ignored_and_quote_failures() -> 
     assert "FALLBACK" in text
     assert "  quote failed: ETH/USDT from okx: timeout" in text
     assert "problem: stale_price BTC: " in text
+
+
+def test_long_venue_and_asset_names_keep_their_columns_apart() -> None:
+    venue = "binance-portfolio-margin-main"  # 29 characters: wider than every column
+    snap = snapshot(
+        ok(
+            pos(venue, "ETH", "1"),
+            pos(venue, "variableDebtEthLidoWETH", "0.5", PositionKind.LOCKED),
+            pos(venue, "ETH", "-2", PositionKind.HEDGE),
+        ),
+        quotes=(quote("ETH", "USDT", "3000"), quote("variableDebtEthLidoWETH", "ETH", "1")),
+    )
+    lines = snapshot_table(snap).splitlines()
+    # each name, then at least one space, then the next column: never run together
+    words = [line.split()[:5] for line in lines]
+    assert [venue, "3,000.00"] in words  # by venue
+    assert ["locked", venue, "variableDebtEthLidoWETH", "0.5", "value"] in words
+    assert ["hedge", venue, "ETH", "-2", "short"] in words
+    assert ["variableDebtEthLidoWETH", "3000", "USDT", "via", "binance"] in words  # prices
+    # and the columns stay aligned: both excluded lines' amounts end in the same place
+    locked = next(line for line in lines if line.lstrip().startswith("locked"))
+    hedge = next(line for line in lines if line.lstrip().startswith("hedge"))
+    assert locked.index(" 0.5 ") + 4 == hedge.index(" -2 ") + 3

@@ -254,13 +254,12 @@ def test_a_bad_environment_value_is_named(
 def test_malformed_json_in_the_environment_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # pydantic-settings raises its own SettingsError here, not a ValidationError
     monkeypatch.setenv("EQUITY_DAEMON_HTTP", '{"port": 1,')
     code, err = check(tmp_path, BOOK, capsys)
     assert code == EXIT_USAGE
     assert err == (
-        'config error: environment: error parsing value for field "http" '
-        'from source "EnvSettingsSource"\n'
+        "config error: environment: EQUITY_DAEMON_HTTP: not valid JSON "
+        "(Expecting property name enclosed in double quotes)\n"
     )
 
 
@@ -376,6 +375,20 @@ def test_secrets_come_from_systemd_credentials_first(
     (hook,) = load_settings(path).books["basis"].webhooks
     assert hook.secret is not None
     assert hook.secret.get_secret_value() == "from-systemd"
+
+
+def test_a_secret_of_the_folder_the_unit_loads_whole_is_found_by_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    # LoadCredential=secrets:/etc/equity-daemon/secrets names each file secrets_<file>
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "secrets_hook_secret").write_text("from-the-folder\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    path = write(tmp_path, WEBHOOK + "secret_file = 'hook_secret'\n")
+    (hook,) = load_settings(path).books["basis"].webhooks
+    assert hook.secret is not None
+    assert hook.secret.get_secret_value() == "from-the-folder"
 
 
 def test_secrets_come_from_docker_secrets_and_absolute_paths(
@@ -514,17 +527,24 @@ TOKEN_ERROR = (
         pytest.param("bearer_token = ''", id="empty"),
         pytest.param("bearer_token = 'two words'", id="a-space"),
         pytest.param("bearer_token = 'jeton-\u00e9t\u00e9'", id="not-ascii"),
-        pytest.param("bearer_token_file = '{blank}'", id="blank-file"),
     ],
 )
 def test_an_empty_or_unsendable_bearer_token_is_a_config_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], http: str
 ) -> None:
     # accepted before, and then nobody could authenticate
+    text = BOOK + "[http]\n" + http + "\n"
+    expect_one_error(tmp_path, capsys, text, TOKEN_ERROR)  # exactly: the token is not echoed
+
+
+def test_an_empty_secret_file_is_named_as_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blank = tmp_path / "blank"
     blank.write_text("\n")
-    text = BOOK + "[http]\n" + http.format(blank=blank) + "\n"
-    expect_one_error(tmp_path, capsys, text, TOKEN_ERROR)  # exactly: the token is not echoed
+    text = BOOK + f"[http]\nbearer_token_file = '{blank}'\n"
+    error = f"http: bearer_token_file: secret '{blank}' is empty ({blank})"
+    expect_one_error(tmp_path, capsys, text, error)
 
 
 def in_top(line: str) -> str:

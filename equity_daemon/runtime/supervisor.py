@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,25 +50,16 @@ from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Channel, Outbox, WebhookClient
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
 from equity_daemon.pegs import Peg
-from equity_daemon.price_api import DefiLlama
+from equity_daemon.runtime.compose import make_hosts, make_market, make_price_source, make_venue
 from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import (
     BookSettings,
-    ChainVenue,
-    DemoVenue,
-    ExchangeVenue,
     ManualVenue,
-    MarketSettings,
-    PriceApiSettings,
     Settings,
 )
 from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
-from equity_daemon.venues import chain, demo, exchange, manual
 from equity_daemon.venues.base import RemembersVenue, StreamingVenue, Venue
-from equity_daemon.venues.exchange_budget import Budgets
-from equity_daemon.venues.exchange_client import Credentials
-from equity_daemon.venues.market_data import ExchangeMarket
 
 log = structlog.get_logger()
 
@@ -78,88 +69,6 @@ CALLBACK_QUEUE = 10_000
 # Events of cycles the history could not write, kept per book until it can: an outage of hours
 # at a few events an hour fits many times over; past it the oldest go (counted and logged).
 UNWRITTEN_EVENTS_KEPT = 10_000
-
-
-def make_venue(
-    config: DemoVenue | ManualVenue | ExchangeVenue | ChainVenue,
-    clock: Clock,
-    on_disagreement: Callable[[str], None] | None = None,
-    budgets: Budgets | None = None,
-    on_behind: Callable[[str, str], None] | None = None,
-) -> Venue:
-    if isinstance(config, ChainVenue):
-        return chain.ChainVenue(config, clock, on_behind)
-    if isinstance(config, ExchangeVenue):
-        password = None if config.password is None else config.password.get_secret_value()
-        base_url = None if config.base_url is None else str(config.base_url)
-        budget = None
-        if budgets is not None:  # one rate limiter per exchange host, with its market data
-            budget = budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url)
-        streaming: dict[str, Any] = {}
-        if config.stream and exchange.streams(config.kind, config.accounts):
-            streaming = {
-                "keepalive": config.keepalive_seconds,
-                "resync_seconds": config.resync_seconds,
-                "poll_seconds": config.interval_seconds,  # what no push carries, meanwhile
-            }
-        return (exchange.StreamingExchangeVenue if streaming else exchange.ExchangeVenue)(
-            config.name,
-            config.kind,
-            config.accounts,
-            Credentials(
-                config.api_key.get_secret_value(), config.secret.get_secret_value(), password
-            ),
-            clock,
-            base_url=base_url,
-            sandbox=config.sandbox,
-            # a fetch makes several requests: each gets half the fetch's time
-            request_timeout=config.timeout_seconds / 2,
-            rate_limit=config.rate_limit,
-            in_transit=config.in_transit,
-            on_disagreement=on_disagreement,
-            budget=budget,
-            **streaming,
-        )
-    if isinstance(config, DemoVenue):
-        return demo.DemoVenue(
-            config.name,
-            clock,
-            config.interval_seconds,
-            config.seed,
-            config.volatility,
-            config.funding_per_step,
-            config.keepalive_seconds,
-        )
-    return manual.ManualVenue(config.name, config.path, clock)
-
-
-def make_price_source(name: str, config: PriceApiSettings) -> QuoteSource:
-    return DefiLlama(
-        name,
-        str(config.base_url),
-        config.coins,
-        config.timeout_seconds,
-        config.cache_seconds,
-        config.min_confidence,
-    )
-
-
-def make_market(
-    name: str, config: MarketSettings, clock: Clock, budgets: Budgets
-) -> ExchangeMarket:
-    base_url = None if config.base_url is None else str(config.base_url)
-    return ExchangeMarket(
-        name,
-        config.kind,
-        clock,
-        base_url=base_url,
-        sandbox=config.sandbox,
-        request_timeout=config.timeout_seconds,
-        rate_limit=config.rate_limit,
-        cache_seconds=config.cache_seconds,
-        stream=config.stream,
-        budget=budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url),
-    )
 
 
 @dataclass
@@ -202,7 +111,7 @@ class Daemon:
             name: make_price_source(name, config) for name, config in settings.price_sources.items()
         }
         # every venue and market of one exchange host waits on one rate limiter, and one ban
-        self.budgets = Budgets(self.instruments, self.clock)
+        self.budgets = make_hosts(settings, self.instruments, self.clock)
         self.markets = {
             name: make_market(name, config, self.clock, self.budgets)
             for name, config in settings.markets.items()
@@ -374,8 +283,16 @@ class Daemon:
         """The exchanges banning us now, each with when its ban ends (the status page)."""
         return self.budgets.bans()
 
-    async def events(self, since: datetime | None) -> list[dict[str, Any]]:
-        return [] if self.history is None else await self.history.events(since=since)
+    async def events(
+        self, since: datetime | None, book: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored events (`History.events`); none before `run()` opened a history."""
+        if self.history is None:
+            return []
+        return await self.history.events(since, book, limit)
+
+    def book_names(self) -> list[str]:
+        return [book.name for book in self.books]
 
     async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
         """The book's recorded equity since `since`, oldest first (for the status page's chart);
@@ -400,13 +317,16 @@ class Daemon:
     # --- the cycle ----------------------------------------------------------------------
 
     async def preview(self) -> list[Snapshot]:
-        """Fetch every venue once and value every book, recording and notifying nothing."""
+        """Fetch every venue once and value every book, recording and notifying nothing (the
+        snapshots are the latest in memory: `snapshots()` gives their documents)."""
         async with anyio.create_task_group() as tg:
             await self.fetch_all_once(tg)
             snapshots = []
             for book in self.books:
                 cycle = await self._judge(book, tg)
                 if cycle is not None:
+                    book.tracker.commit(cycle)
+                    book.judged_at = self.clock.monotonic()
                     snapshots.append(cycle.snapshot)
             tg.cancel_scope.cancel()  # stragglers (a venue stuck in a thread) are not waited for
         await self.aclose()
@@ -435,9 +355,10 @@ class Daemon:
             if cycle is None:
                 continue
             queued |= await self._record(book, cycle, history)
+            previous = book.tracker.latest
             book.tracker.commit(cycle)
             book.judged_at = self.clock.monotonic()
-            _log_cycle(cycle)
+            _log_cycle(cycle, previous)
             for event in cycle.events:
                 _log_event(event)
                 self.instruments.events.labels(book.name, event.kind.value).inc()
@@ -683,10 +604,13 @@ class Daemon:
         self.instruments.webhook_deliveries.labels(target, outcome).inc()
 
 
-def _log_cycle(cycle: Cycle) -> None:
-    """The canonical log line of a cycle: one per book."""
+def _log_cycle(cycle: Cycle, previous: Snapshot | None) -> None:
+    """The canonical log line of a cycle, one per book: at info when the book's state changed
+    (an event fired, it became complete or incomplete, its problems or whether its equity is
+    known changed), else at debug: a quiet daemon does not log every few seconds."""
     snap = cycle.snapshot
-    log.info(
+    changed = previous is None or bool(cycle.events) or _state(previous) != _state(snap)
+    (log.info if changed else log.debug)(
         "cycle",
         book=snap.book,
         sequence=snap.sequence,
@@ -696,6 +620,13 @@ def _log_cycle(cycle: Cycle) -> None:
         problems=[f"{p.kind.value}:{p.subject}" for p in snap.problems],
         events=[e.kind.value for e in cycle.events],
     )
+
+
+def _state(snap: Snapshot) -> tuple[object, ...]:
+    """What makes a cycle worth a line at info when it changes (not the equity's every move:
+    a threshold event says when that matters)."""
+    problems = tuple((problem.kind, problem.subject) for problem in snap.problems)
+    return snap.complete, snap.equity is None, problems
 
 
 def _log_event(event: Event) -> None:

@@ -76,12 +76,16 @@ class DemoVenue:
             yield await self.fetch()
 
     async def observe(self, base: str, quote: str) -> Observation:
-        rates = {
-            ("ETH", "USDT"): self.market.eth_usdt,
-            ("wstETH", "stETH"): self.market.steth_per_wsteth,
-            ("stETH", "ETH"): self.market.steth_eth,
-        }
         try:
-            return Observation(rates[(base, quote)], self._clock())
+            return Observation(market_rates(self.market)[(base, quote)], self._clock())
         except KeyError:
             raise LookupError(f"the demo market has no {base}/{quote}") from None
+
+
+def market_rates(market: Market) -> dict[tuple[str, str], Decimal]:
+    """The edges the demo quotes, (base, quote) -> rate, at `market`."""
+    return {
+        ("ETH", "USDT"): market.eth_usdt,
+        ("wstETH", "stETH"): market.steth_per_wsteth,
+        ("stETH", "ETH"): market.steth_eth,
+    }

@@ -78,10 +78,12 @@ class _Reported(BaseModel):
     label: str = "reported"
 
 
-class _File(BaseModel):
+class ManualFile(BaseModel):
+    """A manual venue's file."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    positions: tuple[_Line, ...]  # required: see `_parse`
+    positions: tuple[_Line, ...]  # required: see `parse`
     quotes: tuple[_Rate, ...] = ()
     reported: tuple[_Reported, ...] = ()
 
@@ -113,7 +115,7 @@ class ManualVenue:
         # a copy that keeps the old mtime): only the content tells
         revision = hashlib.blake2b(raw, digest_size=16).hexdigest()
         if revision != self._revision:
-            parsed = self._parse(raw)
+            parsed = self.parse(raw)
             self._positions = tuple(self._position(line) for line in parsed.positions)
             self._rates = {(r.base, r.quote): r.rate for r in parsed.quotes}
             self._reported = tuple(
@@ -130,7 +132,12 @@ class ManualVenue:
         except KeyError:
             raise LookupError(f"{self._path.name} has no rate for {base}/{quote}") from None
 
-    def _parse(self, raw: bytes) -> _File:
+    def parse(self, raw: bytes) -> ManualFile:
+        """The file's content, checked.
+
+        Raises:
+            VenueDataError: not a valid file, naming what is wrong.
+        """
         data = self._decode(raw)
         if isinstance(data, dict) and "positions" not in data:
             # an editor's half-saved or truncated-to-nothing file must not read as "holds nothing"
@@ -140,7 +147,7 @@ class ManualVenue:
                 "holds nothing)"
             )
         try:
-            return _File.model_validate(data)
+            return ManualFile.model_validate(data)
         except ValidationError as exc:
             raise self._invalid("; ".join(describe_errors(exc))) from None
 

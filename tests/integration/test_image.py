@@ -1,6 +1,7 @@
 """The Dockerfile builds, and its image runs: `once` prints the demo book, the daemon answers the
 image's own HEALTHCHECK command, reads its config from a mounted file and its bearer token from
-/run/secrets, writes its history to the volume, and exits 0 within 5 s of SIGTERM.
+/run/secrets (a group-readable file; one only its owner reads is named), writes its history to
+the volume, and exits 0 within 5 s of SIGTERM.
 
 Built with buildah (chroot isolation: no Docker engine here, and podman cannot start containers)
 on a stand-in for `python:3.11-slim` made from Debian's packages (no registry image can be
@@ -194,6 +195,19 @@ def test_once_prints_the_demo_book(image: Image, container: str) -> None:
     assert "complete" in done.stdout
 
 
+def _demo_with_token(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo configuration with `http.bearer_token_file = "api_token"`, and a secrets folder
+    holding that token."""
+    config_file = tmp_path / "equity.toml"
+    config_file.write_text(
+        (REPO / "config/demo.toml").read_text() + '\n[http]\nbearer_token_file = "api_token"\n'
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "api_token").write_text(TOKEN)
+    return config_file, secrets
+
+
 def _daemon_pid(run: subprocess.Popen[bytes]) -> int | None:
     """The daemon's own process below `buildah run` (the Python process, not buildah's helpers)."""
     for pid in descendants(run.pid):
@@ -206,13 +220,7 @@ def _daemon_pid(run: subprocess.Popen[bytes]) -> int | None:
 def test_the_daemon_answers_its_healthcheck_and_stops_on_sigterm(
     image: Image, container: str, tmp_path: Path
 ) -> None:
-    config_file = tmp_path / "equity.toml"
-    config_file.write_text(
-        (REPO / "config/demo.toml").read_text() + '\n[http]\nbearer_token_file = "api_token"\n'
-    )
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "api_token").write_text(TOKEN)
+    config_file, secrets = _demo_with_token(tmp_path)
     history = tmp_path / "history"
     history.mkdir()
     os.chown(history, UID, UID)  # as a named volume would be: a copy of the image's directory
@@ -282,6 +290,33 @@ def test_the_daemon_answers_its_healthcheck_and_stops_on_sigterm(
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert rows
     assert {row["book"] for row in rows} == {"demo"}
+
+
+def test_a_secret_only_its_owner_reads_is_named_and_a_group_readable_one_works(
+    image: Image, container: str, tmp_path: Path
+) -> None:
+    # a secret kept at mode 0600 on the host is unreadable by the image's uid 10001, and compose
+    # applies no uid/gid/mode to a file secret: deploy/secrets/README.md, "Permissions"
+    config_file, secrets = _demo_with_token(tmp_path)
+    os.chown(secrets, 0, UID)
+    secrets.chmod(0o750)  # the folder: enterable by the daemon's group
+    token = secrets / "api_token"
+    token.chmod(0o600)  # the operator's own file
+    mounts = {config_file: image.env("EQUITY_DAEMON_CONFIG") + ":ro", secrets: "/run/secrets:ro"}
+    refused = image.buildah.run(container, ["equity-daemon", "check-config"], mounts=mounts)
+    assert refused.returncode == 2
+    # the daemon's one line; buildah adds lines of its own about the exit status
+    assert refused.stderr.splitlines()[0] == (
+        "config error: http: bearer_token_file: cannot read secret 'api_token' "
+        "(/run/secrets/api_token: permission denied to uid 10001)"
+    )
+    assert TOKEN not in refused.stdout + refused.stderr
+
+    os.chown(token, 0, UID)  # the documented way: the daemon's group reads it
+    token.chmod(0o640)
+    accepted = image.buildah.run(container, ["equity-daemon", "check-config"], mounts=mounts)
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout == "config ok: 1 book(s), 1 venue(s)\n"
 
 
 def test_the_mirror_is_the_one_apt_uses_for_bookworm(tmp_path: Path) -> None:

@@ -66,6 +66,27 @@ async def test_a_threshold_event_is_logged_recorded_and_queued_for_the_webhook(
     await history.aclose()
 
 
+async def test_a_quiet_cycle_logs_at_debug_and_a_change_at_info(tmp_path: Path) -> None:
+    clock = Clock()
+    daemon = daemon_for(tmp_path, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    await daemon.fetch_all_once()
+
+    async def cycle_levels() -> list[str]:
+        with capture_logs() as logs:
+            await daemon.cycle(history)
+        clock.now += timedelta(seconds=60)
+        return [entry["log_level"] for entry in logs if entry["event"] == "cycle"]
+
+    assert await cycle_levels() == ["info"]  # the first
+    assert await cycle_levels() == ["debug"]  # nothing changed: every minute, all day long
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "PEPE"\namount = "1"\n')
+    await daemon.fetch_all_once()
+    assert await cycle_levels() == ["info"]  # incomplete now (PEPE has no price)
+    assert await cycle_levels() == ["debug"]
+    await history.aclose()
+
+
 async def test_ready_needs_a_complete_and_fresh_snapshot_of_every_book(tmp_path: Path) -> None:
     clock = Clock()
     daemon = daemon_for(tmp_path, clock)

@@ -35,7 +35,7 @@ from equity_daemon.runtime.poller import PollPolicy, fetch_once
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.tracker import BookTracker
-from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
+from equity_daemon.venues.exchange import MAPPINGS, ExchangeVenue, StreamingExchangeVenue
 from equity_daemon.venues.fake_exchange import (
     FakeExchange,
     FakePosition,
@@ -167,6 +167,10 @@ async def test_every_account_type_is_worth_what_the_exchange_says(
         if (exchange, account) in WITH_POSITIONS:
             fake.set_positions(POSITIONS)
         report = await venue.fetch()
+    # check-config knows each account type's total currency from the same table
+    declared = MAPPINGS[exchange].TOTAL_CURRENCIES.get(account, ())
+    assert {total.currency for total in report.reported} <= set(declared)
+    assert bool(report.reported) == bool(declared)
     snap = snapshot(VenueState(report, report), quotes=QUOTES)
     expected = net_worth(holdings, plain=holdings is PLAIN)
     assert snap.equity == pytest.approx(expected, abs=D("1e-9"))

@@ -92,6 +92,16 @@ EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "portfolio_margin": ("papiGetAccount", {}),
 }
 
+# The currencies of each account type's own total (reconciliation), for `check-config`:
+# `usdm`'s is USDT's alone in single-asset mode, USD in multi-assets mode; each `coinm` total is
+# in its own margin coin.
+TOTAL_CURRENCIES: Mapping[str, tuple[str, ...]] = {
+    "cross_margin": ("BTC",),
+    "isolated_margin": ("BTC",),
+    "usdm": ("USDT", "USD"),
+    "portfolio_margin": ("USD",),
+}
+
 
 def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
     """The lines of one account type from its raw answer (`extra`: the `EXTRA` call's)."""

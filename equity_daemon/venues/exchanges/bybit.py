@@ -58,6 +58,9 @@ TICKER_LAST = "lastPrice"
 TICKER_STREAM_LAST = "lastPrice"
 EXTRA: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
+# The currencies of each account type's own total (reconciliation), for `check-config`
+TOTAL_CURRENCIES: Mapping[str, tuple[str, ...]] = {"unified": ("USD",)}
+
 
 def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
     """The lines of one account type from its raw answer."""

@@ -108,6 +108,10 @@ def _mode_name(acct_lv: str) -> str:
     return f"{LEVELS[acct_lv]} (acctLv {acct_lv})"
 
 
+# The currencies of each account type's own total (reconciliation), for `check-config`
+TOTAL_CURRENCIES: Mapping[str, tuple[str, ...]] = {"trading": ("USD",)}
+
+
 def balance(lines: Lines, account: str, info: Any, extra: Any = None, mode: Any = None) -> None:
     """The lines of one account type from its raw answer (`mode`: the account config)."""
     data = rows(info.get("data") if isinstance(info, Mapping) else None, "data")
