@@ -4,6 +4,9 @@
 
 * `asset` lines add their value; a negative `asset` amount is debt (spec-notes row 15).
 * `debt` lines subtract the absolute value of their amount.
+* `unrealized_pnl` lines (an open perpetual's legs, at its contract's mark) add their value to
+  equity and to `unrealized_pnl`, never to assets or debt. The legs of one perpetual are valued
+  together or not at all: one leg alone is the position's notional, not its uPnL.
 * `locked`, `in_transit` and `hedge` lines are reported in `excluded`, never in equity.
 * Lines of an asset the book ignores (`Limits.ignore_assets`: dust, airdrops) are listed in
   `ignored` with their amounts, and nowhere else.
@@ -116,13 +119,12 @@ def calculate(
         )
         summaries, problems, positions, reported = _venue_positions(venues, now, limits)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
-        for position in positions:
-            totals.add(position)
+        totals.add_all(positions)
         reconciliations = tuple(totals.reconcile(venue, total) for venue, total in reported)
         problems.extend(totals.unpriced_problems(share_class, table, now))
         problems.extend(totals.stale_problems(share_class, now))
         problems.extend(totals.suspect_problems(table))
-        equity = totals.assets - totals.debt
+        equity = totals.assets - totals.debt + totals.pnl
 
     problems.sort(key=lambda p: (p.kind, p.subject))
     return Snapshot(
@@ -132,6 +134,7 @@ def calculate(
         sequence=sequence,
         total_assets=totals.assets,
         total_debt=totals.debt,
+        unrealized_pnl=totals.pnl,
         equity=equity,
         equity_by_venue=dict(sorted(totals.by_venue.items())),
         equity_by_asset=dict(sorted(totals.by_asset.items())),
@@ -199,6 +202,7 @@ class _Totals:
         self.ignore = ignore
         self.assets = ZERO
         self.debt = ZERO
+        self.pnl = ZERO
         self.by_venue: dict[str, Decimal] = {}
         self.by_asset: dict[str, Decimal] = {}
         self.by_account: dict[tuple[str, str], Decimal] = {}
@@ -232,6 +236,28 @@ class _Totals:
         self.used_prices[symbol] = price
         return price.price
 
+    def add_all(self, positions: Iterable[Position]) -> None:
+        """Every position; the legs of each perpetual (`unrealized_pnl` lines sharing a line
+        id) together: when one of them has no price at all, none is valued."""
+        legs: dict[tuple[str, str, str], list[Position]] = {}
+        for position in positions:
+            pnl = position.kind is PositionKind.UNREALIZED_PNL and position.line_id is not None
+            if pnl and position.asset.symbol not in self.ignore and position.amount != 0:
+                key = (position.venue, position.account, position.line_id or "")
+                legs.setdefault(key, []).append(position)
+            else:
+                self.add(position)
+        for group in legs.values():
+            prices = [self.price_of(leg.asset.symbol, stale_ok=True) for leg in group]
+            if all(price is not None for price in prices):
+                for leg in group:
+                    self.add(leg)
+                continue
+            for leg, price in zip(group, prices, strict=True):
+                if price is None:
+                    self.unpriced.setdefault(leg.asset.symbol, set()).add(leg.venue)
+                self.unvalued.append(PositionLine.of(leg))
+
     def add(self, position: Position) -> None:
         symbol, venue = position.asset.symbol, position.venue
         if symbol in self.ignore:
@@ -252,12 +278,16 @@ class _Totals:
         self.in_equity.add(symbol)
         amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
         value = _value(amount, price)
-        if value >= 0:
+        breakdown = symbol
+        if position.kind is PositionKind.UNREALIZED_PNL:
+            self.pnl += value
+            breakdown = str(position.details.get("contract_asset", symbol))
+        elif value >= 0:
             self.assets += value
         else:
             self.debt -= value
         self.by_venue[venue] = self.by_venue.get(venue, ZERO) + value
-        self.by_asset[symbol] = self.by_asset.get(symbol, ZERO) + value
+        self.by_asset[breakdown] = self.by_asset.get(breakdown, ZERO) + value
         account = (venue, position.account)
         self.by_account[account] = self.by_account.get(account, ZERO) + value
         if position.line_id is not None:
@@ -282,7 +312,7 @@ class _Totals:
         When the venue also valued the lines at its own prices, that figure is the computed side
         (converted at the same price): the comparison is then independent of the book's prices.
         When the venue's total holds its perpetuals' uPnL (`ReportedTotal.unrealized_pnl`),
-        both sides leave the perpetuals out (see `_without_perpetuals`).
+        the legs are valued at the venue's marks of its read on our side (`_at_venue_marks`).
         """
         price = self.price_of(total.currency)
         computed = self.by_account.get((venue, total.account), ZERO) - sum(
@@ -293,9 +323,11 @@ class _Totals:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)
         reported = None if price is None else _value(total.amount, price)
-        pnl = None
+        pnl = unexplained = None
         if total.unrealized_pnl is not None:
-            computed, reported, pnl = self._without_perpetuals(venue, total, computed, reported)
+            computed, reported, pnl, unexplained = self._at_venue_marks(
+                venue, total, computed, reported
+            )
         return Reconciliation(
             venue=venue,
             account=total.account,
@@ -305,33 +337,46 @@ class _Totals:
             reported_amount=total.amount,
             reported_currency=total.currency,
             unrealized_pnl=pnl,
+            unexplained_pnl=unexplained,
         )
 
-    def _without_perpetuals(
+    def _at_venue_marks(
         self, venue: str, total: ReportedTotal, computed: Decimal, reported: Decimal | None
-    ) -> tuple[Decimal, Decimal | None, Decimal | None]:
-        """(computed, reported, the venue's uPnL) with the account's perpetuals taken out.
+    ) -> tuple[Decimal, Decimal | None, Decimal | None, Decimal | None]:
+        """(computed, reported, the venue's uPnL, the part of it our positions do not explain).
 
-        The venue's total holds its perpetuals' uPnL at its mark at the moment it was read; our
-        lines hold their legs at the book's price now. On a leveraged account each is the
-        notional times a price, so a move between the two moments (or a mark that differs from
-        the book's price) is a large difference that says nothing about the balances. Without
-        them both sides are the wallet (collateral less debt): the venue's uPnL (read with its
-        total) is converted at the book's prices of its currencies, and our side drops the legs.
-        An uPnL currency without a fresh price leaves the total uncompared.
+        The venue's total holds its perpetuals' uPnL at its marks at the moment it was read;
+        our legs are at each contract's mark now. On a leveraged account a move between the two
+        moments is the notional times the move: a large difference that says nothing about the
+        account. So our side takes the legs out and puts in the positions' uPnL at the marks the
+        venue's own answer gave them (`ReportedTotal.positions_pnl`): what is left to differ is
+        the wallet and what the positions read do not explain. Without those figures our side
+        takes the venue's own uPnL (only the wallet is compared). Every uPnL is converted at
+        the book's prices of its currency; one without a fresh price leaves the total
+        uncompared.
         """
         account = (venue, total.account)
         legs = (self.by_line.get(line, ZERO) for line in self.hedge_ids if line[:2] == account)
         computed -= sum(legs, ZERO)
-        pnl = ZERO
-        for currency, amount in total.unrealized_pnl or ():
+        theirs = self._pnl_value(total.unrealized_pnl or ())
+        ours = None if total.positions_pnl is None else self._pnl_value(total.positions_pnl)
+        if theirs is None or (total.positions_pnl is not None and ours is None):
+            return computed, None, None, None
+        if ours is None:
+            return computed + theirs, reported, theirs, None
+        return computed + ours, reported, theirs, theirs - ours
+
+    def _pnl_value(self, amounts: Iterable[tuple[str, Decimal]]) -> Decimal | None:
+        """Amounts by currency, in the share class at fresh prices; None if one has none."""
+        found = ZERO
+        for currency, amount in amounts:
             if amount == 0:
                 continue
             price = self.price_of(currency)
             if price is None:
-                return computed, None, None
-            pnl += _value(amount, price)
-        return computed, None if reported is None else reported - pnl, pnl
+                return None
+            found += _value(amount, price)
+        return found
 
     def _excluded_line(self, position: Position) -> ExcludedLine:
         price = self.price_of(position.asset.symbol)

@@ -32,17 +32,23 @@ class PositionKind(enum.StrEnum):
 
     | kind         | in equity | example                                          |
     |--------------|-----------|--------------------------------------------------|
-    | `asset`      | +value    | wstETH in a wallet, a futures margin balance     |
-    | `debt`       | -value    | Aave variableDebtWETH, a CEX margin loan         |
-    | `locked`     | excluded  | ETH waiting in an EtherFi withdrawal request     |
-    | `in_transit` | excluded  | a transfer between venues not yet credited       |
-    | `hedge`      | excluded  | a perpetual futures position (its notional)      |
+    | `asset`          | +value    | wstETH in a wallet, a futures wallet balance   |
+    | `debt`           | -value    | Aave variableDebtWETH, a CEX margin loan       |
+    | `unrealized_pnl` | +value    | a perpetual's leg: its uPnL at its own mark    |
+    | `locked`         | excluded  | ETH waiting in an EtherFi withdrawal request   |
+    | `in_transit`     | excluded  | a transfer between venues not yet credited     |
+    | `hedge`          | excluded  | a perpetual futures position (its notional)    |
 
-    An `asset` with a negative amount is debt (portfolio-margin balances go negative).
+    An `asset` with a negative amount is debt (portfolio-margin balances go negative). An
+    `unrealized_pnl` line is neither held nor owed, whatever its sign: it is in equity but in
+    neither `total_assets` nor `total_debt` (`Snapshot.unrealized_pnl`). An open perpetual is
+    two of them sharing its hedge line's `line_id` (`venues/exchanges`), valued together or not
+    at all; `details["contract_asset"]` names the contract, `equity_by_asset` shows them under.
     """
 
     ASSET = "asset"
     DEBT = "debt"
+    UNREALIZED_PNL = "unrealized_pnl"
     LOCKED = "locked"
     IN_TRANSIT = "in_transit"
     HEDGE = "hedge"
@@ -104,10 +110,14 @@ class ReportedTotal:
 
     `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
     inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
-    by currency. The calculator then compares the uPnL-free figures: `amount` minus it, beside
-    the account's lines without the perpetuals' legs. Both totals of a leveraged account move
-    by the notional times the price change, at two different moments and marks (the venue's
-    at the read, the book's now); without their uPnL, neither moves with the perpetuals' price.
+    by currency. `positions_pnl` is the uPnL of the positions the venue read, as our legs value
+    them at the mark each position's own answer gave (by currency): the same moment again, so
+    the two differ only by what the positions read do not explain (a position never asked for,
+    PnL already settled into the wallet). None when some position came without a mark or the
+    total and the positions are not of one moment (a push patched either). The calculator then
+    compares `amount` with the account's lines whose legs are replaced by `positions_pnl`: both
+    sides at the venue's marks of its read, so a price move since is no difference, and the
+    positions' share of any difference is named (`Reconciliation.unexplained_pnl`).
     """
 
     account: str
@@ -117,6 +127,7 @@ class ReportedTotal:
     computed_at_venue_prices: Decimal | None = None
     uncounted: frozenset[str] = frozenset()
     unrealized_pnl: tuple[tuple[str, Decimal], ...] | None = None
+    positions_pnl: tuple[tuple[str, Decimal], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,10 +314,14 @@ class Reconciliation:
     the account's lines at the venue's own prices when the venue gave them
     (`ReportedTotal.computed_at_venue_prices`), else at the book's.
 
-    `unrealized_pnl` (None: the account's total has no perpetuals' uPnL to take out) is the
-    venue's own uPnL of the account's perpetuals, in the share class: then `reported` is the
-    venue's total without it and `computed` the account's lines without the perpetuals' legs
-    (`ReportedTotal.unrealized_pnl`).
+    `unrealized_pnl` (None: the account's total holds no perpetuals' uPnL) is the venue's own
+    uPnL of the account's perpetuals, in the share class, inside `reported`. `computed` then
+    holds the account's lines with the perpetuals' legs valued at the venue's marks of its read
+    (`ReportedTotal.positions_pnl`), and `unexplained_pnl` is the venue's uPnL less ours at
+    those marks: what the positions read do not explain (a position never asked for, PnL counted
+    twice). Without `positions_pnl` (a position without a mark, a pushed total), `computed`
+    takes the venue's own uPnL in place of the legs, so only the wallet is compared, and
+    `unexplained_pnl` is None.
     """
 
     venue: str
@@ -317,6 +332,7 @@ class Reconciliation:
     reported_amount: Decimal
     reported_currency: str
     unrealized_pnl: Decimal | None = None
+    unexplained_pnl: Decimal | None = None
 
     @property
     def difference(self) -> Decimal | None:
@@ -340,6 +356,10 @@ class Snapshot:
     `complete` is false whenever `problems` is not empty; an incomplete snapshot still carries the
     best estimate (last good venue reports, last good prices marked `stale`), but nothing acts on
     it.
+
+    `equity` is `total_assets - total_debt + unrealized_pnl`: `total_assets` and `total_debt`
+    hold what is held and what is owed, and `unrealized_pnl` the open perpetuals' uPnL, each
+    valued at its own contract's mark (`PositionKind.UNREALIZED_PNL` lines).
 
     `equity_is_partial` is true when some line that belongs in equity has no price at all: the
     totals then sum only what could be valued, and `unvalued` lists the lines left out. Every line
@@ -376,6 +396,7 @@ class Snapshot:
     pegs: tuple[PegCheck, ...] = ()
     # by venue, then account: a chain venue's accounts name the protocol (`aave-core:0x…`)
     equity_by_account: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    unrealized_pnl: Decimal = Decimal(0)
 
     @property
     def complete(self) -> bool:
@@ -397,6 +418,7 @@ class Snapshot:
             "equity_is_partial": self.equity_is_partial,
             "total_assets": decimal_str(self.total_assets),
             "total_debt": decimal_str(self.total_debt),
+            "unrealized_pnl": decimal_str(self.unrealized_pnl),
             "equity": decimal_str(self.equity),
             "equity_by_venue": {k: decimal_str(v) for k, v in self.equity_by_venue.items()},
             "equity_by_asset": {k: decimal_str(v) for k, v in self.equity_by_asset.items()},
@@ -511,6 +533,7 @@ def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
         "difference": decimal_str_or_none(item.difference),
         "ratio": decimal_str_or_none(item.ratio),
         "unrealized_pnl": decimal_str_or_none(item.unrealized_pnl),
+        "unexplained_pnl": decimal_str_or_none(item.unexplained_pnl),
     }
 
 

@@ -65,6 +65,7 @@ from equity_daemon.store import PositionStore
 from equity_daemon.tracker import BookTracker, Cycle
 from equity_daemon.venues import chain, demo, exchange, manual
 from equity_daemon.venues.base import RemembersVenue, StreamingVenue, Venue
+from equity_daemon.venues.contract_marks import ContractMarks, MarkReader
 from equity_daemon.venues.exchange_budget import Budgets
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.market_data import ExchangeMarket
@@ -169,6 +170,7 @@ class Book:
     venues: list[Venue]
     oracle: PriceOracle
     tracker: BookTracker
+    marks: ContractMarks
     unwritten: deque[Event] = field(default_factory=lambda: deque(maxlen=UNWRITTEN_EVENTS_KEPT))
     judged_at: float | None = None  # monotonic time of the latest snapshot
     recorded_at: float | None = None  # monotonic time of the latest recorded snapshot
@@ -260,7 +262,17 @@ class Daemon:
             cache_cap=book.quote_cache_seconds,
             on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
         )
-        return Book(name, book, venues, oracle, tracker)
+        return Book(name, book, venues, oracle, tracker, self._marks(venues, limits))
+
+    def _marks(self, venues: Iterable[Venue], limits: Limits) -> ContractMarks:
+        """What reads the marks of the contracts each exchange venue holds: the market of its
+        exchange host if one is configured, else the venue's own instance."""
+        readers: dict[str, MarkReader] = {}
+        for venue in venues:
+            if isinstance(venue, exchange.ExchangeVenue):
+                same_host = (m for m in self.markets.values() if m.host == venue.host)
+                readers[venue.name] = next(same_host, venue)
+        return ContractMarks(readers, limits.max_age_of, self.clock)
 
     def _edges(self, book: BookSettings, venues: Iterable[Venue]) -> list[Edge]:
         by_name: dict[str, Venue | QuoteSource] = dict(self._price_sources)
@@ -439,8 +451,8 @@ class Daemon:
 
     async def _judge(self, book: Book, tg: TaskGroup | None) -> Cycle | None:
         try:
-            quotes = await book.oracle.quotes(tg)
-            states = self.store.states(book.venue_names)
+            states = self.store.states(book.venue_names)  # the contracts to price are theirs
+            quotes = await book.oracle.quotes(tg, book.marks.edges(states))
             cycle = book.tracker.judge(states, quotes.quotes, quotes.failures)
         except Exception as exc:  # a bug must cost this book's cycle, not the daemon
             book.failing = self._cycle_error(book.name, "calculate", exc)

@@ -7,19 +7,20 @@
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode),
-  compared without `totalUnrealizedProfit` (`exchanges` docstring).
+  with `totalUnrealizedProfit` at the exchange's marks (`exchanges.perp`).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
-  losses exceed it), CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` -> debt;
-  `negativeBalance` -> debt only for what the wallets do not already show below zero
-  (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`) -> hedge lines and
-  legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity without collateral
-  haircuts, as the lines are valued; `accountEquity` applies them), compared without the
-  rows' `umUnrealizedPNL`.
+  losses exceed it) -> asset, CM uPnL -> unrealized_pnl; `crossMarginBorrowed`,
+  `crossMarginInterest` -> debt; `negativeBalance` -> debt only for what the wallets do not
+  already show below zero (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`)
+  -> hedge lines and legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity
+  without collateral haircuts, as the lines are valued; `accountEquity` applies them), with
+  the rows' `umUnrealizedPNL` at the exchange's marks.
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
 
-`usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
-(`exchanges.Perp`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit worth 1 USD:
-the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
+`usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each,
+at each contract's mark (`exchanges.perp`); a row's size is checked against its `notional`
+(`positionAmt × markPrice`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit
+worth 1 USD: the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
 
 A funding row's `withdrawing` is a withdrawal under way, out of `free`: the withdrawal history
 (`/sapi/v1/capital/withdraw/history`, `WITHDRAWALS`) lists the same withdrawal, so only the
@@ -27,8 +28,8 @@ history makes it an `in_transit` line. It is the one source: one record per with
 transaction id and raw status, from either wallet (`walletType` 0 spot, 1 funding), matched by
 id like every exchange's; `withdrawing` is a per-coin sum no record can be matched against.
 
-Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (a line of
-its own, `upnl`), valued at the exchange's mark, not both legs at one price.
+Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (an
+`unrealized_pnl` line of its own, `upnl`), at the exchange's mark of the read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from equity_daemon.model import PositionKind
 from equity_daemon.venues.exchanges import (
     ZERO,
     BadField,
@@ -44,7 +46,9 @@ from equity_daemon.venues.exchanges import (
     Perp,
     Polled,
     TransferFields,
+    check_notional,
     contract_of,
+    market_ref,
     number,
     optional,
     rows,
@@ -118,7 +122,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, cm, "cm")
                 # UM positions enter as legs (`position`); COIN-M ones are not read: their
                 # uPnL is the exchange's figure, at its mark
-                lines.asset(asset, number(row, "cmUnrealizedPNL", default=ZERO), "upnl")
+                cm_pnl = number(row, "cmUnrealizedPNL", default=ZERO)
+                lines.add(PositionKind.UNREALIZED_PNL, asset, cm_pnl, "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
                 negative = abs(number(row, "negativeBalance", default=ZERO))
@@ -147,8 +152,12 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
     if amount == 0:
         return
     symbol, base, settle, _, _ = contract_of(market)  # USDⓈ-M: linear, amounts in base units
+    market_id, market_type = market_ref(market)
     isolated = number(raw, "isolatedWallet", default=ZERO) != 0
     margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
+    mark, notional = optional(raw, "markPrice"), optional(raw, "notional")
+    if mark is not None and notional is not None:  # (a pushed row has neither)
+        check_notional(symbol, amount * mark, notional, "notional")
     lines.perp(
         Perp(
             symbol=symbol,
@@ -159,12 +168,14 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
             contracts=abs(amount),
             contract_size=Decimal(1),
             entry_price=number(raw, "entryPrice"),
-            mark_price=optional(raw, "markPrice"),
+            mark_price=mark,
             unrealized_pnl=number(raw, "unRealizedProfit"),
             liquidation_price=optional(raw, "liquidationPrice"),
             leverage=_leverage(raw),
             margin_mode=str(margin_mode).lower(),
             position_side=str(raw.get("positionSide") or "BOTH"),
+            market_id=market_id,
+            market_type=market_type,
         )
     )
 
@@ -347,8 +358,10 @@ def _patch_portfolio_futures(info: list[Any], message: Mapping[str, Any]) -> lis
 
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
     """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (the
-    venue keeps the REST row's other fields, e.g. `markPrice`, which the push lacks); none of
-    portfolio margin's COIN-M (`fs` "CM"), whose positions are not read."""
+    venue keeps the REST row's other fields, e.g. the leverage); none of portfolio margin's
+    COIN-M (`fs` "CM"), whose positions are not read. The push has no mark price nor notional:
+    both read empty, never the REST row's, which is older than the push (a stale mark as the
+    contract's fallback price, a notional of another size)."""
     if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
         return []
     if message.get("fs", "UM") != "UM":
@@ -363,9 +376,29 @@ def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
             "marginAsset": row.get("ma", ""),
             "marginType": row.get("mt", ""),
             "isolatedWallet": row.get("iw", "0"),
+            "markPrice": "",
+            "notional": "",
         }
         for row in rows(_get(_get(message, "a"), "P"), "a.P")
     ]
+
+
+# -- the contract's mark, asked at every cycle (`venues/contract_marks`) ----------------------
+
+
+def mark_request(market_id: str, market_type: str, inverse: bool) -> tuple[str, dict[str, Any]]:
+    """The raw public call that answers a contract's mark: `premiumIndex` of USDⓈ-M (`/fapi`)
+    or, for an inverse contract, of COIN-M (`/dapi`)."""
+    method = "dapiPublicGetPremiumIndex" if inverse else "fapiPublicGetPremiumIndex"
+    return method, {"symbol": market_id}
+
+
+def mark_answer(answer: Any, market_id: str) -> Decimal:
+    """The contract's `markPrice` in a `premiumIndex` answer (an object, or COIN-M's list)."""
+    for row in rows(answer if isinstance(answer, list) else [answer], "premiumIndex"):
+        if row.get("symbol") == market_id:
+            return number(row, "markPrice")
+    raise BadField(f"no premium index of {market_id}")
 
 
 def pushed_market_id(raw: Mapping[str, Any]) -> str:
