@@ -210,6 +210,7 @@ class _Totals:
         # perpetuals (an open perpetual's two legs share its hedge line's id)
         self.by_line: dict[tuple[str, str, str], Decimal] = {}
         self.hedge_ids: set[tuple[str, str, str]] = set()
+        self.hedge_lines: dict[int, tuple[str, str, str]] = {}  # index in `excluded` -> line
         # asset lines' values by (venue, account, symbol): for a venue total that leaves some out
         self.account_assets: dict[tuple[str, str, str], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
@@ -257,6 +258,13 @@ class _Totals:
                 if price is None:
                     self.unpriced.setdefault(leg.asset.symbol, set()).add(leg.venue)
                 self.unvalued.append(PositionLine.of(leg))
+        # a hedge's uPnL is the one in equity (its legs' at its mark) where they were valued,
+        # else the exchange's own figure of its read
+        for index, key in self.hedge_lines.items():
+            if key in self.by_line:
+                self.excluded[index] = replace(
+                    self.excluded[index], unrealized_pnl=self.by_line[key]
+                )
 
     def add(self, position: Position) -> None:
         symbol, venue = position.asset.symbol, position.venue
@@ -266,7 +274,9 @@ class _Totals:
         if position.kind in EXCLUDED_KINDS:
             self.excluded.append(self._excluded_line(position))
             if position.kind is PositionKind.HEDGE and position.line_id is not None:
-                self.hedge_ids.add((venue, position.account, position.line_id))
+                key = (venue, position.account, position.line_id)
+                self.hedge_ids.add(key)
+                self.hedge_lines[len(self.excluded) - 1] = key
             return
         if position.amount == 0:
             return

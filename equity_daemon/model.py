@@ -43,7 +43,7 @@ class PositionKind(enum.StrEnum):
     `unrealized_pnl` line is neither held nor owed, whatever its sign: it is in equity but in
     neither `total_assets` nor `total_debt` (`Snapshot.unrealized_pnl`). An open perpetual is
     two of them sharing its hedge line's `line_id` (`venues/exchanges`), valued together or not
-    at all; `details["contract_asset"]` names the contract, `equity_by_asset` shows them under.
+    at all; `equity_by_asset` shows them under the contract (`details["contract_asset"]`).
     """
 
     ASSET = "asset"
@@ -258,10 +258,12 @@ class PriceUsed:
 class ExcludedLine:
     """A position reported beside equity but not in it. Values are `None` when unpriced.
 
-    `details` is what the venue says about a hedge, as text: `symbol`, `side`, `contracts`,
-    `contract_size`, `notional` (in the settle currency), `entry_price`, `mark_price`,
-    `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
-    `margin_mode`, `settle`.
+    A hedge's `unrealized_pnl` is the one in equity, its legs at its contract's mark, in the
+    share class (the exchange's own figure of its read for a hedge without legs). `details` is
+    what the venue says about a hedge, as text: `symbol`, `side`, `contracts`, `contract_size`,
+    `notional` (in the settle currency), `entry_price`, `settled_price`, `mark_price` (of the
+    read), `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
+    `margin_mode`, `settle`, `contract_asset` (the priced leg's asset).
     """
 
     venue: str

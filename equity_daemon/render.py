@@ -25,6 +25,7 @@ def snapshot_table(snap: Snapshot) -> str:
         f"  equity        {money(snap.equity, places):>24} {unit}",
         f"  assets        {money(snap.total_assets, places):>24} {unit}",
         f"  debt          {money(snap.total_debt, places):>24} {unit}",
+        f"  uPnL          {money(snap.unrealized_pnl, places):>24} {unit}",
         "  by venue",
         *(f"    {k:<20}{money(v, places):>20}" for k, v in snap.equity_by_venue.items()),
         "  by asset",

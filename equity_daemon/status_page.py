@@ -158,9 +158,14 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
 
 
 def _totals(doc: Mapping[str, Any], share_class: str) -> str:
+    """What is held, what is owed and, with open perpetuals, their uPnL (equity is all three)."""
     assets = _money(doc.get("total_assets"), share_class)
     debt = _money(doc.get("total_debt"), share_class)
-    return f"assets {escape(assets)} · debt {escape(debt)}"
+    text = f"assets {escape(assets)} · debt {escape(debt)}"
+    pnl = doc.get("unrealized_pnl")
+    if pnl not in (None, "0"):
+        text += f" · perpetuals' uPnL {escape(_money(pnl, share_class))}"
+    return text
 
 
 def _current_point(doc: Mapping[str, Any]) -> list[EquityPoint]:
