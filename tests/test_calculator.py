@@ -9,8 +9,9 @@ from decimal import Decimal
 from equity_daemon.calculator import Limits
 from equity_daemon.model import PositionKind, PriceUsed, ProblemKind, VenueReport, VenueState
 from equity_daemon.prices import QuoteFailure
-from equity_daemon.venues.exchanges import Lines, Perp
+from equity_daemon.venues.exchanges import Lines
 from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
+from tests.venues.test_exchange_mappings import perp
 
 DEBT = PositionKind.DEBT
 
@@ -387,18 +388,9 @@ def spot_beside_a_short(*, mark: str | None) -> VenueState:
     lines = Lines("bybit", "unified", "bybit")
     lines.asset("USDT", Decimal(100_000))
     lines.asset("ETH", Decimal(10))
+    mark_price = None if mark is None else Decimal(mark)
     lines.perp(
-        Perp(
-            symbol="ETH/USDT:USDT",
-            base="ETH",
-            settle="USDT",
-            side="short",
-            contracts=Decimal(10),
-            contract_size=Decimal(1),
-            entry_price=Decimal(3000),
-            mark_price=None if mark is None else Decimal(mark),
-            unrealized_pnl=Decimal(0),
-        )
+        perp("short", contracts=Decimal(10), contract_size=Decimal(1), mark_price=mark_price)
     )
     return ok(*lines.positions)
 

@@ -80,6 +80,14 @@ def test_a_book_shows_equity_breakdowns_excluded_lines_venues_and_prices() -> No
     assert '<div class="scroll"><table>' in page  # tables scroll sideways on a phone
 
 
+def test_a_book_shows_what_is_held_what_is_owed_and_its_perpetuals_upnl_apart() -> None:
+    doc = basis_doc() | {"total_assets": "130000", "total_debt": "0", "unrealized_pnl": "-150"}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(data(doc))))
+    assert "assets 130,000.00 · debt 0.00 · perpetuals' uPnL -150.00" in text
+    plain = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(data(basis_doc()))))
+    assert "uPnL -" not in plain.split("Excluded")[0]  # none without open perpetuals
+
+
 def test_an_incomplete_book_names_its_problems_and_unvalued_lines() -> None:
     page = render(data(hostile_doc(), ready=(False, ["basis: incomplete (failed_venue okx)"])))
     assert "incomplete" in page

@@ -10,8 +10,9 @@ import pytest
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.oracle import PriceOracle
 from equity_daemon.venues.contract_marks import Contract, ContractMarks, LiveMark, PositionMark
-from equity_daemon.venues.exchanges import Lines, Perp
+from equity_daemon.venues.exchanges import Lines
 from tests.reports import NOW, Clock
+from tests.venues.test_exchange_mappings import perp
 
 pytestmark = pytest.mark.anyio
 
@@ -37,19 +38,14 @@ def holding(venue: str, mark: str | None, *, inverse: bool = False, age: int = 0
     """A venue's report holding one short on Bybit, its answer carrying `mark`."""
     lines = Lines(venue, "unified", "bybit")
     symbol = "BTC/USD:BTC" if inverse else "ETH/USDT:USDT"
+    inverse_fields: dict[str, object] = {"base": "BTC", "settle": "BTC", "inverse": True}
     lines.perp(
-        Perp(
+        perp(
+            "short",
             symbol=symbol,
-            base="BTC" if inverse else "ETH",
-            settle="BTC" if inverse else "USDT",
-            side="short",
-            contracts=D(1000),
-            contract_size=D(1),
-            entry_price=D(3000),
             mark_price=None if mark is None else D(mark),
-            unrealized_pnl=D(0),
-            inverse=inverse,
             market_id="BTCUSD" if inverse else "ETHUSDT",
+            **(inverse_fields if inverse else {}),
         )
     )
     report = VenueReport(venue, NOW - timedelta(seconds=age), tuple(lines.positions))

@@ -164,9 +164,10 @@ async def test_a_delta_neutral_book_stays_flat_while_spot_and_perp_move_together
             assert events == []  # neither a threshold nor a reconciliation warning
             eth = next(p for p in snap.prices if p.asset == "ETH")
             assert eth.price == price
+            # what is held (nothing is borrowed), never the short's legs as assets and debt
+            assert (snap.total_assets, snap.total_debt) == (MARGIN + EXPOSURE * price, D(0))
             (item,) = snap.reconciliations
             assert (item.difference, item.unexplained_pnl) == (D(0), D(0))
-            assert (snap.total_assets, snap.total_debt) == (MARGIN + EXPOSURE * price, D(0))
             seen.append(snap.equity)
     assert (max(path), min(path)) == (D(3600), D(2400))  # ±20 %
     assert set(seen) == {expected}
@@ -332,13 +333,13 @@ async def test_a_position_the_venue_never_reads_is_flagged_with_the_upnl_it_leav
         book.fake.set_price("ETH", 3000, mark=3000)
         book.account(D(10_000), D("-21.7"))
         snap, events = await book.cycle()
-    (item,) = snap.reconciliations
-    assert item.unexplained_pnl == D("-21.7")
-    assert item.difference == D("21.7")
     (event,) = events
     assert event.kind is EventKind.RECONCILIATION
     assert event.detail is not None
     assert "-21.7 USDT of its uPnL unexplained by the positions read" in event.detail
+    (item,) = snap.reconciliations
+    assert item.unexplained_pnl == D("-21.7")
+    assert item.difference == D("21.7")
 
 
 async def test_a_contract_size_read_wrong_fails_the_venue_rather_than_value_a_wrong_size() -> None:
