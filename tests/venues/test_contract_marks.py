@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from types import ModuleType
 
 import pytest
 
+from equity_daemon.errors import VenueDataError
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.oracle import PriceOracle
-from equity_daemon.venues.contract_marks import Contract, ContractMarks, LiveMark, PositionMark
-from equity_daemon.venues.exchanges import Lines
+from equity_daemon.venues.contract_marks import (
+    Contract,
+    ContractMarks,
+    LiveMark,
+    PositionMark,
+    read_mark,
+)
+from equity_daemon.venues.exchanges import Lines, binance, bybit, okx
 from tests.reports import NOW, Clock
 from tests.venues.test_exchange_mappings import perp
 
@@ -89,3 +98,55 @@ async def test_the_live_mark_is_used_and_the_positions_own_only_when_it_fails() 
             assert used.at == NOW - timedelta(seconds=30)
             assert [f.source for f in found.failures] == ["a"]
         assert reader.asked[0].market_id == "ETHUSDT"
+
+
+class Client:
+    """A ccxt instance stand-in whose raw public calls answer `answer`."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def __getattr__(self, method: str) -> object:
+        async def call(params: dict[str, object]) -> object:
+            self.calls.append((method, params))
+            return self.answer
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("mapping", "inverse", "answer", "call"),
+    [
+        (
+            binance,
+            True,
+            [{"symbol": "BTCUSD_PERP", "markPrice": "61000.5"}],
+            ("dapiPublicGetPremiumIndex", {"symbol": "BTCUSD_PERP"}),
+        ),
+        (
+            bybit,
+            False,
+            {"result": {"list": [{"symbol": "BTCUSD_PERP", "markPrice": "61000.5"}]}},
+            ("publicGetV5MarketTickers", {"category": "linear", "symbol": "BTCUSD_PERP"}),
+        ),
+        (
+            okx,
+            False,
+            {"data": [{"instId": "BTCUSD_PERP", "markPx": "61000.5"}]},
+            ("publicGetPublicMarkPrice", {"instType": "FUTURES", "instId": "BTCUSD_PERP"}),
+        ),
+    ],
+)
+async def test_a_mark_is_read_with_one_raw_public_call_and_an_answer_without_it_fails(
+    mapping: ModuleType, inverse: bool, answer: object, call: tuple[str, dict[str, object]]
+) -> None:
+    contract = Contract("x:BTC", "BTCUSD_PERP", "future", inverse, "BTC", "x:BTC")
+    client = Client(answer)
+    assert await read_mark(client, "cex", mapping, contract) == D("61000.5")
+    assert client.calls == [call]
+    other = replace(contract, market_id="ETHUSD_PERP")
+    with pytest.raises(VenueDataError, match=r"x:BTC mark: no .* of ETHUSD_PERP"):
+        await read_mark(client, "cex", mapping, other)
+    with pytest.raises(VenueDataError, match="no market id"):
+        await read_mark(client, "cex", mapping, replace(contract, market_id=None))
