@@ -5,8 +5,16 @@ of N addresses a balance, and reads them through a counting proxy: one `eth_bloc
 one `eth_call` per fetch while the calls fit in one `aggregate3` (`max_calls` 1,024: the Vyper
 stand-in of Multicall3 takes at most 1,024 calls, the three block-proof calls included); past
 it, one more `eth_call` per 1,021 calls, each proving the same block (the `note` says so).
-Requests are counted at the proxy; times are measured straight to anvil. Prints one JSON object:
-{"results": [{"positions": 10, "requests_per_cycle": 2, "cycle_ms": 4.1}, ...], "note": ...}.
+Requests are counted at the proxy; times are measured straight to anvil.
+
+Then EtherFi withdrawal requests found in the NFT's mint logs: an address that made 31 requests
+and claimed 30 of them, read through the proxy, which also counts the calls inside each
+`aggregate3`: the calls of a fetch after the one that saw the claims (each open request costs
+three: `ownerOf`, `getRequest`, `isFinalized`).
+
+Prints one JSON object: {"results": [{"positions": 10, "requests_per_cycle": 2, "cycle_ms":
+4.1}, ...], "note": ..., "withdrawal_requests": {"made": 31, "open": 1, "calls_per_fetch": ...,
+"requests_per_cycle": 2}}.
 Run: python benchmarks/bench_rpc.py
 """
 
@@ -30,7 +38,7 @@ from equity_daemon.clock import SystemClock
 from equity_daemon.settings import ChainVenue as ChainSettings
 from equity_daemon.venues.chain import ChainVenue
 from equity_daemon.venues.multicall import MULTICALL3_ADDRESS
-from tests.chain import Anvil, Chain, compile_contracts, require_anvil
+from tests.chain import Anvil, Artifact, Chain, compile_contracts, require_anvil
 from tests.rpc_proxy import RpcProxy
 
 SIZES = (1, 10, 100, 1000)
@@ -71,6 +79,58 @@ def measure(config: ChainSettings, anvil_url: str, proxy: RpcProxy) -> dict[str,
     }
 
 
+REQUESTS_MADE = 31
+REQUESTS_OPEN = 1
+
+
+async def calls_per_fetch(config: ChainSettings, proxy: RpcProxy) -> tuple[int, float, float]:
+    """Open requests read, and the calls per aggregate3 and requests per fetch after the
+    first two (discovery and the scan; the read that sees the claims)."""
+    venue = ChainVenue(config, SystemClock())
+    try:
+        await venue.fetch()
+        await venue.fetch()
+        proxy.reset()
+        for _ in range(FETCHES):
+            report = await venue.fetch()
+    finally:
+        await venue.aclose()
+    return len(report.positions), statistics.mean(proxy.aggregated), proxy.requests / FETCHES
+
+
+def withdrawal_requests(
+    chain: Chain, contracts: dict[str, Artifact], proxy: RpcProxy
+) -> dict[str, Any]:
+    holder = chain.accounts[1]
+    nft = chain.deploy(contracts["withdraw_request_nft"])
+    ids = [
+        int(nft.transact("requestWithdraw", 10**18, 10**18, holder)["logs"][0]["topics"][3], 16)
+        for _ in range(REQUESTS_MADE)
+    ]
+    nft.transact("finalizeRequests", ids[-1])
+    for request in ids[: REQUESTS_MADE - REQUESTS_OPEN]:
+        nft.transact("claimWithdraw", request, sender=holder)
+    config = ChainSettings.model_validate(
+        {
+            "kind": "chain",
+            "name": "bench",
+            "chain_id": 31337,
+            "rpc": [proxy.url],
+            "confirmations": 0,
+            "contracts": {"etherfi_withdrawals": nft.address},
+            "holdings": [{"address": holder, "etherfi_scan_from_block": 0}],
+        }
+    )
+    read, calls, requests = anyio.run(calls_per_fetch, config, proxy)
+    assert read == REQUESTS_OPEN
+    return {
+        "made": REQUESTS_MADE,
+        "open": REQUESTS_OPEN,
+        "calls_per_fetch": calls,
+        "requests_per_cycle": requests,
+    }
+
+
 def main() -> None:
     # the venue's log lines (discovery) go to stderr: stdout is the JSON result
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -99,6 +159,7 @@ def main() -> None:
                     }
                 )
                 results.append(measure(config, anvil.url, proxy))
+            withdrawals = withdrawal_requests(chain, contracts, proxy)
         chain.close()
     finally:
         anvil.close()
@@ -109,7 +170,7 @@ def main() -> None:
         if split
         else "every size in one aggregate3"
     )
-    print(json.dumps({"results": results, "note": note}))
+    print(json.dumps({"results": results, "note": note, "withdrawal_requests": withdrawals}))
 
 
 if __name__ == "__main__":

@@ -392,14 +392,14 @@ class _Totals:
         price = self.price_of(position.asset.symbol)
         value = None if price is None else _value(abs(position.amount), price)
         side = pnl = None
-        details: dict[str, str] = {}
         if position.kind is PositionKind.HEDGE:
             side = "short" if position.amount < 0 else "long"
             pnl = self._hedge_pnl(position)
-            details = {
-                key: decimal_str(value) if isinstance(value, Decimal) else value
-                for key, value in position.details.items()
-            }
+        # every kind's details, as text (a withdrawal request's id and state, a transfer's id)
+        details = {
+            key: decimal_str(value) if isinstance(value, Decimal) else value
+            for key, value in position.details.items()
+        }
         return ExcludedLine(
             venue=position.venue,
             account=position.account,

@@ -8,13 +8,16 @@ the asyncio loop the daemon uses, and is well kept.
 | `/`                 | the status page (HTML; without access, a sign-in form)    | token    |
 | `/login`            | POST `token=...`: opens a browser session, back to `/`    | -        |
 | `/logout`           | POST: closes it                                           | -        |
-| `/metrics`          | Prometheus exposition                                     | no       |
+| `/metrics`          | Prometheus exposition                                     | token*   |
 | `/healthz`          | 200 while the calculator loop keeps ticking               | no       |
 | `/readyz`           | 200 when every book has a complete, fresh snapshot        | no       |
 | `/snapshot`         | `{"books": [snapshot, ...]}`, money as decimal strings    | token    |
 | `/events?since=ISO` | `{"events": [event, ...]}` from history                   | token    |
 
 "token": when one is configured, `Authorization: Bearer <token>` or a session (`access.py`).
+*`/metrics` carries equity, assets and debt by venue and asset, so it asks for the token too,
+unless `open_metrics` (a scraper on a private network that cannot send one). `/healthz` and
+`/readyz` carry no money: probes need no token.
 Every connection is held to `http_limits.Limits`: sizes (`413` past them) and a deadline for the
 request to arrive. The endpoints are cheap reads of state the loops already hold; the status
 page also reads the last 24 h of history.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -58,6 +61,8 @@ class Backend(Protocol):
 
     def snapshots(self) -> list[dict[str, Any]]: ...
 
+    def exchange_bans(self) -> Mapping[str, datetime]: ...
+
     async def events(self, since: datetime | None) -> list[dict[str, Any]]: ...
 
     async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]: ...
@@ -78,11 +83,17 @@ class Api:
     """The routes, reading from `backend`. `token` guards the data when set."""
 
     def __init__(
-        self, backend: Backend, token: str | None, clock: Callable[[], float] = time.time
+        self,
+        backend: Backend,
+        token: str | None,
+        clock: Callable[[], float] = time.time,
+        *,
+        open_metrics: bool = False,
     ) -> None:
         self._backend = backend
         self._access = Access(token, clock)
         self._clock = clock
+        self._open_metrics = open_metrics
 
     def application(self, limits: Limits) -> web.Application:
         """A new aiohttp application serving the routes (one per server)."""
@@ -94,7 +105,8 @@ class Api:
         app.router.add_get("/", self._status_page)
         app.router.add_post("/login", self._login)
         app.router.add_post("/logout", self._logout)
-        app.router.add_get("/metrics", self._metrics)
+        metrics = self._metrics if self._open_metrics else self._guarded(self._metrics)
+        app.router.add_get("/metrics", metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/snapshot", self._guarded(self._snapshot))
@@ -140,6 +152,7 @@ class Api:
             ready=self._backend.ready(),
             history_problem=problem,
             signed_in=not self._access.open,
+            exchange_bans=self._backend.exchange_bans(),
         )
         return _html(200, status_page.render(data))
 

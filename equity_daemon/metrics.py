@@ -126,6 +126,14 @@ class DaemonMetrics:
             ["venue"],
             registry=self.registry,
         )
+        self.chain_behind = Counter(
+            "equity_daemon_chain_endpoint_behind",
+            "Chain answers refused because the node had not reached the block needed (before "
+            "the block the venue last read, or a log range's end): the venue read again on its "
+            "next endpoint, or failed the fetch and kept its last report.",
+            ["venue", "endpoint"],
+            registry=self.registry,
+        )
         self.webhook_dead_letters = Counter(
             "equity_daemon_webhook_dead_letters",
             "Events a webhook refused for good and that are no longer tried (`outbox list`).",
@@ -146,6 +154,25 @@ class DaemonMetrics:
             ["exchange"],
             registry=self.registry,
         )
+        self.exchange_bans = Counter(
+            "equity_daemon_exchange_bans",
+            "Bans an exchange answered (418 or 429 with Retry-After); each holds every request "
+            "to that host until it ends.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_banned_until = Gauge(
+            "equity_daemon_exchange_banned_until_seconds",
+            "Unix time the exchange's latest ban ends (a past time: it is over; absent: none yet).",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.exchange_refused = Counter(
+            "equity_daemon_exchange_requests_refused",
+            "Requests not sent because their exchange host's ban had not ended (our own hold).",
+            ["exchange"],
+            registry=self.registry,
+        )
 
     def fetched(self, venue: str, seconds: float) -> None:
         self.fetch_duration.labels(venue).observe(seconds)
@@ -160,17 +187,35 @@ class DaemonMetrics:
         """The hook a streaming venue calls when a REST snapshot disagrees with its stream."""
         self.stream_disagreements.labels(venue).inc()
 
+    def chain_endpoint_behind(self, venue: str, endpoint: str) -> None:
+        """The hook a chain venue calls when it refuses an answer from a node behind."""
+        self.chain_behind.labels(venue, endpoint).inc()
+
     def request_weight(self, exchange: str, cost: float) -> None:
         """The hook an exchange's request budget calls for every REST request it lets through."""
         self.exchange_weight.labels(exchange).inc(cost)
+
+    def exchange_banned(self, exchange: str, until: datetime) -> None:
+        """The hook a request budget calls when its host answers a ban."""
+        self.exchange_bans.labels(exchange).inc()
+        self.exchange_banned_until.labels(exchange).set(until.timestamp())
+
+    def request_refused(self, exchange: str) -> None:
+        """The hook a request budget calls for a request its host's ban held back."""
+        self.exchange_refused.labels(exchange).inc()
 
     def cycle_weights(self, weights: Mapping[str, float]) -> None:
         for exchange, weight in weights.items():
             self.exchange_cycle_weight.labels(exchange).set(weight)
 
-    def prepare(self, venues: Iterable[str], webhooks: Iterable[str] = ()) -> None:
-        """Export zeros for every venue and webhook from the start, so rate() and increase()
-        see the first error."""
+    def prepare(
+        self, venues: Iterable[str], webhooks: Iterable[str] = (), exchanges: Iterable[str] = ()
+    ) -> None:
+        """Export zeros for every venue, webhook and exchange from the start, so rate() and
+        increase() see the first error."""
+        for exchange in exchanges:
+            self.exchange_bans.labels(exchange)
+            self.exchange_refused.labels(exchange)
         for venue in venues:
             for reason in ("timeout", "unavailable", "malformed", "unexpected"):
                 self.venue_errors.labels(venue, reason)

@@ -260,10 +260,12 @@ class ExcludedLine:
 
     A hedge's `unrealized_pnl` is the one in equity, its legs at its contract's mark, in the
     share class (the exchange's own figure of its read for a hedge without legs). `details` is
-    what the venue says about a hedge, as text: `symbol`, `side`, `contracts`, `contract_size`,
-    `notional` (in the settle currency), `entry_price`, `settled_price`, `mark_price` (of the
-    read), `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
-    `margin_mode`, `settle`, `contract_asset` (the priced leg's asset).
+    what the venue says about the line, as text. A hedge: `symbol`, `side`, `contracts`,
+    `contract_size`, `notional` (in the settle currency), `entry_price`, `settled_price`,
+    `mark_price` (of the read), `unrealized_pnl` (the exchange's own figure),
+    `liquidation_price`, `leverage`, `margin_mode`, `settle`, `contract_asset` (the priced leg's
+    asset). An EtherFi withdrawal request (`locked`): `request_id`, `contract`, `finalized`,
+    `valid` (`line_notes.excluded_note` says it in words).
     """
 
     venue: str

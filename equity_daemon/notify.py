@@ -57,6 +57,9 @@ FIRST_RETRY = 1.0
 DEAD_LETTER_AFTER = 5
 # statuses in 4xx that say "not now" rather than "never"
 TRANSIENT_4XX = frozenset({408, 429})
+# seconds a target with nothing due waits before it looks again on its own: events written by
+# this daemon wake it at once (`Outbox.wake`); the look is for rows another process changed
+IDLE_LOOK = 60.0
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -140,7 +143,8 @@ class Outbox:
         self.backlog: dict[str, int] = dict.fromkeys(self._wakeups, 0)
 
     def wake(self) -> None:
-        """New events are in the outbox: every target looks now instead of at its next retry."""
+        """Events were written to the outbox (new ones, or ones held through a history outage):
+        every target looks now instead of at its next retry or idle look."""
         for trigger in self._wakeups.values():
             trigger.pull()
 
@@ -199,7 +203,9 @@ class Outbox:
                 now = following
             due = await self._history.due_deliveries(client.name, now, limit=1)
             if not due:
-                return 60.0 if following is None else max(0.0, (following - now).total_seconds())
+                if following is None:
+                    return IDLE_LOOK
+                return max(0.0, (following - now).total_seconds())
             delivery = due[0]
             outcome = await client.post(delivery)
             self._on_outcome(client.name, outcome.result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from equity_daemon.line_notes import excluded_note
 from equity_daemon.model import PositionLine, PriceUsed, Snapshot, decimal_str
 
 
@@ -35,9 +36,11 @@ def snapshot_table(snap: Snapshot) -> str:
         lines.append("  excluded from equity")
         for line in snap.excluded:
             side = f" {line.side}" if line.side else ""
+            note = excluded_note(line.kind.value, line.details)
             lines.append(
                 f"    {line.kind.value:<11}{line.venue:<10}{line.asset:<8}"
                 f"{decimal_str(line.amount):>14}{side}  value {money(line.value, places)}"
+                + (f"  {note}" if note else "")
             )
     lines.extend(_held("unvalued (no price, not in equity)", snap.unvalued))
     lines.extend(_held("ignored (configured, not in equity)", snap.ignored))

@@ -146,9 +146,27 @@ EXCHANGE_ACCOUNTS: dict[str, tuple[str, ...]] = {
         "usdm",
         "portfolio_margin",
         "funding",
+        "coinm",
     ),
     "bybit": ("unified", "funding"),
     "okx": ("trading", "funding"),
+}
+# Account types that read wallets another account type on the same key already reads, and why.
+# Binance portfolio margin is not a separate account: it puts the account's own cross-margin,
+# USDⓈ-M and COIN-M wallets under one margin, and `/papi/v1/balance` returns them all
+# (`crossMarginAsset`, `umWalletBalance`, `cmWalletBalance`). `cross_margin`
+# (`/sapi/v1/margin/account`) and `usdm` (`/fapi/v3/account`) beside it would read the same
+# money a second time, or, where Binance answers those classic endpoints with an error for a
+# portfolio-margin account, fail every fetch. Isolated margin, spot and funding stay outside it.
+SAME_WALLETS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("binance", "portfolio_margin"): (
+        ("cross_margin", "usdm", "coinm"),
+        "a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are the ones "
+        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance, "
+        "cmWalletBalance), so the "
+        "same money would count twice; list portfolio_margin without them (a classic account "
+        "is another key: another venue)",
+    ),
 }
 
 
@@ -200,6 +218,10 @@ class ExchangeVenue(Section):
         twice = sorted({a for a in self.accounts if self.accounts.count(a) > 1})
         if twice:
             raise ValueError(f"accounts: lists {', '.join(twice)} more than once")
+        for (kind, account), (overlapping, why) in SAME_WALLETS.items():
+            also = [a for a in overlapping if a in self.accounts]
+            if kind == self.kind and account in self.accounts and also:
+                raise ValueError(f"accounts: {', '.join(also)} beside {account}: {why}")
         if self.kind == "okx" and self.password is None:
             raise ValueError("password: OKX keys need their passphrase (password or password_file)")
         if self.kind != "okx" and self.password is not None:
@@ -502,6 +524,9 @@ class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9731, ge=0, le=65535)
     bearer_token: SecretStr | None = None
+    # /metrics carries equity, assets and debt by venue and asset: with a token set, it asks
+    # for it like /snapshot (Prometheus sends it with `authorization`), unless this is true
+    open_metrics: bool = False
 
     @field_validator("bearer_token")
     @classmethod
@@ -538,6 +563,17 @@ class Settings(BaseSettings, Section):
     stale_after_seconds: MaxAge | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("history_path", mode="before")
+    @classmethod
+    def _names_a_file(cls, value: Any) -> Any:
+        # "" reads as Path("."): accepted, it killed `run` at start ("has an empty name")
+        text = str(value) if isinstance(value, str | Path) else None
+        if text is not None and (
+            not text.strip() or text.endswith("/") or Path(text).name in ("", ".", "..")
+        ):
+            raise ValueError('must name the database file (e.g. "equity-daemon.sqlite3")')
+        return value
 
     @classmethod
     def settings_customise_sources(

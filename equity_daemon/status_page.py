@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import Any
 
+from equity_daemon.line_notes import excluded_note
 from equity_daemon.model import EquityPoint
 
 CHART_WINDOW = timedelta(hours=24)
@@ -33,7 +34,8 @@ class StatusData:
 
     `snapshots` are `/snapshot`'s documents, `events` `/events`' (oldest first), `histories` each
     book's recorded equity over `CHART_WINDOW`. `history_problem` says why history could not be
-    read, when it could not.
+    read, when it could not. `exchange_bans` names each exchange whose ban (its `Retry-After`)
+    holds every request to it, with when it ends.
     """
 
     now: datetime
@@ -44,6 +46,7 @@ class StatusData:
     ready: tuple[bool, Sequence[str]]
     history_problem: str | None = None
     signed_in: bool = False
+    exchange_bans: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def render(data: StatusData) -> str:
@@ -111,6 +114,11 @@ def _header(data: StatusData) -> str:
         lines.append(f'<ul class="notice">{items}</ul>')
     if data.history_problem is not None:
         lines.append(f'<p class="notice">History unavailable: {escape(data.history_problem)}</p>')
+    for exchange, until in sorted(data.exchange_bans.items()):
+        lines.append(
+            f'<p class="notice">{escape(exchange)} banned until {until:%H:%M:%S} UTC: '
+            "no request is sent to it before then (its Retry-After).</p>"
+        )
     return "\n".join(lines)
 
 
@@ -214,11 +222,12 @@ def _excluded(lines: Sequence[Mapping[str, Any]], share_class: str) -> str:
             _num(_amount(line["amount"])),
             _num(_money(line.get("value"), share_class)),
             _num(_money(line.get("unrealized_pnl"), share_class)),
+            escape(excluded_note(str(line["kind"]), line.get("details") or {})),
         ]
         for line in lines
     ]
     head: list[Cell] = ["Kind", "Venue", "Account", "Asset", "Side"]
-    head += [_num("Size"), _num("Notional / value"), _num("uPnL")]
+    head += [_num("Size"), _num("Notional / value"), _num("uPnL"), "Details"]
     return _table("Excluded from equity (hedges, locked, in transit)", head, rows) if rows else ""
 
 
@@ -328,7 +337,8 @@ def _event_detail(event: Mapping[str, Any], share_class: str) -> str:
 
 
 def _footer(open_only: bool = False) -> str:
-    paths = ["/metrics", "/healthz", "/readyz"] + ([] if open_only else ["/snapshot", "/events"])
+    guarded = ["/metrics", "/snapshot", "/events"]  # the sign-in page links only the probes
+    paths = ["/healthz", "/readyz"] + ([] if open_only else guarded)
     links = " · ".join(f'<a href="{path}">{path}</a>' for path in paths)
     return f'<footer class="muted">{links}</footer>'
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ class Query:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def prometheus_config(secrets: Mapping[str, Path]) -> dict[str, Any]:
+    """prometheus.yml as it works outside its container: rule files by absolute path, and each
+    `/run/secrets/<name>` file it reads (a compose secret) at `secrets[name]`."""
+    config: dict[str, Any] = load_yaml(PROMETHEUS / "prometheus.yml")
+    config["rule_files"] = [str(PROMETHEUS / name) for name in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        if "authorization" in job:
+            in_container = Path(job["authorization"]["credentials_file"])
+            assert in_container.parent == Path("/run/secrets"), in_container
+            job["authorization"]["credentials_file"] = str(secrets[in_container.name])
+    return config
 
 
 def rules() -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ does, so tests can check that the key never leaks.
         proxy.methods            # ["eth_call"]: JSON-RPC methods received, batches flattened
         proxy.connections        # TCP connections accepted
         proxy.mode = "http_error"  # answer every request with HTTP `proxy.status` from now on
+        proxy.behind = 37        # answer as a node whose head is block 37 (see `RpcProxy`)
+        proxy.aggregated         # [41]: calls inside each Multicall3 aggregate3 eth_call
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import httpx
+from eth_abi.abi import decode
+
+from equity_daemon.venues.multicall import selector
 
 Mode = Literal["forward", "stall", "http_error", "hang_up", "garbage", "rpc_error"]
 
@@ -31,6 +36,13 @@ class RpcProxy:
     `stall` waits `stall_seconds` before forwarding; `http_error` answers HTTP `status`;
     `hang_up` closes the connection without answering; `garbage` answers an HTML page with 200;
     `rpc_error` answers a JSON-RPC error whose message echoes the URL and its key.
+
+    With `behind` set, the proxy answers as a node that has not got past that block (anvil
+    keeps every block's state, so older state is real): `eth_blockNumber` says `behind`, a
+    call at a later block answers `header not found`, and `eth_getLogs` stops at `behind`
+    without a word, as geth's does. With `behind_for` as well, only the HTTP requests that
+    carry one of its methods go to that node: one URL load-balanced over nodes at different
+    heights, the others answered by anvil's head.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -39,7 +51,10 @@ class RpcProxy:
         self.mode: Mode = "forward"
         self.stall_seconds = 5.0
         self.status = 429
+        self.behind: int | None = None
+        self.behind_for: frozenset[str] = frozenset()
         self.methods: list[str] = []
+        self.aggregated: list[int] = []
         self.requests = 0
         self.connections = 0
         self._lock = threading.Lock()
@@ -57,6 +72,7 @@ class RpcProxy:
     def reset(self) -> None:
         with self._lock:
             self.methods.clear()
+            self.aggregated.clear()
             self.requests = 0
 
     def __enter__(self) -> Self:
@@ -89,6 +105,9 @@ class RpcProxy:
             self.methods.extend(
                 str(item.get("method")) if isinstance(item, dict) else "?" for item in items
             )
+            self.aggregated.extend(
+                count for item in items if (count := _aggregate3_calls(item)) is not None
+            )
 
     def _answer(self, body: bytes) -> tuple[int, str, bytes] | None:
         """Status, content type and body to answer; None to hang up."""
@@ -108,10 +127,63 @@ class RpcProxy:
                 "application/json",
                 json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode(),
             )
-        forwarded = httpx.post(
+        payload = json.loads(body)
+        items = payload if isinstance(payload, list) else [payload]
+        head = self.behind
+        methods = {item.get("method") for item in items}
+        if head is not None and (not self.behind_for or methods & self.behind_for):
+            if isinstance(payload, list):
+                answer: Any = [self._as_node_at(item, head) for item in payload]
+            else:
+                answer = self._as_node_at(payload, head)
+            return 200, "application/json", json.dumps(answer).encode()
+        forwarded = self._forward(body)
+        return forwarded.status_code, "application/json", forwarded.content
+
+    def _forward(self, body: bytes) -> httpx.Response:
+        return httpx.post(
             self.upstream, content=body, headers={"Content-Type": "application/json"}, timeout=30
         )
-        return forwarded.status_code, "application/json", forwarded.content
+
+    def _as_node_at(self, request: dict[str, Any], head: int) -> dict[str, Any]:
+        """The answer of a node whose head is block `head` to one JSON-RPC request."""
+        method, params = request.get("method"), list(request.get("params") or [])
+        reply = {"jsonrpc": "2.0", "id": request.get("id")}
+        if method == "eth_blockNumber":
+            return reply | {"result": hex(head)}
+        if method == "eth_call":
+            tag = params[1] if len(params) > 1 else "latest"
+            if not str(tag).startswith("0x"):
+                params[1:] = [hex(head)]
+            elif int(tag, 16) > head:
+                return reply | {"error": {"code": -32000, "message": "header not found"}}
+        if method == "eth_getLogs":
+            query = dict(params[0])
+            start = int(query.get("fromBlock", "0x0"), 16)
+            if start > head:
+                return reply | {"result": []}
+            end = query.get("toBlock", "latest")
+            query["toBlock"] = hex(head if not end.startswith("0x") else min(int(end, 16), head))
+            params[0] = query
+        answer: dict[str, Any] = self._forward(
+            json.dumps({**request, "params": params}).encode()
+        ).json()
+        return answer
+
+
+_AGGREGATE3 = selector("aggregate3((address,bool,bytes)[])")
+
+
+def _aggregate3_calls(request: object) -> int | None:
+    """How many calls an `eth_call` of Multicall3's `aggregate3` carries (None: another call)."""
+    if not isinstance(request, dict) or request.get("method") != "eth_call":
+        return None
+    call = request["params"][0]
+    data = bytes.fromhex(str(call.get("data") or call.get("input") or "").removeprefix("0x"))
+    if data[:4] != _AGGREGATE3:
+        return None
+    (calls,) = decode(["(address,bool,bytes)[]"], data[4:])
+    return len(calls)
 
 
 class _Server(ThreadingHTTPServer):

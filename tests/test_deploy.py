@@ -8,6 +8,7 @@ tests/integration/test_image.py builds and runs the Docker image.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -95,8 +96,12 @@ def test_the_rules_pass_promtool_checks_and_their_unit_tests() -> None:
     assert "SUCCESS" in promtool("test", "rules", "alerts_test.yml")
 
 
-def test_the_prometheus_config_passes_promtool_with_its_rule_files() -> None:
-    checked = promtool("check", "config", "prometheus.yml")
+def test_the_prometheus_config_passes_promtool_with_its_rule_files(tmp_path: Path) -> None:
+    # promtool checks that the token file exists: give it compose's, where compose mounts it
+    secrets = {name: host_path(secret["file"]) for name, secret in compose()["secrets"].items()}
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps(deploy.prometheus_config(secrets)))  # JSON is YAML
+    checked = promtool("check", "config", str(config))
     assert "2 rule files found" in checked
 
 
@@ -392,6 +397,13 @@ def test_compose_ports_and_targets_agree() -> None:
     prometheus_config = deploy.load_yaml(prometheus_config_path)
     (job,) = [j for j in prometheus_config["scrape_configs"] if j["job_name"] == "equity-daemon"]
     assert job["static_configs"] == [{"targets": [f"equity-daemon:{port}"]}]
+    # ... with the daemon's token (its /metrics asks for it), from the daemon's own secret
+    assert not config["http"].get("open_metrics", False)
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    credentials = Path(job["authorization"]["credentials_file"])
+    assert credentials.parent == Path("/run/secrets")
+    assert credentials.name == config["http"]["bearer_token_file"]
+    assert credentials.name in prometheus["secrets"]
     (alerting,) = prometheus_config["alerting"]["alertmanagers"]
     assert alerting["static_configs"] == [
         {"targets": [f"alertmanager:{listen_port(alertmanager)}"]}

@@ -63,7 +63,8 @@ def config_error(data: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("kind", "accounts"),
     [
-        ("binance", ["spot", "cross_margin", "isolated_margin", "usdm", "portfolio_margin"]),
+        ("binance", ["spot", "cross_margin", "isolated_margin", "usdm"]),
+        ("binance", ["spot", "isolated_margin", "portfolio_margin", "funding"]),
         ("binance", ["funding"]),
         ("bybit", ["unified", "funding"]),
         ("okx", ["trading", "funding"]),
@@ -101,6 +102,30 @@ def test_a_bad_exchange_venue_is_refused_without_echoing_a_secret(
     problems = config_error(book(data))
     assert any(problem in line for line in problems), problems
     assert all(CANARY not in line for line in problems)
+
+
+@pytest.mark.parametrize(
+    "accounts",
+    [
+        ["portfolio_margin", "usdm"],
+        ["cross_margin", "portfolio_margin"],
+        ["spot", "cross_margin", "usdm", "portfolio_margin"],
+        ["portfolio_margin", "coinm"],
+    ],
+)
+def test_portfolio_margin_beside_the_wallets_it_already_reads_is_refused(
+    accounts: list[str],
+) -> None:
+    # a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are what
+    # /papi/v1/balance returns: listing them on the same key would count that money twice
+    (problem,) = config_error(book(venue(accounts=accounts)))
+    also = ", ".join(a for a in accounts if a in ("cross_margin", "usdm", "coinm"))
+    assert problem.startswith(
+        f"books.basis.venues[0].binance: accounts: {also} beside portfolio_margin: "
+        "a portfolio-margin account's cross-margin, USDⓈ-M and COIN-M wallets are the ones "
+        "portfolio_margin reads (/papi/v1/balance crossMarginAsset, umWalletBalance, "
+        "cmWalletBalance), so the same money would count twice"
+    ), problem
 
 
 def test_secrets_come_from_files_and_the_environment_and_never_print(

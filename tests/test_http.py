@@ -42,6 +42,9 @@ class Backend:
     def snapshots(self) -> list[dict[str, Any]]:
         return [{"book": "basis", "equity": "1.5"}]
 
+    def exchange_bans(self) -> dict[str, datetime]:
+        return {}
+
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         self.since.append(since)
         return [{"id": "e1"}]
@@ -68,10 +71,7 @@ async def test_the_open_endpoints(server: tuple[Backend, httpx.AsyncClient, int]
     backend, client, _ = server
     landing = await client.get("/")  # the status page, token-protected: a sign-in form
     assert landing.status_code == 401
-    assert 'href="/metrics"' in landing.text  # which links the open endpoints
-    metrics = await client.get("/metrics")
-    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert metrics.text == "equity_daemon_up 1\n"
+    assert 'href="/healthz"' in landing.text  # which links the open endpoints
     assert (await client.get("/healthz")).text == "ok\n"
     assert (await client.get("/readyz")).json() == {"ready": True, "reasons": []}
     backend.is_healthy = backend.is_ready = False
@@ -81,11 +81,11 @@ async def test_the_open_endpoints(server: tuple[Backend, httpx.AsyncClient, int]
     assert not_ready.json()["reasons"] == ["basis: no snapshot yet"]
 
 
-async def test_snapshot_and_events_need_the_token(
+async def test_snapshot_events_and_metrics_need_the_token(
     server: tuple[Backend, httpx.AsyncClient, int],
 ) -> None:
     _, client, _ = server
-    for path in ("/snapshot", "/events"):
+    for path in ("/snapshot", "/events", "/metrics"):  # /metrics: equity, assets, debt too
         denied = await client.get(path)
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"] == "Bearer"
@@ -95,6 +95,21 @@ async def test_snapshot_and_events_need_the_token(
     assert snapshot.json() == {"books": [{"book": "basis", "equity": "1.5"}]}
     events = await client.get("/events", headers=AUTH)
     assert (events.status_code, events.json()) == (200, {"events": [{"id": "e1"}]})
+    metrics = await client.get("/metrics", headers=AUTH)
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert metrics.text == "equity_daemon_up 1\n"
+
+
+async def test_an_operator_may_leave_metrics_open_beside_a_token() -> None:
+    backend = Backend()
+    api = Api(backend, "s3cret", open_metrics=True)
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, api, "127.0.0.1", 0)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/metrics")).text == "equity_daemon_up 1\n"
+                assert (await client.get("/snapshot")).status_code == 401
+            tg.cancel_scope.cancel()
 
 
 async def test_bearer_scheme_is_case_insensitive(
@@ -135,7 +150,7 @@ async def test_unknown_paths_other_methods_and_head(
     post = await client.post("/snapshot", headers=AUTH)
     assert post.status_code == 405
     assert {method.strip() for method in post.headers["allow"].split(",")} == {"GET", "HEAD"}
-    head = await client.head("/metrics")
+    head = await client.head("/metrics", headers=AUTH)
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(b"equity_daemon_up 1\n"))
     assert (await client.head("/snapshot")).status_code == 401

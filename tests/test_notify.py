@@ -102,9 +102,9 @@ async def history(tmp_path: Path) -> AsyncIterator[History]:
     await opened.aclose()
 
 
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait up to five seconds for `condition`, looking every 10 ms."""
-    for _ in range(500):
+async def eventually(condition: Callable[[], bool], what: str, seconds: float = 5) -> None:
+    """Wait up to `seconds` for `condition`, looking every 10 ms (a bound, not a pace)."""
+    for _ in range(int(seconds * 100)):
         if condition():
             return
         await anyio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -51,6 +52,9 @@ class Healthy:
 
     def snapshots(self) -> list[dict[str, object]]:
         return []
+
+    def exchange_bans(self) -> dict[str, datetime]:
+        return {}
 
     async def events(self, since: object) -> list[dict[str, object]]:
         return []

@@ -247,6 +247,8 @@ def test_malformed_json_in_the_environment_is_a_config_error(
         pytest.param(BOOK, {"EQUITY_DAEMON_BOOKS": "{"}, id="bad-env-json"),
         pytest.param("interval_seconds = inf\n" + BOOK, {}, id="infinite-interval"),
         pytest.param("keep_all_days = 1e9\n" + BOOK, {}, id="keep-all-days-overflow"),
+        pytest.param('history_path = ""\n' + BOOK, {}, id="empty-history-path"),
+        pytest.param(BOOK, {"EQUITY_DAEMON_HISTORY_PATH": ""}, id="empty-history-path-env"),
     ],
 )
 def test_a_real_process_exits_2_without_a_traceback(
@@ -273,6 +275,19 @@ def test_a_real_process_exits_2_without_a_traceback(
         assert line.startswith("config error: ")
         assert "Traceback" not in done.stderr
         assert done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ['""', '" "', '"."', '".."', '"/var/lib/equity-daemon/"'])
+def test_a_history_path_that_names_no_file_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # `""` passed check-config, and `run` then died with a traceback ("PosixPath('.') has an
+    # empty name")
+    code, err = check(tmp_path, f"history_path = {value}\n" + BOOK, capsys)
+    assert (code, err) == (
+        EXIT_USAGE,
+        'config error: history_path: must name the database file (e.g. "equity-daemon.sqlite3")\n',
+    )
 
 
 def test_the_demo_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,9 +85,10 @@ def make_venue(
     clock: Clock,
     on_disagreement: Callable[[str], None] | None = None,
     budgets: Budgets | None = None,
+    on_behind: Callable[[str, str], None] | None = None,
 ) -> Venue:
     if isinstance(config, ChainVenue):
-        return chain.ChainVenue(config, clock)
+        return chain.ChainVenue(config, clock, on_behind)
     if isinstance(config, ExchangeVenue):
         password = None if config.password is None else config.password.get_secret_value()
         base_url = None if config.base_url is None else str(config.base_url)
@@ -201,8 +202,8 @@ class Daemon:
         self._price_sources: dict[str, QuoteSource] = {
             name: make_price_source(name, config) for name, config in settings.price_sources.items()
         }
-        # every venue and market of one exchange host waits on one rate limiter
-        self.budgets = Budgets(self.instruments.request_weight)
+        # every venue and market of one exchange host waits on one rate limiter, and one ban
+        self.budgets = Budgets(self.instruments, self.clock)
         self.markets = {
             name: make_market(name, config, self.clock, self.budgets)
             for name, config in settings.markets.items()
@@ -213,7 +214,9 @@ class Daemon:
         self.store = PositionStore(venue_names, self.clock)
         self.pollers = list(self._pollers())
         self.instruments.prepare(
-            venue_names, [hook.name for book in settings.books.values() for hook in book.webhooks]
+            venue_names,
+            [hook.name for book in settings.books.values() for hook in book.webhooks],
+            self.budgets.exchanges,
         )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
@@ -228,7 +231,13 @@ class Daemon:
 
     def _book(self, name: str, book: BookSettings) -> Book:
         venues = [
-            make_venue(config, self.clock, self.instruments.stream_disagreed, self.budgets)
+            make_venue(
+                config,
+                self.clock,
+                self.instruments.stream_disagreed,
+                self.budgets,
+                self.instruments.chain_endpoint_behind,
+            )
             for config in book.venues
         ]
         limits = Limits(
@@ -373,6 +382,10 @@ class Daemon:
                 documents.append(snap.to_json() | freshness)
         return documents
 
+    def exchange_bans(self) -> dict[str, datetime]:
+        """The exchanges banning us now, each with when its ban ends (the status page)."""
+        return self.budgets.bans()
+
     async def events(self, since: datetime | None) -> list[dict[str, Any]]:
         return [] if self.history is None else await self.history.events(since=since)
 
@@ -428,11 +441,12 @@ class Daemon:
         until it accepts them again, and the other books go on.
         """
         raised: list[Event] = []
+        queued = False  # events reached the outbox: this cycle's, or ones held in memory
         for book in self.books:
             cycle = await self._judge(book, tg)
             if cycle is None:
                 continue
-            await self._record(book, cycle, history)
+            queued |= await self._record(book, cycle, history)
             book.tracker.commit(cycle)
             book.judged_at = self.clock.monotonic()
             _log_cycle(cycle)
@@ -443,7 +457,7 @@ class Daemon:
         self.instruments.cycles.inc()
         self.instruments.cycle_weights(self.budgets.weight_since_last_call())
         self._last_cycle_at = self.clock.monotonic()
-        if raised and self.outbox is not None:
+        if queued and self.outbox is not None:
             self.outbox.wake()
         for event in raised:
             self._hand_to_callbacks(event)
@@ -467,11 +481,15 @@ class Daemon:
             self._cycle_error(book.name, "monitor", exc)
             return None
 
-    async def _record(self, book: Book, cycle: Cycle, history: History) -> None:
+    async def _record(self, book: Book, cycle: Cycle, history: History) -> bool:
         """Write the cycle, or keep its events for a later write when history refuses it.
 
         A snapshot is recorded at most once per `record_interval_seconds`, unless an event
         fires or completeness changes; events and the reference are written every time.
+
+        Returns:
+            Whether events reached the outbox: this cycle's, or those kept through an outage
+            and written now (the delivery loop must look at once, not at its next idle look).
         """
         if len(book.unwritten) + len(cycle.events) > UNWRITTEN_EVENTS_KEPT:
             self.instruments.unwritten_dropped.labels(book.name).inc()
@@ -483,16 +501,18 @@ class Daemon:
             await history.record_cycle(snap, cycle.reference, list(book.unwritten), targets)
         except HistoryUnavailable as exc:
             self._history_refused(exc.reason)
-            return
+            return False
         except Exception as exc:  # keep computing and serving; the reason shows in readiness
             self._history_refused(self._cycle_error(book.name, "history", exc))
-            return
+            return False
         if self.history_problem is not None:
             log.warning("history_available", written_events=len(book.unwritten))
             self.history_problem = None
+        queued = bool(book.unwritten and targets)
         book.unwritten.clear()
         if snap is not None:
             book.recorded_at, book.recorded_complete = self.clock.monotonic(), snap.complete
+        return queued
 
     def _record_due(self, book: Book, cycle: Cycle) -> bool:
         if cycle.events or book.recorded_at is None:
@@ -586,7 +606,11 @@ class Daemon:
                 on_dead_letter=lambda target: dead_letters.labels(target).inc(),
             )
             token = self.settings.http.bearer_token
-            api = Api(self, None if token is None else token.get_secret_value())
+            api = Api(
+                self,
+                None if token is None else token.get_secret_value(),
+                open_metrics=self.settings.http.open_metrics,
+            )
             port = await tg.start(serve, api, self.settings.http.host, self.settings.http.port)
             if handle_signals:
                 tg.start_soon(self._stop_on_signal, tg.cancel_scope)

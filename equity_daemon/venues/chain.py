@@ -24,6 +24,14 @@ their answers become lines — lives in `protocols/`; this module holds the mech
   the last good report (and its age shows), where dropping the line would silently move
   equity by its value. A claimed withdrawal request (`ownerOf` reverts) is the one read whose
   failure means "gone". A Chainlink feed that fails or is stale fails only its quote.
+* **Never back in time.** The block read is never before the last one read: a node behind it
+  (a failover to a lagging endpoint, one URL load-balanced over nodes at different heights)
+  would read a state already left, money already sent out counted again. A node whose head
+  has reached the last block read but whose head − `confirmations` has not reads that block
+  again; one whose head is before it cannot serve the fetch (`EndpointBehind`): the next
+  endpoint is tried, and with none left the fetch fails (the last good report stays in use,
+  and the next poll reads again). Each refusal is counted (`on_behind`: a metric). Log scans
+  likewise refuse an answer from a node that has not reached the range's end (`rpc.py`).
 * **Failover.** Endpoints are tried in configured order. A transport error, a timeout, a node
   error ("header not found", "missing trie node"), an unusable answer or a block other than the
   one pinned moves this fetch, and the following ones, to the next endpoint; the preferred
@@ -82,7 +90,7 @@ from equity_daemon.venues.protocols.etherfi import weeth_rate
 from equity_daemon.venues.protocols.lido import wsteth_rate
 from equity_daemon.venues.protocols.wallet import NATIVE, WalletReader
 from equity_daemon.venues.registry import registry_for
-from equity_daemon.venues.rpc import RpcEndpoint
+from equity_daemon.venues.rpc import EndpointBehind, RpcEndpoint
 from equity_daemon.venues.withdrawals import WithdrawalScans
 
 log = structlog.get_logger()
@@ -100,15 +108,24 @@ class ChainVenue:
     Args:
         config: the venue's settings.
         clock: wall and monotonic clocks.
+        on_behind: called with the venue's name and an endpoint's label whenever an answer
+            is refused because that endpoint's node had not reached the block needed.
     """
 
     kind = SourceKind.PROTOCOL_RATE
     cache_seconds = 0.0  # rates are read with the balances, every fetch
 
-    def __init__(self, config: ChainSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: ChainSettings,
+        clock: Clock,
+        on_behind: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.name = config.name
         self._config = config
         self._clock = clock
+        self._on_behind = on_behind
+        self._last_block: int | None = None  # the block of the last good read
         registry = registry_for(config.chain_id)
         self._multicall = config.multicall or registry.multicall
         self._tokens = {**registry.tokens, **config.tokens}
@@ -176,6 +193,7 @@ class ChainVenue:
         except ReadFailed as exc:
             raise VenueDataError(self.name, str(exc)) from None
         block = readout.block
+        self._last_block = block.number
         self._rates = {
             pair: Observation(rate, block.timestamp) for pair, rate in readout.rates.items()
         }
@@ -206,17 +224,31 @@ class ChainVenue:
             raise LookupError(f"{self.name} has no rate for {base}/{quote}") from None
 
     async def _read(self, rpc: RpcEndpoint) -> Readout:
-        head = await rpc.block_number()
-        block = max(head - self._config.confirmations, 0)
+        block = self._pin(rpc, await rpc.block_number())
         readers = await self._current_readers(rpc, block)
         out = await self._read_at(rpc, readers, block)
         readers, found = await self._withdrawals.found_new(rpc, readers, out, block)
         if found:
             # read again at the same block, new requests included: a request made since the
             # last scan must not read as eETH that vanished
-            self._readers = readers
             out = await self._read_at(rpc, readers, block)
+        self._readers = await self._withdrawals.without_closed(readers, out)
         return out
+
+    def _pin(self, rpc: RpcEndpoint, head: int) -> int:
+        """The block to read on a node whose head is `head`: head − confirmations, never before
+        the last block read (see the module doc).
+
+        Raises:
+            EndpointBehind: the node has not reached the last block read.
+        """
+        block = max(head - self._config.confirmations, 0)
+        last = self._last_block
+        if last is None or block >= last:
+            return block
+        if head >= last:
+            return last  # a little behind: the same block again, never an older one
+        raise EndpointBehind(self.name, rpc.label, head, last)
 
     async def _read_at(self, rpc: RpcEndpoint, readers: Sequence[Reader], block: int) -> Readout:
         calls: list[Call] = []
@@ -275,6 +307,14 @@ class ChainVenue:
                 wrong_chain += 1
                 failures.append(str(exc))
                 log.error("rpc_wrong_chain", venue=self.name, endpoint=label, reason=str(exc))
+                continue
+            except EndpointBehind as exc:
+                failures.append(exc.reason)
+                log.warning(
+                    "rpc_endpoint_behind", venue=self.name, endpoint=label, reason=exc.reason
+                )
+                if self._on_behind is not None:
+                    self._on_behind(self.name, label)
                 continue
             except (VenueError, MulticallError) as exc:
                 self._verified.discard(index)  # check its chain again before trusting it

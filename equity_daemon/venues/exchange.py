@@ -16,9 +16,13 @@ One class for every exchange; what differs per exchange is only the field mappin
   A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
   `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
   and positions each push names; a REST fetch still owns it.
-* any account failing fails the whole fetch with that account's reason: a partial report would
-  read as a drop in equity. ccxt's errors arrive as `VenueUnavailable` (with `retry_after`),
-  `VenueAuthError` or `VenueDataError` (`exchange_errors`); a raw answer that lacks a field the
+* a position (read or pushed) in a market the instance does not know, listed since start,
+  reloads the host's markets (`exchange_listings`: bounded, shared by the host's instances) and
+  is read against them;
+* any account failing fails the whole fetch with that account's reason, prefixed with the
+  account type (a partial report would read as a drop in equity). ccxt's errors arrive as
+  `VenueUnavailable` (with `retry_after`), `VenueAuthError` or `VenueDataError`
+  (`exchange_errors`, which names the failed request); a raw answer that lacks a field the
   mapping needs is a `VenueDataError` naming the field;
 * `aclose()` closes every ccxt session (the supervisor calls it at shutdown, shielded).
 
@@ -94,7 +98,8 @@ class ExchangeVenue:
         rate_limit: ccxt's client-side throttle (off only against a local test server).
         in_transit: also read deposit and withdrawal history (`in_transit` lines).
         budget: the exchange host's request budget, shared with every other instance that
-            calls it (`exchange_budget`); each instance has its own throttle without one.
+            calls it (`exchange_budget`); without one, the venue's instances share one of
+            their own.
     """
 
     kind = SourceKind.EXCHANGE_TICKER
@@ -140,7 +145,8 @@ class ExchangeVenue:
         self._pushed_at: float | None = None  # when the last push was heard (monotonic)
         self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
         self._on_disagreement = on_disagreement or (lambda venue: None)
-        self._budget = budget
+        # without a shared budget, the venue's instances still share one (and its ban)
+        self._budget = budget or RequestBudget(exchange_id, clock=clock)
         # the raw answer of each account's `mapping.MODE` call: read at the first fetch, again
         # after a failed fetch and at every stream (re)start and resync, never per cycle
         self._modes: dict[str, Any] = {}
@@ -170,6 +176,7 @@ class ExchangeVenue:
                 rate_limit=self._rate_limit,
                 streaming=streaming,
                 budget=self._budget,
+                market_types=getattr(self.mapping, "MARKET_TYPES", {}).get(account),
             )
             if streaming:  # what ccxt.pro must be told to keep this account's stream alive
                 client.options.update(getattr(self.mapping, "STREAM_OPTIONS", {}).get(account, {}))
@@ -207,7 +214,7 @@ class ExchangeVenue:
             try:
                 results[what] = await read(what)
             except VenueError as exc:
-                failures.append(exc)
+                failures.append(_in_account(exc, what))
 
         async with anyio.create_task_group() as tg:
             for what in reads:
@@ -270,9 +277,12 @@ class ExchangeVenue:
             method, params = self.mapping.EXTRA[account]
             with exchange_errors(self.name, client):
                 extra = await getattr(client, method)(dict(params))
-        raw_positions: list[dict[str, Any]] = []
-        for params in self.mapping.POSITIONS.get(account, ()):
-            raw_positions += await exchange_client.fetch_positions(client, self.name, params)
+        raw_positions = await self._positions(client, account)
+        if any(p.get("symbol") not in client.markets for p in raw_positions):
+            with exchange_errors(self.name, client):
+                listed = await self._budget.listings.refresh(client)
+            if listed:  # a market listed since start: parsed again against it
+                raw_positions = await self._positions(client, account)
         found = _Account(balance.get("info"), extra, await self._mode(client, account))
         try:
             for i, position in enumerate(raw_positions):
@@ -285,6 +295,12 @@ class ExchangeVenue:
                 )
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        return found
+
+    async def _positions(self, client: Any, account: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for params in self.mapping.POSITIONS.get(account, ()):
+            found += await exchange_client.fetch_positions(client, self.name, params)
         return found
 
     async def _mode(self, client: Any, account: str) -> Any:
@@ -348,7 +364,7 @@ class ExchangeVenue:
         """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
         client = self.client(MARKET_DATA)
         rate = await exchange_client.last_price(
-            client, self.name, self.mapping.TICKER_LAST, base, quote
+            client, self.name, self.mapping.TICKER_LAST, base, quote, self._budget.listings
         )
         return Observation(rate, self._clock())
 
@@ -493,6 +509,7 @@ class StreamingExchangeVenue(ExchangeVenue):
                     now = anyio.current_time()
                     resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
                     continue
+                await self._list_pushed(batch)
                 yield self._patched(batch)
         finally:
             self._compare_next = False
@@ -557,6 +574,28 @@ class StreamingExchangeVenue(ExchangeVenue):
         except Exception as exc:
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 send.send_nowait(("", CUT if cut else "error", exc))
+
+    async def _list_pushed(self, batch: Sequence[_Heard]) -> None:
+        """Reload the host's markets (bounded, `exchange_listings`) when a push opens a position
+        in a market the stream's instance does not know (listed since start), so that `_apply`
+        can place it; a push it cannot read is left to `_apply` to fail with its reason."""
+        for account, kind, message in batch:
+            held = self._state.get(account)
+            if kind != "positions" or held is None:
+                continue
+            client = self.client(account, streaming=True)
+            try:
+                unknown = any(
+                    self._pushed_symbol(client, raw) not in client.markets
+                    for raw in self.mapping.pushed_positions(message)
+                    if self.mapping.position_key(raw) not in held.positions
+                    and not self.mapping.closed(raw)
+                )
+            except (BadField, KeyError, TypeError, IndexError):
+                continue
+            if unknown:
+                with exchange_errors(self.name, client):
+                    await self._budget.listings.refresh(client)
 
     def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
         """ccxt's unified symbol of a pushed position row: from the exchange's market id where
@@ -670,6 +709,16 @@ class StreamingExchangeVenue(ExchangeVenue):
 # (what it found, when it started)) from a REST read; ("", "error" | CUT, exception)
 _Heard = tuple[str, str, Any]
 CUT = "cut"  # the exchange closed a socket
+
+
+def _in_account(exc: VenueError, account: str) -> VenueError:
+    """`exc` with the account type (or `transfers`) that failed first in its reason."""
+    if exc.reason.startswith(f"{account}:"):
+        return exc
+    reason = f"{account}: {exc.reason}"
+    if isinstance(exc, VenueUnavailable):
+        return VenueUnavailable(exc.venue, reason, exc.retry_after)
+    return type(exc)(exc.venue, reason)
 
 
 def _waiting(receive: Any) -> list[_Heard]:

@@ -21,6 +21,7 @@ an empty account.
 | binance  | `futures`   | GET /fapi/v3/account (USDⓈ-M)                     |
 | binance  | `funding`   | POST /sapi/v1/asset/get-funding-asset             |
 | binance  | `portfolio` | GET /papi/v1/balance (portfolio margin)           |
+| binance  | `coinm`     | GET /dapi/v1/account (COIN-M)                     |
 | bybit    | `unified`   | GET /v5/account/wallet-balance?accountType=UNIFIED |
 | bybit    | `funding`   | GET /v5/asset/transfer/query-account-coins-balance?accountType=FUND |
 | okx      | `trading`   | GET /api/v5/account/balance                       |
@@ -35,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import ccxt.async_support as ccxt
@@ -43,7 +45,8 @@ import structlog
 
 from equity_daemon.errors import VenueDataError
 from equity_daemon.venues.exchange_budget import RequestBudget
-from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors
+from equity_daemon.venues.exchange_errors import Path, check_answer, exchange_errors, name_request
+from equity_daemon.venues.exchange_listings import Listings
 from equity_daemon.venues.exchange_urls import point_at
 from equity_daemon.venues.exchanges import BadField, number
 
@@ -104,6 +107,7 @@ BALANCES: Mapping[str, Mapping[str, BalanceCall]] = {
         ),
         "funding": BalanceCall({"type": "funding"}, ((),)),
         "portfolio": BalanceCall({"portfolioMargin": True}, ((),)),
+        "coinm": BalanceCall({"type": "swap", "subType": "inverse"}, (("assets",),)),
     },
     "bybit": {
         "unified": BalanceCall(
@@ -139,6 +143,7 @@ def create_exchange(
     streaming: bool = False,
     budget: RequestBudget | None = None,
     spot_only: bool = False,
+    market_types: Sequence[str] | None = None,
 ) -> Any:
     """A ccxt async exchange for one account (keyless for market data with `credentials`
     None); the caller must `await exchange.close()`.
@@ -153,6 +158,8 @@ def create_exchange(
             counts its request weight in (`exchange_budget`).
         spot_only: load spot markets only (market data: fewer requests, and a symbol id such
             as Binance's `ETHUSDT` then names one market, not the spot one and the perpetual).
+        market_types: load these ccxt market types instead of `OPTIONS`' (Binance COIN-M:
+            `inverse`, which no other account type needs).
 
     Raises:
         ValueError: for an exchange not in `SUPPORTED`, or an unusable `base_url`.
@@ -165,7 +172,7 @@ def create_exchange(
         "timeout": round(timeout * 1000),
         "enableRateLimit": rate_limit,
         "enableLastJsonResponse": True,  # the positions check reads the raw answer
-        "options": _copy(OPTIONS[exchange_id]) | (_copy(SPOT_ONLY) if spot_only else {}),
+        "options": _copy(OPTIONS[exchange_id]) | _markets(spot_only, market_types),
         "logger": wire_log,
     }
     if credentials is not None:
@@ -176,6 +183,7 @@ def create_exchange(
     point_at(exchange, base_url, sandbox=sandbox)
     if budget is not None:
         budget.attach(exchange)
+    _name_failed_requests(exchange, base_url)
     if streaming:
         # a silent socket is found within 2 pings (ccxt's `maxPingPongMisses`), not 6 minutes
         exchange.streaming["keepAlive"] = STREAM_PING_MS
@@ -183,6 +191,44 @@ def create_exchange(
         exchange.options.setdefault("watchPositions", {})["fetchPositionsSnapshot"] = False
         _track_timers(exchange)
     return exchange
+
+
+def _markets(spot_only: bool, types: Sequence[str] | None) -> dict[str, Any]:
+    if types is not None:
+        return {"fetchMarkets": {"types": list(types)}}
+    return _copy(SPOT_ONLY) if spot_only else {}
+
+
+def _name_failed_requests(exchange: Any, base_url: str | None) -> None:
+    """Note on every ccxt exception a REST request raises which request it was: method, path
+    (without the query, which holds the signature, and without `base_url`'s own path, which
+    may be a proxy's) and the HTTP status, when an answer came (`exchange_errors.name_request`).
+    The status is taken from ccxt's `on_rest_response` hook, by the request's URL (the
+    signed URL of a private request is unique)."""
+    statuses: dict[str, int] = {}
+    prefix = "" if base_url is None else urlsplit(base_url).path.rstrip("/")
+    heard = exchange.on_rest_response
+
+    def on_rest_response(code: int, reason: Any, url: str, *rest: Any) -> Any:
+        statuses[url] = code
+        return heard(code, reason, url, *rest)
+
+    send = exchange.fetch
+
+    async def fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        try:
+            return await send(url, method, headers, body)
+        except ccxt.BaseError as exc:
+            path = urlsplit(url).path
+            if prefix and path.startswith(prefix):
+                path = path[len(prefix) :]
+            name_request(exc, method, path, statuses.get(url))
+            raise
+        finally:
+            statuses.pop(url, None)
+
+    exchange.on_rest_response = on_rest_response
+    exchange.fetch = fetch
 
 
 def _track_timers(exchange: Any) -> None:
@@ -298,9 +344,12 @@ async def fetch_positions(
     return positions
 
 
-async def last_price(exchange: Any, source: str, field: str, base: str, quote: str) -> Decimal:
+async def last_price(
+    exchange: Any, source: str, field: str, base: str, quote: str, listings: Listings | None = None
+) -> Decimal:
     """The exchange's last spot price of `base` in `quote`: the raw ticker's `field`
-    (`venues/exchanges/<x>.TICKER_LAST`), parsed from the exchange's string.
+    (`venues/exchanges/<x>.TICKER_LAST`), parsed from the exchange's string. A market the
+    instance does not know is looked for again in the host's `listings` (listed since start).
 
     Raises:
         LookupError: the exchange lists no such spot market.
@@ -310,6 +359,8 @@ async def last_price(exchange: Any, source: str, field: str, base: str, quote: s
     symbol = f"{base}/{quote}"
     with exchange_errors(source, exchange):
         await exchange.load_markets()
+        if symbol not in exchange.markets and listings is not None:
+            await listings.refresh(exchange)
         if symbol not in exchange.markets:
             raise LookupError(f"{exchange.id} lists no {symbol} market")
         ticker = await exchange.fetch_ticker(symbol)

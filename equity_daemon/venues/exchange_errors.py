@@ -15,7 +15,15 @@ into its class tree, so the class decides.
 | any other `ExchangeError` (a code ccxt does not sort)      | `VenueDataError`   | exchange error |
 | any other ccxt error                                       | `VenueDataError`   | ccxt error     |
 
-A `VenueUnavailable` carries `retry_after` when the exchange sent `Retry-After`.
+A `VenueUnavailable` carries `retry_after` when the exchange sent `Retry-After`, and a request
+our own ban held back (`HostBanned`, raised by the host's `RequestBudget` without sending it)
+the time left of that ban.
+
+**Which request failed.** `exchange_client` names every failed REST request on its ccxt
+exception (`name_request`: method, path without the query, and the HTTP status when one came
+back), and the reason ends with it: `unavailable (ExchangeNotAvailable): GET
+/fapi/v1/multiAssetsMargin answered 404`. A fetch that reads several endpoints then says which
+one failed, at the default log level.
 
 **No secret reaches a message.** ccxt's own texts carry the URL (with its query string and
 signature) and the response body; headers carry the API key. A reason here is built from the
@@ -56,6 +64,22 @@ MAPPING: tuple[tuple[type[Exception], type[VenueError], str], ...] = (
     (ccxt.BaseError, VenueDataError, "ccxt error"),
 )
 
+
+class HostBanned(ccxt.RateLimitExceeded):  # type: ignore[misc]  # ccxt is untyped (Any)
+    """Raised instead of sending a request while its exchange host's ban runs: the host answered
+    418 or 429 with a `Retry-After` (Binance bans an IP for minutes, and for days when the bans
+    are ignored), and every caller of the host waits it out (`exchange_budget`).
+
+    A ccxt error, so that ccxt's own code paths (a stream's listen-key request) treat it as any
+    refusal of the exchange's.
+    """
+
+    def __init__(self, exchange: str, until: datetime, seconds_left: float) -> None:
+        super().__init__(f"{exchange} banned until {until:%H:%M:%S} UTC")
+        self.until = until
+        self.seconds_left = seconds_left
+
+
 # An exchange's error code, as its JSON bodies name it: Binance/OKX `code`, Bybit `retCode`,
 # OKX per-item `sCode`. Only a short integer is taken, so nothing else of the body can leak.
 _CODE = re.compile(r'"(?:code|retCode|ret_code|sCode)"\s*:\s*"?(-?\d{1,8})\b')
@@ -73,9 +97,15 @@ def translate(exc: Exception, venue: str, headers: Mapping[str, str] | None = No
     if found is None:
         raise TypeError(f"not a ccxt error: {type(exc).__name__}")
     _, daemon_class, what = found
-    reason = f"{what} ({type(exc).__name__}{_code(exc)})"
+    request = getattr(exc, REQUEST, None)
+    where = "" if request is None else f": {request}"
+    if isinstance(exc, HostBanned):
+        reason = f"rate limited (banned until {exc.until:%H:%M:%S} UTC, not sent){where}"
+        reason += f"; retry after {exc.seconds_left:.0f}s"
+        return VenueUnavailable(venue, reason, exc.seconds_left)
+    reason = f"{what} ({type(exc).__name__}{_code(exc)}){where}"
     if daemon_class is VenueUnavailable:
-        retry_after = _retry_after(headers or {})
+        retry_after = retry_after_seconds(headers or {})
         if retry_after is not None:
             reason += f"; retry after {retry_after:g}s"
         return VenueUnavailable(venue, reason, retry_after)
@@ -97,6 +127,16 @@ def exchange_errors(venue: str, exchange: Any) -> Iterator[None]:
         raise translate(exc, venue, headers if isinstance(headers, Mapping) else None) from None
 
 
+REQUEST = "equity_daemon_request"  # the attribute `name_request` sets on a ccxt exception
+
+
+def name_request(exc: BaseException, method: str, path: str, status: int | None) -> None:
+    """Note on a ccxt exception which request failed: `GET /api/v3/account answered 503`
+    (`path` without its query, which carries the signature)."""
+    answered = "" if status is None else f" answered {status}"
+    setattr(exc, REQUEST, f"{method} {path}{answered}")
+
+
 def error_code(exc: BaseException) -> str | None:
     """The exchange's numeric error code in a ccxt error's text (`-1125`), if it has one."""
     match = _CODE.search(str(exc))
@@ -108,7 +148,7 @@ def _code(exc: Exception) -> str:
     return "" if code is None else f", code {code}"
 
 
-def _retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
     """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), if there is one."""
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if value is None:

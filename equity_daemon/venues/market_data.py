@@ -26,6 +26,10 @@ The instance loads spot markets only: fewer requests, and ccxt.pro's Binance tel
 push from a perpetual's (both `ETHUSDT`) by the socket's host name, which a `base_url` replaces;
 with one market per id there is nothing to tell apart.
 
+A spot market listed after start is found by reloading the host's markets (`exchange_listings`:
+at most once per `RELOAD_EVERY`), and while the host bans us (a 418 or 429 with `Retry-After`)
+no ticker is asked for: the source fails at once with the ban's end (`exchange_budget`).
+
 An exchange venue can still quote prices itself (`sources = ["<venue>"]`), through its own
 instance; a market entry saves one instance and one markets load per venue.
 
@@ -68,7 +72,8 @@ class ExchangeMarket:
         request_timeout: seconds for one HTTP request.
         rate_limit: ccxt's client-side throttle (off only against a local test server).
         cache_seconds: how long an answer (read or, streamed, pushed) may be reused.
-        budget: the exchange host's request budget, shared with its venues.
+        budget: the exchange host's request budget (its throttle, its ban, its listings),
+            shared with its venues; one of its own without.
         stream: follow the ticker stream where one is implemented (`TICKER_STREAM_LAST`).
     """
 
@@ -94,6 +99,7 @@ class ExchangeMarket:
         self.exchange_id = exchange_id
         self._cache_seconds = cache_seconds
         self._clock = clock
+        self._budget = budget or RequestBudget(exchange_id, clock=clock)
         mapping = self._mapping = MAPPINGS[exchange_id]
         self.host: Host = host_of(exchange_id, sandbox, base_url)
         self._field = mapping.TICKER_LAST
@@ -109,7 +115,7 @@ class ExchangeMarket:
             "sandbox": sandbox,
             "timeout": request_timeout,
             "rate_limit": rate_limit,
-            "budget": budget,
+            "budget": self._budget,
             "streaming": self._stream_field is not None,  # one ccxt.pro instance: REST and ws
             "spot_only": True,  # tickers of spot markets are all it reads
         }
@@ -143,7 +149,9 @@ class ExchangeMarket:
         latest = self._latest.get(symbol)
         if latest is not None and self._clock.monotonic() - latest[2] < self._cache_seconds:
             return Observation(latest[0], latest[1])
-        rate = await exchange_client.last_price(self.client, self.name, self._field, base, quote)
+        rate = await exchange_client.last_price(
+            self.client, self.name, self._field, base, quote, self._budget.listings
+        )
         if self._stream_field is not None:
             self._keep(symbol, rate)
             self._follow(symbol, self._stream_field)  # after a REST answer: the market exists

@@ -11,6 +11,12 @@ seconds and fails over between endpoints itself:
 * middleware: `validation` sends `eth_chainId` before every `eth_call`; here none, so one call is
   one request (check the chain id once per endpoint).
 
+Behind one URL a load balancer may answer each request from another node, some behind the
+others, and a node asked for logs past its head answers those up to its head without a word
+(geth's does). So `eth_getLogs` goes in one JSON-RPC batch (one HTTP request, one node) with
+`eth_blockNumber`, and an answer from a node that has not reached the range's end is refused
+(`EndpointBehind`), never taken for "no logs there".
+
 The RPC URL often carries an API key, so it is a `SecretStr`, the provider's logger (which logs
 it) is silenced, and every failure is re-raised as a `VenueError` that names the endpoint by its
 label (`rpc endpoint 2 of 3: timeout`), without the URL and without the library's exception
@@ -86,6 +92,18 @@ async def connect_web3(
     return web3
 
 
+class EndpointBehind(VenueUnavailable):
+    """Raised when the node answering has not reached a block the fetch needs: its head is
+    before `needed` (the block a venue read last, or the end of a log range). Another
+    endpoint, or the same one later, may serve."""
+
+    def __init__(self, venue: str, label: str, head: int, needed: int) -> None:
+        super().__init__(venue, f"{label}: behind: its head {head} is before block {needed}")
+        self.label = label
+        self.head = head
+        self.needed = needed
+
+
 class RpcEndpoint:
     """One JSON-RPC endpoint of a chain venue, used as `async with RpcEndpoint(...) as rpc`.
 
@@ -148,7 +166,11 @@ class RpcEndpoint:
         self, address: str, topics: list[bytes | None], from_block: int, to_block: int
     ) -> list[tuple[list[bytes], bytes]]:
         """`eth_getLogs` of `address` matching `topics` in [from_block, to_block]: each log's
-        topics and data."""
+        topics and data. One HTTP request, batched with `eth_blockNumber` (see the module doc).
+
+        Raises:
+            EndpointBehind: the node that answered has not reached `to_block`.
+        """
         web3 = self.web3
         query: Any = {
             "address": AsyncWeb3.to_checksum_address(address),
@@ -157,7 +179,14 @@ class RpcEndpoint:
             "toBlock": to_block,
         }
         with self._translated():
-            found = await web3.eth.get_logs(query)
+            async with web3.batch_requests() as batch:
+                batch.add(web3.eth.get_block_number())
+                batch.add(web3.eth.get_logs(query))
+                # web3 types a batch's answers as raw responses; they come formatted
+                answers: list[Any] = await batch.async_execute()
+            head, found = int(answers[0]), answers[1]
+        if head < to_block:
+            raise EndpointBehind(self.venue, self.label, head, to_block)
         return [
             ([bytes(topic) for topic in entry["topics"]], bytes(entry["data"])) for entry in found
         ]

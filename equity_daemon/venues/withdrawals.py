@@ -11,7 +11,11 @@ finding them as new ones are made.
 
 Each scan has a cursor (the next block to scan) and what it found, under a key per (address,
 contract) that the venue memory (the history database) keeps too: a restart resumes the scan
-where it stopped. The readers themselves are in `protocols/etherfi.py`.
+where it stopped. The cursor moves only past blocks the node that answered the logs had
+reached (`RpcEndpoint.logs`). A request found in logs that a read shows closed for good
+(claimed, cancelled) leaves what the scan found, in memory too: the calls of a fetch follow
+the open requests, not every request ever made. Configured ids are read while configured.
+The readers themselves are in `protocols/etherfi.py`.
 """
 
 from __future__ import annotations
@@ -145,9 +149,10 @@ class WithdrawalScans:
             scans = source.scan_from is not None
             if scans:
                 await self._scan_nft(rpc, source, block)
-            ids = tuple(sorted({*source.ids, *self._ids.get(source.key, ())}))
             readers.append(
-                WithdrawalReader(source.address, source.nft, ids, count=scans, own=source.own)
+                WithdrawalReader(
+                    source.address, source.nft, self._nft_ids(source), count=scans, own=source.own
+                )
             )
         for queue in self.queue_sources(holding):
             await self._scan_queue(rpc, queue, block)
@@ -173,6 +178,66 @@ class WithdrawalScans:
                 found = True
         return tuple(updated), found
 
+    async def without_closed(self, readers: Sequence[Reader], out: Readout) -> tuple[Reader, ...]:
+        """The readers without the requests found in logs that `out` shows closed for good
+        (claimed, cancelled); what their scans found is remembered without them."""
+        updated = list(readers)
+        for index, reader in enumerate(readers):
+            if isinstance(reader, WithdrawalReader):
+                newer: Reader | None = await self._nft_closed(reader, out)
+            elif isinstance(reader, PriorityQueueReader):
+                newer = await self._queue_closed(reader, out)
+            else:
+                continue
+            if newer is not None:
+                updated[index] = newer
+        return tuple(updated)
+
+    async def _nft_closed(self, reader: WithdrawalReader, out: Readout) -> Reader | None:
+        source = self._nft_source(reader)
+        found = self._ids.get(source.key, set())
+        closed = found & out.closed_requests.get((reader.address, reader.nft), set())
+        if not closed:
+            return None
+        found -= closed
+        await self._closed(source, len(closed))
+        return replace(reader, request_ids=self._nft_ids(source))
+
+    async def _queue_closed(self, reader: PriorityQueueReader, out: Readout) -> Reader | None:
+        source = self._queue_source(reader)
+        found = self._queued.get(source.key, {})
+        closed = found.keys() & out.closed_queued.get((reader.address, reader.queue), set())
+        if not closed:
+            return None
+        for request in closed:
+            del found[request]
+        await self._closed(source, len(closed))
+        return replace(reader, requests=self._requests(source))
+
+    async def _closed(self, source: NftSource | QueueSource, count: int) -> None:
+        log.info(
+            "etherfi_requests_closed", venue=self._config.name, address=source.address, closed=count
+        )
+        await self._save(source)
+
+    def _nft_source(self, reader: WithdrawalReader) -> NftSource:
+        (source,) = [
+            s for s in self.nft_sources() if (s.address, s.nft) == (reader.address, reader.nft)
+        ]
+        return source
+
+    def _queue_source(self, reader: PriorityQueueReader) -> QueueSource:
+        (source,) = [
+            s
+            for s in self.queue_sources()
+            if (s.address, s.queue) == (reader.address, reader.queue)
+        ]
+        return source
+
+    def _nft_ids(self, source: NftSource) -> tuple[int, ...]:
+        """The ids read for `source`: those configured and those its scan found open."""
+        return tuple(sorted({*source.ids, *self._ids.get(source.key, ())}))
+
     async def _nft_moved(
         self, rpc: RpcEndpoint, reader: WithdrawalReader, out: Readout, block: int
     ) -> WithdrawalReader | None:
@@ -183,21 +248,15 @@ class WithdrawalScans:
         )
         if out.nft_balances.get((reader.address, reader.nft), 0) <= read:
             return None
-        (source,) = [
-            s for s in self.nft_sources() if (s.address, s.nft) == (reader.address, reader.nft)
-        ]
+        source = self._nft_source(reader)
         await self._scan_nft(rpc, source, block)
-        ids = tuple(sorted({*reader.request_ids, *self._ids[source.key]}))
+        ids = self._nft_ids(source)
         return None if ids == reader.request_ids else replace(reader, request_ids=ids)
 
     async def _queue_moved(
         self, rpc: RpcEndpoint, reader: PriorityQueueReader, out: Readout, block: int
     ) -> PriorityQueueReader | None:
-        (source,) = [
-            s
-            for s in self.queue_sources()
-            if (s.address, s.queue) == (reader.address, reader.queue)
-        ]
+        source = self._queue_source(reader)
         nonce = out.queue_nonces[(reader.address, reader.queue)]
         if self._cursor.get(source.key, 0) <= block and self._nonces.get(source.key) != nonce:
             await self._scan_queue(rpc, source, block)
@@ -219,7 +278,7 @@ class WithdrawalScans:
 
         topics = mint_topics(source.address)
         await self._scan(rpc, source.key, source.nft, topics, source.scan_from, block, collect)
-        await self._scanned("etherfi_requests_scanned", source, source.nft, sorted(found))
+        await self._scanned("etherfi_requests_scanned", source, source.nft, len(found))
 
     async def _scan_queue(self, rpc: RpcEndpoint, source: QueueSource, block: int) -> None:
         found = self._queued.setdefault(source.key, {})
@@ -229,10 +288,7 @@ class WithdrawalScans:
 
         topics = queue_topics(source.address)
         await self._scan(rpc, source.key, source.queue, topics, source.scan_from, block, collect)
-        stored = [
-            ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee] for r in found.values()
-        ]
-        await self._scanned("etherfi_priority_requests_scanned", source, source.queue, stored)
+        await self._scanned("etherfi_priority_requests_scanned", source, source.queue, len(found))
 
     async def _scan(
         self,
@@ -254,17 +310,25 @@ class WithdrawalScans:
             start = self._cursor[key] = end + 1
 
     async def _scanned(
-        self, event: str, source: NftSource | QueueSource, contract: str, found: list[Any]
+        self, event: str, source: NftSource | QueueSource, contract: str, found: int
     ) -> None:
-        """Logs `source`'s finished scan of `contract` and remembers where it started, its
-        cursor and what it `found` (as stored), so that a restart resumes it."""
+        """Logs `source`'s finished scan of `contract` (`found` requests open) and saves it."""
         log.info(
-            event,
-            venue=self._config.name,
-            address=source.address,
-            contract=contract,
-            found=len(found),
+            event, venue=self._config.name, address=source.address, contract=contract, found=found
         )
+        await self._save(source)
+
+    async def _save(self, source: NftSource | QueueSource) -> None:
+        """Remembers where `source`'s scan started, its cursor and the open requests it found,
+        so that a restart resumes it."""
+        found: list[Any]
+        if isinstance(source, NftSource):
+            found = sorted(self._ids[source.key])
+        else:
+            found = [
+                ["0x" + r.request_id.hex(), r.amount_of_eeth, r.amount_with_fee, r.nonce]
+                for r in self._requests(source)
+            ]
         await self._remember(
             source.key,
             {"from": source.scan_from, "cursor": self._cursor[source.key], "found": found},
@@ -286,11 +350,12 @@ class WithdrawalScans:
                 self._ids[source.key] = {int(i) for i in scan["found"]}
         for queue in self.queue_sources():
             scan = self._stored(stored, queue.key, queue.scan_from)
-            if scan is not None:
+            if scan is not None and all(len(entry) == 4 for entry in scan["found"]):
+                # (stored before requests kept their nonce: scanned again)
                 self._cursor[queue.key] = int(scan["cursor"])
                 requests = [
-                    QueuedRequest(bytes.fromhex(str(i).removeprefix("0x")), int(a), int(f))
-                    for i, a, f in scan["found"]
+                    QueuedRequest(bytes.fromhex(str(i).removeprefix("0x")), int(a), int(f), int(n))
+                    for i, a, f, n in scan["found"]
                 ]
                 self._queued[queue.key] = {r.request_id: r for r in requests}
 

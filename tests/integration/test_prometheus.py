@@ -154,7 +154,11 @@ class Server:
                 self.process.wait()
 
 
-def prometheus_server(tmp_path: Path, target: int) -> Server:
+def scrape_job(name: str, port: int) -> dict[str, Any]:
+    return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+
+
+def prometheus_server(tmp_path: Path, *jobs: dict[str, Any]) -> Server:
     binary = require_tool("prometheus", "prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -162,12 +166,7 @@ def prometheus_server(tmp_path: Path, target: int) -> Server:
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(path) for path in deploy.RULE_FILES],
-                "scrape_configs": [
-                    {
-                        "job_name": "equity-daemon",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target}"]}],
-                    }
-                ],
+                "scrape_configs": list(jobs),
             }
         )
     )
@@ -239,7 +238,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Server, Path, Receive
             DEMO.read_text() + treasury_book(book, receiver.port) + staking_book(url, world)
         )
         daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
-        prometheus = prometheus_server(tmp_path, daemon.port)
+        prometheus = prometheus_server(tmp_path, scrape_job("equity-daemon", daemon.port))
         try:
             yield daemon, prometheus, book, receiver
         finally:
@@ -307,6 +306,62 @@ def test_every_rule_and_panel_query_has_data_from_a_real_daemon(
     # a healthy demo trips nothing, not even a pending alert
     assert vector(prometheus, "ALERTS") == []
     assert daemon.terminate()[0] == 0
+
+
+def test_prometheus_scrapes_the_protected_metrics_with_the_shipped_authorization(
+    tmp_path: Path,
+) -> None:
+    """With a bearer token set, /metrics asks for it: the equity-daemon job of
+    deploy/prometheus/prometheus.yml (its `authorization`, the token in a file) is let in, and
+    a job without it sees 401 and `up == 0`, never a figure."""
+    require_tool("prometheus", "prometheus")
+    token = tmp_path / "http_token"
+    token.write_text("scrape-me-not-anonymously\n")  # as a secret file is written: a newline
+    book = tmp_path / "ops.toml"
+    edit(book, '[[positions]]\nasset = "USDT"\namount = "250000"\n')
+    config = tmp_path / "equity.toml"
+    config.write_text(
+        f"""
+history_path = "{tmp_path / "history.sqlite3"}"
+[http]
+bearer_token_file = "{token}"
+[books.ops]
+share_class = "USDT"
+venues = [{{kind = "manual", name = "ops", path = "{book}", interval_seconds = 0.5}}]
+"""
+    )
+    daemon = DaemonProcess(config, free_port(), tmp_path / "daemon.log")
+    shipped = deploy.prometheus_config({"http_token": token})
+    (job,) = [job for job in shipped["scrape_configs"] if job["job_name"] == "equity-daemon"]
+    job["static_configs"] = scrape_job("", daemon.port)["static_configs"]
+    prometheus = prometheus_server(tmp_path, job, scrape_job("anonymous", daemon.port))
+    try:
+        daemon.start()
+        wait_for(lambda: daemon.get("/readyz").status_code == 200, 15, "the daemon to be ready")
+        assert daemon.get("/metrics").status_code == 401
+        prometheus.start()
+
+        def targets() -> dict[str, dict[str, Any]]:
+            found = prometheus.api("/api/v1/targets")["activeTargets"]
+            return {target["labels"]["job"]: target for target in found}
+
+        health = {"equity-daemon": "up", "anonymous": "down"}
+        wait_for(
+            lambda: {name: t["health"] for name, t in targets().items()} == health,
+            20,
+            "both jobs scraped",
+        )
+        assert "401" in targets()["anonymous"]["lastError"]
+        assert targets()["equity-daemon"]["lastError"] == ""
+        (equity,) = vector(prometheus, "equity_daemon_equity")
+        assert equity["metric"]["job"] == "equity-daemon"  # the anonymous job saw nothing
+        assert float(equity["value"][1]) == 250_000
+        up = {s["metric"]["job"]: s["value"][1] for s in vector(prometheus, "up")}
+        assert up == {"equity-daemon": "1", "anonymous": "0"}
+        assert daemon.terminate()[0] == 0
+    finally:
+        prometheus.stop()
+        daemon.kill()
 
 
 # --- Alertmanager -------------------------------------------------------------------------------

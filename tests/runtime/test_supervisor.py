@@ -5,19 +5,24 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from equity_daemon import notify
 from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.venues.demo import DemoVenue
+from tests.integration.processes import Receiver, free_port
 from tests.reports import NOW, Clock
+from tests.test_notify import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -415,4 +420,89 @@ async def test_a_change_after_a_quiet_spell_is_computed_at_once_and_a_burst_is_p
         tg.cancel_scope.cancel()
     assert len(cycles) == 2  # the burst is one more cycle...
     assert cycles[1] - cycles[0] >= 1.0  # ...once the window has passed
+    await history.aclose()
+
+
+def equity(daemon: Daemon) -> Decimal | None:
+    latest = daemon.latest()
+    return None if latest is None else latest.equity
+
+
+async def test_events_held_through_a_history_outage_reach_the_webhook_once_they_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A threshold event raised while a backup holds the database is kept in memory; the cycle
+    that writes it once the lock is gone wakes the delivery loop, which otherwise would look
+    again only at its idle look (60 s). Here the idle look is an hour: only the wake-up can
+    deliver it while the test waits."""
+    monkeypatch.setattr(notify, "IDLE_LOOK", 3600.0, raising=False)
+    receiver = Receiver(free_port(), "s3")
+    receiver.start()
+    path = tmp_path / "h.sqlite3"
+    set_amount(tmp_path, "ops", "1000")
+    venue = {
+        "kind": "manual",
+        "name": "ops",
+        "path": tmp_path / "ops.toml",
+        "interval_seconds": 0.1,
+    }
+    hook = {"name": "pager", "url": f"http://127.0.0.1:{receiver.port}/hook", "secret": "s3"}
+    settings = Settings.model_validate(
+        {
+            "books": {"ops": {"share_class": "USDT", "venues": [venue], "webhooks": [hook]}},
+            "http": {"port": 0},
+            "history_path": path,
+        }
+    )
+    daemon = Daemon(settings, Clock())
+    history = await History.open(path, busy_timeout_ms=50)
+    shell = sqlite3.connect(path, isolation_level=None)
+    try:
+        with capture_logs():
+            async with anyio.create_task_group() as tg:
+                await tg.start(partial(daemon.run, history, handle_signals=False))
+                shell.execute("BEGIN EXCLUSIVE")  # a backup, or an operator's sqlite3 shell
+                set_amount(tmp_path, "ops", "1500")
+                # the cycle that raised it is over (its snapshot is the latest): the write failed
+                await eventually(lambda: equity(daemon) == 1500, "the cycle of the move", 10)
+                assert len(daemon.books[0].unwritten) == 1
+                assert daemon.ready()[1] == ["history unavailable: database is locked"]
+                shell.execute("ROLLBACK")
+                assert receiver.received == []
+                set_amount(tmp_path, "ops", "1500.5")  # a cycle, and no new event in it
+                await eventually(lambda: bool(receiver.received), "the held event's delivery", 10)
+                tg.cancel_scope.cancel()
+    finally:
+        shell.close()
+        receiver.stop()
+    (delivered,) = receiver.received
+    assert (delivered["kind"], delivered["equity"]) == ("threshold", "1500")
+    assert [e["id"] for e in await history.events()] == [delivered["id"]]
+    assert daemon.ready()[0]
+    await history.aclose()
+
+
+@pytest.mark.parametrize(("open_metrics", "status"), [(False, 401), (True, 200)])
+async def test_a_daemon_with_a_token_asks_for_it_on_metrics_unless_they_are_open(
+    tmp_path: Path, open_metrics: bool, status: int
+) -> None:
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "USDT"\namount = "1000"\n')
+    venue = {"kind": "manual", "name": "ops", "path": tmp_path / "ops.toml"}
+    http = {"port": 0, "bearer_token": "s3cret", "open_metrics": open_metrics}
+    settings = Settings.model_validate(
+        {"books": {"ops": {"share_class": "USDT", "venues": [venue]}}, "http": http}
+    )
+    daemon = Daemon(settings, Clock())
+    history = await History.open(tmp_path / "h.sqlite3")
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(partial(daemon.run, history, handle_signals=False))
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/metrics")).status_code == status
+                authorised = await client.get(
+                    "/metrics", headers={"Authorization": "Bearer s3cret"}
+                )
+                assert "equity_daemon_equity{" in authorised.text
+                assert (await client.get("/snapshot")).status_code == 401
+            tg.cancel_scope.cancel()
     await history.aclose()

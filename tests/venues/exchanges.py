@@ -97,3 +97,16 @@ async def with_marks(
     assert not found.failures, found.failures
     # dated at the report's fetch, on whichever clock the test's venue runs
     return (*quotes, *(replace(q, at=report.fetched_at) for q in found.quotes))
+
+
+class NoMetrics:
+    """A poller's metrics that record nothing (`runtime.poller.PollMetrics`)."""
+
+    def fetched(self, venue: str, seconds: float) -> None:
+        pass
+
+    def failed(self, venue: str, reason: str) -> None:
+        pass
+
+    def unconfirmed(self, venue: str) -> None:
+        pass

@@ -5,6 +5,7 @@ Figures are worked out by hand in each test from the state the test sets up.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +19,10 @@ import pytest
 
 from equity_daemon.history import History
 from equity_daemon.model import ProblemKind, Snapshot
+from equity_daemon.render import snapshot_table
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
+from equity_daemon.status_page import StatusData, render
 from equity_daemon.venues.chain import ChainVenue
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import RpcProxy
@@ -360,3 +363,118 @@ async def test_a_running_daemon_serves_chain_metrics_remembers_discovery_and_clo
     finally:
         await history.aclose()
     assert chain._opened == set()  # every endpoint's session closed with the daemon
+
+
+async def test_a_failover_to_a_lagging_endpoint_neither_counts_money_twice_nor_alerts(
+    world: World, anvil_url: str, tmp_path: Path
+) -> None:
+    chain, desk = world.chain, world.chain.accounts[5]
+    chain.mine(43 - chain.block_number())
+    # 250,000 USDT sent from the wallet to the trading desk's address, in block 44
+    world.usdt.transact("transfer", desk, 250_000 * 10**6, sender=world.fund)
+    chain.mine(2)
+    with (
+        RpcProxy(anvil_url) as first,
+        RpcProxy(anvil_url) as lagging,
+        RpcProxy(anvil_url) as desk_rpc,
+    ):
+        lagging.behind = 37  # ten blocks behind: head - 3 is block 34, before the transfer
+        wallet = chain_config(
+            world, "wallet", [first.url, lagging.url], {"address": world.fund, "wallet": ["USDT"]}
+        )
+        desks = chain_config(world, "desk", [desk_rpc.url], {"address": desk, "wallet": ["USDT"]})
+        for venue in (wallet, desks):
+            venue["tokens"] |= {"USDT": world.usdt.address}
+            venue["confirmations"] = 3
+        wallet["retry_preferred_every"] = 2  # back on the first endpoint once it answers
+        settings = Settings.model_validate(
+            {
+                "history_path": tmp_path / "unused.sqlite3",
+                "books": {"usdt": {"share_class": "USDT", "venues": [wallet, desks]}},
+            }
+        )
+        async with running(settings, tmp_path) as (daemon, history):
+            (snap,) = await cycle(daemon, history)  # block 43: all of it in the wallet
+            assert snap.complete, snap.problems
+            assert snap.equity == 1_250_000
+            chain.mine(1)
+            events, seen = [], []
+            for step in ("sent", "failover", "back"):
+                first.mode = "hang_up" if step == "failover" else "forward"
+                await daemon.fetch_all_once()
+                events += await daemon.cycle(history)
+                (latest,) = [book.tracker.latest for book in daemon.books]
+                assert latest is not None
+                seen.append((latest.equity, latest.equity_by_venue["wallet"]))
+            # from block 44 on: 1,000,000 in the wallet and 250,000 at the desk, never the
+            # wallet's 1,250,000 of block 34 beside the desk's 250,000, and no event for it
+            assert (seen, [e.kind.value for e in events]) == (
+                [(Decimal(1_250_000), Decimal(1_000_000))] * 3,
+                [],
+            )
+            assert (
+                daemon.instruments.registry.get_sample_value(
+                    "equity_daemon_chain_endpoint_behind_total",
+                    {"venue": "wallet", "endpoint": "rpc endpoint 2 of 2"},
+                )
+                == 1
+            )
+
+
+async def test_withdrawal_requests_show_their_id_and_state_wherever_the_book_is_read(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    holder, nft = world.chain.accounts[2], world.withdrawals
+    claimable = int(
+        nft.transact("requestWithdraw", 12_500 * WAD // 1000, 12 * WAD, holder)["logs"][0][
+            "topics"
+        ][3],
+        16,
+    )
+    nft.transact("finalizeRequests", claimable)
+    pending = int(
+        nft.transact("requestWithdraw", 30_250 * WAD // 1000, 29 * WAD, holder)["logs"][0][
+            "topics"
+        ][3],
+        16,
+    )
+    venue = chain_venue(
+        world, "anvil-eth", proxy.url, {"address": holder, "etherfi_requests": [claimable, pending]}
+    )
+    venue["contracts"] = {"etherfi_withdrawals": nft.address}
+    async with running(staking_book(tmp_path, venue, []), tmp_path) as (daemon, history):
+        (snap,) = await cycle(daemon, history)
+        (doc,) = daemon.snapshots()
+    # /snapshot
+    assert [(line["amount"], line["details"]) for line in doc["excluded"]] == [
+        (
+            "12.5",
+            {
+                "request_id": str(claimable),
+                "contract": nft.address,
+                "finalized": "true",
+                "valid": "true",
+            },
+        ),
+        (
+            "30.25",
+            {
+                "request_id": str(pending),
+                "contract": nft.address,
+                "finalized": "false",
+                "valid": "true",
+            },
+        ),
+    ]
+    # `once`
+    table = snapshot_table(snap)
+    assert re.search(rf"locked .* 12\.5 .*value 12\.500000  request {claimable} claimable", table)
+    assert re.search(rf"locked .* 30\.25 .*value 30\.250000  request {pending} pending", table)
+    # the status page
+    page = render(
+        StatusData(now=snap.at, snapshots=[doc], histories={}, events=[], healthy=(True, ""),
+                   ready=(True, []))
+    )  # fmt: skip
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert re.search(rf"ETH 12\.5 12\.50* request {claimable} claimable", text)
+    assert re.search(rf"ETH 30\.25 30\.250* request {pending} pending", text)

@@ -7,6 +7,7 @@ proxies (their URLs carry a fake API key).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +36,8 @@ from tests.venues.conftest import World
 pytestmark = pytest.mark.anyio
 
 ANVIL_CHAIN_ID = 31337
+# a log scan's range: one HTTP request, the logs with the head of the node that answered them
+SCAN = ["eth_blockNumber", "eth_getLogs"]
 
 
 def chain_config(
@@ -89,8 +92,8 @@ def settings(world: World, urls: list[str], **overrides: Any) -> ChainSettings:
 
 
 @asynccontextmanager
-async def opened(config: ChainSettings) -> AsyncIterator[ChainVenue]:
-    venue = ChainVenue(config, SystemClock())
+async def opened(config: ChainSettings, **options: Any) -> AsyncIterator[ChainVenue]:
+    venue = ChainVenue(config, SystemClock(), **options)
     try:
         yield venue
     finally:
@@ -508,7 +511,8 @@ async def test_withdrawal_requests_are_found_in_the_mint_logs(
         # the NFT count said one more: the logs since the last scan, then a second read at the
         # same block, so the new request never reads as eETH that vanished
         assert ids(report) == [str(world.request_id), str(new)]
-        assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+        assert proxy.methods == ["eth_blockNumber", "eth_call", *SCAN, "eth_call"]
+        assert proxy.requests == 4
         nft.transact("finalizeRequests", new)
         nft.transact("claimWithdraw", new, sender=fund)
         proxy.reset()
@@ -564,7 +568,7 @@ async def test_a_restart_recalls_discovery_and_resumes_the_request_log_scan(
             again = await venue.fetch()
         # no discovery read (decimals, reserves, vault assets, feed decimals): the chain id,
         # the head, the logs of the two new blocks only, and the one read
-        assert proxy.methods == ["eth_chainId", "eth_blockNumber", "eth_getLogs", "eth_call"]
+        assert proxy.methods == ["eth_chainId", "eth_blockNumber", *SCAN, "eth_call"]
         assert lines(again) == lines(first)
         assert again.reported == first.reported  # Aave's oracle recalled as well
         assert again.reported[0].computed_at_venue_prices is not None
@@ -798,7 +802,7 @@ async def test_requests_in_several_withdrawal_nfts_are_each_read(
         proxy.reset()
         report = await venue.fetch()
     # the other NFT's count said one more: its logs, and a second read at the same block
-    assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+    assert proxy.methods == ["eth_blockNumber", "eth_call", *SCAN, "eth_call"]
     assert requests(report) == {
         f"etherfi-request-{world.request_id}": (world.withdrawals.address, Decimal(5)),
         first: (other.address, Decimal(7)),
@@ -861,7 +865,7 @@ async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
             queue_request(queue, other, WAD, WAD)  # someone else's: the nonce moves
             proxy.reset()
             assert pending(await venue.fetch()) == [(Decimal("3.996"), "false", "4")]
-            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs"]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", *SCAN]
             proxy.reset()
             await venue.fetch()
             assert proxy.methods == ["eth_blockNumber", "eth_call"]  # nothing new: no scan
@@ -872,14 +876,19 @@ async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
                 (Decimal(2), "false", "2"),
                 (Decimal("3.996"), "false", "4"),
             ]
-            assert proxy.methods == ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_call"]
+            assert proxy.methods == ["eth_blockNumber", "eth_call", *SCAN, "eth_call"]
             queue.transact("fulfillRequests", [first, second])
+            proxy.reset()
             assert pending(await venue.fetch()) == [
                 (Decimal(2), "true", "2"),
                 (Decimal("3.996"), "true", "4"),
             ]
+            (two_open,) = proxy.aggregated
             queue.transact("claimWithdraw", first)
             assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
+            proxy.reset()
+            await venue.fetch()
+            assert proxy.aggregated == [two_open - 2]  # the claimed one is no longer read
         proxy.reset()
         async with remembering(config, history) as venue:  # a restart resumes the scan
             assert pending(await venue.fetch()) == [(Decimal(2), "true", "2")]
@@ -887,5 +896,130 @@ async def test_priority_queue_requests_are_found_read_and_drop_out_when_claimed(
         queue.transact("cancelWithdraw", second, sender=fund)
         async with remembering(config, history) as venue:
             assert locked(await venue.fetch()) == []
+    finally:
+        await history.aclose()
+
+
+async def test_a_failover_to_a_lagging_endpoint_never_goes_back_in_time(
+    world: World, anvil_url: str
+) -> None:
+    chain, usdt = world.chain, ("wallet", "USDT", "asset")
+    chain.mine(43 - chain.block_number())
+    world.usdt.transact("transfer", chain.accounts[5], 250_000 * 10**6, sender=world.fund)
+    chain.mine(2)  # head 46: the transfer is in block 44
+    behind: list[tuple[str, str]] = []
+    holdings = [{"address": world.fund, "wallet": ["USDT"]}]
+    with RpcProxy(anvil_url) as first, RpcProxy(anvil_url) as lagging:
+        lagging.behind = 37  # a node ten blocks behind: it would pin block 34
+        config = settings(world, [first.url, lagging.url], holdings=holdings, confirmations=3)
+        async with opened(config, on_behind=lambda *labels: behind.append(labels)) as venue:
+            report = await venue.fetch()
+            assert (report.block_number, lines(report)[usdt]) == (43, Decimal(1_250_000))
+            chain.mine(1)
+            report = await venue.fetch()
+            assert (report.block_number, lines(report)[usdt]) == (44, Decimal(1_000_000))
+            first.mode = "hang_up"
+            # the 250,000 USDT sent at block 44 must not come back from block 34
+            with pytest.raises(VenueUnavailable) as failed:
+                await venue.fetch()
+            assert "rpc endpoint 2 of 2: behind: its head 37 is before block 44" in str(
+                failed.value
+            )
+            assert behind == [("anvil", "rpc endpoint 2 of 2")]
+            lagging.behind = 45  # nearly caught up: it has block 44, and reads it again
+            report = await venue.fetch()
+            assert (report.block_number, lines(report)[usdt]) == (44, Decimal(1_000_000))
+            assert venue.endpoint == "rpc endpoint 2 of 2"
+            lagging.behind = None
+            chain.mine(1)
+            report = await venue.fetch()
+            assert (report.block_number, lines(report)[usdt]) == (45, Decimal(1_000_000))
+    assert behind == [("anvil", "rpc endpoint 2 of 2")]
+
+
+async def test_a_log_scan_never_moves_past_a_block_the_answering_node_has_not_reached(
+    world: World, proxy: RpcProxy
+) -> None:
+    nft, fund = world.withdrawals, world.fund
+    head = world.chain.block_number()
+    receipt = nft.transact("requestWithdraw", 2 * WAD, 2 * WAD, fund)  # minted after `head`
+    new = int(receipt["logs"][0]["topics"][3], 16)
+    holdings = [{"address": fund, "etherfi_scan_from_block": 0}]
+    # one URL load-balanced over two nodes: the logs go to one still at the block before the
+    # mint, which answers them up to its head without a word
+    proxy.behind, proxy.behind_for = head, frozenset({"eth_getLogs"})
+    behind: list[tuple[str, str]] = []
+    async with opened(
+        settings(world, [proxy.url], holdings=holdings),
+        on_behind=lambda *labels: behind.append(labels),
+    ) as venue:
+        with contextlib.suppress(VenueUnavailable):
+            await venue.fetch()
+        proxy.behind = None  # the logs now go to a node that has the mint
+        report = await venue.fetch()
+    # the scan did not skip the blocks the first node had not reached: the request is found
+    assert sorted(int(p.details["request_id"]) for p in locked(report)) == [world.request_id, new]
+    assert behind == [("anvil", "rpc endpoint 1 of 1")]  # that node's answer was refused
+
+
+async def test_claimed_requests_leave_the_read_set_and_stay_out_after_a_restart(
+    world: World, proxy: RpcProxy, tmp_path: Path
+) -> None:
+    nft, fund = world.withdrawals, world.fund
+    made = [nft.transact("requestWithdraw", WAD, WAD, fund)["logs"][0] for _ in range(30)]
+    ids = [world.request_id, *(int(log["topics"][3], 16) for log in made)]
+    holdings = [{"address": fund, "etherfi_scan_from_block": 0}]
+    config = settings(world, [proxy.url], holdings=holdings)
+
+    def open_ids(report: VenueReport) -> list[int]:
+        return sorted(int(p.details["request_id"]) for p in locked(report))
+
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        async with remembering(config, history) as venue:
+            assert open_ids(await venue.fetch()) == ids
+            proxy.reset()
+            await venue.fetch()
+            (all_open,) = proxy.aggregated  # calls in the fetch's one aggregate3
+            nft.transact("finalizeRequests", ids[-1])
+            for request in ids[:-1]:
+                nft.transact("claimWithdraw", request, sender=fund)
+            assert open_ids(await venue.fetch()) == ids[-1:]
+            proxy.reset()
+            assert open_ids(await venue.fetch()) == ids[-1:]
+            (one_open,) = proxy.aggregated
+            assert all_open - one_open == 30 * 3  # ownerOf, getRequest, isFinalized each
+        proxy.reset()
+        async with remembering(config, history) as venue:  # a restart: the claimed stay out
+            assert open_ids(await venue.fetch()) == ids[-1:]
+        assert proxy.aggregated[-1] == one_open
+    finally:
+        await history.aclose()
+
+
+async def test_a_priority_queue_scan_stored_without_request_nonces_is_scanned_again(
+    world: World, proxy: RpcProxy, contracts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    queue = world.chain.deploy(contracts["priority_withdrawal_queue"])
+    request = queue_request(queue, world.fund, 4 * WAD, 4 * WAD)
+    hexid = "0x" + bytes(queue.call("getRequestId", request)).hex()
+    source = {"contract": queue.address, "scan_from_block": 0}
+    config = settings(
+        world, [proxy.url], holdings=[{"address": world.fund, "etherfi_priority_queues": [source]}]
+    )
+    history = await History.open(tmp_path / "history.sqlite3")
+    try:
+        # as stored before requests kept the queue's nonce: it cannot tell a request closed
+        # for good from one not made yet at the block read
+        old = {"from": 0, "cursor": 10**9, "found": [[hexid, 4 * WAD, 4 * WAD]]}
+        key = f"etherfi_priority:{world.fund}:{queue.address}"
+        await history.remember("anvil", key, json.dumps(old), datetime.now(UTC))
+        async with remembering(config, history) as venue:
+            report = await venue.fetch()
+        assert [p.details["request_id"] for p in locked(report)] == [hexid]
+        assert proxy.methods.count("eth_getLogs") == 1  # from block 0 again
+        (stored,) = json.loads((await history.recall("anvil"))[key])["found"]
+        assert stored[0] == hexid
+        assert len(stored) == 4
     finally:
         await history.aclose()

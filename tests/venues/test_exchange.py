@@ -18,8 +18,9 @@ from structlog.testing import capture_logs
 
 from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.history import History
-from equity_daemon.model import PositionKind, VenueReport, VenueState
+from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
 from equity_daemon.monitor import EventKind
+from equity_daemon.runtime.poller import PollPolicy, fetch_once
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.venues.exchange import ExchangeVenue
@@ -33,7 +34,7 @@ from equity_daemon.venues.fake_exchange import (
     fake_exchange,
 )
 from tests.reports import Clock, quote, snapshot
-from tests.venues.exchanges import CREDENTIALS, SECRETS, with_marks
+from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics, with_marks
 
 pytestmark = pytest.mark.anyio
 
@@ -483,6 +484,18 @@ async def test_every_failure_fails_the_whole_fetch_with_its_kind(
         assert caught.value.retry_after == 7
 
 
+async def test_a_failing_endpoint_is_named_with_its_account_at_the_default_log_level() -> None:
+    async with venue_on("binance", ("usdm", "spot")) as (fake, venue):
+        await venue.fetch()
+        fake.fail("/fapi/v1/multiAssetsMargin", Fault.SERVER_ERROR, status=404)
+        with capture_logs() as logs:
+            report = await fetch_once(venue, PollPolicy(10, 5), Clock(), NoMetrics())
+    reason = "usdm: unavailable (ExchangeNotAvailable): GET /fapi/v1/multiAssetsMargin answered 404"
+    assert report.error == reason
+    (logged,) = [entry for entry in logs if entry["event"] == "poll_failed"]
+    assert (logged["log_level"], logged["venue"], logged["reason"]) == ("warning", "cex", reason)
+
+
 async def test_a_position_in_a_market_ccxt_does_not_list_is_malformed() -> None:
     async with venue_on("binance", ("usdm",)) as (fake, venue):
         fake.set_positions([FakePosition("SOL", D(1), D(100))])
@@ -539,7 +552,18 @@ def daemon(
     markets: dict[str, Any] | None = None,
     **book: Any,
 ) -> Daemon:
-    settings = Settings.model_validate(
+    return Daemon(book_settings(venues, prices, markets, **book), clock)
+
+
+def book_settings(
+    venues: list[dict[str, Any]],
+    prices: list[dict[str, Any]],
+    markets: dict[str, Any] | None = None,
+    **book: Any,
+) -> Settings:
+    """One book, `basis` (USDT unless `book` says otherwise), of these venues and prices, and
+    the daemon's `markets`."""
+    return Settings.model_validate(
         {
             "interval_seconds": 10,
             "http": {"port": 0},
@@ -555,13 +579,16 @@ def daemon(
             },
         }
     )
-    return Daemon(settings, clock)
 
 
 FIXED_USD: list[dict[str, Any]] = [
     {"base": "USD", "quote": "USDT", "fixed": "1"},
     {"base": "USDC", "quote": "USDT", "fixed": "1"},
 ]
+
+
+# a 429 or 418 with Retry-After bans the whole host, its price requests included
+BANS = (Fault.RATE_LIMIT, Fault.BANNED)
 
 
 @pytest.mark.parametrize("fault", list(Fault))
@@ -597,7 +624,10 @@ async def test_an_outage_never_lowers_equity_nor_fires_a_threshold(
                 after = run.latest()
                 assert after is not None
                 assert after.equity == before.equity
-                assert after.complete  # one outage within the max age is not an outage
+                if fault in BANS:  # the host's tickers wait out the ban too: stale, named
+                    assert {p.kind for p in after.problems} == {ProblemKind.STALE_PRICE}
+                else:  # one outage within the max age is not an outage
+                    assert after.complete
                 (summary,) = after.venues
                 assert summary.status == "failing"
         finally:

@@ -17,13 +17,13 @@ from equity_daemon.runtime.poller import PollPolicy, fetch_once
 from equity_daemon.venues.exchange_client import BALANCES, fetch_balance, fetch_positions
 from equity_daemon.venues.exchange_errors import (
     LONGEST_RETRY_AFTER,
-    _retry_after,
     check_answer,
     exchange_errors,
+    retry_after_seconds,
     translate,
 )
 from equity_daemon.venues.fake_exchange import Fault, Holding
-from tests.venues.exchanges import EXCHANGES, SECRETS, connected
+from tests.venues.exchanges import EXCHANGES, SECRETS, NoMetrics, connected
 
 pytestmark = pytest.mark.anyio
 
@@ -107,7 +107,7 @@ async def test_a_reason_names_the_class_and_the_exchanges_code(exchange: str, co
 async def test_an_auth_failure_is_permanent_and_named(exchange: str, reason: str) -> None:
     got = await failing_balance(exchange, Fault.AUTH)
     assert isinstance(got, VenueAuthError)
-    assert got.reason == reason
+    assert got.reason == f"{reason}: GET {BALANCE_PATH[exchange]} answered 401"
 
 
 async def test_a_server_error_of_any_5xx_is_unavailable() -> None:
@@ -156,7 +156,7 @@ async def test_the_canary_key_never_reaches_a_message_or_a_log_line(
                         raw.append(str(exc))
                     fake.fail(BALANCE_PATH[exchange], fault)
                     venue = _BalanceVenue(client, exchange)
-                    report = await fetch_once(venue, POLICY, _Clock(), _Metrics())
+                    report = await fetch_once(venue, POLICY, _Clock(), NoMetrics())
                     assert report.error is not None
                     mapped.append(report.error)
     assert any("signature=" in text for text in raw)  # what would have leaked
@@ -181,17 +181,6 @@ class _Clock:
 
     def monotonic(self) -> float:
         return 0.0
-
-
-class _Metrics:
-    def fetched(self, venue: str, seconds: float) -> None:
-        pass
-
-    def failed(self, venue: str, reason: str) -> None:
-        pass
-
-    def unconfirmed(self, venue: str) -> None:
-        pass
 
 
 class _BalanceVenue:
@@ -286,7 +275,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def test_retry_after_reads_seconds_and_dates(
     headers: dict[str, str], seconds: float | None
 ) -> None:
-    assert _retry_after(headers, NOW) == seconds
+    assert retry_after_seconds(headers, NOW) == seconds
 
 
 @pytest.mark.parametrize(

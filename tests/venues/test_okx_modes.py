@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import re
 from contextlib import aclosing
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from equity_daemon.errors import VenueDataError
 from equity_daemon.model import PositionKind, VenueState
-from equity_daemon.venues.fake_exchange import FakeExchange, Holding, OkxDialect
+from equity_daemon.sanity import check_report
+from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Holding, OkxDialect
 from equity_daemon.venues.fake_exchange.okx import (
     FUTURE,
     INVERSE_SWAP,
@@ -200,3 +202,25 @@ async def test_a_streaming_okx_venue_reads_the_mode_again_at_each_resync_only() 
         resynced = await next_report(updates)
         assert len(fake.calls(CONFIG)) == 2
     assert lines(resynced)[("USDT", "debt", "BTC-USDT:isolated:net")] == 20000
+
+
+async def test_a_cross_and_an_isolated_position_on_one_swap_are_two_lines() -> None:
+    """OKX holds both at once (each its own `posId`): neither fails the fetch as a repeat."""
+    positions = [
+        FakePosition("ETH", D(-2), D(3100)),
+        FakePosition("ETH", D(1), D(2900), margin_mode="isolated"),
+    ]
+    pnl = sum(((D(3000) - p.entry_price) * p.size for p in positions), D(0))
+    async with venue_on("okx", ("trading",)) as (fake, venue):
+        fake.set_positions(positions)
+        fake.set_account("trading", {"USDT": Holding(balance=D(1000), unrealized_pnl=pnl)})
+        report = check_report(await venue.fetch(), "cex", datetime.now(UTC))
+    hedges = {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
+    assert hedges == {"ETH/USDT:USDT:net": -2, "ETH/USDT:USDT:isolated:net": 1}
+    margin = {
+        p.line_id: p.details["margin_mode"]
+        for p in report.positions
+        if p.kind is PositionKind.HEDGE
+    }
+    assert margin == {"ETH/USDT:USDT:net": "cross", "ETH/USDT:USDT:isolated:net": "isolated"}
+    agrees(report)

@@ -5,7 +5,7 @@ is named, never silently lost."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -48,11 +48,12 @@ ENTRY, MARGIN = D(3000), D(20000)
 SPOT = [{"base": "ETH", "quote": "USDT", "sources": ["cex"]}, *FIXED_USD]
 # the topic of each streamed account's balance pushes, on the fake
 BALANCE_TOPIC = {"binance": "account", "bybit": "wallet", "okx": "account"}
-# the exchange's mark: from its own answer (REST) on each exchange
+# the exchange's mark: from its own answer (REST) on each exchange (`coinm`: Binance COIN-M's)
 MARK_PATHS = {
     "binance": "/fapi/v1/premiumIndex",
     "bybit": "/v5/market/tickers",
     "okx": "/api/v5/public/mark-price",
+    "coinm": "/dapi/v1/premiumIndex",
 }
 
 
@@ -85,18 +86,19 @@ async def book_on(
     wallet: str = WALLET,
     prices: list[dict[str, Any]] | None = None,
     market: bool = False,
+    accounts: Sequence[str] | None = None,
     **book: Any,
 ) -> AsyncIterator[Book]:
-    """A book on a new fake `exchange`: the `wallet` file's positions and the exchange's main
-    account, priced by `prices` (the exchange's spot ticker); `market`: a `[markets.data]` of
-    the same fake host, which then quotes the spot prices (and, being of the venue's host,
-    the contracts' marks)."""
+    """A book on a new fake `exchange`: the `wallet` file's positions and the exchange's
+    `accounts` (its main account), priced by `prices` (the exchange's spot ticker); `market`: a
+    `[markets.data]` of the same fake host, which then quotes the spot prices (and, being of the
+    venue's host, the contracts' marks)."""
     (tmp_path / "wallet.toml").write_text(wallet)
     clock = Clock()
     async with fake_server(exchange) as fake:
         venues = [
             {"kind": "manual", "name": "wallet", "path": str(tmp_path / "wallet.toml")},
-            exchange_venue(fake, [MAIN_ACCOUNT[exchange]]),
+            exchange_venue(fake, list(accounts or [MAIN_ACCOUNT[exchange]])),
         ]
         wallet_prices = [
             {"base": "wstETH", "quote": "stETH", "sources": ["wallet"]},

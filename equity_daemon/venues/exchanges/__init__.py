@@ -3,14 +3,15 @@
 The mechanics (ccxt instances, requests, errors, shutdown) live once, in `venues/exchange.py`;
 each module here only says which raw field becomes which line, for one exchange:
 
-| module       | account types                                                              |
-|--------------|----------------------------------------------------------------------------|
-| `binance`    | spot, cross_margin, isolated_margin, usdm, portfolio_margin, funding       |
-| `bybit`      | unified, funding                                                           |
-| `okx`        | trading, funding                                                           |
+| module       | account types                                                               |
+|--------------|-----------------------------------------------------------------------------|
+| `binance`    | spot, cross_margin, isolated_margin, usdm, portfolio_margin, funding, coinm |
+| `bybit`      | unified, funding                                                            |
+| `okx`        | trading, funding                                                            |
 
 This module holds what they share: `Lines` (a builder of one account's lines and reported
-totals) and `Perp` (one open perpetual or dated future, turned into a hedge line and two legs).
+totals, and of the accounts one answer holds: `sub_account`) and `Perp` (one open perpetual or
+dated future, turned into a hedge line and two legs).
 
 **Contracts** (`perp`): each open perpetual or dated future is a hedge line and two
 `unrealized_pnl` legs valued at the contract's own mark; the account's total is reconciled
@@ -68,6 +69,19 @@ class Lines:
         self.reported: list[ReportedTotal] = []
         # the perpetuals' uPnL at the marks their answers carried, by currency; None: unknown
         self._positions_pnl: dict[str, Decimal] | None = {}
+        self._sub_accounts: dict[str, Lines] = {}
+
+    def sub_account(self, account: str) -> Lines:
+        """The builder of another account of the same answer (Binance COIN-M: one per margin
+        coin), whose lines and totals are this one's too: one per account, so that the uPnL of
+        its perpetuals joins its own total's `positions_pnl`."""
+        sub = self._sub_accounts.get(account)
+        if sub is None:
+            sub = self._sub_accounts[account] = Lines(self.venue, account, self.exchange)
+            sub.positions, sub.reported = self.positions, self.reported  # the same lists
+            if self._positions_pnl is None:
+                sub.split_moment()
+        return sub
 
     def add(
         self,
@@ -111,13 +125,14 @@ class Lines:
         )
         self._attach_positions_pnl()
 
-    def perp(self, perp: Perp) -> None:
-        """An open contract: its hedge line (excluded) and its two uPnL legs, which share the
-        hedge line's id; its uPnL at the mark its answer carried joins the account's
-        `positions_pnl`."""
+    def perp(self, perp: Perp, line_id: str | None = None) -> None:
+        """An open contract: its hedge line (excluded) and its two uPnL legs, under one
+        `line_id`: `symbol:position_side` unless the mapping names it (OKX, whose symbol and
+        side do not tell a cross and an isolated position apart). Its uPnL at the mark its
+        answer carried joins the account's `positions_pnl`."""
         if perp.contracts == 0:
             return
-        line_id = f"{perp.symbol}:{perp.position_side}"
+        line_id = line_id or f"{perp.symbol}:{perp.position_side}"
         contract = contract_symbol(self.exchange, perp.symbol)
         base, quote = perp.mark_edge(contract)
         details = perp.details() | {
@@ -152,12 +167,18 @@ class Lines:
         them): the positions' uPnL at their marks is not compared with the totals'."""
         self._positions_pnl = None
         self._attach_positions_pnl()
+        for sub in self._sub_accounts.values():
+            sub.split_moment()
 
     def _attach_positions_pnl(self) -> None:
+        """Each of this account's totals with its perpetuals' uPnL (in place: a sub-account
+        shares the list)."""
         found = self._positions_pnl
         pnl = None if found is None else tuple(sorted(found.items()))
-        self.reported = [
-            total if total.unrealized_pnl is None else replace(total, positions_pnl=pnl)
+        self.reported[:] = [
+            replace(total, positions_pnl=pnl)
+            if total.unrealized_pnl is not None and total.account == self.account
+            else total
             for total in self.reported
         ]
 

@@ -16,10 +16,13 @@
   without collateral haircuts, as the lines are valued; `accountEquity` applies them), with
   the rows' `umUnrealizedPNL` at the exchange's marks.
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
+* `coinm` (COIN-M, `/dapi`): one account per margin coin, `coinm:<COIN>`: its wallet, its
+  inverse perpetuals' hedge lines and legs, and its own total (`binance_coinm`).
 
 `usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each,
 at each contract's mark (`exchanges.perp`); a row's size is checked against its `notional`
-(`positionAmt × markPrice`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit
+(`positionAmt × markPrice`; COIN-M's `notionalValue`, `positionAmt × contractSize / markPrice`
+in the coin). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit
 worth 1 USD: the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
 
 A funding row's `withdrawing` is a withdrawal under way, out of `free`: the withdrawal history
@@ -46,6 +49,7 @@ from equity_daemon.venues.exchanges import (
     Perp,
     Polled,
     TransferFields,
+    binance_coinm,
     check_notional,
     contract_of,
     market_ref,
@@ -63,13 +67,17 @@ ACCOUNTS: Mapping[str, str] = {
     "usdm": "futures",
     "portfolio_margin": "portfolio",
     "funding": "funding",
+    "coinm": "coinm",
 }
 # accounts whose open perpetuals are read, with each `fetch_positions` call's params
 # (portfolio margin: its USDⓈ-M positions, `/papi/v1/um/positionRisk`)
 POSITIONS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
     "usdm": ({},),
     "portfolio_margin": ({"portfolioMargin": True},),
+    "coinm": (binance_coinm.PARAMS,),  # `/dapi/v1/positionRisk`
 }
+# the ccxt market types an account's instance loads, where not spot and linear (`OPTIONS`)
+MARKET_TYPES: Mapping[str, tuple[str, ...]] = {"coinm": ("inverse",)}
 # one more raw call an account needs: the USDⓈ-M position mode decides the total's currency
 # deposits not yet credited and withdrawals not yet completed, by the exchange's raw status
 # (deposits: 0 pending, 7 wrong deposit — arrived, not credited, awaiting recovery — and
@@ -134,6 +142,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                     for row in rows(info, "portfolio margin balance")
                 ]
                 lines.total(number(extra, "actualEquity"), "USD", "actualEquity", pnl)
+        case "coinm":
+            binance_coinm.balance(lines, info)
         case "funding":
             for row in rows(info, "funding assets"):
                 asset = text(row, "asset")
@@ -146,38 +156,55 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
 
 
 def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) -> None:
-    """One `/fapi/v3/positionRisk` or `/papi/v1/um/positionRisk` row (zero-size rows are
-    skipped; portfolio margin's rows have no margin type, margin asset or isolated wallet)."""
+    """One `/fapi/v3/positionRisk`, `/papi/v1/um/positionRisk` or `/dapi/v1/positionRisk` row
+    (zero-size rows are skipped; portfolio margin's rows have no margin type, margin asset or
+    isolated wallet; COIN-M's are inverse: contracts of `contractSize` USD)."""
     amount = number(raw, "positionAmt")
     if amount == 0:
         return
-    symbol, base, settle, _, _ = contract_of(market)  # USDⓈ-M: linear, amounts in base units
+    symbol, base, settle, inverse, contract_size = contract_of(market)
     market_id, market_type = market_ref(market)
     isolated = number(raw, "isolatedWallet", default=ZERO) != 0
     margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
-    mark, notional = optional(raw, "markPrice"), optional(raw, "notional")
-    if mark is not None and notional is not None:  # (a pushed row has neither)
-        check_notional(symbol, amount * mark, notional, "notional")
-    lines.perp(
-        Perp(
-            symbol=symbol,
-            base=base,
-            # Futures Credits mode settles PnL in BNFCR: the raw margin asset says so
-            settle=str(raw.get("marginAsset") or settle),
-            side="long" if amount > 0 else "short",
-            contracts=abs(amount),
-            contract_size=Decimal(1),
-            entry_price=number(raw, "entryPrice"),
-            mark_price=mark,
-            unrealized_pnl=number(raw, "unRealizedProfit"),
-            liquidation_price=optional(raw, "liquidationPrice"),
-            leverage=_leverage(raw),
-            margin_mode=str(margin_mode).lower(),
-            position_side=str(raw.get("positionSide") or "BOTH"),
-            market_id=market_id,
-            market_type=market_type,
-        )
+    mark = optional(raw, "markPrice")
+    if not inverse:
+        contract_size = Decimal(1)  # USDⓈ-M: amounts in base units
+    _check_notional(raw, symbol, amount * contract_size, mark, inverse)
+    found = Perp(
+        symbol=symbol,
+        base=base,
+        # Futures Credits mode settles PnL in BNFCR: the raw margin asset says so
+        settle=settle if inverse else str(raw.get("marginAsset") or settle),
+        side="long" if amount > 0 else "short",
+        contracts=abs(amount),
+        contract_size=contract_size,
+        entry_price=number(raw, "entryPrice"),
+        mark_price=mark,
+        unrealized_pnl=number(raw, "unRealizedProfit"),
+        liquidation_price=optional(raw, "liquidationPrice"),
+        leverage=_leverage(raw),
+        margin_mode=str(margin_mode).lower(),
+        position_side=str(raw.get("positionSide") or "BOTH"),
+        inverse=inverse,
+        market_id=market_id,
+        market_type=market_type,
     )
+    if inverse:
+        binance_coinm.perp(lines, found)
+    else:
+        lines.perp(found)
+
+
+def _check_notional(
+    raw: Mapping[str, Any], symbol: str, size: Decimal, mark: Decimal | None, inverse: bool
+) -> None:
+    """A row's signed size (base units; COIN-M: USD) against the notional Binance gives beside
+    it: USDⓈ-M's `notional` is size × mark in the settle coin, COIN-M's `notionalValue` size /
+    mark in the coin (a pushed row has neither, nor a mark)."""
+    what = "notionalValue" if inverse else "notional"
+    notional = optional(raw, what)
+    if mark is not None and notional is not None:
+        check_notional(symbol, size / mark if inverse else size * mark, notional, what)
 
 
 def unshown_negative(negative: Decimal, um: Decimal, cm: Decimal) -> Decimal:
@@ -225,6 +252,7 @@ def _get(node: Any, key: str) -> Any:
 # * `spot`: websocket API `userDataStream.subscribe.signature`; `outboundAccountPosition`.
 # * `cross_margin`: `POST /sapi/v1/userListenToken`, then websocket API
 #   `userDataStream.subscribe.listenToken`; `outboundAccountPosition`.
+# * `coinm`: `POST /dapi/v1/listenKey`, socket `/ws/<listenKey>` (COIN-M's host); `ACCOUNT_UPDATE`.
 #
 # `balanceUpdate` (a deposit's or transfer's delta) is not applied: Binance sends an
 # `outboundAccountPosition` with the absolute balances on every balance change, and a delta
@@ -234,16 +262,17 @@ def _get(node: Any, key: str) -> Any:
 # token; the funding wallet has no user-data stream).
 
 # the account types whose pushes patch the REST snapshot
-STREAMED: frozenset[str] = frozenset({"usdm", "portfolio_margin", "spot", "cross_margin"})
+STREAMED: frozenset[str] = frozenset({"usdm", "portfolio_margin", "spot", "cross_margin", "coinm"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
 WATCH: Mapping[str, Mapping[str, Any]] = {
     "usdm": {"type": "future"},
     "portfolio_margin": {"type": "future", "portfolioMargin": True},
     "spot": {"type": "spot"},
     "cross_margin": {"type": "margin"},
+    "coinm": binance_coinm.PARAMS,
 }
 # the accounts with positions to watch (ccxt sends spot and margin to a futures stream)
-WATCH_POSITIONS: frozenset[str] = frozenset({"usdm", "portfolio_margin"})
+WATCH_POSITIONS: frozenset[str] = frozenset({"usdm", "portfolio_margin", "coinm"})
 # options of the account's ccxt.pro instance. ccxt 4.5.90's `authenticate` drops `type` from
 # the params it hands its delayed `keep_alive_listen_key`, which then takes the type from
 # `options['defaultType']` ("spot" unless set), finds no spot listen key and returns without a
@@ -251,16 +280,18 @@ WATCH_POSITIONS: frozenset[str] = frozenset({"usdm", "portfolio_margin"})
 STREAM_OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "usdm": {"defaultType": "future"},
     "portfolio_margin": {"defaultType": "future"},
+    "coinm": {"defaultType": "swap", "defaultSubType": "inverse"},  # its PUT goes to the dapi
 }
 # error codes that mean the stream's key is gone, not that the API key is refused: ccxt reads
 # -1125 ("This listenKey does not exist.", a failed keep-alive) as an AuthenticationError
 STREAM_LOST_CODES: frozenset[str] = frozenset({"-1125"})
 # the accounts whose patched balance still carries a current exchange total (`usdm` moves
-# `totalMarginBalance` with the wallet); the others' totals wait for the next REST snapshot
-PUSH_KEEPS_TOTAL: frozenset[str] = frozenset({"usdm"})
+# `totalMarginBalance` with the wallet, `coinm` each coin's `marginBalance`); the others'
+# totals wait for the next REST snapshot
+PUSH_KEEPS_TOTAL: frozenset[str] = frozenset({"usdm", "coinm"})
 # what a REST poll between snapshots refreshes in a streamed account: the fields no push
-# carries (debt, interest; portfolio margin's negative balance and COIN-M uPnL). USDⓈ-M and spot
-# hold no debt.
+# carries (debt, interest; portfolio margin's negative balance and COIN-M uPnL). USDⓈ-M, COIN-M
+# and spot hold no debt.
 POLLED: Mapping[str, Polled] = {
     "cross_margin": Polled(("userAssets",), "asset", ("borrowed", "interest")),
     "portfolio_margin": Polled(
@@ -275,11 +306,14 @@ def patch_balance(info: Any, message: Any) -> Any:
     """The raw REST answer `info` with the balances an event names patched; assets it does not
     name keep their REST rows, and debt fields always do. Which answer `info` is follows from
     its shape: a list is `/papi/v1/balance`, `balances` `/api/v3/account`, `userAssets`
-    `/sapi/v1/margin/account`, `assets` `/fapi/v3/account`. Other events change nothing."""
+    `/sapi/v1/margin/account`, `assets` `/fapi/v3/account` (with account totals) or
+    `/dapi/v1/account` (COIN-M: without). Other events change nothing."""
     event = message.get("e") if isinstance(message, Mapping) else None
     if event == "ACCOUNT_UPDATE":
         if isinstance(info, list):
             return _patch_portfolio_futures(info, message)
+        if binance_coinm.is_account(info):
+            return binance_coinm.patch(info, message)
         return _patch_usdm(info, message)
     if event != "outboundAccountPosition":
         return info
@@ -357,8 +391,9 @@ def _patch_portfolio_futures(info: list[Any], message: Mapping[str, Any]) -> lis
 
 
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (the
-    venue keeps the REST row's other fields, e.g. the leverage); none of portfolio margin's
+    """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (COIN-M's
+    stream: `/dapi/v1/positionRisk` rows; the venue keeps the REST row's other fields, e.g. the
+    leverage); none of portfolio margin's
     COIN-M (`fs` "CM"), whose positions are not read. The push has no mark price nor notional:
     both read empty, never the REST row's, which is older than the push (a stale mark as the
     contract's fallback price, a notional of another size)."""
@@ -378,6 +413,7 @@ def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
             "isolatedWallet": row.get("iw", "0"),
             "markPrice": "",
             "notional": "",
+            "notionalValue": "",  # COIN-M's
         }
         for row in rows(_get(_get(message, "a"), "P"), "a.P")
     ]

@@ -168,6 +168,7 @@ def position(
     market_id, market_type = market_ref(market)
     pos_side = str(raw.get("posSide") or "net")
     long = pos_side == "long" or (pos_side == "net" and pos > 0)
+    margin_mode = str(raw.get("mgnMode") or "cross")
     mark, notional = optional(raw, "markPx"), optional(raw, "notionalUsd")
     if notional is not None and (inverse or mark is not None):
         size = pos * contract_size
@@ -185,13 +186,23 @@ def position(
             unrealized_pnl=number(raw, "upl", default=ZERO),
             liquidation_price=optional(raw, "liqPx"),
             leverage=optional(raw, "lever"),
-            margin_mode=str(raw.get("mgnMode") or "cross"),
+            margin_mode=margin_mode,
             position_side=pos_side,
             inverse=inverse,
             market_id=market_id,
             market_type=market_type,
-        )
+        ),
+        line_id=_line_id(symbol, margin_mode, pos_side),
     )
+
+
+def _line_id(symbol: str, margin_mode: str, pos_side: str) -> str:
+    """A swap or future position's line id. OKX keeps a cross and an isolated position of one
+    instrument and side apart (each its own `posId`; `position_key`): an isolated one's id names
+    its margin mode. (A cross one's keeps the `symbol:side` every exchange's has.)"""
+    if margin_mode == "isolated":
+        return f"{symbol}:isolated:{pos_side}"
+    return f"{symbol}:{pos_side}"
 
 
 def _margin(lines: Lines, raw: Mapping[str, Any], acct_lv: str) -> None:

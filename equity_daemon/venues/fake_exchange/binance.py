@@ -1,10 +1,11 @@
 """Binance as ccxt 4.5 calls it: spot, cross and isolated margin, USDⓈ-M futures, funding and
 portfolio-margin balances, USDⓈ-M positions (also as portfolio margin's UM positions, from the
-same `FakeState.positions`), deposit and withdrawal history, tickers and marks.
+same `FakeState.positions`: the linear ones), deposit and withdrawal history, tickers and marks;
+COIN-M futures (`/dapi`, the inverse positions) in `binance_coinm`.
 
 Accounts: `spot`, `margin` (cross), `isolated/<SYMBOL>` (e.g. `isolated/ETHUSDT`), `futures`
-(USDⓈ-M), `funding`, `portfolio`. Numbers are strings, as Binance sends them, except where
-Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
+(USDⓈ-M), `funding`, `portfolio`, `coinm` (COIN-M). Numbers are strings, as Binance sends them,
+except where Binance itself sends JSON numbers (leverage brackets, times, deposit statuses).
 
 User-data streams, as ccxt.pro follows them (`push(topic)` sends from the current state):
 
@@ -15,6 +16,7 @@ User-data streams, as ccxt.pro follows them (`push(topic)` sends from the curren
 * `spot`: socket `/ws-api/v3`, `userDataStream.subscribe.signature`; `outboundAccountPosition`.
 * `margin`: `POST /sapi/v1/userListenToken`, then `/ws-api/v3`,
   `userDataStream.subscribe.listenToken`; `outboundAccountPosition`.
+* `coinm`: `POST /dapi/v1/listenKey`, socket `/ws/<listenKey>`; `ACCOUNT_UPDATE`.
 
 Listen-key and listen-token requests need only the API-key header, as on Binance. The websocket
 API answers each `{id, method, params}` with `{id, status, result | error}` and wraps every event
@@ -36,6 +38,12 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from equity_daemon.venues.fake_exchange.binance_coinm import (
+    COINM,
+    CoinMargined,
+    exchange_info,
+    futures_asset,
+)
 from equity_daemon.venues.fake_exchange.server import (
     Json,
     Route,
@@ -86,7 +94,7 @@ TOKEN_VALIDITY_MS = 86_400_000  # a listen token's default (and longest) life: 2
 SUBSCRIPTION_ID = 0
 
 
-class BinanceDialect(StreamingDialect):
+class BinanceDialect(CoinMargined, StreamingDialect):
     name = "binance"
 
     def __init__(self, state: FakeState) -> None:
@@ -123,6 +131,9 @@ class BinanceDialect(StreamingDialect):
             Route("POST", "/papi/v1/listenKey", self.new_listen_key),
             Route("PUT", "/papi/v1/listenKey", self.keep_listen_key),
             Route("POST", "/sapi/v1/userListenToken", self.new_listen_token),
+            *self.coinm_routes(),
+            Route("POST", "/dapi/v1/listenKey", self.new_listen_key),
+            Route("PUT", "/dapi/v1/listenKey", self.keep_listen_key),
         )
 
     def websockets(self) -> Sequence[tuple[str, WebsocketHandler]]:
@@ -130,8 +141,15 @@ class BinanceDialect(StreamingDialect):
             ("/private/ws", self.serve_stream),
             ("/pm/ws/{listenKey}", self.serve_stream),
             ("/ws-api/v3", self.serve_stream),
-            ("/ws/{n}", self.serve_public_stream),
+            ("/ws/{n}", self.serve_ws),
         )
+
+    async def serve_ws(self, request: web.Request) -> web.StreamResponse:
+        """`/ws/<n>`: a market stream (ccxt numbers them), or COIN-M's user-data stream when `n`
+        is a listen key (`base_url` puts both stream hosts' `/ws` on this one server)."""
+        if request.match_info["n"] in self.listen_keys:
+            return await self.serve_stream(request)
+        return await self.serve_public_stream(request)
 
     # -- the USDⓈ-M user-data stream -----------------------------------------------------------
 
@@ -157,16 +175,20 @@ class BinanceDialect(StreamingDialect):
         return {"token": token, "expirationTime": self.state.now_ms() + TOKEN_VALIDITY_MS}
 
     def opened(self, stream: Stream, request: web.Request) -> bool:
-        """A user-data socket (`/private/ws?listenKey=…`, `/pm/ws/<listenKey>`) follows its
-        account from the start, if its key is valid; a websocket-API or market one subscribes
-        later."""
+        """A user-data socket (`/private/ws?listenKey=…`, `/pm/ws/<listenKey>`,
+        `/ws/<listenKey>`) follows its account from the start, if its key is valid; a
+        websocket-API or market one subscribes later."""
         if stream.public or request.path.startswith("/ws-api/"):
             return True
-        key = request.match_info.get("listenKey") or request.query.get("listenKey", "")
+        info = request.match_info
+        key = info.get("listenKey") or info.get("n") or request.query.get("listenKey", "")
         if key not in self.listen_keys:
             return False
         stream.authenticated = True
-        stream.topics.add("portfolio" if "listenKey" in request.match_info else "account")
+        if request.path.startswith("/pm/"):
+            stream.topics.add("portfolio")
+        else:
+            stream.topics.add(COINM if request.path.startswith("/ws/") else "account")
         self._keys[stream.id] = key
         return True
 
@@ -234,6 +256,8 @@ class BinanceDialect(StreamingDialect):
         if ticker is not None:
             return [ticker]
         match topic:
+            case "coinm":
+                return [self.coinm_update(coins)]
             case "account":
                 return [self._account_update(self._wallets("futures", coins))]
             case "portfolio":
@@ -270,6 +294,7 @@ class BinanceDialect(StreamingDialect):
                 "ma": p.settle,
             }
             for p in self.state.positions
+            if not p.inverse  # COIN-M's are in its own stream
         ]
         event: dict[str, Json] = {"e": "ACCOUNT_UPDATE", "E": now, "T": now}
         if fs is not None:  # portfolio margin: which futures account (UM or CM)
@@ -338,13 +363,7 @@ class BinanceDialect(StreamingDialect):
         return {"serverTime": self.state.now_ms()}
 
     def spot_info(self, query: Mapping[str, str]) -> Json:
-        return {
-            "timezone": "UTC",
-            "serverTime": self.state.now_ms(),
-            "rateLimits": [],
-            "exchangeFilters": [],
-            "symbols": [self._spot_symbol(m) for m in self.state.markets],
-        }
+        return exchange_info(self.state, [self._spot_symbol(m) for m in self.state.markets])
 
     def _spot_symbol(self, market: Market) -> Json:
         return {
@@ -366,17 +385,12 @@ class BinanceDialect(StreamingDialect):
         }
 
     def futures_info(self, query: Mapping[str, str]) -> Json:
-        return {
-            "timezone": "UTC",
-            "serverTime": self.state.now_ms(),
+        return exchange_info(self.state, [self._perp_symbol(m) for m in self.state.perps()]) | {
             "futuresType": "U_MARGINED",
-            "rateLimits": [],
-            "exchangeFilters": [],
             "assets": [
                 {"asset": quote, "marginAvailable": True, "autoAssetExchange": "0"}
                 for quote in sorted({m.quote for m in self.state.perps()})
             ],
-            "symbols": [self._perp_symbol(m) for m in self.state.perps()],
         }
 
     def _perp_symbol(self, market: Market) -> Json:
@@ -561,7 +575,7 @@ class BinanceDialect(StreamingDialect):
         now = self.state.now_ms()
 
         def usd(pick: str) -> str:  # multi-assets mode: every asset, in USD; else only USDT
-            rows = ((a, _futures_asset(a, h, now)[pick]) for a, h in held.items())
+            rows = ((a, futures_asset(a, h, now)[pick]) for a, h in held.items())
             counted = (r for r in rows if self.state.multi_assets or r[0] == "USDT")
             return num(sum((Decimal(v) * self.state.usd(a) for a, v in counted), ZERO))
 
@@ -577,7 +591,7 @@ class BinanceDialect(StreamingDialect):
             "totalCrossUnPnl": usd("crossUnPnl"),
             "availableBalance": usd("availableBalance"),
             "maxWithdrawAmount": usd("maxWithdrawAmount"),
-            "assets": [_futures_asset(a, h, now) for a, h in held.items()],
+            "assets": [futures_asset(a, h, now) for a, h in held.items()],
             "positions": [
                 {
                     "symbol": p.base + p.settle,
@@ -592,6 +606,7 @@ class BinanceDialect(StreamingDialect):
                     "updateTime": p.updated_ms,
                 }
                 for p in self.state.positions
+                if not p.inverse
             ],
         }
 
@@ -700,7 +715,7 @@ class BinanceDialect(StreamingDialect):
         ]
 
     def position_risk(self, query: Mapping[str, str]) -> Json:
-        return [self._risk(p) for p in self.state.positions if p.size]
+        return [self._risk(p) for p in self.state.positions if p.size and not p.inverse]
 
     def _risk(self, p: FakePosition) -> Json:
         mark = self.state.position_mark(p)
@@ -746,7 +761,7 @@ class BinanceDialect(StreamingDialect):
                 "updateTime": p.updated_ms,
             }
             for p in self.state.positions
-            if p.size
+            if p.size and not p.inverse
         ]
 
     # -- money in transit ----------------------------------------------------------------------
@@ -802,26 +817,6 @@ def _one_or_all(rows: list[Json], query: Mapping[str, str]) -> Json:
         return rows
     found = [row for row in rows if row["symbol"] == symbol]
     return found[0] if found else {"code": -1121, "msg": "Invalid symbol."}
-
-
-def _futures_asset(asset: str, h: Holding, now: int) -> dict[str, Json]:
-    margin_balance = h.balance + h.unrealized_pnl
-    available = margin_balance - h.initial_margin
-    return {
-        "asset": asset,
-        "walletBalance": num(h.balance),
-        "unrealizedProfit": num(h.unrealized_pnl),
-        "marginBalance": num(margin_balance),
-        "maintMargin": num(h.maint_margin),
-        "initialMargin": num(h.initial_margin),
-        "positionInitialMargin": num(h.initial_margin),
-        "openOrderInitialMargin": "0",
-        "crossWalletBalance": num(h.balance),
-        "crossUnPnl": num(h.unrealized_pnl),
-        "availableBalance": num(available),
-        "maxWithdrawAmount": num(available),
-        "updateTime": now,  # ccxt skips an asset whose updateTime is 0
-    }
 
 
 def _signed_params(params: Mapping[str, Json]) -> bool:

@@ -517,7 +517,7 @@ class OkxDialect(StreamingDialect):
         return {
             "instType": "SWAP",
             "instId": _inst_id(Market(p.base, p.settle), swap=True),
-            "mgnMode": "cross",
+            "mgnMode": p.margin_mode,
             "posSide": "net",
             "pos": num(p.size / contract_value(p.base)),
             "posCcy": "",
@@ -540,7 +540,7 @@ class OkxDialect(StreamingDialect):
             "liabCcy": "",
             "interest": "",
             "adl": "1",
-            "posId": f"{p.base}{p.settle}",
+            "posId": f"{p.base}{p.settle}{p.margin_mode}",
             "cTime": str(p.updated_ms),
             "uTime": now,
             "realizedPnl": "0",

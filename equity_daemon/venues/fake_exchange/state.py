@@ -67,8 +67,8 @@ class Holding:
 class FakePosition:
     """A linear perpetual: `size` in base units (+ long, - short), settled in `settle`.
 
-    `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`; only the Bybit fake serves
-    those): `size` in USD contracts of 1 USD, settled in the base coin (`settle` = `base`).
+    `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`, Binance COIN-M's `BTCUSD_PERP`):
+    `size` in USD, settled in the base coin (`settle` = `base`).
     `mark_price` None: the exchange's current mark price for the base is used.
     `liquidation_price` None: the exchange's "none" (Binance "0", Bybit and OKX "").
     `session_price`: the price of the last session settlement (`FakeState.settle_session`);
@@ -85,6 +85,7 @@ class FakePosition:
     updated_ms: int = 1_700_000_000_000
     inverse: bool = False
     session_price: Decimal | None = None
+    margin_mode: str = "cross"  # OKX holds a cross and an isolated position of one swap apart
 
     @property
     def basis(self) -> Decimal:

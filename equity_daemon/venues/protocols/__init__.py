@@ -55,6 +55,10 @@ class Readout:
     nft_balances: dict[tuple[str, str], int] = field(default_factory=dict)
     # PriorityWithdrawalQueue nonces, by (holder, queue contract)
     queue_nonces: dict[tuple[str, str], int] = field(default_factory=dict)
+    # withdrawal requests closed for good (claimed, cancelled) by this block, by (holder,
+    # contract): NFT request ids, and PriorityWithdrawalQueue request hashes
+    closed_requests: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    closed_queued: dict[tuple[str, str], set[bytes]] = field(default_factory=dict)
 
 
 class Reader(Protocol):

@@ -8,7 +8,9 @@ is finalized and valid in `details`. An address may hold requests in several NFT
 `line_id`, as ids repeat across contracts. `WeETHWithdrawAdapter.requestWithdraw` mints the
 same NFT to its recipient, so its requests are found like any other. A request whose NFT is
 burned (claimed: `ownerOf` reverts) or no longer ours drops out; an invalidated one stays, with
-`valid = false` in its details, as value at risk.
+`valid = false` in its details, as value at risk. A request that was made by the block read
+(its id below the NFT's `nextRequestId()`) and is burned is closed for good: the readout says
+so (`Readout.closed_requests`), and the venue stops reading it.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def weeth_rate(weeth: str) -> RateReader:
 
 @dataclass(frozen=True, slots=True)
 class WithdrawalReader:
-    """The withdrawal requests of `address` on the `nft` contract; with `count`, also how many
-    request NFTs it holds (more than the lines read: ids not known yet, scan the logs)."""
+    """The withdrawal requests of `address` on the `nft` contract; with `count` (its mint logs
+    are scanned), also how many request NFTs it holds (more than the lines read: ids not known
+    yet, scan the logs) and which requests were made by the block read (`nextRequestId`)."""
 
     address: str
     nft: str
@@ -80,6 +83,9 @@ class WithdrawalReader:
                 Call.of(self.nft, "getRequest(uint256)", request, returns=_REQUEST),
                 Call.of(self.nft, "isFinalized(uint256)", request, returns=("bool",)),
             ]
+        if self.count and self.request_ids:
+            # which were made by the block read: one found in logs and burned since is closed
+            calls.append(Call.of(self.nft, "nextRequestId()", returns=("uint256",)))
         if self.count:
             calls.append(
                 Call.of(self.nft, "balanceOf(address)", self.address, returns=("uint256",))
@@ -90,8 +96,13 @@ class WithdrawalReader:
         if self.count:
             held = need(results[-1], f"{self.account}/withdrawal requests held")
             out.nft_balances[(self.address, self.nft)] = int(held)
+        checked = self.count and self.request_ids
+        made_before = _next_id(results[3 * len(self.request_ids)]) if checked else 0
         for index, request in enumerate(self.request_ids):
             owner, data, finalized = results[3 * index : 3 * index + 3]
+            if not owner.ok and request < made_before:
+                # made by this block and burned since: claimed, it never comes back
+                out.closed_requests.setdefault((self.address, self.nft), set()).add(request)
             if not owner.ok or str(owner.value).lower() != self.address.lower():
                 continue  # claimed (burned) or transferred away: not ours any more
             what = f"{self.account}/withdrawal request {request}"
@@ -115,13 +126,20 @@ class WithdrawalReader:
             )
 
 
+def _next_id(result: CallResult) -> int:
+    """`nextRequestId()`, or 0 (no request known to be made) from an NFT without it: its
+    burned requests are then read on, never taken for closed on a guess."""
+    return int(result.value) if result.ok else 0
+
+
 # --- PriorityWithdrawalQueue ---------------------------------------------------------------
 # Whitelisted addresses' requests, kept in the queue's own sets by the hash of the request
 # struct (no NFT): found from its `WithdrawRequestCreated` logs (user indexed), each then
 # confirmed with `requestExists` / `isFinalized` at the block read. A claimed, cancelled or
-# invalidated request leaves the sets (its eETH or ETH went back to the user) and drops out.
-# The queue's global `nonce()` moves with every request: read each fetch, a change means the
-# logs since the last scan may hold a new request of ours.
+# invalidated request leaves the sets (its eETH or ETH went back to the user) and drops out;
+# made by the block read (its nonce below the queue's) and gone, it is closed for good
+# (`Readout.closed_queued`). The queue's global `nonce()` moves with every request: read each
+# fetch, a change means the logs since the last scan may hold a new request of ours.
 
 QUEUE_CREATED = keccak(
     text="WithdrawRequestCreated(bytes32,address,uint96,uint96,uint96,uint32,uint32)"
@@ -131,11 +149,13 @@ _QUEUED_DATA = ("uint96", "uint96", "uint96", "uint32", "uint32")
 
 @dataclass(frozen=True, slots=True)
 class QueuedRequest:
-    """A request in the PriorityWithdrawalQueue: its id (hash) and amounts, from its log."""
+    """A request in the PriorityWithdrawalQueue: its id (hash), amounts and the queue's nonce
+    it was made with, from its log."""
 
     request_id: bytes
     amount_of_eeth: int
     amount_with_fee: int
+    nonce: int
 
 
 def queue_topics(holder: str) -> list[bytes | None]:
@@ -152,10 +172,10 @@ def queued_requests(logs: list[tuple[list[bytes], bytes]]) -> list[QueuedRequest
     found = []
     for topics, data in logs:
         try:
-            amount, _shares, with_fee, _nonce, _created = decode(_QUEUED_DATA, data)
+            amount, _shares, with_fee, nonce, _created = decode(_QUEUED_DATA, data)
         except DecodingError:
             raise ReadFailed(f"a WithdrawRequestCreated log of {len(data)} bytes") from None
-        found.append(QueuedRequest(topics[1], int(amount), int(with_fee)))
+        found.append(QueuedRequest(topics[1], int(amount), int(with_fee), int(nonce)))
     return found
 
 
@@ -184,13 +204,16 @@ class PriorityQueueReader:
         return calls
 
     def read(self, results: Sequence[CallResult], out: Readout) -> None:
-        nonce = need(results[-1], f"{self.account}/priority queue nonce")
-        out.queue_nonces[(self.address, self.queue)] = int(nonce)
+        nonce = int(need(results[-1], f"{self.account}/priority queue nonce"))
+        out.queue_nonces[(self.address, self.queue)] = nonce
         for index, request in enumerate(self.requests):
             exists, finalized = results[2 * index : 2 * index + 2]
             hexid = "0x" + request.request_id.hex()
             what = f"{self.account}/priority withdrawal {hexid}"
             if not need(exists, what):
+                if request.nonce < nonce:  # made by this block: gone for good
+                    closed = out.closed_queued.setdefault((self.address, self.queue), set())
+                    closed.add(request.request_id)
                 continue  # claimed, cancelled or invalidated: not pending any more
             out.positions.append(
                 Position(
