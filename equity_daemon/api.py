@@ -84,13 +84,16 @@ class EquityTracker:
         return self._daemon.latest(book)
 
     def equity(self, book: str | None = None) -> Decimal:
-        return self._complete(book).equity
+        snap = self._complete(book)
+        return _known(snap.book, {"equity": snap.equity})["equity"]
 
     def by_venue(self, book: str | None = None) -> Mapping[str, Decimal]:
-        return self._complete(book).equity_by_venue
+        snap = self._complete(book)
+        return _known(snap.book, snap.equity_by_venue)
 
     def by_asset(self, book: str | None = None) -> Mapping[str, Decimal]:
-        return self._complete(book).equity_by_asset
+        snap = self._complete(book)
+        return _known(snap.book, snap.equity_by_asset)
 
     def _complete(self, book: str | None) -> Snapshot:
         snap = self._daemon.latest(book)
@@ -105,6 +108,14 @@ class EquityTracker:
         if age > self._daemon.stale_after:
             raise StaleEquity(name, age, self._daemon.stale_after)
         return snap
+
+
+def _known(book: str, figures: Mapping[str, Decimal | None]) -> dict[str, Decimal]:
+    """The figures, or `IncompleteEquity` if one is unknown (a complete snapshot has none)."""
+    unknown = sorted(name for name, value in figures.items() if value is None)
+    if unknown:
+        raise IncompleteEquity(book, f"unknown: {', '.join(unknown)}")
+    return {name: value for name, value in figures.items() if value is not None}
 
 
 async def _run_then_close(

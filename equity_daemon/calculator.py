@@ -1,6 +1,6 @@
 """The equity calculator: venue states + quotes + now -> `Snapshot`. Pure and O(positions).
 
-    equity = assets - debt, in the share-class currency
+    equity = assets - debt + unrealized_pnl, in the share-class currency
 
 * `asset` lines add their value; a negative `asset` amount is debt (spec-notes row 15).
 * `debt` lines subtract the absolute value of their amount.
@@ -16,7 +16,11 @@
   earlier snapshot used, which the caller remembers), marked `stale`; the snapshot is incomplete
   with a `stale_price` problem giving that price's age. Only an asset never priced is
   `unpriced`: its lines are left out of the totals, never valued at zero (row 4), and listed in
-  `unvalued`, so readers know the equity is partial rather than low.
+  `unvalued`, and the equity is unknown (None) rather than low.
+* A line whose price is suspect (its sources disagree) is valued at the last price they agreed
+  on (the last good price, marked `stale` and `suspect`), never at one side of the
+  disagreement; with none, it is left out like an unpriced line, and when that is the only gap
+  the snapshot shows what each side would make the equity (`equity_candidates`).
 * Every line value is rounded to `VALUE_QUANTUM` before it is summed: the totals, the venue
   breakdown and the asset breakdown then add up exactly.
 * A venue keeps counting with its last good report. When that report is older than the venue's
@@ -24,6 +28,9 @@
   `stale_venue` when fetches succeed but stopped arriving (row 5). A failure while the last good
   report is still fresh shows in the venue's status (`failing`) without making the book incomplete:
   a single timeout is not an outage.
+* A venue with no good report at all leaves the equity unknown, never a sum without it
+  (`holdings`: it is `waiting` for its max age from when the daemon began following it, then
+  `failed`). What a gap makes unknown is `unknown.Gaps`.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from equity_daemon.holdings import age_text, holdings
 from equity_daemon.model import (
     EXCLUDED_KINDS,
+    EquityCandidate,
     ExcludedLine,
     Position,
     PositionKind,
@@ -48,11 +57,11 @@ from equity_daemon.model import (
     ShareClass,
     Snapshot,
     VenueState,
-    VenueSummary,
     decimal_str,
 )
 from equity_daemon.pegs import Peg, apply_pegs
 from equity_daemon.prices import PRICE_PRECISION, PriceTable, Quote, QuoteFailure, resolve
+from equity_daemon.unknown import Gaps
 
 ZERO = Decimal(0)
 # One wei in an ETH share class, far below a cent in USDT: rounding each line value to it keeps
@@ -61,14 +70,6 @@ VALUE_PLACES = 18
 VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_PLACES)
 _QUANTIZABLE_BELOW = PRICE_PRECISION - VALUE_PLACES  # adjusted exponent of the largest value
 _NO_PRICES: Mapping[str, PriceUsed] = MappingProxyType({})
-
-# (latest fetch succeeded, last good report within max age) -> the venue's status
-_STATUS = {
-    (True, True): "ok",
-    (True, False): "stale",
-    (False, True): "failing",
-    (False, False): "failed",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +118,24 @@ def calculate(
             previously_suspect=previously_suspect,
             quote_failures=quote_failures,
         )
-        summaries, problems, positions, reported = _venue_positions(venues, now, limits)
+        held = holdings(venues, now, limits.max_age_of)
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
-        totals.add_all(positions)
-        reconciliations = tuple(totals.reconcile(venue, total) for venue, total in reported)
+        totals.add_all(held.positions)
+        reconciliations = tuple(totals.reconcile(venue, total) for venue, total in held.reported)
+        problems = held.problems
         problems.extend(totals.unpriced_problems(share_class, table, now))
         problems.extend(totals.stale_problems(share_class, now))
-        problems.extend(totals.suspect_problems(table))
-        equity = totals.assets - totals.debt + totals.pnl
+        problems.extend(totals.suspect_problems(table, now))
+        gaps = Gaps(held.unreported, tuple(totals.unvalued), frozenset(totals.unvalued_assets))
+        known = gaps.figures(
+            totals.assets,
+            totals.debt,
+            totals.pnl,
+            totals.by_venue,
+            totals.by_asset,
+            totals.by_account,
+        )
+        candidates = () if held.unreported or totals.unpriced else totals.candidates(table)
 
     problems.sort(key=lambda p: (p.kind, p.subject))
     return Snapshot(
@@ -132,16 +143,18 @@ def calculate(
         share_class=share_class,
         at=now,
         sequence=sequence,
-        total_assets=totals.assets,
-        total_debt=totals.debt,
-        unrealized_pnl=totals.pnl,
-        equity=equity,
-        equity_by_venue=dict(sorted(totals.by_venue.items())),
-        equity_by_asset=dict(sorted(totals.by_asset.items())),
-        equity_by_account=totals.by_venue_account(),
+        total_assets=known.assets,
+        total_debt=known.debt,
+        unrealized_pnl=known.unrealized_pnl,
+        equity=known.equity,
+        equity_candidates=candidates,  # what each side of a dispute would make an unknown one
+        equity_by_venue=known.by_venue,
+        equity_by_asset=known.by_asset,
+        equity_by_account=known.by_account,
+        unreported=held.unreported,
         excluded=tuple(totals.excluded),
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
-        venues=tuple(summaries),
+        venues=tuple(held.summaries),
         problems=tuple(problems),
         unvalued=tuple(totals.unvalued),
         ignored=tuple(totals.ignored),
@@ -150,42 +163,6 @@ def calculate(
         reconciliations=reconciliations,
         pegs=peg_checks,
     )
-
-
-def _venue_positions(
-    venues: Sequence[VenueState], now: datetime, limits: Limits
-) -> tuple[list[VenueSummary], list[Problem], list[Position], list[tuple[str, ReportedTotal]]]:
-    summaries: list[VenueSummary] = []
-    problems: list[Problem] = []
-    positions: list[Position] = []
-    reported: list[tuple[str, ReportedTotal]] = []
-    for state in sorted(venues, key=lambda s: s.venue):
-        latest, good = state.latest, state.last_good
-        age = None if good is None else now - good.data_time
-        fresh = age is not None and age <= limits.max_age_of(state.venue)
-        status = _STATUS[(latest.ok, fresh)]
-        if status == "stale":
-            detail = f"last report is {_age_text(age)} old"
-            problems.append(Problem(ProblemKind.STALE_VENUE, state.venue, detail, age))
-        elif status == "failed":
-            since = "never succeeded" if age is None else f"last good {_age_text(age)} ago"
-            detail = f"{latest.error} ({since})"
-            problems.append(Problem(ProblemKind.FAILED_VENUE, state.venue, detail, age))
-        summaries.append(
-            VenueSummary(
-                venue=state.venue,
-                status=status,
-                fetched_at=None if good is None else good.fetched_at,
-                age=age,
-                block_number=None if good is None else good.block_number,
-                error=latest.error,
-                note=state.note,
-            )
-        )
-        if good is not None:
-            positions.extend(good.positions)
-            reported.extend((state.venue, total) for total in good.reported)
-    return summaries, problems, positions, reported
 
 
 class _Totals:
@@ -217,29 +194,54 @@ class _Totals:
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
         self.used_prices: dict[str, PriceUsed] = {}
+        self.equity_prices: dict[str, PriceUsed | None] = {}
         self.unpriced: dict[str, set[str]] = {}
-        self.in_equity: set[str] = set()
+        # assets of lines left out that have a fresh price (suspect, with no agreed price to
+        # fall back on; or a perpetual's leg whose partner has none), and the signed amounts of
+        # those lines (for `candidates`)
+        self.disputed: dict[str, list[Decimal]] = {}
+        # such legs with only a last good price: their value, the same in every candidate
+        self.aside = ZERO
+        # the breakdown assets (`equity_by_asset` keys) of the lines left out
+        self.unvalued_assets: set[str] = set()
 
-    def price_of(self, symbol: str, *, stale_ok: bool = False) -> Decimal | None:
-        """The fresh price, or with `stale_ok` the last good one marked stale; None if neither.
+    def price_of(self, symbol: str) -> Decimal | None:
+        """The fresh price (suspect or not) for a line beside equity; None without one.
 
-        Only equity lines take a stale price: an excluded line or a hedge's PnL is not worth an
-        incomplete book, and stays unvalued instead.
+        An excluded line or a hedge's PnL is not worth an incomplete book: it takes no stale
+        price, and a disagreement on it makes nothing suspect (`suspect_problems`).
         """
-        used = self.used_prices.get(symbol)
-        if used is not None and (stale_ok or not used.stale):
-            return used.price
         price = self.prices.get(symbol)
-        if price is None and stale_ok and symbol in self.last_good:
-            price = replace(self.last_good[symbol], stale=True)
         if price is None:
             return None
-        self.used_prices[symbol] = price
+        self.used_prices.setdefault(symbol, price)  # an equity line's choice stays the one shown
         return price.price
+
+    def equity_price(self, symbol: str) -> PriceUsed | None:
+        """The price a line in equity is valued at: the fresh one when its sources agree; else
+        the last good one (the last clean price an earlier snapshot used), marked `stale`, and
+        `suspect` when the fresh one is; None when there is none: the line is left out.
+
+        One side of a disagreement is never the equity: the last price both sides agreed on
+        is a figure somebody vouched for, named and aged like a stale one.
+        """
+        if symbol in self.equity_prices:
+            return self.equity_prices[symbol]
+        fresh = self.prices.get(symbol)
+        chosen = fresh
+        if fresh is None or fresh.suspect:
+            last = self.last_good.get(symbol)
+            chosen = None if last is None else replace(last, stale=True, suspect=fresh is not None)
+        self.equity_prices[symbol] = chosen
+        if chosen is not None:
+            self.used_prices[symbol] = chosen
+        elif fresh is not None:  # shown, flagged suspect, beside the candidates it gives
+            self.used_prices.setdefault(symbol, fresh)
+        return chosen
 
     def add_all(self, positions: Iterable[Position]) -> None:
         """Every position; the legs of each perpetual (`unrealized_pnl` lines sharing a line
-        id) together: when one of them has no price at all, none is valued."""
+        id) together: when one of them has no price to be valued at, none is valued."""
         legs: dict[tuple[str, str, str], list[Position]] = {}
         for position in positions:
             pnl = position.kind is PositionKind.UNREALIZED_PNL and position.line_id is not None
@@ -249,15 +251,13 @@ class _Totals:
             else:
                 self.add(position)
         for group in legs.values():
-            prices = [self.price_of(leg.asset.symbol, stale_ok=True) for leg in group]
+            prices = [self.equity_price(leg.asset.symbol) for leg in group]
             if all(price is not None for price in prices):
                 for leg in group:
                     self.add(leg)
                 continue
             for leg, price in zip(group, prices, strict=True):
-                if price is None:
-                    self.unpriced.setdefault(leg.asset.symbol, set()).add(leg.venue)
-                self.unvalued.append(PositionLine.of(leg))
+                self._leave_out(leg, leg.amount, price)  # a priced one is only half a uPnL
         # a hedge's uPnL is the one in equity (its legs' at its mark) where they were valued,
         # else the exchange's own figure of its read
         for index, key in self.hedge_lines.items():
@@ -280,23 +280,20 @@ class _Totals:
             return
         if position.amount == 0:
             return
-        price = self.price_of(symbol, stale_ok=True)
-        if price is None:
-            self.unpriced.setdefault(symbol, set()).add(venue)
-            self.unvalued.append(PositionLine.of(position))
-            return
-        self.in_equity.add(symbol)
         amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
-        value = _value(amount, price)
-        breakdown = symbol
+        price = self.equity_price(symbol)
+        if price is None:
+            self._leave_out(position, amount)
+            return
+        value = _value(amount, price.price)
         if position.kind is PositionKind.UNREALIZED_PNL:
             self.pnl += value
-            breakdown = str(position.details.get("contract_asset", symbol))
         elif value >= 0:
             self.assets += value
         else:
             self.debt -= value
         self.by_venue[venue] = self.by_venue.get(venue, ZERO) + value
+        breakdown = _breakdown_asset(position)
         self.by_asset[breakdown] = self.by_asset.get(breakdown, ZERO) + value
         account = (venue, position.account)
         self.by_account[account] = self.by_account.get(account, ZERO) + value
@@ -304,15 +301,25 @@ class _Totals:
             line = (venue, position.account, position.line_id)
             self.by_line[line] = self.by_line.get(line, ZERO) + value
         if position.kind is PositionKind.ASSET:
-            line = (venue, position.account, symbol)
-            self.account_assets[line] = self.account_assets.get(line, ZERO) + value
+            held = (venue, position.account, symbol)
+            self.account_assets[held] = self.account_assets.get(held, ZERO) + value
 
-    def by_venue_account(self) -> dict[str, dict[str, Decimal]]:
-        """Equity by venue, then by account (a chain venue's accounts are its protocols)."""
-        nested: dict[str, dict[str, Decimal]] = {}
-        for (venue, account), value in sorted(self.by_account.items()):
-            nested.setdefault(venue, {})[account] = value
-        return nested
+    def _leave_out(
+        self, position: Position, amount: Decimal, price: PriceUsed | None = None
+    ) -> None:
+        """A line in equity left out: it has no price to be valued at (unpriced, or a fresh
+        price whose sources disagree and none they agreed on), or, with its `price`, it is a
+        perpetual's leg whose partner has none. Each candidate values a line with a fresh
+        price as its side would, and one with only a last good price at that price."""
+        symbol = position.asset.symbol
+        if symbol in self.prices:
+            self.disputed.setdefault(symbol, []).append(amount)
+        elif price is not None:
+            self.aside += _value(amount, price.price)
+        else:
+            self.unpriced.setdefault(symbol, set()).add(position.venue)
+        self.unvalued.append(PositionLine.of(position))
+        self.unvalued_assets.add(_breakdown_asset(position))
 
     def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
         """The account's equity lines as valued here, beside what the venue says they are worth.
@@ -325,10 +332,7 @@ class _Totals:
         the legs are valued at the venue's marks of its read on our side (`_at_venue_marks`).
         """
         price = self.price_of(total.currency)
-        computed = self.by_account.get((venue, total.account), ZERO) - sum(
-            (self.account_assets.get((venue, total.account, s), ZERO) for s in total.uncounted),
-            ZERO,
-        )
+        computed = self.by_account.get((venue, total.account), ZERO) - self._uncounted(venue, total)
         if total.computed_at_venue_prices is not None and price is not None:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)
@@ -350,6 +354,14 @@ class _Totals:
             unexplained_pnl=unexplained,
         )
 
+    def _uncounted(self, venue: str, total: ReportedTotal) -> Decimal:
+        """The value of the account's holdings of the assets `total` leaves out (a perpetual's
+        legs are uPnL lines, never holdings: `_at_venue_marks` handles them)."""
+        return sum(
+            (self.account_assets.get((venue, total.account, s), ZERO) for s in total.uncounted),
+            ZERO,
+        )
+
     def _at_venue_marks(
         self, venue: str, total: ReportedTotal, computed: Decimal, reported: Decimal | None
     ) -> tuple[Decimal, Decimal | None, Decimal | None, Decimal | None]:
@@ -361,15 +373,19 @@ class _Totals:
         account. So our side takes the legs out and puts in the positions' uPnL at the marks the
         venue's own answer gave them (`ReportedTotal.positions_pnl`): what is left to differ is
         the wallet and what the positions read do not explain. Without those figures our side
-        takes the venue's own uPnL (only the wallet is compared). Every uPnL is converted at
-        the book's prices of its currency; one without a fresh price leaves the total
-        uncompared.
+        takes the venue's own uPnL (only the wallet is compared). Our uPnL in a currency the
+        total leaves out (`ReportedTotal.uncounted`: a contract settled in a wallet outside it)
+        is outside it too. Every uPnL is converted at the book's prices of its currency; one
+        without a fresh price leaves the total uncompared.
         """
         account = (venue, total.account)
         legs = (self.by_line.get(line, ZERO) for line in self.hedge_ids if line[:2] == account)
         computed -= sum(legs, ZERO)
         theirs = self._pnl_value(total.unrealized_pnl or ())
-        ours = None if total.positions_pnl is None else self._pnl_value(total.positions_pnl)
+        ours = None
+        if total.positions_pnl is not None:
+            counted = [(c, pnl) for c, pnl in total.positions_pnl if c not in total.uncounted]
+            ours = self._pnl_value(counted)
         if theirs is None or (total.positions_pnl is not None and ours is None):
             return computed, None, None, None
         if ours is None:
@@ -429,7 +445,7 @@ class _Totals:
         self, share_class: ShareClass, table: PriceTable, now: datetime
     ) -> list[Problem]:
         stale = ", ".join(
-            f"{q.edge} from {q.source} is {_age_text(now - q.at)} old" for q in table.stale
+            f"{q.edge} from {q.source} is {age_text(now - q.at)} old" for q in table.stale
         )
         problems = []
         for symbol, venues in sorted(self.unpriced.items()):
@@ -446,28 +462,58 @@ class _Totals:
         """Every asset valued at its last good price, with that price, its path and its age."""
         problems = []
         for symbol, price in sorted(self.used_prices.items()):
-            if not price.stale:
+            if not price.stale or price.suspect:
                 continue
-            age = now - price.as_of
-            detail = (
-                f"no fresh price path to {share_class.value}; valued at its last good price "
-                f"{decimal_str(price.price)} via {' > '.join(price.path)} "
-                f"({', '.join(price.sources)}), {_age_text(age)} old"
-            )
-            problems.append(Problem(ProblemKind.STALE_PRICE, symbol, detail, age))
+            detail = f"no fresh price path to {share_class.value}; " + _held_at(price, now)
+            problems.append(Problem(ProblemKind.STALE_PRICE, symbol, detail, now - price.as_of))
         return problems
 
-    def suspect_problems(self, table: PriceTable) -> list[Problem]:
-        """Only prices that feed equity can make it untrustworthy; a hedge's cannot."""
-        return [
-            Problem(
-                ProblemKind.SUSPECT_PRICE,
-                symbol,
-                "; ".join(found.describe() for found in table.disagreements_on(price)),
-            )
-            for symbol, price in sorted(self.used_prices.items())
-            if price.suspect and symbol in self.in_equity
-        ]
+    def suspect_problems(self, table: PriceTable, now: datetime) -> list[Problem]:
+        """Only prices that feed equity can make it untrustworthy; a hedge's cannot. Each names
+        the disagreement, and the last agreed price used instead (or that there is none)."""
+        problems = []
+        for symbol, price in sorted(self.equity_prices.items()):
+            fresh = self.prices.get(symbol)
+            if fresh is None or not fresh.suspect:
+                continue
+            disagreement = "; ".join(found.describe() for found in table.disagreements_on(fresh))
+            if price is None:
+                detail = f"{disagreement}; no price they agreed on yet: left out of equity"
+                problems.append(Problem(ProblemKind.SUSPECT_PRICE, symbol, detail))
+                continue
+            detail = f"{disagreement}; {_held_at(price, now, 'last agreed')}"
+            age = now - price.as_of
+            problems.append(Problem(ProblemKind.SUSPECT_PRICE, symbol, detail, age))
+        return problems
+
+    def candidates(self, table: PriceTable) -> tuple[EquityCandidate, ...]:
+        """When the only lines left out are disputed: the equity as the used sources would
+        make it, and as the cross-checking ones would; () otherwise."""
+        if not self.disputed:
+            return ()
+        primary = checked = self.assets - self.debt + self.pnl + self.aside
+        used: set[str] = set()
+        others: set[str] = set()
+        for symbol, amounts in sorted(self.disputed.items()):
+            price = self.prices[symbol]
+            cross = table.cross_checked(price)
+            for amount in amounts:
+                primary += _value(amount, price.price)
+                checked += _value(amount, cross)
+            for found in table.disagreements_on(price):
+                used.add(found.used.source)
+                others.add(found.other.source)
+        return (
+            EquityCandidate(tuple(sorted(used)), primary),
+            EquityCandidate(tuple(sorted(others)), checked),
+        )
+
+
+def _breakdown_asset(position: Position) -> str:
+    """The `equity_by_asset` key of a line: its asset, or a perpetual's leg's contract."""
+    if position.kind is PositionKind.UNREALIZED_PNL:
+        return str(position.details.get("contract_asset", position.asset.symbol))
+    return position.asset.symbol
 
 
 def _value(amount: Decimal, price: Decimal) -> Decimal:
@@ -478,12 +524,8 @@ def _value(amount: Decimal, price: Decimal) -> Decimal:
     return value  # 10^32 units or more cannot be quantized at this precision; never raise on data
 
 
-def _age_text(age: timedelta | None) -> str:
-    if age is None:
-        return "unknown"
-    seconds = int(age.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
+def _held_at(price: PriceUsed, now: datetime, name: str = "last good") -> str:
+    return (
+        f"valued at its {name} price {decimal_str(price.price)} via {' > '.join(price.path)} "
+        f"({', '.join(price.sources)}), {age_text(now - price.as_of)} old"
+    )

@@ -9,7 +9,8 @@ The outbox delivers each target's events in the order they were committed (`even
 by their wall-clock dates: a clock stepped back must not let a later event jump the queue.
 
 A file keeps its schema version in `user_version`; opening an older file migrates it in one
-transaction (version 1 → 2: the events' commit sequence, dead letters), a newer one is refused.
+transaction (version 1 → 2: the events' commit sequence, dead letters; 3 → 4: an unknown equity
+is recorded as NULL), a newer one is refused.
 
 `synchronous=FULL` makes every commit durable, not only against a killed process but against a
 power cut; at one cycle a minute the cost is nothing.
@@ -41,10 +42,10 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 
 from equity_daemon.errors import HistoryUnavailable, StartupError
-from equity_daemon.model import EquityPoint, Snapshot, decimal_str
+from equity_daemon.model import EquityPoint, Snapshot, decimal_str_or_none
 from equity_daemon.monitor import Event, Reference
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # `seq` is the order events were committed in (writers take turns: BEGIN IMMEDIATE), and the
 # order the outbox delivers them in; `epoch` is only the wall clock, which can step back.
 # AUTOINCREMENT: a number is never handed out twice, even if the newest event were deleted.
@@ -69,19 +70,22 @@ CREATE TABLE venue_memory (
     updated REAL NOT NULL,
     PRIMARY KEY (venue, key)
 )"""
-SCHEMA = (
-    """
-CREATE TABLE snapshots (
+# `equity` is NULL when the snapshot's equity is unknown (`Snapshot.equity` None): never a zero
+SNAPSHOTS_TABLE = """
+CREATE TABLE {name} (
     book TEXT NOT NULL,
     sequence INTEGER NOT NULL,
     at TEXT NOT NULL,
     epoch REAL NOT NULL,
-    equity TEXT NOT NULL,
+    equity TEXT,
     complete INTEGER NOT NULL,
     doc BLOB NOT NULL,
     PRIMARY KEY (book, sequence)
-)""",
-    "CREATE INDEX snapshots_by_time ON snapshots (epoch)",
+)"""
+SNAPSHOTS_INDEX = "CREATE INDEX snapshots_by_time ON snapshots (epoch)"
+SCHEMA = (
+    SNAPSHOTS_TABLE.format(name="snapshots"),
+    SNAPSHOTS_INDEX,
     EVENTS_TABLE.format(name="events"),
     EVENTS_INDEX,
     """
@@ -121,6 +125,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE outbox ADD COLUMN dead REAL",
     ),
     2: (VENUE_MEMORY_TABLE,),
+    # version 3 required an equity: an unknown one must be recorded as NULL, not as a number
+    3: (
+        SNAPSHOTS_TABLE.format(name="snapshots_v4"),
+        "INSERT INTO snapshots_v4 (book, sequence, at, epoch, equity, complete, doc)"
+        " SELECT book, sequence, at, epoch, equity, complete, doc FROM snapshots",
+        "DROP TABLE snapshots",
+        "ALTER TABLE snapshots_v4 RENAME TO snapshots",
+        SNAPSHOTS_INDEX,
+    ),
 }
 # a new outbox row, and a dead letter sent again, are due at once, whatever the clock says
 DUE_AT_ONCE = 0.0
@@ -378,7 +391,7 @@ class HistoryDB:
                 snapshot.sequence,
                 at.isoformat(),
                 at.timestamp(),
-                decimal_str(snapshot.equity),
+                decimal_str_or_none(snapshot.equity),
                 int(snapshot.complete),
                 _pack(snapshot.to_json()),
             ),
@@ -422,7 +435,11 @@ class HistoryDB:
         query, params = self._range("SELECT at, equity, complete FROM snapshots", book, since, None)
         rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         return [
-            EquityPoint(datetime.fromisoformat(at), Decimal(equity), bool(complete))
+            EquityPoint(
+                datetime.fromisoformat(at),
+                None if equity is None else Decimal(equity),
+                bool(complete),
+            )
             for at, equity, complete in rows
         ]
 

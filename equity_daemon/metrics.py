@@ -10,12 +10,14 @@ appear only where configuration lists them: chain accounts (`aave-core:0x…`) a
 health factor's `address`.
 Floats appear here and nowhere else: a Prometheus sample is a float.
 
-When a snapshot's equity is partial (a line in equity has no price at all), its equity, assets and
-debt, and the venue and asset breakdowns the unvalued lines belong to, are exported as NaN rather
-than as the sum of what could be valued: NaN compares false in every PromQL rule, so a missing
-price never looks like a loss, and a sum over venues or assets is NaN too. Breakdowns the unvalued
-lines do not touch stay exact. `equity_daemon_unvalued_positions` counts the unvalued lines; a book
-valued at stale prices is a best estimate and exports it (its `stale_price` problems say so).
+When a snapshot's equity is unknown (a venue has not reported yet, or a line in equity has no
+price anyone vouches for: `Snapshot.equity` is None), its equity, assets and debt, and every
+breakdown entry the gap reaches (`unknown.Gaps`), are exported as NaN rather than as the sum of
+what could be valued: NaN compares false in every PromQL rule, so a missing venue or price never
+looks like a loss, and a sum over venues or assets is NaN too. Entries the gap cannot reach stay
+exact. `equity_daemon_equity_unknown` is 1 meanwhile and `equity_daemon_unvalued_positions`
+counts the lines left out; a book valued at stale prices is a best estimate and exports it (its
+`stale_price` problems say so).
 """
 
 from __future__ import annotations
@@ -284,7 +286,14 @@ class _Gauges:
         )
         self.unvalued = gauge(
             "unvalued_positions",
-            "Lines in equity with no price at all; while above 0 the equity gauges are NaN.",
+            "Lines in equity with no price anyone vouches for; while above 0 the equity gauges "
+            "are NaN.",
+            ["book"],
+        )
+        self.unknown = gauge(
+            "equity_unknown",
+            "1 while the equity is unknown (a venue has not reported yet, or a line has no "
+            "price): the equity gauges are NaN.",
             ["book"],
         )
         self.sequence = gauge(
@@ -374,18 +383,16 @@ class _Gauges:
 
     def snapshot(self, snap: Snapshot, now: datetime) -> None:
         book, currency = snap.book, snap.share_class.value
-        partial = snap.equity_is_partial
-        self.equity.add_metric([book, currency], _money(snap.equity, partial))
-        self.assets.add_metric([book, currency], _money(snap.total_assets, partial))
-        self.debt.add_metric([book, currency], _money(snap.total_debt, partial))
-        self.unrealized_pnl.add_metric([book, currency], _money(snap.unrealized_pnl, partial))
-        partial_venues = {line.venue for line in snap.unvalued}
-        for venue, sample in _with_partial(snap.equity_by_venue, partial_venues):
-            self.venue_equity.add_metric([book, venue, currency], sample)
-        partial_assets = {line.asset for line in snap.unvalued}
-        for asset, sample in _with_partial(snap.equity_by_asset, partial_assets):
-            self.asset_equity.add_metric([book, asset, currency], sample)
+        self.equity.add_metric([book, currency], _money(snap.equity))
+        self.assets.add_metric([book, currency], _money(snap.total_assets))
+        self.debt.add_metric([book, currency], _money(snap.total_debt))
+        self.unrealized_pnl.add_metric([book, currency], _money(snap.unrealized_pnl))
+        for venue, value in snap.equity_by_venue.items():
+            self.venue_equity.add_metric([book, venue, currency], _money(value))
+        for asset, value in snap.equity_by_asset.items():
+            self.asset_equity.add_metric([book, asset, currency], _money(value))
         self.unvalued.add_metric([book], len(snap.unvalued))
+        self.unknown.add_metric([book], 1 if snap.equity is None else 0)
         excluded: dict[str, Decimal] = {}
         for line in snap.excluded:
             if line.value is not None:
@@ -418,13 +425,6 @@ class _Gauges:
         yield from (value for value in vars(self).values() if isinstance(value, GaugeMetricFamily))
 
 
-def _money(value: Decimal, partial: bool) -> float:
-    return nan if partial else float(value)
-
-
-def _with_partial(values: Mapping[str, Decimal], partial: set[str]) -> list[tuple[str, float]]:
-    """Every breakdown key with its value, NaN where unvalued lines belong (and may be alone)."""
-    return [
-        (key, _money(values.get(key, Decimal(0)), key in partial))
-        for key in sorted(values.keys() | partial)
-    ]
+def _money(value: Decimal | None) -> float:
+    """A money sample: NaN for an unknown figure, never 0."""
+    return nan if value is None else float(value)

@@ -106,7 +106,9 @@ class ReportedTotal:
     the venue's figure disagree, not the two price sets.
 
     `uncounted` names assets whose asset lines in the account the venue's figure leaves out
-    (Aave supplies not enabled as collateral): they are equity, but not compared.
+    (Aave supplies not enabled as collateral, Binance USDⓈ-M's other wallets in single-asset
+    mode): they are equity, but not compared, and neither is the uPnL of `positions_pnl` in
+    them (a contract settled in a wallet the figure leaves out).
 
     `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
     inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
@@ -194,12 +196,15 @@ class VenueState:
     """A venue's latest report and its last good one (the same object when the latest succeeded).
 
     `note` says how the runtime follows the venue when that is worth knowing
-    (`stream silent for 40s; polling`).
+    (`stream silent for 40s; polling`). `followed_since` is when this process began following
+    the venue (None: unknown): one that has not delivered a good report yet is awaited for its
+    max age from then, as a failing venue is, before it counts as an outage.
     """
 
     latest: VenueReport
     last_good: VenueReport | None
     note: str | None = None
+    followed_since: datetime | None = None
 
     @property
     def venue(self) -> str:
@@ -211,7 +216,13 @@ class ProblemKind(enum.StrEnum):
 
     `unpriced`: an asset in equity has no price at all, now or remembered; its lines are left out
     of equity (`Snapshot.unvalued`). `stale_price`: it has no fresh price and is valued at the
-    last good one, whose age the problem gives.
+    last good one, whose age the problem gives. `suspect_price`: its sources disagree; it is
+    valued at the last price they agreed on, or, with none, left out of equity like an unpriced
+    one (`Snapshot.equity_candidates` shows what each side would make the equity).
+    `unreported_venue`: a venue has not delivered a good report since the daemon started, for
+    less than its max age (past it, it is a `failed_venue`); its holdings are unknown, and so
+    is the book's equity (`Snapshot.unreported`). The monitor raises no event for it alone: a
+    restart during a short outage is not an outage of the book.
     """
 
     UNPRICED = "unpriced"
@@ -220,6 +231,7 @@ class ProblemKind(enum.StrEnum):
     FAILED_VENUE = "failed_venue"
     SUSPECT_PRICE = "suspect_price"
     CYCLE_FAILED = "cycle_failed"
+    UNREPORTED_VENUE = "unreported_venue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +254,8 @@ class PriceUsed:
     `suspect`: two sources of an edge on the path disagree. `fallback`: an edge on the path was
     quoted by a fallback source, the preferred one having no fresh quote. `stale`: no fresh path
     existed, and this is the last good price of an earlier snapshot (its `as_of` tells how old).
+    Both `suspect` and `stale`: the sources disagree now, and this is the last price they
+    agreed on.
     """
 
     asset: str
@@ -294,6 +308,15 @@ class PositionLine:
         return cls(
             position.venue, position.account, position.asset.symbol, position.kind, position.amount
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EquityCandidate:
+    """What the equity would be if one side of every disagreement on the lines left out were
+    right (`sources`: that side's sources). Shown beside an unknown equity, never as it."""
+
+    sources: tuple[str, ...]
+    equity: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,9 +388,15 @@ class Snapshot:
     hold what is held and what is owed, and `unrealized_pnl` the open perpetuals' uPnL, each
     valued at its own contract's mark (`PositionKind.UNREALIZED_PNL` lines).
 
-    `equity_is_partial` is true when some line that belongs in equity has no price at all: the
-    totals then sum only what could be valued, and `unvalued` lists the lines left out. Every line
-    value is rounded to `calculator.VALUE_QUANTUM` before it is summed, so `equity_by_venue` and
+    **Unknown is None.** The equity is unknown when a venue has never delivered a good report
+    (`unreported`) or a line in equity has no price anyone vouches for (`unvalued`: no price at
+    all, or sources that disagree and never agreed; `equity_candidates` then shows each side's
+    figure when that is the only gap). `equity`, `total_assets`, `total_debt` and
+    `unrealized_pnl` are then None, and so is every breakdown entry the gap reaches: the venues
+    and accounts of the lines left out, an unreported venue, and every asset while a venue is
+    unreported (it may hold any). Such a snapshot is always incomplete: a sum of what could be
+    valued is never shown as the equity. Every line value is rounded to
+    `calculator.VALUE_QUANTUM` before it is summed, so the known `equity_by_venue` and
     `equity_by_asset` each add up to `equity` exactly, and each venue's `equity_by_account` to
     its `equity_by_venue`.
 
@@ -383,11 +412,11 @@ class Snapshot:
     share_class: ShareClass
     at: datetime
     sequence: int
-    total_assets: Decimal
-    total_debt: Decimal
-    equity: Decimal
-    equity_by_venue: Mapping[str, Decimal]
-    equity_by_asset: Mapping[str, Decimal]
+    total_assets: Decimal | None
+    total_debt: Decimal | None
+    equity: Decimal | None
+    equity_by_venue: Mapping[str, Decimal | None]
+    equity_by_asset: Mapping[str, Decimal | None]
     excluded: tuple[ExcludedLine, ...]
     prices: tuple[PriceUsed, ...]
     venues: tuple[VenueSummary, ...]
@@ -399,8 +428,10 @@ class Snapshot:
     reconciliations: tuple[Reconciliation, ...] = ()
     pegs: tuple[PegCheck, ...] = ()
     # by venue, then account: a chain venue's accounts name the protocol (`aave-core:0x…`)
-    equity_by_account: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
-    unrealized_pnl: Decimal = Decimal(0)
+    equity_by_account: Mapping[str, Mapping[str, Decimal | None]] = field(default_factory=dict)
+    unrealized_pnl: Decimal | None = Decimal(0)
+    unreported: tuple[str, ...] = ()  # venues with no good report yet: holdings unknown
+    equity_candidates: tuple[EquityCandidate, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -408,8 +439,25 @@ class Snapshot:
 
     @property
     def equity_is_partial(self) -> bool:
-        """True when `equity` leaves out lines that have no price at all (see `unvalued`)."""
-        return bool(self.unvalued)
+        """True when the equity is unknown (None): see `unknown_because`."""
+        return self.equity is None
+
+    def unknown_because(self) -> list[str]:
+        """Why the equity is unknown, one phrase per reason (none when it is known)."""
+        if self.equity is not None:
+            return []
+        reasons = [
+            f"{venue} has not reported since the daemon started" for venue in self.unreported
+        ]
+        disputed = {p.subject for p in self.problems if p.kind is ProblemKind.SUSPECT_PRICE}
+        unpriced = {p.subject for p in self.problems if p.kind is ProblemKind.UNPRICED}
+        # a perpetual's leg left out with its partner has a price: its partner's is the reason
+        for asset in sorted({line.asset for line in self.unvalued}):
+            if asset in disputed:
+                reasons.append(f"{asset} has no price its sources agree on")
+            elif asset in unpriced:
+                reasons.append(f"{asset} has no price")
+        return reasons
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready document; every money value is a decimal string."""
@@ -420,16 +468,22 @@ class Snapshot:
             "sequence": self.sequence,
             "complete": self.complete,
             "equity_is_partial": self.equity_is_partial,
-            "total_assets": decimal_str(self.total_assets),
-            "total_debt": decimal_str(self.total_debt),
-            "unrealized_pnl": decimal_str(self.unrealized_pnl),
-            "equity": decimal_str(self.equity),
-            "equity_by_venue": {k: decimal_str(v) for k, v in self.equity_by_venue.items()},
-            "equity_by_asset": {k: decimal_str(v) for k, v in self.equity_by_asset.items()},
+            "equity_unknown_because": self.unknown_because(),
+            "total_assets": decimal_str_or_none(self.total_assets),
+            "total_debt": decimal_str_or_none(self.total_debt),
+            "unrealized_pnl": decimal_str_or_none(self.unrealized_pnl),
+            "equity": decimal_str_or_none(self.equity),
+            "equity_candidates": [
+                {"sources": list(c.sources), "equity": decimal_str(c.equity)}
+                for c in self.equity_candidates
+            ],
+            "equity_by_venue": _breakdown_json(self.equity_by_venue),
+            "equity_by_asset": _breakdown_json(self.equity_by_asset),
             "equity_by_account": {
-                venue: {k: decimal_str(v) for k, v in accounts.items()}
+                venue: _breakdown_json(accounts)
                 for venue, accounts in self.equity_by_account.items()
             },
+            "unreported": list(self.unreported),
             "unvalued": [_line_json(line) for line in self.unvalued],
             "ignored": [_line_json(line) for line in self.ignored],
             "excluded": [_excluded_json(line) for line in self.excluded],
@@ -447,10 +501,10 @@ class Snapshot:
 
 
 class EquityPoint(NamedTuple):
-    """A book's equity at one recorded moment (from history, for charts)."""
+    """A book's equity at one recorded moment (from history, for charts); None: unknown."""
 
     at: datetime
-    equity: Decimal
+    equity: Decimal | None
     complete: bool
 
 
@@ -464,6 +518,10 @@ def decimal_str(value: Decimal) -> str:
 
 def decimal_str_or_none(value: Decimal | None) -> str | None:
     return None if value is None else decimal_str(value)
+
+
+def _breakdown_json(values: Mapping[str, Decimal | None]) -> dict[str, str | None]:
+    return {key: decimal_str_or_none(value) for key, value in values.items()}
 
 
 def _seconds(age: timedelta | None) -> float | None:

@@ -11,6 +11,7 @@ slow drift alerts once it adds up to the threshold (spec-notes row 2).
 | complete -> incomplete           | `incomplete` | no              |
 | incomplete -> complete           | `recovered`  | no (then the threshold rule runs) |
 | incomplete, again                | none         | no              |
+| only awaiting a venue's first report (`unreported_venue`) | none | no (nothing changes) |
 
 Beside the equity, two kinds of notice that never move the reference (`reference`, `change`
 None; `detail` says what it is about): `reconciliation`, an account too far from its venue's
@@ -29,6 +30,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from equity_daemon.model import (
+    ProblemKind,
     Reconciliation,
     Snapshot,
     VenueState,
@@ -97,7 +99,7 @@ class Event:
     kind: EventKind
     at: datetime
     reference: Decimal | None
-    equity: Decimal
+    equity: Decimal | None  # None: unknown (see `Snapshot.equity`)
     change: Decimal | None
     relative_change: Decimal | None
     snapshot: Snapshot
@@ -111,7 +113,7 @@ class Event:
             "kind": self.kind.value,
             "at": self.at.isoformat(),
             "reference": decimal_str_or_none(self.reference),
-            "equity": decimal_str(self.equity),
+            "equity": decimal_str_or_none(self.equity),
             "change": decimal_str_or_none(self.change),
             "relative_change": decimal_str_or_none(self.relative_change),
             "detail": self.detail,
@@ -136,11 +138,13 @@ def observe(
         The next reference (persist it with the events, atomically) and the events, in order.
     """
 
+    equity = snapshot.equity
+
     def event(kind: EventKind) -> Event:
         change = relative = None
-        if kind is not EventKind.INCOMPLETE and reference.equity is not None:
+        if kind is not EventKind.INCOMPLETE and reference.equity is not None and equity is not None:
             with localcontext(prec=PRICE_PRECISION):
-                change = snapshot.equity - reference.equity
+                change = equity - reference.equity
                 if reference.equity != 0:
                     relative = change / abs(reference.equity)
         return Event(
@@ -149,29 +153,40 @@ def observe(
             kind=kind,
             at=snapshot.at,
             reference=reference.equity,
-            equity=snapshot.equity,
+            equity=equity,
             change=change,
             relative_change=relative,
             snapshot=snapshot,
         )
 
-    if not snapshot.complete:
+    if awaiting_first_reports(snapshot):
+        return reference, []
+    if not snapshot.complete or equity is None:
         events = [] if reference.complete is False else [event(EventKind.INCOMPLETE)]
         return replace(reference, complete=False), events
 
     events = [event(EventKind.RECOVERED)] if reference.complete is False else []
-    if reference.equity is not None and not rule.crossed(reference.equity, snapshot.equity):
+    if reference.equity is not None and not rule.crossed(reference.equity, equity):
         return replace(reference, complete=True), events
     if reference.equity is not None:
         events.append(event(EventKind.THRESHOLD))
     moved = Reference(
         book=reference.book,
-        equity=snapshot.equity,
+        equity=equity,
         sequence=snapshot.sequence,
         at=snapshot.at,
         complete=True,
     )
     return moved, events
+
+
+def awaiting_first_reports(snapshot: Snapshot) -> bool:
+    """True when all that keeps the book incomplete is venues not heard from since the daemon
+    started, within their max age: nothing is known to have changed, so the monitor holds
+    still (a restart during a short outage raises no `incomplete`, and its end no `recovered`);
+    past the max age the venue is `failed_venue`, and the book's outage is told as any other."""
+    problems = snapshot.problems
+    return bool(problems) and all(p.kind is ProblemKind.UNREPORTED_VENUE for p in problems)
 
 
 # An account that drifted stays drifting until it is back within this share of the tolerance,

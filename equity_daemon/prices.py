@@ -125,6 +125,21 @@ class PriceTable:
             if found is not None
         ]
 
+    def cross_checked(self, price: PriceUsed) -> Decimal:
+        """`price` as the other side of every disagreement on its path would make it: each
+        disputed hop at the cross-checking source's rate instead of the used one's."""
+        with localcontext() as ctx:
+            ctx.prec = PRICE_PRECISION
+            value = price.price
+            for a, b in zip(price.path, price.path[1:], strict=False):
+                found = self.disagreements.get(_edge_key(a, b))
+                if found is not None:
+                    hop = f"{a}/{b}"
+                    value = (
+                        value * _oriented_rate(found.other, hop) / _oriented_rate(found.used, hop)
+                    )
+            return value
+
 
 @dataclass(frozen=True, slots=True)
 class _Hop:

@@ -7,6 +7,8 @@ from decimal import Decimal
 from equity_daemon.line_notes import excluded_note
 from equity_daemon.model import PositionLine, PriceUsed, Snapshot, decimal_str
 
+UNKNOWN = "unknown"
+
 
 def money(value: Decimal | None, places: int = 2) -> str:
     """Grouped and rounded for reading only; JSON output keeps every digit."""
@@ -15,22 +17,32 @@ def money(value: Decimal | None, places: int = 2) -> str:
     return f"{value:,.{places}f}"
 
 
+def figure(value: Decimal | None, places: int = 2) -> str:
+    """A total or breakdown entry: `unknown` where the snapshot does not know it (never 0)."""
+    return UNKNOWN if value is None else money(value, places)
+
+
 def snapshot_table(snap: Snapshot) -> str:
     unit = snap.share_class.value
     places = 2 if unit == "USDT" else 6
     state = "complete" if snap.complete else "INCOMPLETE"
-    if snap.equity_is_partial:
-        state += f", EQUITY PARTIAL ({len(snap.unvalued)} unvalued)"
+    if snap.equity is None:
+        state += ", EQUITY UNKNOWN"
     lines = [
         f"book {snap.book}  #{snap.sequence}  {snap.at:%Y-%m-%d %H:%M:%S} UTC  {state}",
-        f"  equity        {money(snap.equity, places):>24} {unit}",
-        f"  assets        {money(snap.total_assets, places):>24} {unit}",
-        f"  debt          {money(snap.total_debt, places):>24} {unit}",
-        f"  uPnL          {money(snap.unrealized_pnl, places):>24} {unit}",
+        f"  equity        {figure(snap.equity, places):>24} {unit}",
+        *(f"    unknown: {reason}" for reason in snap.unknown_because()),
+        *(
+            f"    would be {money(c.equity, places)} {unit} by {', '.join(c.sources)}"
+            for c in snap.equity_candidates
+        ),
+        f"  assets        {figure(snap.total_assets, places):>24} {unit}",
+        f"  debt          {figure(snap.total_debt, places):>24} {unit}",
+        f"  uPnL          {figure(snap.unrealized_pnl, places):>24} {unit}",
         "  by venue",
-        *(f"    {k:<20}{money(v, places):>20}" for k, v in snap.equity_by_venue.items()),
+        *(f"    {k:<20}{figure(v, places):>20}" for k, v in snap.equity_by_venue.items()),
         "  by asset",
-        *(f"    {k:<20}{money(v, places):>20}" for k, v in snap.equity_by_asset.items()),
+        *(f"    {k:<20}{figure(v, places):>20}" for k, v in snap.equity_by_asset.items()),
     ]
     if snap.excluded:
         lines.append("  excluded from equity")

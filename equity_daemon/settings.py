@@ -183,8 +183,9 @@ class ExchangeVenue(Section):
     `unified`; Binance's `usdm`, `portfolio_margin`, `spot`, `cross_margin`; OKX's `trading`)
     between REST snapshots; others are polled. A REST snapshot replaces the streamed state every
     `resync_seconds`; meanwhile what no push carries (debt, interest, the other account types,
-    transfers) is polled every `interval_seconds`. A stream silent for `keepalive_seconds`
-    counts as down and REST polling covers at `interval_seconds`.
+    transfers) is polled every `interval_seconds`, and an account whose pushes leave its debt
+    out is read at once on a push. A stream silent for `keepalive_seconds` counts as down and
+    REST polling covers at `interval_seconds`.
     """
 
     kind: Literal["binance", "bybit", "okx"]

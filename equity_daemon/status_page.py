@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from equity_daemon.line_notes import excluded_note
 from equity_daemon.model import EquityPoint
@@ -52,7 +52,7 @@ class StatusData:
 def render(data: StatusData) -> str:
     """The whole status page."""
     title = " · ".join(
-        f"{doc['book']} {_money(doc['equity'], doc['share_class'])}" for doc in data.snapshots
+        f"{doc['book']} {_figure(doc['equity'], doc['share_class'])}" for doc in data.snapshots
     )
     body = [
         _header(data),
@@ -125,8 +125,8 @@ def _header(data: StatusData) -> str:
 def _book(doc: Mapping[str, Any], data: StatusData) -> str:
     book, share_class = str(doc["book"]), str(doc["share_class"])
     states = [_badge("complete", "ok") if doc["complete"] else _badge("incomplete", "bad")]
-    if doc.get("equity_is_partial"):
-        states.append(_badge("partial: unvalued lines left out", "bad"))
+    if doc["equity"] is None:
+        states.append(_badge("equity unknown", "bad"))
     if doc.get("stale"):
         states.append(_badge("stale", "warn"))
     age = doc.get("age_seconds")
@@ -143,9 +143,7 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
         f"<h2>{escape(book)}</h2>",
         f'<div class="badges">{"".join(states)}</div>',
         "</div>",
-        '<div class="equity">'
-        f"{escape(_money(doc['equity'], share_class))}"
-        f' <span class="unit">{escape(share_class)}</span></div>',
+        _headline(doc, share_class),
         f'<div class="muted">{meta}</div>',
         f'<div class="muted">{_totals(doc, share_class)}</div>',
         _problems(doc.get("problems", [])),
@@ -165,23 +163,39 @@ def _book(doc: Mapping[str, Any], data: StatusData) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def _headline(doc: Mapping[str, Any], share_class: str) -> str:
+    """The equity in large type; when it is unknown, no figure at all, and why."""
+    if doc["equity"] is not None:
+        return (
+            f'<div class="equity">{escape(_money(doc["equity"], share_class))}'
+            f' <span class="unit">{escape(share_class)}</span></div>'
+        )
+    reasons = [escape(str(reason)) for reason in doc.get("equity_unknown_because", [])]
+    reasons += [
+        escape(f"it would be {_money(c['equity'], share_class)} {share_class} by ")
+        + escape(", ".join(str(source) for source in c["sources"]))
+        for c in doc.get("equity_candidates", [])
+    ]
+    items = "".join(f"<li>{reason}</li>" for reason in reasons)
+    return f'<div class="equity unknown">Equity unknown</div><ul class="problems">{items}</ul>'
+
+
 def _totals(doc: Mapping[str, Any], share_class: str) -> str:
-    """What is held, what is owed and, with open perpetuals, their uPnL (equity is all three)."""
-    assets = _money(doc.get("total_assets"), share_class)
-    debt = _money(doc.get("total_debt"), share_class)
+    """What is held, what is owed and, with open perpetuals, their uPnL (equity is all three);
+    `unknown` for a figure the snapshot does not know."""
+    assets = _figure(doc.get("total_assets"), share_class)
+    debt = _figure(doc.get("total_debt"), share_class)
     text = f"assets {escape(assets)} · debt {escape(debt)}"
     pnl = doc.get("unrealized_pnl")
-    if pnl not in (None, "0"):
-        text += f" · perpetuals' uPnL {escape(_money(pnl, share_class))}"
+    hedged = any(line.get("kind") == "hedge" for line in doc.get("excluded", ()))
+    if pnl not in (None, "0") or (pnl is None and hedged):
+        text += f" · perpetuals' uPnL {escape(_figure(pnl, share_class))}"
     return text
 
 
 def _current_point(doc: Mapping[str, Any]) -> list[EquityPoint]:
-    """The live snapshot, so the chart ends where the number above it is."""
-    try:
-        equity = Decimal(str(doc["equity"]))
-    except InvalidOperation:
-        return []
+    """The live snapshot, so the chart ends where the number above it is (or with a gap)."""
+    equity = _decimal(doc["equity"])
     return [EquityPoint(datetime.fromisoformat(doc["at"]), equity, bool(doc["complete"]))]
 
 
@@ -205,7 +219,7 @@ def _breakdown(
         amount = _decimal(value)
         if amount is not None and total_value:
             share = f"{amount / total_value * 100:.1f} %"
-        rows.append([escape(name), _num(_money(value, share_class)), _num(escape(share))])
+        rows.append([escape(name), _num(escape(_figure(value, share_class))), _num(escape(share))])
     head: list[Cell] = [label, _num(f"Equity ({escape(share_class)})"), _num("Share")]
     return _table(title, head, rows)
 
@@ -250,7 +264,7 @@ def _venues(venues: Sequence[Mapping[str, Any]]) -> str:
     rows: list[list[Cell]] = []
     for venue in venues:
         status = str(venue["status"])
-        tone = "ok" if status == "ok" else "warn" if status == "failing" else "bad"
+        tone = "ok" if status == "ok" else "warn" if status in ("failing", "waiting") else "bad"
         note = " · ".join(str(text) for text in (venue.get("error"), venue.get("note")) if text)
         age = venue.get("age_seconds")
         rows.append(
@@ -359,10 +373,12 @@ def equity_chart(
     """An inline SVG line of equity over the last `CHART_WINDOW`, with threshold alerts marked.
 
     Incomplete snapshots are drawn as hollow red dots on the line; their equity is the best
-    estimate, not a number to act on.
+    estimate, not a number to act on. Where the equity was unknown the line breaks over a grey
+    band: a gap, never a fall to zero.
     """
     start = now - CHART_WINDOW
-    drawn = [p for p in points if p.at >= start and p.equity.is_finite()]
+    runs, gaps = _runs_and_gaps([p for p in points if p.at >= start])
+    drawn = [p for run in runs for p in run]
     if not drawn:
         return '<p class="muted chart-empty">No history yet.</p>'
     markers = [
@@ -373,7 +389,7 @@ def equity_chart(
         and datetime.fromisoformat(e["at"]) >= start
     ]
     end = max(now, drawn[-1].at)
-    first = min([drawn[0].at, end - MIN_SPAN, *(at for at, _ in markers)])
+    first = min([drawn[0].at, end - MIN_SPAN, *(at for at, _ in markers), *(a for a, _ in gaps)])
     span_seconds = (end - first).total_seconds()
     # money stays Decimal here too: only the pixel coordinates are rounded, when formatted
     values = [p.equity for p in drawn] + [v for _, v in markers]
@@ -385,23 +401,31 @@ def equity_chart(
     def y(value: Decimal) -> Decimal:
         return TOP + (high - value) / (high - low) * (HEIGHT - TOP - BOTTOM)
 
-    line = " ".join(f"{x(p.at):.1f},{y(p.equity):.1f}" for p in _thin(drawn))
-    base = HEIGHT - BOTTOM
-    area = f"{x(drawn[0].at):.1f},{base} {line} {x(drawn[-1].at):.1f},{base}"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="equity over the last 24 hours">',
         *_grid(low, high, y, share_class),
-        f'<polygon class="area" points="{area}"/>',
-        f'<polyline class="equity" points="{line}"/>',
     ]
+    step = math.ceil(len(drawn) / CHART_POINTS)
+    base = HEIGHT - BOTTOM
+    for gap_from, gap_to in gaps:
+        width = max(x(gap_to) - x(gap_from), 3.0)
+        parts.append(
+            f'<rect class="gap" x="{x(gap_from):.1f}" y="{TOP}" width="{width:.1f}" '
+            f'height="{base - TOP}"><title>equity unknown</title></rect>'
+        )
+    for run in runs:
+        line = " ".join(f"{x(at):.1f},{y(value):.1f}" for at, value, _ in _thin(run, step))
+        area = f"{x(run[0].at):.1f},{base} {line} {x(run[-1].at):.1f},{base}"
+        parts.append(f'<polygon class="area" points="{area}"/>')
+        parts.append(f'<polyline class="equity" points="{line}"/>')
     parts += [
-        f'<circle class="incomplete" cx="{x(p.at):.1f}" cy="{y(p.equity):.1f}" r="3"/>'
-        for p in drawn[-CHART_POINTS:]
-        if not p.complete
+        f'<circle class="incomplete" cx="{x(at):.1f}" cy="{y(value):.1f}" r="3"/>'
+        for at, value, complete in drawn[-CHART_POINTS:]
+        if not complete
     ]
-    last = drawn[-1]
-    parts.append(f'<circle class="last" cx="{x(last.at):.1f}" cy="{y(last.equity):.1f}" r="4"/>')
+    last_at, last_value, _ = drawn[-1]
+    parts.append(f'<circle class="last" cx="{x(last_at):.1f}" cy="{y(last_value):.1f}" r="4"/>')
     for at, value in markers:
         label = escape(f"threshold alert {at:%H:%M:%S} UTC: {_money(str(value), share_class)}")
         parts.append(
@@ -415,14 +439,47 @@ def equity_chart(
         keys.append('<span class="key threshold"></span>threshold alert')
     if not all(p.complete for p in drawn):
         keys.append('<span class="key incomplete"></span>incomplete')
+    if gaps:
+        keys.append('<span class="key gap"></span>equity unknown')
     legend = f'<div class="legend muted">{"".join(keys)}</div>'
     return '<figure class="chart-box">' + "".join(parts) + legend + "</figure>"
 
 
-def _thin(points: Sequence[EquityPoint]) -> list[EquityPoint]:
-    if len(points) <= CHART_POINTS:
+class _Known(NamedTuple):
+    """A point whose equity is known (and finite)."""
+
+    at: datetime
+    equity: Decimal
+    complete: bool
+
+
+def _runs_and_gaps(
+    points: Sequence[EquityPoint],
+) -> tuple[list[list[_Known]], list[tuple[datetime, datetime]]]:
+    """The points with a known equity in runs (each a line), and the spans where it was
+    unknown: from an unknown point to the next known one (or to the last unknown one)."""
+    runs: list[list[_Known]] = [[]]
+    gaps: list[tuple[datetime, datetime]] = []
+    unknown_since = unknown_until = None
+    for at, equity, complete in points:
+        if equity is None or not equity.is_finite():
+            unknown_since, unknown_until = unknown_since or at, at
+            if runs[-1]:
+                runs.append([])
+            continue
+        if unknown_since is not None:
+            gaps.append((unknown_since, at))
+            unknown_since = None
+        runs[-1].append(_Known(at, equity, complete))
+    if unknown_since is not None and unknown_until is not None:
+        gaps.append((unknown_since, unknown_until))
+    return [run for run in runs if run], gaps
+
+
+def _thin(points: Sequence[_Known], step: int) -> list[_Known]:
+    """Every `step`th point, and the last (an SVG of 1440 points says no more than 480)."""
+    if step <= 1:
         return list(points)
-    step = math.ceil(len(points) / CHART_POINTS)
     thinned = list(points[::step])
     return thinned if thinned[-1] is points[-1] else [*thinned, points[-1]]
 
@@ -521,6 +578,11 @@ def _decimal(text: Any) -> Decimal | None:
         return None
 
 
+def _figure(text: Any, share_class: str) -> str:
+    """A total or breakdown entry of a snapshot document: `unknown` for null, never 0."""
+    return "unknown" if text is None else _money(text, share_class)
+
+
 def _money(text: Any, share_class: str) -> str:
     """A share-class value with thousands separators, to the cent (USDT) or 4 places (ETH)."""
     value = _decimal(text)
@@ -580,6 +642,7 @@ margin:18px 0 6px;font-weight:600}
 .equity{font-size:34px;font-weight:650;margin:6px 0 2px;font-variant-numeric:tabular-nums;
 letter-spacing:-.01em}
 .unit{font-size:18px;color:var(--muted);font-weight:500}
+.equity.unknown{color:var(--muted)}
 .muted{color:var(--muted)}
 .badges{display:flex;flex-wrap:wrap;gap:6px}
 .badge{display:inline-block;padding:1px 9px;border-radius:999px;font-size:12.5px;font-weight:600;
@@ -611,11 +674,13 @@ border-radius:8px}
 .chart .incomplete{fill:#fff;stroke:var(--bad);stroke-width:2}
 .chart .last{fill:var(--accent);stroke:#fff;stroke-width:2}
 .chart .threshold{fill:#f59e0b;stroke:#fff;stroke-width:2}
+.chart .gap{fill:rgba(102,112,133,.14)}
 .legend{font-size:12.5px;margin-top:6px;display:flex;flex-wrap:wrap;align-items:center;gap:4px}
 .key{display:inline-block;width:12px;height:12px;border-radius:50%;margin:0 4px 0 12px}
 .key.line{height:3px;border-radius:2px;background:var(--accent);margin-left:0}
 .key.threshold{background:#f59e0b}
 .key.incomplete{border:2px solid var(--bad)}
+.key.gap{border-radius:2px;background:rgba(102,112,133,.3)}
 footer{text-align:center;font-size:13px;padding:8px 0 24px}
 a{color:var(--accent)}
 .login{max-width:380px;margin:12vh auto 16px}

@@ -52,6 +52,7 @@ class PositionStore:
     def __init__(self, venues: Iterable[str], clock: Clock) -> None:
         self._clock = clock
         start = _Kept(VenueReport.failed("", clock(), NO_REPORT_YET), offset(clock))
+        self._started = start  # when following began: a venue not heard from yet is awaited
         self._latest = {
             name: replace(start, report=replace(start.report, venue=name)) for name in venues
         }
@@ -87,6 +88,7 @@ class PositionStore:
             latest=self._read(self._latest[venue]),
             last_good=None if good is None else self._read(good),
             note=self._notes.get(venue),
+            followed_since=self._read(self._started).fetched_at,
         )
 
     def _read(self, kept: _Kept) -> VenueReport:

@@ -6,7 +6,7 @@ tests of what consumes snapshots (history) stay independent of pricing rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,9 @@ from equity_daemon.model import (
     VenueState,
     VenueSummary,
 )
+from equity_daemon.monitor import ThresholdRule
 from equity_daemon.prices import Quote, QuoteFailure
+from equity_daemon.tracker import BookTracker
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -117,6 +119,30 @@ def snapshot(
         quote_failures=quote_failures,
         last_good_prices=last_good_prices or {},
     )
+
+
+def equity_of(snap: Snapshot) -> Decimal:
+    """The equity of a snapshot the test expects to know it; fails naming why it does not."""
+    assert snap.equity is not None, snap.unknown_because()
+    return snap.equity
+
+
+def known(figures: Iterable[Decimal | None]) -> list[Decimal]:
+    """Breakdown entries a test expects to be known (a complete snapshot's are)."""
+    found = list(figures)
+    assert None not in found
+    return [figure for figure in found if figure is not None]
+
+
+def tracker(clock: Callable[[], datetime], book: str = "basis", **settings: Any) -> BookTracker:
+    """A USDT book's tracker with the default limits and threshold rule (`settings`: any other
+    `BookTracker` argument)."""
+    defaults: dict[str, Any] = {
+        "share_class": ShareClass.USDT,
+        "limits": Limits(),
+        "rule": ThresholdRule(),
+    }
+    return BookTracker(book=book, clock=clock, **(defaults | settings))
 
 
 def book_at(equity: str | Decimal, *, complete: bool = True, sequence: int = 1) -> Snapshot:

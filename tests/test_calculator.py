@@ -10,7 +10,7 @@ from equity_daemon.calculator import Limits
 from equity_daemon.model import PositionKind, PriceUsed, ProblemKind, VenueReport, VenueState
 from equity_daemon.prices import QuoteFailure
 from equity_daemon.venues.exchanges import Lines
-from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
+from tests.reports import ETH_3000, NOW, failed, known, ok, pos, quote, snapshot
 from tests.venues.test_exchange_mappings import perp
 
 DEBT = PositionKind.DEBT
@@ -124,14 +124,15 @@ def test_prices_used_are_listed_with_path_source_and_age() -> None:
 
 
 def test_snapshot_json_has_every_money_value_as_a_decimal_string() -> None:
+    good = ok(pos("okx", "USDT", "1"), age=timedelta(minutes=10))
     snap = snapshot(
         ok(pos("aave", "ETH", "1.000000000000000001"), pos("aave", "USDT", "0.5", DEBT)),
-        failed(None, "okx", "timeout"),
+        failed(good, "okx", "timeout"),
     )
     doc = json.loads(json.dumps(snap.to_json()))
-    assert doc["equity"] == "2999.500000000000003"
-    assert doc["total_assets"] == "3000.000000000000003"
-    assert doc["equity_by_venue"] == {"aave": "2999.500000000000003"}
+    assert doc["equity"] == "3000.500000000000003"
+    assert doc["total_assets"] == "3001.000000000000003"
+    assert doc["equity_by_venue"] == {"aave": "2999.500000000000003", "okx": "1"}
     assert doc["complete"] is False
     assert doc["problems"][0]["kind"] == "failed_venue"
     assert doc["at"] == "2026-11-25T12:00:00+00:00"
@@ -188,7 +189,7 @@ def test_an_unpriced_asset_names_itself_and_the_stale_quote() -> None:
         "no fresh price path to USDT (held on lido); no last good price; "
         "stale quotes: ETH/USDT from binance is 90m old"
     )
-    assert snap.equity == 5
+    assert snap.equity is None  # unknown: never the 5 that could be valued
 
 
 def test_a_suspect_price_in_equity_makes_the_snapshot_incomplete() -> None:
@@ -281,10 +282,18 @@ def test_an_asset_never_priced_leaves_equity_partial_and_lists_the_unvalued_line
     doc = snap.to_json()
     assert (doc["equity_is_partial"], doc["equity"], doc["total_assets"], doc["total_debt"]) == (
         True,
-        "500000",
-        "500000",
-        "0",
+        None,
+        None,
+        None,
     )
+    assert doc["equity_unknown_because"] == ["GHO has no price"]
+    # what the gap reaches is unknown; what it cannot reach stays exact
+    assert doc["equity_by_venue"] == {"aave": None, "okx": None}
+    assert doc["equity_by_asset"] == {"GHO": None, "USDT": "500000"}
+    assert doc["equity_by_account"] == {
+        "aave": {"main": "500000", "pool": None},
+        "okx": {"main": None},
+    }
     assert doc["unvalued"] == [
         {"venue": "aave", "account": "pool", "asset": "GHO", "kind": "asset", "amount": "500000"},
         {"venue": "okx", "account": "main", "asset": "GHO", "kind": "asset", "amount": "-3"},
@@ -404,7 +413,8 @@ def test_a_perpetuals_legs_are_its_own_upnl_figure_never_assets_or_debt() -> Non
     snap = snapshot(spot_beside_a_short(mark="3015"), quotes=quotes)
     assert (snap.total_assets, snap.total_debt) == (Decimal(130_000), Decimal(0))
     assert snap.unrealized_pnl == -150  # the short at its own mark, 3,015, not spot's 3,000
-    assert snap.equity == snap.total_assets - snap.total_debt + snap.unrealized_pnl
+    assets, debt, pnl = known([snap.total_assets, snap.total_debt, snap.unrealized_pnl])
+    assert snap.equity == assets - debt + pnl
     assert snap.equity_by_asset == {
         CONTRACT: Decimal(-150),  # both legs, under the contract
         "ETH": Decimal(30_000),
@@ -421,10 +431,17 @@ def test_a_perpetuals_legs_are_its_own_upnl_figure_never_assets_or_debt() -> Non
 
 
 def test_a_perpetual_whose_contract_has_no_price_leaves_both_legs_out() -> None:
-    # one leg alone is the notional (+30,000 USDT), never the uPnL
+    # one leg alone is the notional (+30,000 USDT), never the uPnL; without the short's uPnL
+    # the equity is unknown, never the 130,000 held
     snap = snapshot(spot_beside_a_short(mark="3015"))
-    assert snap.equity == 130_000
+    assert (snap.equity, snap.unrealized_pnl) == (None, None)
     assert snap.equity_is_partial
+    # only what the legs are shown under is unknown: the USDT and ETH held stay known
+    assert snap.equity_by_asset == {
+        CONTRACT: None,
+        "ETH": Decimal(30_000),
+        "USDT": Decimal(100_000),
+    }
     assert {(line.asset, line.kind) for line in snap.unvalued} == {
         (CONTRACT, PositionKind.UNREALIZED_PNL),
         ("USDT", PositionKind.UNREALIZED_PNL),

@@ -63,6 +63,23 @@ def test_once_exits_3_and_names_the_problem_when_incomplete(
     assert "problem: unpriced PEPE: no fresh price path to ETH (held on ops)" in out
 
 
+def test_once_says_unknown_and_exits_3_for_a_venue_that_has_not_answered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = manual_config(tmp_path, "")
+    (tmp_path / "ops.toml").unlink()  # the venue cannot be read: nothing is known of it
+    assert main(["once", "--config", str(config)]) == EXIT_INCOMPLETE
+    out = capsys.readouterr().out
+    assert "INCOMPLETE, EQUITY UNKNOWN" in out
+    assert "  equity                         unknown ETH\n" in out
+    assert "    unknown: ops has not reported since the daemon started\n" in out
+    assert "0.000000" not in out
+    assert main(["once", "--format", "json", "--config", str(config)]) == EXIT_INCOMPLETE
+    (book,) = json.loads(capsys.readouterr().out)["books"]
+    assert (book["equity"], book["equity_is_partial"], book["unreported"]) == (None, True, ["ops"])
+    assert book["equity_by_venue"] == {"ops": None}
+
+
 def test_once_records_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = manual_config(tmp_path, '[[positions]]\nasset = "ETH"\namount = "2"\n')
     assert main(["once", "--config", str(config)]) == EXIT_OK

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from equity_daemon.errors import HistoryUnavailable, StartupError
 from equity_daemon.history import SCHEMA_VERSION, History, HistoryDB
-from equity_daemon.model import Snapshot
+from equity_daemon.model import Snapshot, VenueReport, VenueState
 from equity_daemon.monitor import Event, EventKind, Reference, ThresholdRule, observe
 from tests.events import threshold_cycles
-from tests.reports import NOW, make_snapshot
+from tests.reports import NOW, make_snapshot, snapshot
 
 RULE = ThresholdRule()
 ROOT = Path(__file__).parents[1]
@@ -327,7 +327,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_pending_rows(tmp_path: Path)
     write_version_1_file(path)
     db = HistoryDB(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
         assert db.outbox_backlog("pager") == 2  # e-1 was delivered, and stays so
         due = db.due_deliveries("pager", NOW, limit=5)
         # in the order they were written, no longer by their (stepped back) dates
@@ -594,3 +594,48 @@ def test_what_a_venue_remembers_survives_a_restart(tmp_path: Path) -> None:
     assert again.recall("mainnet") == {"decimals": '{"USDT": 6}', "cursor": "250"}
     assert again.recall("arbitrum") == {}
     again.close()
+
+
+def unknown_snapshot(sequence: int) -> Snapshot:
+    """A book whose only venue has never answered: its equity is unknown."""
+    chain = VenueState(VenueReport.failed("chain", NOW, "connection refused"), None)
+    return replace(snapshot(chain), sequence=sequence, at=NOW + timedelta(minutes=sequence))
+
+
+def test_an_unknown_equity_is_recorded_as_null_never_as_zero(db: HistoryDB, tmp_path: Path) -> None:
+    ref = record(db, Reference("basis"), "1000", 1)
+    db.record_cycle(unknown_snapshot(2), ref, [])
+    points = db.equity_points("basis", NOW)
+    assert [(p.equity, p.complete) for p in points] == [(Decimal(1000), True), (None, False)]
+    raw = sqlite3.connect(tmp_path / "h.sqlite3")  # what any SQL reader of the file sees
+    try:
+        (equity,) = raw.execute("SELECT equity FROM snapshots WHERE sequence = 2").fetchone()
+    finally:
+        raw.close()
+    assert equity is None
+    assert db.snapshots("basis")[-1]["equity"] is None
+
+
+def test_a_file_of_an_older_schema_keeps_its_snapshots_and_records_unknown_equity(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    write_version_1_file(path)  # its snapshots table required an equity
+    raw = sqlite3.connect(path)
+    with raw:
+        doc = zlib.compress(json.dumps({"sequence": 1}).encode())
+        at = NOW + timedelta(minutes=1)
+        raw.execute(
+            "INSERT INTO snapshots VALUES ('basis', 1, ?, ?, '1000', 1, ?)",
+            (at.isoformat(), at.timestamp(), doc),
+        )
+    raw.close()
+    db = HistoryDB(path)
+    try:
+        db.record_cycle(unknown_snapshot(2), Reference("basis"), [])
+        points = db.equity_points("basis", NOW)
+        assert [p.equity for p in points] == [Decimal(1000), None]
+        assert db.last_sequence("basis") == 2
+    finally:
+        db.close()
+    assert pragma(path, "integrity_check") == "ok"

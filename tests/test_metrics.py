@@ -142,7 +142,7 @@ def test_a_partial_equity_is_exported_as_nan_not_as_a_drop() -> None:
         return math.isnan(value(name, labels) or 0)
 
     money = {"book": "basis", "currency": "USDT"}
-    for name in ("equity", "assets", "debt"):
+    for name in ("equity", "assets", "debt", "unrealized_pnl"):
         assert nan(f"equity_daemon_{name}", money)
     assert nan("equity_daemon_venue_equity", {**money, "venue": "aave"})
     assert value("equity_daemon_venue_equity", {**money, "venue": "binance"}) == 250000
@@ -160,3 +160,23 @@ def test_a_book_valued_at_a_stale_price_exports_its_best_estimate() -> None:
     assert value("equity_daemon_unvalued_positions", {"book": "basis"}) == 0
     stale = {"book": "basis", "kind": "stale_price"}
     assert value("equity_daemon_snapshot_problems", stale) == 1
+
+
+def test_an_unknown_equity_is_nan_in_every_equity_gauge_never_zero() -> None:
+    chain = VenueState(VenueReport.failed("chain", NOW, "connection refused"), None)
+    cex = ok(pos("binance", "USDT", "250000"))
+    view = BookView("basis", snapshot(cex, chain), (cex, chain))
+    value = scrape_registry([view], {}).registry.get_sample_value
+
+    def nan(name: str, labels: dict[str, str]) -> bool:
+        return math.isnan(value(name, labels) or 0)
+
+    money = {"book": "basis", "currency": "USDT"}
+    for name in ("equity", "assets", "debt", "unrealized_pnl"):
+        assert nan(f"equity_daemon_{name}", money)
+    assert nan("equity_daemon_venue_equity", {**money, "venue": "chain"})
+    assert value("equity_daemon_venue_equity", {**money, "venue": "binance"}) == 250000
+    assert nan("equity_daemon_asset_equity", {**money, "asset": "USDT"})  # chain may hold some
+    assert value("equity_daemon_equity_unknown", {"book": "basis"}) == 1
+    known = scrape_registry([basis_view()], {}).registry.get_sample_value
+    assert known("equity_daemon_equity_unknown", {"book": "basis"}) == 0

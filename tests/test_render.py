@@ -28,7 +28,10 @@ def test_the_table_flags_stale_fallback_partial_ignored_and_quote_failures() -> 
         now=NOW + timedelta(minutes=3),
     )
     text = snapshot_table(snap)
-    assert "INCOMPLETE, EQUITY PARTIAL (1 unvalued)" in text
+    assert "INCOMPLETE, EQUITY UNKNOWN" in text
+    assert "  equity                         unknown USDT\n    unknown: GHO has no price\n" in text
+    assert "  assets                         unknown USDT" in text
+    assert "    GHO                              unknown" in text  # by asset
     assert "  unvalued (no price, not in equity)\n    asset      binance   GHO" in text
     assert "  ignored (configured, not in equity)\n    asset      binance   DUST" in text
     assert "180s old  STALE" in text

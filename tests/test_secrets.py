@@ -47,9 +47,11 @@ def hook_url() -> str:
 
 def config(tmp_path: Path, url: str | None = None) -> Path:
     """A complete `basis` book (demo venue, every price edge) and an `ops` book that is
-    incomplete from the start (its manual file is missing), so the first cycle raises an event
-    and its webhook delivery fails on a closed port. The canary is in every secret field."""
+    incomplete from the start (one manual file is missing, the other holds an asset nothing
+    prices), so the first cycle raises an event and its webhook delivery fails on a closed port.
+    The canary is in every secret field."""
     (tmp_path / "signing").write_text(f"{CANARY}-from-file\n")
+    (tmp_path / "ops.toml").write_text('[[positions]]\nasset = "PEPE"\namount = "1e9"\n')
     url = url or hook_url()
     path = tmp_path / "equity.toml"
     path.write_text(
@@ -74,7 +76,10 @@ url = "{url}"
 secret = "{CANARY}-signing"
 [books.ops]
 share_class = "USDT"
-venues = [{{kind = "manual", name = "ops", path = "{tmp_path / "missing.toml"}"}}]
+venues = [
+    {{kind = "manual", name = "ops", path = "{tmp_path / "missing.toml"}"}},
+    {{kind = "manual", name = "ops-pepe", path = "{tmp_path / "ops.toml"}"}},
+]
 [[books.ops.webhooks]]
 name = "ops-pager"
 url = "{url}"
@@ -185,7 +190,7 @@ async def test_the_running_daemon_shows_no_secret(
 def test_once_json_shows_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["once", "--format", "json", "--config", str(config(tmp_path))])
     captured = capsys.readouterr()
-    assert code == EXIT_INCOMPLETE  # the `ops` book cannot read its file
+    assert code == EXIT_INCOMPLETE  # the `ops` book cannot read a file nor price an asset
     books = {book["book"]: book for book in json.loads(captured.out)["books"]}
     assert books["basis"]["complete"] is True
     assert captured.err  # debug log lines went to stderr

@@ -66,7 +66,8 @@ def test_row04_a_missing_price_makes_the_snapshot_incomplete_not_zero() -> None:
     snap = snapshot(ok(pos("aave", "GHO", "100"), pos("aave", "USDT", "1")))
     assert not snap.complete
     assert [(p.kind, p.subject) for p in snap.problems] == [(ProblemKind.UNPRICED, "GHO")]
-    assert "GHO" not in snap.equity_by_asset
+    assert snap.equity is None  # unknown, neither 1 nor 0
+    assert snap.equity_by_asset == {"GHO": None, "USDT": Decimal(1)}
 
 
 def test_row05_a_venue_outage_is_not_an_equity_crash() -> None:

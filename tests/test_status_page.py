@@ -9,9 +9,20 @@ from html.parser import HTMLParser
 from typing import Any
 
 from equity_daemon import status_page
-from equity_daemon.model import EquityPoint
+from equity_daemon.model import EquityPoint, VenueReport, VenueState
 from equity_daemon.status_page import StatusData, equity_chart, login_page, render
-from tests.reports import HOSTILE_ASSET, NOW, basis_doc, hostile_doc
+from tests.reports import (
+    ETH_3000,
+    HOSTILE_ASSET,
+    NOW,
+    basis_doc,
+    hostile_doc,
+    ok,
+    pos,
+    quote,
+    snapshot,
+)
+from tests.test_calculator import CONTRACT, spot_beside_a_short
 
 
 class Tags(HTMLParser):
@@ -186,3 +197,73 @@ def test_an_event_says_what_it_moved_from_or_what_went_wrong() -> None:
     assert "failed_venue okx: " in page
     recorded = basis_doc() | {"at": (NOW - timedelta(minutes=1)).isoformat()}  # history's last
     assert len(points_of(render(data(recorded, histories={"basis": history(10)})))) == 10
+
+
+def unknown_doc() -> dict[str, Any]:
+    """A `/snapshot` document of a book whose chain venue has not answered since the start."""
+    chain = VenueState(VenueReport.failed("chain", NOW, "connection refused"), None)
+    snap = snapshot(ok(pos("binance", "USDT", "250000")), chain)
+    return snap.to_json() | {"age_seconds": 1.0, "stale_after_seconds": 120.0, "stale": False}
+
+
+def test_an_unknown_equity_has_no_headline_figure_and_says_why() -> None:
+    page = render(data(unknown_doc(), histories={"basis": history(5)}))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    headline = re.search(r'<div class="equity[^"]*">([^<]*)</div>', page)
+    assert headline is not None
+    assert headline.group(1) == "Equity unknown"  # no figure, not 0
+    assert "chain has not reported since the daemon started" in text
+    assert "<title>equity-daemon · basis unknown</title>" in page
+    assert "assets unknown · debt unknown" in text
+    assert "chain unknown" in text  # by venue
+    assert "binance 250,000.00" in text  # what the gap cannot reach stays
+    assert "USDT unknown" in text  # by asset: the chain may hold USDT too
+    assert "equity unknown" in text  # the badge
+    assert not re.search(r"\b0\.00\b", text)
+
+
+def test_a_hedged_book_whose_equity_is_unknown_shows_its_upnl_unknown_never_zero() -> None:
+    chain = VenueState(VenueReport.failed("chain", NOW, "connection refused"), None)
+    quotes = (*ETH_3000, quote(CONTRACT, "USDT", "3015", source="bybit"))
+    snap = snapshot(spot_beside_a_short(mark="3015"), chain, quotes=quotes)
+    page = render(data(snap.to_json() | {"age_seconds": 1.0, "stale": False}))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "assets unknown · debt unknown · perpetuals' uPnL unknown" in text
+
+
+def test_the_candidates_of_a_disputed_price_are_shown_beside_no_figure() -> None:
+    quotes = (quote("FOO", "USDT", "5", "a"), quote("FOO", "USDT", "500", "b", rank=1))
+    snap = snapshot(
+        ok(pos("binance", "FOO", "1000"), pos("binance", "USDT", "500000")), quotes=quotes
+    )
+    page = render(data(snap.to_json() | {"age_seconds": 1.0, "stale": False}))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Equity unknown" in text
+    assert "FOO has no price its sources agree on" in text
+    assert "it would be 505,000.00 USDT by a" in text
+    assert "it would be 1,000,000.00 USDT by b" in text
+
+
+def test_the_chart_breaks_where_the_equity_was_unknown() -> None:
+    before = history(10)
+    unknown = [EquityPoint(NOW - timedelta(seconds=30 - i), None, False) for i in range(3)]
+    after = [EquityPoint(NOW - timedelta(seconds=10 - i), Decimal(512100), True) for i in range(3)]
+    svg = equity_chart([*before, *unknown, *after], [], NOW, "USDT")
+    lines = re.findall(r'<polyline class="equity" points="([^"]*)"', svg)
+    assert [len(line.split()) for line in lines] == [10, 3]  # two runs, nothing between
+    axis = re.findall(r'<text class="axis" x="4" y="[^"]*">([\d,.]+)</text>', svg)
+    assert len(axis) == 4
+    assert all(Decimal(label.replace(",", "")) > 511_000 for label in axis)  # no zero to fall to
+    (gap,) = re.findall(r'<rect class="gap" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
+    end_of_line = float(lines[0].split()[-1].split(",")[0])
+    start_of_next = float(lines[1].split()[0].split(",")[0])
+    assert end_of_line < float(gap[0]) < start_of_next  # a grey band where nothing is known
+    assert "equity unknown" in svg  # its title and the legend
+    only_unknown = equity_chart(unknown, [], NOW, "USDT")
+    assert "No history yet." in only_unknown
+
+
+def test_the_live_snapshot_of_an_unknown_equity_ends_the_line_with_a_gap() -> None:
+    page = render(data(unknown_doc(), histories={"basis": history(10)}))
+    assert len(points_of(page)) == 10
+    assert page.count('<rect class="gap"') == 1  # from the unknown snapshot to now

@@ -17,6 +17,9 @@ holding the venue raises one `venue_refused` event (`monitor.refusals`), not onl
 
 A streaming venue is followed through `updates()`; REST fetches cover while the stream is down
 or silent longer than its keep-alive window, at the venue's interval, until it delivers again.
+Its pushes and fetches reach the store in two tasks: a report made before the one the store
+holds (a fetch answered, then overtaken by a push recorded first) is not recorded, as it would
+take the venue back in time (the venue's own state has both already).
 A venue that also yields REST polls between pushes says when its stream last spoke
 (`HeardVenue.last_heard`): silence is measured from that, not from its last report.
 A stream whose login is refused is reconnected no sooner than `max_backoff`, as a refused fetch.
@@ -188,8 +191,16 @@ class Poller:
             log.warning("report_unconfirmed", venue=self.venue.name, lines=len(report.positions))
             await anyio.sleep(self._confirm_delay)
             report = await self._confirmed(tg, report)
-        self._store.update(report)
+        self._record(report)
         return report
+
+    def _record(self, report: VenueReport) -> None:
+        """Into the store, unless it holds a good report made after this good one."""
+        held = self._store.state(self.venue.name).latest
+        if report.ok and held.ok and report.fetched_at < held.fetched_at:
+            log.debug("report_overtaken", venue=self.venue.name)
+            return
+        self._store.update(report)
 
     async def run(self, tg: TaskGroup) -> None:
         """Poll (or follow the stream) forever; the first fetch is assumed done by the caller."""
@@ -293,7 +304,7 @@ class Poller:
         speaking = not isinstance(venue, StreamingVenue) or self._silence(venue) < venue.keepalive
         if speaking:  # a REST poll's report between pushes is not the stream speaking again
             self._store.note(venue.name, None)
-        self._store.update(report)
+        self._record(report)
 
     def _silence(self, venue: StreamingVenue) -> float:
         """Seconds since the stream last said something."""

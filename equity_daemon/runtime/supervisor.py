@@ -44,7 +44,7 @@ from equity_daemon.errors import HistoryUnavailable
 from equity_daemon.history import History
 from equity_daemon.http import Api, serve
 from equity_daemon.metrics import BookView, DaemonMetrics, EquityCollector
-from equity_daemon.model import EquityPoint, Snapshot, decimal_str, decimal_str_or_none
+from equity_daemon.model import EquityPoint, Snapshot, decimal_str_or_none
 from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Outbox
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
@@ -695,7 +695,7 @@ def _log_cycle(cycle: Cycle) -> None:
         "cycle",
         book=snap.book,
         sequence=snap.sequence,
-        equity=decimal_str(snap.equity),
+        equity=decimal_str_or_none(snap.equity),
         share_class=snap.share_class.value,
         complete=snap.complete,
         problems=[f"{p.kind.value}:{p.subject}" for p in snap.problems],
@@ -711,7 +711,7 @@ def _log_event(event: Event) -> None:
         book=event.book,
         kind=event.kind.value,
         reference=decimal_str_or_none(event.reference),
-        equity=decimal_str(event.equity),
+        equity=decimal_str_or_none(event.equity),
         change=decimal_str_or_none(event.change),
         problems=[f"{p.kind.value} {p.subject}: {p.detail}" for p in event.snapshot.problems],
     )

@@ -15,7 +15,9 @@ One class for every exchange; what differs per exchange is only the field mappin
   failed fetch — not every cycle; a mapping fails a fetch whose answers do not fit the mode.
   A stream (`StreamingExchangeVenue`: Bybit `unified`; Binance `usdm`, `portfolio_margin`,
   `spot`, `cross_margin`; OKX `trading`) patches this snapshot between fetches with the coins
-  and positions each push names; a REST fetch still owns it.
+  and positions each push names, or, where a push leaves out the debt, reads the account at
+  once. Whichever path writes, `exchange_state`'s rule holds: an account is its REST answer
+  asked for last, with the pushes heard since applied on top.
 * a position (read or pushed) in a market the instance does not know, listed since start,
   reloads the host's markets (`exchange_listings`: bounded, shared by the host's instances) and
   is read against them;
@@ -39,7 +41,6 @@ import contextlib
 import hashlib
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -59,15 +60,21 @@ from equity_daemon.venues.contract_marks import Contract, read_mark
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.exchange_errors import Path, check_answer, error_code, exchange_errors
+from equity_daemon.venues.exchange_state import (
+    AccountAnswer,
+    ExchangeState,
+    Heard,
+    Read,
+    Snapshot,
+)
 from equity_daemon.venues.exchange_urls import Host, host_of
 from equity_daemon.venues.exchanges import (
+    EVERY_COIN,
     BadField,
     Lines,
-    Polled,
     binance,
     bybit,
     okx,
-    refresh,
     transfers,
 )
 
@@ -138,9 +145,8 @@ class ExchangeVenue:
         self._rate_limit = rate_limit
         self._in_transit = in_transit
         self._clients: dict[str, Any] = {}
-        # the raw answers of the last REST snapshot, as pushes have patched them since
-        self._state: dict[str, _Account] = {}
-        self._transfers: Lines | None = None
+        # the raw answers of the REST snapshot asked for last, as pushes have patched them since
+        self._state = ExchangeState()
         self._compare_next = False  # a stream keeps the state: compare the next snapshot to it
         self._pushed_at: float | None = None  # when the last push was heard (monotonic)
         self._grace = 0.0  # seconds after a push in which a snapshot's disagreement is not counted
@@ -186,19 +192,29 @@ class ExchangeVenue:
     async def fetch(self) -> VenueReport:
         """Every configured account type, read now; the first failure fails the whole fetch.
 
-        The answers replace the venue's state (what a stream patches between fetches); a
-        snapshot that disagrees with a state a stream has been keeping is counted.
+        The answers replace the venue's state (what a stream patches between fetches), with the
+        pushes heard since the requests went out applied again on top, unless a read sent later
+        has already written them (`exchange_state`); a snapshot that disagrees with a state a
+        stream has been keeping is counted. The report is the state's, as it is now.
         """
-        started = self._clock.monotonic()
-        lines = self._replace(await self._snapshot(), started)
-        return self._report(lines, None)
+        read = self._state.open(self._clock.monotonic())
+        try:
+            self._write(await self._snapshot(self.everything), read, compare=True)
+        finally:
+            self._state.close(read)
+        return self._report(self._current(), None)
 
-    async def _snapshot(self) -> _Snapshot:
-        """Every account type and, with `in_transit`, the transfers under way, read at once."""
-        reads = (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
+    @property
+    def everything(self) -> tuple[str, ...]:
+        """What a full snapshot reads: every account type and, with `in_transit`, the
+        transfers under way."""
+        return (*self.accounts, TRANSFERS) if self._in_transit else self.accounts
+
+    async def _snapshot(self, reads: Sequence[str]) -> Snapshot:
+        """The account types (and `TRANSFERS`) of `reads`, read at once."""
         found = await self._gather(reads, self._read_any)
         transfers_found = found.pop(TRANSFERS, None)
-        return _Snapshot(found, transfers_found)
+        return Snapshot(found, transfers_found)
 
     async def _read_any(self, what: str) -> Any:
         return await (self._read_transfers() if what == TRANSFERS else self._read(what))
@@ -224,30 +240,35 @@ class ExchangeVenue:
             raise failures[0]
         return results
 
-    def _replace(self, snapshot: _Snapshot, started: float) -> dict[str, Lines]:
-        """Make a full snapshot the state; count it when it disagrees with a streamed state,
-        unless a push was heard within the grace window before its requests went out (or
-        while they were under way): then the two may simply be from either side of that push
-        (venue-pitfalls 51)."""
+    def _write(self, snapshot: Snapshot, read: Read, *, compare: bool) -> None:
+        """What `read` found into the state (`exchange_state`: only what no later read wrote,
+        with the pushes heard since its requests went out applied again on top). With `compare`
+        (a full snapshot), count it when it disagrees with a streamed state, unless a push was
+        heard within the grace window before its requests went out (or while they were under
+        way): then the two may simply be from either side of that push (venue-pitfalls 51)."""
+        fresh = self._state.newer(snapshot.accounts, read)
         try:
-            lines = {a: self._lines(a, snapshot.accounts[a]) for a in self.accounts}
+            lines = {a: self._lines(a, found) for a, found in fresh.items()}
         except VenueDataError:
             self._modes.clear()  # answers that do not fit the mode: read the mode again
             raise
-        pushed = self._pushed_at is not None and self._pushed_at >= started - self._grace
-        if self._compare_next and self._state and not pushed and self._differs(lines):
+        pushed = self._pushed_at is not None and self._pushed_at >= read.started - self._grace
+        if compare and self._compare_next and not pushed and self._differs(lines):
             self._on_disagreement(self.name)
             log.warning("stream_rest_disagreement", venue=self.name)
-        self._state = dict(snapshot.accounts)
-        self._transfers = snapshot.transfers
-        return lines
+        for heard in self._state.write(fresh, snapshot.transfers, read):
+            self._patch(heard)
+
+    def _current(self) -> dict[str, Lines]:
+        """The lines of every account type, from the state as it is now."""
+        return {a: self._lines(a, self._state.accounts[a]) for a in self.accounts}
 
     def _report(self, lines: Mapping[str, Lines], as_of: datetime | None) -> VenueReport:
         positions: list[Position] = []
         reported: list[ReportedTotal] = []
         every = [*(lines[account] for account in self.accounts)]
-        if self._transfers is not None:
-            every.append(self._transfers)
+        if self._state.transfers is not None:
+            every.append(self._state.transfers)
         for found in every:
             positions += found.positions
             reported += found.reported
@@ -262,12 +283,15 @@ class ExchangeVenue:
         )
 
     def _differs(self, lines: Mapping[str, Lines]) -> bool:
-        """Whether `lines` hold other amounts than the current state (details such as uPnL
-        left out)."""
-        current = {a: self._lines(a, self._state[a]) for a in self.accounts}
+        """Whether `lines` hold other amounts than the current state of their accounts (details
+        such as uPnL left out); False before there is a state to differ from."""
+        held = self._state.accounts
+        if not lines or any(a not in held for a in lines):
+            return False
+        current = {a: self._lines(a, held[a]) for a in lines}
         return _signature(current) != _signature(lines)
 
-    async def _read(self, account: str) -> _Account:
+    async def _read(self, account: str) -> AccountAnswer:
         client = self.client(account)
         balance = await exchange_client.fetch_balance(
             client, self.name, self.mapping.ACCOUNTS[account]
@@ -283,7 +307,7 @@ class ExchangeVenue:
                 listed = await self._budget.listings.refresh(client)
             if listed:  # a market listed since start: parsed again against it
                 raw_positions = await self._positions(client, account)
-        found = _Account(balance.get("info"), extra, await self._mode(client, account))
+        found = AccountAnswer(balance.get("info"), extra, await self._mode(client, account))
         try:
             for i, position in enumerate(raw_positions):
                 market = client.markets.get(position.get("symbol"))
@@ -317,7 +341,7 @@ class ExchangeVenue:
         key = getattr(self.mapping, "position_key", None)
         return index if key is None else key(raw)
 
-    def _lines(self, account: str, found: _Account) -> Lines:
+    def _lines(self, account: str, found: AccountAnswer) -> Lines:
         """The lines of one account from its raw answers, as the mapping reads them."""
         lines = Lines(self.name, account, self.exchange_id)
         mode = {} if found.mode is None else {"mode": found.mode}  # only mappings with a MODE
@@ -329,11 +353,13 @@ class ExchangeVenue:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
         if found.pushed or found.positions_pushed:  # no longer of the total's moment
             lines.split_moment()
-        keeps = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
-        if found.pushed and keeps is not None and account not in keeps:
-            # the exchange's total is as old as the REST snapshot, the pushed lines are newer:
-            # reconciling them would warn of a drift that is not there
-            lines.reported.clear()
+        kept = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
+        if found.pushed and kept is not None:
+            # the exchange's total is as old as the REST answer, the pushed lines are newer:
+            # reconciling them would warn of a drift that is not there. Only a total in the
+            # one asset whose pushed change the patch carries into it stays current.
+            keep = kept.get(account)
+            lines.reported = [t for t in lines.reported if keep in (t.currency, EVERY_COIN)]
         return lines
 
     async def _read_transfers(self) -> Lines:
@@ -359,6 +385,40 @@ class ExchangeVenue:
         except (BadField, TypeError) as exc:
             raise VenueDataError(self.name, f"transfers: malformed answer ({exc})") from None
         return lines
+
+    def _patch(self, heard: Heard) -> None:
+        """One push patched into the state (`mapping.patch_balance`; positions by
+        `mapping.position_key`, a closed one removed)."""
+        found = self._state.accounts[heard.account]
+        try:
+            if heard.kind == "balance":
+                found.info = self.mapping.patch_balance(found.info, heard.message)
+                found.pushed = True
+                return
+            client = self.client(heard.account, streaming=True)
+            for raw in self.mapping.pushed_positions(heard.message):
+                key = self.mapping.position_key(raw)
+                if self.mapping.closed(raw):
+                    found.positions.pop(key, None)
+                    continue
+                kept = found.positions.get(key)
+                raw = raw if kept is None else {**kept[0], **raw}
+                symbol = self._pushed_symbol(client, raw)
+                market = client.markets.get(symbol)
+                if market is None:
+                    raise BadField(f"a position in an unlisted market {symbol!r}")
+                found.positions[key] = (raw, market)
+            found.positions_pushed = True
+        except (BadField, KeyError, TypeError, IndexError) as exc:
+            raise VenueDataError(self.name, f"{heard.account}: malformed push ({exc})") from None
+
+    def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
+        """ccxt's unified symbol of a pushed position row: from the exchange's market id where
+        the mapping names it (ccxt has no `parse_position` for Binance), else ccxt's parse."""
+        market_id = getattr(self.mapping, "pushed_market_id", None)
+        if market_id is None:
+            return client.parse_position(raw).get("symbol")
+        return client.safe_market(market_id(raw), None, None, "swap").get("symbol")
 
     async def observe(self, base: str, quote: str) -> Observation:
         """The exchange's last spot price of `base` in `quote`, from its raw ticker."""
@@ -387,6 +447,14 @@ def streams(exchange_id: str, accounts: Sequence[str]) -> bool:
     return any(account in streamed for account in accounts)
 
 
+# the REST reads a stream makes: a full snapshot, what no push carries, accounts a push cued
+RESYNC, POLL, CUE = "resync", "poll", "cue"
+CUT = "cut"  # the exchange closed a socket
+# seconds from one REST read that pushes cued to the next: a burst of pushes costs one read a
+# second at most, not one per round trip; a push after a quiet second is read at once
+CUE_GAP = 1.0
+
+
 class StreamingExchangeVenue(ExchangeVenue):
     """An exchange venue whose account types with a private stream follow it (ccxt.pro).
 
@@ -394,16 +462,21 @@ class StreamingExchangeVenue(ExchangeVenue):
     (`mapping.patch_balance`, positions by `mapping.position_key`, closed ones removed) and yields
     the full report after each batch of pushes, its `as_of` the push's event time.
 
-    What no push carries is polled over REST every `poll_seconds` while the stream is live:
-    the account types without a stream (read whole), the fields of streamed accounts that no
-    push carries (`mapping.POLLED`: debt, interest; pushed fields are left alone) and the
-    transfers under way. A poll is not compared with the stream. A full REST snapshot replaces
-    the state every `resync_seconds` and whenever `updates()` starts again (after a reconnect);
-    one that disagrees with the streamed state calls `on_disagreement`, unless a push was heard
-    within `grace_seconds` of it. REST reads run beside the stream, one at a time: pushes keep
-    coming while one is under way, and those heard meanwhile are applied again on top of the
-    snapshot, which may be older than they are. A failed poll or resync ends the stream with
-    its error, as a failed socket does.
+    An account whose pushes leave out its debt (`mapping.READ_ON_PUSH`: Binance cross and
+    portfolio margin, Bybit unified) is never patched: a borrow pushed as more coins would count
+    before its debt. A push to it cues a REST read of the whole account at once (at most one
+    read every `cue_gap` seconds), and its lines change when that answer arrives, holdings and
+    debt of one moment. The delay of a true move is that one read; a phantom is never shown.
+
+    What no push carries is polled over REST every `poll_seconds` while the stream is live: the
+    account types without a stream and those of `READ_ON_PUSH` (read whole) and the transfers
+    under way. A poll is not compared with the stream. A full REST snapshot replaces the state
+    every `resync_seconds` and whenever `updates()` starts again (after a reconnect); one that
+    disagrees with the streamed state calls `on_disagreement`, unless a push was heard within
+    `grace_seconds` of it. REST reads run beside the stream, one at a time; every one of them,
+    and the runtime's own fetches, follows `exchange_state`'s rule: the pushes heard since its
+    requests went out are applied again on top of its answer, which may be older than they are.
+    A failed REST read ends the stream with its error, as a failed socket does.
     """
 
     def __init__(
@@ -413,6 +486,7 @@ class StreamingExchangeVenue(ExchangeVenue):
         resync_seconds: float = 300.0,
         poll_seconds: float = 10.0,
         grace_seconds: float = STREAM_GRACE,
+        cue_gap: float = CUE_GAP,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -425,8 +499,8 @@ class StreamingExchangeVenue(ExchangeVenue):
         self.resync_seconds = resync_seconds
         self.poll_seconds = poll_seconds
         self._grace = grace_seconds
-        self._polled: Mapping[str, Polled] = getattr(self.mapping, "POLLED", {})
-        self._since_resync: list[_Heard] | None = None  # pushes applied while a resync is out
+        self._cue_gap = cue_gap
+        self._read_on_push = frozenset(a for a in self.streamed if a in self.mapping.READ_ON_PUSH)
         self._started_at: float | None = None
 
     @property
@@ -447,7 +521,8 @@ class StreamingExchangeVenue(ExchangeVenue):
         return heard is not None and self._clock.monotonic() - heard > self._keepalive
 
     async def updates(self) -> AsyncGenerator[VenueReport, None]:
-        """A full report at start, then one after every batch of pushes, polls and resyncs.
+        """A full report at start, then one after every batch of pushes and REST answers that
+        changed the state.
 
         The watchers and the REST reads run as asyncio tasks of their own rather than in a task
         group: a task group must not stay open across a generator's `yield`. Their results and
@@ -460,9 +535,10 @@ class StreamingExchangeVenue(ExchangeVenue):
         the watchers subscribe again with new instances (a new key) and a REST snapshot
         resyncs, with no error. A cut or an expiry sooner than that ends the stream.
         """
-        send, receive = anyio.create_memory_object_stream[_Heard](math.inf)
+        send, receive = anyio.create_memory_object_stream[Heard](math.inf)
         watchers: list[asyncio.Task[None]] = []
         reading: asyncio.Task[None] | None = None
+        out: Read | None = None  # the REST read under way, until its answer is written
         try:
             watchers = self._subscribe(send)
             joined_at = anyio.current_time()  # (the generator sleeps at each yield)
@@ -470,21 +546,27 @@ class StreamingExchangeVenue(ExchangeVenue):
             yield await self.fetch()  # after subscribing: a push from here on is kept
             self._compare_next = True
             self._started_at = self._clock.monotonic()
-            now = anyio.current_time()
+            now, cued_at = anyio.current_time(), -math.inf  # (the last read pushes cued)
             resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
             while True:
                 now = anyio.current_time()
-                if (reading is None or reading.done()) and now >= min(resync_at, poll_at):
-                    full = now >= resync_at
-                    poll_at = now + self.poll_seconds
-                    if full:
-                        resync_at = now + self.resync_seconds
-                        self._since_resync = []
+                cued = self._state.due()
+                if not self._state.pending(out):
+                    kind = None
+                    if now >= resync_at:
+                        kind, resync_at = RESYNC, now + self.resync_seconds
                         self._modes.clear()  # a resync reads the account mode again
-                    if full or not self._silent():  # silent: the runtime's fetches cover all
-                        reading = asyncio.ensure_future(self._read_rest(send, full))
-                busy = reading is not None and not reading.done()
-                wait = math.inf if busy else max(0.0, min(resync_at, poll_at) - now)
+                    elif now >= poll_at and not self._silent():  # silent: the runtime covers
+                        kind = POLL
+                    elif cued and now >= cued_at + self._cue_gap:
+                        kind, cued_at = CUE, now
+                    if now >= poll_at:
+                        poll_at = now + self.poll_seconds
+                    if kind is not None:
+                        out = self._state.open(self._clock.monotonic())
+                        reading = asyncio.ensure_future(self._read_rest(send, kind, out, cued))
+                due = min(resync_at, poll_at, cued_at + self._cue_gap if cued else math.inf)
+                wait = math.inf if self._state.pending(out) else max(0.0, due - now)
                 heard = None
                 with anyio.move_on_after(wait):
                     heard = await receive.receive()
@@ -492,14 +574,16 @@ class StreamingExchangeVenue(ExchangeVenue):
                     continue
                 batch = [heard, *_waiting(receive)]  # debounce: every waiting push, one report
                 now = anyio.current_time()
-                if any(kind == CUT for _, kind, _ in batch) and now - joined_at >= self.keepalive:
+                if any(h.kind == CUT for h in batch) and now - joined_at >= self.keepalive:
                     log.info("stream_rejoined", venue=self.name)
                     await _stopped([*watchers, *([reading] if reading else [])])
+                    if out is not None:
+                        self._state.close(out)
                     # new instances subscribe afresh: ccxt would skip a listen token it
                     # still thinks current, leaving the new socket unsubscribed
                     await self._close_streams()
                     _waiting(receive)  # the old sockets' last words; the snapshot covers them
-                    watchers, reading, self._since_resync = self._subscribe(send), None, None
+                    watchers, reading, out = self._subscribe(send), None, None
                     joined_at = anyio.current_time()
                     self._compare_next = False  # what changed while cut is no disagreement
                     self._modes.clear()
@@ -510,15 +594,18 @@ class StreamingExchangeVenue(ExchangeVenue):
                     resync_at, poll_at = now + self.resync_seconds, now + self.poll_seconds
                     continue
                 await self._list_pushed(batch)
-                yield self._patched(batch)
+                report = self._patched(batch)
+                if report is not None:
+                    yield report
         finally:
             self._compare_next = False
-            self._since_resync = None
             self._started_at = None
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
                 await _stopped([*watchers, *([reading] if reading else [])])
+                if out is not None:
+                    self._state.close(out)
                 await self._close_streams()
 
     async def _close_streams(self) -> None:
@@ -540,16 +627,17 @@ class StreamingExchangeVenue(ExchangeVenue):
         return watchers
 
     def _heard(self, send: Any, account: str, kind: str, message: dict[str, Any]) -> None:
-        heard: _Heard = (account, kind, message)
+        at = self._clock.monotonic()
+        heard = Heard(account, kind, message, at)
         if kind == "message":  # a raw frame: only an event that ends the stream matters here
             ended = getattr(self.mapping, "stream_end", _never)(message)
             if ended is None:
                 return
             # like a cut: an expired key after a working window is churn (Binance's listen key
             # lapses every ~80 minutes under ccxt 4.5.90, whose keep-alive runs only once)
-            heard = ("", CUT, VenueUnavailable(self.name, f"{account} stream: {ended}"))
+            heard = Heard("", CUT, VenueUnavailable(self.name, f"{account} stream: {ended}"), at)
         else:  # a push: the subscription is alive (a ping answered says only the socket is)
-            self._pushed_at = self._clock.monotonic()
+            self._pushed_at = at
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             send.send_nowait(heard)
 
@@ -572,22 +660,23 @@ class StreamingExchangeVenue(ExchangeVenue):
                         ) from None
                     raise
         except Exception as exc:
+            heard = Heard("", CUT if cut else "error", exc, self._clock.monotonic())
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                send.send_nowait(("", CUT if cut else "error", exc))
+                send.send_nowait(heard)
 
-    async def _list_pushed(self, batch: Sequence[_Heard]) -> None:
+    async def _list_pushed(self, batch: Sequence[Heard]) -> None:
         """Reload the host's markets (bounded, `exchange_listings`) when a push opens a position
-        in a market the stream's instance does not know (listed since start), so that `_apply`
-        can place it; a push it cannot read is left to `_apply` to fail with its reason."""
-        for account, kind, message in batch:
-            held = self._state.get(account)
-            if kind != "positions" or held is None:
-                continue
-            client = self.client(account, streaming=True)
+        in a market the stream's instance does not know (listed since start), so that `_patch`
+        can place it; a push it cannot read is left to `_patch` to fail with its reason."""
+        for heard in batch:
+            held = self._state.accounts.get(heard.account)
+            if heard.kind != "positions" or held is None or heard.account in self._read_on_push:
+                continue  # (a push to an account read at once is never placed: its read is)
+            client = self.client(heard.account, streaming=True)
             try:
                 unknown = any(
                     self._pushed_symbol(client, raw) not in client.markets
-                    for raw in self.mapping.pushed_positions(message)
+                    for raw in self.mapping.pushed_positions(heard.message)
                     if self.mapping.position_key(raw) not in held.positions
                     and not self.mapping.closed(raw)
                 )
@@ -597,118 +686,62 @@ class StreamingExchangeVenue(ExchangeVenue):
                 with exchange_errors(self.name, client):
                     await self._budget.listings.refresh(client)
 
-    def _pushed_symbol(self, client: Any, raw: Mapping[str, Any]) -> Any:
-        """ccxt's unified symbol of a pushed position row: from the exchange's market id where
-        the mapping names it (ccxt has no `parse_position` for Binance), else ccxt's parse."""
-        market_id = getattr(self.mapping, "pushed_market_id", None)
-        if market_id is None:
-            return client.parse_position(raw).get("symbol")
-        return client.safe_market(market_id(raw), None, None, "swap").get("symbol")
-
-    async def _read_rest(self, send: Any, full: bool) -> None:
-        """A full snapshot (`full`) or a poll, handed to the stream as ("", kind, (found,
-        when its requests went out))."""
-        started = self._clock.monotonic()
+    async def _read_rest(self, send: Any, kind: str, read: Read, cued: Sequence[str]) -> None:
+        """A REST read of `kind`, handed to the stream as ("", kind, (what it found, `read`)):
+        a resync reads everything; a poll what no push carries (the account types without a
+        stream, those of `READ_ON_PUSH`, the transfers under way); a cue the `cued` accounts."""
         try:
-            found = await (self._snapshot() if full else self._poll())
-            heard: _Heard = ("", "resync" if full else "poll", (found, started))
+            if kind == RESYNC:
+                reads: Sequence[str] = self.everything
+            elif kind == POLL:
+                unpushed = [a for a in self.accounts if a not in self._pushed_accounts]
+                reads = [*unpushed, *([TRANSFERS] if self._in_transit else [])]
+            else:
+                reads = cued
+            heard = Heard("", kind, (await self._snapshot(reads), read), read.started)
         except Exception as exc:  # a REST failure ends the stream, as a socket's does
-            heard = ("", "error", exc)
+            heard = Heard("", "error", exc, self._clock.monotonic())
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             send.send_nowait(heard)
 
-    async def _poll(self) -> _Snapshot:
-        """What no push carries: the account types without a stream, whole; the `POLLED`
-        fields of the streamed ones (their raw balance answers); the transfers under way."""
-        reads = [a for a in self.accounts if a not in self.streamed or a in self._polled]
-        if self._in_transit:
-            reads.append(TRANSFERS)
-        found = await self._gather(reads, self._poll_one)
-        transfers_found = found.pop(TRANSFERS, None)
-        answers = {a: found.pop(a) for a in self.streamed if a in found}
-        return _Snapshot(found, transfers_found, answers)
+    @property
+    def _pushed_accounts(self) -> frozenset[str]:
+        """The account types whose pushes patch the state."""
+        return frozenset(self.streamed) - self._read_on_push
 
-    async def _poll_one(self, what: str) -> Any:
-        if what not in self.streamed:
-            return await self._read_any(what)
-        client = self.client(what)
-        balance = await exchange_client.fetch_balance(
-            client, self.name, self.mapping.ACCOUNTS[what]
-        )
-        return balance.get("info")
-
-    def _patched(self, batch: Sequence[_Heard]) -> VenueReport:
-        """The state with every push, poll and resync of `batch` applied, as a full report."""
+    def _patched(self, batch: Sequence[Heard]) -> VenueReport | None:
+        """The state with every push and REST answer of `batch` written in, as a full report;
+        None when none of them changed it (pushes a REST answer already holds, or cues)."""
         latest: int | None = None
+        changed = False
         for heard in batch:
-            account, kind, message = heard
-            if isinstance(message, BaseException):
-                raise message
-            if kind == "resync":
-                found, started = message
-                replay, self._since_resync = self._since_resync or [], None
-                self._replace(found, started)
-                for again in replay:  # heard while the snapshot was out: maybe newer than it
-                    self._apply(*again)
-                continue
-            if kind == "poll":
-                self._refresh(message[0])
-                continue
-            if self._apply(account, kind, message) and self._since_resync is not None:
-                self._since_resync.append(heard)
-            when = self.mapping.event_ms(message)
-            if when is not None and (latest is None or when > latest):
-                latest = when
-        lines = {a: self._lines(a, self._state[a]) for a in self.accounts}
+            if isinstance(heard.message, BaseException):
+                raise heard.message
+            if heard.kind in (RESYNC, POLL, CUE):
+                found, read = heard.message
+                self._write(found, read, compare=heard.kind == RESYNC)
+                self._state.close(read)
+                changed = True
+            elif heard.account in self._read_on_push:
+                self._state.cue(heard)
+            elif self._apply(heard):
+                changed = True
+                when = self.mapping.event_ms(heard.message)
+                if when is not None and (latest is None or when > latest):
+                    latest = when
+        if not changed:
+            return None
         as_of = None if latest is None else datetime.fromtimestamp(latest / 1000, UTC)
-        return self._report(lines, as_of)
+        return self._report(self._current(), as_of)
 
-    def _apply(self, account: str, kind: str, message: Any) -> bool:
-        """One push patched into the state; False when its account has no state."""
-        found = self._state.get(account)
-        if found is None:
+    def _apply(self, heard: Heard) -> bool:
+        """One push patched into the state, and kept for the reads under way; False when its
+        account has no state or holds an answer asked for after the push was heard."""
+        if heard.account not in self._state.accounts or self._state.covered(heard):
             return False
-        try:
-            if kind == "balance":
-                found.info = self.mapping.patch_balance(found.info, message)
-                found.pushed = True
-                return True
-            client = self.client(account, streaming=True)
-            for raw in self.mapping.pushed_positions(message):
-                key = self.mapping.position_key(raw)
-                if self.mapping.closed(raw):
-                    found.positions.pop(key, None)
-                    continue
-                kept = found.positions.get(key)
-                raw = raw if kept is None else {**kept[0], **raw}
-                symbol = self._pushed_symbol(client, raw)
-                market = client.markets.get(symbol)
-                if market is None:
-                    raise BadField(f"a position in an unlisted market {symbol!r}")
-                found.positions[key] = (raw, market)
-            found.positions_pushed = True
-        except (BadField, KeyError, TypeError, IndexError) as exc:
-            raise VenueDataError(self.name, f"{account}: malformed push ({exc})") from None
+        self._patch(heard)
+        self._state.journal(heard)
         return True
-
-    def _refresh(self, polled: _Snapshot) -> None:
-        """A poll's answers into the state: un-streamed accounts whole, the `POLLED` fields of
-        streamed ones, the transfers; never compared with the stream."""
-        for account, answer in polled.answers.items():
-            kept = self._state[account]
-            try:
-                kept.info = refresh(kept.info, answer, self._polled[account])
-            except (BadField, KeyError, TypeError) as exc:
-                raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
-        self._state.update(polled.accounts)
-        if polled.transfers is not None:
-            self._transfers = polled.transfers
-
-
-# (account, "balance" | "positions", raw message) from a push; ("", "resync" | "poll",
-# (what it found, when it started)) from a REST read; ("", "error" | CUT, exception)
-_Heard = tuple[str, str, Any]
-CUT = "cut"  # the exchange closed a socket
 
 
 def _in_account(exc: VenueError, account: str) -> VenueError:
@@ -721,9 +754,9 @@ def _in_account(exc: VenueError, account: str) -> VenueError:
     return type(exc)(exc.venue, reason)
 
 
-def _waiting(receive: Any) -> list[_Heard]:
+def _waiting(receive: Any) -> list[Heard]:
     """Everything already waiting in the channel, taken out."""
-    found: list[_Heard] = []
+    found: list[Heard] = []
     while True:
         try:
             found.append(receive.receive_nowait())
@@ -740,28 +773,6 @@ async def _stopped(tasks: Sequence[asyncio.Task[None]]) -> None:
 def _never(message: Any) -> None:
     """No event of this exchange ends a stream by itself."""
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """What one REST read found: account types' answers, the transfers under way (None: not
-    read) and, for a poll, streamed accounts' raw balance answers (`mapping.POLLED`)."""
-
-    accounts: Mapping[str, _Account]
-    transfers: Lines | None
-    answers: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Account:
-    """One account type's raw answers: balance, extra call, mode, open positions by key."""
-
-    info: Any
-    extra: Any
-    mode: Any = None
-    positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
-    pushed: bool = False  # a push patched `info` since the REST answer
-    positions_pushed: bool = False  # ... or the positions
 
 
 def _signature(lines: Mapping[str, Lines]) -> frozenset[tuple[str, str, str, str, str]]:

@@ -219,6 +219,16 @@ sources = ["anvil"]
 """
 
 
+def anvil_world(anvil: Anvil) -> tuple[str, World]:
+    """Start `anvil` and deploy our contracts on it: its URL, and what they hold."""
+    url = anvil.start()
+    chain = Chain(url)
+    try:
+        return url, deploy_world(chain, compile_contracts())
+    finally:
+        chain.close()
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Server, Path, Receiver]]:
     require_tool("prometheus", "prometheus")
@@ -228,12 +238,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Server, Path, Receive
     edit(book, treasury("100000"))
     config = tmp_path / "equity.toml"
     try:
-        url = anvil.start()
-        chain = Chain(url)
-        try:
-            world = deploy_world(chain, compile_contracts())
-        finally:
-            chain.close()
+        url, world = anvil_world(anvil)
         config.write_text(
             DEMO.read_text() + treasury_book(book, receiver.port) + staking_book(url, world)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -419,3 +420,39 @@ async def test_a_stream_ended_by_a_rate_limit_waits_out_its_retry_after_before_r
     assert venue.failed_at is not None
     assert venue.fetched_at is not None
     assert venue.fetched_at - venue.failed_at >= 0.3
+
+
+class Overtaken:
+    """A streaming venue whose REST fetch answers, late, a report made before the push its
+    stream delivered meanwhile (the poller records the push first)."""
+
+    name = "cex"
+    keepalive = 60.0
+
+    def __init__(self) -> None:
+        self.pushed = anyio.Event()
+
+    async def fetch(self) -> VenueReport:
+        made = report("1")  # made at NOW: before the push
+        await self.pushed.wait()
+        return made
+
+    async def updates(self) -> AsyncIterator[VenueReport]:
+        yield replace(report("2"), fetched_at=NOW + timedelta(seconds=1))
+        self.pushed.set()
+        await anyio.sleep_forever()
+
+
+async def test_a_report_older_than_the_one_recorded_never_replaces_it() -> None:
+    venue = Overtaken()
+    store = RecordingStore()
+    with capture_logs(), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            poller = Poller(venue, store, POLICY, Clock(), Recorder())
+            tg.start_soon(poller.fetch, tg)  # out while the push arrives
+            tg.start_soon(poller.run, tg)
+            await venue.pushed.wait()
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    assert store.seen == [2]
+    assert store.state("cex").latest.positions[0].amount == 2

@@ -10,7 +10,7 @@ from equity_daemon.calculator import Limits, calculate
 from equity_daemon.model import ShareClass, VenueState
 from equity_daemon.prices import Quote
 from equity_daemon.venues.demo import DemoVenue
-from tests.reports import NOW
+from tests.reports import NOW, equity_of
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +33,7 @@ async def value(demo: DemoVenue) -> Decimal:
         limits=Limits(),
     )
     assert snap.complete
-    return snap.equity
+    return equity_of(snap)
 
 
 async def test_the_same_seed_walks_the_same_way() -> None:

@@ -18,9 +18,8 @@ from structlog.testing import capture_logs
 from equity_daemon.errors import VenueDataError, VenueUnavailable
 from equity_daemon.model import VenueReport, VenueState
 from equity_daemon.venues.exchange import StreamingExchangeVenue
-from equity_daemon.venues.exchanges import BadField, Polled, refresh
 from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, Transfer, fake_exchange
-from tests.reports import snapshot
+from tests.reports import equity_of, snapshot
 from tests.venues.exchanges import quotes_at, subscribed, venue_at
 from tests.venues.test_exchange_stream import running, venue_config
 
@@ -73,7 +72,7 @@ def lines(report: VenueReport, account: str | None = None) -> dict[tuple[str, st
 
 def equity(report: VenueReport) -> Decimal:
     state = VenueState(report, report)
-    return snapshot(state, quotes=quotes_at(report, PRICES), now=report.fetched_at).equity
+    return equity_of(snapshot(state, quotes=quotes_at(report, PRICES), now=report.fetched_at))
 
 
 async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_one_interval() -> (
@@ -85,23 +84,21 @@ async def test_interest_accruing_while_the_stream_is_quiet_lowers_equity_within_
         async with streaming(("unified",), fake, on_disagreement=disagreed.append) as updates:
             first = await anext(updates)
             await subscribed(fake, "wallet", "position")
-            # interest accrues (no push: Bybit's wallet topic carries no debt for ccxt), and
-            # the USDT balance changes without its push having arrived yet
+            # interest accrues (no push: Bybit's wallet topic carries no debt for ccxt)
             fake.set_holding(
                 "unified", "ETH", Holding(balance=D(2), borrowed=D(1), interest=D("0.01"))
             )
-            fake.set_holding("unified", "USDT", Holding(balance=D(1500)))
             started = anyio.current_time()
             polled = await report_where(updates, lambda r: ("ETH", "debt", "interest") in lines(r))
             took = anyio.current_time() - started
             positions_read = len(fake.calls("/v5/position/list"))
     assert equity(first) - equity(polled) == D("0.01") * 3000  # exactly the interest, in USDT
     assert took < POLL + 1  # within one interval (and the poll's own round trip)
-    # a poll refreshes only what no push carries: the USDT balance waits for its push
-    assert lines(polled)[("USDT", "asset", None)] == 1000
     assert lines(polled)[("ETH", "debt", None)] == 1
     assert disagreed == []  # a poll is no resync: nothing compared, nothing counted
-    assert positions_read == 3  # the snapshot's USDT, USDC and inverse pages: a poll reads none
+    # the snapshot's USDT, USDC and inverse pages, and the poll's: an account whose pushes
+    # leave out its debt is read whole, its holdings and debt of one moment
+    assert positions_read == 6
 
 
 async def test_a_funding_account_and_a_transfer_under_way_show_within_one_interval() -> None:
@@ -195,7 +192,7 @@ async def test_a_poll_that_keeps_failing_fails_the_venue_and_keeps_its_lines(
 
 # --- a push while a REST snapshot is out -----------------------------------------------------
 
-WALLET_PATH = "/v5/account/wallet-balance"
+FUTURES_PATH = "/fapi/v3/account"  # Binance USDⓈ-M's balance answer
 
 
 async def follow(updates: AsyncIterator[VenueReport], send: Any) -> None:
@@ -207,15 +204,16 @@ async def follow(updates: AsyncIterator[VenueReport], send: Any) -> None:
 async def resyncing(
     disagreed: list[str], **extra: Any
 ) -> AsyncIterator[tuple[FakeExchange, AsyncIterator[VenueReport]]]:
-    """A Bybit unified venue that resyncs (`extra`) but never polls, counting its
-    disagreements in `disagreed`; its first report read and its stream subscribed."""
-    async with fake_exchange("bybit") as fake:
-        fake.set_account("unified", UNIFIED)
+    """A Binance USDⓈ-M venue (its pushes patch the state) holding 1,000 USDT that resyncs
+    (`extra`), counting its disagreements in `disagreed`; its first report read and its stream
+    subscribed."""
+    async with fake_exchange("binance") as fake:
+        fake.set_account("futures", {"USDT": Holding(balance=D(1000))})
         async with streaming(
-            ("unified",), fake, poll_seconds=3600, on_disagreement=disagreed.append, **extra
+            ("usdm",), fake, poll_seconds=3600, on_disagreement=disagreed.append, **extra
         ) as updates:
             await anext(updates)
-            await subscribed(fake, "wallet", "position")
+            await subscribed(fake, "account")
             yield fake, updates
 
 
@@ -224,14 +222,14 @@ async def test_a_push_while_a_resync_is_out_is_neither_held_up_nor_undone_by_its
 ):
     disagreed: list[str] = []
     async with resyncing(disagreed, resync_seconds=0.3) as (fake, updates):
-        held = fake.hold(WALLET_PATH)
+        held = fake.hold(FUTURES_PATH)
         send, reports = anyio.create_memory_object_stream[VenueReport](10)
         async with anyio.create_task_group() as tg:  # the stream followed meanwhile
             tg.start_soon(follow, updates, send)
             with anyio.fail_after(2):
                 await held.arrived.wait()  # the resync's answer: USDT 1000, held back
-            fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
-            assert await fake.push("wallet", coins=["USDT"]) == 1
+            fake.set_holding("futures", "USDT", Holding(balance=D(2000)))
+            assert await fake.push("account", coins=["USDT"]) == 1
             with anyio.fail_after(1):
                 pushed = await reports.receive()  # the stream does not wait for REST
             held.release()
@@ -243,7 +241,6 @@ async def test_a_push_while_a_resync_is_out_is_neither_held_up_nor_undone_by_its
     assert lines(pushed)[("USDT", "asset", None)] == 2000
     assert resynced.as_of is None  # the snapshot's report, not a push's
     assert lines(resynced)[("USDT", "asset", None)] == 2000  # the push applied again on top
-    assert lines(resynced)[("ETH", "debt", None)] == 1
     assert disagreed == []  # it differed from the stream only by that push: not counted
 
 
@@ -253,11 +250,11 @@ async def test_a_disagreement_right_after_a_push_is_not_counted(
 ) -> None:
     disagreed: list[str] = []
     async with resyncing(disagreed, resync_seconds=0.5, grace_seconds=grace) as (fake, updates):
-        fake.set_holding("unified", "USDT", Holding(balance=D(2000)))
-        assert await fake.push("wallet", coins=["USDT"]) == 1
+        fake.set_holding("futures", "USDT", Holding(balance=D(2000)))
+        assert await fake.push("account", coins=["USDT"]) == 1
         await anext(updates)
         # REST lags behind the stream: the next snapshot still says 1000
-        fake.set_holding("unified", "USDT", Holding(balance=D(1000)))
+        fake.set_holding("futures", "USDT", Holding(balance=D(1000)))
         with anyio.fail_after(2), capture_logs():
             await anext(updates)
     assert disagreed == counted
@@ -281,37 +278,12 @@ async def test_a_coin_borrowed_after_the_snapshot_and_never_pushed_shows_within_
     }
 
 
-def test_a_poll_refreshes_only_its_fields_and_a_row_it_leaves_out_owes_nothing() -> None:
-    polled = Polled(("result", "list", 0, "coin"), "coin", ("spotBorrow",))
-    kept = {
-        "result": {"list": [{"coin": [{"coin": "ETH", "walletBalance": "2", "spotBorrow": "1"}]}]}
-    }
-    answer = {
-        "result": {"list": [{"coin": [{"coin": "BTC", "walletBalance": "1", "spotBorrow": "1"}]}]}
-    }
-    assert refresh(kept, answer, polled) == {
-        "result": {
-            "list": [
-                {
-                    "coin": [
-                        {"coin": "ETH", "walletBalance": "2", "spotBorrow": "0"},
-                        {"coin": "BTC", "walletBalance": "1", "spotBorrow": "1"},
-                    ]
-                }
-            ]
-        }
-    }
-    assert kept["result"]["list"][0]["coin"][0]["spotBorrow"] == "1"  # a copy, not in place
-    with pytest.raises(BadField, match=r"no result\.list\.0\.coin"):
-        refresh(kept, {"result": {"list": []}}, polled)
-
-
 async def test_a_malformed_poll_answer_ends_the_stream_naming_the_account() -> None:
     async with fake_exchange("bybit") as fake:
         fake.set_account("unified", UNIFIED)
         async with streaming(("unified",), fake) as updates:
             await anext(updates)
-            fake.fail(WALLET_PATH, Fault.EMPTY)
+            fake.fail("/v5/account/wallet-balance", Fault.EMPTY)
             with anyio.fail_after(2 * POLL + 1), pytest.raises(VenueDataError, match="unified"):
                 async for _ in updates:
                     pass

@@ -28,6 +28,7 @@ from equity_daemon.venues.fake_exchange import (
     fake_exchange,
 )
 from equity_daemon.venues.fake_exchange.okx import FUTURE
+from tests.reports import equity_of
 from tests.venues.exchanges import SECRETS, subscribed
 from tests.venues.test_exchange_stream import (
     amounts,
@@ -216,7 +217,7 @@ async def test_an_okx_push_reaches_the_daemons_equity_at_once(tmp_path: Path) ->
             fake.set_holding("trading", "USDT", Holding(balance=D(2000)))
             assert await fake.push("account", coins=["USDT"]) == 1
             latest = await next_equity(daemon, before)
-    assert latest.equity - before.equity == 1000
+    assert equity_of(latest) - equity_of(before) == 1000
 
 
 async def test_a_refused_okx_login_is_noted_and_not_retried_soon(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ the exchange's notional (`perp` docstring).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -38,12 +38,12 @@ from equity_daemon.venues.exchanges.perp import (
 )
 
 __all__ = [
+    "EVERY_COIN",
     "NOTIONAL_TOLERANCE",
     "ZERO",
     "BadField",
     "Lines",
     "Perp",
-    "Polled",
     "TransferFields",
     "check_notional",
     "contract_of",
@@ -51,11 +51,13 @@ __all__ = [
     "market_ref",
     "number",
     "optional",
-    "refresh",
     "rows",
     "text",
     "transfers",
 ]
+
+# `PUSH_KEEPS_TOTAL` of an account whose every total is in its own coin, moved by that coin's push
+EVERY_COIN = "*"
 
 
 class Lines:
@@ -116,12 +118,21 @@ class Lines:
         currency: str,
         label: str,
         unrealized_pnl: Sequence[tuple[str, Decimal]] | None = None,
+        uncounted: Iterable[str] = (),
     ) -> None:
-        """What the exchange itself says this account is worth (reconciliation), and the
-        perpetuals' uPnL inside that figure, by currency, read from the same answer."""
+        """What the exchange itself says this account is worth (reconciliation), the
+        perpetuals' uPnL inside that figure, by currency, read from the same answer, and the
+        assets of the account it leaves out (`ReportedTotal.uncounted`)."""
         pnl = None if unrealized_pnl is None else tuple(unrealized_pnl)
         self.reported.append(
-            ReportedTotal(self.account, amount, currency, label, unrealized_pnl=pnl)
+            ReportedTotal(
+                self.account,
+                amount,
+                currency,
+                label,
+                uncounted=frozenset(uncounted),
+                unrealized_pnl=pnl,
+            )
         )
         self._attach_positions_pnl()
 
@@ -218,48 +229,3 @@ def transfers(lines: Lines, direction: str, records: Sequence[Any], fields: Tran
         if key not in settled:
             details = {"direction": direction, "txid": key}
             lines.add(PositionKind.IN_TRANSIT, asset, amount, f"{direction}:{key}", details)
-
-
-@dataclass(frozen=True, slots=True)
-class Polled:
-    """Which fields of a streamed account's raw REST answer a poll between snapshots may
-    refresh: the fields `fields` of the rows (objects keyed by `key`) at `path`. These are the
-    fields no push carries (debt, interest); every other field stays as the pushes left it."""
-
-    path: tuple[str | int, ...]
-    key: str
-    fields: tuple[str, ...]
-
-
-def refresh(info: Any, answer: Any, polled: Polled) -> Any:
-    """`info` with `polled.fields` of its rows taken from the newer REST `answer`.
-
-    A row the answer leaves out owes nothing (exchanges list only non-empty rows): its fields
-    read "0". A row only the answer has (nothing pushed it, the last snapshot lacked it) is
-    taken whole: the answer is the newest word on it.
-    """
-    fresh = {text(row, polled.key): row for row in rows(_at(answer, polled.path), "polled rows")}
-    kept: list[Mapping[str, Any]] = []
-    for row in rows(_at(info, polled.path), "kept rows"):
-        new = fresh.pop(text(row, polled.key), {})
-        kept.append({**row, **{f: new.get(f, "0") for f in polled.fields}})
-    return _replaced(info, polled.path, kept + list(fresh.values()))
-
-
-def _at(node: Any, path: Sequence[str | int]) -> Any:
-    for step in path:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            raise BadField(f"no {'.'.join(map(str, path))}") from None
-    return node
-
-
-def _replaced(node: Any, path: Sequence[str | int], value: Any) -> Any:
-    """A copy of `node` with the value at `path` replaced (the copies made along the way only)."""
-    if not path:
-        return value
-    step, rest = path[0], path[1:]
-    copy: Any = list(node) if isinstance(step, int) else dict(node)
-    copy[step] = _replaced(node[step], rest, value)
-    return copy

@@ -6,8 +6,9 @@
 * `isolated_margin`: per pair, `baseAsset`/`quoteAsset` `totalAsset` -> asset, `borrowed` and
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
-  and legs; total `totalMarginBalance` (USDT in single-asset mode, USD in multi-assets mode),
-  with `totalUnrealizedProfit` at the exchange's marks (`exchanges.perp`).
+  and legs; total `totalMarginBalance` (USD in multi-assets mode; in single-asset mode USDT's
+  alone, so the other assets, and the uPnL of contracts settled in them, are left out of the
+  comparison), with `totalUnrealizedProfit` at the exchange's marks (`exchanges.perp`).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
   losses exceed it) -> asset, CM uPnL -> unrealized_pnl; `crossMarginBorrowed`,
   `crossMarginInterest` -> debt; `negativeBalance` -> debt only for what the wallets do not
@@ -43,11 +44,11 @@ from typing import Any
 
 from equity_daemon.model import PositionKind
 from equity_daemon.venues.exchanges import (
+    EVERY_COIN,
     ZERO,
     BadField,
     Lines,
     Perp,
-    Polled,
     TransferFields,
     binance_coinm,
     check_notional,
@@ -114,12 +115,16 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                     _margin_asset(lines, _get(pair, side), symbol, "totalAsset")
             lines.total(number(info, "totalNetAssetOfBtc"), "BTC", "totalNetAssetOfBtc")
         case "usdm":
-            for row in rows(_get(info, "assets"), "assets"):
+            wallets = rows(_get(info, "assets"), "assets")
+            for row in wallets:
                 lines.asset(text(row, "asset"), number(row, "walletBalance"))
             multi = isinstance(extra, Mapping) and extra.get("multiAssetsMargin") in (True, "true")
             currency = "USD" if multi else "USDT"
+            # single-asset mode: the total is USDT's alone, the other wallets are outside it
+            outside = () if multi else {text(row, "asset") for row in wallets} - {"USDT"}
             pnl = [(currency, number(info, "totalUnrealizedProfit"))]  # same scope as the total
-            lines.total(number(info, "totalMarginBalance"), currency, "totalMarginBalance", pnl)
+            total = number(info, "totalMarginBalance")
+            lines.total(total, currency, "totalMarginBalance", pnl, uncounted=outside)
         case "portfolio_margin":
             for row in rows(info, "portfolio margin balance"):
                 asset = text(row, "asset")
@@ -257,11 +262,13 @@ def _get(node: Any, key: str) -> Any:
 # `balanceUpdate` (a deposit's or transfer's delta) is not applied: Binance sends an
 # `outboundAccountPosition` with the absolute balances on every balance change, and a delta
 # applied beside it would count the change twice whenever it arrives second. No event carries
-# debt (venue-pitfalls 7): `borrowed` and `interest` keep their REST values. `isolated_margin`
-# and `funding` are not streamed (ccxt 4.5.90 follows isolated margin one pair per listen
-# token; the funding wallet has no user-data stream).
+# debt (venue-pitfalls 7): a cross-margin or portfolio-margin push is only a cue to read the
+# account (`READ_ON_PUSH`), never patched in. `isolated_margin` and `funding` are not streamed
+# (ccxt 4.5.90 follows isolated margin one pair per listen token; the funding wallet has no
+# user-data stream).
 
-# the account types whose pushes patch the REST snapshot
+# the account types followed by a stream (their pushes patch the REST snapshot, or cue a read:
+# `READ_ON_PUSH`)
 STREAMED: frozenset[str] = frozenset({"usdm", "portfolio_margin", "spot", "cross_margin", "coinm"})
 # the params of the `watch_balance` / `watch_positions` calls (ccxt's `future` is USDⓈ-M)
 WATCH: Mapping[str, Mapping[str, Any]] = {
@@ -285,79 +292,40 @@ STREAM_OPTIONS: Mapping[str, Mapping[str, Any]] = {
 # error codes that mean the stream's key is gone, not that the API key is refused: ccxt reads
 # -1125 ("This listenKey does not exist.", a failed keep-alive) as an AuthenticationError
 STREAM_LOST_CODES: frozenset[str] = frozenset({"-1125"})
-# the accounts whose patched balance still carries a current exchange total (`usdm` moves
-# `totalMarginBalance` with the wallet, `coinm` each coin's `marginBalance`); the others'
-# totals wait for the next REST snapshot
-PUSH_KEEPS_TOTAL: frozenset[str] = frozenset({"usdm", "coinm"})
-# what a REST poll between snapshots refreshes in a streamed account: the fields no push
-# carries (debt, interest; portfolio margin's negative balance and COIN-M uPnL). USDⓈ-M, COIN-M
-# and spot hold no debt.
-POLLED: Mapping[str, Polled] = {
-    "cross_margin": Polled(("userAssets",), "asset", ("borrowed", "interest")),
-    "portfolio_margin": Polled(
-        (),
-        "asset",
-        ("crossMarginBorrowed", "crossMarginInterest", "negativeBalance", "cmUnrealizedPNL"),
-    ),
-}
+# the accounts whose pushes leave out their debt: a push is a cue to read the account whole at
+# once, never patched in (a borrow would show as coins without their debt)
+READ_ON_PUSH: frozenset[str] = frozenset({"cross_margin", "portfolio_margin"})
+# the asset whose pushed change the patch carries into a pushed account's total: `usdm` moves
+# `totalMarginBalance` with USDT's wallet, exact when the total is USDT's alone (single-asset
+# mode, whose total leaves the other assets out); `coinm` moves each coin's `marginBalance` with
+# that coin's wallet (EVERY_COIN: each total is its coin's own). Any other total a push touched
+# is stale until the next REST answer, and is not compared
+PUSH_KEEPS_TOTAL: Mapping[str, str] = {"usdm": "USDT", "coinm": EVERY_COIN}
 
 
 def patch_balance(info: Any, message: Any) -> Any:
     """The raw REST answer `info` with the balances an event names patched; assets it does not
-    name keep their REST rows, and debt fields always do. Which answer `info` is follows from
-    its shape: a list is `/papi/v1/balance`, `balances` `/api/v3/account`, `userAssets`
-    `/sapi/v1/margin/account`, `assets` `/fapi/v3/account` (with account totals) or
-    `/dapi/v1/account` (COIN-M: without). Other events change nothing."""
+    name keep their REST rows. `ACCOUNT_UPDATE` patches `/fapi/v3/account` (`assets`, with
+    account totals) or `/dapi/v1/account` (COIN-M: without), `outboundAccountPosition`
+    `/api/v3/account` (`balances`); other events change nothing."""
     event = message.get("e") if isinstance(message, Mapping) else None
     if event == "ACCOUNT_UPDATE":
-        if isinstance(info, list):
-            return _patch_portfolio_futures(info, message)
         if binance_coinm.is_account(info):
             return binance_coinm.patch(info, message)
         return _patch_usdm(info, message)
-    if event != "outboundAccountPosition":
-        return info
-    if isinstance(info, list):
-        return _patch_held(info, message, PORTFOLIO_ROW, portfolio=True)
-    if isinstance(info, Mapping) and "balances" in info:
-        return {**info, "balances": _patch_held(info["balances"], message, {})}
-    if isinstance(info, Mapping) and "userAssets" in info:
-        return {**info, "userAssets": _patch_held(info["userAssets"], message, MARGIN_ROW)}
+    if event == "outboundAccountPosition":
+        return {**info, "balances": _patch_spot(_get(info, "balances"), message)}
     return info
 
 
-# what an asset the REST answer did not have starts from (no debt: a push carries none)
-MARGIN_ROW: Mapping[str, str] = {"borrowed": "0", "interest": "0"}
-PORTFOLIO_ROW: Mapping[str, str] = {
-    "crossMarginAsset": "0",
-    "crossMarginBorrowed": "0",
-    "crossMarginInterest": "0",
-    "umWalletBalance": "0",
-    "cmWalletBalance": "0",
-    "cmUnrealizedPNL": "0",
-    "negativeBalance": "0",
-}
-
-
-def _patch_held(
-    table: Any, message: Mapping[str, Any], new_row: Mapping[str, str], *, portfolio: bool = False
-) -> list[dict[str, Any]]:
-    """Rows keyed by `asset` with each pushed `B[]` row's free `f` and locked `l` written in
-    (portfolio margin's as `crossMarginFree`/`Locked`, and `crossMarginAsset` their sum)."""
+def _patch_spot(table: Any, message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows keyed by `asset` with each pushed `B[]` row's free `f` and locked `l` written in."""
     found = {text(row, "asset"): dict(row) for row in rows(table, "balances")}
     for row in rows(_get(message, "B"), "B"):
         asset = text(row, "a")
-        free, locked = number(row, "f"), number(row, "l")
-        old = found.get(asset, {"asset": asset, **new_row})
-        if portfolio:
-            held = {
-                "crossMarginFree": row["f"],
-                "crossMarginLocked": row["l"],
-                "crossMarginAsset": str(free + locked),
-            }
-        else:
-            held = {"free": row["f"], "locked": row["l"]}
-        found[asset] = old | held
+        for key in ("f", "l"):
+            number(row, key)  # a number, or the push is malformed
+        found[asset] = found.get(asset, {"asset": asset}) | {"free": row["f"], "locked": row["l"]}
     return list(found.values())
 
 
@@ -365,8 +333,8 @@ def _patch_usdm(info: Any, message: Mapping[str, Any]) -> dict[str, Any]:
     """Each pushed `a.B[]` row sets its asset's `walletBalance` to `wb` (the push's wallet
     balance; its uPnL-free figure is the one REST's `walletBalance` holds); assets it does not
     name keep their REST rows. The push has no account total: `totalMarginBalance` moves by the
-    change in USDT's wallet balance (exact in single-asset mode; in multi-assets mode other
-    assets' changes reach it at the next REST snapshot)."""
+    change in USDT's wallet balance (exact in single-asset mode; in multi-assets mode, a USD
+    sum of every asset, the venue does not compare it: `PUSH_KEEPS_TOTAL`)."""
     assets = {text(row, "asset"): dict(row) for row in rows(_get(info, "assets"), "assets")}
     total = number(info, "totalMarginBalance")
     for row in rows(_get(_get(message, "a"), "B"), "a.B"):
@@ -379,27 +347,13 @@ def _patch_usdm(info: Any, message: Mapping[str, Any]) -> dict[str, Any]:
     return {**info, "assets": list(assets.values()), "totalMarginBalance": str(total)}
 
 
-def _patch_portfolio_futures(info: list[Any], message: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Portfolio margin's `ACCOUNT_UPDATE`: `wb` is the UM (`fs` "UM") or CM wallet balance."""
-    column = "umWalletBalance" if message.get("fs", "UM") == "UM" else "cmWalletBalance"
-    found = {text(row, "asset"): dict(row) for row in rows(info, "portfolio margin balance")}
-    for row in rows(_get(_get(message, "a"), "B"), "a.B"):
-        asset = text(row, "a")
-        number(row, "wb")
-        found[asset] = found.get(asset, {"asset": asset, **PORTFOLIO_ROW}) | {column: row["wb"]}
-    return list(found.values())
-
-
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The `a.P[]` rows of an `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows (COIN-M's
-    stream: `/dapi/v1/positionRisk` rows; the venue keeps the REST row's other fields, e.g. the
-    leverage); none of portfolio margin's
-    COIN-M (`fs` "CM"), whose positions are not read. The push has no mark price nor notional:
-    both read empty, never the REST row's, which is older than the push (a stale mark as the
-    contract's fallback price, a notional of another size)."""
+    """The `a.P[]` rows of a USDⓈ-M or COIN-M `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk`
+    rows (COIN-M's: `/dapi/v1/positionRisk` rows; the venue keeps the REST row's other fields,
+    e.g. the leverage). The push has no mark price nor notional: both read empty, never the REST
+    row's, which is older than the push (a stale mark as the contract's fallback price, a
+    notional of another size)."""
     if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
-        return []
-    if message.get("fs", "UM") != "UM":
         return []
     return [
         {

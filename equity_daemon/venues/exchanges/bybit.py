@@ -33,7 +33,6 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
-    Polled,
     TransferFields,
     check_notional,
     contract_of,
@@ -180,69 +179,18 @@ def mark_answer(answer: Any, market_id: str) -> Decimal:
     raise BadField(f"no ticker of {market_id}")
 
 
-# -- streaming (ccxt.pro `watch_balance` / `watch_positions`): what a push may patch ------------
+# -- streaming (ccxt.pro `watch_balance` / `watch_positions`) -----------------------------------
 
-# the account types whose pushes patch the REST snapshot
+# the account types followed by a stream
 STREAMED: frozenset[str] = frozenset({"unified"})
-# coin fields no push changes for us: debt and interest keep the values of the last REST answer
-NOT_STREAMED = ("spotBorrow", "accruedInterest")
-# what a REST poll between snapshots refreshes in a streamed account: its un-pushed fields
-POLLED: Mapping[str, Polled] = {
-    "unified": Polled(("result", "list", 0, "coin"), "coin", NOT_STREAMED)
-}
-
-
+# the accounts whose pushes leave out their debt: `walletBalance` holds spot-borrowed coins
+# while `spotBorrow` and `accruedInterest` are read over REST only, so a push is a cue to read
+# the account whole at once, never patched in (a borrow would show as coins without their debt)
+READ_ON_PUSH: frozenset[str] = frozenset({"unified"})
 # the params of the `watch_balance` / `watch_positions` calls, per streamed account type
 WATCH: Mapping[str, Mapping[str, Any]] = {"unified": {}}
-
-
-def patch_balance(info: Any, message: Any) -> dict[str, Any]:
-    """The raw REST wallet answer `info` with the coins of a `wallet` push replaced.
-
-    Coins the push does not name keep their REST rows (a push is never a complete account);
-    the wallet's own fields (`totalEquity`) are the pushed ones; `NOT_STREAMED` fields keep
-    their REST values (zero for a coin the REST answer did not have). `balance` reads the result
-    exactly as it reads a REST answer.
-    """
-    wallet = dict(rows(info["result"]["list"], "result.list")[0])
-    coins = {text(c, "coin"): c for c in rows(wallet.get("coin"), "coin")}
-    for row in rows(message.get("data"), "wallet push"):
-        if row.get("accountType", "UNIFIED") != "UNIFIED":
-            continue
-        wallet |= {k: v for k, v in row.items() if k != "coin"}
-        for coin in rows(row.get("coin"), "coin"):
-            asset = text(coin, "coin")
-            old = coins.get(asset, {})
-            coins[asset] = dict(coin) | {k: old.get(k, "0") for k in NOT_STREAMED}
-    wallet["coin"] = list(coins.values())
-    return {**info, "result": {**info["result"], "list": [wallet]}}
-
-
-def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The position rows of a `position` push, shaped as `/v5/position/list` rows."""
-    return rows(message.get("data"), "position push")
-
-
-def closed(raw: Mapping[str, Any]) -> bool:
-    """Whether a pushed position row is a closed position (size 0)."""
-    return number(raw, "size") == 0
 
 
 def position_key(raw: Mapping[str, Any]) -> tuple[str, str]:
     """What identifies one position: its symbol and position index (hedge mode has two)."""
     return text(raw, "symbol"), str(raw.get("positionIdx", 0))
-
-
-def event_ms(raw: Any) -> int | None:
-    """The exchange's event time of a pushed row: the message's `creationTime` (which
-    `exchange_client` copies into each row), else the row's `updatedTime`; None if neither."""
-    if not isinstance(raw, Mapping):
-        return None
-    for field in ("creationTime", "updatedTime"):
-        value = raw.get(field)
-        if value not in (None, ""):
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None

@@ -51,7 +51,6 @@ from equity_daemon.venues.exchanges import (
     BadField,
     Lines,
     Perp,
-    Polled,
     TransferFields,
     check_notional,
     contract_of,
@@ -236,11 +235,10 @@ STREAMED: frozenset[str] = frozenset({"trading"})
 WATCH: Mapping[str, Mapping[str, Any]] = {"trading": {}}
 # a coin's debt fields, replaced from a push together or not at all (`interest` is in `liab`)
 DEBT = ("liab", "interest")
-# what a REST poll between snapshots refreshes in a streamed account: nothing. `cashBal` is
-# already net of the liability, so the debt pair alone would only move a coin's value between
-# its asset and debt lines; accrued interest reaches equity through the pushed `cashBal`. (The
-# `funding` account beside it is polled whole.)
-POLLED: Mapping[str, Polled] = {}
+# the accounts whose pushes leave out their debt: none. `cashBal` is already net of the
+# liability and pushed, and a push's `liab`/`interest` pair is taken only whole (module
+# docstring), so a push is patched in at once. (The `funding` account beside it is polled.)
+READ_ON_PUSH: frozenset[str] = frozenset()
 
 
 def patch_balance(info: Any, message: Any) -> dict[str, Any]:
