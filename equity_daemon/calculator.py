@@ -1,9 +1,12 @@
 """The equity calculator: venue states + quotes + now -> `Snapshot`. Pure and O(positions).
 
-    equity = assets - debt, in the share-class currency
+    equity = assets - debt + unrealized_pnl, in the share-class currency
 
 * `asset` lines add their value; a negative `asset` amount is debt (spec-notes row 15).
 * `debt` lines subtract the absolute value of their amount.
+* `unrealized_pnl` lines (an open perpetual's legs, at its contract's mark) add their value to
+  equity and to `unrealized_pnl`, never to assets or debt. The legs of one perpetual are valued
+  together or not at all: one leg alone is the position's notional, not its uPnL.
 * `locked`, `in_transit` and `hedge` lines are reported in `excluded`, never in equity.
 * Lines of an asset the book ignores (`Limits.ignore_assets`: dust, airdrops) are listed in
   `ignored` with their amounts, and nowhere else.
@@ -120,15 +123,20 @@ def calculate(
             quote_failures=quote_failures,
         )
         totals = _Totals(table.prices, last_good_prices, frozenset(limits.ignore_assets))
-        for position in held.positions:
-            totals.add(position)
+        totals.add_all(held.positions)
         reconciliations = tuple(totals.reconcile(venue, total) for venue, total in held.reported)
         problems = held.problems
         problems.extend(totals.unpriced_problems(share_class, table, now))
         problems.extend(totals.stale_problems(share_class, now))
         problems.extend(totals.suspect_problems(table, now))
-        known = Gaps(held.unreported, tuple(totals.unvalued)).figures(
-            totals.assets, totals.debt, totals.by_venue, totals.by_asset, totals.by_account
+        gaps = Gaps(held.unreported, tuple(totals.unvalued), frozenset(totals.unvalued_assets))
+        known = gaps.figures(
+            totals.assets,
+            totals.debt,
+            totals.pnl,
+            totals.by_venue,
+            totals.by_asset,
+            totals.by_account,
         )
         candidates = () if held.unreported or totals.unpriced else totals.candidates(table)
 
@@ -140,12 +148,13 @@ def calculate(
         sequence=sequence,
         total_assets=known.assets,
         total_debt=known.debt,
+        unrealized_pnl=known.unrealized_pnl,
         equity=known.equity,
+        equity_candidates=candidates,  # what each side of a dispute would make an unknown one
         equity_by_venue=known.by_venue,
         equity_by_asset=known.by_asset,
         equity_by_account=known.by_account,
         unreported=held.unreported,
-        equity_candidates=candidates,
         excluded=tuple(totals.excluded),
         prices=tuple(price for _, price in sorted(totals.used_prices.items())),
         venues=tuple(held.summaries),
@@ -185,6 +194,7 @@ class _Totals:
         self.ignore = ignore
         self.assets = ZERO
         self.debt = ZERO
+        self.pnl = ZERO
         self.by_venue: dict[str, Decimal] = {}
         self.by_asset: dict[str, Decimal] = {}
         self.by_account: dict[tuple[str, str], Decimal] = {}
@@ -192,18 +202,23 @@ class _Totals:
         # perpetuals (an open perpetual's two legs share its hedge line's id)
         self.by_line: dict[tuple[str, str, str], Decimal] = {}
         self.hedge_ids: set[tuple[str, str, str]] = set()
-        # asset lines' values by (venue, account, symbol, line id): for a venue total that leaves
-        # some assets out
-        self.account_assets: dict[tuple[str, str, str, str | None], Decimal] = {}
+        self.hedge_lines: dict[int, tuple[str, str, str]] = {}  # index in `excluded` -> line
+        # asset lines' values by (venue, account, symbol): for a venue total that leaves some out
+        self.account_assets: dict[tuple[str, str, str], Decimal] = {}
         self.excluded: list[ExcludedLine] = []
         self.ignored: list[PositionLine] = []
         self.unvalued: list[PositionLine] = []
         self.used_prices: dict[str, PriceUsed] = {}
         self.equity_prices: dict[str, PriceUsed | None] = {}
         self.unpriced: dict[str, set[str]] = {}
-        # assets whose only fresh price is suspect, with no agreed price to fall back on, and the
-        # signed amounts of their lines in equity (for `candidates`)
+        # assets of lines left out that have a fresh price (suspect, with no agreed price to
+        # fall back on; or a perpetual's leg whose partner has none), and the signed amounts of
+        # those lines (for `candidates`)
         self.disputed: dict[str, list[Decimal]] = {}
+        # such legs with only a last good price: their value, the same in every candidate
+        self.aside = ZERO
+        # the breakdown assets (`equity_by_asset` keys) of the lines left out
+        self.unvalued_assets: set[str] = set()
 
     def price_of(self, symbol: str) -> Decimal | None:
         """The fresh price (suspect or not) for a line beside equity; None without one.
@@ -239,6 +254,33 @@ class _Totals:
             self.used_prices.setdefault(symbol, fresh)
         return chosen
 
+    def add_all(self, positions: Iterable[Position]) -> None:
+        """Every position; the legs of each perpetual (`unrealized_pnl` lines sharing a line
+        id) together: when one of them has no price to be valued at, none is valued."""
+        legs: dict[tuple[str, str, str], list[Position]] = {}
+        for position in positions:
+            pnl = position.kind is PositionKind.UNREALIZED_PNL and position.line_id is not None
+            if pnl and position.asset.symbol not in self.ignore and position.amount != 0:
+                key = (position.venue, position.account, position.line_id or "")
+                legs.setdefault(key, []).append(position)
+            else:
+                self.add(position)
+        for group in legs.values():
+            prices = [self.equity_price(leg.asset.symbol) for leg in group]
+            if all(price is not None for price in prices):
+                for leg in group:
+                    self.add(leg)
+                continue
+            for leg, price in zip(group, prices, strict=True):
+                self._leave_out(leg, leg.amount, price)  # a priced one is only half a uPnL
+        # a hedge's uPnL is the one in equity (its legs' at its mark) where they were valued,
+        # else the exchange's own figure of its read
+        for index, key in self.hedge_lines.items():
+            if key in self.by_line:
+                self.excluded[index] = replace(
+                    self.excluded[index], unrealized_pnl=self.by_line[key]
+                )
+
     def add(self, position: Position) -> None:
         symbol, venue = position.asset.symbol, position.venue
         if symbol in self.ignore:
@@ -247,34 +289,52 @@ class _Totals:
         if position.kind in EXCLUDED_KINDS:
             self.excluded.append(self._excluded_line(position))
             if position.kind is PositionKind.HEDGE and position.line_id is not None:
-                self.hedge_ids.add((venue, position.account, position.line_id))
+                key = (venue, position.account, position.line_id)
+                self.hedge_ids.add(key)
+                self.hedge_lines[len(self.excluded) - 1] = key
             return
         if position.amount == 0:
             return
         amount = -abs(position.amount) if position.kind is PositionKind.DEBT else position.amount
         price = self.equity_price(symbol)
         if price is None:
-            if symbol in self.prices:  # fresh, but its sources disagree
-                self.disputed.setdefault(symbol, []).append(amount)
-            else:
-                self.unpriced.setdefault(symbol, set()).add(venue)
-            self.unvalued.append(PositionLine.of(position))
+            self._leave_out(position, amount)
             return
         value = _value(amount, price.price)
-        if value >= 0:
+        if position.kind is PositionKind.UNREALIZED_PNL:
+            self.pnl += value
+        elif value >= 0:
             self.assets += value
         else:
             self.debt -= value
         self.by_venue[venue] = self.by_venue.get(venue, ZERO) + value
-        self.by_asset[symbol] = self.by_asset.get(symbol, ZERO) + value
+        breakdown = _breakdown_asset(position)
+        self.by_asset[breakdown] = self.by_asset.get(breakdown, ZERO) + value
         account = (venue, position.account)
         self.by_account[account] = self.by_account.get(account, ZERO) + value
         if position.line_id is not None:
             line = (venue, position.account, position.line_id)
             self.by_line[line] = self.by_line.get(line, ZERO) + value
         if position.kind is PositionKind.ASSET:
-            held = (venue, position.account, symbol, position.line_id)
+            held = (venue, position.account, symbol)
             self.account_assets[held] = self.account_assets.get(held, ZERO) + value
+
+    def _leave_out(
+        self, position: Position, amount: Decimal, price: PriceUsed | None = None
+    ) -> None:
+        """A line in equity left out: it has no price to be valued at (unpriced, or a fresh
+        price whose sources disagree and none they agreed on), or, with its `price`, it is a
+        perpetual's leg whose partner has none. Each candidate values a line with a fresh
+        price as its side would, and one with only a last good price at that price."""
+        symbol = position.asset.symbol
+        if symbol in self.prices:
+            self.disputed.setdefault(symbol, []).append(amount)
+        elif price is not None:
+            self.aside += _value(amount, price.price)
+        else:
+            self.unpriced.setdefault(symbol, set()).add(position.venue)
+        self.unvalued.append(PositionLine.of(position))
+        self.unvalued_assets.add(_breakdown_asset(position))
 
     def reconcile(self, venue: str, total: ReportedTotal) -> Reconciliation:
         """The account's equity lines as valued here, beside what the venue says they are worth.
@@ -284,7 +344,7 @@ class _Totals:
         When the venue also valued the lines at its own prices, that figure is the computed side
         (converted at the same price): the comparison is then independent of the book's prices.
         When the venue's total holds its perpetuals' uPnL (`ReportedTotal.unrealized_pnl`),
-        both sides leave the perpetuals out (see `_without_perpetuals`).
+        the legs are valued at the venue's marks of its read on our side (`_at_venue_marks`).
         """
         price = self.price_of(total.currency)
         computed = self.by_account.get((venue, total.account), ZERO) - self._uncounted(venue, total)
@@ -292,9 +352,11 @@ class _Totals:
             # the venue valued our lines at its own prices: compare like with like
             computed = _value(total.computed_at_venue_prices, price)
         reported = None if price is None else _value(total.amount, price)
-        pnl = None
+        pnl = unexplained = None
         if total.unrealized_pnl is not None:
-            computed, reported, pnl = self._without_perpetuals(venue, total, computed, reported)
+            computed, reported, pnl, unexplained = self._at_venue_marks(
+                venue, total, computed, reported
+            )
         return Reconciliation(
             venue=venue,
             account=total.account,
@@ -304,47 +366,58 @@ class _Totals:
             reported_amount=total.amount,
             reported_currency=total.currency,
             unrealized_pnl=pnl,
+            unexplained_pnl=unexplained,
         )
 
     def _uncounted(self, venue: str, total: ReportedTotal) -> Decimal:
-        """The value of the account's holdings of the assets `total` leaves out; a perpetual's
-        leg in one of them is no holding (`_without_perpetuals` takes the legs out)."""
+        """The value of the account's holdings of the assets `total` leaves out (a perpetual's
+        legs are uPnL lines, never holdings: `_at_venue_marks` handles them)."""
         return sum(
-            (
-                value
-                for (v, account, symbol, line), value in self.account_assets.items()
-                if (v, account) == (venue, total.account)
-                and symbol in total.uncounted
-                and (venue, account, line) not in self.hedge_ids
-            ),
+            (self.account_assets.get((venue, total.account, s), ZERO) for s in total.uncounted),
             ZERO,
         )
 
-    def _without_perpetuals(
+    def _at_venue_marks(
         self, venue: str, total: ReportedTotal, computed: Decimal, reported: Decimal | None
-    ) -> tuple[Decimal, Decimal | None, Decimal | None]:
-        """(computed, reported, the venue's uPnL) with the account's perpetuals taken out.
+    ) -> tuple[Decimal, Decimal | None, Decimal | None, Decimal | None]:
+        """(computed, reported, the venue's uPnL, the part of it our positions do not explain).
 
-        The venue's total holds its perpetuals' uPnL at its mark at the moment it was read; our
-        lines hold their legs at the book's price now. On a leveraged account each is the
-        notional times a price, so a move between the two moments (or a mark that differs from
-        the book's price) is a large difference that says nothing about the balances. Without
-        them both sides are the wallet (collateral less debt): the venue's uPnL (read with its
-        total) is converted at the book's prices of its currencies, and our side drops the legs.
-        An uPnL currency without a fresh price leaves the total uncompared.
+        The venue's total holds its perpetuals' uPnL at its marks at the moment it was read;
+        our legs are at each contract's mark now. On a leveraged account a move between the two
+        moments is the notional times the move: a large difference that says nothing about the
+        account. So our side takes the legs out and puts in the positions' uPnL at the marks the
+        venue's own answer gave them (`ReportedTotal.positions_pnl`): what is left to differ is
+        the wallet and what the positions read do not explain. Without those figures our side
+        takes the venue's own uPnL (only the wallet is compared). Our uPnL in a currency the
+        total leaves out (`ReportedTotal.uncounted`: a contract settled in a wallet outside it)
+        is outside it too. Every uPnL is converted at the book's prices of its currency; one
+        without a fresh price leaves the total uncompared.
         """
         account = (venue, total.account)
         legs = (self.by_line.get(line, ZERO) for line in self.hedge_ids if line[:2] == account)
         computed -= sum(legs, ZERO)
-        pnl = ZERO
-        for currency, amount in total.unrealized_pnl or ():
+        theirs = self._pnl_value(total.unrealized_pnl or ())
+        ours = None
+        if total.positions_pnl is not None:
+            counted = [(c, pnl) for c, pnl in total.positions_pnl if c not in total.uncounted]
+            ours = self._pnl_value(counted)
+        if theirs is None or (total.positions_pnl is not None and ours is None):
+            return computed, None, None, None
+        if ours is None:
+            return computed + theirs, reported, theirs, None
+        return computed + ours, reported, theirs, theirs - ours
+
+    def _pnl_value(self, amounts: Iterable[tuple[str, Decimal]]) -> Decimal | None:
+        """Amounts by currency, in the share class at fresh prices; None if one has none."""
+        found = ZERO
+        for currency, amount in amounts:
             if amount == 0:
                 continue
             price = self.price_of(currency)
             if price is None:
-                return computed, None, None
-            pnl += _value(amount, price)
-        return computed, None if reported is None else reported - pnl, pnl
+                return None
+            found += _value(amount, price)
+        return found
 
     def _excluded_line(self, position: Position) -> ExcludedLine:
         price = self.price_of(position.asset.symbol)
@@ -433,7 +506,7 @@ class _Totals:
         make it, and as the cross-checking ones would; () otherwise."""
         if not self.disputed:
             return ()
-        primary = checked = self.assets - self.debt
+        primary = checked = self.assets - self.debt + self.pnl + self.aside
         used: set[str] = set()
         others: set[str] = set()
         for symbol, amounts in sorted(self.disputed.items()):
@@ -449,6 +522,13 @@ class _Totals:
             EquityCandidate(tuple(sorted(used)), primary),
             EquityCandidate(tuple(sorted(others)), checked),
         )
+
+
+def _breakdown_asset(position: Position) -> str:
+    """The `equity_by_asset` key of a line: its asset, or a perpetual's leg's contract."""
+    if position.kind is PositionKind.UNREALIZED_PNL:
+        return str(position.details.get("contract_asset", position.asset.symbol))
+    return position.asset.symbol
 
 
 def _value(amount: Decimal, price: Decimal) -> Decimal:

@@ -70,17 +70,20 @@ def basis_positions(venue: str, market: Market) -> tuple[Position, ...]:
     """Long wstETH, short the same ETH as a perp; delta-neutral in USDT."""
     hedged_eth = WSTETH_HELD * market.steth_per_wsteth * market.steth_eth
     unrealized = hedged_eth * (PERP_ENTRY - market.eth_usdt)
-    margin = FUTURES_COLLATERAL + market.funding_earned + unrealized
     pnl: dict[str, str | Decimal] = {
         "unrealized_pnl": unrealized,
         "pnl_currency": "USDT",
         "entry_price": PERP_ENTRY,
+        "mark_price": market.eth_usdt,
     }
+    perp = "ETH/USDT:USDT:BOTH"
     return (
         Position(venue, "wallet", Asset("wstETH", "ethereum"), WSTETH_HELD),
         Position(venue, "wallet", Asset("USDT", "ethereum"), Decimal("2500.50")),
-        Position(venue, "usdm", Asset("USDT"), margin),
-        Position(venue, "usdm", Asset("ETH"), -hedged_eth, PositionKind.HEDGE, pnl),
+        Position(venue, "usdm", Asset("USDT"), FUTURES_COLLATERAL + market.funding_earned),
+        Position(venue, "usdm", Asset("ETH"), -hedged_eth, PositionKind.HEDGE, pnl, perp),
+        # the perpetual's uPnL: in equity, neither held nor owed
+        Position(venue, "usdm", Asset("USDT"), unrealized, PositionKind.UNREALIZED_PNL, {}, perp),
         Position(venue, "etherfi", Asset("ETH"), Decimal(2), PositionKind.LOCKED),
     )
 

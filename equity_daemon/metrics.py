@@ -266,9 +266,16 @@ class _Gauges:
 
         money = ["book", "currency"]
         self.build_info = gauge("build_info", "Build information (value is always 1).", ["version"])
-        self.equity = gauge("equity", "Equity (assets minus debt) of the latest snapshot.", money)
-        self.assets = gauge("assets", "Total assets of the latest snapshot.", money)
-        self.debt = gauge("debt", "Total debt of the latest snapshot.", money)
+        self.equity = gauge(
+            "equity", "Equity (assets minus debt plus uPnL) of the latest snapshot.", money
+        )
+        self.assets = gauge("assets", "Total assets (what is held) of the latest snapshot.", money)
+        self.debt = gauge("debt", "Total debt (what is owed) of the latest snapshot.", money)
+        self.unrealized_pnl = gauge(
+            "unrealized_pnl",
+            "Open perpetuals' unrealised PnL, each at its own contract's mark, in equity.",
+            money,
+        )
         self.venue_equity = gauge("venue_equity", "Equity by venue.", ["book", "venue", "currency"])
         self.asset_equity = gauge("asset_equity", "Equity by asset.", ["book", "asset", "currency"])
         self.excluded = gauge(
@@ -383,6 +390,7 @@ class _Gauges:
         self.equity.add_metric([book, currency], _money(snap.equity))
         self.assets.add_metric([book, currency], _money(snap.total_assets))
         self.debt.add_metric([book, currency], _money(snap.total_debt))
+        self.unrealized_pnl.add_metric([book, currency], _money(snap.unrealized_pnl))
         for venue, value in snap.equity_by_venue.items():
             self.venue_equity.add_metric([book, venue, currency], _money(value))
         for asset, value in snap.equity_by_asset.items():

@@ -32,17 +32,23 @@ class PositionKind(enum.StrEnum):
 
     | kind         | in equity | example                                          |
     |--------------|-----------|--------------------------------------------------|
-    | `asset`      | +value    | wstETH in a wallet, a futures margin balance     |
-    | `debt`       | -value    | Aave variableDebtWETH, a CEX margin loan         |
-    | `locked`     | excluded  | ETH waiting in an EtherFi withdrawal request     |
-    | `in_transit` | excluded  | a transfer between venues not yet credited       |
-    | `hedge`      | excluded  | a perpetual futures position (its notional)      |
+    | `asset`          | +value    | wstETH in a wallet, a futures wallet balance   |
+    | `debt`           | -value    | Aave variableDebtWETH, a CEX margin loan       |
+    | `unrealized_pnl` | +value    | a perpetual's leg: its uPnL at its own mark    |
+    | `locked`         | excluded  | ETH waiting in an EtherFi withdrawal request   |
+    | `in_transit`     | excluded  | a transfer between venues not yet credited     |
+    | `hedge`          | excluded  | a perpetual futures position (its notional)    |
 
-    An `asset` with a negative amount is debt (portfolio-margin balances go negative).
+    An `asset` with a negative amount is debt (portfolio-margin balances go negative). An
+    `unrealized_pnl` line is neither held nor owed, whatever its sign: it is in equity but in
+    neither `total_assets` nor `total_debt` (`Snapshot.unrealized_pnl`). An open perpetual is
+    two of them sharing its hedge line's `line_id` (`venues/exchanges`), valued together or not
+    at all; `equity_by_asset` shows them under the contract (`details["contract_asset"]`).
     """
 
     ASSET = "asset"
     DEBT = "debt"
+    UNREALIZED_PNL = "unrealized_pnl"
     LOCKED = "locked"
     IN_TRANSIT = "in_transit"
     HEDGE = "hedge"
@@ -100,14 +106,20 @@ class ReportedTotal:
     the venue's figure disagree, not the two price sets.
 
     `uncounted` names assets whose asset lines in the account the venue's figure leaves out
-    (Aave supplies not enabled as collateral): they are equity, but not compared.
+    (Aave supplies not enabled as collateral, Binance USDⓈ-M's other wallets in single-asset
+    mode): they are equity, but not compared, and neither is the uPnL of `positions_pnl` in
+    them (a contract settled in a wallet the figure leaves out).
 
     `unrealized_pnl`, when the account holds perpetuals, is the venue's own unrealised PnL
     inside `amount`, read from the same answer as `amount` (so of the same moment), as amounts
-    by currency. The calculator then compares the uPnL-free figures: `amount` minus it, beside
-    the account's lines without the perpetuals' legs. Both totals of a leveraged account move
-    by the notional times the price change, at two different moments and marks (the venue's
-    at the read, the book's now); without their uPnL, neither moves with the perpetuals' price.
+    by currency. `positions_pnl` is the uPnL of the positions the venue read, as our legs value
+    them at the mark each position's own answer gave (by currency): the same moment again, so
+    the two differ only by what the positions read do not explain (a position never asked for,
+    PnL already settled into the wallet). None when some position came without a mark or the
+    total and the positions are not of one moment (a push patched either). The calculator then
+    compares `amount` with the account's lines whose legs are replaced by `positions_pnl`: both
+    sides at the venue's marks of its read, so a price move since is no difference, and the
+    positions' share of any difference is named (`Reconciliation.unexplained_pnl`).
     """
 
     account: str
@@ -117,6 +129,7 @@ class ReportedTotal:
     computed_at_venue_prices: Decimal | None = None
     uncounted: frozenset[str] = frozenset()
     unrealized_pnl: tuple[tuple[str, Decimal], ...] | None = None
+    positions_pnl: tuple[tuple[str, Decimal], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,11 +272,14 @@ class PriceUsed:
 class ExcludedLine:
     """A position reported beside equity but not in it. Values are `None` when unpriced.
 
-    `details` is what the venue says about the line, as text. A hedge: `symbol`, `side`,
-    `contracts`, `contract_size`, `notional` (in the settle currency), `entry_price`,
-    `mark_price`, `unrealized_pnl` (the exchange's own figure), `liquidation_price`, `leverage`,
-    `margin_mode`, `settle`. An EtherFi withdrawal request (`locked`): `request_id`,
-    `contract`, `finalized`, `valid` (`line_notes.excluded_note` says it in words).
+    A hedge's `unrealized_pnl` is the one in equity, its legs at its contract's mark, in the
+    share class (the exchange's own figure of its read for a hedge without legs). `details` is
+    what the venue says about the line, as text. A hedge: `symbol`, `side`, `contracts`,
+    `contract_size`, `notional` (in the settle currency), `entry_price`, `settled_price`,
+    `mark_price` (of the read), `unrealized_pnl` (the exchange's own figure),
+    `liquidation_price`, `leverage`, `margin_mode`, `settle`, `contract_asset` (the priced leg's
+    asset). An EtherFi withdrawal request (`locked`): `request_id`, `contract`, `finalized`,
+    `valid` (`line_notes.excluded_note` says it in words).
     """
 
     venue: str
@@ -325,10 +341,14 @@ class Reconciliation:
     the account's lines at the venue's own prices when the venue gave them
     (`ReportedTotal.computed_at_venue_prices`), else at the book's.
 
-    `unrealized_pnl` (None: the account's total has no perpetuals' uPnL to take out) is the
-    venue's own uPnL of the account's perpetuals, in the share class: then `reported` is the
-    venue's total without it and `computed` the account's lines without the perpetuals' legs
-    (`ReportedTotal.unrealized_pnl`).
+    `unrealized_pnl` (None: the account's total holds no perpetuals' uPnL) is the venue's own
+    uPnL of the account's perpetuals, in the share class, inside `reported`. `computed` then
+    holds the account's lines with the perpetuals' legs valued at the venue's marks of its read
+    (`ReportedTotal.positions_pnl`), and `unexplained_pnl` is the venue's uPnL less ours at
+    those marks: what the positions read do not explain (a position never asked for, PnL counted
+    twice). Without `positions_pnl` (a position without a mark, a pushed total), `computed`
+    takes the venue's own uPnL in place of the legs, so only the wallet is compared, and
+    `unexplained_pnl` is None.
     """
 
     venue: str
@@ -339,6 +359,7 @@ class Reconciliation:
     reported_amount: Decimal
     reported_currency: str
     unrealized_pnl: Decimal | None = None
+    unexplained_pnl: Decimal | None = None
 
     @property
     def difference(self) -> Decimal | None:
@@ -363,16 +384,21 @@ class Snapshot:
     best estimate (last good venue reports, last good prices marked `stale`), but nothing acts on
     it.
 
+    `equity` is `total_assets - total_debt + unrealized_pnl`: `total_assets` and `total_debt`
+    hold what is held and what is owed, and `unrealized_pnl` the open perpetuals' uPnL, each
+    valued at its own contract's mark (`PositionKind.UNREALIZED_PNL` lines).
+
     **Unknown is None.** The equity is unknown when a venue has never delivered a good report
     (`unreported`) or a line in equity has no price anyone vouches for (`unvalued`: no price at
     all, or sources that disagree and never agreed; `equity_candidates` then shows each side's
-    figure when that is the only gap). `equity`, `total_assets` and `total_debt` are then None,
-    and so is every breakdown entry the gap reaches: the venues and accounts of the lines left
-    out, an unreported venue, and every asset while a venue is unreported (it may hold any). Such
-    a snapshot is always incomplete: a sum of what could be valued is never shown as the equity.
-    Every line value is rounded to `calculator.VALUE_QUANTUM` before it is summed, so the known
-    `equity_by_venue` and `equity_by_asset` each add up to `equity` exactly, and each venue's
-    `equity_by_account` to its `equity_by_venue`.
+    figure when that is the only gap). `equity`, `total_assets`, `total_debt` and
+    `unrealized_pnl` are then None, and so is every breakdown entry the gap reaches: the venues
+    and accounts of the lines left out, an unreported venue, and every asset while a venue is
+    unreported (it may hold any). Such a snapshot is always incomplete: a sum of what could be
+    valued is never shown as the equity. Every line value is rounded to
+    `calculator.VALUE_QUANTUM` before it is summed, so the known `equity_by_venue` and
+    `equity_by_asset` each add up to `equity` exactly, and each venue's `equity_by_account` to
+    its `equity_by_venue`.
 
     `ignored` lists the lines of assets the book is configured to ignore (dust, airdrops): never
     in equity, never a problem. `quote_failures` names the sources that gave no usable quote
@@ -403,6 +429,7 @@ class Snapshot:
     pegs: tuple[PegCheck, ...] = ()
     # by venue, then account: a chain venue's accounts name the protocol (`aave-core:0x…`)
     equity_by_account: Mapping[str, Mapping[str, Decimal | None]] = field(default_factory=dict)
+    unrealized_pnl: Decimal | None = Decimal(0)
     unreported: tuple[str, ...] = ()  # venues with no good report yet: holdings unknown
     equity_candidates: tuple[EquityCandidate, ...] = ()
 
@@ -423,10 +450,12 @@ class Snapshot:
             f"{venue} has not reported since the daemon started" for venue in self.unreported
         ]
         disputed = {p.subject for p in self.problems if p.kind is ProblemKind.SUSPECT_PRICE}
+        unpriced = {p.subject for p in self.problems if p.kind is ProblemKind.UNPRICED}
+        # a perpetual's leg left out with its partner has a price: its partner's is the reason
         for asset in sorted({line.asset for line in self.unvalued}):
             if asset in disputed:
                 reasons.append(f"{asset} has no price its sources agree on")
-            else:
+            elif asset in unpriced:
                 reasons.append(f"{asset} has no price")
         return reasons
 
@@ -442,6 +471,7 @@ class Snapshot:
             "equity_unknown_because": self.unknown_because(),
             "total_assets": decimal_str_or_none(self.total_assets),
             "total_debt": decimal_str_or_none(self.total_debt),
+            "unrealized_pnl": decimal_str_or_none(self.unrealized_pnl),
             "equity": decimal_str_or_none(self.equity),
             "equity_candidates": [
                 {"sources": list(c.sources), "equity": decimal_str(c.equity)}
@@ -565,6 +595,7 @@ def _reconciliation_json(item: Reconciliation) -> dict[str, Any]:
         "difference": decimal_str_or_none(item.difference),
         "ratio": decimal_str_or_none(item.ratio),
         "unrealized_pnl": decimal_str_or_none(item.unrealized_pnl),
+        "unexplained_pnl": decimal_str_or_none(item.unexplained_pnl),
     }
 
 

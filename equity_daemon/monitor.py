@@ -31,6 +31,7 @@ from typing import Any
 
 from equity_daemon.model import (
     ProblemKind,
+    Reconciliation,
     Snapshot,
     VenueState,
     decimal_str,
@@ -220,19 +221,29 @@ def drift_events(
 ) -> list[Event]:
     """One `reconciliation` warning per account that started drifting with this snapshot.
 
-    It carries the book's equity; the account's figures are in `detail` and in the snapshot.
+    It carries the book's equity; the account's figures are in `detail` and in the snapshot,
+    and so is the part of the venue's uPnL its positions read do not explain, when there is
+    one (a position the venue never asks for).
     """
     return [
         notice(
             snapshot,
             EventKind.RECONCILIATION,
             f"{item.key}: computed {decimal_str(item.computed)} vs {item.label} "
-            f"{decimal_str(item.reported_amount)} {item.reported_currency}",
+            f"{decimal_str(item.reported_amount)} {item.reported_currency}"
+            + _unexplained(item, snapshot.share_class.value),
             new_id,
         )
         for item in snapshot.reconciliations
         if item.key in now_drifting - previous
     ]
+
+
+def _unexplained(item: Reconciliation, currency: str) -> str:
+    if not item.unexplained_pnl:
+        return ""
+    amount = decimal_str(item.unexplained_pnl.quantize(Decimal("1e-8")))
+    return f"; {amount} {currency} of its uPnL unexplained by the positions read"
 
 
 def refusals(previous: frozenset[str], venues: Iterable[VenueState]) -> frozenset[str]:

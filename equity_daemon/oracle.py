@@ -70,12 +70,17 @@ class QuoteSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """One conversion step and the sources to ask for it, most trusted first."""
+    """One conversion step and the sources to ask for it, most trusted first.
+
+    `cross_check` False: the later sources are fallbacks only, never compared with the first
+    (`Quote.cross_check`).
+    """
 
     base: str
     quote: str
     sources: tuple[QuoteSource, ...]
     max_age: timedelta
+    cross_check: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +171,18 @@ class PriceOracle:
         self._on_failure = on_failure
         self.failures = 0
 
-    async def quotes(self, tg: TaskGroup | None = None) -> QuoteRound:
+    async def quotes(self, tg: TaskGroup | None = None, extra: Sequence[Edge] = ()) -> QuoteRound:
         """Ask every source of every edge (or reuse its cached answer), concurrently.
 
         With a task group `tg` that outlives the call, a source blocked in a thread cannot hold
         this call past `timeout`: it finishes there on its own and counts as failed this cycle.
+        `extra` edges are asked this once beside the configured ones (the contracts a book's
+        venues hold now: `venues/contract_marks`).
         """
         found: list[Quote] = []
         failed: list[QuoteFailure] = []
         async with anyio.create_task_group() as local:
-            for edge in self._edges:
+            for edge in (*self._edges, *extra):
                 for rank, source in enumerate(edge.sources):
                     local.start_soon(self._ask, tg or local, edge, rank, source, found, failed)
         found.sort(key=lambda q: (q.edge, q.rank))
@@ -214,6 +221,7 @@ class PriceOracle:
                 at=observation.at + shift_since(self._clock, answer.offset),
                 max_age=edge.max_age,
                 rank=rank,
+                cross_check=edge.cross_check,
             )
         )
 

@@ -55,7 +55,9 @@ class SourceKind(enum.StrEnum):
 class Quote:
     """1 `base` is worth `rate` `quote`, says `source`, as of `at`.
 
-    `rank` is the source's place in its edge's fallback list (0 is preferred).
+    `rank` is the source's place in its edge's fallback list (0 is preferred). `cross_check`
+    False: the edge's sources are fallbacks only, never compared (a contract's mark and the
+    mark its position answer carried, which is as old as the position and no cross-check).
     """
 
     base: str
@@ -65,6 +67,7 @@ class Quote:
     at: datetime
     max_age: timedelta
     rank: int = 0
+    cross_check: bool = True
 
     @property
     def edge(self) -> str:
@@ -226,7 +229,7 @@ def _choose_per_edge(
         chosen[key] = used
         used_rate = _oriented_rate(used, key)
         was_suspect = key in previously_suspect
-        for other in candidates[1:]:
+        for other in candidates[1:] if used.cross_check else ():
             deviation = abs(_oriented_rate(other, key) - used_rate) / used_rate * BASIS_POINTS
             if _disagree(deviation, max_deviation_bps, was_suspect):
                 disagreements[key] = Disagreement(key, used, other, deviation)

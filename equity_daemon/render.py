@@ -40,6 +40,7 @@ def snapshot_table(snap: Snapshot) -> str:
         ),
         f"  assets        {figure(snap.total_assets, places):>24} {unit}",
         f"  debt          {figure(snap.total_debt, places):>24} {unit}",
+        f"  uPnL          {figure(snap.unrealized_pnl, places):>24} {unit}",
         "  by venue",
         *_breakdown(snap.equity_by_venue, places),
         "  by asset",

@@ -181,9 +181,16 @@ def _headline(doc: Mapping[str, Any], share_class: str) -> str:
 
 
 def _totals(doc: Mapping[str, Any], share_class: str) -> str:
+    """What is held, what is owed and, with open perpetuals, their uPnL (equity is all three);
+    `unknown` for a figure the snapshot does not know."""
     assets = _figure(doc.get("total_assets"), share_class)
     debt = _figure(doc.get("total_debt"), share_class)
-    return f"assets {escape(assets)} · debt {escape(debt)}"
+    text = f"assets {escape(assets)} · debt {escape(debt)}"
+    pnl = doc.get("unrealized_pnl")
+    hedged = any(line.get("kind") == "hedge" for line in doc.get("excluded", ()))
+    if pnl not in (None, "0") or (pnl is None and hedged):
+        text += f" · perpetuals' uPnL {escape(_figure(pnl, share_class))}"
+    return text
 
 
 def _current_point(doc: Mapping[str, Any]) -> list[EquityPoint]:

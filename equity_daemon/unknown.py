@@ -10,9 +10,11 @@ reach stay exact:
 | a venue with no report yet | None   | its entry  | every one | (none known) |
 | a line left out (unvalued) | None   | its venue  | its asset | its account  |
 
-Totals are equity, assets and debt. An entry the gap reaches is listed even when nothing else
-is known of it (a venue that never reported, an asset held only in lines left out), so every
-reader sees it as unknown rather than missing.
+Totals are equity, assets, debt and the perpetuals' unrealised PnL (`equity = assets - debt +
+unrealized_pnl`). A line's asset in the breakdown is the one its value is shown under (a
+perpetual's leg: its contract, `Gaps.assets`). An entry the gap reaches is listed even when
+nothing else is known of it (a venue that never reported, an asset held only in lines left
+out), so every reader sees it as unknown rather than missing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Figures:
 
     assets: Decimal | None
     debt: Decimal | None
+    unrealized_pnl: Decimal | None
     equity: Decimal | None
     by_venue: dict[str, Decimal | None]
     by_asset: dict[str, Decimal | None]
@@ -38,15 +41,18 @@ class Figures:
 
 @dataclass(frozen=True, slots=True)
 class Gaps:
-    """The venues with no good report yet, and the lines in equity left out for want of a price."""
+    """The venues with no good report yet, and the lines in equity left out for want of a price
+    (`assets`: the breakdown assets their values would be shown under; None: their own)."""
 
     unreported: tuple[str, ...] = ()
     unvalued: tuple[PositionLine, ...] = ()
+    assets: frozenset[str] | None = None
 
     def figures(
         self,
         assets: Decimal,
         debt: Decimal,
+        unrealized_pnl: Decimal,
         by_venue: Mapping[str, Decimal],
         by_asset: Mapping[str, Decimal],
         by_account: Mapping[tuple[str, str], Decimal],
@@ -54,7 +60,9 @@ class Gaps:
         """The sums of what could be valued, with everything these gaps reach made None."""
         known = not self.unreported and not self.unvalued
         venues = {*self.unreported, *(line.venue for line in self.unvalued)}
-        assets_reached = {line.asset for line in self.unvalued}
+        assets_reached = (
+            {line.asset for line in self.unvalued} if self.assets is None else set(self.assets)
+        )
         accounts_reached = {(line.venue, line.account) for line in self.unvalued}
         nested: dict[str, dict[str, Decimal | None]] = {}
         for key in sorted(by_account.keys() | accounts_reached):
@@ -63,7 +71,8 @@ class Gaps:
         return Figures(
             assets=assets if known else None,
             debt=debt if known else None,
-            equity=assets - debt if known else None,
+            unrealized_pnl=unrealized_pnl if known else None,
+            equity=assets - debt + unrealized_pnl if known else None,
             by_venue=_reached(by_venue, venues),
             # a venue that has not reported may hold any asset: no asset's total is known
             by_asset=_reached(by_asset, assets_reached, everything=bool(self.unreported)),

@@ -6,7 +6,7 @@ tests of what consumes snapshots (history) stay independent of pricing rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,9 @@ from equity_daemon.model import (
     VenueState,
     VenueSummary,
 )
+from equity_daemon.monitor import ThresholdRule
 from equity_daemon.prices import Quote, QuoteFailure
+from equity_daemon.tracker import BookTracker
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -130,6 +132,17 @@ def known(figures: Iterable[Decimal | None]) -> list[Decimal]:
     found = list(figures)
     assert None not in found
     return [figure for figure in found if figure is not None]
+
+
+def tracker(clock: Callable[[], datetime], book: str = "basis", **settings: Any) -> BookTracker:
+    """A USDT book's tracker with the default limits and threshold rule (`settings`: any other
+    `BookTracker` argument)."""
+    defaults: dict[str, Any] = {
+        "share_class": ShareClass.USDT,
+        "limits": Limits(),
+        "rule": ThresholdRule(),
+    }
+    return BookTracker(book=book, clock=clock, **(defaults | settings))
 
 
 def book_at(equity: str | Decimal, *, complete: bool = True, sequence: int = 1) -> Snapshot:

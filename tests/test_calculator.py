@@ -9,7 +9,9 @@ from decimal import Decimal
 from equity_daemon.calculator import Limits
 from equity_daemon.model import PositionKind, PriceUsed, ProblemKind, VenueReport, VenueState
 from equity_daemon.prices import QuoteFailure
-from tests.reports import ETH_3000, NOW, failed, ok, pos, quote, snapshot
+from equity_daemon.venues.exchanges import Lines
+from tests.reports import ETH_3000, NOW, failed, known, ok, pos, quote, snapshot
+from tests.venues.test_exchange_mappings import perp
 
 DEBT = PositionKind.DEBT
 
@@ -387,3 +389,61 @@ def test_a_value_too_large_to_round_to_the_quantum_is_kept_not_raised() -> None:
     snap = snapshot(ok(pos("binance", "USDT", "1e40"), pos("binance", "USDT", "0.5")))
     assert snap.equity == Decimal("10000000000000000000000000000000000000000.5")
     assert snap.complete
+
+
+def spot_beside_a_short(*, mark: str | None) -> VenueState:
+    """100,000 USDT of margin and 10 ETH spot, hedged by a 10 ETH short entered at 3,000, as the
+    exchange venue builds it (`Lines.perp`)."""
+    lines = Lines("bybit", "unified", "bybit")
+    lines.asset("USDT", Decimal(100_000))
+    lines.asset("ETH", Decimal(10))
+    mark_price = None if mark is None else Decimal(mark)
+    lines.perp(
+        perp("short", contracts=Decimal(10), contract_size=Decimal(1), mark_price=mark_price)
+    )
+    return ok(*lines.positions)
+
+
+CONTRACT = "bybit:ETH/USDT:USDT"
+
+
+def test_a_perpetuals_legs_are_its_own_upnl_figure_never_assets_or_debt() -> None:
+    # nothing is borrowed: assets are what is held (130,000), debt is 0 — not 160,000 and 30,000
+    quotes = (*ETH_3000, quote(CONTRACT, "USDT", "3015", source="bybit"))
+    snap = snapshot(spot_beside_a_short(mark="3015"), quotes=quotes)
+    assert (snap.total_assets, snap.total_debt) == (Decimal(130_000), Decimal(0))
+    assert snap.unrealized_pnl == -150  # the short at its own mark, 3,015, not spot's 3,000
+    assets, debt, pnl = known([snap.total_assets, snap.total_debt, snap.unrealized_pnl])
+    assert snap.equity == assets - debt + pnl
+    assert snap.equity_by_asset == {
+        CONTRACT: Decimal(-150),  # both legs, under the contract
+        "ETH": Decimal(30_000),
+        "USDT": Decimal(100_000),
+    }
+    (hedge,) = snap.excluded
+    assert hedge.unrealized_pnl == -150  # the figure in equity
+    doc = snap.to_json()
+    assert (doc["total_assets"], doc["total_debt"], doc["unrealized_pnl"]) == (
+        "130000",
+        "0",
+        "-150",
+    )
+
+
+def test_a_perpetual_whose_contract_has_no_price_leaves_both_legs_out() -> None:
+    # one leg alone is the notional (+30,000 USDT), never the uPnL; without the short's uPnL
+    # the equity is unknown, never the 130,000 held
+    snap = snapshot(spot_beside_a_short(mark="3015"))
+    assert (snap.equity, snap.unrealized_pnl) == (None, None)
+    assert snap.equity_is_partial
+    # only what the legs are shown under is unknown: the USDT and ETH held stay known
+    assert snap.equity_by_asset == {
+        CONTRACT: None,
+        "ETH": Decimal(30_000),
+        "USDT": Decimal(100_000),
+    }
+    assert {(line.asset, line.kind) for line in snap.unvalued} == {
+        (CONTRACT, PositionKind.UNREALIZED_PNL),
+        ("USDT", PositionKind.UNREALIZED_PNL),
+    }
+    assert [(p.kind, p.subject) for p in snap.problems] == [(ProblemKind.UNPRICED, CONTRACT)]

@@ -28,6 +28,7 @@ def basis_view() -> BookView:
     lido = ok(pos("lido", "ETH", "10"), pos("lido", "USDT", "-500"))
     okx = ok(
         pos("okx", "USDT", "1000"),
+        pos("okx", "USDT", "-25", PositionKind.UNREALIZED_PNL),  # neither held nor owed
         pos("okx", "ETH", "-2", PositionKind.HEDGE, unrealized_pnl="5", pnl_currency="USDT"),
         pos("okx", "ETH", "1", PositionKind.LOCKED),
     )
@@ -44,9 +45,10 @@ def test_a_scrape_shows_the_latest_snapshot() -> None:
     metrics = scrape_registry([basis_view(), incomplete_view()], {"pager": 3})
     value = metrics.registry.get_sample_value
     money = {"book": "basis", "currency": "USDT"}
-    assert value("equity_daemon_equity", money) == 30500
+    assert value("equity_daemon_equity", money) == 30475
     assert value("equity_daemon_assets", money) == 31000
     assert value("equity_daemon_debt", money) == 500
+    assert value("equity_daemon_unrealized_pnl", money) == -25
     assert value("equity_daemon_venue_equity", {**money, "venue": "lido"}) == 29500
     assert value("equity_daemon_asset_equity", {**money, "asset": "ETH"}) == 30000
     assert value("equity_daemon_excluded_value", {**money, "kind": "hedge"}) == 6000
@@ -140,7 +142,7 @@ def test_a_partial_equity_is_exported_as_nan_not_as_a_drop() -> None:
         return math.isnan(value(name, labels) or 0)
 
     money = {"book": "basis", "currency": "USDT"}
-    for name in ("equity", "assets", "debt"):
+    for name in ("equity", "assets", "debt", "unrealized_pnl"):
         assert nan(f"equity_daemon_{name}", money)
     assert nan("equity_daemon_venue_equity", {**money, "venue": "aave"})
     assert value("equity_daemon_venue_equity", {**money, "venue": "binance"}) == 250000
@@ -170,7 +172,7 @@ def test_an_unknown_equity_is_nan_in_every_equity_gauge_never_zero() -> None:
         return math.isnan(value(name, labels) or 0)
 
     money = {"book": "basis", "currency": "USDT"}
-    for name in ("equity", "assets", "debt"):
+    for name in ("equity", "assets", "debt", "unrealized_pnl"):
         assert nan(f"equity_daemon_{name}", money)
     assert nan("equity_daemon_venue_equity", {**money, "venue": "chain"})
     assert value("equity_daemon_venue_equity", {**money, "venue": "binance"}) == 250000

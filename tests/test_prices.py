@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -88,6 +89,17 @@ def test_sources_that_disagree_beyond_the_limit_make_the_price_suspect() -> None
     assert price.suspect
     assert price.price == Decimal(3000)
     assert "binance 3000 vs okx 3030 (100.0 bps)" in table.disagreements_on(price)[0].describe()
+
+
+def test_an_edge_of_fallbacks_only_is_never_suspect() -> None:
+    # a contract's mark now, and the older mark its position's answer carried: not a cross-check
+    live = replace(q("C", "USDT", "3000", "bybit", rank=0), cross_check=False)
+    kept = replace(q("C", "USDT", "3100", "bybit position", rank=1), cross_check=False)
+    table = resolve([live, kept], "USDT", NOW, Decimal(50))
+    assert not table.prices["C"].suspect
+    assert table.prices["C"].price == 3000
+    alone = resolve([kept], "USDT", NOW, Decimal(50)).prices["C"]
+    assert (alone.price, alone.fallback) == (Decimal(3100), True)
 
 
 def test_sources_within_the_limit_are_not_suspect_even_when_quoted_inverted() -> None:

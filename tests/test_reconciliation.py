@@ -18,6 +18,7 @@ from equity_daemon.model import (
     VenueState,
 )
 from equity_daemon.monitor import EventKind, drift_events, drifting
+from equity_daemon.prices import Quote
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from tests.reports import ETH_3000, NOW, Clock, pos, quote, snapshot
@@ -147,38 +148,83 @@ def test_lines_valued_at_the_venues_own_prices_are_compared_like_with_like() -> 
     assert item.reported is None
 
 
-def perp_account(total: str, pnl: tuple[tuple[str, Decimal], ...]) -> VenueState:
-    """A futures account: 20000 USDT, a 10 ETH short entered at 3000 (hedge line and legs)."""
+CONTRACT = "bybit:ETH/USDT:USDT"
+
+
+def perp_account(
+    total: str,
+    pnl: tuple[tuple[str, Decimal], ...],
+    positions_pnl: tuple[tuple[str, Decimal], ...] | None = None,
+) -> VenueState:
+    """A futures account: 20000 USDT, a 10 ETH short entered at 3000 (hedge line and legs);
+    its total read with the exchange's uPnL `pnl`, and our legs' at the marks of that read."""
     leg = "ETH/USDT:USDT:BOTH"
+    legs: dict[str, str | Decimal] = {"contract_asset": CONTRACT}
+    pnl_kind = PositionKind.UNREALIZED_PNL
     report = VenueReport(
         "bybit",
         NOW,
         (
             pos("bybit", "USDT", "20000", account="uta"),
-            Position("bybit", "uta", Asset("ETH"), Decimal(-10), PositionKind.HEDGE, {}, leg),
-            Position("bybit", "uta", Asset("ETH"), Decimal(-10), line_id=leg),
-            Position("bybit", "uta", Asset("USDT"), Decimal(30000), line_id=leg),
+            Position("bybit", "uta", Asset("ETH"), D(-10), PositionKind.HEDGE, {}, leg),
+            Position("bybit", "uta", Asset(CONTRACT), D(-10), pnl_kind, legs, leg),
+            Position("bybit", "uta", Asset("USDT"), D(30000), pnl_kind, legs, leg),
         ),
-        reported=(ReportedTotal("uta", Decimal(total), "USD", "totalEquity", unrealized_pnl=pnl),),
+        reported=(
+            ReportedTotal(
+                "uta",
+                Decimal(total),
+                "USD",
+                "totalEquity",
+                unrealized_pnl=pnl,
+                positions_pnl=positions_pnl,
+            ),
+        ),
     )
     return VenueState(report, report)
 
 
-def test_a_perpetuals_upnl_is_left_out_of_both_sides_so_a_lagging_mark_is_no_difference() -> None:
-    # the venue read its total at a mark of 2900 (uPnL +1000); the book prices ETH at 3150
-    # (our legs: -1500): 2500 apart, 12 % of the account, yet the wallets agree
-    state = perp_account("21000", (("USDT", Decimal(1000)),))
-    (item,) = snapshot(state, quotes=(quote("ETH", "USDT", "3150"), *USD[1:])).reconciliations
-    assert (item.computed, item.reported, item.unrealized_pnl) == (D(20000), D(20000), D(1000))
-    assert item.ratio == 0
-    assert item.reported_amount == 21000  # the venue's own figure stays shown
+def marks(contract: str) -> tuple[Quote, ...]:
+    return (*USD, quote(CONTRACT, "USDT", contract, source="bybit"))
 
 
-def test_a_wallet_that_disagrees_is_still_a_difference_without_the_upnl() -> None:
-    state = perp_account("20600", (("USDT", Decimal(1000)),))
-    (item,) = snapshot(state, quotes=USD).reconciliations
-    assert item.difference == 400
-    assert snapshot(state, quotes=USD).to_json()["reconciliations"][0]["unrealized_pnl"] == "1000"
+def test_the_total_with_its_upnl_is_compared_at_the_venues_marks_of_its_read() -> None:
+    # the venue read its total at a mark of 2900 (uPnL +1000); the contract's mark is 3150 now
+    # (our legs: -1500): 2500 apart, 12 % of the account, yet at the marks of the read the
+    # positions explain the venue's uPnL exactly
+    state = perp_account("21000", (("USDT", D(1000)),), (("USDT", D(1000)),))
+    snap = snapshot(state, quotes=marks("3150"))
+    (item,) = snap.reconciliations
+    assert (item.computed, item.reported, item.unrealized_pnl) == (D(21000), D(21000), D(1000))
+    assert (item.ratio, item.unexplained_pnl) == (D(0), D(0))
+    assert snap.unrealized_pnl == -1500  # equity holds the uPnL at the contract's mark of now
+
+
+def test_a_position_the_venue_never_read_is_named_as_unexplained_upnl() -> None:
+    # the exchange's uPnL is 1000 + an option's 21.7 the venue never asked for: the account is
+    # 21.7 apart, and the reconciliation says which part of it the positions do not explain
+    state = perp_account("21021.7", (("USDT", D("1021.7")),), (("USDT", D(1000)),))
+    snap = snapshot(state, quotes=marks("2900"))
+    (item,) = snap.reconciliations
+    assert item.difference == D("-21.7")
+    assert item.unexplained_pnl == D("21.7")
+    assert snap.to_json()["reconciliations"][0]["unexplained_pnl"] == "21.7"
+
+
+def test_a_wallet_that_disagrees_is_still_a_difference() -> None:
+    state = perp_account("20600", (("USDT", D(1000)),), (("USDT", D(1000)),))
+    snap = snapshot(state, quotes=marks("2900"))
+    (item,) = snap.reconciliations
+    assert (item.difference, item.unexplained_pnl) == (D(400), D(0))
+    assert snap.to_json()["reconciliations"][0]["unrealized_pnl"] == "1000"
+
+
+def test_without_the_positions_upnl_of_the_read_only_the_wallet_is_compared() -> None:
+    # a push patched the account: its total and its positions are not of one moment
+    state = perp_account("20600", (("USDT", D(1000)),))
+    (item,) = snapshot(state, quotes=marks("3150")).reconciliations
+    assert (item.computed, item.reported, item.difference) == (D(21000), D(20600), D(400))
+    assert item.unexplained_pnl is None
 
 
 def test_an_upnl_in_a_currency_without_a_price_leaves_the_total_uncompared() -> None:

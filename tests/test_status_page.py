@@ -11,7 +11,18 @@ from typing import Any
 from equity_daemon import status_page
 from equity_daemon.model import EquityPoint, VenueReport, VenueState
 from equity_daemon.status_page import StatusData, equity_chart, login_page, render
-from tests.reports import HOSTILE_ASSET, NOW, basis_doc, hostile_doc, ok, pos, quote, snapshot
+from tests.reports import (
+    ETH_3000,
+    HOSTILE_ASSET,
+    NOW,
+    basis_doc,
+    hostile_doc,
+    ok,
+    pos,
+    quote,
+    snapshot,
+)
+from tests.test_calculator import CONTRACT, spot_beside_a_short
 
 
 class Tags(HTMLParser):
@@ -78,6 +89,14 @@ def test_a_book_shows_equity_breakdowns_excluded_lines_venues_and_prices() -> No
     assert '<meta name="viewport"' in page
     assert '<meta http-equiv="refresh"' in page
     assert '<div class="scroll"><table>' in page  # tables scroll sideways on a phone
+
+
+def test_a_book_shows_what_is_held_what_is_owed_and_its_perpetuals_upnl_apart() -> None:
+    doc = basis_doc() | {"total_assets": "130000", "total_debt": "0", "unrealized_pnl": "-150"}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(data(doc))))
+    assert "assets 130,000.00 · debt 0.00 · perpetuals' uPnL -150.00" in text
+    plain = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(data(basis_doc()))))
+    assert "uPnL -" not in plain.split("Excluded")[0]  # none without open perpetuals
 
 
 def test_an_incomplete_book_names_its_problems_and_unvalued_lines() -> None:
@@ -201,6 +220,15 @@ def test_an_unknown_equity_has_no_headline_figure_and_says_why() -> None:
     assert "USDT unknown" in text  # by asset: the chain may hold USDT too
     assert "equity unknown" in text  # the badge
     assert not re.search(r"\b0\.00\b", text)
+
+
+def test_a_hedged_book_whose_equity_is_unknown_shows_its_upnl_unknown_never_zero() -> None:
+    chain = VenueState(VenueReport.failed("chain", NOW, "connection refused"), None)
+    quotes = (*ETH_3000, quote(CONTRACT, "USDT", "3015", source="bybit"))
+    snap = snapshot(spot_beside_a_short(mark="3015"), chain, quotes=quotes)
+    page = render(data(snap.to_json() | {"age_seconds": 1.0, "stale": False}))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "assets unknown · debt unknown · perpetuals' uPnL unknown" in text
 
 
 def test_the_candidates_of_a_disputed_price_are_shown_beside_no_figure() -> None:

@@ -6,25 +6,14 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
-from equity_daemon.calculator import Limits
-from equity_daemon.model import ProblemKind, ShareClass, VenueState
-from equity_daemon.monitor import EventKind, ThresholdRule
+from equity_daemon.model import ProblemKind, VenueState
+from equity_daemon.monitor import EventKind
 from equity_daemon.prices import Quote, QuoteFailure
 from equity_daemon.tracker import BookTracker, Cycle
-from tests.reports import NOW, Clock, ok, pos, quote
+from tests.reports import NOW, Clock, ok, pos, quote, tracker
 
 HALF_IN_ETH = ok(pos("binance", "ETH", "100"), pos("binance", "USDT", "500000"))
 ETH_5000 = (quote("ETH", "USDT", "5000"),)
-
-
-def tracker(clock: Clock) -> BookTracker:
-    return BookTracker(
-        book="basis",
-        share_class=ShareClass.USDT,
-        limits=Limits(),
-        rule=ThresholdRule(),
-        clock=clock,
-    )
 
 
 def run(book: BookTracker, venues: VenueState, quotes: tuple[Quote, ...]) -> Cycle:

@@ -18,10 +18,11 @@ from equity_daemon.model import (
     VenueReport,
     VenueState,
 )
-from equity_daemon.monitor import EventKind, Reference, ThresholdRule
+from equity_daemon.monitor import EventKind, Reference
 from equity_daemon.prices import Quote
 from equity_daemon.tracker import BookTracker
-from tests.reports import NOW, Clock, ok, pos, quote, snapshot
+from tests.reports import ETH_3000, NOW, Clock, ok, pos, quote, snapshot, tracker
+from tests.test_calculator import CONTRACT, spot_beside_a_short
 
 
 def down(venue: str, since: timedelta | None, reason: str = "connection refused") -> VenueState:
@@ -86,13 +87,7 @@ def test_a_venue_refusing_our_key_at_start_is_failed_at_once() -> None:
 
 
 def restored_tracker(clock: Clock, equity: str) -> BookTracker:
-    book = BookTracker(
-        book="staking",
-        share_class=ShareClass.USDT,
-        limits=Limits(),
-        rule=ThresholdRule(),
-        clock=clock,
-    )
+    book = tracker(clock, "staking")
     book.restore(Reference("staking", Decimal(equity), 7, NOW, complete=True), 7)
     return book
 
@@ -205,3 +200,34 @@ def test_the_candidates_follow_a_disputed_edge_along_a_longer_path() -> None:
 def test_no_candidates_when_something_else_is_unknown_too() -> None:
     snap = snapshot(HALF_IN_FOO, down("chain", None), quotes=foo("5", "500"))
     assert (snap.equity, snap.equity_candidates) == (None, ())
+
+
+# --- perpetuals: their uPnL is a figure of the equity like assets and debt --------------------
+
+A_SHORT_AT_3015 = (*ETH_3000, quote(CONTRACT, "USDT", "3015", source="bybit"))
+
+
+def test_a_gap_leaves_the_perpetuals_upnl_unknown_too_never_zero() -> None:
+    # the short's legs are priced (-150 at its mark), but the chain may hold anything
+    snap = snapshot(spot_beside_a_short(mark="3015"), down("chain", None), quotes=A_SHORT_AT_3015)
+    assert (snap.equity, snap.unrealized_pnl) == (None, None)
+    assert snap.to_json()["unrealized_pnl"] is None
+    known = snapshot(spot_beside_a_short(mark="3015"), quotes=A_SHORT_AT_3015)
+    assert (known.equity, known.unrealized_pnl) == (Decimal(129_850), Decimal(-150))
+
+
+def test_the_candidates_of_a_disputed_price_count_the_perpetuals_upnl() -> None:
+    # 130,000 held and the short's -150 at its mark, beside 1000 FOO (5 or 500) and 500,000 USDT
+    quotes = (*A_SHORT_AT_3015, *foo("5", "500"))
+    snap = snapshot(spot_beside_a_short(mark="3015"), HALF_IN_FOO, quotes=quotes)
+    assert snap.equity is None
+    assert snap.equity_candidates == (
+        EquityCandidate(("a",), Decimal(634_850)),
+        EquityCandidate(("b",), Decimal(1_129_850)),
+    )
+
+
+def test_a_perpetual_left_out_for_its_contracts_price_names_only_that_price() -> None:
+    # the USDT leg has a price; only the contract's is missing, and only it is the reason
+    snap = snapshot(spot_beside_a_short(mark="3015"))
+    assert snap.unknown_because() == [f"{CONTRACT} has no price"]

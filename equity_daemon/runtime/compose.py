@@ -7,12 +7,14 @@ never loads web3.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from equity_daemon.clock import Clock
-from equity_daemon.oracle import QuoteSource
+from equity_daemon.model import VenueState
+from equity_daemon.oracle import Edge, QuoteSource
 from equity_daemon.settings import (
     ChainVenue,
     DemoVenue,
@@ -25,6 +27,7 @@ from equity_daemon.settings import (
 from equity_daemon.venues.base import Venue
 
 if TYPE_CHECKING:
+    from equity_daemon.venues.contract_marks import Contract
     from equity_daemon.venues.exchange_budget import BudgetListener, RequestBudget
     from equity_daemon.venues.market_data import ExchangeMarket
 
@@ -166,3 +169,52 @@ def make_market(
         stream=config.stream,
         budget=budgets.for_host(config.kind, sandbox=config.sandbox, base_url=base_url),
     )
+
+
+class ContractPricing(Protocol):
+    """**Protocol**: the edges pricing the perpetual contracts a book's venues hold, each cycle
+    (`contract_marks.ContractMarks`)."""
+
+    def edges(self, states: Iterable[VenueState]) -> list[Edge]: ...
+
+
+class NoContracts:
+    """The contract pricing of a book without exchange venues: no contract, no edge."""
+
+    def edges(self, states: Iterable[VenueState]) -> list[Edge]:
+        return []
+
+
+@runtime_checkable
+class ReadsMarks(Protocol):
+    """**Protocol**: a venue or market that reads an exchange's contract marks, and the host
+    it calls (an exchange venue, an `ExchangeMarket`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def host(self) -> Any: ...
+
+    async def mark(self, contract: Contract) -> Decimal: ...
+
+
+def make_contract_pricing(
+    venues: Iterable[Venue],
+    markets: Iterable[ExchangeMarket],
+    max_age: Callable[[str], timedelta],
+    clock: Callable[[], datetime],
+) -> ContractPricing:
+    """Each exchange venue's contracts priced at their own marks, read through the market of
+    the venue's exchange host where one is configured, else through the venue itself."""
+    hosts: Sequence[ExchangeMarket] = list(markets)
+    readers: dict[str, ReadsMarks] = {}
+    for venue in venues:
+        if isinstance(venue, ReadsMarks):
+            same_host = (market for market in hosts if market.host == venue.host)
+            readers[venue.name] = next(same_host, venue)
+    if not readers:
+        return NoContracts()
+    from equity_daemon.venues.contract_marks import ContractMarks  # ccxt
+
+    return ContractMarks(readers, max_age, clock)

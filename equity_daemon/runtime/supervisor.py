@@ -50,7 +50,14 @@ from equity_daemon.monitor import Event, ThresholdRule
 from equity_daemon.notify import Channel, Outbox, WebhookClient
 from equity_daemon.oracle import Edge, FixedRate, PriceOracle, QuoteSource
 from equity_daemon.pegs import Peg
-from equity_daemon.runtime.compose import make_hosts, make_market, make_price_source, make_venue
+from equity_daemon.runtime.compose import (
+    ContractPricing,
+    make_contract_pricing,
+    make_hosts,
+    make_market,
+    make_price_source,
+    make_venue,
+)
 from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.settings import (
     BookSettings,
@@ -80,6 +87,7 @@ class Book:
     venues: list[Venue]
     oracle: PriceOracle
     tracker: BookTracker
+    marks: ContractPricing
     unwritten: deque[Event] = field(default_factory=lambda: deque(maxlen=UNWRITTEN_EVENTS_KEPT))
     judged_at: float | None = None  # monotonic time of the latest snapshot
     recorded_at: float | None = None  # monotonic time of the latest recorded snapshot
@@ -178,7 +186,12 @@ class Daemon:
             cache_cap=book.quote_cache_seconds,
             on_failure=lambda source: self.instruments.quote_errors.labels(source).inc(),
         )
-        return Book(name, book, venues, oracle, tracker)
+        return Book(name, book, venues, oracle, tracker, self._marks(venues, limits))
+
+    def _marks(self, venues: Iterable[Venue], limits: Limits) -> ContractPricing:
+        """What reads the marks of the contracts each exchange venue holds: the market of its
+        exchange host if one is configured, else the venue's own instance."""
+        return make_contract_pricing(venues, self.markets.values(), limits.max_age_of, self.clock)
 
     def _edges(self, book: BookSettings, venues: Iterable[Venue]) -> list[Edge]:
         by_name: dict[str, Venue | QuoteSource] = dict(self._price_sources)
@@ -374,8 +387,8 @@ class Daemon:
 
     async def _judge(self, book: Book, tg: TaskGroup | None) -> Cycle | None:
         try:
-            quotes = await book.oracle.quotes(tg)
-            states = self.store.states(book.venue_names)
+            states = self.store.states(book.venue_names)  # the contracts to price are theirs
+            quotes = await book.oracle.quotes(tg, book.marks.edges(states))
             cycle = book.tracker.judge(states, quotes.quotes, quotes.failures)
         except Exception as exc:  # a bug must cost this book's cycle, not the daemon
             book.failing = self._cycle_error(book.name, "calculate", exc)

@@ -28,10 +28,10 @@ One class for every exchange; what differs per exchange is only the field mappin
   mapping needs is a `VenueDataError` naming the field;
 * `aclose()` closes every ccxt session (the supervisor calls it at shutdown, shielded).
 
-As a price source (`observe`), it reads the exchange's spot ticker (raw last price) over REST.
-`cache_seconds` is 5: the position legs it reports are amounts, not values (see
-`venues/exchanges`), so every line of the book is valued at the one price of the cycle however
-old that price is; caching only saves a request per cycle when cycles come quickly.
+As a price source (`observe`), it reads the exchange's spot ticker (raw last price) over REST,
+reused for `cache_seconds` (5). It also reads the mark of each contract it holds (`mark`, one
+raw public call per contract and cycle) unless a `[markets.<name>]` of its exchange host does
+(`venues/contract_marks`): a contract's legs are valued at its own mark.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import hashlib
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -55,6 +56,7 @@ from equity_daemon.model import Position, ReportedTotal, VenueReport, decimal_st
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
+from equity_daemon.venues.contract_marks import Contract, read_mark
 from equity_daemon.venues.exchange_budget import RequestBudget
 from equity_daemon.venues.exchange_client import Credentials
 from equity_daemon.venues.exchange_errors import Path, check_answer, error_code, exchange_errors
@@ -65,6 +67,7 @@ from equity_daemon.venues.exchange_state import (
     Read,
     Snapshot,
 )
+from equity_daemon.venues.exchange_urls import Host, host_of
 from equity_daemon.venues.exchanges import (
     EVERY_COIN,
     BadField,
@@ -156,6 +159,11 @@ class ExchangeVenue:
 
     def __repr__(self) -> str:  # never the credentials
         return f"ExchangeVenue({self.name!r}, {self.exchange_id!r}, {self.accounts!r})"
+
+    @property
+    def host(self) -> Host:
+        """Where its requests go (a market of the same host reads its contracts' marks)."""
+        return host_of(self.exchange_id, self._sandbox, self._base_url)
 
     def client(self, key: str, *, streaming: bool = False) -> Any:
         """The ccxt instance of one account type (or `MARKET_DATA`), created on first use;
@@ -335,7 +343,7 @@ class ExchangeVenue:
 
     def _lines(self, account: str, found: AccountAnswer) -> Lines:
         """The lines of one account from its raw answers, as the mapping reads them."""
-        lines = Lines(self.name, account)
+        lines = Lines(self.name, account, self.exchange_id)
         mode = {} if found.mode is None else {"mode": found.mode}  # only mappings with a MODE
         try:
             self.mapping.balance(lines, account, found.info, found.extra, **mode)
@@ -343,6 +351,8 @@ class ExchangeVenue:
                 self.mapping.position(lines, raw, market, **mode)
         except (BadField, KeyError, TypeError) as exc:
             raise VenueDataError(self.name, f"{account}: malformed answer ({exc})") from None
+        if found.pushed or found.positions_pushed:  # no longer of the total's moment
+            lines.split_moment()
         kept = getattr(self.mapping, "PUSH_KEEPS_TOTAL", None)
         if found.pushed and kept is not None:
             # the exchange's total is as old as the REST answer, the pushed lines are newer:
@@ -398,6 +408,7 @@ class ExchangeVenue:
                 if market is None:
                     raise BadField(f"a position in an unlisted market {symbol!r}")
                 found.positions[key] = (raw, market)
+            found.positions_pushed = True
         except (BadField, KeyError, TypeError, IndexError) as exc:
             raise VenueDataError(self.name, f"{heard.account}: malformed push ({exc})") from None
 
@@ -416,6 +427,10 @@ class ExchangeVenue:
             client, self.name, self.mapping.TICKER_LAST, base, quote, self._budget.listings
         )
         return Observation(rate, self._clock())
+
+    async def mark(self, contract: Contract) -> Decimal:
+        """The exchange's mark of a contract, read now (`venues/contract_marks`)."""
+        return await read_mark(self.client(MARKET_DATA), self.name, self.mapping, contract)
 
     async def aclose(self) -> None:
         """Close every ccxt session, even while being cancelled (ccxt warns of unclosed ones)."""

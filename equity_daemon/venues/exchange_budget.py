@@ -40,11 +40,9 @@ from ccxt.async_support.base.throttler import Throttler
 from equity_daemon.clock import Clock, SystemClock
 from equity_daemon.venues.exchange_errors import HostBanned, retry_after_seconds
 from equity_daemon.venues.exchange_listings import Listings
+from equity_daemon.venues.exchange_urls import Host, host_of
 
 log = structlog.get_logger()
-
-# (exchange id, sandbox, base_url): where the requests go, hence whose limit they count against
-Host = tuple[str, bool, str | None]
 
 
 class BudgetListener(Protocol):
@@ -184,7 +182,7 @@ class Budgets:
         self, exchange_id: str, *, sandbox: bool = False, base_url: str | None = None
     ) -> RequestBudget:
         """The budget of the host these settings send requests to."""
-        host = (exchange_id, sandbox, None if base_url is None else base_url.rstrip("/"))
+        host = host_of(exchange_id, sandbox, base_url)  # whose limit the requests count against
         budget = self._budgets.get(host)
         if budget is None:
             budget = RequestBudget(exchange_id, self._listener, self._clock)

@@ -60,6 +60,7 @@ class AccountAnswer:
     mode: Any = None
     positions: dict[Any, tuple[Any, Mapping[str, Any]]] = field(default_factory=dict)
     pushed: bool = False  # a push patched `info` since the REST answer
+    positions_pushed: bool = False  # ... or the positions
 
 
 @dataclass(frozen=True, slots=True)

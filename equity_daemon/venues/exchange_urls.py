@@ -23,6 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
 
+Host = tuple[str, bool, str | None]
+
+
+def host_of(exchange_id: str, sandbox: bool, base_url: str | None) -> Host:
+    """Which exchange host requests go to, as one key: two instances with the same key ask the
+    same servers (a venue and the market data of its exchange)."""
+    return exchange_id, sandbox, None if base_url is None else base_url.rstrip("/")
+
 
 def check_base_url(base_url: str) -> str:
     """`base_url` if it is an http(s) URL with a host and no query or fragment.

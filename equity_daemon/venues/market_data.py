@@ -32,6 +32,10 @@ no ticker is asked for: the source fails at once with the ban's end (`exchange_b
 
 An exchange venue can still quote prices itself (`sources = ["<venue>"]`), through its own
 instance; a market entry saves one instance and one markets load per venue.
+
+**Contract marks.** A market also reads the mark of each contract a venue of its exchange host
+holds (`mark`: the mapping's raw public call, which needs no loaded market), at every cycle
+(`venues/contract_marks`): a contract's legs are valued at its own mark, beside the spot prices.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ from equity_daemon.clock import Clock
 from equity_daemon.oracle import Observation
 from equity_daemon.prices import SourceKind
 from equity_daemon.venues import exchange_client
+from equity_daemon.venues.contract_marks import Contract, read_mark
 from equity_daemon.venues.exchange import MAPPINGS
 from equity_daemon.venues.exchange_budget import RequestBudget
+from equity_daemon.venues.exchange_urls import Host, host_of
 from equity_daemon.venues.exchanges import BadField, number
 
 log = structlog.get_logger()
@@ -94,7 +100,8 @@ class ExchangeMarket:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._budget = budget or RequestBudget(exchange_id, clock=clock)
-        mapping = MAPPINGS[exchange_id]
+        mapping = self._mapping = MAPPINGS[exchange_id]
+        self.host: Host = host_of(exchange_id, sandbox, base_url)
         self._field = mapping.TICKER_LAST
         self._stream_field: str | None = getattr(mapping, "TICKER_STREAM_LAST", None)
         if not stream:
@@ -149,6 +156,10 @@ class ExchangeMarket:
             self._keep(symbol, rate)
             self._follow(symbol, self._stream_field)  # after a REST answer: the market exists
         return Observation(rate, self._clock())
+
+    async def mark(self, contract: Contract) -> Decimal:
+        """The exchange's mark of a contract, read now (`venues/contract_marks`)."""
+        return await read_mark(self.client, self.name, self._mapping, contract)
 
     def _keep(self, symbol: str, rate: Decimal) -> None:
         self._latest[symbol] = (rate, self._clock(), self._clock.monotonic())

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import anyio
 
 from equity_daemon.clock import SystemClock
-from equity_daemon.model import VenueReport
+from equity_daemon.model import VenueReport, VenueState
+from equity_daemon.oracle import PriceOracle
 from equity_daemon.prices import Quote
+from equity_daemon.venues.contract_marks import ContractMarks
 from equity_daemon.venues.exchange import ExchangeVenue
 from equity_daemon.venues.exchange_client import Credentials, create_exchange
 from equity_daemon.venues.fake_exchange import FakeExchange, FakeState, fake_exchange
@@ -80,6 +84,19 @@ def quotes_at(
         quote(base, counter, rate, source=source or "binance", age=age)
         for base, counter, rate, source in prices
     )
+
+
+async def with_marks(
+    venue: ExchangeVenue, report: VenueReport, quotes: Sequence[Quote]
+) -> tuple[Quote, ...]:
+    """`quotes` and the marks of the contracts `report` holds, read from the venue's exchange
+    by the daemon's own machinery (`ContractMarks`), as a cycle would."""
+    marks = ContractMarks({venue.name: venue}, lambda venue: timedelta(minutes=5), SystemClock())
+    edges = marks.edges([VenueState(report, report)])
+    found = await PriceOracle([], SystemClock()).quotes(None, edges)
+    assert not found.failures, found.failures
+    # dated at the report's fetch, on whichever clock the test's venue runs
+    return (*quotes, *(replace(q, at=report.fetched_at) for q in found.quotes))
 
 
 class NoMetrics:

@@ -5,7 +5,7 @@ delta-neutral book whose ETH price moves."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -16,26 +16,14 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon.calculator import Limits
-from equity_daemon.clock import SystemClock
 from equity_daemon.errors import VenueAuthError, VenueDataError, VenueUnavailable
 from equity_daemon.history import History
-from equity_daemon.model import (
-    Asset,
-    Position,
-    PositionKind,
-    ProblemKind,
-    ShareClass,
-    VenueReport,
-    VenueState,
-)
-from equity_daemon.monitor import EventKind, ThresholdRule
-from equity_daemon.prices import Quote
+from equity_daemon.model import PositionKind, ProblemKind, VenueReport, VenueState
+from equity_daemon.monitor import EventKind
 from equity_daemon.runtime.poller import PollPolicy, fetch_once
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
-from equity_daemon.tracker import BookTracker
-from equity_daemon.venues.exchange import MAPPINGS, ExchangeVenue, StreamingExchangeVenue
+from equity_daemon.venues.exchange import MAPPINGS, ExchangeVenue
 from equity_daemon.venues.fake_exchange import (
     FakeExchange,
     FakePosition,
@@ -45,8 +33,8 @@ from equity_daemon.venues.fake_exchange import (
     Transfer,
     fake_exchange,
 )
-from tests.reports import NOW, Clock, equity_of, quote, snapshot
-from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics
+from tests.reports import Clock, quote, snapshot
+from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics, with_marks
 
 pytestmark = pytest.mark.anyio
 
@@ -167,11 +155,12 @@ async def test_every_account_type_is_worth_what_the_exchange_says(
         if (exchange, account) in WITH_POSITIONS:
             fake.set_positions(POSITIONS)
         report = await venue.fetch()
+        quotes = await with_marks(venue, report, QUOTES)
     # check-config knows each account type's total currency from the same table
     declared = MAPPINGS[exchange].TOTAL_CURRENCIES.get(account, ())
     assert {total.currency for total in report.reported} <= set(declared)
     assert bool(report.reported) == bool(declared)
-    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    snap = snapshot(VenueState(report, report), quotes=quotes)
     expected = net_worth(holdings, plain=holdings is PLAIN)
     assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
     if label is None:
@@ -181,6 +170,8 @@ async def test_every_account_type_is_worth_what_the_exchange_says(
         assert (item.account, item.label) == (account, label)
         assert item.ratio is not None
         assert abs(item.ratio) < D("1e-12")  # agrees to rounding
+        if (exchange, account) in WITH_POSITIONS:  # the positions explain the exchange's uPnL
+            assert item.unexplained_pnl == 0
 
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
@@ -206,6 +197,7 @@ async def test_a_perpetual_is_a_hedge_line_and_two_legs_that_are_its_upnl(exchan
     async with venue_on(exchange, (MAIN_ACCOUNT[exchange],)) as (fake, venue):
         fake.set_positions(POSITIONS)
         report = await venue.fetch()
+        quotes = await with_marks(venue, report, QUOTES)
     hedges = {p.line_id: p for p in report.positions if p.kind is PositionKind.HEDGE}
     short = next(p for key, p in hedges.items() if key and key.startswith("ETH/USDT:USDT"))
     assert short.amount == D(-2)
@@ -223,12 +215,19 @@ async def test_a_perpetual_is_a_hedge_line_and_two_legs_that_are_its_upnl(exchan
         "ETH/USDT:USDT",
     )
     assert {"margin_mode", "contract_size", "pnl_currency"} <= set(details)
-    legs = {(p.asset.symbol, p.line_id): p.amount for p in report.positions if p.kind == "asset"}
-    assert legs[("ETH", short.line_id)] == -2
-    assert legs[("USDT", short.line_id)] == 6200  # 2 × 3100: sums to the uPnL at any price
+    legs = {
+        (p.asset.symbol, p.line_id): p.amount
+        for p in report.positions
+        if p.kind is PositionKind.UNREALIZED_PNL
+    }
+    contract = f"{exchange}:ETH/USDT:USDT"
+    assert legs[(contract, short.line_id)] == -2
+    assert legs[("USDT", short.line_id)] == 6200  # 2 × 3100: sums to the uPnL at any mark
     # at the exchange's own mark, the legs are exactly the exchange's uPnL, per settle coin
-    snap = snapshot(VenueState(report, report), quotes=QUOTES)
-    assert snap.equity == sum(PNL.values())
+    snap = snapshot(VenueState(report, report), quotes=quotes)
+    assert snap.equity == snap.unrealized_pnl == sum(PNL.values())
+    assert (snap.total_assets, snap.total_debt) == (D(0), D(0))  # a uPnL is neither
+    assert snap.equity_by_asset[contract] == 200
     (row,) = [line for line in snap.to_json()["excluded"] if line["asset"] == "ETH"][:1]
     assert row["kind"] == "hedge"
     assert row["details"]["symbol"] in {"ETH/USDT:USDT", "ETH/USDC:USDC"}
@@ -265,7 +264,11 @@ async def test_okx_position_rows_of_pos_zero_are_not_positions() -> None:
         report = await venue.fetch()
         raw = [row["instId"] for row in with_a_zero_row(fake.dialect.positions({}))["data"]]  # type: ignore[attr-defined]
     assert "BTC-USDT-SWAP" in raw  # the answer did list it, with `pos` "0"
-    assert {p.asset.symbol for p in report.positions if p.line_id} == {"ETH", "USDT"}
+    assert {p.asset.symbol for p in report.positions if p.line_id} == {
+        "ETH",
+        "okx:ETH/USDT:USDT",
+        "USDT",
+    }
     assert [p.details["symbol"] for p in report.positions if p.kind is PositionKind.HEDGE] == [
         "ETH/USDT:USDT"
     ]
@@ -321,7 +324,7 @@ async def test_binance_portfolio_margin_nets_every_wallet_and_counts_a_negative_
     assert found[("BTC", "asset", "cm")] == D("0.1")
     assert found[("BTC", "debt", None)] == D("0.05")
     assert found[("BTC", "debt", "interest")] == D("0.0001")
-    assert found[("BTC", "asset", "upnl")] == D("0.002")  # COIN-M: the exchange's figure
+    assert found[("BTC", "unrealized_pnl", "upnl")] == D("0.002")  # COIN-M: the exchange's
     snap = snapshot(VenueState(report, report), quotes=QUOTES)
     expected = net_worth(cross) + net_worth(um) + net_worth(cm)
     assert snap.equity == pytest.approx(expected, abs=D("1e-9"))
@@ -547,19 +550,28 @@ def exchange_venue(fake: FakeExchange, accounts: list[str], **extra: Any) -> dic
 
 
 def daemon(
-    clock: Clock, venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
+    clock: Clock,
+    venues: list[dict[str, Any]],
+    prices: list[dict[str, Any]],
+    markets: dict[str, Any] | None = None,
+    **book: Any,
 ) -> Daemon:
-    return Daemon(book_settings(venues, prices, **book), clock)
+    return Daemon(book_settings(venues, prices, markets, **book), clock)
 
 
 def book_settings(
-    venues: list[dict[str, Any]], prices: list[dict[str, Any]], **book: Any
+    venues: list[dict[str, Any]],
+    prices: list[dict[str, Any]],
+    markets: dict[str, Any] | None = None,
+    **book: Any,
 ) -> Settings:
-    """One book, `basis` (USDT unless `book` says otherwise), of these venues and prices."""
+    """One book, `basis` (USDT unless `book` says otherwise), of these venues and prices, and
+    the daemon's `markets`."""
     return Settings.model_validate(
         {
             "interval_seconds": 10,
             "http": {"port": 0},
+            "markets": markets or {},
             "books": {
                 "basis": {
                     "share_class": "USDT",
@@ -727,8 +739,8 @@ async def test_a_coin_balance_off_by_two_percent_is_flagged_by_reconciliation(
 ) -> None:
     clock = Clock()
     async with fake_exchange(exchange) as fake:
-        # a leveraged short whose mark lags the price: the uPnL is taken out of both sides,
-        # the coin's 2 % is not
+        # a leveraged short whose mark lags the price: the positions explain the exchange's
+        # uPnL at its marks, the coin's 2 % (200 USDT) they do not
         fake.set_account(fake_account, {"USDT": Holding(balance=D(10000), unrealized_pnl=D(-100))})
         fake.set_positions([FakePosition("ETH", D(-20), D(3000))])
         fake.set_price("ETH", 3050, mark=3005)
@@ -751,12 +763,15 @@ async def test_a_coin_balance_off_by_two_percent_is_flagged_by_reconciliation(
     assert snap is not None
     (item,) = snap.reconciliations
     assert item.ratio is not None
-    assert abs(item.ratio - D("0.02")) < D("0.0001"), item
+    assert item.reported is not None
+    expected = D(200) / item.reported  # of the total with its uPnL: 10,000 or 9,900
+    assert abs(item.ratio - expected) < D("0.0001"), item
+    assert item.unexplained_pnl in (None, 0)  # the coin's 200, not the positions
     assert [e.kind for e in events] == [EventKind.RECONCILIATION]
     assert run.instruments.registry.get_sample_value(
         "equity_daemon_reconciliation_difference_ratio",
         {"book": "basis", "venue": "cex", "account": account},
-    ) == pytest.approx(0.02, abs=1e-4)
+    ) == pytest.approx(float(expected), abs=1e-4)
 
 
 WALLET = """
@@ -775,149 +790,6 @@ base = "stETH"
 quote = "ETH"
 rate = "0.999"
 """
-
-
-@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
-async def test_a_delta_neutral_book_stays_flat_while_eth_moves_five_percent(
-    tmp_path: Path, exchange: str
-) -> None:
-    (tmp_path / "wallet.toml").write_text(WALLET)
-    clock = Clock()
-    exposure = D(10) * D("1.2") * D("0.999")  # ETH held through wstETH
-    entry, margin = D(3000), D(20000)
-    expected = margin + exposure * entry  # the short's legs: -exposure ETH, +exposure × entry
-    async with fake_exchange(exchange) as fake:
-        fake.set_positions([FakePosition("ETH", -exposure, entry)])
-        prices: list[dict[str, Any]] = [
-            {"base": "wstETH", "quote": "stETH", "sources": ["wallet"]},
-            {"base": "stETH", "quote": "ETH", "sources": ["wallet"]},
-            {"base": "ETH", "quote": "USDT", "sources": ["cex"]},
-            *FIXED_USD,
-        ]
-        venues = [
-            {"kind": "manual", "name": "wallet", "path": str(tmp_path / "wallet.toml")},
-            exchange_venue(fake, [MAIN_ACCOUNT[exchange]]),
-        ]
-        run = daemon(clock, venues, prices)
-        history = await History.open(tmp_path / "h.sqlite3")
-        # ±5 % within a minute, in 5 s steps: 3000 -> 3150 -> 2850 -> 3000; the exchange's
-        # mark price (and so its own uPnL figure) lags the last price by one step, as a price
-        # polled or pushed at another moment would: counting that figure would move equity
-        # by exposure × 50 USDT (1 % of the book) at every step
-        path = [D(p) for p in (3000, 3050, 3100, 3150, 3100, 3050, 3000, 2950, 2900, 2850)]
-        path += [D(2925), D(3000)]
-        seen = []
-        try:
-            for step, price in enumerate(path):
-                clock.now = NOW + timedelta(seconds=5 * step)
-                mark = path[step - 1] if step else price
-                fake.set_price("ETH", price, mark=mark)
-                pnl = -exposure * (mark - entry)  # the exchange's own uPnL, in its total
-                fake.set_account(
-                    FAKE_ACCOUNT[exchange], {"USDT": Holding(balance=margin, unrealized_pnl=pnl)}
-                )
-                with capture_logs():
-                    await run.fetch_all_once()
-                    events = await run.cycle(history)
-                snap = run.latest()
-                assert snap is not None
-                assert snap.complete, snap.problems
-                assert events == []  # neither a threshold nor a reconciliation warning
-                assert abs(equity_of(snap) - expected) / expected <= D("0.0002")
-                eth = next(p for p in snap.prices if p.asset == "ETH")
-                assert eth.price == price  # the exchange's ticker priced the spot leg
-                (item,) = snap.reconciliations
-                # the exchange's total less its own uPnL (at its lagging mark) is the margin,
-                # as are our lines less the perpetual's legs (at the book's price)
-                assert (item.reported, item.computed, item.difference) == (margin, margin, D(0))
-                assert item.unrealized_pnl == pnl
-                seen.append(snap.equity)
-        finally:
-            await history.aclose()
-            await run.aclose()
-    assert len(seen) == len(path) == 12  # 55 s
-    assert (max(path), min(path)) == (D(3150), D(2850))
-    assert set(seen) == {expected}
-
-
-# the topic of each streamed account's balance pushes, on the fake
-BALANCE_TOPIC = {"binance": "account", "bybit": "wallet", "okx": "account"}
-
-
-@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
-async def test_a_streamed_delta_neutral_book_raises_no_reconciliation_warning_while_eth_moves(
-    exchange: str,
-) -> None:
-    clock = SystemClock()
-    exposure = D(10) * D("1.2") * D("0.999")
-    entry, margin = D(3000), D(20000)
-    expected = margin + exposure * entry
-    tracker = BookTracker(
-        book="basis",
-        share_class=ShareClass.USDT,
-        limits=Limits(),
-        rule=ThresholdRule(),
-        clock=clock,
-        reconciliation_tolerance=D("0.001"),
-    )
-    wallet = Position("wallet", "cold", Asset("wstETH"), D(10))
-    fake_account = FAKE_ACCOUNT[exchange]
-
-    def account_at(mark: Decimal) -> None:
-        pnl = -exposure * (mark - entry)
-        fake.set_account(fake_account, {"USDT": Holding(balance=margin, unrealized_pnl=pnl)})
-
-    # Binance in single-asset mode: its total is USDT's, which a USDT push moves exactly (a
-    # multi-assets total a push touched is stale, and not compared)
-    async with fake_exchange(exchange, FakeState(multi_assets=False)) as fake:
-        fake.set_positions([FakePosition("ETH", -exposure, entry)])
-        account_at(entry)
-        venue = StreamingExchangeVenue(
-            "cex",
-            exchange,
-            (MAIN_ACCOUNT[exchange],),
-            CREDENTIALS,
-            clock,
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-        )
-        path = [D(p) for p in (3050, 3100, 3150, 3100, 3050, 3000, 2950, 2900, 2850, 2925, 3000)]
-        seen = []
-        try:
-            async with aclosing(venue.updates()) as updates:
-                with anyio.fail_after(5):
-                    report = await anext(updates)  # the REST snapshot, at the mark of 3000
-                    while not fake.dialect.subscribers.get(BALANCE_TOPIC[exchange]):  # noqa: ASYNC110
-                        await anyio.sleep(0.01)
-                for step, price in enumerate(path):
-                    mark = path[step - 1] if step else entry  # the exchange's mark lags
-                    fake.set_price("ETH", price, mark=mark)
-                    account_at(mark)
-                    if step % 2:  # a balance push carries the total at the mark of its moment;
-                        assert await fake.push(BALANCE_TOPIC[exchange]) == 1
-                        with anyio.fail_after(5):  # a uPnL change alone pushes nothing
-                            report = await anext(updates)
-                    now = clock()
-                    quotes = [
-                        Quote("wstETH", "stETH", D("1.2"), "wallet", now, timedelta(minutes=5)),
-                        Quote("stETH", "ETH", D("0.999"), "wallet", now, timedelta(minutes=5)),
-                        Quote("ETH", "USDT", price, "cex", now, timedelta(minutes=5)),
-                        Quote("USD", "USDT", D(1), "fixed", now, timedelta(minutes=5)),
-                    ]
-                    held = VenueReport("wallet", now, (wallet,))
-                    states = [VenueState(report, report), VenueState(held, held)]
-                    cycle = tracker.judge(states, quotes)
-                    tracker.commit(cycle)
-                    snap = cycle.snapshot
-                    assert snap.complete, snap.problems
-                    assert cycle.events == [], [e.detail for e in cycle.events]
-                    (item,) = snap.reconciliations
-                    assert item.difference == 0, item
-                    seen.append(snap.equity)
-        finally:
-            await venue.aclose()
-    assert set(seen) == {expected}
 
 
 async def test_the_running_daemon_closes_every_ccxt_session_when_it_stops(tmp_path: Path) -> None:
@@ -956,9 +828,9 @@ async def test_portfolio_margin_um_positions_are_hedges_and_legs_from_the_papi()
         "ETH/USDC:USDC:BOTH": 1,
     }
     found = lines(report)
-    assert found[("USDT", "asset", "ETH/USDT:USDT:BOTH")] == 6200  # 2 × 3100
-    assert found[("ETH", "asset", "ETH/USDT:USDT:BOTH")] == -2
+    assert found[("USDT", "unrealized_pnl", "ETH/USDT:USDT:BOTH")] == 6200  # 2 × 3100
+    assert found[("binance:ETH/USDT:USDT", "unrealized_pnl", "ETH/USDT:USDT:BOTH")] == -2
     # the UM uPnL is in the legs, never also a line of the exchange's own figure
-    assert ("USDT", "asset", "upnl") not in found
+    assert ("USDT", "unrealized_pnl", "upnl") not in found
     assert fake.calls("/papi/v1/um/positionRisk")
     assert not fake.calls("/fapi/v3/positionRisk")

@@ -22,9 +22,10 @@ from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
 from equity_daemon.store import PositionStore
+from equity_daemon.venues.contract_marks import Contract
 from equity_daemon.venues.exchange import ExchangeVenue
 from equity_daemon.venues.exchange_budget import RequestBudget
-from equity_daemon.venues.fake_exchange import Fault, Holding, fake_exchange
+from equity_daemon.venues.fake_exchange import FakeExchange, Fault, Holding, fake_exchange
 from equity_daemon.venues.market_data import ExchangeMarket
 from tests.reports import NOW, Clock
 from tests.venues.exchanges import CREDENTIALS, SECRETS, NoMetrics
@@ -145,31 +146,37 @@ async def test_a_ban_heard_by_a_venue_holds_every_caller_of_the_host_until_it_en
     assert run.exchange_bans() == {}
 
 
+def one_budget(fake: FakeExchange, clock: Clock) -> tuple[ExchangeMarket, ExchangeVenue]:
+    """A market and a venue of the fake Binance host sharing one request budget."""
+    budget = RequestBudget("binance", clock=clock)
+    market = ExchangeMarket(
+        "md",
+        "binance",
+        clock,
+        base_url=fake.base_url,
+        rate_limit=False,
+        stream=False,
+        budget=budget,
+    )
+    venue = ExchangeVenue(
+        "cex",
+        "binance",
+        ("usdm",),
+        CREDENTIALS,
+        clock,
+        base_url=fake.base_url,
+        rate_limit=False,
+        in_transit=False,
+        budget=budget,
+    )
+    return market, venue
+
+
 async def test_the_poller_waits_out_a_ban_another_caller_heard() -> None:
     """The market data hears the 418; the venue's poller then sends nothing until it ends."""
     clock = Clock()
     async with fake_exchange("binance") as fake:
-        budget = RequestBudget("binance", clock=clock)
-        market = ExchangeMarket(
-            "md",
-            "binance",
-            clock,
-            base_url=fake.base_url,
-            rate_limit=False,
-            stream=False,
-            budget=budget,
-        )
-        venue = ExchangeVenue(
-            "cex",
-            "binance",
-            ("usdm",),
-            CREDENTIALS,
-            clock,
-            base_url=fake.base_url,
-            rate_limit=False,
-            in_transit=False,
-            budget=budget,
-        )
+        market, venue = one_budget(fake, clock)
         store = PositionStore(["cex"], clock)
         poller = Poller(venue, store, PollPolicy(interval=10, timeout=5), clock, NoMetrics())
         try:
@@ -198,3 +205,27 @@ def test_a_later_retry_after_never_shortens_a_ban() -> None:
     clock.now += timedelta(seconds=100)
     assert budget.ban_left() == 500
     assert budget.banned_until == NOW + timedelta(seconds=600)
+
+
+async def test_a_contracts_mark_waits_out_the_hosts_ban_through_the_market_and_the_venue() -> None:
+    clock = Clock()
+    contract = Contract("binance:ETH/USDT:USDT", "ETHUSDT", "swap", False, "x", "USDT")
+    async with fake_exchange("binance") as fake:
+        market, venue = one_budget(fake, clock)
+        try:
+            assert await market.mark(contract) == 3000  # before the ban: asked
+            fake.fail(ACCOUNT_PATH, Fault.BANNED, retry_after=BAN)
+            with pytest.raises(VenueUnavailable):
+                await venue.fetch()
+            sent = len(fake.requests)
+            for reader in (market, venue):
+                with pytest.raises(VenueUnavailable, match="banned until 12:10:00 UTC"):
+                    await reader.mark(contract)
+            clock.now += timedelta(seconds=BAN + 1)
+            after = await venue.mark(contract)
+        finally:
+            await market.aclose()
+            await venue.aclose()
+    assert fake.requests[sent:] == [fake.requests[-1]]  # none inside the ban, one after
+    assert fake.requests[-1].path == "/fapi/v1/premiumIndex"
+    assert after == 3000

@@ -14,6 +14,7 @@ import pytest
 
 from equity_daemon.errors import VenueDataError
 from equity_daemon.model import PositionKind, VenueReport
+from equity_daemon.venues.contract_marks import Contract
 from equity_daemon.venues.exchange import ExchangeVenue, StreamingExchangeVenue
 from equity_daemon.venues.exchange_listings import RELOAD_EVERY
 from equity_daemon.venues.fake_exchange import FakeExchange, FakePosition, Market, fake_exchange
@@ -162,3 +163,30 @@ async def test_market_data_prices_a_spot_market_listed_after_start(exchange: str
         finally:
             await market.aclose()
     assert seen.rate == 100
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_contract_listed_after_start_is_valued_at_its_exchanges_live_mark(
+    exchange: str,
+) -> None:
+    """Its mark is asked by the market id the reloaded markets gave the position: the venue's
+    and a market's instance, which never loaded it, read it alike."""
+    async with venue_on(exchange) as (fake, venue, clock):
+        market = ExchangeMarket(
+            "prices", exchange, clock, base_url=fake.base_url, rate_limit=False, stream=False
+        )
+        try:
+            await venue.fetch()
+            await market.observe("ETH", "USDT")  # its markets are loaded: SOL is not one
+            list_sol(fake)
+            fake.set_price("SOL", 100, mark="100.5")
+            report = await venue.fetch()
+            (contract,) = [c for p in report.positions if (c := Contract.of(p)) is not None]
+            marks = [await reader.mark(contract) for reader in (venue, market)]
+        finally:
+            await market.aclose()
+    assert (contract.asset, contract.market_id) == (
+        f"{exchange}:SOL/USDT:USDT",
+        {"binance": "SOLUSDT", "bybit": "SOLUSDT", "okx": "SOL-USDT-SWAP"}[exchange],
+    )
+    assert marks == [D("100.5"), D("100.5")]

@@ -47,21 +47,49 @@ async def settled(daemon: Daemon) -> tuple[Snapshot, list[str]]:
     return latest, [e["kind"] for e in await daemon.events(None)]
 
 
+async def single_asset(
+    tmp_path: Path, wallets: dict[str, Holding], positions: list[FakePosition]
+) -> tuple[Snapshot, list[str]]:
+    """What the daemon makes of a single-asset USDⓈ-M account holding `wallets` and
+    `positions` on the fake Binance, once its first report is valued."""
+    async with fake_exchange("binance", FakeState(multi_assets=False)) as fake:
+        fake.set_account("futures", wallets)
+        fake.set_positions(positions)
+        with capture_logs():
+            async with running(tmp_path, usdm(fake), PRICES) as daemon:
+                return await settled(daemon)
+
+
 async def test_a_single_asset_account_is_compared_on_usdt_alone(tmp_path: Path) -> None:
     """`totalMarginBalance` covers USDT only: USDT 5,000 + USDC 1,000 + BNB 2 read as a
     difference of 0.44, a warning forever."""
-    async with fake_exchange("binance", FakeState(multi_assets=False)) as fake:
-        fake.set_account("futures", WALLETS)
-        # a USDC-margined perpetual: its legs are neither in the total nor in the comparison
-        fake.set_positions([FakePosition("ETH", D(1), D(3000), settle="USDC")])
-        with capture_logs():
-            async with running(tmp_path, usdm(fake), PRICES) as daemon:
-                latest, events = await settled(daemon)
+    # a USDC-margined perpetual: its legs are neither in the total nor in the comparison
+    perp = FakePosition("ETH", D(1), D(3000), settle="USDC")
+    latest, events = await single_asset(tmp_path, WALLETS, [perp])
     (item,) = latest.reconciliations
     assert (item.reported_amount, item.reported_currency) == (D(5000), "USDT")
     assert item.computed == 5000
     assert item.difference == 0
     assert latest.equity == 5000 + 1000 + 2 * 600
+    assert "reconciliation" not in events
+
+
+async def test_a_single_asset_total_leaves_out_the_upnl_of_contracts_settled_outside_it(
+    tmp_path: Path,
+) -> None:
+    """A USDC-margined perpetual's uPnL (+200 USDC: long 1 ETH from 2,800, mark 3,000) is in
+    USDC's margin balance, not in USDT's `totalMarginBalance`: the positions' uPnL at the marks
+    of the read leaves it out as the total does, never a 200 USDT difference named as uPnL
+    the positions do not explain."""
+    usdc = Holding(balance=D(1000), unrealized_pnl=D(200))
+    perp = FakePosition("ETH", D(1), D(2800), settle="USDC")
+    latest, events = await single_asset(tmp_path, WALLETS | {"USDC": usdc}, [perp])
+    (item,) = latest.reconciliations
+    assert (item.reported_amount, item.reported_currency) == (D(5000), "USDT")
+    assert (item.computed, item.difference) == (D(5000), D(0))
+    assert (item.unrealized_pnl, item.unexplained_pnl) == (D(0), D(0))
+    assert latest.unrealized_pnl == 200  # in equity, at the contract's own mark
+    assert latest.equity == 5000 + 1000 + 2 * 600 + 200
     assert "reconciliation" not in events
 
 

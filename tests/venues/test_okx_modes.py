@@ -22,7 +22,7 @@ from equity_daemon.venues.fake_exchange.okx import (
     MarginPosition,
 )
 from tests.reports import snapshot
-from tests.venues.exchanges import subscribed
+from tests.venues.exchanges import subscribed, with_marks
 from tests.venues.test_exchange import BORROWED, QUOTES, lines, net_worth, venue_on
 from tests.venues.test_exchange_stream import next_report
 from tests.venues.test_exchange_stream import venue_on as stream_venue_on
@@ -144,11 +144,11 @@ async def test_an_okx_account_level_this_mapping_does_not_know_fails_the_venue()
 async def test_okx_inverse_swaps_and_dated_futures_are_hedges_that_reconcile() -> None:
     contracts = [
         Contract(INVERSE_SWAP, D(-300), D(50000), D(60000)),  # short 30,000 USD of BTC
-        Contract(FUTURE, D(20), D(2900), D(3000)),  # long 2 ETH, expiring
+        Contract(FUTURE, D(20), D(2900), D(3050)),  # long 2 ETH, expiring, at a premium
     ]
     upl_btc, upl_usdt = contracts[0].upl, contracts[1].upl
     assert upl_btc == pytest.approx(D("-0.1"))
-    assert upl_usdt == 200
+    assert upl_usdt == 300  # at the future's own mark, not ETH's 3,000
     held = {
         "BTC": Holding(balance=D(1), unrealized_pnl=upl_btc),
         "USDT": Holding(balance=D(1000), unrealized_pnl=upl_usdt),
@@ -157,6 +157,7 @@ async def test_okx_inverse_swaps_and_dated_futures_are_hedges_that_reconcile() -
         okx(fake).contracts = contracts
         fake.set_account("trading", held)
         report = await venue.fetch()
+        quotes = await with_marks(venue, report, QUOTES)
         asked = fake.calls("/api/v5/account/positions")
     assert all("instType" not in query for query in asked)  # every type, futures included
     hedges = {p.line_id: p for p in report.positions if p.kind is PositionKind.HEDGE}
@@ -172,11 +173,18 @@ async def test_okx_inverse_swaps_and_dated_futures_are_hedges_that_reconcile() -
         D(100),
     )
     assert future.amount == 2
-    legs = {(p.asset.symbol, p.line_id): p.amount for p in report.positions if p.kind == "asset"}
+    legs = {
+        (p.asset.symbol, p.line_id): p.amount
+        for p in report.positions
+        if p.kind is PositionKind.UNREALIZED_PNL
+    }
     assert legs[("BTC", "BTC/USD:BTC:net")] == D("-0.6")  # 30,000 USD at the 50,000 entry
-    assert legs[("USD", "BTC/USD:BTC:net")] == 30000
-    snap = snapshot(VenueState(report, report), quotes=QUOTES)
+    assert legs[("okx:BTC/USD:BTC", "BTC/USD:BTC:net")] == 30000
+    assert legs[("okx:ETH/USDT:USDT-261225", "ETH/USDT:USDT-261225:net")] == 2
+    snap = snapshot(VenueState(report, report), quotes=quotes)
     assert snap.equity == pytest.approx(net_worth(held), abs=D("1e-9"))
+    future_mark = next(p for p in snap.prices if p.asset == "okx:ETH/USDT:USDT-261225")
+    assert future_mark.price == 3050
     agrees(report)
 
 
@@ -209,6 +217,10 @@ async def test_a_cross_and_an_isolated_position_on_one_swap_are_two_lines() -> N
         report = check_report(await venue.fetch(), "cex", datetime.now(UTC))
     hedges = {p.line_id: p.amount for p in report.positions if p.kind is PositionKind.HEDGE}
     assert hedges == {"ETH/USDT:USDT:net": -2, "ETH/USDT:USDT:isolated:net": 1}
-    margin = {p.line_id: p.details["margin_mode"] for p in report.positions if p.details}
+    margin = {
+        p.line_id: p.details["margin_mode"]
+        for p in report.positions
+        if p.kind is PositionKind.HEDGE
+    }
     assert margin == {"ETH/USDT:USDT:net": "cross", "ETH/USDT:USDT:isolated:net": "isolated"}
     agrees(report)

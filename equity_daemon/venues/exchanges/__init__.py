@@ -3,103 +3,87 @@
 The mechanics (ccxt instances, requests, errors, shutdown) live once, in `venues/exchange.py`;
 each module here only says which raw field becomes which line, for one exchange:
 
-| module       | account types                                                              |
-|--------------|----------------------------------------------------------------------------|
-| `binance`    | spot, cross_margin, isolated_margin, usdm, portfolio_margin, funding       |
-| `bybit`      | unified, funding                                                           |
-| `okx`        | trading, funding                                                           |
+| module       | account types                                                               |
+|--------------|-----------------------------------------------------------------------------|
+| `binance`    | spot, cross_margin, isolated_margin, usdm, portfolio_margin, funding, coinm |
+| `bybit`      | unified, funding                                                            |
+| `okx`        | trading, funding                                                            |
 
 This module holds what they share: `Lines` (a builder of one account's lines and reported
-totals) and `Perp` (one open perpetual, turned into a hedge line and its two equity legs).
+totals, and of the accounts one answer holds: `sub_account`) and `Perp` (one open perpetual or
+dated future, turned into a hedge line and two legs).
 
-**Both legs at one price.** An open perpetual's unrealised PnL is not taken from the exchange's
-figure (valued at the exchange's mark, at the moment of the fetch). It enters equity as two
-lines whose *amounts* do not depend on any price, valued by the calculator at the book's own
-prices of the same cycle as the spot leg it hedges:
-
-| contract | line 1 (asset)            | line 2 (asset, opposite sign) | sum at price P        |
-|----------|---------------------------|-------------------------------|-----------------------|
-| linear   | `size` base (− for short) | `size × entry` settle coin    | `size × (P − entry)`  |
-| inverse  | `Q / entry` base coin     | `Q` USD (contracts × USD size)| `Q × (P / entry − 1)` |
-
-which is exactly the uPnL at price P. The exchange's own uPnL stays in the hedge line's
-details and in the account's reported total (reconciliation), never in equity.
-
-**Reconciliation, like with like.** An account with perpetuals reports its total with the uPnL
-the same answer holds (`Lines.total(..., unrealized_pnl=...)`: Binance `totalUnrealizedProfit`,
-Bybit coin `unrealisedPnl`, OKX coin `upl`). The calculator then compares the total without
-that uPnL with the account's lines without the legs (the legs share the hedge line's id): the
-exchange's total is read at its mark at one moment, our legs are valued at the book's price
-now, and on a leveraged account any difference between the two is many times the equity.
-What is left is the wallet, which no perpetual's price moves. A coin other than the total's
-currency is still valued at the exchange's price in its total and at the book's in ours: that
-difference is the coin's share of the account times the price difference, never leveraged.
+**Contracts** (`perp`): each open perpetual or dated future is a hedge line and two
+`unrealized_pnl` legs valued at the contract's own mark; the account's total is reconciled
+with its uPnL at the exchange's marks of the read, and each position's size is checked against
+the exchange's notional (`perp` docstring).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from equity_daemon.model import Asset, Position, PositionKind, ReportedTotal, decimal_str
+from equity_daemon.venues.exchanges.fields import ZERO, BadField, number, optional, rows, text
+from equity_daemon.venues.exchanges.perp import (
+    NOTIONAL_TOLERANCE,
+    Perp,
+    check_notional,
+    contract_of,
+    contract_symbol,
+    market_ref,
+)
 
-ZERO = Decimal(0)
+__all__ = [
+    "EVERY_COIN",
+    "NOTIONAL_TOLERANCE",
+    "ZERO",
+    "BadField",
+    "Lines",
+    "Perp",
+    "TransferFields",
+    "check_notional",
+    "contract_of",
+    "contract_symbol",
+    "market_ref",
+    "number",
+    "optional",
+    "rows",
+    "text",
+    "transfers",
+]
+
 # `PUSH_KEEPS_TOTAL` of an account whose every total is in its own coin, moved by that coin's push
 EVERY_COIN = "*"
-
-
-class BadField(ValueError):
-    """Raised when a raw answer lacks a field or holds a non-number; the message names it."""
-
-
-def number(row: Any, key: str, *, default: Decimal | None = None) -> Decimal:
-    """`row[key]` as a Decimal, parsed from the exchange's string (never through a float).
-
-    An empty string reads as `default` when one is given (exchanges send `""` for "none").
-    """
-    if not isinstance(row, Mapping):
-        raise BadField(f"expected an object holding {key}, got {type(row).__name__}")
-    raw = row.get(key)
-    if raw is None or raw == "":
-        if default is not None:
-            return default
-        raise BadField(f"no {key}")
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise BadField(f"{key} is not a decimal string")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise BadField(f"{key} is not a number") from None
-    if not value.is_finite():
-        raise BadField(f"{key} is {value}")
-    return value
-
-
-def text(row: Any, key: str) -> str:
-    """`row[key]` as a non-empty string."""
-    raw = row.get(key) if isinstance(row, Mapping) else None
-    if not isinstance(raw, str) or not raw:
-        raise BadField(f"no {key}")
-    return raw
-
-
-def rows(node: Any, what: str) -> list[Mapping[str, Any]]:
-    """`node` as a list of objects."""
-    if not isinstance(node, list) or not all(isinstance(r, Mapping) for r in node):
-        raise BadField(f"{what} is not a list of objects")
-    return node
 
 
 class Lines:
     """The lines and reported totals of one account of one venue, built field by field."""
 
-    def __init__(self, venue: str, account: str) -> None:
+    def __init__(self, venue: str, account: str, exchange: str | None = None) -> None:
         self.venue = venue
         self.account = account
+        self.exchange = exchange or venue  # names the contracts (`contract_symbol`)
         self.positions: list[Position] = []
         self.reported: list[ReportedTotal] = []
+        # the perpetuals' uPnL at the marks their answers carried, by currency; None: unknown
+        self._positions_pnl: dict[str, Decimal] | None = {}
+        self._sub_accounts: dict[str, Lines] = {}
+
+    def sub_account(self, account: str) -> Lines:
+        """The builder of another account of the same answer (Binance COIN-M: one per margin
+        coin), whose lines and totals are this one's too: one per account, so that the uPnL of
+        its perpetuals joins its own total's `positions_pnl`."""
+        sub = self._sub_accounts.get(account)
+        if sub is None:
+            sub = self._sub_accounts[account] = Lines(self.venue, account, self.exchange)
+            sub.positions, sub.reported = self.positions, self.reported  # the same lists
+            if self._positions_pnl is None:
+                sub.split_moment()
+        return sub
 
     def add(
         self,
@@ -150,94 +134,64 @@ class Lines:
                 unrealized_pnl=pnl,
             )
         )
+        self._attach_positions_pnl()
 
     def perp(self, perp: Perp, line_id: str | None = None) -> None:
-        """An open perpetual: its hedge line (excluded) and its two equity legs, under one
+        """An open contract: its hedge line (excluded) and its two uPnL legs, under one
         `line_id`: `symbol:position_side` unless the mapping names it (OKX, whose symbol and
-        side do not tell a cross and an isolated position apart)."""
+        side do not tell a cross and an isolated position apart). Its uPnL at the mark its
+        answer carried joins the account's `positions_pnl`."""
         if perp.contracts == 0:
             return
         line_id = line_id or f"{perp.symbol}:{perp.position_side}"
-        self.add(PositionKind.HEDGE, perp.base, perp.base_size, line_id, perp.details())
-        for symbol, amount in perp.legs():
-            self.asset(symbol, amount, line_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Perp:
-    """One open perpetual as an exchange reports it.
-
-    `contracts` is unsigned, `side` says `long` or `short`; `contract_size` is in base units per
-    contract for a linear contract, in USD per contract for an inverse one. `position_side`
-    keeps apart the long and short positions of one symbol in hedge mode (`BOTH`, `LONG`…).
-    """
-
-    symbol: str
-    base: str
-    settle: str
-    side: str
-    contracts: Decimal
-    contract_size: Decimal
-    entry_price: Decimal
-    mark_price: Decimal | None
-    unrealized_pnl: Decimal
-    liquidation_price: Decimal | None = None
-    leverage: Decimal | None = None
-    margin_mode: str | None = None
-    position_side: str = "BOTH"
-    inverse: bool = False
-
-    @property
-    def sign(self) -> Decimal:
-        return Decimal(1) if self.side == "long" else Decimal(-1)
-
-    @property
-    def usd(self) -> Decimal:
-        """An inverse contract's size in USD."""
-        return self.contracts * self.contract_size
-
-    @property
-    def base_size(self) -> Decimal:
-        """Signed exposure in base units (an inverse contract's at its mark, else its entry)."""
-        if not self.inverse:
-            return self.sign * self.contracts * self.contract_size
-        price = self.mark_price or self.entry_price
-        return self.sign * self.usd / price if price else ZERO
-
-    def legs(self) -> tuple[tuple[str, Decimal], tuple[str, Decimal]]:
-        """The two equity lines whose value at any price P is the uPnL at P (module table)."""
-        if not self.inverse:
-            size = self.base_size
-            return (self.base, size), (self.settle, -size * self.entry_price)
-        if not self.entry_price:
-            raise BadField(f"{self.symbol} has no entry price")
-        return (self.base, self.sign * self.usd / self.entry_price), ("USD", -self.sign * self.usd)
-
-    @property
-    def notional(self) -> Decimal | None:
-        """In the settle currency (linear: quote units; inverse: USD)."""
-        if self.inverse:
-            return self.usd
-        return None if self.mark_price is None else abs(self.base_size) * self.mark_price
-
-    def details(self) -> dict[str, str | Decimal]:
-        found: dict[str, Decimal | str | None] = {
-            "symbol": self.symbol,
-            "side": self.side,
-            "contracts": self.contracts,
-            "contract_size": self.contract_size,
-            "notional": self.notional,
-            "entry_price": self.entry_price,
-            "mark_price": self.mark_price,
-            "unrealized_pnl": self.unrealized_pnl,
-            "pnl_currency": self.base if self.inverse else self.settle,
-            "liquidation_price": self.liquidation_price,
-            "leverage": self.leverage,
-            "margin_mode": self.margin_mode,
-            "settle": self.settle,
-            "contract": "inverse" if self.inverse else "linear",
+        contract = contract_symbol(self.exchange, perp.symbol)
+        base, quote = perp.mark_edge(contract)
+        details = perp.details() | {
+            "exchange": self.exchange,
+            "contract_asset": contract,
+            "mark_base": base,
+            "mark_quote": quote,
         }
-        return {k: v for k, v in found.items() if v is not None}
+        self.add(PositionKind.HEDGE, perp.base, perp.base_size, line_id, details)
+        for symbol, amount in perp.legs(contract):
+            leg = {"contract_asset": contract}
+            self.add(PositionKind.UNREALIZED_PNL, symbol, amount, line_id, leg)
+        if self._positions_pnl is not None:
+            if perp.mark_price is None:
+                self._positions_pnl = None
+            else:
+                currency = perp.pnl_currency
+                found = self._positions_pnl.get(currency, ZERO)
+                self._positions_pnl[currency] = found + perp.pnl_at(perp.mark_price)
+        self._attach_positions_pnl()
+
+    def exclude_pnl(self, currency: str, amount: Decimal) -> None:
+        """Take `amount` of a position's uPnL out of the last total's `unrealized_pnl`: the
+        position's own lines hold it (OKX's isolated `MARGIN` positions)."""
+        if self.reported:
+            total = self.reported[-1]
+            pnl = (*(total.unrealized_pnl or ()), (currency, -amount))
+            self.reported[-1] = replace(total, unrealized_pnl=pnl)
+
+    def split_moment(self) -> None:
+        """The totals and the positions are no longer of one moment (a push patched one of
+        them): the positions' uPnL at their marks is not compared with the totals'."""
+        self._positions_pnl = None
+        self._attach_positions_pnl()
+        for sub in self._sub_accounts.values():
+            sub.split_moment()
+
+    def _attach_positions_pnl(self) -> None:
+        """Each of this account's totals with its perpetuals' uPnL (in place: a sub-account
+        shares the list)."""
+        found = self._positions_pnl
+        pnl = None if found is None else tuple(sorted(found.items()))
+        self.reported[:] = [
+            replace(total, positions_pnl=pnl)
+            if total.unrealized_pnl is not None and total.account == self.account
+            else total
+            for total in self.reported
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,18 +229,3 @@ def transfers(lines: Lines, direction: str, records: Sequence[Any], fields: Tran
         if key not in settled:
             details = {"direction": direction, "txid": key}
             lines.add(PositionKind.IN_TRANSIT, asset, amount, f"{direction}:{key}", details)
-
-
-def contract_of(market: Mapping[str, Any]) -> tuple[str, str, str, bool, Decimal]:
-    """What only ccxt's market metadata knows about a contract (none of it is a balance):
-    unified symbol, base, settle coin, inverse or not, and contract size."""
-    symbol, base, settle = text(market, "symbol"), text(market, "base"), text(market, "settle")
-    size = market.get("contractSize")
-    contract_size = Decimal(str(size)) if size not in (None, "") else Decimal(1)
-    return symbol, base, settle, bool(market.get("inverse")), contract_size
-
-
-def optional(row: Any, key: str) -> Decimal | None:
-    """A number the exchange may leave empty (`""`, `"0"` for "no liquidation price")."""
-    value = number(row, key, default=ZERO)
-    return None if value == 0 else value

@@ -7,22 +7,24 @@
   `interest` -> debt (line id: the pair); total `totalNetAssetOfBtc` (BTC).
 * `usdm`: `assets[]` `walletBalance` -> asset (negative: debt), open positions -> hedge lines
   and legs; total `totalMarginBalance` (USD in multi-assets mode; in single-asset mode USDT's
-  alone, so the other assets are left out of the comparison), compared without
-  `totalUnrealizedProfit` (`exchanges` docstring).
+  alone, so the other assets, and the uPnL of contracts settled in them, are left out of the
+  comparison), with `totalUnrealizedProfit` at the exchange's marks (`exchanges.perp`).
 * `portfolio_margin`: `crossMarginAsset`, `umWalletBalance`, `cmWalletBalance` (negative when
-  losses exceed it), CM uPnL -> asset; `crossMarginBorrowed`, `crossMarginInterest` -> debt;
-  `negativeBalance` -> debt only for what the wallets do not already show below zero
-  (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`) -> hedge lines and
-  legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity without collateral
-  haircuts, as the lines are valued; `accountEquity` applies them), compared without the
-  rows' `umUnrealizedPNL`.
+  losses exceed it) -> asset, CM uPnL -> unrealized_pnl; `crossMarginBorrowed`,
+  `crossMarginInterest` -> debt; `negativeBalance` -> debt only for what the wallets do not
+  already show below zero (`unshown_negative`); open UM positions (`/papi/v1/um/positionRisk`)
+  -> hedge lines and legs, as `usdm`'s; total `/papi/v1/account` `actualEquity` (USD: equity
+  without collateral haircuts, as the lines are valued; `accountEquity` applies them), with
+  the rows' `umUnrealizedPNL` at the exchange's marks.
 * `funding`: `free + locked + freeze` -> asset; `withdrawing` is left out (below).
 * `coinm` (COIN-M, `/dapi`): one account per margin coin, `coinm:<COIN>`: its wallet, its
   inverse perpetuals' hedge lines and legs, and its own total (`binance_coinm`).
 
-`usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each
-(`exchanges.Perp`). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit worth 1 USD:
-the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
+`usdm` leaves the exchange's `unrealizedProfit` out: its open positions enter as two legs each,
+at each contract's mark (`exchanges.perp`); a row's size is checked against its `notional`
+(`positionAmt × markPrice`; COIN-M's `notionalValue`, `positionAmt × contractSize / markPrice`
+in the coin). In Futures Credits mode (EU) the wallet is in `BNFCR`, a credit
+worth 1 USD: the book needs an edge for it (`BNFCR`/`USD` fixed 1, and `USD`/`USDT`).
 
 A funding row's `withdrawing` is a withdrawal under way, out of `free`: the withdrawal history
 (`/sapi/v1/capital/withdraw/history`, `WITHDRAWALS`) lists the same withdrawal, so only the
@@ -30,8 +32,8 @@ history makes it an `in_transit` line. It is the one source: one record per with
 transaction id and raw status, from either wallet (`walletType` 0 spot, 1 funding), matched by
 id like every exchange's; `withdrawing` is a per-coin sum no record can be matched against.
 
-Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (a line of
-its own, `upnl`), valued at the exchange's mark, not both legs at one price.
+Portfolio margin's COIN-M positions are not read: their uPnL is the exchange's figure (an
+`unrealized_pnl` line of its own, `upnl`), at the exchange's mark of the read.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from equity_daemon.model import PositionKind
 from equity_daemon.venues.exchanges import (
     EVERY_COIN,
     ZERO,
@@ -48,7 +51,9 @@ from equity_daemon.venues.exchanges import (
     Perp,
     TransferFields,
     binance_coinm,
+    check_notional,
     contract_of,
+    market_ref,
     number,
     optional,
     rows,
@@ -140,7 +145,8 @@ def balance(lines: Lines, account: str, info: Any, extra: Any = None) -> None:
                 lines.asset(asset, cm, "cm")
                 # UM positions enter as legs (`position`); COIN-M ones are not read: their
                 # uPnL is the exchange's figure, at its mark
-                lines.asset(asset, number(row, "cmUnrealizedPNL", default=ZERO), "upnl")
+                cm_pnl = number(row, "cmUnrealizedPNL", default=ZERO)
+                lines.add(PositionKind.UNREALIZED_PNL, asset, cm_pnl, "upnl")
                 lines.debt(asset, number(row, "crossMarginBorrowed", default=ZERO))
                 lines.debt(asset, number(row, "crossMarginInterest", default=ZERO), "interest")
                 negative = abs(number(row, "negativeBalance", default=ZERO))
@@ -172,8 +178,13 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
     if amount == 0:
         return
     symbol, base, settle, inverse, contract_size = contract_of(market)
+    market_id, market_type = market_ref(market)
     isolated = number(raw, "isolatedWallet", default=ZERO) != 0
     margin_mode = raw.get("marginType") or ("isolated" if isolated else "cross")
+    mark = optional(raw, "markPrice")
+    if not inverse:
+        contract_size = Decimal(1)  # USDⓈ-M: amounts in base units
+    _check_notional(raw, symbol, amount * contract_size, mark, inverse)
     found = Perp(
         symbol=symbol,
         base=base,
@@ -181,20 +192,34 @@ def position(lines: Lines, raw: Mapping[str, Any], market: Mapping[str, Any]) ->
         settle=settle if inverse else str(raw.get("marginAsset") or settle),
         side="long" if amount > 0 else "short",
         contracts=abs(amount),
-        contract_size=contract_size if inverse else Decimal(1),  # USDⓈ-M: base units
+        contract_size=contract_size,
         entry_price=number(raw, "entryPrice"),
-        mark_price=optional(raw, "markPrice"),
+        mark_price=mark,
         unrealized_pnl=number(raw, "unRealizedProfit"),
         liquidation_price=optional(raw, "liquidationPrice"),
         leverage=_leverage(raw),
         margin_mode=str(margin_mode).lower(),
         position_side=str(raw.get("positionSide") or "BOTH"),
         inverse=inverse,
+        market_id=market_id,
+        market_type=market_type,
     )
     if inverse:
         binance_coinm.perp(lines, found)
     else:
         lines.perp(found)
+
+
+def _check_notional(
+    raw: Mapping[str, Any], symbol: str, size: Decimal, mark: Decimal | None, inverse: bool
+) -> None:
+    """A row's signed size (base units; COIN-M: USD) against the notional Binance gives beside
+    it: USDⓈ-M's `notional` is size × mark in the settle coin, COIN-M's `notionalValue` size /
+    mark in the coin (a pushed row has neither, nor a mark)."""
+    what = "notionalValue" if inverse else "notional"
+    notional = optional(raw, what)
+    if mark is not None and notional is not None:
+        check_notional(symbol, size / mark if inverse else size * mark, notional, what)
 
 
 def unshown_negative(negative: Decimal, um: Decimal, cm: Decimal) -> Decimal:
@@ -333,8 +358,11 @@ def _patch_usdm(info: Any, message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
-    """The `a.P[]` rows of a USDⓈ-M `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk` rows
-    (the venue keeps the REST row's other fields, e.g. `markPrice`, which the push lacks)."""
+    """The `a.P[]` rows of a USDⓈ-M or COIN-M `ACCOUNT_UPDATE`, shaped as `/fapi/v3/positionRisk`
+    rows (COIN-M's: `/dapi/v1/positionRisk` rows; the venue keeps the REST row's other fields,
+    e.g. the leverage). The push has no mark price nor notional: both read empty, never the REST
+    row's, which is older than the push (a stale mark as the contract's fallback price, a
+    notional of another size)."""
     if not isinstance(message, Mapping) or message.get("e") != "ACCOUNT_UPDATE":
         return []
     return [
@@ -347,9 +375,30 @@ def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
             "marginAsset": row.get("ma", ""),
             "marginType": row.get("mt", ""),
             "isolatedWallet": row.get("iw", "0"),
+            "markPrice": "",
+            "notional": "",
+            "notionalValue": "",  # COIN-M's
         }
         for row in rows(_get(_get(message, "a"), "P"), "a.P")
     ]
+
+
+# -- the contract's mark, asked at every cycle (`venues/contract_marks`) ----------------------
+
+
+def mark_request(market_id: str, market_type: str, inverse: bool) -> tuple[str, dict[str, Any]]:
+    """The raw public call that answers a contract's mark: `premiumIndex` of USDⓈ-M (`/fapi`)
+    or, for an inverse contract, of COIN-M (`/dapi`)."""
+    method = "dapiPublicGetPremiumIndex" if inverse else "fapiPublicGetPremiumIndex"
+    return method, {"symbol": market_id}
+
+
+def mark_answer(answer: Any, market_id: str) -> Decimal:
+    """The contract's `markPrice` in a `premiumIndex` answer (an object, or COIN-M's list)."""
+    for row in rows(answer if isinstance(answer, list) else [answer], "premiumIndex"):
+        if row.get("symbol") == market_id:
+            return number(row, "markPrice")
+    raise BadField(f"no premium index of {market_id}")
 
 
 def pushed_market_id(raw: Mapping[str, Any]) -> str:

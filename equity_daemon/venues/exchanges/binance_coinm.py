@@ -6,10 +6,12 @@ per coin too. So each coin is an account of its own here, `coinm:<COIN>` (`coinm
 
 * `GET /dapi/v1/account` `assets[]` `walletBalance` -> asset, in the coin;
 * each open perpetual (`GET /dapi/v1/positionRisk`: `positionAmt` contracts of the market's
-  `contractSize` USD, `unRealizedProfit` in the coin) -> a hedge line and its two inverse legs
-  (`exchanges.Perp` with `inverse=True`), in the account of the coin it settles in;
-* total: the coin's `marginBalance` (wallet + uPnL, in the coin), compared without the
-  `unrealizedProfit` of the same row (`exchanges` docstring): both sides are the wallet.
+  `contractSize` USD, `unRealizedProfit` and `notionalValue` in the coin) -> a hedge line and
+  its two inverse legs (`exchanges.Perp` with `inverse=True`: `Q / entry` of the coin and `−Q`
+  of the contract, `binance:ETH/USD:ETH`, priced at its `/dapi/v1/premiumIndex` mark), in the
+  account of the coin it settles in (`Lines.sub_account`);
+* total: the coin's `marginBalance` (wallet + uPnL, in the coin), with the `unrealizedProfit`
+  of the same row, compared at the marks `positionRisk` carried (`exchanges.perp`).
 
 A coin with nothing in it (COIN-M lists every coin) has no line and no total.
 
@@ -44,15 +46,11 @@ def balance(lines: Lines, info: Any) -> None:
         coin = _coin(lines, asset)
         coin.asset(asset, wallet)
         coin.total(total, asset, "marginBalance", [(asset, number(row, "unrealizedProfit"))])
-        lines.positions += coin.positions
-        lines.reported += coin.reported
 
 
 def perp(lines: Lines, found: Perp) -> None:
     """An inverse perpetual, in the account of the coin it is margined in."""
-    coin = _coin(lines, found.settle)
-    coin.perp(found)
-    lines.positions += coin.positions
+    _coin(lines, found.settle).perp(found)
 
 
 def patch(info: Any, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,7 +75,7 @@ def is_account(info: Any) -> bool:
 
 
 def _coin(lines: Lines, coin: str) -> Lines:
-    return Lines(lines.venue, f"{lines.account}:{coin}")
+    return lines.sub_account(f"{lines.account}:{coin}")
 
 
 def _assets(info: Any) -> Any:

@@ -2,7 +2,7 @@
 
 * `trading` (`data[0].details[]`): `cashBal + liab` -> asset, `liab - interest` and
   `interest` -> debt, open swaps and dated futures (linear and inverse) -> hedge lines and
-  legs; total `totalEq` (USD), compared without the coins' `upl` (`exchanges` docstring).
+  legs; total `totalEq` (USD), with the coins' `upl` at the exchange's marks (`exchanges.perp`).
 * `funding` (`data[]`): `bal` -> asset.
 
 **Account mode.** Where OKX shows borrowing depends on the account level (`acctLv` of
@@ -29,7 +29,9 @@ OKX's `eq` is already net (`cashBal + upl`, and a borrowed-and-spent coin has `c
 so `eq` is never added beside a debt: the holding is rebuilt as `cashBal + liab` and the
 liability (principal and interest, `liab` including `interest`) subtracted once. `upl` is left
 out: open swaps (the position list only; closed rows live in a history endpoint never read)
-enter as two legs each. `pos` is in contracts of `ctVal` base units.
+enter as two legs each, at each contract's mark (`exchanges.perp`). `pos` is in contracts of
+`ctVal` base units (USD for an inverse contract), checked against the row's `notionalUsd`
+(`pos × ctVal × markPx`; inverse: `pos × ctVal`).
 
 `trading` streams (private socket, channels `account` and `positions`): a push patches the coins
 and positions it names. An `account` push's `details` rows have REST's fields; `liab` and
@@ -41,7 +43,7 @@ pair stays. Either way the coin nets to its pushed `cashBal` (asset `cashBal + l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from equity_daemon.venues.exchanges import (
@@ -50,7 +52,9 @@ from equity_daemon.venues.exchanges import (
     Lines,
     Perp,
     TransferFields,
+    check_notional,
     contract_of,
+    market_ref,
     number,
     optional,
     rows,
@@ -164,9 +168,14 @@ def position(
     if kind not in CONTRACTS:
         raise BadField(f"{raw.get('instId')} is an {kind} position, which is not valued")
     symbol, base, settle, inverse, contract_size = contract_of(market)
+    market_id, market_type = market_ref(market)
     pos_side = str(raw.get("posSide") or "net")
     long = pos_side == "long" or (pos_side == "net" and pos > 0)
     margin_mode = str(raw.get("mgnMode") or "cross")
+    mark, notional = optional(raw, "markPx"), optional(raw, "notionalUsd")
+    if notional is not None and (inverse or mark is not None):
+        size = pos * contract_size
+        check_notional(symbol, size if inverse else size * (mark or ZERO), notional, "notionalUsd")
     lines.perp(
         Perp(
             symbol=symbol,
@@ -176,13 +185,15 @@ def position(
             contracts=abs(pos),
             contract_size=contract_size,
             entry_price=number(raw, "avgPx"),
-            mark_price=optional(raw, "markPx"),
+            mark_price=mark,
             unrealized_pnl=number(raw, "upl", default=ZERO),
             liquidation_price=optional(raw, "liqPx"),
             leverage=optional(raw, "lever"),
             margin_mode=margin_mode,
             position_side=pos_side,
             inverse=inverse,
+            market_id=market_id,
+            market_type=market_type,
         ),
         line_id=_line_id(symbol, margin_mode, pos_side),
     )
@@ -211,10 +222,8 @@ def _margin(lines: Lines, raw: Mapping[str, Any], acct_lv: str) -> None:
         )
     line_id = f"{inst}:{margin_mode}:{raw.get('posSide') or 'net'}"
     upl = number(raw, "upl", default=ZERO)
-    if upl and lines.reported:  # in its coin's `upl`, taken out of `totalEq`: keep it in, as
-        total = lines.reported[-1]  # the position's lines (no perpetual legs) hold it too
-        pnl = (*(total.unrealized_pnl or ()), (text(raw, "ccy"), -upl))
-        lines.reported[-1] = replace(total, unrealized_pnl=pnl)
+    if upl:  # in its coin's `upl`, but the position's own lines (no legs) hold it
+        lines.exclude_pnl(text(raw, "ccy"), upl)
     liab_ccy = text(raw, "liabCcy")
     lines.asset(text(raw, "posCcy"), number(raw, "pos"), line_id)
     lines.debt(liab_ccy, abs(number(raw, "liab", default=ZERO)), line_id)
@@ -275,6 +284,23 @@ def pushed_positions(message: Any) -> list[Mapping[str, Any]]:
 def closed(raw: Mapping[str, Any]) -> bool:
     """Whether a pushed position row is a closed position (`pos` "0")."""
     return number(raw, "pos") == 0
+
+
+# -- the contract's mark, asked at every cycle (`venues/contract_marks`) ----------------------
+
+
+def mark_request(market_id: str, market_type: str, inverse: bool) -> tuple[str, dict[str, Any]]:
+    """The raw public call that answers a contract's mark: `/api/v5/public/mark-price`."""
+    kind = "FUTURES" if market_type == "future" else "SWAP"
+    return "publicGetPublicMarkPrice", {"instType": kind, "instId": market_id}
+
+
+def mark_answer(answer: Any, market_id: str) -> Decimal:
+    """The contract's `markPx` in a `/api/v5/public/mark-price` answer."""
+    for row in rows(answer.get("data") if isinstance(answer, Mapping) else None, "data"):
+        if row.get("instId") == market_id:
+            return number(row, "markPx")
+    raise BadField(f"no mark price of {market_id}")
 
 
 def position_key(raw: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -8,6 +8,8 @@ contract worth `contract_size(base)` USD (100 for BTC, 10 for the others, as on 
 margined and settled in its base coin.
 
 * `GET /dapi/v1/exchangeInfo`, `GET /dapi/v2/leverageBracket`;
+* `GET /dapi/v1/premiumIndex`: each perpetual's `markPrice` (the state's mark of its base), a
+  list also when one `symbol` is asked for, as COIN-M answers (USDⓈ-M: one object);
 * `GET /dapi/v1/account`: `assets[]` (`walletBalance`, `unrealizedProfit`, `marginBalance` =
   wallet + uPnL, in the coin) and `positions[]`;
 * `GET /dapi/v1/positionRisk`: `positionAmt` in contracts (signed), `unRealizedProfit` and
@@ -53,6 +55,7 @@ class CoinMargined:
         return (
             Route("GET", "/dapi/v1/exchangeInfo", self.coinm_info),
             Route("GET", "/dapi/v2/leverageBracket", self.coinm_brackets, private=True),
+            Route("GET", "/dapi/v1/premiumIndex", self.coinm_premium_index),
             Route("GET", "/dapi/v1/account", self.coinm_account, private=True),
             Route("GET", "/dapi/v1/positionRisk", self.coinm_position_risk, private=True),
         )
@@ -112,6 +115,25 @@ class CoinMargined:
                 ],
             }
             for base in self.state.inverse
+        ]
+
+    def coinm_premium_index(self, query: Mapping[str, str]) -> Json:
+        now = self.state.now_ms()
+        asked = query.get("symbol")
+        return [
+            {
+                "symbol": symbol(base),
+                "pair": f"{base}USD",
+                "markPrice": num(self.state.mark(base)),
+                "indexPrice": num(self.state.prices.get(base, Decimal(0))),
+                "estimatedSettlePrice": num(self.state.mark(base)),
+                "lastFundingRate": "0.00010000",
+                "interestRate": "0.00010000",
+                "nextFundingTime": now - now % 28_800_000 + 28_800_000,
+                "time": now,
+            }
+            for base in self.state.inverse
+            if asked in (None, symbol(base))
         ]
 
     def coinm_account(self, query: Mapping[str, str]) -> Json:

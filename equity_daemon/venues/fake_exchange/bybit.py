@@ -199,7 +199,11 @@ class BybitDialect(StreamingDialect):
 
     def tickers(self, query: Mapping[str, str]) -> Json:
         category = query.get("category", "spot")
-        markets = self.state.markets if category == "spot" else self.state.perps()
+        markets = {
+            "spot": self.state.markets,
+            "linear": self.state.perps(),
+            "inverse": [Market(base, "USD") for base in self.state.inverse],
+        }.get(category, [])
         symbol = query.get("symbol")
         rows = []
         for m in markets:
@@ -220,7 +224,7 @@ class BybitDialect(StreamingDialect):
                 "turnover24h": num(last * 1000),
                 "volume24h": "1000",
             }
-            if category == "linear":
+            if category != "spot":
                 row |= {
                     "indexPrice": num(self.state.prices.get(m.base, ZERO)),
                     "markPrice": num(self.state.mark(m.base)),
@@ -373,6 +377,8 @@ class BybitDialect(StreamingDialect):
             "side": "Buy" if p.size > 0 else "Sell",
             "size": num(abs(p.size)),
             "avgPrice": num(p.entry_price),
+            # USDC contracts settle every session: this one moves, `avgPrice` stays
+            "sessionAvgPrice": num(p.basis) if _session_settled(p) else "",
             "positionValue": num(self.state.position_value(p)),
             "tradeMode": 0,
             "autoAddMargin": 0,
@@ -449,6 +455,10 @@ def _symbol(market: Market, category: str) -> str:
 
 def _position_symbol(p: FakePosition) -> str:
     return f"{p.base}USD" if p.inverse else _symbol(Market(p.base, p.settle), "linear")
+
+
+def _session_settled(p: FakePosition) -> bool:
+    return p.settle == "USDC" and not p.inverse
 
 
 def _category(p: FakePosition) -> str:

@@ -293,16 +293,20 @@ class OkxDialect(StreamingDialect):
         return self._ok([row for row in rows if row["instId"] == inst])
 
     def mark_prices(self, query: Mapping[str, str]) -> Json:
+        """The linear swaps' marks and those of the inverse swap and the future positions
+        (`contracts`), filtered by `instType` and `instId` as OKX does."""
         now = str(self.state.now_ms())
+        found = [
+            ("SWAP", _inst_id(m, swap=True), self.state.mark(m.base)) for m in self.state.perps()
+        ]
+        found += [
+            ("SWAP" if c.inverse else "FUTURES", c.inst_id, c.mark_px) for c in self.contracts
+        ]
         return self._ok(
             [
-                {
-                    "instType": "SWAP",
-                    "instId": _inst_id(m, swap=True),
-                    "markPx": num(self.state.mark(m.base)),
-                    "ts": now,
-                }
-                for m in self.state.perps()
+                {"instType": kind, "instId": inst, "markPx": num(mark), "ts": now}
+                for kind, inst, mark in found
+                if query.get("instType", kind) == kind and query.get("instId", inst) == inst
             ]
         )
 

@@ -358,6 +358,10 @@ class FakeExchange:
         else:
             self.state.marks[base] = Decimal(str(mark))
 
+    def settle_session(self, account: str = "unified") -> Decimal:
+        """Bybit's 8 h session settlement of the USDC contracts (`FakeState.settle_session`)."""
+        return self.state.settle_session(account)
+
     def add_deposit(self, transfer: Transfer) -> None:
         self.state.deposits.append(transfer)
 

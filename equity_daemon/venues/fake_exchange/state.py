@@ -17,17 +17,21 @@ dialect derives its own fields from these (Binance `netAsset`, Bybit coin `equit
 
 A `FakePosition` is a linear perpetual in base units, positive long and negative short; a
 `Transfer` is a deposit or withdrawal with the exchange's own raw status code.
+
+`settle_session` is Bybit's session settlement of USDC contracts (every 8 h): each one's uPnL
+at the mark moves into the wallet, and its session price (`FakePosition.session_price`, Bybit's
+`sessionAvgPrice`) moves to the mark; the entry price stays.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 ZERO = Decimal(0)
-STABLES = frozenset({"USDT", "USDC", "BUSD", "FDUSD", "BNFCR"})
+STABLES = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "BNFCR"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +67,12 @@ class Holding:
 class FakePosition:
     """A linear perpetual: `size` in base units (+ long, - short), settled in `settle`.
 
-    `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`; only the Bybit fake serves
-    those): `size` in USD contracts of 1 USD, settled in the base coin (`settle` = `base`).
+    `inverse`: an inverse perpetual instead (Bybit's `BTCUSD`, Binance COIN-M's `BTCUSD_PERP`):
+    `size` in USD, settled in the base coin (`settle` = `base`).
     `mark_price` None: the exchange's current mark price for the base is used.
     `liquidation_price` None: the exchange's "none" (Binance "0", Bybit and OKX "").
+    `session_price`: the price of the last session settlement (`FakeState.settle_session`);
+    None: not settled since the entry. The uPnL runs from it (`basis`).
     """
 
     base: str
@@ -78,7 +84,13 @@ class FakePosition:
     liquidation_price: Decimal | None = None
     updated_ms: int = 1_700_000_000_000
     inverse: bool = False
+    session_price: Decimal | None = None
     margin_mode: str = "cross"  # OKX holds a cross and an isolated position of one swap apart
+
+    @property
+    def basis(self) -> Decimal:
+        """The price the uPnL not yet settled runs from."""
+        return self.entry_price if self.session_price is None else self.session_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +161,31 @@ class FakeState:
         return position.mark_price if position.mark_price is not None else self.mark(position.base)
 
     def position_pnl(self, position: FakePosition) -> Decimal:
-        """In the settle coin: an inverse contract's `Q × (1/entry − 1/mark)` base coins."""
-        move = self.position_mark(position) - position.entry_price
+        """In the settle coin, since the last settlement: an inverse contract's
+        `Q × (1/entry − 1/mark)` base coins."""
+        move = self.position_mark(position) - position.basis
         if position.inverse:
-            return position.size * move / (position.entry_price * self.position_mark(position))
+            return position.size * move / (position.basis * self.position_mark(position))
         return position.size * move
+
+    def settle_session(self, account: str, settle: str = "USDC") -> Decimal:
+        """Bybit's session settlement: every linear position settled in `settle` moves its uPnL
+        at the mark into `account`'s wallet (and out of its coin's uPnL) and starts again from
+        the mark. Returns the amount settled."""
+        settled = ZERO
+        kept = []
+        for position in self.positions:
+            if position.settle == settle and not position.inverse and position.size:
+                settled += self.position_pnl(position)
+                position = replace(position, session_price=self.position_mark(position))
+            kept.append(position)
+        self.positions = kept
+        held = self.holdings.setdefault(account, {})
+        coin = held.get(settle, Holding())
+        held[settle] = replace(
+            coin, balance=coin.balance + settled, unrealized_pnl=coin.unrealized_pnl - settled
+        )
+        return settled
 
     def position_value(self, position: FakePosition) -> Decimal:
         """The position's size at its entry price, in the settle coin."""
