@@ -194,11 +194,20 @@ def awaiting_first_reports(snapshot: Snapshot) -> bool:
 DRIFT_EXIT_RATIO = Decimal("0.8")
 
 
-def drifting(previous: frozenset[str], snapshot: Snapshot, tolerance: Decimal) -> frozenset[str]:
-    """The accounts (`venue/account`) whose computed equity is too far from the venue's own total.
+# The venue's uPnL and the positions it is the sum of come from one answer, of one moment: only
+# the exchange's rounding keeps them apart. A difference past this share of the account's total
+# is a position the venue does not read (an option, a category never asked for), whatever the
+# book's tolerance for drift between two moments.
+UNEXPLAINED_PNL_TOLERANCE = Decimal("0.0001")
 
-    An account enters past `tolerance` (a ratio: 0.005 is 0.5 %) and leaves below
-    `tolerance * DRIFT_EXIT_RATIO`; one whose total cannot be compared keeps its state.
+
+def drifting(previous: frozenset[str], snapshot: Snapshot, tolerance: Decimal) -> frozenset[str]:
+    """The accounts (`venue/account`) whose computed equity is too far from the venue's own total,
+    or whose uPnL its positions read do not explain.
+
+    An account enters past `tolerance` (a ratio: 0.005 is 0.5 %), or with an unexplained uPnL
+    past `UNEXPLAINED_PNL_TOLERANCE` of its total, and leaves below `DRIFT_EXIT_RATIO` of
+    each; one whose total cannot be compared keeps its state.
     """
     found = set()
     for item in snapshot.reconciliations:
@@ -207,10 +216,20 @@ def drifting(previous: frozenset[str], snapshot: Snapshot, tolerance: Decimal) -
             if item.key in previous:
                 found.add(item.key)
             continue
-        limit = tolerance * DRIFT_EXIT_RATIO if item.key in previous else tolerance
-        if abs(ratio) > limit:
+        exit_ratio = DRIFT_EXIT_RATIO if item.key in previous else Decimal(1)
+        unexplained = _unexplained_ratio(item)
+        if abs(ratio) > tolerance * exit_ratio or (
+            unexplained is not None and unexplained > UNEXPLAINED_PNL_TOLERANCE * exit_ratio
+        ):
             found.add(item.key)
     return frozenset(found)
+
+
+def _unexplained_ratio(item: Reconciliation) -> Decimal | None:
+    """The account's unexplained uPnL as a share of its total (None: nothing to say)."""
+    if item.unexplained_pnl is None or not item.reported:
+        return None
+    return abs(item.unexplained_pnl) / abs(item.reported)
 
 
 def drift_events(
