@@ -1,9 +1,10 @@
-"""The test session provisions what its tests need (tests/provision.py) before the first test.
+"""The test session provisions what its tests need (tests/provision.py) before the first runs.
 
-At the end it says in one line what it installed, and in one what is still missing, why, and how
-to install it. Locally, the coverage gate then leaves out the modules that only a missing
-component's tests exercise (their tests skipped, so nothing here could measure them); under
-CI=true the gate is whole and a missing component fails its tests.
+It does once it has collected something to run (not for `--collect-only`). At the end it says
+in one line what it installed, and in one what is still missing, why, and how to install it.
+Locally, the coverage gate then leaves out the modules that only a missing component's tests
+exercise (their tests skipped, so nothing here could measure them); under CI=true the gate is
+whole and a missing component fails its tests.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ PROVISIONED = pytest.StashKey[provision.Provisioned]()
 LEFT_OUT = pytest.StashKey[list[str]]()  # path patterns the coverage gate leaves out
 
 
-@pytest.hookimpl(trylast=True)  # after the terminal's session header
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(trylast=True)  # after the terminal says what it collected
+def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if config.option.collectonly:
+    if config.option.collectonly or not session.items:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say: Callable[[str], None] = reporter.write_line if reporter else lambda line: None
