@@ -141,10 +141,10 @@ def _provision_anvil(done: Provisioned, say: Callable[[str], None]) -> None:
     started = time.monotonic()
     quiet = ["--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"]
     failed = _run([npm, "install", "--prefix", str(NPM_PREFIX), *quiet, ANVIL_PACKAGE], timeout=600)
-    if failed is None and find_anvil() is None:
-        failed = "it left no anvil binary"
     if failed is not None:
         done.missing["anvil"] = f"{ANVIL_INSTALL} failed (offline?): {failed}"
+    elif find_anvil() is None:
+        done.missing["anvil"] = f"{ANVIL_INSTALL} left no anvil for {platform.machine()}"
     else:
         took = time.monotonic() - started
         done.installed.append(f"anvil {ANVIL_VERSION} from npm into .cache/npm ({took:.0f} s)")
@@ -163,7 +163,7 @@ def _provision_debian(done: Provisioned, say: Callable[[str], None]) -> None:
     elif os.geteuid() != 0:
         failed = "apt-get needs root"
     else:
-        say(f"provision: {install} (as root: a few minutes the first time)")
+        say(f"provision: {install} (as root, once per machine)")
         started = time.monotonic()
         wait = ["-o", "DPkg::Lock::Timeout=900"]  # another clone's session may be installing
         failed = _run([apt, "update", "-qq", *wait], timeout=600) or _run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -30,6 +31,8 @@ prefix = pathlib.Path(sys.argv[sys.argv.index("--prefix") + 1]) / "node_modules"
 package = prefix / "@foundry-rs" / "anvil"
 package.mkdir(parents=True, exist_ok=True)
 (package / "package.json").write_text(json.dumps({"version": sys.argv[-1].rsplit("@", 1)[1]}))
+if os.environ.get("FAKE_NO_BINARY"):  # npm's optional platform package: none for this machine
+    sys.exit(0)
 (prefix / ".bin").mkdir(exist_ok=True)
 (prefix / ".bin" / "anvil").write_text("#!/bin/sh\\n")
 (prefix / ".bin" / "anvil").chmod(0o755)
@@ -156,6 +159,18 @@ def test_offline_npm_leaves_anvil_missing_with_the_reason_and_the_command(
     }
 
 
+def test_an_npm_install_that_brings_no_binary_for_this_machine_leaves_anvil_missing(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine.script("npm", FAKE_NPM)
+    monkeypatch.setenv("FAKE_NO_BINARY", "1")
+
+    provisioned = provision.provision(lambda line: None)
+
+    assert provisioned.installed == []
+    assert provisioned.missing["anvil"].endswith(" left no anvil for " + platform.machine())
+
+
 def test_without_npm_anvil_is_missing_and_the_message_says_how_to_install_it(
     machine: Machine,
 ) -> None:
@@ -202,9 +217,7 @@ def test_as_root_the_missing_debian_tools_are_installed_with_apt_get(machine: Ma
         "apt-get install",
     ]
     assert machine.commands()[1].endswith(" prometheus chromium")
-    assert said == [
-        "provision: apt-get install prometheus chromium (as root: a few minutes the first time)"
-    ]
+    assert said == ["provision: apt-get install prometheus chromium (as root, once per machine)"]
     assert provision.missing_debian_tools() == []
 
 
