@@ -50,11 +50,14 @@ def summary(provisioned: provision.Provisioned, left_out: list[str]) -> list[str
     if provisioned.installed:
         lines.append(f"provision: installed {', '.join(provisioned.installed)}")
     if provisioned.missing:
+        alike: dict[str, list[str]] = {}  # one reason, one install command: say them once
+        for name, why in provisioned.missing.items():
+            alike.setdefault(why, []).append(name)
         lines.append(
             "provision: missing here, so their tests "
             + ("fail (CI=true)" if provision.under_ci() else "skip")
             + ": "
-            + "; ".join(f"{name} ({why})" for name, why in sorted(provisioned.missing.items()))
+            + "; ".join(f"{', '.join(names)} ({why})" for why, names in alike.items())
         )
     if left_out:
         relative = (str(Path(p).relative_to(provision.ROOT)) for p in left_out)

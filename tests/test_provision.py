@@ -235,7 +235,7 @@ def test_without_root_debian_tools_stay_missing_and_the_summary_says_why_and_how
     why = "apt-get needs root: apt-get install buildah debootstrap"
     assert provisioned.missing == {"buildah": why, "debootstrap": why}
     assert summary(provisioned, []) == [
-        f"provision: missing here, so their tests skip: buildah ({why}); debootstrap ({why})"
+        f"provision: missing here, so their tests skip: buildah, debootstrap ({why})"
     ]
 
 
