@@ -133,6 +133,7 @@ class Daemon:
             venue_names,
             [name for book in settings.books.values() for name in book.outbox_targets],
             self.budgets.exchanges,
+            books=settings.books,
         )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
