@@ -123,16 +123,16 @@ def dashboard_queries(substitute: bool = True) -> list[Query]:
             expr = _substituted(target["expr"]) if substitute else target["expr"]
             labels = frozenset(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
             queries.append(Query(f"panel {panel['title']!r} {target['refId']}", expr, labels))
-    for annotation in annotations():
+    for annotation in prometheus_annotations():
         expr = _substituted(annotation["expr"]) if substitute else annotation["expr"]
         shown = annotation.get("titleFormat", "") + annotation.get("textFormat", "")
-        labels = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", shown))
-        labels |= {key.strip() for key in annotation.get("tagKeys", "").split(",") if key.strip()}
-        queries.append(Query(f"annotation {annotation['name']!r}", expr, frozenset(labels)))
+        tags = {key.strip() for key in annotation.get("tagKeys", "").split(",") if key.strip()}
+        named = frozenset(re.findall(r"\{\{\s*(\w+)\s*\}\}", shown)) | tags
+        queries.append(Query(f"annotation {annotation['name']!r}", expr, named))
     return queries
 
 
-def annotations() -> list[dict[str, Any]]:
+def prometheus_annotations() -> list[dict[str, Any]]:
     """The dashboard's Prometheus annotations (not Grafana's built-in one)."""
     return [
         annotation

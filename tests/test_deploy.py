@@ -413,7 +413,7 @@ def test_money_is_shown_in_each_books_share_class() -> None:
 
 
 def test_threshold_alerts_are_annotations_on_the_equity_chart() -> None:
-    (alerts,) = deploy.annotations()
+    (alerts,) = deploy.prometheus_annotations()
     uid = deploy.load_yaml(deploy.DATASOURCES)["datasources"][0]["uid"]
     assert alerts["datasource"] == {"type": "prometheus", "uid": uid}
     assert alerts["enable"] is True
