@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,9 +45,8 @@ from anyio.abc import TaskStatus
 from equity_daemon.access import SESSION_COOKIE, SESSION_SECONDS, Access
 from equity_daemon.errors import StartupError
 from equity_daemon.http_limits import LimitedSite, Limits
-from equity_daemon.model import EquityPoint
 from equity_daemon.status_page.data import RANGES, chart_range
-from equity_daemon.status_page.gather import gather
+from equity_daemon.status_page.gather import PageSource, gather
 from equity_daemon.status_page.page import login_page, render
 
 log = structlog.get_logger()
@@ -58,34 +57,13 @@ BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may t
 EVENTS_LIMIT, EVENTS_MAX = 100, 10_000  # events in one /events answer: by default, at most
 
 
-class Backend(Protocol):
-    """**Protocol**: what the HTTP API reads; the supervisor's `Daemon` provides it."""
+class Backend(PageSource, Protocol):
+    """**Protocol**: what the HTTP API reads (beside what the status page reads, `PageSource`:
+    health, readiness, snapshots, events, history); the supervisor's `Daemon` provides it."""
 
     def metrics(self) -> tuple[bytes, str]: ...
 
-    def healthy(self) -> tuple[bool, str]: ...
-
-    def ready(self) -> tuple[bool, list[str]]: ...
-
-    def snapshots(self) -> list[dict[str, Any]]: ...
-
-    def exchange_bans(self) -> Mapping[str, datetime]: ...
-
     def book_names(self) -> list[str]: ...
-
-    async def events(
-        self,
-        since: datetime | None,
-        book: str | None = None,
-        limit: int | None = None,
-        kind: str | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    async def equity_history(
-        self, book: str, since: datetime, points: int | None = None
-    ) -> list[EquityPoint]: ...
-
-    async def equity_baseline(self, book: str, at: datetime) -> EquityPoint | None: ...
 
 
 # what a browser may do with our HTML: show it, styles inline, forms back to us; nothing else

@@ -12,10 +12,11 @@ import pytest
 
 from equity_daemon.model import EquityPoint
 from equity_daemon.monitor import AlertBand, Reference, ThresholdRule
-from equity_daemon.status_page.data import RANGES, StatusData
+from equity_daemon.status_page.data import RANGES
 from equity_daemon.status_page.page import render
 from tests.pages import incomplete_doc, unknown_doc
 from tests.reports import NOW, basis_doc
+from tests.test_status_page import data
 
 ALERTED_AT = NOW - timedelta(minutes=20)
 
@@ -40,18 +41,6 @@ def alert(at: Any = ALERTED_AT) -> dict[str, Any]:
         "relative_change": "0.00117",
         "snapshot": {"share_class": "USDT"},
     }
-
-
-def data(*docs: dict[str, Any], **changes: Any) -> StatusData:
-    fields: dict[str, Any] = {
-        "now": NOW,
-        "snapshots": list(docs),
-        "histories": {},
-        "events": [],
-        "healthy": (True, "ok"),
-        "ready": (True, []),
-    }
-    return StatusData(**(fields | changes))
 
 
 def text_of(page: str) -> str:
