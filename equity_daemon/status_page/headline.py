@@ -54,9 +54,9 @@ def headline(doc: Mapping[str, Any], data: StatusData) -> str:
         )
     shown = equity if doc["complete"] else None
     moves = _moves(doc, shown, data)
-    return (
-        f'<div class="headline"><div>{figure}</div>{moves}</div>'
-        f'<p class="muted band-text">{_band_text(doc, share_class)}</p>'
+    band = _band_text(doc, share_class)
+    return f'<div class="headline"><div>{figure}</div>{moves}</div>' + (
+        f'<p class="muted band-text">{band}</p>' if band else ""
     )
 
 
