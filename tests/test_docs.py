@@ -57,3 +57,24 @@ def _slug(heading: str) -> str:
     """The anchor GitHub and MkDocs give a heading: lowercase, no punctuation, `-` for spaces."""
     words = re.sub(r"[^\w\- ]", "", heading.lower())
     return words.replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    ("exchange", "heading"),
+    [("binance", "## Binance"), ("bybit", "## Bybit"), ("okx", "## OKX")],
+)
+def test_the_exchanges_page_names_the_account_types_each_exchange_streams(
+    exchange: str, heading: str
+) -> None:
+    page = (REPO / "docs" / "exchanges.md").read_text()
+    mapping = docs_reference.MAPPINGS[exchange]
+    section = page[page.index(f"\n{heading}") :]
+    assert _named(section, "streamed: ") == mapping.STREAMED  # the exchange's own section
+    overview = page[page.index("\n## Streaming") :]
+    assert _named(overview, f"{heading[3:]}'s ") == mapping.STREAMED  # and the overview
+
+
+def _named(text: str, after: str) -> set[str]:
+    """The `names` in `text` from `after` to the next `;` or `(`."""
+    said = re.split(r"[;(]", text[text.index(after) :], maxsplit=1)[0]
+    return set(re.findall(r"`(\w+)`", said))
