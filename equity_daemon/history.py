@@ -191,6 +191,12 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _point(at: str, equity: str | None, complete: int) -> EquityPoint:
+    return EquityPoint(
+        datetime.fromisoformat(at), None if equity is None else Decimal(equity), bool(complete)
+    )
+
+
 def _pack(document: dict[str, Any]) -> bytes:
     return zlib.compress(json.dumps(document, separators=(",", ":")).encode())
 
@@ -429,19 +435,51 @@ class HistoryDB:
         rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         return [_unpack(doc) for (doc,) in rows]
 
-    def equity_points(self, book: str, since: datetime) -> list[EquityPoint]:
+    def equity_points(
+        self, book: str, since: datetime, points: int | None = None
+    ) -> list[EquityPoint]:
         """The book's recorded equity at or after `since`, oldest first, without reading the
-        snapshot documents (a chart of a day is some thousand rows)."""
-        query, params = self._range("SELECT at, equity, complete FROM snapshots", book, since, None)
-        rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
-        return [
-            EquityPoint(
-                datetime.fromisoformat(at),
-                None if equity is None else Decimal(equity),
-                bool(complete),
+        snapshot documents (a chart of a day is some thousand rows).
+
+        With `points`, at most that many (a chart of a week stays a few hundred points): the
+        span the rows cover is cut in `points` equal slices, and each gives the row that
+        says the most of it: an unknown equity if it holds one (a gap is never thinned away),
+        else an incomplete one, else its latest.
+        """
+        where, params = self._range(" FROM snapshots", book, since, None)
+        first, last = self._db.execute("SELECT MIN(epoch), MAX(epoch)" + where, params).fetchone()
+        if points is None or first is None or last == first:
+            query = "SELECT at, equity, complete" + where + " ORDER BY epoch, rowid"
+        else:
+            # the last row's slice is the last one: it would start a slice of its own
+            params = [first, (last - first) / points, points - 1, *params]
+            query = (
+                "SELECT at, equity, complete FROM ("
+                " SELECT at, equity, complete, epoch, rowid AS row, ROW_NUMBER() OVER ("
+                "  PARTITION BY MIN(CAST((epoch - ?) / ? AS INTEGER), ?)"
+                "  ORDER BY equity IS NULL DESC, complete, epoch DESC, rowid DESC"
+                f" ) AS nth{where}"
+                ") WHERE nth = 1 ORDER BY epoch, row"
             )
-            for at, equity, complete in rows
-        ]
+        rows = self._db.execute(query, params).fetchall()
+        return [_point(*row) for row in rows]
+
+    def equity_baseline(self, book: str, at: datetime) -> EquityPoint | None:
+        """The book's last complete, known equity recorded at or before `at` (what a change
+        "over 24 h" starts from), or its first after `at` when its history starts later; None
+        without any."""
+        known = "SELECT at, equity, complete FROM snapshots WHERE book = ? AND complete = 1"
+        known += " AND equity IS NOT NULL AND epoch"
+        epoch = _utc(at).timestamp()
+        row = (
+            self._db.execute(
+                known + " <= ? ORDER BY epoch DESC, rowid DESC LIMIT 1", (book, epoch)
+            ).fetchone()
+            or self._db.execute(
+                known + " > ? ORDER BY epoch, rowid LIMIT 1", (book, epoch)
+            ).fetchone()
+        )
+        return None if row is None else _point(*row)
 
     @_may_be_unavailable
     def recall(self, venue: str) -> dict[str, str]:
@@ -462,11 +500,16 @@ class HistoryDB:
             )
 
     def events(
-        self, since: datetime | None = None, book: str | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        """`Event.to_json()` documents at or after `since`, oldest first; at most `limit` of
-        them: the first ones from `since`, or without `since` the latest ones."""
-        query, params = self._range("SELECT doc FROM events", book, since, None)
+        """`Event.to_json()` documents at or after `since` (of `book`, of `kind`: all when
+        None), oldest first; at most `limit` of them: the first ones from `since`, or without
+        `since` the latest ones."""
+        query, params = self._range("SELECT doc FROM events", book, since, None, kind)
         if limit is None:
             rows = self._db.execute(query + " ORDER BY epoch, rowid", params).fetchall()
         elif since is None:
@@ -480,13 +523,20 @@ class HistoryDB:
 
     @staticmethod
     def _range(
-        select: str, book: str | None, since: datetime | None, until: datetime | None
+        select: str,
+        book: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        kind: str | None = None,
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if book is not None:
             clauses.append("book = ?")
             params.append(book)
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
         if since is not None:
             clauses.append("epoch >= ?")
             params.append(_utc(since).timestamp())
@@ -694,8 +744,13 @@ class History:
     ) -> list[dict[str, Any]]:
         return await self._run(self._db.snapshots, book, since, until)
 
-    async def equity_points(self, book: str, since: datetime) -> list[EquityPoint]:
-        return await self._run(self._db.equity_points, book, since)
+    async def equity_points(
+        self, book: str, since: datetime, points: int | None = None
+    ) -> list[EquityPoint]:
+        return await self._run(self._db.equity_points, book, since, points)
+
+    async def equity_baseline(self, book: str, at: datetime) -> EquityPoint | None:
+        return await self._run(self._db.equity_baseline, book, at)
 
     async def recall(self, venue: str) -> dict[str, str]:
         return await self._run(self._db.recall, venue)
@@ -704,9 +759,13 @@ class History:
         await self._run(self._db.remember, venue, key, value, at)
 
     async def events(
-        self, since: datetime | None = None, book: str | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        return await self._run(self._db.events, since, book, limit)
+        return await self._run(self._db.events, since, book, limit, kind)
 
     async def prune(self, now: datetime, keep_all_for: timedelta) -> int:
         return await self._run(self._db.prune, now, keep_all_for)

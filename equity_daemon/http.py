@@ -5,7 +5,7 @@ the asyncio loop the daemon uses, and is well kept.
 
 | path                | what                                                      | auth     |
 |---------------------|-----------------------------------------------------------|----------|
-| `/`                 | the status page (HTML; without access, a sign-in form)    | token    |
+| `/?range=24h`       | the status page (HTML; without access, a sign-in form)    | token    |
 | `/login`            | POST `token=...`: opens a browser session, back to `/`    | -        |
 | `/logout`           | POST: closes it                                           | -        |
 | `/metrics`          | Prometheus exposition                                     | token*   |
@@ -24,14 +24,15 @@ unless `open_metrics` (a scraper on a private network that cannot send one). `/h
 `/readyz` carry no money: probes need no token.
 Every connection is held to `http_limits.Limits`: sizes (`413` past them) and a deadline for the
 request to arrive. The endpoints are cheap reads of state the loops already hold; the status
-page also reads the last 24 h of history.
+page also reads history over its chart's range (`1h`, `24h` by default, or `7d`; any other
+`range` is `400`), thinned to a few hundred points.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -41,11 +42,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from anyio.abc import TaskStatus
 
-from equity_daemon import status_page
 from equity_daemon.access import SESSION_COOKIE, SESSION_SECONDS, Access
 from equity_daemon.errors import StartupError
 from equity_daemon.http_limits import LimitedSite, Limits
-from equity_daemon.model import EquityPoint
+from equity_daemon.status_page.data import RANGES, chart_range
+from equity_daemon.status_page.gather import PageSource, gather
+from equity_daemon.status_page.page import login_page, render
 
 log = structlog.get_logger()
 
@@ -55,26 +57,13 @@ BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may t
 EVENTS_LIMIT, EVENTS_MAX = 100, 10_000  # events in one /events answer: by default, at most
 
 
-class Backend(Protocol):
-    """**Protocol**: what the HTTP API reads; the supervisor's `Daemon` provides it."""
+class Backend(PageSource, Protocol):
+    """**Protocol**: what the HTTP API reads (beside what the status page reads, `PageSource`:
+    health, readiness, snapshots, events, history); the supervisor's `Daemon` provides it."""
 
     def metrics(self) -> tuple[bytes, str]: ...
 
-    def healthy(self) -> tuple[bool, str]: ...
-
-    def ready(self) -> tuple[bool, list[str]]: ...
-
-    def snapshots(self) -> list[dict[str, Any]]: ...
-
-    def exchange_bans(self) -> Mapping[str, datetime]: ...
-
     def book_names(self) -> list[str]: ...
-
-    async def events(
-        self, since: datetime | None, book: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]: ...
 
 
 # what a browser may do with our HTML: show it, styles inline, forms back to us; nothing else
@@ -138,32 +127,14 @@ class Api:
 
     async def _status_page(self, request: web.Request) -> web.Response:
         if not self._allowed(request):
-            return _html(401, status_page.login_page(), {"WWW-Authenticate": "Bearer"})
+            return _html(401, login_page(), {"WWW-Authenticate": "Bearer"})
+        shown = chart_range(request.query.get("range"))
+        if shown is None:
+            choices = ", ".join(choice.key for choice in RANGES)
+            raise web.HTTPBadRequest(text=f"range must be one of {choices}\n")
         now = datetime.fromtimestamp(self._clock(), UTC)
-        snapshots = self._backend.snapshots()
-        histories: dict[str, list[EquityPoint]] = {}
-        events: list[dict[str, Any]] = []
-        problem = None
-        try:
-            since = now - status_page.CHART_WINDOW
-            for doc in snapshots:
-                histories[doc["book"]] = await self._backend.equity_history(doc["book"], since)
-            events = await self._backend.events(since)
-        except Exception as exc:  # the page still shows what memory holds
-            problem = f"{type(exc).__name__}: {exc}"
-            log.warning("status_page_history_failed", reason=problem)
-        data = status_page.StatusData(
-            now=now,
-            snapshots=snapshots,
-            histories=histories,
-            events=events,
-            healthy=self._backend.healthy(),
-            ready=self._backend.ready(),
-            history_problem=problem,
-            signed_in=not self._access.open,
-            exchange_bans=self._backend.exchange_bans(),
-        )
-        return _html(200, status_page.render(data))
+        data = await gather(self._backend, now, shown, signed_in=not self._access.open)
+        return _html(200, render(data))
 
     async def _login(self, request: web.Request) -> web.Response:
         """The sign-in form's target: a session cookie for the right token, back to `/`."""
@@ -174,7 +145,7 @@ class Api:
         token = form.get("token")
         if not isinstance(token, str) or not self._access.token_matches(token):
             log.warning("http_login_refused", remote=request.remote)
-            return _html(401, status_page.login_page(failed=True))
+            return _html(401, login_page(failed=True))
         response = web.HTTPSeeOther("/")
         if not self._access.open:
             response.set_cookie(

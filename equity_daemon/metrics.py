@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 
 from equity_daemon import __version__
 from equity_daemon.model import ProblemKind, Snapshot, VenueState
+from equity_daemon.monitor import EventKind
 
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -213,10 +214,18 @@ class DaemonMetrics:
             self.exchange_cycle_weight.labels(exchange).set(weight)
 
     def prepare(
-        self, venues: Iterable[str], webhooks: Iterable[str] = (), exchanges: Iterable[str] = ()
+        self,
+        venues: Iterable[str],
+        webhooks: Iterable[str] = (),
+        exchanges: Iterable[str] = (),
+        books: Iterable[str] = (),
     ) -> None:
-        """Export zeros for every venue, webhook and exchange from the start, so rate() and
-        increase() see the first error."""
+        """Export zeros for every venue, webhook, exchange and book's event kind from the start,
+        so rate() and increase() see the first error, and the first alert (Grafana's threshold
+        annotations)."""
+        for book in books:
+            for kind in EventKind:
+                self.events.labels(book, kind.value)
         for exchange in exchanges:
             self.exchange_bans.labels(exchange)
             self.exchange_refused.labels(exchange)

@@ -13,6 +13,9 @@ slow drift alerts once it adds up to the threshold (spec-notes row 2).
 | incomplete, again                | none         | no              |
 | only awaiting a venue's first report (`unreported_venue`) | none | no (nothing changes) |
 
+`AlertBand` says where the next alert fires (the reference ± the rule's distance): the status
+page and `/snapshot` show it.
+
 Beside the equity, two kinds of notice that never move the reference (`reference`, `change`
 None; `detail` says what it is about): `reconciliation`, an account too far from its venue's
 own total (`drifting`), and `venue_refused` / `venue_restored`, a venue refusing our key or a
@@ -56,7 +59,12 @@ class ThresholdRule:
             change = abs(equity - reference)
             if change == 0:
                 return False
-            return change >= max(abs(reference) * self.percent / 100, self.floor)
+            return change >= self.distance(reference)
+
+    def distance(self, reference: Decimal) -> Decimal:
+        """How far from `reference` the equity must move to fire (0: any move fires)."""
+        with localcontext(prec=PRICE_PRECISION):
+            return max(abs(reference) * self.percent / 100, self.floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,41 @@ class Reference:
     sequence: int | None = None
     at: datetime | None = None
     complete: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBand:
+    """Where a book's next threshold alert fires: the reference ± `rule.distance(reference)`.
+
+    A complete snapshot at or past either edge fires and becomes the reference. Before the first
+    complete snapshot there is no reference, and no band.
+    """
+
+    reference: Reference
+    rule: ThresholdRule
+
+    def edges(self) -> tuple[Decimal, Decimal] | None:
+        """(low, high); None before the first reference."""
+        if self.reference.equity is None:
+            return None
+        distance = self.rule.distance(self.reference.equity)
+        with localcontext(prec=PRICE_PRECISION):
+            return self.reference.equity - distance, self.reference.equity + distance
+
+    def to_json(self) -> dict[str, Any]:
+        """`/snapshot`'s `alert_band`: every figure a decimal string, or null before a
+        reference."""
+        equity, at = self.reference.equity, self.reference.at
+        edges = self.edges()
+        return {
+            "reference": decimal_str_or_none(equity),
+            "reference_at": None if at is None else at.isoformat(),
+            "threshold_percent": decimal_str(self.rule.percent),
+            "threshold_floor": decimal_str(self.rule.floor),
+            "distance": None if equity is None else decimal_str(self.rule.distance(equity)),
+            "low": None if edges is None else decimal_str(edges[0]),
+            "high": None if edges is None else decimal_str(edges[1]),
+        }
 
 
 class EventKind(enum.StrEnum):

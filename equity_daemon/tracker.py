@@ -26,6 +26,7 @@ from decimal import Decimal
 from equity_daemon.calculator import Limits, calculate
 from equity_daemon.model import PriceUsed, Problem, ProblemKind, ShareClass, Snapshot, VenueState
 from equity_daemon.monitor import (
+    AlertBand,
     Event,
     Reference,
     ThresholdRule,
@@ -78,6 +79,10 @@ class BookTracker:
         self._tolerance = reconciliation_tolerance
         self._drifting: frozenset[str] = frozenset()
         self._refused: frozenset[str] = frozenset()
+
+    def alert_band(self) -> AlertBand:
+        """Where the next threshold alert fires, from the committed reference."""
+        return AlertBand(self.reference, self._rule)
 
     def restore(self, reference: Reference, last_sequence: int) -> None:
         self.reference = reference

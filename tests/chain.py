@@ -1,7 +1,8 @@
 """A real local chain for the chain-venue tests: anvil, our Vyper contracts, a deploy helper.
 
-* **anvil** comes from npm (`@foundry-rs/anvil`): `.ci/run` installs it into `.cache/npm` in
-  the clone; a binary on PATH does as well. One anvil serves the whole test session.
+* **anvil** comes from npm (`@foundry-rs/anvil`, pinned): the test session installs it into
+  `.cache/npm` in the clone when it is missing (tests/provision.py); locally a binary on PATH
+  does as well. One anvil serves the whole test session.
 * **Contracts** are ours, in `tests/contracts/*.vy`, written to the mainnet ABIs the daemon
   reads (same selectors, same return encodings). They are compiled once per run with the
   Vyper of the test extras, offline, and cached in `.cache/contracts/` by the hash of every
@@ -15,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,39 +36,22 @@ from eth_utils.abi import (
 )
 from eth_utils.address import to_checksum_address
 
+from tests.provision import ANVIL_INSTALL, find_anvil
 from tests.tools import tool_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
-NPM_PREFIX = ROOT / ".cache" / "npm"
 COMPILED = ROOT / ".cache" / "contracts"
-ANVIL_PACKAGE = "@foundry-rs/anvil@1.7.1"  # the version .ci/run installs
 
 RAY = 10**27
 WAD = 10**18
-
-
-def find_anvil() -> str | None:
-    """anvil from `.cache/npm` (the real binary, else npm's wrapper), else from PATH."""
-    system = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system(), "")
-    machine = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine(), ""
-    )
-    modules = NPM_PREFIX / "node_modules"
-    for candidate in (
-        modules / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil",
-        modules / ".bin" / "anvil",
-    ):
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("anvil")
 
 
 def require_anvil() -> str:
     """anvil's path; a missing anvil skips locally and fails under CI=true."""
     found = find_anvil()
     if found is None:
-        tool_missing("anvil", f"npm install --prefix .cache/npm {ANVIL_PACKAGE}")
+        tool_missing("anvil", ANVIL_INSTALL)
     return found
 
 

@@ -1,4 +1,7 @@
-"""Shared fixtures: async tests run on asyncio through anyio's pytest plugin."""
+"""Shared fixtures: async tests run on asyncio through anyio's pytest plugin.
+
+The session first provisions the tools its tests need (tests/provision_plugin.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import pytest
 import structlog
 
 from equity_daemon import logs
+
+pytest_plugins = ("tests.provision_plugin",)
 
 
 @pytest.fixture

@@ -115,17 +115,36 @@ def panels() -> list[dict[str, Any]]:
 
 
 def dashboard_queries(substitute: bool = True) -> list[Query]:
-    """Each panel target; its legend's {{label}}s name the labels its series must carry."""
+    """Each panel target and each Prometheus annotation; the {{label}}s of a legend (or of an
+    annotation's title and text, and its tag keys) name the labels its series must carry."""
     queries = []
     for panel in panels():
         for target in panel["targets"]:
-            expr = target["expr"]
-            if substitute:
-                for variable, value in GRAFANA_VARIABLES.items():
-                    expr = expr.replace(variable, value)
+            expr = _substituted(target["expr"]) if substitute else target["expr"]
             labels = frozenset(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
             queries.append(Query(f"panel {panel['title']!r} {target['refId']}", expr, labels))
+    for annotation in prometheus_annotations():
+        expr = _substituted(annotation["expr"]) if substitute else annotation["expr"]
+        shown = annotation.get("titleFormat", "") + annotation.get("textFormat", "")
+        tags = {key.strip() for key in annotation.get("tagKeys", "").split(",") if key.strip()}
+        named = frozenset(re.findall(r"\{\{\s*(\w+)\s*\}\}", shown)) | tags
+        queries.append(Query(f"annotation {annotation['name']!r}", expr, named))
     return queries
+
+
+def prometheus_annotations() -> list[dict[str, Any]]:
+    """The dashboard's Prometheus annotations (not Grafana's built-in one)."""
+    return [
+        annotation
+        for annotation in dashboard()["annotations"]["list"]
+        if annotation["datasource"]["type"] == "prometheus"
+    ]
+
+
+def _substituted(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
 
 
 _KEYWORDS = {

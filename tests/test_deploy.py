@@ -24,9 +24,10 @@ from prometheus_client import generate_latest
 
 from equity_daemon import healthcheck
 from equity_daemon.cli import EXIT_USAGE
-from equity_daemon.model import HealthFactor, Reconciliation, VenueState
+from equity_daemon.model import HealthFactor, Reconciliation, ShareClass, VenueState
 from equity_daemon.pegs import PegCheck
 from equity_daemon.settings import HttpSettings
+from equity_daemon.status_page.format import PLACES
 from tests import deploy
 from tests.test_metrics import basis_view, incomplete_view, scrape_registry
 from tests.tools import require_tool
@@ -328,6 +329,103 @@ def test_the_dashboard_shows_what_the_fund_needs() -> None:
         "equity_daemon_events_total",
     ]:
         assert metric in used
+
+
+def panel(title: str, kind: str = "timeseries") -> dict[str, Any]:
+    (found,) = [p for p in deploy.panels() if (p["title"], p["type"]) == (title, kind)]
+    return found
+
+
+def test_the_dashboard_opens_on_single_values_of_each_book() -> None:
+    top = sorted(
+        (p for p in deploy.panels() if p["gridPos"]["y"] == 1), key=lambda p: p["gridPos"]["x"]
+    )
+    assert [(p["title"], p["type"]) for p in top] == [
+        ("Equity", "stat"),
+        ("24 h change", "stat"),
+        ("Complete", "stat"),
+        ("Venues up", "stat"),
+    ]
+    exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in top}
+    assert exprs["24 h change"] == [
+        'delta(book:equity_daemon_equity:complete{book=~"$book"}[1d])',  # complete figures only
+        'book:equity_daemon_equity:change_ratio1d{book=~"$book"}',
+    ]
+    # "Complete" names each state; an unknown equity (NaN) reads "unknown", never a number
+    mappings = panel("Complete", "stat")["fieldConfig"]["defaults"]["mappings"]
+    assert {key: value["text"] for key, value in mappings[0]["options"].items()} == {
+        "0": "incomplete",
+        "1": "complete",
+    }
+    (nan,) = panel("Equity", "stat")["fieldConfig"]["defaults"]["mappings"]
+    assert (nan["options"]["match"], nan["options"]["result"]["text"]) == ("nan", "unknown")
+    # "venues up" N of M: the value counts the venues up, the name says how many there are
+    (venues,) = panel("Venues up", "stat")["targets"]
+    assert "count_values" in venues["expr"]
+    assert venues["legendFormat"] == "{{book}}: up of {{venues}}"
+
+
+MONEY = {
+    "equity_daemon_equity",
+    "equity_daemon_assets",
+    "equity_daemon_debt",
+    "equity_daemon_unrealized_pnl",
+    "equity_daemon_venue_equity",
+    "equity_daemon_asset_equity",
+    "equity_daemon_excluded_value",
+    "equity_daemon_price",
+    "book:equity_daemon_equity:complete",
+}
+
+
+def grafana_regex(pattern: str) -> re.Pattern[str]:
+    """A matcher's `/regex/` as Grafana compiles it (JavaScript: the same syntax here)."""
+    matched = re.fullmatch(r"/(.*)/", pattern)
+    assert matched is not None, pattern
+    return re.compile(matched.group(1))
+
+
+def test_money_is_shown_in_each_books_share_class() -> None:
+    money_panels = [
+        p
+        for p in deploy.panels()
+        if any(deploy.metric_names(t["expr"]) & MONEY for t in p["targets"])
+    ]
+    assert len(money_panels) == 8  # two stats; equity, its parts, breakdowns, excluded, prices
+    for shown in money_panels:
+        for target in shown["targets"]:
+            if deploy.metric_names(target["expr"]) & MONEY:
+                assert target["legendFormat"].endswith("({{currency}})"), shown["title"]
+        units = {}
+        for override in shown["fieldConfig"]["overrides"]:
+            assert override["matcher"]["id"] == "byRegexp"
+            names = grafana_regex(override["matcher"]["options"])
+            properties = {item["id"]: item["value"] for item in override["properties"]}
+            for currency in ShareClass:
+                if names.search(f"basis {currency.value} ({currency.value})"):
+                    units[currency.value] = (properties["unit"], properties["decimals"])
+            assert not names.search("basis (BTC)")
+        # USDT to the cent, ETH to 4 places: as the status page shows them
+        assert units == {
+            currency: (f"suffix:{currency}", places) for currency, places in PLACES.items()
+        }, shown["title"]
+        assert set(PLACES) == {currency.value for currency in ShareClass}
+
+
+def test_threshold_alerts_are_annotations_on_the_equity_chart() -> None:
+    (alerts,) = deploy.prometheus_annotations()
+    uid = deploy.load_yaml(deploy.DATASOURCES)["datasources"][0]["uid"]
+    assert alerts["datasource"] == {"type": "prometheus", "uid": uid}
+    assert alerts["enable"] is True
+    assert deploy.metric_names(alerts["expr"]) == {"equity_daemon_events_total"}
+    assert 'kind="threshold"' in alerts["expr"]
+    assert 'book=~"$book"' in alerts["expr"]
+    assert alerts["filter"] == {"exclude": False, "ids": [panel("Equity")["id"]]}
+    assert alerts["tagKeys"] == "book"
+    # the window outlasts the step, so no alert falls between two evaluations
+    window = re.search(r"\[(\d+)m\]", alerts["expr"])
+    assert window is not None
+    assert int(window.group(1)) > int(alerts["step"].removesuffix("m"))
 
 
 # --- docker compose -----------------------------------------------------------------------------

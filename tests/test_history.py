@@ -650,3 +650,65 @@ def test_a_file_of_an_older_schema_keeps_its_snapshots_and_records_unknown_equit
     finally:
         db.close()
     assert pragma(path, "integrity_check") == "ok"
+
+
+# --- what the status page reads -----------------------------------------------------------------
+
+
+def test_equity_thinned_to_a_few_points_never_thins_away_an_unknown_or_incomplete_one(
+    db: HistoryDB,
+) -> None:
+    ref = Reference("basis")
+    for sequence in range(1, 61):  # an hour, one a minute; the 17th unknown, the 42nd incomplete
+        if sequence == 17:
+            db.record_cycle(unknown_snapshot(17), ref, [])
+            continue
+        snap = make_snapshot("basis", sequence, str(1000 + sequence), complete=sequence != 42)
+        db.record_cycle(snap, ref, [])
+    points = db.equity_points("basis", NOW, 6)
+    # six slices of the hour the rows cover (12:01 to 13:00): the latest of each, unless the
+    # slice holds an unknown or incomplete one
+    assert [(p.at - NOW, p.equity, p.complete) for p in points] == [
+        (timedelta(minutes=10), Decimal(1010), True),
+        (timedelta(minutes=17), None, False),
+        (timedelta(minutes=30), Decimal(1030), True),
+        (timedelta(minutes=40), Decimal(1040), True),
+        (timedelta(minutes=42), Decimal(1042), False),
+        (timedelta(minutes=60), Decimal(1060), True),
+    ]
+    assert len(db.equity_points("basis", NOW)) == 60  # unthinned
+    assert len(db.equity_points("basis", NOW + timedelta(minutes=55), 480)) == 6  # all of them
+    (last,) = db.equity_points("basis", NOW + timedelta(minutes=60), 6)
+    assert (last.at, last.equity) == (NOW + timedelta(minutes=60), Decimal(1060))
+    assert db.equity_points("carry", NOW, 6) == []
+
+
+def test_the_change_over_a_day_starts_at_the_last_complete_figure_before_it(
+    db: HistoryDB,
+) -> None:
+    assert db.equity_baseline("basis", NOW) is None
+    ref = Reference("basis")
+    for sequence, equity, complete in [(1, "900", True), (2, "950", True), (3, "990", False)]:
+        db.record_cycle(make_snapshot("basis", sequence, equity, complete=complete), ref, [])
+    db.record_cycle(unknown_snapshot(4), ref, [])
+    db.record_cycle(make_snapshot("basis", 5, "1000"), ref, [])
+    # neither an incomplete figure nor an unknown one is a start to measure a move from
+    baseline = db.equity_baseline("basis", NOW + timedelta(minutes=4))
+    assert baseline is not None
+    assert (baseline.at, baseline.equity) == (NOW + timedelta(minutes=2), Decimal(950))
+    # history that starts later than asked: its first complete figure
+    first = db.equity_baseline("basis", NOW - timedelta(days=1))
+    assert first is not None
+    assert first.equity == Decimal(900)
+    assert db.equity_baseline("carry", NOW + timedelta(days=1)) is None
+
+
+def test_events_of_one_kind(db: HistoryDB) -> None:
+    ref = record(db, Reference("basis"), "1000", 1)
+    ref = record(db, ref, "2000", 2)
+    snap = make_snapshot("basis", 3, "2000", complete=False)
+    moved, events = observe(ref, snap, RULE)
+    db.record_cycle(snap, moved, events)
+    assert [e["kind"] for e in db.events()] == ["threshold", "incomplete"]
+    assert [e["kind"] for e in db.events(limit=5, kind="threshold")] == ["threshold"]
+    assert db.events(book="carry", kind="threshold") == []

@@ -50,14 +50,23 @@ class Backend:
         return ["basis", "carry"]
 
     async def events(
-        self, since: datetime | None, book: str | None = None, limit: int | None = None
+        self,
+        since: datetime | None,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
         self.since.append(since)
         self.asked.append((book, limit))
         return [{"id": "e1"}]
 
-    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
+    async def equity_history(
+        self, book: str, since: datetime, points: int | None = None
+    ) -> list[EquityPoint]:
         return []
+
+    async def equity_baseline(self, book: str, at: datetime) -> EquityPoint | None:
+        return None
 
 
 @pytest.fixture
@@ -314,20 +323,30 @@ class PageBackend(Backend):
     def __init__(self) -> None:
         super().__init__()
         self.history_fails = False
+        self.history_read: list[tuple[str, datetime, int | None]] = []
+        self.events_read: list[tuple[datetime | None, str | None, int | None, str | None]] = []
 
     def snapshots(self) -> list[dict[str, Any]]:
         return [basis_doc()]
 
     async def events(
-        self, since: datetime | None, book: str | None = None, limit: int | None = None
+        self,
+        since: datetime | None,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
         if self.history_fails:
             raise sqlite3.OperationalError("disk I/O error")
+        self.events_read.append((since, book, limit, kind))
         return []
 
-    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
+    async def equity_history(
+        self, book: str, since: datetime, points: int | None = None
+    ) -> list[EquityPoint]:
         if self.history_fails:
             raise sqlite3.OperationalError("disk I/O error")
+        self.history_read.append((book, since, points))
         return [EquityPoint(NOW, Decimal(512000), True)]
 
 
@@ -374,6 +393,29 @@ async def test_the_status_page_shows_data_only_with_the_token(
     head = await client.head("/", headers=AUTH)
     assert (head.status_code, head.content) == (200, b"")
     assert int(head.headers["content-length"]) > 1000
+
+
+async def test_the_chart_range_is_a_query_parameter_and_bounds_what_is_read(
+    page_server: tuple[PageBackend, httpx.AsyncClient, int],
+) -> None:
+    backend, client, _ = page_server
+    now = datetime.fromtimestamp(PAGE_CLOCK(), UTC)
+    default = await client.get("/", headers=AUTH)
+    week = await client.get("/?range=7d", headers=AUTH)
+    assert "Equity, last 24 h" in default.text
+    assert "Equity, last 7 d" in week.text
+    assert '<a href="?range=1h#book-basis">1 h</a>' in week.text
+    # history over the range, thinned to about 480 points whatever it holds
+    assert backend.history_read == [
+        ("basis", now - timedelta(hours=24), 480),
+        ("basis", now - timedelta(days=7), 480),
+    ]
+    # events by count: the book's latest threshold alerts, and the latest of all for the table
+    assert backend.events_read[:2] == [(None, "basis", 200, "threshold"), (None, None, 20, None)]
+    for wrong in ("30d", "", "7D", "<b>"):
+        refused = await client.get("/", params={"range": wrong}, headers=AUTH)
+        assert refused.status_code == 400
+        assert refused.text == "range must be one of 1h, 24h, 7d\n"
 
 
 async def test_a_session_opened_with_the_token_shows_the_page_until_signed_out(

@@ -209,6 +209,7 @@ async def test_a_destination_that_always_fails_dead_letters_each_event_and_moves
     ]
 
 
+@pytest.mark.thread_deadline  # Apprise's deadline is a thread's timed wait
 async def test_a_receiver_that_hangs_is_a_timeout_and_the_loop_goes_on(history: History) -> None:
     await record_events(history, 1, ["chat"])
     (delivery,) = await history.due_deliveries("chat", LATER, limit=1)

@@ -88,6 +88,14 @@ def test_counters_and_the_fetch_histogram() -> None:
     assert value("equity_daemon_events_total", {"book": "basis", "kind": "threshold"}) == 1
 
 
+def test_every_books_event_counters_start_at_zero_so_the_first_alert_is_an_increase() -> None:
+    metrics = scrape_registry([], {})
+    metrics.prepare(["okx"], books=["basis"])
+    value = metrics.registry.get_sample_value
+    for kind in ("threshold", "incomplete", "recovered", "reconciliation", "venue_refused"):
+        assert value("equity_daemon_events_total", {"book": "basis", "kind": kind}) == 0
+
+
 def test_an_unpriced_excluded_line_is_left_out_not_zeroed() -> None:
     view = BookView("x", snapshot(ok(pos("etherfi", "eETH", "1", PositionKind.LOCKED))), ())
     metrics = scrape_registry([view], {})

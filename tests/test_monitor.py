@@ -9,6 +9,7 @@ import pytest
 
 from equity_daemon.model import Snapshot, VenueReport, VenueState
 from equity_daemon.monitor import (
+    AlertBand,
     EventKind,
     Reference,
     ThresholdRule,
@@ -179,3 +180,37 @@ def test_a_refused_venue_is_told_once_until_it_reads_again() -> None:
     # a timeout while refused is still refused; a timeout of a venue that reads is not a refusal
     assert seen == [[], [EventKind.VENUE_REFUSED], [], [], [EventKind.VENUE_RESTORED], []]
     assert details == ["cex refused our key or a permission: bybit: invalid key", "cex reads again"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "rule", "edges"),
+    [
+        ("512000", RULE, ("511488", "512512")),  # 0.1 % of the reference either way
+        ("1000", ThresholdRule(floor=Decimal(50)), ("950", "1050")),  # the floor is wider
+        ("-1000", RULE, ("-1001", "-999")),  # a negative equity: 0.1 % of its magnitude
+        ("0", RULE, ("0", "0")),  # any move from zero alerts
+    ],
+)
+def test_the_alert_band_is_the_reference_plus_or_minus_what_the_rule_needs(
+    reference: str, rule: ThresholdRule, edges: tuple[str, str]
+) -> None:
+    band = AlertBand(Reference("basis", Decimal(reference), 1, NOW, True), rule)
+    assert band.edges() == (Decimal(edges[0]), Decimal(edges[1]))
+    low, high = band.edges() or (Decimal(0), Decimal(0))
+    assert rule.crossed(Decimal(reference), high) or low == high
+    assert not rule.crossed(Decimal(reference), (Decimal(reference) + high) / 2)
+    assert band.to_json()["low"] == edges[0]
+
+
+def test_there_is_no_alert_band_before_the_first_reference() -> None:
+    band = AlertBand(Reference("basis"), RULE)
+    assert band.edges() is None
+    assert band.to_json() == {
+        "reference": None,
+        "reference_at": None,
+        "threshold_percent": "0.1",
+        "threshold_floor": "0",
+        "distance": None,
+        "low": None,
+        "high": None,
+    }

@@ -60,12 +60,21 @@ class Healthy:
         return []
 
     async def events(
-        self, since: object, book: str | None = None, limit: int | None = None
+        self,
+        since: object,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, object]]:
         return []
 
-    async def equity_history(self, book: str, since: object) -> list[EquityPoint]:
+    async def equity_history(
+        self, book: str, since: object, points: int | None = None
+    ) -> list[EquityPoint]:
         return []
+
+    async def equity_baseline(self, book: str, at: object) -> EquityPoint | None:
+        return None
 
 
 @pytest.mark.anyio

@@ -8,9 +8,10 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
-from equity_daemon import status_page
 from equity_daemon.model import EquityPoint, VenueReport, VenueState
-from equity_daemon.status_page import StatusData, equity_chart, login_page, render
+from equity_daemon.status_page.chart import equity_chart
+from equity_daemon.status_page.data import CHART_POINTS, StatusData
+from equity_daemon.status_page.page import login_page, render
 from tests.reports import (
     ETH_3000,
     HOSTILE_ASSET,
@@ -178,7 +179,7 @@ def test_the_chart_copes_with_no_one_flat_and_many_points() -> None:
     assert len({y for _, y in points_of(equity_chart(flat, [], NOW, "ETH"))}) == 1
     many = history(1440)  # a day, one a minute
     thinned = points_of(equity_chart(many, [], NOW, "USDT"))
-    assert len(thinned) <= status_page.CHART_POINTS + 1
+    assert len(thinned) <= CHART_POINTS + 1
     assert thinned[-1][1] == min(y for _, y in thinned)  # the latest (highest) point is kept
 
 
@@ -267,3 +268,21 @@ def test_the_live_snapshot_of_an_unknown_equity_ends_the_line_with_a_gap() -> No
     page = render(data(unknown_doc(), histories={"basis": history(10)}))
     assert len(points_of(page)) == 10
     assert page.count('<rect class="gap"') == 1  # from the unknown snapshot to now
+
+
+def test_on_a_phone_a_wide_table_stacks_each_cell_under_its_column_name() -> None:
+    doc = basis_doc()
+    page = render(data(doc, events=[event("threshold", 9, "512600", doc)]))
+    events = page[page.index("Recent events") :]
+    assert '<table class="stack">' in events  # six columns: stacked on a phone
+    assert '<td class="num" data-label="Change">+600.00 (+0.117 %)</td>' in events
+    by_venue = page[page.index("By venue") : page.index("By asset")]
+    assert "<table>" in by_venue  # three columns fit a phone as a table
+    assert '<td data-label="Venue">binance</td>' in by_venue
+    assert "@media (max-width:640px)" in page
+
+
+def test_the_page_follows_the_systems_dark_mode() -> None:
+    page = render(data(basis_doc()))
+    assert '<meta name="color-scheme" content="light dark">' in page
+    assert "@media (prefers-color-scheme:dark)" in page

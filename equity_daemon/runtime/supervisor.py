@@ -133,6 +133,7 @@ class Daemon:
             venue_names,
             [name for book in settings.books.values() for name in book.outbox_targets],
             self.budgets.exchanges,
+            books=settings.books,
         )
         self.history_problem: str | None = None
         self._last_cycle_at: float | None = None  # monotonic
@@ -279,17 +280,19 @@ class Daemon:
         return not reasons, reasons
 
     def snapshots(self) -> list[dict[str, Any]]:
-        """Every book's latest snapshot document, with how old it is and whether it is stale."""
+        """Every book's latest snapshot document, with how old it is, whether it is stale, and
+        where its next threshold alert fires (`alert_band`)."""
         documents = []
         for book in self.books:
             snap, age = book.tracker.latest, self.snapshot_age(book.name)
             if snap is not None and age is not None:
-                freshness = {
+                beside = {
                     "age_seconds": round(age, 3),
                     "stale_after_seconds": self.stale_after,
                     "stale": age > self.stale_after,
+                    "alert_band": book.tracker.alert_band().to_json(),
                 }
-                documents.append(snap.to_json() | freshness)
+                documents.append(snap.to_json() | beside)
         return documents
 
     def exchange_bans(self) -> dict[str, datetime]:
@@ -297,22 +300,35 @@ class Daemon:
         return self.budgets.bans()
 
     async def events(
-        self, since: datetime | None, book: str | None = None, limit: int | None = None
+        self,
+        since: datetime | None,
+        book: str | None = None,
+        limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
         """Stored events (`History.events`); none before `run()` opened a history."""
         if self.history is None:
             return []
-        return await self.history.events(since, book, limit)
+        return await self.history.events(since, book, limit, kind)
 
     def book_names(self) -> list[str]:
         return [book.name for book in self.books]
 
-    async def equity_history(self, book: str, since: datetime) -> list[EquityPoint]:
-        """The book's recorded equity since `since`, oldest first (for the status page's chart);
-        none before `run()` opened a history."""
+    async def equity_history(
+        self, book: str, since: datetime, points: int | None = None
+    ) -> list[EquityPoint]:
+        """The book's recorded equity since `since`, oldest first, thinned to about `points`
+        (`History.equity_points`: the status page's chart); none before `run()` opened a
+        history."""
         if self.history is None:
             return []
-        return await self.history.equity_points(book, since)
+        return await self.history.equity_points(book, since, points)
+
+    async def equity_baseline(self, book: str, at: datetime) -> EquityPoint | None:
+        """The book's complete equity recorded at or before `at` (`History.equity_baseline`)."""
+        if self.history is None:
+            return None
+        return await self.history.equity_baseline(book, at)
 
     def latest(self, book: str | None = None) -> Snapshot | None:
         return self._named(book).tracker.latest

@@ -269,6 +269,9 @@ def test_every_rule_and_panel_query_has_data_from_a_real_daemon(
     daemon.start(EQUITY_DAEMON_HISTORY_PATH=str(book.parent / "history.sqlite3"))
     wait_for(lambda: daemon.get("/readyz").status_code == 200, 15, "the daemon to be ready")
     prometheus.start()
+    # the alert counters are there at 0 before any alert: its increase is seen (the annotation)
+    quiet = 'equity_daemon_events_total{book="treasury", kind="threshold"} == 0'
+    wait_for(lambda: bool(vector(prometheus, quiet)), 15, "a scrape before the alert")
     edit(book, treasury("101000"))  # 1 %: a threshold event, delivered by webhook
     wait_for(lambda: len(receiver.received) == 1, 15, "the webhook")
 

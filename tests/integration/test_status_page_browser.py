@@ -1,7 +1,8 @@
-"""The status page in a real browser: headless Chromium against a real daemon process.
+"""The status page in a real browser: headless Chromium against a real daemon process, and
+against the HTTP API serving the three states a reader must tell apart (`tests.pages`).
 
-Screenshots (desktop and phone) and the rendered DOM are written to `$EQUITY_TEST_ARTIFACTS`
-(a pytest temporary directory when unset), to be looked at.
+Screenshots (phone and desktop, light and dark) and the rendered DOM are written to
+`$EQUITY_TEST_ARTIFACTS` (a pytest temporary directory when unset), to be looked at.
 """
 
 from __future__ import annotations
@@ -9,19 +10,27 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+from structlog.testing import capture_logs
 
+from equity_daemon.http import Api, serve
+from tests.integration.browser import FLAGS, chromium_page
 from tests.integration.processes import DaemonProcess, free_port, wait_for
+from tests.pages import ShowcaseSource
+from tests.reports import NOW
 from tests.tools import require_tool
 
 HOSTILE_ASSET = "<img src=x onerror=alert(1)>"
 HOSTILE_ACCOUNT = "<script>alert(\"x\")</script> & 'co'"
+PHONE, DESKTOP = 390, 1280
 
 # the demo book, stepping every 0.5 s and alerting at 0.02 %, so that a few seconds give a chart
-# with several points and threshold alerts on it
+# with several points and threshold alerts on it; beside it a manual book that never moves, whose
+# alert band is known to the cent
 DEMO = """
 interval_seconds = 1
 debounce_seconds = 0.1
@@ -37,6 +46,22 @@ prices = [
     {base = "stETH", quote = "ETH", sources = ["demo"]},
 ]
 """
+TREASURY = """
+[books.treasury]
+share_class = "USDT"
+threshold_percent = 0.1
+venues = [{{kind = "manual", name = "vault", path = "{path}", interval_seconds = 0.5}}]
+"""
+
+# what a reader looks at on a phone: every figure of the events table's change column whole
+CHANGES = """[...document.querySelectorAll('td[data-label="Change"]')].map((cell) => {
+  const box = cell.getBoundingClientRect();
+  return {text: cell.textContent, left: box.left, right: box.right,
+          shown: box.width > 0 && cell.scrollWidth <= cell.clientWidth};
+})"""
+BACKGROUND = "getComputedStyle(document.body).backgroundColor"
+SHOWN = "document.body.innerText"
+LINK = "document.querySelector('#book-demo nav.ranges a[href]').getAttribute('href')"
 
 
 @pytest.fixture
@@ -66,17 +91,8 @@ def run_daemon(tmp_path: Path, config: str) -> Iterator[DaemonProcess]:
 
 def browse(chromium: str, profile: Path, url: str, *args: str) -> str:
     """Run headless Chromium once on `url`; its standard output."""
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--no-first-run",
-        f"--user-data-dir={profile}",  # never a profile another run (or person) is using
-        *args,
-        url,
-    ]
+    # a profile of its own: never one another run (or person) is using
+    command = [chromium, *FLAGS, f"--user-data-dir={profile}", *args, url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -95,12 +111,18 @@ def chart_points(dom: str) -> list[str]:
     return match.group(1).split()
 
 
+def text_of(dom: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DaemonProcess]:
-    yield from run_daemon(tmp_path, DEMO)
+    treasury = tmp_path / "treasury.toml"
+    treasury.write_text('[[positions]]\nasset = "USDT"\namount = "250000"\n')
+    yield from run_daemon(tmp_path, DEMO + TREASURY.format(path=treasury))
 
 
-def test_the_status_page_renders_the_demo_book_with_a_chart(
+def test_the_status_page_renders_the_demo_book_with_a_chart_and_its_alert_band(
     demo: DaemonProcess, chromium: str, artifacts: Path, tmp_path: Path
 ) -> None:
     wait_for(lambda: cycles(demo) >= 8, 20, "eight cycles")
@@ -111,22 +133,97 @@ def test_the_status_page_renders_the_demo_book_with_a_chart(
     assert "<title>equity-daemon · demo " in dom
     shown = re.search(r'<div class="equity">([\d,]+\.\d\d) <span class="unit">USDT</span>', dom)
     assert shown is not None, "no equity in USDT on the page"
-    latest = float(demo.get("/snapshot").json()["books"][0]["equity"])
+    books = {doc["book"]: doc for doc in demo.get("/snapshot").json()["books"]}
     # the demo book's equity (it moved a little since the page was taken)
-    assert float(shown.group(1).replace(",", "")) == pytest.approx(latest, rel=0.01)
+    assert float(shown.group(1).replace(",", "")) == pytest.approx(
+        float(books["demo"]["equity"]), rel=0.01
+    )
     assert ">complete<" in dom
     assert "Excluded from equity" in dom
     assert ">hedge<" in dom
     assert ">short<" in dom
     assert len(chart_points(dom)) >= 3
     assert 'class="threshold"' in dom
+    assert '<rect class="band"' in dom
     assert "Recent events" in dom
+    assert "Since the alert at " in text_of(dom)
 
-    for name, size in (("status-page.png", "1100,1700"), ("status-page-phone.png", "390,2600")):
-        shot = artifacts / name
-        shot.unlink(missing_ok=True)
-        browse(chromium, profile, demo.url("/"), f"--screenshot={shot}", f"--window-size={size}")
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the book that never moves: its band, as /snapshot gives it, to the cent
+    assert books["treasury"]["alert_band"] | {"reference_at": None} == {
+        "reference": "250000",
+        "reference_at": None,
+        "threshold_percent": "0.1",
+        "threshold_floor": "0",
+        "distance": "250",
+        "low": "249750",
+        "high": "250250",
+    }
+    text = text_of(dom)
+    assert "Next alert 250.00 away (0.100 %)" in text
+    assert (
+        "Next alert below 249,750.00 or above 250,250.00: "
+        "reference 250,000.00 ± 250.00 (0.1 %)." in text
+    )
+    assert "no alert yet" in text
+
+    async def look() -> None:
+        async with chromium_page(chromium, tmp_path / "cdp") as page:
+            await page.open(demo.url("/"), DESKTOP)
+            assert "EQUITY, LAST 24 H" in await page.evaluate(SHOWN)  # its heading's capitals
+            # the range is a link: following it shows the last hour
+            link = await page.evaluate(LINK)
+            assert link == "?range=1h#book-demo"
+            await page.open(demo.url("/" + link), PHONE)
+            assert "EQUITY, LAST 1 H" in await page.evaluate(SHOWN)
+            for width in (PHONE, DESKTOP):
+                for dark in (False, True):
+                    await page.open(demo.url("/"), width, dark=dark)
+                    measured = await page.measure()
+                    assert measured["cut"] == [], (width, dark, measured["cut"])
+                    await page.screenshot(artifacts / shot_name("demo", width, dark))
+
+    anyio.run(look)
+
+
+def shot_name(what: str, width: int, dark: bool) -> str:
+    return f"status-page-{what}-{width}-{'dark' if dark else 'light'}.png"
+
+
+@pytest.fixture
+async def showcase() -> AsyncIterator[str]:
+    """The three books of `tests.pages` served by the real HTTP API, its clock at NOW."""
+    with capture_logs():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve, Api(ShowcaseSource(), None, NOW.timestamp), "127.0.0.1", 0)
+            yield f"http://127.0.0.1:{port}/"
+            tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+async def test_no_table_is_cut_off_at_phone_or_desktop_width_in_light_or_dark(
+    showcase: str, chromium: str, artifacts: Path, tmp_path: Path, width: int
+) -> None:
+    backgrounds = set()
+    async with chromium_page(chromium, tmp_path / "chromium") as page:
+        for dark in (False, True):
+            for shown in ("7d", "24h"):
+                await page.open(f"{showcase}?range={shown}", width, dark=dark)
+                measured = await page.measure()
+                # nothing reaches past the window or scrolls sideways in its box
+                assert measured["cut"] == [], (shown, dark, measured["cut"])
+                assert measured["document"] == measured["width"] == width
+            changes = [c for c in await page.evaluate(CHANGES) if c["text"]]  # a move's
+            assert [change["text"] for change in changes] == [
+                "+525.65 (+0.103 %)",
+                "+549.34 (+0.107 %)",
+            ]
+            for change in changes:
+                assert change["shown"], change
+                assert 0 <= change["left"] <= change["right"] <= width, change
+            backgrounds.add(await page.evaluate(BACKGROUND))
+            await page.screenshot(artifacts / shot_name("states", width, dark))
+    assert len(backgrounds) == 2  # the system's dark mode darkens the page
 
 
 @pytest.fixture

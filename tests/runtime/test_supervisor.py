@@ -66,6 +66,31 @@ async def test_a_threshold_event_is_logged_recorded_and_queued_for_the_webhook(
     await history.aclose()
 
 
+async def test_each_snapshot_document_says_where_the_next_alert_fires(tmp_path: Path) -> None:
+    clock = Clock()
+    daemon = daemon_for(tmp_path, clock)
+    history = await History.open(tmp_path / "h.sqlite3")
+    with capture_logs():
+        for equity in ("1000", "1000.5", "1002"):  # sets the reference, stays, alerts
+            (tmp_path / "ops.toml").write_text(
+                f'[[positions]]\nasset = "USDT"\namount = "{equity}"\n'
+            )
+            await daemon.fetch_all_once()
+            await daemon.cycle(history)
+            clock.now += timedelta(minutes=1)
+    (doc,) = daemon.snapshots()
+    assert doc["alert_band"] == {
+        "reference": "1002",  # the alert's equity
+        "reference_at": (NOW + timedelta(minutes=2)).isoformat(),
+        "threshold_percent": "0.1",
+        "threshold_floor": "0",
+        "distance": "1.002",
+        "low": "1000.998",
+        "high": "1003.002",
+    }
+    await history.aclose()
+
+
 async def test_a_quiet_cycle_logs_at_debug_and_a_change_at_info(tmp_path: Path) -> None:
     clock = Clock()
     daemon = daemon_for(tmp_path, clock)

@@ -22,7 +22,8 @@ from equity_daemon.model import ProblemKind, Snapshot
 from equity_daemon.render import snapshot_table
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
-from equity_daemon.status_page import StatusData, render
+from equity_daemon.status_page.data import StatusData
+from equity_daemon.status_page.page import render
 from equity_daemon.venues.chain import ChainVenue
 from tests.chain import RAY, WAD, Artifact
 from tests.rpc_proxy import RpcProxy

@@ -15,12 +15,13 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from equity_daemon import status_page
 from equity_daemon.errors import VenueUnavailable
 from equity_daemon.history import History
 from equity_daemon.runtime.poller import Poller, PollPolicy
 from equity_daemon.runtime.supervisor import Daemon
 from equity_daemon.settings import Settings
+from equity_daemon.status_page.data import StatusData
+from equity_daemon.status_page.page import render
 from equity_daemon.store import PositionStore
 from equity_daemon.venues.contract_marks import Contract
 from equity_daemon.venues.exchange import ExchangeVenue
@@ -113,8 +114,8 @@ async def test_a_ban_heard_by_a_venue_holds_every_caller_of_the_host_until_it_en
             )
             for name in ("banned_until_seconds", "bans_total", "requests_refused_total")
         }
-        page = status_page.render(
-            status_page.StatusData(
+        page = render(
+            StatusData(
                 now=clock(),
                 snapshots=run.snapshots(),
                 histories={},
