@@ -67,6 +67,17 @@ Interval = Annotated[Seconds, Field(le=DAY)]  # how often something runs or is r
 Timeout = Annotated[Seconds, Field(le=HOUR)]  # how long one attempt may take
 MaxAge = Annotated[Seconds, Field(le=WEEK)]  # how old data may be and still count
 DOCKER_SECRETS = Path("/run/secrets")
+# Fields every venue kind has
+VenueName = Annotated[
+    Name, Field(description="The venue's name, unique across books; in metrics, logs and events.")
+]
+VenueMaxAge = Annotated[
+    MaxAge | None,
+    Field(
+        description="Data older than this makes the book incomplete; default: the book's "
+        "`venue_max_age_seconds`."
+    ),
+]
 
 
 class Section(BaseModel):
@@ -135,26 +146,54 @@ def read_secret_file(field: str, where: object) -> str:
 class DemoVenue(Section):
     """A simulated basis book (spot LST, perp short, margin) with a random-walk ETH price."""
 
-    kind: Literal["demo"]
-    name: Name
-    interval_seconds: Interval = 5.0
-    timeout_seconds: Timeout = 5.0
-    max_age_seconds: MaxAge | None = None
-    keepalive_seconds: Interval | None = None
-    seed: int | None = None  # an identifier, not a quantity: any integer will do
-    volatility: Decimal = Field(default=Decimal("0.0005"), ge=0, le=Decimal("0.1"))
-    funding_per_step: Decimal = Field(default=Decimal(25), ge=0, le=Decimal(1_000_000))
+    kind: Literal["demo"] = Field(description="The simulated basis book: no keys, no network.")
+    name: VenueName
+    interval_seconds: Interval = Field(
+        default=5.0, description="One market step (and one pushed report) every this many seconds."
+    )
+    timeout_seconds: Timeout = Field(default=5.0, description="Limit for one fetch.")
+    max_age_seconds: VenueMaxAge = None
+    keepalive_seconds: Interval | None = Field(
+        default=None,
+        description=(
+            "A stream silent this long counts as down (fetches cover until it speaks); default: 3 "
+            "× `interval_seconds`."
+        ),
+    )
+    # an identifier, not a quantity: any integer will do
+    seed: int | None = Field(
+        default=None, description="Seed of the random walk; omit for a different walk each run."
+    )
+    volatility: Decimal = Field(
+        default=Decimal("0.0005"),
+        ge=0,
+        le=Decimal("0.1"),
+        description="Largest relative move of the ETH price per step.",
+    )
+    funding_per_step: Decimal = Field(
+        default=Decimal(25),
+        ge=0,
+        le=Decimal(1_000_000),
+        description="USDT of funding earned per step; 0 keeps equity flat whatever ETH does.",
+    )
 
 
 class ManualVenue(Section):
     """Positions (and optional quotes) from a TOML or JSON file the operator edits."""
 
-    kind: Literal["manual"]
-    name: Name
-    path: Path
-    interval_seconds: Interval = 2.0
-    timeout_seconds: Timeout = 5.0
-    max_age_seconds: MaxAge | None = None
+    kind: Literal["manual"] = Field(description="Positions from a file an operator edits.")
+    name: VenueName
+    path: Path = Field(
+        description=(
+            "The TOML or JSON file (by extension); a relative path is from the working directory."
+        )
+    )
+    interval_seconds: Interval = Field(
+        default=2.0,
+        description="How often the file is read (it is parsed again only when it changed).",
+    )
+    timeout_seconds: Timeout = Field(default=5.0, description="Limit for one read.")
+    max_age_seconds: VenueMaxAge = None
 
 
 # The account types an exchange venue can read, per exchange (see docs/exchanges.md).
@@ -199,31 +238,80 @@ class ExchangeVenue(Section):
     turn it off only for a local test server. `in_transit` reads deposit and withdrawal history
     for the transfers still under way.
 
-    `stream` follows the account types that have a private websocket stream here (Bybit's
-    `unified`; Binance's `usdm`, `portfolio_margin`, `spot`, `cross_margin`; OKX's `trading`)
-    between REST snapshots; others are polled. A REST snapshot replaces the streamed state every
+    `stream` follows the account types that have a private websocket stream here (each
+    exchange mapping's `STREAMED`: see Exchange account types) between REST snapshots; others
+    are polled. A REST snapshot replaces the streamed state every
     `resync_seconds`; meanwhile what no push carries (debt, interest, the other account types,
     transfers) is polled every `interval_seconds`, and an account whose pushes leave its debt
     out is read at once on a push. A stream silent for `keepalive_seconds` counts as down and
     REST polling covers at `interval_seconds`.
     """
 
-    kind: Literal["binance", "bybit", "okx"]
-    name: Name
-    api_key: SecretStr
-    secret: SecretStr
-    password: SecretStr | None = None  # OKX's API passphrase
-    accounts: tuple[str, ...]
-    sandbox: bool = False
-    base_url: AnyHttpUrl | None = None
-    rate_limit: bool = True
-    in_transit: bool = True  # read deposit and withdrawal history
-    stream: bool = True  # where a stream is implemented (see the docstring)
-    resync_seconds: Interval = 300.0
-    keepalive_seconds: Interval = 30.0
-    interval_seconds: Interval = 10.0
-    timeout_seconds: Timeout = 20.0
-    max_age_seconds: MaxAge | None = None
+    kind: Literal["binance", "bybit", "okx"] = Field(description="The exchange.")
+    name: VenueName
+    api_key: SecretStr = Field(description="The API key: read permission only.")
+    secret: SecretStr = Field(description="The API key's secret.")
+    password: SecretStr | None = Field(
+        default=None, description="OKX only, and required there: the API key's passphrase."
+    )
+    accounts: tuple[str, ...] = Field(
+        description=(
+            "The account types read on every fetch, each once (see Exchange account types)."
+        )
+    )
+    sandbox: bool = Field(
+        default=False,
+        description="Use the exchange's testnet (Binance's has no margin or funding).",
+    )
+    base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description=(
+            "Send every REST and websocket request to this scheme and host, keeping the paths (a "
+            "proxy, a regional host, a local test server); no query, fragment or credentials."
+        ),
+    )
+    rate_limit: bool = Field(
+        default=True,
+        description=(
+            "ccxt's client-side throttle, one per exchange host; off only for a local test server."
+        ),
+    )
+    in_transit: bool = Field(
+        default=True,
+        description=(
+            "Also read the deposit and withdrawal history: transfers under way are `in_transit` "
+            "lines."
+        ),
+    )
+    stream: bool = Field(
+        default=True,
+        description=(
+            "Also follow the account types that have a private websocket stream here; the others "
+            "are polled."
+        ),
+    )
+    resync_seconds: Interval = Field(
+        default=300.0,
+        description="With a stream: a whole REST read replaces the streamed state this often.",
+    )
+    keepalive_seconds: Interval = Field(
+        default=30.0,
+        description=(
+            "With a stream: silent this long, it counts as down and REST polls cover at "
+            "`interval_seconds`."
+        ),
+    )
+    interval_seconds: Interval = Field(
+        default=10.0,
+        description=(
+            "REST polling period; with a live stream, for what no push carries (debt, interest, "
+            "unstreamed account types, transfers)."
+        ),
+    )
+    timeout_seconds: Timeout = Field(
+        default=20.0, description="Limit for one fetch of every account type."
+    )
+    max_age_seconds: VenueMaxAge = None
 
     @model_validator(mode="after")
     def _accounts_of_this_exchange(self) -> ExchangeVenue:
@@ -272,28 +360,48 @@ class FeedSettings(Section):
     zero, is no quote.
     """
 
-    base: Symbol
-    quote: Symbol
-    address: Address | None = None
-    heartbeat_seconds: MaxAge | None = None
-    stale_margin_seconds: Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False)] = 600.0
+    base: Symbol = Field(description="The feed's base: 1 base = answer quote.")
+    quote: Symbol = Field(description="The feed's quote currency.")
+    address: Address | None = Field(
+        default=None,
+        description="The aggregator's address; default: the built-in feed of the pair.",
+    )
+    heartbeat_seconds: MaxAge | None = Field(
+        default=None,
+        description="The feed updates at least this often; default: the built-in feed's.",
+    )
+    stale_margin_seconds: Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False)] = Field(
+        default=600.0,
+        description="An answer older than the heartbeat plus this, at the block read, is no quote.",
+    )
 
 
 class VaultSettings(Section):
     """An ERC-4626 vault: its shares are the asset `symbol`, worth `convertToAssets` of `asset`."""
 
-    symbol: Symbol
-    address: Address
-    asset: Symbol
+    symbol: Symbol = Field(description="The symbol of the vault's shares, as holdings name them.")
+    address: Address = Field(description="The ERC-4626 vault contract.")
+    asset: Symbol = Field(
+        description=(
+            "The symbol of the vault's underlying asset: a share is worth `convertToAssets` of it."
+        )
+    )
 
 
 class WithdrawalNftSettings(Section):
     """Another EtherFi WithdrawRequestNFT (same ABI) holding an address's pending requests:
     `requests` ids on it, and those found in its mint logs from `scan_from_block`."""
 
-    contract: Address
-    requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
-    scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
+    contract: Address = Field(description="A WithdrawRequestNFT contract with EtherFi's ABI.")
+    requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = Field(
+        default=(), description="Ids of the address's pending requests on it."
+    )
+    scan_from_block: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        description="Also find the address's requests in its mint logs, from this block.",
+    )
 
     @model_validator(mode="after")
     def _something_to_read(self) -> WithdrawalNftSettings:
@@ -306,8 +414,16 @@ class PriorityQueueSettings(Section):
     """An EtherFi PriorityWithdrawalQueue (whitelisted addresses) holding an address's pending
     requests: found in its `WithdrawRequestCreated` logs from `scan_from_block`."""
 
-    contract: Address
-    scan_from_block: int = Field(ge=0, lt=2**63)
+    contract: Address = Field(
+        description="The PriorityWithdrawalQueue's (proxy) address; none is built in."
+    )
+    scan_from_block: int = Field(
+        ge=0,
+        lt=2**63,
+        description=(
+            "Find the address's requests in its `WithdrawRequestCreated` logs from this block."
+        ),
+    )
 
 
 class HoldingSettings(Section):
@@ -321,17 +437,59 @@ class HoldingSettings(Section):
     `etherfi_priority_queues` the PriorityWithdrawalQueues the address uses.
     """
 
-    address: Address
-    wallet: tuple[Symbol, ...] = ()
-    aave: tuple[Name, ...] = ()
-    lido: tuple[Literal["stETH", "wstETH"], ...] = ()
-    etherfi: tuple[Literal["eETH", "weETH"], ...] = ()
-    etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = ()
+    address: Address = Field(description="The address read.")
+    wallet: tuple[Symbol, ...] = Field(
+        default=(),
+        description=(
+            "`ETH` (native) and tokens (of `tokens` or the built-in ones) held in the wallet; only"
+            " these are valued."
+        ),
+    )
+    aave: tuple[Name, ...] = Field(
+        default=(),
+        description=(
+            "Aave v3 markets the address supplies to or borrows from (mainnet: `core`, `prime`, "
+            "`etherfi`)."
+        ),
+    )
+    lido: tuple[Literal["stETH", "wstETH"], ...] = Field(
+        default=(), description="Lido tokens held."
+    )
+    etherfi: tuple[Literal["eETH", "weETH"], ...] = Field(
+        default=(), description="EtherFi tokens held."
+    )
+    etherfi_requests: tuple[Annotated[int, Field(ge=1, lt=2**32)], ...] = Field(
+        default=(),
+        description=(
+            "Ids of the address's pending EtherFi withdrawal requests (locked ETH lines), read "
+            "while configured."
+        ),
+    )
     # find this address's request ids from the NFT's mint logs, scanning from this block
-    etherfi_scan_from_block: int | None = Field(default=None, ge=0, lt=2**63)
-    etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(default=(), max_length=8)
-    etherfi_priority_queues: tuple[PriorityQueueSettings, ...] = Field(default=(), max_length=4)
-    vaults: tuple[Symbol, ...] = ()
+    etherfi_scan_from_block: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        description=(
+            "Also find the address's request ids in the WithdrawRequestNFT's mint logs, from this "
+            "block."
+        ),
+    )
+    etherfi_withdrawal_nfts: tuple[WithdrawalNftSettings, ...] = Field(
+        default=(),
+        max_length=8,
+        description="Other WithdrawRequestNFT contracts holding the address's requests.",
+    )
+    etherfi_priority_queues: tuple[PriorityQueueSettings, ...] = Field(
+        default=(),
+        max_length=4,
+        description=(
+            "PriorityWithdrawalQueues holding the address's requests (whitelisted addresses)."
+        ),
+    )
+    vaults: tuple[Symbol, ...] = Field(
+        default=(), description="Symbols of `vaults` entries whose shares the address holds."
+    )
 
 
 class ChainVenue(Section):
@@ -344,33 +502,101 @@ class ChainVenue(Section):
     `aave_oracles`, `contracts`, `feeds`.
     """
 
-    kind: Literal["chain"]
-    name: Name
-    chain: Name = "ethereum"
-    chain_id: int = Field(ge=1, lt=2**63)
-    rpc: tuple[SecretStr, ...] = Field(min_length=1, max_length=16)
-    confirmations: int = Field(default=3, ge=0, le=64)
-    multicall: Address | None = None
-    tokens: dict[Symbol, Address] = {}
-    aave_markets: dict[Name, Address] = {}
+    kind: Literal["chain"] = Field(
+        description="An EVM chain read over JSON-RPC, every holding at one block."
+    )
+    name: VenueName
+    chain: Name = Field(default="ethereum", description="The chain's name, in messages.")
+    chain_id: int = Field(
+        ge=1,
+        lt=2**63,
+        description=(
+            "Checked on every endpoint at start and after every failover; 1 (Ethereum) has built-"
+            "in addresses."
+        ),
+    )
+    rpc: tuple[SecretStr, ...] = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "JSON-RPC endpoint URLs, preferred first (they embed keys; `rpc_file`: one URL per "
+            "line)."
+        ),
+    )
+    confirmations: int = Field(
+        default=3, ge=0, le=64, description="Read the block this many below the endpoint's head."
+    )
+    multicall: Address | None = Field(
+        default=None, description="The Multicall3 contract; default: the built-in one."
+    )
+    tokens: dict[Symbol, Address] = Field(
+        default={},
+        description="ERC-20 contracts by symbol, over the built-in ones; also names Aave reserves.",
+    )
+    aave_markets: dict[Name, Address] = Field(
+        default={}, description="Aave v3 Pool contracts by market name, over the built-in ones."
+    )
     # a market's AaveOracle, instead of the one its Pool's addresses provider names
-    aave_oracles: dict[Name, Address] = {}
-    contracts: dict[Name, Address] = {}
-    vaults: tuple[VaultSettings, ...] = ()
-    feeds: tuple[FeedSettings, ...] = ()
-    holdings: tuple[HoldingSettings, ...] = Field(min_length=1)
-    interval_seconds: Interval = 12.0
-    timeout_seconds: Timeout = 20.0
-    max_age_seconds: MaxAge | None = None
-    rpc_timeout_seconds: Timeout = 5.0
+    aave_oracles: dict[Name, Address] = Field(
+        default={},
+        description=(
+            "A market's AaveOracle, instead of the one its Pool's addresses provider names."
+        ),
+    )
+    contracts: dict[Name, Address] = Field(
+        default={},
+        description="Other contracts by role (`etherfi_withdrawals`), over the built-in ones.",
+    )
+    vaults: tuple[VaultSettings, ...] = Field(
+        default=(), description="ERC-4626 vaults the holdings may name."
+    )
+    feeds: tuple[FeedSettings, ...] = Field(
+        default=(),
+        description=(
+            "Chainlink feeds read in the same multicall; each is a price source for its pair."
+        ),
+    )
+    holdings: tuple[HoldingSettings, ...] = Field(
+        min_length=1, description="The addresses read, and what each holds."
+    )
+    interval_seconds: Interval = Field(default=12.0, description="Polling period.")
+    timeout_seconds: Timeout = Field(
+        default=20.0, description="Limit for one fetch, failovers included."
+    )
+    max_age_seconds: VenueMaxAge = None
+    rpc_timeout_seconds: Timeout = Field(default=5.0, description="Limit for one JSON-RPC request.")
     # after a failover, the preferred endpoint is tried again every this many fetches
-    retry_preferred_every: int = Field(default=10, ge=1, le=10_000)
-    discovery_interval_seconds: Interval = 3600.0
+    retry_preferred_every: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description=(
+            "After a failover, the preferred endpoint is tried again every this many fetches."
+        ),
+    )
+    discovery_interval_seconds: Interval = Field(
+        default=3600.0,
+        description=(
+            "Token decimals, Aave reserves and vault assets are discovered again this often."
+        ),
+    )
     # blocks per eth_getLogs request when scanning for withdrawal requests
-    log_range_blocks: int = Field(default=10_000, ge=1, le=1_000_000)
+    log_range_blocks: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Blocks per `eth_getLogs` request when scanning for withdrawal requests.",
+    )
     # calls per aggregate3 eth_call (the block proof's three included); past it, split
     # (1,000 balanceOf reads cost about 10M gas, inside every provider's eth_call cap)
-    max_calls: int = Field(default=1024, ge=4, le=5000)
+    max_calls: int = Field(
+        default=1024,
+        ge=4,
+        le=5000,
+        description=(
+            "Calls per `aggregate3` `eth_call` (the block proof's three included); past it, split."
+        ),
+    )
 
     @model_validator(mode="after")
     def _names_resolve(self) -> ChainVenue:
@@ -423,15 +649,31 @@ VenueSettings = Annotated[
 class EdgeSettings(Section):
     """One conversion-graph edge: 1 `base` = rate `quote`, from `sources` in order, or `fixed`."""
 
-    base: Symbol
-    quote: Symbol
-    sources: tuple[Name, ...] = ()
-    fixed: Rate | None = None
-    max_age_seconds: MaxAge = 300.0
+    base: Symbol = Field(description="1 base = rate quote.")
+    quote: Symbol = Field(description="The currency the rate is in.")
+    sources: tuple[Name, ...] = Field(
+        default=(),
+        description=(
+            "Names of this book's venues, `markets` or `price_sources`, most trusted first: all "
+            "are asked, the first fresh answer is used, the others cross-check it."
+        ),
+    )
+    fixed: Rate | None = Field(default=None, description="A fixed rate, instead of sources.")
+    max_age_seconds: MaxAge = Field(
+        default=300.0, description="A quote older than this is not used."
+    )
     # what 1 base redeems for (1 for stETH/ETH): the market is compared with it (depeg metrics)
-    peg: Rate | None = None
+    peg: Rate | None = Field(
+        default=None,
+        description=(
+            "What 1 base redeems for (1 for stETH/ETH): the market rate is compared with it (depeg"
+            " metrics)."
+        ),
+    )
     # "peg" values the base at `peg` in equity instead of at its market price
-    value_at: Literal["market", "peg"] = "market"
+    value_at: Literal["market", "peg"] = Field(
+        default="market", description="Value the base at its market rate, or at `peg`."
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_source(self) -> EdgeSettings:
@@ -447,11 +689,24 @@ class EdgeSettings(Section):
 class WebhookSettings(Section):
     """An HTTP endpoint that receives every event as JSON, signed when `secret` is set."""
 
-    name: Name
-    url: SecretStr
-    secret: SecretStr | None = None
-    timeout_seconds: Timeout = 10.0
-    max_backoff_seconds: Interval = 300.0
+    name: Name = Field(
+        description=(
+            "The target's name, unique among webhooks and Apprise destinations; in logs, metrics "
+            "and `outbox` commands."
+        )
+    )
+    url: SecretStr = Field(
+        description=(
+            "The http(s) URL that receives each event as JSON (a secret: it may carry a token)."
+        )
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="Signs each body: `X-Equity-Signature: sha256=<hex HMAC-SHA256>`."
+    )
+    timeout_seconds: Timeout = Field(default=10.0, description="Limit for one delivery.")
+    max_backoff_seconds: Interval = Field(
+        default=300.0, description="Retries wait from 1 s, doubling up to this."
+    )
 
     @field_validator("url")
     @classmethod
@@ -477,11 +732,31 @@ class AppriseSettings(Section):
     dead-lettered and the destination moves on to the next one.
     """
 
-    name: Name
-    url: SecretStr
-    timeout_seconds: Timeout = 10.0
-    max_backoff_seconds: Interval = 300.0
-    dead_letter_after_attempts: int = Field(default=12, ge=1, le=1000)
+    name: Name = Field(
+        description=(
+            "The target's name, unique among webhooks and Apprise destinations; in logs, metrics "
+            "and `outbox` commands."
+        )
+    )
+    url: SecretStr = Field(
+        description=(
+            "One Apprise URL (`slack://…`, `tgram://…`, `mailtos://…`, `ntfy://…`); it carries the"
+            " service's token."
+        )
+    )
+    timeout_seconds: Timeout = Field(default=10.0, description="Limit for one message.")
+    max_backoff_seconds: Interval = Field(
+        default=300.0, description="Retries wait from 1 s, doubling up to this."
+    )
+    dead_letter_after_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=1000,
+        description=(
+            "After this many failed tries in a row the event is a dead letter and the next one "
+            "goes."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -499,12 +774,28 @@ class AppriseSettings(Section):
 class PriceApiSettings(Section):
     """An HTTP price API, usable by any book's edges as a (fallback) source: prices in USD."""
 
-    kind: Literal["defillama"]
-    base_url: HttpUrl = HttpUrl("https://coins.llama.fi")
-    coins: dict[Symbol, Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1)
-    timeout_seconds: Timeout = 10.0
-    cache_seconds: float = Field(default=30.0, ge=0, le=DAY, allow_inf_nan=False)
-    min_confidence: Decimal = Field(default=Decimal("0.9"), ge=0, le=1)
+    kind: Literal["defillama"] = Field(description="The API: DeFiLlama's coins API.")
+    base_url: HttpUrl = Field(
+        default=HttpUrl("https://coins.llama.fi"), description="The API's base URL."
+    )
+    coins: dict[Symbol, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1,
+        description=(
+            "The API's coin id of each symbol it prices (`coingecko:ethereum`, `ethereum:0x…`); "
+            "prices are in USD."
+        ),
+    )
+    timeout_seconds: Timeout = Field(default=10.0, description="Limit for one request.")
+    cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=DAY,
+        allow_inf_nan=False,
+        description="An answer is reused this long (a book's `quote_cache_seconds` caps it).",
+    )
+    min_confidence: Decimal = Field(
+        default=Decimal("0.9"), ge=0, le=1, description="An answer of lower confidence is no quote."
+    )
 
 
 class MarketSettings(Section):
@@ -517,13 +808,36 @@ class MarketSettings(Section):
     each cycle the latest push, and REST reads a price older than that.
     """
 
-    kind: Literal["binance", "bybit", "okx"]
-    sandbox: bool = False
-    base_url: AnyHttpUrl | None = None
-    rate_limit: bool = True
-    timeout_seconds: Timeout = 10.0
-    cache_seconds: float = Field(default=5.0, ge=0, le=DAY, allow_inf_nan=False)
-    stream: bool = True
+    kind: Literal["binance", "bybit", "okx"] = Field(description="The exchange.")
+    sandbox: bool = Field(default=False, description="Use the exchange's testnet.")
+    base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description=(
+            "Send every request to this scheme and host, keeping the paths; no query, fragment or "
+            "credentials."
+        ),
+    )
+    rate_limit: bool = Field(
+        default=True,
+        description=(
+            "ccxt's client-side throttle, one per exchange host; off only for a local test server."
+        ),
+    )
+    timeout_seconds: Timeout = Field(default=10.0, description="Limit for one request.")
+    cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=DAY,
+        allow_inf_nan=False,
+        description="A price is reused this long at most.",
+    )
+    stream: bool = Field(
+        default=True,
+        description=(
+            "Follow the exchange's spot ticker stream; a price older than `cache_seconds` is read "
+            "over REST."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -536,21 +850,75 @@ class MarketSettings(Section):
 class BookSettings(Section):
     """A strategy book: its share class, venues, prices, threshold rule and notifications."""
 
-    share_class: ShareClass
-    venues: tuple[VenueSettings, ...]
-    prices: tuple[EdgeSettings, ...] = ()
-    threshold_percent: Decimal = Field(default=Decimal("0.1"), gt=0, le=100)
-    threshold_floor: Annotated[Amount, Field(ge=0)] = Decimal(0)
-    venue_max_age_seconds: MaxAge = 300.0
-    max_deviation_bps: Decimal = Field(default=Decimal(50), gt=0, le=10_000)
+    share_class: ShareClass = Field(description="The currency equity is measured in.")
+    venues: tuple[VenueSettings, ...] = Field(
+        description="The book's venue accounts (at least one); a venue belongs to one book."
+    )
+    prices: tuple[EdgeSettings, ...] = Field(
+        default=(), description="The conversion graph's edges."
+    )
+    threshold_percent: Decimal = Field(
+        default=Decimal("0.1"),
+        gt=0,
+        le=100,
+        description="Alert when equity moved this % from the last notified equity.",
+    )
+    threshold_floor: Annotated[Amount, Field(ge=0)] = Field(
+        default=Decimal(0), description="… and by at least this much, in the share class."
+    )
+    venue_max_age_seconds: MaxAge = Field(
+        default=300.0,
+        description=(
+            "Venue data older than this makes the snapshot incomplete (a venue's `max_age_seconds`"
+            " overrides it)."
+        ),
+    )
+    max_deviation_bps: Decimal = Field(
+        default=Decimal(50),
+        gt=0,
+        le=10_000,
+        description="Two sources further apart than this make a price suspect.",
+    )
     # None: each source's own default; 0: ask every cycle
-    quote_cache_seconds: float | None = Field(default=None, ge=0, le=DAY, allow_inf_nan=False)
-    record_interval_seconds: Interval | None = None
-    ignore_assets: tuple[Symbol, ...] = ()
+    quote_cache_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=DAY,
+        allow_inf_nan=False,
+        description=(
+            "Cap on reusing a source's answer (0: ask every cycle); default: each source's own."
+        ),
+    )
+    record_interval_seconds: Interval | None = Field(
+        default=None,
+        description=(
+            "Record a snapshot at most this often, unless an event fires or completeness changes; "
+            "default: `interval_seconds`."
+        ),
+    )
+    ignore_assets: tuple[Symbol, ...] = Field(
+        default=(),
+        description=(
+            "Symbols reported as `ignored`, with their amounts, and left out of equity (dust, "
+            "airdrops)."
+        ),
+    )
     # how far (a ratio) an account may be from the total its venue reports before a warning
-    reconciliation_tolerance: Decimal = Field(default=Decimal("0.005"), gt=0, le=1)
-    webhooks: tuple[WebhookSettings, ...] = ()
-    apprise: tuple[AppriseSettings, ...] = ()
+    reconciliation_tolerance: Decimal = Field(
+        default=Decimal("0.005"),
+        gt=0,
+        le=1,
+        description=(
+            "An account further than this ratio from its venue's own total raises a "
+            "`reconciliation` event."
+        ),
+    )
+    webhooks: tuple[WebhookSettings, ...] = Field(
+        default=(), description="HTTP endpoints that receive every event."
+    )
+    apprise: tuple[AppriseSettings, ...] = Field(
+        default=(), description="Places people read that receive every event as a short message."
+    )
 
     @property
     def outbox_targets(self) -> list[str]:
@@ -578,12 +946,18 @@ class BookSettings(Section):
 class HttpSettings(Section):
     """The HTTP API. Binds loopback unless told otherwise."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=9731, ge=0, le=65535)
-    bearer_token: SecretStr | None = None
+    host: str = Field(default="127.0.0.1", description="The address the HTTP API binds.")
+    port: int = Field(default=9731, ge=0, le=65535, description="Its port (0: any free one).")
+    bearer_token: SecretStr | None = Field(
+        default=None,
+        description="Guards `/`, `/snapshot`, `/events` and `/metrics`: visible ASCII, no spaces.",
+    )
     # /metrics carries equity, assets and debt by venue and asset: with a token set, it asks
     # for it like /snapshot (Prometheus sends it with `authorization`), unless this is true
-    open_metrics: bool = False
+    open_metrics: bool = Field(
+        default=False,
+        description="`/metrics` answers without the token (a scraper that cannot send one).",
+    )
 
     @field_validator("bearer_token")
     @classmethod
@@ -608,18 +982,58 @@ class Settings(BaseSettings, Section):
         hide_input_in_errors=True,
     )
 
-    books: dict[Name, BookSettings] = Field(min_length=1)
-    price_sources: dict[Name, PriceApiSettings] = {}
-    markets: dict[Name, MarketSettings] = {}
-    http: HttpSettings = HttpSettings()
-    interval_seconds: Interval = 60.0
-    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = 0.25  # paces change-driven cycles
-    history_path: Path = Path("equity-daemon.sqlite3")
-    keep_all_days: float = Field(default=7.0, gt=0, le=3650, allow_inf_nan=False)
-    callback_timeout_seconds: Timeout = 5.0
-    stale_after_seconds: MaxAge | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    books: dict[Name, BookSettings] = Field(min_length=1, description="The books, by name.")
+    price_sources: dict[Name, PriceApiSettings] = Field(
+        default={}, description="HTTP price APIs any book's edges may name as a source."
+    )
+    markets: dict[Name, MarketSettings] = Field(
+        default={},
+        description=(
+            "Exchanges' public market data any book's edges may name as a source; one per exchange"
+            " host."
+        ),
+    )
+    http: HttpSettings = Field(default=HttpSettings(), description="The HTTP API.")
+    interval_seconds: Interval = Field(
+        default=60.0,
+        description=(
+            "Calculator period; it also runs at once on any venue change, at most once per "
+            "`debounce_seconds`."
+        ),
+    )
+    debounce_seconds: Annotated[Seconds, Field(le=MINUTE)] = Field(
+        default=0.25, description="At most one change-driven cycle this often."
+    )
+    history_path: Path = Field(
+        default=Path("equity-daemon.sqlite3"),
+        description="The SQLite history (snapshots, events, references, outbox); must name a file.",
+    )
+    keep_all_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=3650,
+        allow_inf_nan=False,
+        description="Keep every snapshot this long, then one per hour.",
+    )
+    callback_timeout_seconds: Timeout = Field(
+        default=5.0, description="Limit for each in-process callback."
+    )
+    stale_after_seconds: MaxAge | None = Field(
+        default=None,
+        description=(
+            "An older snapshot raises `StaleEquity` and reads `stale`; default: 2 × "
+            "`interval_seconds`."
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The lowest level logged."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description=(
+            "JSON lines, console lines for people, or `auto`: console on a terminal, else JSON."
+        ),
+    )
 
     @field_validator("history_path", mode="before")
     @classmethod

@@ -156,19 +156,6 @@ def test_history_of_a_book_that_does_not_exist_exits_2_naming_the_books(
     assert main(["history", "--config", str(config), "--book", "ops"]) == EXIT_OK  # just empty
 
 
-def test_the_example_config_is_valid_with_its_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for name in ("webhook_url", "webhook_secret", "http_token"):
-        (tmp_path / name).write_text(
-            "https://hooks.example/x\n" if name == "webhook_url" else "s\n"
-        )
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    example = DEMO.with_name("example.toml")
-    assert main(["check-config", "--config", str(example)]) == EXIT_OK
-    assert capsys.readouterr().out == "config ok: 1 book(s), 2 venue(s)\n"
-
-
 def test_a_taken_port_is_one_clear_line_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -180,20 +180,18 @@ async def test_a_refused_key_shows_no_secret_in_logs_snapshot_or_metrics(tmp_pat
     assert CANARY not in shown
 
 
-def test_the_example_configs_exchange_venue_is_valid(
+def test_the_example_configs_exchange_venue_reads_its_key_from_the_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    example = (Path(__file__).parent.parent / "config" / "example.toml").read_text()
-    start = example.index('# [[books.basis.venues]]\n# kind = "bybit"')
-    block = example[start : example.index("# # Its ticker", start)]
-    toml = "\n".join(line.removeprefix("# ") for line in block.splitlines())
-    for name in ("bybit_key", "bybit_secret"):
-        (tmp_path / name).write_text(f"{CANARY}-{name}\n")
-    path = tmp_path / "equity.toml"
-    path.write_text(f'[books.basis]\nshare_class = "USDT"\n{toml}\n')
+    repo = Path(__file__).parent.parent
+    for sample in (repo / "config" / "secrets.example").iterdir():
+        (tmp_path / sample.name).write_text(f"{CANARY}-{sample.name}\n")
+    (tmp_path / "webhook_url").write_text("https://hooks.example/x\n")  # checked as a URL
+    (tmp_path / "apprise_url").write_text("ntfy://ntfy.example/topic\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    settings = load_settings(path)
-    (config,) = settings.books["basis"].venues
+    monkeypatch.chdir(repo)
+    settings = load_settings(Path("config/example.toml"))
+    config = next(v for v in settings.books["basis"].venues if v.name == "bybit-main")
     assert isinstance(config, ExchangeVenue)
     assert config.accounts == ("unified", "funding")
     assert config.api_key.get_secret_value() == f"{CANARY}-bybit_key"
