@@ -318,8 +318,11 @@ async def test_the_daemon_messages_an_unknown_equity_and_counts_a_dead_letter(
                         len(good.messages) == 1
                         and 'equity_daemon_webhook_dead_letters_total{target="broken"} 1.0'
                         in scraped("equity_daemon_webhook_dead")
+                        # the backlog is counted after the dead letter, not with it
+                        and 'equity_daemon_outbox_backlog{target="broken"} 0.0'
+                        in scraped("equity_daemon_outbox_backlog{")
                     ),
-                    "one message heard, one dead letter",
+                    "one message heard, one dead letter, nothing left",
                 )
                 tg.cancel_scope.cancel()
         await history.aclose()
